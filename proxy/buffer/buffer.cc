@@ -1,0 +1,109 @@
+#include "proxy/buffer/buffer.h"
+
+#include <event2/buffer.h>
+
+#include <cerrno>
+
+#include "proxy/common/assert.h"
+
+namespace Proxy::Buffer {
+
+bool IoResult::wouldBlock() const { return rc < 0 && (error == EAGAIN || error == EWOULDBLOCK); }
+
+Instance::Instance() : buffer_(evbuffer_new()) {
+  RELEASE_ASSERT(buffer_ != nullptr, "evbuffer_new failed");
+}
+
+Instance::~Instance() { evbuffer_free(buffer_); }
+
+void Instance::add(const void* data, size_t size) {
+  if (size > 0) {
+    evbuffer_add(buffer_, data, size);
+  }
+}
+
+void Instance::add(const Instance& other) {
+  // evbuffer_add_buffer_reference would share memory; a plain copy keeps ownership simple.
+  const size_t n = other.getRawSlices(nullptr, 0);
+  if (n == 0) {
+    return;
+  }
+  auto* slices = static_cast<evbuffer_iovec*>(alloca(sizeof(evbuffer_iovec) * n));
+  evbuffer_peek(other.buffer_, -1, nullptr, slices, n);
+  for (size_t i = 0; i < n; i++) {
+    evbuffer_add(buffer_, slices[i].iov_base, slices[i].iov_len);
+  }
+}
+
+void Instance::prepend(std::string_view data) { evbuffer_prepend(buffer_, data.data(), data.size()); }
+
+void Instance::move(Instance& other) {
+  if (&other != this) {
+    evbuffer_add_buffer(buffer_, other.buffer_);
+  }
+}
+
+void Instance::move(Instance& other, uint64_t length) {
+  evbuffer_remove_buffer(other.buffer_, buffer_, length);
+}
+
+void Instance::drain(uint64_t size) { evbuffer_drain(buffer_, size); }
+
+uint64_t Instance::length() const { return evbuffer_get_length(buffer_); }
+
+size_t Instance::getRawSlices(RawSlice* out, size_t max_slices) const {
+  // RawSlice and evbuffer_iovec are both {void*, size_t}; peek into a local array to stay
+  // independent of their layout.
+  const int n = evbuffer_peek(buffer_, -1, nullptr, nullptr, 0);
+  if (out == nullptr || max_slices == 0 || n <= 0) {
+    return n < 0 ? 0 : static_cast<size_t>(n);
+  }
+  const size_t want = std::min<size_t>(max_slices, static_cast<size_t>(n));
+  auto* iov = static_cast<evbuffer_iovec*>(alloca(sizeof(evbuffer_iovec) * want));
+  evbuffer_peek(buffer_, -1, nullptr, iov, want);
+  for (size_t i = 0; i < want; i++) {
+    out[i].mem = iov[i].iov_base;
+    out[i].len = iov[i].iov_len;
+  }
+  return static_cast<size_t>(n);
+}
+
+void* Instance::linearize(uint64_t size) { return evbuffer_pullup(buffer_, size); }
+
+ssize_t Instance::search(std::string_view needle, size_t start) const {
+  if (start > length()) {
+    return -1;
+  }
+  evbuffer_ptr start_ptr;
+  evbuffer_ptr_set(buffer_, &start_ptr, start, EVBUFFER_PTR_SET);
+  const evbuffer_ptr pos = evbuffer_search(buffer_, needle.data(), needle.size(), &start_ptr);
+  return pos.pos;
+}
+
+void Instance::copyOut(size_t start, uint64_t size, void* out) const {
+  ASSERT(start + size <= length());
+  evbuffer_ptr start_ptr;
+  evbuffer_ptr_set(buffer_, &start_ptr, start, EVBUFFER_PTR_SET);
+  evbuffer_copyout_from(buffer_, &start_ptr, out, size);
+}
+
+std::string Instance::toString() const {
+  std::string out(length(), '\0');
+  if (!out.empty()) {
+    evbuffer_copyout(buffer_, out.data(), out.size());
+  }
+  return out;
+}
+
+IoResult Instance::readFromFd(int fd, uint64_t max_length) {
+  const int rc = evbuffer_read(buffer_, fd, static_cast<int>(max_length));
+  return IoResult{rc, rc < 0 ? errno : 0};
+}
+
+IoResult Instance::writeToFd(int fd) {
+  // evbuffer_write_atmost uses writev over up to 128 slices and drains what was written.
+  const int rc = evbuffer_write(buffer_, fd);
+  return IoResult{rc, rc < 0 ? errno : 0};
+}
+
+} // namespace Proxy::Buffer

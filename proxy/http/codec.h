@@ -1,0 +1,136 @@
+#pragma once
+
+// HTTP/1.1 codecs: bytes <-> header maps and body chunks, one connection each. The server
+// codec parses requests and encodes responses (downstream); the client codec encodes requests
+// and parses responses (upstream). Parsing is llhttp's; the codec never buffers a whole body:
+// every dispatch() hands body bytes on as they arrive. Dispatcher-thread only.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "proxy/buffer/buffer.h"
+#include "proxy/http/header_map.h"
+
+namespace Proxy::Http {
+
+enum class StreamResetReason {
+  LocalReset,          // this side gave up on the stream
+  ConnectionFailure,   // upstream connect failed
+  ConnectionTermination, // the connection closed mid-stream
+  Overflow,
+};
+
+// Lifetime events of one stream (request/response exchange).
+class StreamCallbacks {
+public:
+  virtual ~StreamCallbacks() = default;
+  virtual void onResetStream(StreamResetReason reason) = 0;
+  // The connection's write buffer is above / back below its watermark: stop / resume sending
+  // body bytes into this stream.
+  virtual void onAboveWriteBufferHighWatermark() = 0;
+  virtual void onBelowWriteBufferLowWatermark() = 0;
+};
+
+class Stream {
+public:
+  virtual ~Stream() = default;
+  virtual void addCallbacks(StreamCallbacks& callbacks) = 0;
+  virtual void removeCallbacks(StreamCallbacks& callbacks) = 0;
+  virtual void resetStream(StreamResetReason reason) = 0;
+  // Stop / resume reading from the connection that carries this stream (counted).
+  virtual void readDisable(bool disable) = 0;
+};
+
+// Sends a response downstream.
+class ResponseEncoder {
+public:
+  virtual ~ResponseEncoder() = default;
+  virtual void encode100ContinueHeaders() = 0;
+  // `headers` carries ":status"; the codec adds Content-Length/Transfer-Encoding framing when
+  // the caller provides neither, and "connection: close" when the connection will close.
+  virtual void encodeHeaders(const ResponseHeaderMap& headers, bool end_stream) = 0;
+  virtual void encodeData(Buffer::Instance& data, bool end_stream) = 0;
+  virtual Stream& getStream() = 0;
+};
+
+// Receives a request from downstream.
+class RequestDecoder {
+public:
+  virtual ~RequestDecoder() = default;
+  virtual void decodeHeaders(RequestHeaderMapPtr&& headers, bool end_stream) = 0;
+  virtual void decodeData(Buffer::Instance& data, bool end_stream) = 0;
+};
+
+// Sends a request upstream.
+class RequestEncoder {
+public:
+  virtual ~RequestEncoder() = default;
+  // `headers` carries ":method", ":path" and ":authority" (sent as Host).
+  virtual void encodeHeaders(const RequestHeaderMap& headers, bool end_stream) = 0;
+  virtual void encodeData(Buffer::Instance& data, bool end_stream) = 0;
+  virtual Stream& getStream() = 0;
+};
+
+// Receives a response from upstream.
+class ResponseDecoder {
+public:
+  virtual ~ResponseDecoder() = default;
+  virtual void decode100ContinueHeaders(ResponseHeaderMapPtr&& headers) = 0;
+  virtual void decodeHeaders(ResponseHeaderMapPtr&& headers, bool end_stream) = 0;
+  virtual void decodeData(Buffer::Instance& data, bool end_stream) = 0;
+};
+
+// Why dispatch() failed; a server answers with `http_code` (400, 431, ...) then closes.
+struct CodecError {
+  uint32_t http_code;
+  std::string details; // e.g. "http1.invalid_header_name" style, for logs and stats
+};
+
+// Where a codec writes its bytes (the owner forwards them to the Network::Connection).
+class CodecOutput {
+public:
+  virtual ~CodecOutput() = default;
+  virtual void write(Buffer::Instance& data, bool end_stream) = 0;
+};
+
+class Connection {
+public:
+  virtual ~Connection() = default;
+  // Parse as much of `data` as possible, draining what was consumed. Bytes that belong to a
+  // following pipelined request stay in `data` while the current response is outstanding.
+  // A protocol error returns a non-OK status; lastError() then says which response to send.
+  virtual absl::Status dispatch(Buffer::Instance& data) = 0;
+  virtual const CodecError& lastError() const = 0;
+  // The underlying connection's write buffer crossed its watermarks.
+  virtual void onUnderlyingConnectionAboveWriteBufferHighWatermark() = 0;
+  virtual void onUnderlyingConnectionBelowWriteBufferLowWatermark() = 0;
+};
+
+class ServerConnectionCallbacks {
+public:
+  virtual ~ServerConnectionCallbacks() = default;
+  // A new request begins; the returned decoder receives it.
+  virtual RequestDecoder& newStream(ResponseEncoder& response_encoder) = 0;
+};
+
+class ServerConnection : public Connection {
+public:
+  // The last response on this connection will carry "connection: close" (drain, or the request
+  // asked for it). Sticky.
+  virtual void setCloseAfterResponse() = 0;
+  virtual bool closeAfterResponse() const = 0;
+};
+
+class ClientConnection : public Connection {
+public:
+  virtual RequestEncoder& newStream(ResponseDecoder& response_decoder) = 0;
+  // True once the server said "connection: close" or the response ended the connection.
+  virtual bool remoteWantsClose() const = 0;
+};
+
+using ServerConnectionPtr = std::unique_ptr<ServerConnection>;
+using ClientConnectionPtr = std::unique_ptr<ClientConnection>;
+
+} // namespace Proxy::Http

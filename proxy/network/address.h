@@ -1,0 +1,42 @@
+#pragma once
+
+// An IPv4/IPv6 socket address as a value type.
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace Proxy::Network {
+
+class Address {
+public:
+  Address() = default;
+  // From a numeric IP literal ("127.0.0.1", "::1", "0.0.0.0", "::") and a port.
+  static absl::StatusOr<Address> fromIpPort(std::string_view ip, uint32_t port);
+  static Address fromSockaddr(const sockaddr* addr, socklen_t len);
+  // The local / peer address of a connected or bound socket.
+  static Address fromLocal(int fd);
+  static Address fromPeer(int fd);
+
+  bool valid() const { return len_ != 0; }
+  int family() const { return storage_.ss_family; }
+  std::string ip() const;      // "127.0.0.1" or "::1"
+  uint32_t port() const;
+  std::string asString() const; // "127.0.0.1:80" or "[::1]:80"
+  const sockaddr* sockAddr() const { return reinterpret_cast<const sockaddr*>(&storage_); }
+  socklen_t sockAddrLen() const { return len_; }
+
+  bool operator==(const Address& other) const;
+  bool operator!=(const Address& other) const { return !(*this == other); }
+
+private:
+  sockaddr_storage storage_{};
+  socklen_t len_ = 0;
+};
+
+} // namespace Proxy::Network
