@@ -1,0 +1,440 @@
+#include "proxy/network/connection_impl.h"
+
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cerrno>
+
+#include "proxy/common/assert.h"
+#include "spdlog/spdlog.h"
+
+namespace Proxy::Network {
+namespace {
+
+// Process-wide so that ids in logs identify a connection across workers.
+std::atomic<uint64_t> next_connection_id{0};
+
+IoHandle createClientSocket(const Address& remote_address) {
+  if (!remote_address.valid()) {
+    return IoHandle();
+  }
+  return IoHandle(::socket(remote_address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+}
+
+}  // namespace
+
+ConnectionImpl::ConnectionImpl(Event::Dispatcher& dispatcher, IoHandle socket,
+                               const Address& remote_address, const Address& local_address)
+    : ConnectionImpl(dispatcher, std::move(socket), remote_address, local_address,
+                     /*connecting=*/false) {}
+
+ConnectionImpl::ConnectionImpl(Event::Dispatcher& dispatcher, IoHandle socket,
+                               const Address& remote_address, const Address& local_address,
+                               bool connecting)
+    : dispatcher_(dispatcher),
+      socket_(std::move(socket)),
+      remote_address_(remote_address),
+      local_address_(local_address),
+      connecting_(connecting),
+      id_(next_connection_id.fetch_add(1, std::memory_order_relaxed)) {
+  ASSERT(dispatcher_.isThreadSafe());
+  if (!socket_.isOpen()) {
+    return;  // only a client whose socket() failed; connect() reports it
+  }
+  // Small writes (HTTP headers, RPCs) must not wait for Nagle's delayed ACK dance.
+  noDelay(true);
+  if (!connecting_) {
+    createFileEvent();
+  }
+}
+
+void ConnectionImpl::createFileEvent() {
+  // Edge-triggered: we read/write until EAGAIN ourselves, so level re-notification would only
+  // cost wake-ups.
+  file_event_ = dispatcher_.createFileEvent(
+      socket_.fd(), [this](uint32_t events) { onFileEvent(events); }, Event::FileTriggerType::Edge,
+      watchedEvents());
+}
+
+ConnectionImpl::~ConnectionImpl() {
+  ASSERT(dispatcher_.isThreadSafe());
+  // Unregister before the fd closes (members are destroyed in reverse order, but be explicit:
+  // a registered event on a closed, reused fd number would watch someone else's socket).
+  file_event_.reset();
+  socket_.close();
+}
+
+void ConnectionImpl::addConnectionCallbacks(ConnectionCallbacks& callbacks) {
+  ASSERT(dispatcher_.isThreadSafe());
+  callbacks_.push_back(&callbacks);
+}
+
+void ConnectionImpl::removeConnectionCallbacks(ConnectionCallbacks& callbacks) {
+  ASSERT(dispatcher_.isThreadSafe());
+  for (ConnectionCallbacks*& entry : callbacks_) {
+    if (entry == &callbacks) {
+      entry = nullptr;
+      return;
+    }
+  }
+}
+
+void ConnectionImpl::raiseEvent(ConnectionEvent event) {
+  for (ConnectionCallbacks* callbacks : callbacks_) {
+    if (callbacks != nullptr) {
+      callbacks->onEvent(event);
+    }
+  }
+}
+
+uint32_t ConnectionImpl::watchedEvents() const {
+  if (state_ == State::Open && read_disable_count_ == 0) {
+    return Event::FileReadyType::Read | Event::FileReadyType::Write;
+  }
+  // Not reading: still learn about a peer that went away (EPOLLRDHUP), unless half-close is
+  // on, where a FIN is data-like and must wait until reading resumes.
+  return Event::FileReadyType::Write | (half_close_enabled_ ? 0 : Event::FileReadyType::Closed);
+}
+
+void ConnectionImpl::close(ConnectionCloseType type) {
+  ASSERT(dispatcher_.isThreadSafe());
+  if (state_ == State::Closed) {
+    return;
+  }
+  if (type == ConnectionCloseType::NoFlush || write_buffer_.length() == 0 || !socket_.isOpen()) {
+    closeSocket(ConnectionEvent::LocalClose);
+    return;
+  }
+  if (state_ == State::Closing) {
+    return;  // already flushing
+  }
+  spdlog::debug("[C{}] closing after flushing {} bytes", id_, write_buffer_.length());
+  state_ = State::Closing;
+  if (delayed_close_timeout_.count() > 0) {
+    if (delayed_close_timer_ == nullptr) {
+      delayed_close_timer_ = dispatcher_.createTimer([this]() {
+        spdlog::debug("[C{}] delayed close timeout", id_);
+        closeSocket(ConnectionEvent::LocalClose);
+      });
+    }
+    delayed_close_timer_->enableTimer(delayed_close_timeout_);
+  }
+  if (file_event_ != nullptr) {
+    file_event_->setEnabled(watchedEvents());
+    if (!connecting_ && !write_blocked_) {
+      file_event_->activate(Event::FileReadyType::Write);
+    }
+  }
+}
+
+void ConnectionImpl::closeSocket(ConnectionEvent event) {
+  if (state_ == State::Closed) {
+    return;
+  }
+  spdlog::debug("[C{}] closed ({})", id_,
+                event == ConnectionEvent::LocalClose ? "local" : "remote");
+  state_ = State::Closed;
+  // Unregister first, then close: see the destructor.
+  file_event_.reset();
+  if (delayed_close_timer_ != nullptr) {
+    // Disabled, not destroyed: this may be running inside the timer's own callback.
+    delayed_close_timer_->disableTimer();
+  }
+  socket_.close();
+  // Callbacks may deferredDelete() us; that keeps `this` valid until we return to the loop.
+  raiseEvent(event);
+}
+
+void ConnectionImpl::readDisable(bool disable) {
+  ASSERT(dispatcher_.isThreadSafe());
+  if (state_ != State::Open) {
+    return;  // closing or closed: reading is already off for good
+  }
+  if (disable) {
+    read_disable_count_++;
+    if (read_disable_count_ == 1 && file_event_ != nullptr) {
+      file_event_->setEnabled(watchedEvents());
+    }
+    return;
+  }
+  ASSERT(read_disable_count_ > 0);
+  if (read_disable_count_ == 0) {
+    return;
+  }
+  read_disable_count_--;
+  if (read_disable_count_ > 0 || file_event_ == nullptr || connecting_) {
+    return;
+  }
+  file_event_->setEnabled(watchedEvents());
+  // Bytes the filter left in the read buffer will not cause a socket event, and an edge we
+  // ignored while disabled will not come again: read (or redeliver) explicitly.
+  if (read_buffer_.length() > 0) {
+    dispatch_buffered_ = true;
+  }
+  if (read_buffer_.length() > 0 || read_pending_) {
+    file_event_->activate(Event::FileReadyType::Read);
+  }
+}
+
+void ConnectionImpl::write(Buffer::Instance& data, bool end_stream) {
+  ASSERT(dispatcher_.isThreadSafe());
+  // Without half-close a stream end only happens through close().
+  const bool half_close = end_stream && half_close_enabled_;
+  if (state_ != State::Open || write_end_stream_) {
+    data.drain(data.length());
+    return;
+  }
+  if (data.length() == 0 && !half_close) {
+    return;
+  }
+  write_buffer_.move(data);
+  write_end_stream_ = half_close;
+  checkHighWatermark();
+  // Flush on the Write activation, later in this loop iteration: several writes made in one
+  // callback (headers, then body) go out in one sendmsg(), and I/O errors are reported from
+  // the event loop rather than re-entrantly from inside write().
+  if (state_ == State::Open && file_event_ != nullptr && !connecting_ && !write_blocked_) {
+    file_event_->activate(Event::FileReadyType::Write);
+  }
+}
+
+void ConnectionImpl::setBufferLimits(uint32_t limit) {
+  ASSERT(dispatcher_.isThreadSafe());
+  buffer_limit_ = limit;
+  checkHighWatermark();
+  checkLowWatermark();
+}
+
+void ConnectionImpl::checkHighWatermark() {
+  if (buffer_limit_ == 0 || above_high_watermark_ || write_buffer_.length() <= buffer_limit_) {
+    return;
+  }
+  above_high_watermark_ = true;
+  for (ConnectionCallbacks* callbacks : callbacks_) {
+    if (callbacks != nullptr) {
+      callbacks->onAboveWriteBufferHighWatermark();
+    }
+  }
+}
+
+void ConnectionImpl::checkLowWatermark() {
+  if (!above_high_watermark_ ||
+      (buffer_limit_ != 0 && write_buffer_.length() > buffer_limit_ / 2)) {
+    return;
+  }
+  above_high_watermark_ = false;
+  for (ConnectionCallbacks* callbacks : callbacks_) {
+    if (callbacks != nullptr) {
+      callbacks->onBelowWriteBufferLowWatermark();
+    }
+  }
+}
+
+void ConnectionImpl::noDelay(bool enable) {
+  ASSERT(dispatcher_.isThreadSafe());
+  if (!socket_.isOpen()) {
+    return;
+  }
+  const int value = enable ? 1 : 0;
+  // Failure (e.g. the peer already reset the connection) is harmless: the next I/O reports it.
+  if (::setsockopt(socket_.fd(), IPPROTO_TCP, TCP_NODELAY, &value, sizeof(value)) != 0) {
+    spdlog::debug("[C{}] TCP_NODELAY failed: {}", id_, errorDetails(errno));
+  }
+}
+
+void ConnectionImpl::onFileEvent(uint32_t events) {
+  ASSERT(dispatcher_.isThreadSafe());
+  if (state_ == State::Closed) {
+    return;
+  }
+  if (immediate_error_) {
+    closeSocket(ConnectionEvent::RemoteClose);
+    return;
+  }
+  // Closed is only watched while we are not reading; when reading, EOF arrives as a read of 0.
+  if ((events & Event::FileReadyType::Closed) != 0 &&
+      (watchedEvents() & Event::FileReadyType::Read) == 0) {
+    spdlog::debug("[C{}] remote early close", id_);
+    closeSocket(ConnectionEvent::RemoteClose);
+    return;
+  }
+  if ((events & Event::FileReadyType::Write) != 0) {
+    onWriteReady();
+    if (state_ == State::Closed) {
+      return;
+    }
+  }
+  if ((events & Event::FileReadyType::Read) != 0) {
+    onReadReady();
+  }
+}
+
+void ConnectionImpl::onWriteReady() {
+  write_blocked_ = false;
+  if (connecting_) {
+    int error = 0;
+    socklen_t len = sizeof(error);
+    if (::getsockopt(socket_.fd(), SOL_SOCKET, SO_ERROR, &error, &len) != 0) {
+      error = errno;
+    }
+    if (error != 0) {
+      spdlog::debug("[C{}] connect to {} failed: {}", id_, remote_address_.asString(),
+                    errorDetails(error));
+      closeSocket(ConnectionEvent::RemoteClose);
+      return;
+    }
+    connecting_ = false;
+    local_address_ = Address::fromLocal(socket_.fd());
+    raiseEvent(ConnectionEvent::Connected);
+    if (state_ == State::Closed) {
+      return;
+    }
+    // A Read edge that came while connecting was set aside in onReadReady().
+    if (read_pending_ && state_ == State::Open && read_disable_count_ == 0) {
+      file_event_->activate(Event::FileReadyType::Read);
+    }
+  }
+
+  if (write_buffer_.length() > 0) {
+    while (true) {
+      const Buffer::IoResult result = socket_.write(write_buffer_);
+      if (result.ok()) {
+        bytes_sent_ += static_cast<uint64_t>(result.rc);
+        if (write_buffer_.length() == 0 || result.rc == 0) {
+          break;
+        }
+        continue;
+      }
+      if (result.wouldBlock()) {
+        write_blocked_ = true;  // the next Write edge resumes us
+        break;
+      }
+      spdlog::debug("[C{}] write error: {}", id_, errorDetails(result.error));
+      closeSocket(ConnectionEvent::RemoteClose);
+      return;
+    }
+    checkLowWatermark();
+    if (state_ == State::Closed) {
+      return;
+    }
+  }
+
+  if (write_buffer_.length() == 0) {
+    if (state_ == State::Closing) {
+      closeSocket(ConnectionEvent::LocalClose);
+      return;
+    }
+    if (write_end_stream_ && !shutdown_sent_) {
+      ::shutdown(socket_.fd(), SHUT_WR);
+      shutdown_sent_ = true;
+      if (bothSidesHalfClosed()) {
+        closeSocket(ConnectionEvent::LocalClose);
+      }
+    }
+  }
+}
+
+void ConnectionImpl::onReadReady() {
+  if (connecting_ || state_ != State::Open || read_disable_count_ > 0) {
+    // Stale activation or an edge while not reading: remember it for when reading resumes.
+    read_pending_ = true;
+    return;
+  }
+  const bool dispatch_buffered = dispatch_buffered_;
+  dispatch_buffered_ = false;
+  read_pending_ = false;
+
+  uint64_t bytes_read = 0;
+  bool eof = false;
+  bool error = false;
+  // After a FIN (half-close mode) the socket has nothing more to say; only redeliveries remain.
+  if (!read_end_stream_) {
+    while (true) {
+      const uint64_t max_length = buffer_limit_ == 0 ? 0 : buffer_limit_ - bytes_read;
+      const Buffer::IoResult result = socket_.read(read_buffer_, max_length);
+      if (result.rc > 0) {
+        bytes_read += static_cast<uint64_t>(result.rc);
+        if (buffer_limit_ != 0 && bytes_read >= buffer_limit_) {
+          // Fairness: give other connections a turn, continue on the next iteration.
+          read_pending_ = true;
+          break;
+        }
+        continue;
+      }
+      if (result.rc == 0) {
+        eof = true;
+      } else if (!result.wouldBlock()) {
+        spdlog::debug("[C{}] read error: {}", id_, errorDetails(result.error));
+        error = true;
+      }
+      break;
+    }
+  }
+  bytes_received_ += bytes_read;
+
+  const bool new_end_stream = eof && half_close_enabled_;
+  if (new_end_stream) {
+    read_end_stream_ = true;
+  }
+  if (read_filter_ != nullptr &&
+      (bytes_read > 0 || new_end_stream || (dispatch_buffered && read_buffer_.length() > 0))) {
+    read_filter_->onData(read_buffer_, read_end_stream_);
+    if (state_ == State::Closed) {
+      return;
+    }
+  }
+  // Without half-close a FIN ends the connection (after the bytes before it were delivered).
+  if (error || (eof && !half_close_enabled_) || bothSidesHalfClosed()) {
+    closeSocket(ConnectionEvent::RemoteClose);
+    return;
+  }
+  if (read_pending_ && state_ == State::Open && read_disable_count_ == 0) {
+    file_event_->activate(Event::FileReadyType::Read);
+  }
+}
+
+ClientConnectionImpl::ClientConnectionImpl(Event::Dispatcher& dispatcher,
+                                           const Address& remote_address)
+    : ConnectionImpl(dispatcher, createClientSocket(remote_address), remote_address, Address(),
+                     /*connecting=*/true) {
+  if (!socket_.isOpen()) {
+    spdlog::debug("[C{}] cannot create a socket for {}: {}", id(), remote_address.asString(),
+                  errorDetails(errno));
+    socket_error_timer_ =
+        dispatcher_.createTimer([this]() { closeSocket(ConnectionEvent::RemoteClose); });
+  }
+}
+
+ClientConnectionImpl::~ClientConnectionImpl() = default;
+
+void ClientConnectionImpl::connect() {
+  ASSERT(dispatcher_.isThreadSafe());
+  ASSERT(connecting_ && file_event_ == nullptr);
+  if (state_ == State::Closed || file_event_ != nullptr) {
+    return;
+  }
+  if (!socket_.isOpen()) {
+    socket_error_timer_->enableTimer(std::chrono::milliseconds(0));
+    return;
+  }
+  const int rc = ::connect(socket_.fd(), remote_address_.sockAddr(), remote_address_.sockAddrLen());
+  const int error = rc == 0 ? 0 : errno;
+  if (rc == 0 || error == EINPROGRESS) {
+    local_address_ = Address::fromLocal(socket_.fd());
+  } else {
+    // Refused or unreachable right away (common on loopback): still report it from the loop so
+    // the caller never sees callbacks from inside connect().
+    spdlog::debug("[C{}] connect to {} failed immediately: {}", id(), remote_address_.asString(),
+                  errorDetails(error));
+    immediate_error_ = true;
+  }
+  // Registered only now: before connect() an unconnected socket polls as writable/hung up.
+  // The Write edge reports completion (or failure, checked through SO_ERROR).
+  createFileEvent();
+  if (immediate_error_) {
+    file_event_->activate(Event::FileReadyType::Write);
+  }
+}
+
+}  // namespace Proxy::Network

@@ -1,0 +1,46 @@
+#pragma once
+
+// An owned socket file descriptor: closed on destruction, movable, never copied. Also the one
+// place where bytes cross between a socket and a Buffer::Instance, so the syscall details
+// (readv into reserved buffer space, sendmsg with MSG_NOSIGNAL) live in one file.
+
+#include <cstdint>
+#include <string>
+
+#include "proxy/buffer/buffer.h"
+
+namespace Proxy::Network {
+
+class IoHandle {
+ public:
+  IoHandle() = default;
+  explicit IoHandle(int fd) : fd_(fd) {}
+  ~IoHandle() { close(); }
+
+  IoHandle(IoHandle&& other) noexcept : fd_(other.release()) {}
+  IoHandle& operator=(IoHandle&& other) noexcept;
+  IoHandle(const IoHandle&) = delete;
+  IoHandle& operator=(const IoHandle&) = delete;
+
+  int fd() const { return fd_; }
+  bool isOpen() const { return fd_ >= 0; }
+  // Give up ownership: the caller now closes the returned fd.
+  int release();
+  void close();
+
+  // Read up to `max_length` bytes (0 = no cap beyond one chunk) into `buffer`. rc 0 is EOF.
+  // Unlike evbuffer_read (capped at 4 KiB per call in libevent 2.1) this reads up to 64 KiB
+  // per syscall straight into the buffer's reserved space.
+  Buffer::IoResult read(Buffer::Instance& buffer, uint64_t max_length);
+  // Write as much of `buffer` as the socket takes with one sendmsg() over its slices and drain
+  // what was written. MSG_NOSIGNAL: a peer that went away is an EPIPE error, never a SIGPIPE.
+  Buffer::IoResult write(Buffer::Instance& buffer);
+
+ private:
+  int fd_ = -1;
+};
+
+// strerror() as a string, safe to call from any thread.
+std::string errorDetails(int error);
+
+}  // namespace Proxy::Network
