@@ -1,0 +1,96 @@
+#include "proxy/event/file_event_impl.h"
+
+#include <utility>
+
+#include "proxy/common/assert.h"
+
+namespace Proxy::Event {
+
+namespace {
+
+constexpr uint32_t kAllReadyTypes =
+    FileReadyType::Read | FileReadyType::Write | FileReadyType::Closed;
+
+short toLibeventFlags(uint32_t events) {
+  short flags = 0;
+  if (events & FileReadyType::Read) {
+    flags |= EV_READ;
+  }
+  if (events & FileReadyType::Write) {
+    flags |= EV_WRITE;
+  }
+  if (events & FileReadyType::Closed) {
+    flags |= EV_CLOSED;
+  }
+  return flags;
+}
+
+uint32_t fromLibeventFlags(short what) {
+  uint32_t events = 0;
+  if (what & EV_READ) {
+    events |= FileReadyType::Read;
+  }
+  if (what & EV_WRITE) {
+    events |= FileReadyType::Write;
+  }
+  if (what & EV_CLOSED) {
+    events |= FileReadyType::Closed;
+  }
+  return events;
+}
+
+}  // namespace
+
+FileEventImpl::FileEventImpl(DispatcherImpl& dispatcher, event_base& base, int fd, FileReadyCb cb,
+                             FileTriggerType trigger, uint32_t events)
+    : dispatcher_(dispatcher), base_(base), fd_(fd), trigger_(trigger), cb_(std::move(cb)) {
+  ASSERT(cb_ != nullptr);
+  ASSERT((events & kAllReadyTypes) == events);
+  assignEvents(events);
+}
+
+void FileEventImpl::assignEvents(uint32_t events) {
+  // EV_PERSIST: stay registered after each callback, as a socket watcher should.
+  short flags = EV_PERSIST | toLibeventFlags(events);
+  if (trigger_ == FileTriggerType::Edge) {
+    flags |= EV_ET;
+  }
+  event_assign(&raw_event_, &base_, fd_, flags, &FileEventImpl::onReady, this);
+  if (events != 0) {
+    RELEASE_ASSERT(event_add(&raw_event_, nullptr) == 0, "event_add failed for a file event");
+  }
+}
+
+void FileEventImpl::activate(uint32_t events) {
+  ASSERT(dispatcher_.isThreadSafe());
+  ASSERT(events != 0 && (events & kAllReadyTypes) == events);
+  injected_events_ |= events;
+  // If raw_event_ is already active libevent merges the flags; it fires once either way.
+  event_active(&raw_event_, toLibeventFlags(events), 0);
+}
+
+void FileEventImpl::setEnabled(uint32_t events) {
+  ASSERT(dispatcher_.isThreadSafe());
+  ASSERT((events & kAllReadyTypes) == events);
+  // event_assign() needs a non-pending event; event_del() also drops a pending activation,
+  // which is re-armed below.
+  event_del(&raw_event_);
+  assignEvents(events);
+  if (injected_events_ != 0) {
+    event_active(&raw_event_, toLibeventFlags(injected_events_), 0);
+  }
+}
+
+void FileEventImpl::onReady(int, short what, void* arg) {
+  auto* self = static_cast<FileEventImpl*>(arg);
+  const uint32_t events = fromLibeventFlags(what) | std::exchange(self->injected_events_, 0);
+  if (events == 0) {
+    return;
+  }
+  self->dispatcher_.updateApproximateMonotonicTime();
+  // Last statement: the callback may destroy this object (its owner should use
+  // deferredDelete() instead, but a close path that resets the event must stay safe).
+  self->cb_(events);
+}
+
+}  // namespace Proxy::Event
