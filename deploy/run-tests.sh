@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The whole test suite, three ways:
+#   1. build/       the normal build (RelWithDebInfo): every test, ctest -j2.
+#   2. build-tsan/  ThreadSanitizer: the thread core's tests (ctest -L threading); only their
+#                   targets are built.
+#   3. build-asan/  AddressSanitizer + UBSan (Debug, so ASSERTs are on): unit and integration
+#                   tests, everything.
+# ccache (default CCACHE_DIR) keeps rebuilds cheap. Every stage runs even when an earlier one
+# failed; the exit code is non-zero when any failed.
+#
+# Environment: JOBS (build parallelism, default nproc), SKIP_TSAN=1, SKIP_ASAN=1,
+# TSAN_TARGETS (default: every add_proxy_test() whose LABELS include "threading").
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+JOBS=${JOBS:-$(nproc)}
+# The test executables labelled "threading", read from the add_proxy_test() calls (perl is in
+# every Debian install; python is not).
+threading_targets() {
+  find test -name CMakeLists.txt -print0 | xargs -0 cat | perl -0777 -ne '
+    while (/add_proxy_test\s*\((.*?)\)/sg) {
+      my $args = $1;
+      print "$1\n" if $args =~ /LABELS[^)]*\bthreading\b/ && $args =~ /NAME\s+(\S+)/;
+    }'
+}
+TSAN_TARGETS=${TSAN_TARGETS:-$(threading_targets | tr '\n' ' ')}
+export CCACHE_BASEDIR="$ROOT"
+# A test that hangs is killed by its ctest TIMEOUT; sanitizer reports fail the test.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1:strict_string_checks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+
+failed=()
+summary=()
+
+stage() {
+  local name=$1
+  shift
+  local start=$SECONDS
+  echo
+  echo "==================== $name ===================="
+  if "$@"; then
+    summary+=("PASS  $name ($((SECONDS - start))s)")
+  else
+    summary+=("FAIL  $name ($((SECONDS - start))s)")
+    failed+=("$name")
+  fi
+}
+
+configure() {
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" "$@" >/dev/null
+}
+
+# The targets of `wanted` that this tree defines (others may not exist yet).
+existing_targets() {
+  local dir=$1
+  shift
+  local all
+  all=$(cmake --build "$dir" --target help 2>/dev/null | sed -n 's/^\.\.\. \([^ ]*\).*/\1/p')
+  for target in "$@"; do
+    if grep -qx "$target" <<<"$all"; then
+      echo "$target"
+    fi
+  done
+}
+
+normal() {
+  configure build -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+    cmake --build build -j"$JOBS" &&
+    (cd build && ctest -j2 --output-on-failure)
+}
+
+tsan() {
+  configure build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSANITIZER=thread || return 1
+  # shellcheck disable=SC2086
+  local targets
+  targets=$(existing_targets build-tsan $TSAN_TARGETS)
+  if [[ -z $targets ]]; then
+    echo "no threading test targets ($TSAN_TARGETS) in this tree" >&2
+    return 1
+  fi
+  # shellcheck disable=SC2086
+  cmake --build build-tsan -j"$JOBS" --target $targets || return 1
+  # TSan's shadow memory needs a fixed address layout; kernels with large mmap randomisation
+  # (vm.mmap_rnd_bits > 28) break it ("unexpected memory mapping"). Run without ASLR when the
+  # container allows it.
+  local runner=()
+  if setarch "$(uname -m)" -R true 2>/dev/null; then
+    runner=(setarch "$(uname -m)" -R)
+  fi
+  (cd build-tsan && "${runner[@]}" ctest -j2 -L threading --output-on-failure --no-tests=error)
+}
+
+asan() {
+  configure build-asan -DCMAKE_BUILD_TYPE=Debug -DSANITIZER=address &&
+    cmake --build build-asan -j"$JOBS" &&
+    (cd build-asan && ctest -j2 --output-on-failure)
+}
+
+stage "build + all tests (build/)" normal
+if [[ ${SKIP_TSAN:-0} != 1 ]]; then
+  stage "ThreadSanitizer: threading tests (build-tsan/)" tsan
+fi
+if [[ ${SKIP_ASAN:-0} != 1 ]]; then
+  stage "AddressSanitizer+UBSan: all tests (build-asan/)" asan
+fi
+
+echo
+echo "==================== summary ===================="
+printf '%s\n' "${summary[@]}"
+if [[ ${#failed[@]} -ne 0 ]]; then
+  exit 1
+fi

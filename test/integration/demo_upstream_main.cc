@@ -1,0 +1,78 @@
+// demo-upstream: a tiny HTTP/1.1 server for the demo (deploy/run-demo.sh) and the benchmark
+// (test/bench/run_wrk.sh). It answers every request with "hello from <name>\npath: <path>\n"
+// and echoes the request headers back as x-echo-* headers. It is the integration tests'
+// FakeUpstream, so it runs on the proxy's own event loop, network and HTTP/1 codec.
+//
+//   demo-upstream --port 8081 --name upstream-1
+//
+// --port 0 picks a free port; either way it prints "listening on 127.0.0.1:<port>" once it
+// accepts connections. SIGINT/SIGTERM stop it (exit 0).
+
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "test/integration/fake_upstream.h"
+
+namespace {
+
+void usage(const char* argv0) {
+  std::fprintf(stderr, "usage: %s [--port N] [--name NAME]\n", argv0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  uint32_t port = 8080;
+  std::string name = "upstream";
+  for (int i = 1; i < argc; i++) {
+    const std::string arg = argv[i];
+    if ((arg == "--port" || arg == "-p") && i + 1 < argc) {
+      if (!absl::SimpleAtoi(argv[++i], &port) || port > 65535) {
+        std::fprintf(stderr, "demo-upstream: --port: not a port number: '%s'\n", argv[i]);
+        return 2;
+      }
+    } else if (arg == "--name" && i + 1 < argc) {
+      name = argv[++i];
+    } else if (arg == "--help" || arg == "-h") {
+      usage(argv[0]);
+      return 0;
+    } else {
+      std::fprintf(stderr, "demo-upstream: unknown argument '%s'\n", arg.c_str());
+      usage(argv[0]);
+      return 2;
+    }
+  }
+
+  // Block the stop signals before the server thread starts (it inherits the mask), then wait
+  // for them here: no signal handler runs concurrently with anything.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Proxy::Integration::FakeUpstreamOptions options;
+  options.name = name;
+  auto upstream = Proxy::Integration::FakeUpstream::create(options, port);
+  if (!upstream.ok()) {
+    std::fprintf(stderr, "demo-upstream: %s\n", std::string(upstream.status().message()).c_str());
+    return 1;
+  }
+  std::printf("listening on 127.0.0.1:%u\n", (*upstream)->port());
+  std::fflush(stdout);
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  std::printf("%s: stopping (%s), served %llu requests on %llu connections\n", name.c_str(),
+              strsignal(signal_number),
+              static_cast<unsigned long long>((*upstream)->responsesStarted()),
+              static_cast<unsigned long long>((*upstream)->connectionsAccepted()));
+  upstream->reset();
+  return 0;
+}

@@ -1,0 +1,96 @@
+#pragma once
+
+// An HTTP/1.1 upstream server for integration tests and the demo, built from the proxy's own
+// pieces (Event::DispatcherImpl, Network::TcpListenerImpl/ConnectionImpl, the HTTP/1 server
+// codec) so that tests dogfood them. It listens on 127.0.0.1 (port 0 unless told otherwise)
+// and runs its own thread and dispatcher; the public methods are safe from any thread.
+//
+// Every response carries "x-upstream: <name>", the request's headers echoed back as
+// "x-echo-<name>" (pseudo-headers without the colon: x-echo-method, x-echo-path,
+// x-echo-authority), and "x-request-body-bytes" / "x-request-body-fnv1a" describing the request
+// body it received (see body_pattern.h). The default body is
+//   "hello from <name>\npath: <path>\n".
+// Behaviour can be set per instance (FakeUpstreamOptions) and overridden per request with
+// headers, so one upstream serves many scenarios:
+//   x-fake-status: N          respond with status N
+//   x-fake-delay-ms: N        respond N ms after the request ended (a timer; for 504 tests)
+//   x-fake-response-bytes: N  stream N bytes of the body pattern instead of the greeting, with
+//                             backpressure (content-length N)
+//   x-fake-close: 1           close the connection without responding, once the request head
+//                             arrived
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "gtest/gtest.h"
+
+namespace Proxy::Event {
+class Dispatcher;
+}
+
+namespace Proxy::Integration {
+
+using namespace std::chrono_literals;
+
+struct FakeUpstreamOptions {
+  std::string name = "upstream";
+  // Defaults for requests that do not say otherwise (see the header comment).
+  uint32_t status = 200;
+  std::chrono::milliseconds delay{0};
+  uint64_t response_bytes = 0;  // 0: the greeting body
+  bool close_without_response = false;
+  bool echo_headers = true;
+};
+
+class FakeUpstream {
+ public:
+  // Bind 127.0.0.1:`port` (0: any free port) and start serving.
+  static absl::StatusOr<std::unique_ptr<FakeUpstream>> create(FakeUpstreamOptions options,
+                                                              uint32_t port = 0);
+  // Stops the thread, closing every connection.
+  ~FakeUpstream();
+  FakeUpstream(const FakeUpstream&) = delete;
+  FakeUpstream& operator=(const FakeUpstream&) = delete;
+
+  uint32_t port() const { return port_; }
+  const std::string& name() const { return options_.name; }
+
+  // Totals since start; updated on the upstream's thread before the response is sent, so a
+  // test that got a response sees them already counted.
+  uint64_t connectionsAccepted() const { return connections_accepted_.load(); }
+  uint64_t requestsReceived() const { return requests_received_.load(); }
+  uint64_t responsesStarted() const { return responses_started_.load(); }
+  // Connections currently open.
+  int64_t activeConnections() const { return active_connections_.load(); }
+
+  testing::AssertionResult waitForConnections(uint64_t count,
+                                              std::chrono::milliseconds timeout = 10s) const;
+  testing::AssertionResult waitForRequests(uint64_t count,
+                                           std::chrono::milliseconds timeout = 10s) const;
+  testing::AssertionResult waitForActiveConnections(int64_t count,
+                                                    std::chrono::milliseconds timeout = 10s) const;
+
+  // The serving side (one dispatcher thread); defined in fake_upstream.cc.
+  class Server;
+
+ private:
+  FakeUpstream(FakeUpstreamOptions options);
+
+  const FakeUpstreamOptions options_;
+  uint32_t port_ = 0;
+  std::atomic<uint64_t> connections_accepted_{0};
+  std::atomic<uint64_t> requests_received_{0};
+  std::atomic<uint64_t> responses_started_{0};
+  std::atomic<int64_t> active_connections_{0};
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+};
+
+using FakeUpstreamPtr = std::unique_ptr<FakeUpstream>;
+
+}  // namespace Proxy::Integration
