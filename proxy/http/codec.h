@@ -16,15 +16,16 @@
 namespace Proxy::Http {
 
 enum class StreamResetReason {
-  LocalReset,          // this side gave up on the stream
-  ConnectionFailure,   // upstream connect failed
-  ConnectionTermination, // the connection closed mid-stream
+  LocalReset,             // this side gave up on the stream
+  ConnectionFailure,      // upstream connect failed
+  ConnectionTermination,  // the connection closed mid-stream
   Overflow,
+  ProtocolError,  // the peer sent bytes the codec could not parse (added by the codec)
 };
 
 // Lifetime events of one stream (request/response exchange).
 class StreamCallbacks {
-public:
+ public:
   virtual ~StreamCallbacks() = default;
   virtual void onResetStream(StreamResetReason reason) = 0;
   // The connection's write buffer is above / back below its watermark: stop / resume sending
@@ -34,7 +35,7 @@ public:
 };
 
 class Stream {
-public:
+ public:
   virtual ~Stream() = default;
   virtual void addCallbacks(StreamCallbacks& callbacks) = 0;
   virtual void removeCallbacks(StreamCallbacks& callbacks) = 0;
@@ -45,7 +46,7 @@ public:
 
 // Sends a response downstream.
 class ResponseEncoder {
-public:
+ public:
   virtual ~ResponseEncoder() = default;
   virtual void encode100ContinueHeaders() = 0;
   // `headers` carries ":status"; the codec adds Content-Length/Transfer-Encoding framing when
@@ -57,7 +58,7 @@ public:
 
 // Receives a request from downstream.
 class RequestDecoder {
-public:
+ public:
   virtual ~RequestDecoder() = default;
   virtual void decodeHeaders(RequestHeaderMapPtr&& headers, bool end_stream) = 0;
   virtual void decodeData(Buffer::Instance& data, bool end_stream) = 0;
@@ -65,7 +66,7 @@ public:
 
 // Sends a request upstream.
 class RequestEncoder {
-public:
+ public:
   virtual ~RequestEncoder() = default;
   // `headers` carries ":method", ":path" and ":authority" (sent as Host).
   virtual void encodeHeaders(const RequestHeaderMap& headers, bool end_stream) = 0;
@@ -75,7 +76,7 @@ public:
 
 // Receives a response from upstream.
 class ResponseDecoder {
-public:
+ public:
   virtual ~ResponseDecoder() = default;
   virtual void decode100ContinueHeaders(ResponseHeaderMapPtr&& headers) = 0;
   virtual void decodeHeaders(ResponseHeaderMapPtr&& headers, bool end_stream) = 0;
@@ -85,22 +86,38 @@ public:
 // Why dispatch() failed; a server answers with `http_code` (400, 431, ...) then closes.
 struct CodecError {
   uint32_t http_code;
-  std::string details; // e.g. "http1.invalid_header_name" style, for logs and stats
+  std::string details;  // e.g. "http1.invalid_header_name" style, for logs and stats
 };
 
 // Where a codec writes its bytes (the owner forwards them to the Network::Connection).
 class CodecOutput {
-public:
+ public:
   virtual ~CodecOutput() = default;
+  // Takes every byte of `data` (moves it; `data` ends up empty).
   virtual void write(Buffer::Instance& data, bool end_stream) = 0;
+  // Stop / resume reading from the connection (counted, like Network::Connection::readDisable,
+  // which is what the owner forwards to). Used by Stream::readDisable() and by the server codec
+  // to hold back pipelined requests while a response is outstanding. Re-enabling must not
+  // re-enter dispatch() synchronously: the network connection re-offers buffered bytes from
+  // the event loop. The default does nothing (no back-pressure), for owners without a socket.
+  virtual void readDisable(bool /*disable*/) {}
 };
 
 class Connection {
-public:
+ public:
   virtual ~Connection() = default;
   // Parse as much of `data` as possible, draining what was consumed. Bytes that belong to a
   // following pipelined request stay in `data` while the current response is outstanding.
   // A protocol error returns a non-OK status; lastError() then says which response to send.
+  //
+  // Pipelining contract (server): dispatch() stops after each complete request whose response
+  // is not finished yet, leaves the following bytes in `data` and returns OK (calling it again
+  // meanwhile consumes nothing, and the codec calls CodecOutput::readDisable(true) while bytes
+  // wait). Once the response has been encoded with end_stream, the codec re-enables reading
+  // and calls ServerConnectionCallbacks::onResponseComplete(); the owner then calls dispatch()
+  // again with the retained bytes (the network connection re-offers them when reading resumes).
+  // A response encoded synchronously from inside dispatch() lets the same dispatch() go on to
+  // the next request. Never call dispatch() re-entrantly from a codec callback.
   virtual absl::Status dispatch(Buffer::Instance& data) = 0;
   virtual const CodecError& lastError() const = 0;
   // The underlying connection's write buffer crossed its watermarks.
@@ -109,14 +126,20 @@ public:
 };
 
 class ServerConnectionCallbacks {
-public:
+ public:
   virtual ~ServerConnectionCallbacks() = default;
-  // A new request begins; the returned decoder receives it.
+  // A new request begins (its first byte arrived); the returned decoder receives it. When
+  // dispatch() then fails, the owner answers on `response_encoder` with lastError().http_code
+  // unless the response has already started.
   virtual RequestDecoder& newStream(ResponseEncoder& response_encoder) = 0;
+  // The current response has been fully encoded (end_stream). If closeAfterResponse(), close
+  // the connection once the write buffer is flushed; otherwise retained pipelined bytes may be
+  // dispatched again (see Connection::dispatch). Added by the codec; the default does nothing.
+  virtual void onResponseComplete() {}
 };
 
 class ServerConnection : public Connection {
-public:
+ public:
   // The last response on this connection will carry "connection: close" (drain, or the request
   // asked for it). Sticky.
   virtual void setCloseAfterResponse() = 0;
@@ -124,13 +147,17 @@ public:
 };
 
 class ClientConnection : public Connection {
-public:
+ public:
   virtual RequestEncoder& newStream(ResponseDecoder& response_decoder) = 0;
   // True once the server said "connection: close" or the response ended the connection.
   virtual bool remoteWantsClose() const = 0;
+  // The owner saw the connection close (EOF or error). A response delimited by the close ends
+  // with decodeData(end_stream=true); any other unfinished exchange is reset with
+  // StreamResetReason::ConnectionTermination. The codec accepts no new stream afterwards.
+  virtual void onConnectionClose() = 0;
 };
 
 using ServerConnectionPtr = std::unique_ptr<ServerConnection>;
 using ClientConnectionPtr = std::unique_ptr<ClientConnection>;
 
-} // namespace Proxy::Http
+}  // namespace Proxy::Http

@@ -39,7 +39,7 @@ inline constexpr std::string_view Date = "date";
 inline constexpr std::string_view Location = "location";
 inline constexpr std::string_view ContentType = "content-type";
 inline constexpr std::string_view UserAgent = "user-agent";
-} // namespace Headers
+}  // namespace Headers
 
 struct HeaderEntry {
   std::string key;
@@ -47,7 +47,7 @@ struct HeaderEntry {
 };
 
 class HeaderMap {
-public:
+ public:
   using const_iterator = std::vector<HeaderEntry>::const_iterator;
 
   // Append (duplicates allowed, as on the wire). `key` must already be lower-case.
@@ -69,7 +69,7 @@ public:
       if (&*it != existing && it->key == key) {
         byte_size_ -= it->key.size() + it->value.size();
         it = headers_.erase(it);
-        existing = find(key); // erase may move entries
+        existing = find(key);  // erase may move entries
       } else {
         ++it;
       }
@@ -104,6 +104,8 @@ public:
     }
     return removed;
   }
+  // Room for `n` entries without reallocating (the codecs reserve per message).
+  void reserve(size_t n) { headers_.reserve(n); }
   void clear() {
     headers_.clear();
     byte_size_ = 0;
@@ -116,7 +118,7 @@ public:
   const_iterator begin() const { return headers_.begin(); }
   const_iterator end() const { return headers_.end(); }
 
-private:
+ private:
   HeaderEntry* find(std::string_view key) {
     for (HeaderEntry& h : headers_) {
       if (h.key == key) {
@@ -131,7 +133,7 @@ private:
 };
 
 class RequestHeaderMap : public HeaderMap {
-public:
+ public:
   std::string_view method() const { return getValue(Headers::Method); }
   std::string_view path() const { return getValue(Headers::Path); }
   std::string_view host() const { return getValue(Headers::Authority); }
@@ -139,7 +141,7 @@ public:
 };
 
 class ResponseHeaderMap : public HeaderMap {
-public:
+ public:
   // 0 when :status is missing or not a number.
   uint32_t status() const {
     uint32_t code = 0;
@@ -157,4 +159,4 @@ public:
 using RequestHeaderMapPtr = std::unique_ptr<RequestHeaderMap>;
 using ResponseHeaderMapPtr = std::unique_ptr<ResponseHeaderMap>;
 
-} // namespace Proxy::Http
+}  // namespace Proxy::Http

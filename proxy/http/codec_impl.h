@@ -1,0 +1,301 @@
+#pragma once
+
+// HTTP/1.1 codecs over llhttp. ServerConnectionImpl parses requests and encodes responses
+// (downstream); ClientConnectionImpl encodes requests and parses responses (upstream).
+// Dispatcher-thread only, like the connection that owns them.
+//
+// Choices a reader should know about (Envoy's behaviour unless said otherwise):
+// - Body bytes are streamed: each dispatch() hands the body bytes it parsed to one
+//   decodeData() call (end_stream=true on message complete). Bytes are moved out of the
+//   owner's read buffer, not copied, wherever they fill whole buffer slices.
+// - One request at a time: see the pipelining contract on Connection::dispatch().
+// - Errors (lastError().http_code / details): malformed input 400 "http1.codec_error";
+//   invalid header name/value characters 400 "http1.invalid_characters"; header bytes over the
+//   limit 431 "http1.headers_too_large"; too many headers 431 "http1.too_many_headers";
+//   Content-Length with Transfer-Encoding 400 "http1.content_length_and_chunked_not_allowed";
+//   Transfer-Encoding other than exactly "chunked" 501 "http1.invalid_transfer_encoding";
+//   HTTP/1.1 without Host 400 "missing_host_header"; two Host headers 400
+//   "http1.duplicate_host_header"; bad absolute-form URL 400 "http1.invalid_url"
+//   ("http1.invalid_scheme", "http1.https_url_on_plaintext_connection"); a version other than
+//   1.x 505 "http1.unsupported_http_version".
+// - CONNECT is not supported yet: 405 "http1.connect_not_supported". Upgrade requests
+//   (websocket, h2c) are served as plain requests: the Upgrade header and the "upgrade"
+//   Connection token are removed, so the response never switches protocols.
+// - The client codec reports upstream errors with http_code 502 (what the router may answer)
+//   and resets the active stream with StreamResetReason::ProtocolError.
+
+#include <llhttp.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "proxy/buffer/buffer.h"
+#include "proxy/http/codec.h"
+#include "proxy/http/header_map.h"
+
+namespace Proxy::Http {
+
+struct Http1Settings {
+  // Request line plus header names and values, as Envoy's max_request_headers_kb.
+  uint32_t max_request_headers_kb = 60;
+  // The same limit for the status line and headers of upstream responses.
+  uint32_t max_response_headers_kb = 60;
+  // Header lines per message.
+  uint32_t max_headers_count = 100;
+};
+
+// "OK", "Not Found", ...; "Unknown" for codes without a registered phrase.
+std::string_view reasonPhrase(uint32_t code);
+
+// Encodes a complete locally generated response through `encoder`: ":status" `code`,
+// "content-type: text/plain" when `body` is not empty, content-length, body.
+void encodeLocalReply(ResponseEncoder& encoder, uint32_t code, std::string_view body);
+
+// What the server and client codecs share: the llhttp parser and the dispatch loop, header
+// accumulation with limits, body streaming and chunk framing on output. Not an interface.
+class Http1ConnectionBase {
+ public:
+  Http1ConnectionBase(const Http1ConnectionBase&) = delete;
+  Http1ConnectionBase& operator=(const Http1ConnectionBase&) = delete;
+
+ protected:
+  Http1ConnectionBase(CodecOutput& output, llhttp_type_t type, uint32_t max_header_bytes,
+                      uint32_t max_headers_count, uint32_t error_http_code);
+  virtual ~Http1ConnectionBase() = default;
+
+  // Runs llhttp over `data` one slice at a time; see Connection::dispatch().
+  absl::Status dispatchBase(Buffer::Instance& data);
+
+  // Per-message hooks. Return 0 to go on, or what fail() returns. onHeadersCompleteImpl() may
+  // also return 1 (no body follows); onMessageCompleteImpl() may return HPE_PAUSED.
+  virtual int onMessageBeginImpl() = 0;
+  virtual int onUrlComplete() { return 0; }
+  virtual int onStatusComplete() { return 0; }
+  // A complete header line; `name` is lower-case and valid, `value` trimmed.
+  virtual int onHeader(std::string_view name, std::string_view value) = 0;
+  virtual int onHeadersCompleteImpl() = 0;
+  virtual int onMessageCompleteImpl() = 0;
+  // Whether parsed body bytes are kept for the decoder (false: the stream is gone, drop them).
+  virtual bool wantsBody() const = 0;
+  // Called at the end of each dispatch() that parsed body bytes of an unfinished message.
+  virtual void flushBody() = 0;
+
+  // Records a protocol error; returns the value a llhttp callback must return to stop.
+  int fail(uint32_t http_code, std::string_view details, std::string_view message);
+  bool hasError() const { return error_set_; }
+  absl::Status errorStatus() const;
+
+  // Resets the per-message header state (limits, framing flags).
+  void beginMessage();
+  // The Transfer-Encoding / Content-Length rules shared by both directions (at headers
+  // complete). Returns 0 or fail().
+  int checkFraming();
+  bool bodyIsChunked() const { return (parser_.flags & F_CHUNKED) != 0; }
+  // Bytes llhttp will read as body for this message (0 when chunked or unknown).
+  uint64_t contentLength() const { return parser_.content_length; }
+
+  // Output: every encoder writes into `pending_output_`; flushOutput() hands it to the owner.
+  void flushOutput();
+  void encodeChunkedData(Buffer::Instance& data, bool end_stream);
+  // One "name: value\r\n" line into scratch_.
+  void appendHeaderLine(std::string_view name, std::string_view value);
+
+  CodecOutput& output_;
+  llhttp_t parser_;
+  Buffer::Instance body_buffer_;     // body bytes parsed in this dispatch, for decodeData()
+  Buffer::Instance pending_output_;  // encoded bytes not yet handed to output_
+  std::string scratch_;              // header block being encoded; keeps its capacity
+  CodecError error_{0, ""};
+  bool dispatching_ = false;
+  bool parser_paused_ = false;  // llhttp paused after a complete request; resumed by dispatch
+  bool above_high_watermark_ = false;
+  bool saw_content_length_ = false;
+  bool saw_transfer_encoding_ = false;
+  bool transfer_encoding_unsupported_ = false;
+
+ private:
+  friend struct LlhttpCallbacks;
+
+  int onData(const char* at, size_t length, std::string& into);
+  int onHeaderFieldComplete();
+  int onHeaderValueComplete();
+  int onBody(const char* at, size_t length);
+  int onUrl(const char* at, size_t length);
+
+  const uint64_t max_header_bytes_;
+  const uint32_t max_headers_count_;
+  const uint32_t error_http_code_;  // http_code reported for llhttp parse errors
+  std::string current_field_;
+  std::string current_value_;
+  uint64_t header_bytes_ = 0;
+  uint32_t headers_count_ = 0;
+  std::string error_message_;
+  bool error_set_ = false;
+  bool in_trailers_ = false;  // header callbacks after the headers are trailers: dropped
+
+  // Where the dispatch loop is: the buffer being parsed, the start of the slice handed to
+  // llhttp and how many of that slice's bytes have already left the buffer (moved to
+  // body_buffer_ or drained) from inside a callback.
+  Buffer::Instance* dispatch_data_ = nullptr;
+  const char* slice_base_ = nullptr;
+  uint64_t slice_cursor_ = 0;
+
+ protected:
+  std::string url_;  // request target (server), accumulated across llhttp calls
+};
+
+// Keeps StreamCallbacks registrations; removal during iteration is safe.
+class StreamCallbackList {
+ public:
+  void add(StreamCallbacks& callbacks, bool above_high_watermark);
+  void remove(StreamCallbacks& callbacks);
+  void clear() { callbacks_.clear(); }
+  void runReset(StreamResetReason reason);
+  void runAboveHighWatermark();
+  void runBelowLowWatermark();
+
+ private:
+  std::vector<StreamCallbacks*> callbacks_;
+};
+
+class ServerConnectionImpl : public ServerConnection, private Http1ConnectionBase {
+ public:
+  ServerConnectionImpl(CodecOutput& output, ServerConnectionCallbacks& callbacks,
+                       const Http1Settings& settings);
+
+  // Connection
+  absl::Status dispatch(Buffer::Instance& data) override;
+  const CodecError& lastError() const override { return error_; }
+  void onUnderlyingConnectionAboveWriteBufferHighWatermark() override;
+  void onUnderlyingConnectionBelowWriteBufferLowWatermark() override;
+  // ServerConnection
+  void setCloseAfterResponse() override { close_after_response_ = true; }
+  bool closeAfterResponse() const override { return close_after_response_; }
+
+  // The current request is HTTP/1.0 (no chunking; keep-alive only when asked for).
+  bool isHttp10() const { return http10_; }
+
+ private:
+  // The response side of the one active stream; reused for every request.
+  class ResponseEncoderImpl : public ResponseEncoder, public Stream {
+   public:
+    explicit ResponseEncoderImpl(ServerConnectionImpl& parent) : parent_(parent) {}
+    // ResponseEncoder
+    void encode100ContinueHeaders() override;
+    void encodeHeaders(const ResponseHeaderMap& headers, bool end_stream) override;
+    void encodeData(Buffer::Instance& data, bool end_stream) override;
+    Stream& getStream() override { return *this; }
+    // Stream
+    void addCallbacks(StreamCallbacks& callbacks) override;
+    void removeCallbacks(StreamCallbacks& callbacks) override { callbacks_.remove(callbacks); }
+    void resetStream(StreamResetReason reason) override;
+    void readDisable(bool disable) override { parent_.output_.readDisable(disable); }
+
+    ServerConnectionImpl& parent_;
+    StreamCallbackList callbacks_;
+  };
+
+  // Http1ConnectionBase
+  int onMessageBeginImpl() override;
+  int onUrlComplete() override;
+  int onHeader(std::string_view name, std::string_view value) override;
+  int onHeadersCompleteImpl() override;
+  int onMessageCompleteImpl() override;
+  bool wantsBody() const override { return decoder_ != nullptr; }
+  void flushBody() override;
+
+  int resolveRequestTarget();
+  void stripUpgrade();
+  void onResponseEncodeComplete();
+  void finishStream();
+
+  ServerConnectionCallbacks& callbacks_;
+  ResponseEncoderImpl encoder_{*this};
+  RequestHeaderMapPtr headers_;        // the request being parsed, until decodeHeaders()
+  RequestDecoder* decoder_ = nullptr;  // null once the response completed or the stream reset
+
+  // Stream state; one stream at a time.
+  bool stream_active_ = false;
+  bool request_complete_ = false;
+  bool headers_deferred_ = false;  // no body: decodeHeaders(end_stream=true) at message complete
+  bool saw_host_ = false;
+  bool http10_ = false;
+  bool head_request_ = false;
+  bool response_started_ = false;
+  bool response_complete_ = false;
+  bool response_chunked_ = false;
+  bool response_bodiless_ = false;  // HEAD, 1xx, 204, 304: body bytes are dropped
+
+  // Connection state.
+  bool close_after_response_ = false;
+  bool connection_done_ = false;  // no further request will be parsed (closing, reset, error)
+  bool read_disabled_for_pipelining_ = false;
+};
+
+class ClientConnectionImpl : public ClientConnection, private Http1ConnectionBase {
+ public:
+  ClientConnectionImpl(CodecOutput& output, const Http1Settings& settings);
+
+  // Connection
+  absl::Status dispatch(Buffer::Instance& data) override;
+  const CodecError& lastError() const override { return error_; }
+  void onUnderlyingConnectionAboveWriteBufferHighWatermark() override;
+  void onUnderlyingConnectionBelowWriteBufferLowWatermark() override;
+  // ClientConnection
+  // One request at a time: the previous response must be complete (or the stream reset).
+  RequestEncoder& newStream(ResponseDecoder& response_decoder) override;
+  bool remoteWantsClose() const override { return remote_wants_close_; }
+  void onConnectionClose() override;
+
+  // A request is outstanding (newStream() called, response not complete, not reset).
+  bool hasActiveRequest() const { return decoder_ != nullptr; }
+
+ private:
+  class RequestEncoderImpl : public RequestEncoder, public Stream {
+   public:
+    explicit RequestEncoderImpl(ClientConnectionImpl& parent) : parent_(parent) {}
+    // RequestEncoder
+    void encodeHeaders(const RequestHeaderMap& headers, bool end_stream) override;
+    void encodeData(Buffer::Instance& data, bool end_stream) override;
+    Stream& getStream() override { return *this; }
+    // Stream
+    void addCallbacks(StreamCallbacks& callbacks) override;
+    void removeCallbacks(StreamCallbacks& callbacks) override { callbacks_.remove(callbacks); }
+    void resetStream(StreamResetReason reason) override;
+    void readDisable(bool disable) override { parent_.output_.readDisable(disable); }
+
+    ClientConnectionImpl& parent_;
+    StreamCallbackList callbacks_;
+  };
+
+  // Http1ConnectionBase
+  int onMessageBeginImpl() override;
+  int onStatusComplete() override;
+  int onHeader(std::string_view name, std::string_view value) override;
+  int onHeadersCompleteImpl() override;
+  int onMessageCompleteImpl() override;
+  bool wantsBody() const override { return decoder_ != nullptr && !informational_; }
+  void flushBody() override;
+
+  // Ends the exchange with a reset to the stream callbacks (the decoder hears nothing more).
+  void resetActive(StreamResetReason reason);
+
+  RequestEncoderImpl encoder_{*this};
+  ResponseHeaderMapPtr headers_;        // the response being parsed, until decodeHeaders()
+  ResponseDecoder* decoder_ = nullptr;  // set by newStream(), cleared when the exchange ends
+
+  bool request_started_ = false;
+  bool request_complete_ = false;
+  bool request_chunked_ = false;
+  bool head_request_ = false;
+  bool informational_ = false;      // parsing a 1xx response
+  bool headers_delivered_ = false;  // decodeHeaders() ran for the current response
+  bool headers_deferred_ = false;
+  bool remote_wants_close_ = false;
+  bool closed_ = false;  // onConnectionClose() ran or a protocol error happened
+};
+
+}  // namespace Proxy::Http
