@@ -296,6 +296,18 @@ void ConnectionImpl::onWriteReady() {
     }
   }
 
+  if (write_buffer_.length() == 0 && (watchedEvents() & Event::FileReadyType::Read) == 0) {
+    // libevent 2.1 turns EPOLLERR/EPOLLHUP (a reset) into Read|Write without Closed, and we
+    // are not watching Read: with nothing to write, only SO_ERROR can tell us the peer is gone.
+    int error = 0;
+    socklen_t len = sizeof(error);
+    if (::getsockopt(socket_.fd(), SOL_SOCKET, SO_ERROR, &error, &len) == 0 && error != 0) {
+      spdlog::debug("[C{}] socket error while not reading: {}", id_, errorDetails(error));
+      closeSocket(ConnectionEvent::RemoteClose);
+      return;
+    }
+  }
+
   if (write_buffer_.length() > 0) {
     while (true) {
       const Buffer::IoResult result = socket_.write(write_buffer_);
