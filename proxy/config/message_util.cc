@@ -1,0 +1,810 @@
+#include "proxy/config/message_util.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <yaml-cpp/yaml.h>
+
+namespace Proxy::Config {
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::DescriptorPool;
+using google::protobuf::EnumDescriptor;
+using google::protobuf::EnumValueDescriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::OneofDescriptor;
+
+constexpr absl::string_view kTypeUrlPrefix = "type.googleapis.com/";
+
+// Appends `s` as a JSON string literal. Bytes >= 0x80 pass through: protobuf's parser checks
+// that strings are UTF-8 and reports it for us.
+void appendJsonString(std::string& out, absl::string_view s) {
+  out.push_back('"');
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out.append("\\\"");
+        break;
+      case '\\':
+        out.append("\\\\");
+        break;
+      case '\n':
+        out.append("\\n");
+        break;
+      case '\r':
+        out.append("\\r");
+        break;
+      case '\t':
+        out.append("\\t");
+        break;
+      case '\b':
+        out.append("\\b");
+        break;
+      case '\f':
+        out.append("\\f");
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned>(c));
+          out.append(buf);
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return absl::StrCat("'", node.Scalar(), "'");
+    default:
+      return "null";
+  }
+}
+
+std::string join(const std::string& path, absl::string_view field) {
+  return path.empty() ? std::string(field) : absl::StrCat(path, ".", field);
+}
+
+absl::Status error(const std::string& path, absl::string_view message) {
+  return absl::InvalidArgumentError(path.empty() ? std::string(message)
+                                                 : absl::StrCat(path, ": ", message));
+}
+
+bool isWrapperType(const Descriptor& d) {
+  const std::string& n = d.full_name();
+  return n == "google.protobuf.DoubleValue" || n == "google.protobuf.FloatValue" ||
+         n == "google.protobuf.Int64Value" || n == "google.protobuf.UInt64Value" ||
+         n == "google.protobuf.Int32Value" || n == "google.protobuf.UInt32Value" ||
+         n == "google.protobuf.BoolValue" || n == "google.protobuf.StringValue" ||
+         n == "google.protobuf.BytesValue";
+}
+
+// Messages whose JSON form is not an object of their fields (protobuf's JSON mapping).
+bool isWellKnownType(const Descriptor& d) {
+  const std::string& n = d.full_name();
+  return n == "google.protobuf.Any" || n == "google.protobuf.Duration" ||
+         n == "google.protobuf.Timestamp" || n == "google.protobuf.FieldMask" ||
+         n == "google.protobuf.Struct" || n == "google.protobuf.Value" ||
+         n == "google.protobuf.ListValue" || n == "google.protobuf.Empty" || isWrapperType(d);
+}
+
+// "-1.5s" / "5s" / "0.000000001s": what protobuf's JSON mapping accepts for Duration.
+bool isValidDuration(absl::string_view s) {
+  if (!absl::ConsumeSuffix(&s, "s")) {
+    return false;
+  }
+  absl::ConsumePrefix(&s, "-");
+  const size_t dot = s.find('.');
+  absl::string_view seconds = s.substr(0, dot);
+  absl::string_view nanos =
+      dot == absl::string_view::npos ? absl::string_view() : s.substr(dot + 1);
+  if (seconds.empty() || seconds.size() > 12 || (dot != absl::string_view::npos && nanos.empty()) ||
+      nanos.size() > 9) {
+    return false;
+  }
+  for (absl::string_view part : {seconds, nanos}) {
+    for (char c : part) {
+      if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) {
+        return false;
+      }
+    }
+  }
+  // Protobuf's limit: +-10000 years.
+  int64_t secs = 0;
+  return absl::SimpleAtoi(seconds, &secs) && secs <= 315576000000;
+}
+
+// lower_snake_case -> lowerCamelCase, for FieldMask paths (their JSON form is camel case).
+std::string snakeToCamel(absl::string_view s) {
+  std::string out;
+  bool upper = false;
+  for (char c : s) {
+    if (c == '_') {
+      upper = true;
+    } else {
+      out.push_back(upper ? absl::ascii_toupper(static_cast<unsigned char>(c)) : c);
+      upper = false;
+    }
+  }
+  return out;
+}
+
+using Entries = std::vector<std::pair<YAML::Node, YAML::Node>>;
+
+// The key/value pairs of a mapping, with YAML merge keys ("<<: *anchor") expanded: explicit
+// keys win over merged ones, and earlier merges win over later ones (YAML 1.1 merge spec).
+// yaml-cpp resolves anchors/aliases itself but leaves "<<" as an ordinary key.
+absl::Status collectEntries(const YAML::Node& map, const std::string& path, Entries& out) {
+  Entries merged;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    const YAML::Node& key = it->first;
+    if (key.IsScalar() && key.Scalar() == "<<" && key.Tag() != "!") {
+      std::vector<YAML::Node> sources;
+      if (it->second.IsMap()) {
+        sources.push_back(it->second);
+      } else if (it->second.IsSequence()) {
+        for (const YAML::Node& s : it->second) {
+          sources.push_back(s);
+        }
+      }
+      for (const YAML::Node& source : sources) {
+        if (!source.IsMap()) {
+          return error(path, "a merge key '<<' must refer to a mapping");
+        }
+        Entries source_entries;
+        absl::Status status = collectEntries(source, path, source_entries);
+        if (!status.ok()) {
+          return status;
+        }
+        merged.insert(merged.end(), source_entries.begin(), source_entries.end());
+      }
+      continue;
+    }
+    out.emplace_back(key, it->second);
+  }
+  absl::flat_hash_set<std::string> present;
+  for (const auto& [key, value] : out) {
+    if (key.IsScalar()) {
+      present.insert(key.Scalar());
+    }
+  }
+  for (const auto& [key, value] : merged) {
+    if (key.IsScalar() && present.insert(key.Scalar()).second) {
+      out.emplace_back(key, value);
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Walks a YAML tree alongside a message Descriptor and writes the JSON protobuf expects.
+class YamlToJsonConverter {
+ public:
+  absl::Status convertMessage(const YAML::Node& node, const Descriptor& d, const std::string& path,
+                              std::string& out) {
+    if (isWellKnownType(d)) {
+      return convertWellKnown(node, d, path, out);
+    }
+    if (node.IsNull()) {
+      out.append("{}");
+      return absl::OkStatus();
+    }
+    if (!node.IsMap()) {
+      return error(path,
+                   absl::StrCat("expected a mapping (", d.full_name(), "), got ", describe(node)));
+    }
+    out.push_back('{');
+    bool first = true;
+    absl::Status status = convertFields(node, d, path, /*skip_type_key=*/false, first, out);
+    out.push_back('}');
+    return status;
+  }
+
+ private:
+  // Emits `"field": value` for every key of `node` (a mapping), separated by commas.
+  absl::Status convertFields(const YAML::Node& node, const Descriptor& d, const std::string& path,
+                             bool skip_type_key, bool& first, std::string& out) {
+    Entries entries;
+    absl::Status status = collectEntries(node, path, entries);
+    if (!status.ok()) {
+      return status;
+    }
+    absl::flat_hash_set<const FieldDescriptor*> seen;
+    absl::flat_hash_map<const OneofDescriptor*, const FieldDescriptor*> oneofs;
+    for (const auto& [key, value] : entries) {
+      if (!key.IsScalar()) {
+        return error(path, absl::StrCat("a field name must be a string, got ", describe(key)));
+      }
+      const std::string& name = key.Scalar();
+      if (skip_type_key && name == "@type") {
+        continue;
+      }
+      const FieldDescriptor* field = findField(d, name);
+      if (field == nullptr) {
+        return error(path, absl::StrCat("unknown field '", name, "'"));
+      }
+      if (!seen.insert(field).second) {
+        return error(path, absl::StrCat("field '", field->name(), "' is set more than once"));
+      }
+      // null means "not set", as in protobuf's JSON mapping (except for google.protobuf.Value,
+      // where null is a value).
+      if (value.IsNull() && !(field->message_type() != nullptr &&
+                              field->message_type()->full_name() == "google.protobuf.Value" &&
+                              !field->is_repeated())) {
+        continue;
+      }
+      if (const OneofDescriptor* oneof = field->real_containing_oneof(); oneof != nullptr) {
+        auto [it, inserted] = oneofs.emplace(oneof, field);
+        if (!inserted) {
+          return error(path,
+                       absl::StrCat("only one of '", it->second->name(), "' and '", field->name(),
+                                    "' may be set (oneof ", oneof->name(), ")"));
+        }
+      }
+      if (!first) {
+        out.push_back(',');
+      }
+      first = false;
+      appendJsonString(out, field->name());
+      out.push_back(':');
+      status = convertField(value, *field, join(path, field->name()), out);
+      if (!status.ok()) {
+        return status;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Accepts the proto name ("stat_prefix") and the JSON name ("statPrefix"), like protobuf.
+  static const FieldDescriptor* findField(const Descriptor& d, const std::string& name) {
+    if (const FieldDescriptor* f = d.FindFieldByName(name); f != nullptr) {
+      return f;
+    }
+    for (int i = 0; i < d.field_count(); i++) {
+      if (d.field(i)->json_name() == name) {
+        return d.field(i);
+      }
+    }
+    return nullptr;
+  }
+
+  absl::Status convertField(const YAML::Node& node, const FieldDescriptor& field,
+                            const std::string& path, std::string& out) {
+    if (field.is_map()) {
+      return convertMap(node, field, path, out);
+    }
+    if (field.is_repeated()) {
+      if (!node.IsSequence()) {
+        return error(path, absl::StrCat("expected a list, got ", describe(node)));
+      }
+      out.push_back('[');
+      for (size_t i = 0; i < node.size(); i++) {
+        if (i > 0) {
+          out.push_back(',');
+        }
+        const std::string element_path = absl::StrCat(path, "[", i, "]");
+        if (node[i].IsNull() && field.cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
+          return error(element_path, "null is not a valid list element");
+        }
+        absl::Status status = convertSingle(node[i], field, element_path, out);
+        if (!status.ok()) {
+          return status;
+        }
+      }
+      out.push_back(']');
+      return absl::OkStatus();
+    }
+    return convertSingle(node, field, path, out);
+  }
+
+  absl::Status convertMap(const YAML::Node& node, const FieldDescriptor& field,
+                          const std::string& path, std::string& out) {
+    if (!node.IsMap()) {
+      return error(path, absl::StrCat("expected a mapping, got ", describe(node)));
+    }
+    const FieldDescriptor& key_field = *field.message_type()->map_key();
+    const FieldDescriptor& value_field = *field.message_type()->map_value();
+    Entries entries;
+    absl::Status status = collectEntries(node, path, entries);
+    if (!status.ok()) {
+      return status;
+    }
+    out.push_back('{');
+    bool first = true;
+    absl::flat_hash_set<std::string> keys;
+    for (const auto& [key, value] : entries) {
+      if (!key.IsScalar()) {
+        return error(path, absl::StrCat("a map key must be a scalar, got ", describe(key)));
+      }
+      const std::string entry_path = absl::StrCat(path, "['", key.Scalar(), "']");
+      // JSON object keys are strings whatever the key type; check the text parses as that type.
+      std::string typed_key;
+      status = convertScalar(key, key_field, entry_path, typed_key);
+      if (!status.ok()) {
+        return status;
+      }
+      if (!keys.insert(key.Scalar()).second) {
+        return error(path, absl::StrCat("duplicate map key '", key.Scalar(), "'"));
+      }
+      if (value.IsNull() && value_field.cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
+        return error(entry_path, "null is not a valid map value");
+      }
+      if (!first) {
+        out.push_back(',');
+      }
+      first = false;
+      appendJsonString(out, key.Scalar());
+      out.push_back(':');
+      status = convertSingle(value, value_field, entry_path, out);
+      if (!status.ok()) {
+        return status;
+      }
+    }
+    out.push_back('}');
+    return absl::OkStatus();
+  }
+
+  absl::Status convertSingle(const YAML::Node& node, const FieldDescriptor& field,
+                             const std::string& path, std::string& out) {
+    switch (field.cpp_type()) {
+      case FieldDescriptor::CPPTYPE_MESSAGE:
+        return convertMessage(node, *field.message_type(), path, out);
+      case FieldDescriptor::CPPTYPE_ENUM:
+        return convertEnum(node, *field.enum_type(), path, out);
+      default:
+        return convertScalar(node, field, path, out);
+    }
+  }
+
+  absl::Status convertEnum(const YAML::Node& node, const EnumDescriptor& e, const std::string& path,
+                           std::string& out) {
+    if (e.full_name() == "google.protobuf.NullValue") {
+      out.append("null");
+      return absl::OkStatus();
+    }
+    if (!node.IsScalar()) {
+      return error(
+          path, absl::StrCat("expected an enum value (", e.full_name(), "), got ", describe(node)));
+    }
+    const std::string& text = node.Scalar();
+    if (const EnumValueDescriptor* v = e.FindValueByName(text); v != nullptr) {
+      appendJsonString(out, v->name());
+      return absl::OkStatus();
+    }
+    // proto3 enums are open: a number is accepted even when it names no value.
+    int32_t number = 0;
+    if (absl::SimpleAtoi(text, &number)) {
+      absl::StrAppend(&out, number);
+      return absl::OkStatus();
+    }
+    return error(path, absl::StrCat("invalid value '", text, "' for enum ", e.full_name()));
+  }
+
+  static absl::Status convertScalar(const YAML::Node& node, const FieldDescriptor& field,
+                                    const std::string& path, std::string& out) {
+    if (!node.IsScalar()) {
+      return error(path, absl::StrCat("expected ", typeName(field), ", got ", describe(node)));
+    }
+    const std::string& text = node.Scalar();
+    auto invalid = [&]() {
+      return error(path, absl::StrCat("invalid value '", text, "' for ", typeName(field)));
+    };
+    switch (field.cpp_type()) {
+      case FieldDescriptor::CPPTYPE_STRING:
+        // Bytes are base64 in JSON; protobuf's parser validates the encoding.
+        appendJsonString(out, text);
+        return absl::OkStatus();
+      case FieldDescriptor::CPPTYPE_BOOL: {
+        bool value = false;
+        if (!YAML::convert<bool>::decode(node, value)) {
+          return invalid();
+        }
+        out.append(value ? "true" : "false");
+        return absl::OkStatus();
+      }
+      case FieldDescriptor::CPPTYPE_INT32: {
+        int32_t value = 0;
+        if (!absl::SimpleAtoi(text, &value)) {
+          return invalid();
+        }
+        absl::StrAppend(&out, value);
+        return absl::OkStatus();
+      }
+      case FieldDescriptor::CPPTYPE_UINT32: {
+        uint32_t value = 0;
+        if (absl::StartsWith(absl::StripAsciiWhitespace(text), "-") ||
+            !absl::SimpleAtoi(text, &value)) {
+          return invalid();
+        }
+        absl::StrAppend(&out, value);
+        return absl::OkStatus();
+      }
+      // 64-bit integers are quoted: protobuf reads JSON numbers as doubles otherwise.
+      case FieldDescriptor::CPPTYPE_INT64: {
+        int64_t value = 0;
+        if (!absl::SimpleAtoi(text, &value)) {
+          return invalid();
+        }
+        absl::StrAppend(&out, "\"", value, "\"");
+        return absl::OkStatus();
+      }
+      case FieldDescriptor::CPPTYPE_UINT64: {
+        uint64_t value = 0;
+        if (absl::StartsWith(absl::StripAsciiWhitespace(text), "-") ||
+            !absl::SimpleAtoi(text, &value)) {
+          return invalid();
+        }
+        absl::StrAppend(&out, "\"", value, "\"");
+        return absl::OkStatus();
+      }
+      case FieldDescriptor::CPPTYPE_DOUBLE:
+      case FieldDescriptor::CPPTYPE_FLOAT: {
+        double value = 0;
+        if (!parseDouble(text, value)) {
+          return invalid();
+        }
+        appendDouble(out, value);
+        return absl::OkStatus();
+      }
+      default:
+        return invalid();
+    }
+  }
+
+  // YAML spells infinities and NaN ".inf" / ".nan"; absl accepts "inf" / "nan".
+  static bool parseDouble(absl::string_view text, double& value) {
+    absl::string_view t = absl::StripAsciiWhitespace(text);
+    bool negative = absl::ConsumePrefix(&t, "-");
+    if (!negative) {
+      absl::ConsumePrefix(&t, "+");
+    }
+    if (absl::EqualsIgnoreCase(t, ".inf")) {
+      value = negative ? -std::numeric_limits<double>::infinity()
+                       : std::numeric_limits<double>::infinity();
+      return true;
+    }
+    if (absl::EqualsIgnoreCase(t, ".nan")) {
+      value = std::numeric_limits<double>::quiet_NaN();
+      return true;
+    }
+    return absl::SimpleAtod(text, &value);
+  }
+
+  static void appendDouble(std::string& out, double value) {
+    if (std::isnan(value)) {
+      out.append("\"NaN\"");
+    } else if (std::isinf(value)) {
+      out.append(value > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+    } else {
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), "%.17g", value);
+      out.append(buf);
+    }
+  }
+
+  static std::string typeName(const FieldDescriptor& field) {
+    switch (field.type()) {
+      case FieldDescriptor::TYPE_STRING:
+        return "a string";
+      case FieldDescriptor::TYPE_BYTES:
+        return "bytes (base64)";
+      case FieldDescriptor::TYPE_BOOL:
+        return "bool";
+      case FieldDescriptor::TYPE_DOUBLE:
+      case FieldDescriptor::TYPE_FLOAT:
+        return "a number";
+      default:
+        return field.type_name();  // int32, uint64, ...
+    }
+  }
+
+  absl::Status convertWellKnown(const YAML::Node& node, const Descriptor& d,
+                                const std::string& path, std::string& out) {
+    const std::string& n = d.full_name();
+    if (n == "google.protobuf.Any") {
+      return convertAny(node, path, out);
+    }
+    if (n == "google.protobuf.Duration") {
+      if (!node.IsScalar() || !isValidDuration(node.Scalar())) {
+        return error(path, absl::StrCat("invalid duration ", describe(node)));
+      }
+      appendJsonString(out, node.Scalar());
+      return absl::OkStatus();
+    }
+    if (n == "google.protobuf.Timestamp") {
+      absl::Time t;
+      std::string err;
+      if (!node.IsScalar() || !absl::ParseTime(absl::RFC3339_full, node.Scalar(), &t, &err)) {
+        return error(path, absl::StrCat("invalid timestamp ", describe(node)));
+      }
+      appendJsonString(out, node.Scalar());
+      return absl::OkStatus();
+    }
+    if (n == "google.protobuf.FieldMask") {
+      std::vector<std::string> paths;
+      if (node.IsScalar()) {
+        for (absl::string_view p : absl::StrSplit(node.Scalar(), ',', absl::SkipEmpty())) {
+          paths.push_back(snakeToCamel(absl::StripAsciiWhitespace(p)));
+        }
+      } else if (node.IsSequence()) {
+        for (const YAML::Node& p : node) {
+          if (!p.IsScalar()) {
+            return error(path, absl::StrCat("invalid field mask path ", describe(p)));
+          }
+          paths.push_back(snakeToCamel(p.Scalar()));
+        }
+      } else if (!node.IsNull()) {
+        return error(path, absl::StrCat("invalid field mask ", describe(node)));
+      }
+      appendJsonString(out, absl::StrJoin(paths, ","));
+      return absl::OkStatus();
+    }
+    if (n == "google.protobuf.Struct") {
+      if (!node.IsMap() && !node.IsNull()) {
+        return error(path, absl::StrCat("expected a mapping, got ", describe(node)));
+      }
+      return convertFreeForm(node, path, out);
+    }
+    if (n == "google.protobuf.ListValue") {
+      if (!node.IsSequence() && !node.IsNull()) {
+        return error(path, absl::StrCat("expected a list, got ", describe(node)));
+      }
+      return node.IsNull() ? (out.append("[]"), absl::OkStatus())
+                           : convertFreeForm(node, path, out);
+    }
+    if (n == "google.protobuf.Value") {
+      return convertFreeForm(node, path, out);
+    }
+    if (n == "google.protobuf.Empty") {
+      if (node.IsMap() && node.size() > 0) {
+        return error(path, absl::StrCat("unknown field '", node.begin()->first.Scalar(), "'"));
+      }
+      if (!node.IsMap() && !node.IsNull()) {
+        return error(path, absl::StrCat("expected an empty mapping, got ", describe(node)));
+      }
+      out.append("{}");
+      return absl::OkStatus();
+    }
+    if (isWrapperType(d)) {
+      // A wrapper's JSON form is its bare value.
+      return convertScalar(node, *d.FindFieldByName("value"), path, out);
+    }
+    return error(path, absl::StrCat("unsupported well-known type ", n));
+  }
+
+  absl::Status convertAny(const YAML::Node& node, const std::string& path, std::string& out) {
+    if (node.IsNull()) {
+      out.append("{}");
+      return absl::OkStatus();
+    }
+    if (!node.IsMap()) {
+      return error(path, absl::StrCat("expected a mapping with '@type', got ", describe(node)));
+    }
+    const YAML::Node type_node = node["@type"];
+    if (!type_node.IsDefined() || type_node.IsNull()) {
+      if (node.size() == 0) {
+        out.append("{}");
+        return absl::OkStatus();
+      }
+      return error(path, "missing '@type'");
+    }
+    if (!type_node.IsScalar()) {
+      return error(path, absl::StrCat("invalid '@type' ", describe(type_node)));
+    }
+    const std::string& type_url = type_node.Scalar();
+    const size_t slash = type_url.rfind('/');
+    const Descriptor* inner =
+        slash == std::string::npos
+            ? nullptr
+            : DescriptorPool::generated_pool()->FindMessageTypeByName(type_url.substr(slash + 1));
+    if (inner == nullptr) {
+      return error(path, absl::StrCat("unknown type '", type_url, "'"));
+    }
+    out.push_back('{');
+    out.append("\"@type\":");
+    // Protobuf's resolver wants the canonical prefix; "example.com/pkg.Msg" would not resolve.
+    appendJsonString(out, absl::StrCat(kTypeUrlPrefix, inner->full_name()));
+    if (isWellKnownType(*inner)) {
+      // The JSON form of an Any holding a well-known type keeps the value under "value".
+      Entries entries;
+      absl::Status status = collectEntries(node, path, entries);
+      if (!status.ok()) {
+        return status;
+      }
+      for (const auto& [key, value] : entries) {
+        if (key.Scalar() == "@type") {
+          continue;
+        }
+        if (key.Scalar() != "value") {
+          return error(path, absl::StrCat("unknown field '", key.Scalar(), "'"));
+        }
+        out.append(",\"value\":");
+        status = convertMessage(value, *inner, join(path, "value"), out);
+        if (!status.ok()) {
+          return status;
+        }
+      }
+      out.push_back('}');
+      return absl::OkStatus();
+    }
+    bool first = false;  // "@type" already written
+    absl::Status status = convertFields(node, *inner, path, /*skip_type_key=*/true, first, out);
+    out.push_back('}');
+    return status;
+  }
+
+  // Struct / Value / ListValue: no schema, so scalars are typed the way Envoy types them
+  // (quoted -> string; else bool, integer, float, string in that order).
+  absl::Status convertFreeForm(const YAML::Node& node, const std::string& path, std::string& out) {
+    switch (node.Type()) {
+      case YAML::NodeType::Map: {
+        Entries entries;
+        absl::Status status = collectEntries(node, path, entries);
+        if (!status.ok()) {
+          return status;
+        }
+        out.push_back('{');
+        bool first = true;
+        for (const auto& [key, value] : entries) {
+          if (!key.IsScalar()) {
+            return error(path, absl::StrCat("a key must be a scalar, got ", describe(key)));
+          }
+          if (!first) {
+            out.push_back(',');
+          }
+          first = false;
+          appendJsonString(out, key.Scalar());
+          out.push_back(':');
+          status = convertFreeForm(value, join(path, key.Scalar()), out);
+          if (!status.ok()) {
+            return status;
+          }
+        }
+        out.push_back('}');
+        return absl::OkStatus();
+      }
+      case YAML::NodeType::Sequence: {
+        out.push_back('[');
+        for (size_t i = 0; i < node.size(); i++) {
+          if (i > 0) {
+            out.push_back(',');
+          }
+          absl::Status status = convertFreeForm(node[i], absl::StrCat(path, "[", i, "]"), out);
+          if (!status.ok()) {
+            return status;
+          }
+        }
+        out.push_back(']');
+        return absl::OkStatus();
+      }
+      case YAML::NodeType::Scalar: {
+        const std::string& text = node.Scalar();
+        if (node.Tag() == "!") {
+          appendJsonString(out, text);
+          return absl::OkStatus();
+        }
+        bool b = false;
+        int64_t i = 0;
+        double d = 0;
+        if (YAML::convert<bool>::decode(node, b)) {
+          out.append(b ? "true" : "false");
+        } else if (absl::SimpleAtoi(text, &i)) {
+          absl::StrAppend(&out, i);
+        } else if (absl::SimpleAtod(text, &d) && std::isfinite(d)) {
+          appendDouble(out, d);
+        } else {
+          appendJsonString(out, text);
+        }
+        return absl::OkStatus();
+      }
+      default:
+        out.append("null");
+        return absl::OkStatus();
+    }
+  }
+};
+
+absl::Status parseYaml(absl::string_view yaml, YAML::Node& root) {
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    if (e.mark.is_null()) {
+      return absl::InvalidArgumentError(absl::StrCat("yaml parse error: ", e.msg));
+    }
+    return absl::InvalidArgumentError(absl::StrCat("yaml parse error at line ", e.mark.line + 1,
+                                                   ", column ", e.mark.column + 1, ": ", e.msg));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> convert(const YAML::Node& root, const Descriptor& descriptor) {
+  std::string json;
+  try {
+    absl::Status status = YamlToJsonConverter().convertMessage(root, descriptor, "", json);
+    if (!status.ok()) {
+      return status;
+    }
+  } catch (const YAML::Exception& e) {
+    // Not expected once the document parsed, but yaml-cpp's accessors are allowed to throw.
+    return absl::InvalidArgumentError(absl::StrCat("yaml error: ", e.what()));
+  }
+  return json;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> yamlToJson(std::string_view yaml, const Descriptor& descriptor) {
+  YAML::Node root;
+  absl::Status status = parseYaml(absl::string_view(yaml.data(), yaml.size()), root);
+  if (!status.ok()) {
+    return status;
+  }
+  return convert(root, descriptor);
+}
+
+absl::Status loadFromYaml(std::string_view yaml, google::protobuf::Message& out) {
+  absl::StatusOr<std::string> json = yamlToJson(yaml, *out.GetDescriptor());
+  if (!json.ok()) {
+    return json.status();
+  }
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  auto status = google::protobuf::util::JsonStringToMessage(*json, &out, options);
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid ", out.GetDescriptor()->full_name(),
+                                                   ": ", std::string(status.message())));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status loadFromJson(std::string_view json, google::protobuf::Message& out) {
+  // JSON is (for all practical purposes) YAML flow style, and going through the same walk gives
+  // the same path-qualified errors for both formats.
+  return loadFromYaml(json, out);
+}
+
+absl::Status loadFromFile(const std::string& path, google::protobuf::Message& out) {
+  std::ifstream file(path, std::ios::in | std::ios::binary);
+  if (!file) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unable to read file '", path, "': ", std::strerror(errno)));
+  }
+  std::stringstream contents;
+  contents << file.rdbuf();
+  if (file.bad()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unable to read file '", path, "': ", std::strerror(errno)));
+  }
+  if (absl::EndsWith(path, ".json")) {
+    return loadFromJson(contents.str(), out);
+  }
+  return loadFromYaml(contents.str(), out);
+}
+
+}  // namespace Proxy::Config

@@ -1,0 +1,64 @@
+#pragma once
+
+// Checks on xDS resources that their protos cannot express (required fields, supported
+// features, references between fields), shared by the bootstrap loader and the xDS update path.
+//
+// Every message is one line and names the field by its path within the resource:
+//   filter_chains[0].filters[0].typed_config: unsupported network filter type '...'
+//   virtual_hosts[0].routes[2].match.safe_regex: invalid regex '(': missing ): (
+// The xDS layer prefixes the resource ("listener 'ingress': "); the bootstrap loader passes the
+// resource's own path instead, so that its messages read like the YAML loader's:
+//   static_resources.listeners[0].filter_chains[0].filters[0].typed_config: ...
+// The first problem found is reported. Pure functions: safe from any thread.
+
+#include <cstddef>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+#include "envoy/config/cluster/v3/cluster.pb.h"
+#include "envoy/config/core/v3/base.pb.h"
+#include "envoy/config/core/v3/config_source.pb.h"
+#include "envoy/config/endpoint/v3/endpoint.pb.h"
+#include "envoy/config/listener/v3/listener.pb.h"
+#include "envoy/config/route/v3/route.pb.h"
+
+#include "proxy/config/filter_config.h"
+
+namespace Proxy::Config {
+
+// Envoy's default limit on a direct_response body
+// (RouteConfiguration.max_direct_response_body_size_bytes).
+inline constexpr size_t kDefaultMaxDirectResponseBodySize = 4096;
+
+// `path` is where the resource sits, prepended to every field path: "" for an xDS resource
+// (messages relative to it), "static_resources.listeners[0]" in a bootstrap.
+absl::Status validateListener(const envoy::config::listener::v3::Listener& listener,
+                              const std::string& path = "");
+absl::Status validateCluster(const envoy::config::cluster::v3::Cluster& cluster,
+                             const std::string& path = "");
+absl::Status validateRouteConfiguration(const envoy::config::route::v3::RouteConfiguration& rc,
+                                        const std::string& path = "");
+absl::Status validateClusterLoadAssignment(
+    const envoy::config::endpoint::v3::ClusterLoadAssignment& cla, const std::string& path = "");
+
+// The parts of resources, for callers that hold them on their own.
+absl::Status validateHttpConnectionManager(const HttpConnectionManager& hcm,
+                                           const std::string& path = "");
+absl::Status validateTcpProxy(const TcpProxy& tcp_proxy, const std::string& path = "");
+// ads, self or api_config_source with GRPC/DELTA_GRPC; file-based sources are not supported.
+absl::Status validateConfigSource(const envoy::config::core::v3::ConfigSource& source,
+                                  const std::string& path = "");
+absl::Status validateApiConfigSource(const envoy::config::core::v3::ApiConfigSource& source,
+                                     const std::string& path = "");
+// A TCP socket_address with an IP literal (no name resolution) and a port <= 65535.
+absl::Status validateAddress(const envoy::config::core::v3::Address& address,
+                             const std::string& path = "");
+
+// The contents of a DataSource (inline bytes/string, a file read now, or an environment
+// variable). `what` names the field in error messages. Larger than `max_size` -> error.
+absl::StatusOr<std::string> readDataSource(const envoy::config::core::v3::DataSource& source,
+                                           const std::string& what, size_t max_size);
+
+}  // namespace Proxy::Config
