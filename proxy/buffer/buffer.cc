@@ -1,7 +1,9 @@
 #include "proxy/buffer/buffer.h"
 
 #include <event2/buffer.h>
+#include <sys/uio.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "proxy/common/assert.h"
@@ -24,14 +26,33 @@ void Instance::add(const void* data, size_t size) {
 
 void Instance::add(const Instance& other) {
   // evbuffer_add_buffer_reference would share memory; a plain copy keeps ownership simple.
-  const size_t n = other.getRawSlices(nullptr, 0);
-  if (n == 0) {
+  if (&other == this) {
+    // evbuffer_add() may realign our last chain, moving bytes a peeked slice points at.
+    const std::string copy = toString();
+    add(copy);
     return;
   }
-  auto* slices = static_cast<evbuffer_iovec*>(alloca(sizeof(evbuffer_iovec) * n));
-  evbuffer_peek(other.buffer_, -1, nullptr, slices, n);
-  for (size_t i = 0; i < n; i++) {
-    evbuffer_add(buffer_, slices[i].iov_base, slices[i].iov_len);
+  // Peek a fixed batch of slices at a time: a long buffer can have thousands of chains, too
+  // many for a stack array sized by the chain count.
+  constexpr int kBatch = 16;
+  evbuffer_iovec slices[kBatch];
+  const size_t total = other.length();
+  size_t copied = 0;
+  evbuffer_ptr pos;
+  evbuffer_ptr_set(other.buffer_, &pos, 0, EVBUFFER_PTR_SET);
+  while (copied < total) {
+    const int n = evbuffer_peek(other.buffer_, static_cast<ev_ssize_t>(total - copied), &pos,
+                                slices, kBatch);
+    size_t batch_bytes = 0;
+    for (int i = 0; i < std::min(n, kBatch); i++) {
+      evbuffer_add(buffer_, slices[i].iov_base, slices[i].iov_len);
+      batch_bytes += slices[i].iov_len;
+    }
+    ASSERT(batch_bytes > 0);
+    copied += batch_bytes;
+    if (copied < total) {
+      evbuffer_ptr_set(other.buffer_, &pos, batch_bytes, EVBUFFER_PTR_ADD);
+    }
   }
 }
 
@@ -96,8 +117,37 @@ std::string Instance::toString() const {
 }
 
 IoResult Instance::readFromFd(int fd, uint64_t max_length) {
-  const int rc = evbuffer_read(buffer_, fd, static_cast<int>(max_length));
-  return IoResult{rc, rc < 0 ? errno : 0};
+  ASSERT(max_length > 0);
+  // Not evbuffer_read(): libevent 2.1 caps it at 4096 bytes per call (EVBUFFER_MAX_READ),
+  // a syscall per 4 KiB. Reserve max_length in at most two extents (the tail chain's free
+  // space, then a new chain), readv() into them and commit what arrived.
+  evbuffer_iovec reserved[2];
+  const int n = evbuffer_reserve_space(buffer_, static_cast<ev_ssize_t>(max_length), reserved, 2);
+  if (n <= 0) {
+    return IoResult{-1, ENOMEM};
+  }
+  iovec iov[2];
+  uint64_t want = max_length;
+  int used = 0;
+  for (; used < n && want > 0; used++) {
+    // The reservation may be larger than asked for; never read more than max_length.
+    reserved[used].iov_len = std::min<uint64_t>(reserved[used].iov_len, want);
+    want -= reserved[used].iov_len;
+    iov[used].iov_base = reserved[used].iov_base;
+    iov[used].iov_len = reserved[used].iov_len;
+  }
+  const ssize_t rc = ::readv(fd, iov, used);
+  const int error = rc < 0 ? errno : 0;
+
+  // Commit only the extents that received bytes, the last one trimmed to what arrived.
+  size_t arrived = rc > 0 ? static_cast<size_t>(rc) : 0;
+  int filled = 0;
+  for (; filled < used && arrived > 0; filled++) {
+    reserved[filled].iov_len = std::min(reserved[filled].iov_len, arrived);
+    arrived -= reserved[filled].iov_len;
+  }
+  evbuffer_commit_space(buffer_, reserved, filled);
+  return IoResult{rc, error};
 }
 
 IoResult Instance::writeToFd(int fd) {
