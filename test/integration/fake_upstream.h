@@ -37,6 +37,8 @@ namespace Proxy::Integration {
 
 using namespace std::chrono_literals;
 
+class FakeConnection;
+
 struct FakeUpstreamOptions {
   std::string name = "upstream";
   // Defaults for requests that do not say otherwise (see the header comment).
@@ -79,6 +81,8 @@ class FakeUpstream {
   class Server;
 
  private:
+  friend class FakeConnection;  // updates the counters
+
   FakeUpstream(FakeUpstreamOptions options);
 
   const FakeUpstreamOptions options_;

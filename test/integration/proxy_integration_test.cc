@@ -3,11 +3,7 @@
 // in this process, and talks to it with a blocking HttpClient. Nothing uses a fixed port and
 // nothing sleeps to synchronise: every wait is a condition with a deadline.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <memory>
 #include <string>
@@ -22,6 +18,7 @@
 #include "test/integration/fake_upstream.h"
 #include "test/integration/http_client.h"
 #include "test/integration/proxy_process.h"
+#include "test/integration/refusing_port.h"
 
 namespace Proxy::Integration {
 namespace {
@@ -35,9 +32,9 @@ constexpr uint64_t kMiB = 1024 * 1024;
 // a test reads as the config it needs and nothing else.
 
 // A STATIC cluster whose endpoints are 127.0.0.1:<port> for each port.
-std::string staticCluster(std::string_view name, const std::vector<uint32_t>& ports,
-                          std::string_view lb_policy = "ROUND_ROBIN",
-                          std::string_view connect_timeout = "1s") {
+std::string staticCluster(const std::string& name, const std::vector<uint32_t>& ports,
+                          const std::string& lb_policy = "ROUND_ROBIN",
+                          const std::string& connect_timeout = "1s") {
   std::vector<std::string> endpoints;
   for (uint32_t port : ports) {
     endpoints.push_back(absl::StrCat(
@@ -60,8 +57,8 @@ struct BootstrapSpec {
   std::string network_filter;
 };
 
-constexpr std::string_view kListenerName = "ingress";
-constexpr std::string_view kStatPrefix = "ingress_http";
+constexpr char kListenerName[] = "ingress";
+constexpr char kStatPrefix[] = "ingress_http";
 
 std::string bootstrapYaml(const BootstrapSpec& spec) {
   std::string yaml = R"(admin:
@@ -100,28 +97,6 @@ static_resources:
   }
   return yaml;
 }
-
-// A port on 127.0.0.1 that refuses connections: bound (so nobody else gets it while the test
-// runs) but never listening, so a connect() is answered with RST.
-class RefusingPort {
- public:
-  RefusingPort() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    socklen_t len = sizeof(addr);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-  }
-  ~RefusingPort() { ::close(fd_); }
-  uint32_t port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  uint32_t port_ = 0;
-};
 
 class ProxyIntegrationTest : public testing::Test {
  protected:
@@ -172,7 +147,7 @@ class ProxyIntegrationTest : public testing::Test {
     return httpRequest(port_, request);
   }
 
-  std::string statName(std::string_view suffix) const {
+  std::string statName(const std::string& suffix) const {
     return absl::StrCat("http.", kStatPrefix, ".", suffix);
   }
 
@@ -544,6 +519,7 @@ TEST_F(ProxyIntegrationTest, NoRouteIs404) {
 TEST_F(ProxyIntegrationTest, ConnectFailureIs503) {
   // The cluster's only endpoint refuses connections.
   RefusingPort refusing;
+  ASSERT_NE(refusing.port(), 0u);
   BootstrapSpec spec = serviceRoutes();
   spec.clusters.push_back(staticCluster("refused", {refusing.port()}));
   spec.virtual_hosts = {R"({name: services, domains: ["*"], routes: [
@@ -729,8 +705,15 @@ TEST_F(ProxyIntegrationTest, QuitQuitQuitExitsCleanly) {
   EXPECT_EQ(*exit_code, 0);
 }
 
+// Options that only carry a bootstrap (for runToCompletion()).
+ProxyOptions withBootstrap(std::string yaml) {
+  ProxyOptions options;
+  options.bootstrap_yaml = std::move(yaml);
+  return options;
+}
+
 TEST_F(ProxyIntegrationTest, ValidateModeAcceptsAGoodBootstrap) {
-  ProxyProcess proxy(ProxyOptions{bootstrapYaml(serviceRoutes())});
+  ProxyProcess proxy(withBootstrap(bootstrapYaml(serviceRoutes())));
 
   absl::StatusOr<ProcessResult> result = proxy.runToCompletion({"--mode", "validate"});
   ASSERT_TRUE(result.ok()) << result.status();
@@ -748,7 +731,7 @@ TEST_F(ProxyIntegrationTest, ValidateModeRejectsAnUnknownFieldInOneLine) {
   const std::string needle = "{name: service1, ";
   ASSERT_NE(yaml.find(needle), std::string::npos);
   yaml.replace(yaml.find(needle), needle.size(), "{name: service1, bogus_field: 1, ");
-  ProxyProcess proxy(ProxyOptions{yaml});
+  ProxyProcess proxy(withBootstrap(yaml));
 
   absl::StatusOr<ProcessResult> result = proxy.runToCompletion({"--mode", "validate"});
   ASSERT_TRUE(result.ok()) << result.status();
@@ -765,7 +748,7 @@ TEST_F(ProxyIntegrationTest, ValidateModeRejectsABadValueInOneLine) {
   const std::string needle = "lb_policy: ROUND_ROBIN";
   ASSERT_NE(yaml.find(needle), std::string::npos);
   yaml.replace(yaml.find(needle), needle.size(), "lb_policy: SOMETIMES");
-  ProxyProcess proxy(ProxyOptions{yaml});
+  ProxyProcess proxy(withBootstrap(yaml));
 
   absl::StatusOr<ProcessResult> result = proxy.runToCompletion({"--mode", "validate"});
   ASSERT_TRUE(result.ok()) << result.status();
@@ -777,7 +760,7 @@ TEST_F(ProxyIntegrationTest, ValidateModeRejectsABadValueInOneLine) {
 
 TEST_F(ProxyIntegrationTest, BadBootstrapFailsStartupWithExitCodeNonZero) {
   // Not YAML at all: the proxy refuses to start (without --mode validate too).
-  ProxyProcess proxy(ProxyOptions{"static_resources: [unclosed"});
+  ProxyProcess proxy(withBootstrap("static_resources: [unclosed"));
 
   absl::StatusOr<ProcessResult> result = proxy.runToCompletion({});
   ASSERT_TRUE(result.ok()) << result.status();
