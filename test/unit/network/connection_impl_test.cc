@@ -184,6 +184,28 @@ TEST_F(ConnectionImplTest, HalfCloseKeepsTheOtherDirectionOpen) {
   EXPECT_EQ(server_->end_stream_calls, 1);
 }
 
+TEST_F(ConnectionImplTest, HalfCloseFinWhileNotReadingWaitsForReadingToResume) {
+  on_server_connection_ = [](Peer& server) { server.connection->enableHalfClose(true); };
+  connectPair();
+  client_->connection->enableHalfClose(true);
+
+  // The server is not reading when the client's last bytes and FIN arrive.
+  server_->connection->readDisable(true);
+  write(*client_, "bye", /*end_stream=*/true);
+  ASSERT_TRUE(runUntil([&]() { return client_->connection->bytesSent() == 3; }));
+  runIterations(/*iterations=*/5);
+  // With half-close a FIN is part of the stream, not an early close: nothing happens yet.
+  EXPECT_EQ(server_->on_data_calls, 0);
+  EXPECT_EQ(server_->connection->state(), Connection::State::Open);
+
+  // Reading resumes: the bytes and the end of stream arrive together, once.
+  server_->connection->readDisable(false);
+  ASSERT_TRUE(runUntil([&]() { return server_->end_stream_calls == 1; }));
+  EXPECT_EQ(server_->received, "bye");
+  EXPECT_EQ(server_->on_data_calls, 1);
+  EXPECT_EQ(server_->connection->state(), Connection::State::Open);
+}
+
 TEST_F(ConnectionImplTest, FinWithoutHalfCloseClosesAfterDeliveringTheData) {
   connectPair();
 
