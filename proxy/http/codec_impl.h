@@ -115,6 +115,7 @@ class Http1ConnectionBase {
   bool saw_content_length_ = false;
   bool saw_transfer_encoding_ = false;
   bool transfer_encoding_unsupported_ = false;
+  std::string url_;  // request target (server), accumulated across llhttp calls
 
  private:
   friend struct LlhttpCallbacks;
@@ -142,9 +143,6 @@ class Http1ConnectionBase {
   Buffer::Instance* dispatch_data_ = nullptr;
   const char* slice_base_ = nullptr;
   uint64_t slice_cursor_ = 0;
-
- protected:
-  std::string url_;  // request target (server), accumulated across llhttp calls
 };
 
 // Keeps StreamCallbacks registrations; removal during iteration is safe.
