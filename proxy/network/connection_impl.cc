@@ -231,6 +231,15 @@ void ConnectionImpl::checkLowWatermark() {
   }
 }
 
+void ConnectionImpl::enableHalfClose(bool enabled) {
+  ASSERT(dispatcher_.isThreadSafe());
+  half_close_enabled_ = enabled;
+  // Whether a FIN counts as an early close while not reading depends on this setting.
+  if (file_event_ != nullptr && (watchedEvents() & Event::FileReadyType::Read) == 0) {
+    file_event_->setEnabled(watchedEvents());
+  }
+}
+
 void ConnectionImpl::noDelay(bool enable) {
   ASSERT(dispatcher_.isThreadSafe());
   if (!socket_.isOpen()) {

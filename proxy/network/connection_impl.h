@@ -43,7 +43,7 @@ class ConnectionImpl : public virtual Connection {
   void setBufferLimits(uint32_t limit) override;
   uint32_t bufferLimit() const override { return buffer_limit_; }
   bool aboveHighWatermark() const override { return above_high_watermark_; }
-  void enableHalfClose(bool enabled) override { half_close_enabled_ = enabled; }
+  void enableHalfClose(bool enabled) override;
   void noDelay(bool enable) override;
   uint64_t id() const override { return id_; }
   Event::Dispatcher& dispatcher() override { return dispatcher_; }
