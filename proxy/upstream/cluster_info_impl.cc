@@ -1,0 +1,233 @@
+#include "proxy/upstream/cluster_info_impl.h"
+
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace Proxy::Upstream {
+
+namespace {
+
+using envoy::config::cluster::v3::Cluster;
+
+constexpr absl::string_view kRawBufferName = "envoy.transport_sockets.raw_buffer";
+constexpr absl::string_view kRawBufferType =
+    "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
+constexpr absl::string_view kPolicyTypePrefix =
+    "type.googleapis.com/envoy.extensions.load_balancing_policies.";
+
+// absl::string_view: Debian's abseil has its own string_view type, not std::string_view.
+absl::Status clusterError(const std::string& name, absl::string_view field,
+                          absl::string_view reason) {
+  return absl::InvalidArgumentError(absl::StrCat("cluster '", name, "': ", field, ": ", reason));
+}
+
+std::chrono::milliseconds toMilliseconds(const google::protobuf::Duration& d) {
+  const int64_t ms = d.seconds() * 1000 + d.nanos() / 1000000;
+  // A positive sub-millisecond timeout must not become "no time at all".
+  if (ms == 0 && (d.seconds() > 0 || d.nanos() > 0)) {
+    return std::chrono::milliseconds(1);
+  }
+  return std::chrono::milliseconds(ms);
+}
+
+// The typed load_balancing_policy list: the first policy we implement wins (Envoy's rule).
+bool policyFromExtensions(const envoy::config::cluster::v3::LoadBalancingPolicy& config,
+                          LbPolicy& out) {
+  for (const auto& policy : config.policies()) {
+    const std::string& type_url = policy.typed_extension_config().typed_config().type_url();
+    if (!absl::StartsWith(type_url, kPolicyTypePrefix)) {
+      continue;
+    }
+    const absl::string_view rest = absl::string_view(type_url).substr(kPolicyTypePrefix.size());
+    if (rest == "round_robin.v3.RoundRobin") {
+      out = LbPolicy::RoundRobin;
+      return true;
+    }
+    if (rest == "least_request.v3.LeastRequest") {
+      out = LbPolicy::LeastRequest;
+      return true;
+    }
+    if (rest == "random.v3.Random") {
+      out = LbPolicy::Random;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+ClusterStats::ClusterStats(Stats::Scope scope)
+    : upstream_cx_total(scope.counter("upstream_cx_total")),
+      upstream_cx_active(scope.gauge("upstream_cx_active")),
+      upstream_cx_connect_fail(scope.counter("upstream_cx_connect_fail")),
+      upstream_cx_connect_timeout(scope.counter("upstream_cx_connect_timeout")),
+      upstream_cx_destroy(scope.counter("upstream_cx_destroy")),
+      upstream_cx_destroy_remote(scope.counter("upstream_cx_destroy_remote")),
+      upstream_cx_destroy_local(scope.counter("upstream_cx_destroy_local")),
+      upstream_rq_total(scope.counter("upstream_rq_total")),
+      upstream_rq_active(scope.gauge("upstream_rq_active")),
+      upstream_rq_pending_total(scope.counter("upstream_rq_pending_total")),
+      upstream_rq_pending_active(scope.gauge("upstream_rq_pending_active")),
+      upstream_rq_pending_overflow(scope.counter("upstream_rq_pending_overflow")),
+      upstream_rq_timeout(scope.counter("upstream_rq_timeout")),
+      upstream_rq_rx_reset(scope.counter("upstream_rq_rx_reset")),
+      upstream_rq_tx_reset(scope.counter("upstream_rq_tx_reset")),
+      upstream_rq_2xx(scope.counter("upstream_rq_2xx")),
+      upstream_rq_3xx(scope.counter("upstream_rq_3xx")),
+      upstream_rq_4xx(scope.counter("upstream_rq_4xx")),
+      upstream_rq_5xx(scope.counter("upstream_rq_5xx")),
+      upstream_cx_none_healthy(scope.counter("upstream_cx_none_healthy")),
+      membership_total(scope.gauge("membership_total")),
+      membership_healthy(scope.gauge("membership_healthy")),
+      upstream_cx_overflow(scope.counter("upstream_cx_overflow")),
+      upstream_rq_cancelled(scope.counter("upstream_rq_cancelled")),
+      upstream_cx_max_requests(scope.counter("upstream_cx_max_requests")) {}
+
+ClusterInfoImpl::ClusterInfoImpl(const Cluster& config, Stats::Store& store,
+                                 const std::string& stat_name)
+    : name_(config.name()), stats_(Stats::Scope(store, absl::StrCat("cluster.", stat_name, "."))) {}
+
+absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(const Cluster& config,
+                                                                      Stats::Store& store) {
+  const std::string& name = config.name();
+  if (name.empty()) {
+    return clusterError(name, "name", "must not be empty");
+  }
+
+  // Discovery type.
+  if (config.cluster_discovery_type_case() == Cluster::kClusterType) {
+    return clusterError(
+        name, "cluster_type",
+        absl::StrCat("custom cluster type '", config.cluster_type().name(), "' is not supported"));
+  }
+  DiscoveryType type;
+  switch (config.type()) {
+    case Cluster::STATIC:
+      type = DiscoveryType::Static;
+      break;
+    case Cluster::STRICT_DNS:
+      type = DiscoveryType::StrictDns;
+      break;
+    case Cluster::LOGICAL_DNS:
+      type = DiscoveryType::LogicalDns;
+      break;
+    case Cluster::EDS:
+      type = DiscoveryType::Eds;
+      break;
+    default:
+      return clusterError(name, "type",
+                          absl::StrCat("unsupported cluster type '",
+                                       Cluster::DiscoveryType_Name(config.type()), "'"));
+  }
+
+  std::chrono::milliseconds connect_timeout{5000};
+  if (config.has_connect_timeout()) {
+    const auto& d = config.connect_timeout();
+    if (d.seconds() < 0 || d.nanos() < 0 || (d.seconds() == 0 && d.nanos() == 0)) {
+      return clusterError(name, "connect_timeout", "must be greater than 0");
+    }
+    connect_timeout = toMilliseconds(d);
+  }
+
+  // Load balancing policy: the typed list, when given, takes precedence (as in Envoy).
+  LbPolicy lb_policy = LbPolicy::RoundRobin;
+  if (config.has_load_balancing_policy()) {
+    if (!policyFromExtensions(config.load_balancing_policy(), lb_policy)) {
+      return clusterError(name, "load_balancing_policy",
+                          "none of the policies is supported (round_robin, least_request, "
+                          "random)");
+    }
+  } else {
+    switch (config.lb_policy()) {
+      case Cluster::ROUND_ROBIN:
+        lb_policy = LbPolicy::RoundRobin;
+        break;
+      case Cluster::LEAST_REQUEST:
+        lb_policy = LbPolicy::LeastRequest;
+        break;
+      case Cluster::RANDOM:
+        lb_policy = LbPolicy::Random;
+        break;
+      default:
+        return clusterError(name, "lb_policy",
+                            absl::StrCat("unsupported load balancing policy '",
+                                         Cluster::LbPolicy_Name(config.lb_policy()), "'"));
+    }
+  }
+  uint32_t choice_count = 2;
+  if (config.has_least_request_lb_config() && config.least_request_lb_config().has_choice_count()) {
+    choice_count = config.least_request_lb_config().choice_count().value();
+    if (choice_count < 2) {
+      return clusterError(name, "least_request_lb_config.choice_count", "must be at least 2");
+    }
+  }
+
+  // Plaintext only: refusing a TLS cluster beats sending cleartext to a TLS port.
+  if (config.has_transport_socket()) {
+    const auto& ts = config.transport_socket();
+    const bool raw = ts.has_typed_config() ? ts.typed_config().type_url() == kRawBufferType
+                                           : ts.name() == kRawBufferName;
+    if (!raw) {
+      return clusterError(
+          name, "transport_socket",
+          absl::StrCat("transport socket '",
+                       ts.has_typed_config() ? ts.typed_config().type_url() : ts.name(),
+                       "' is not supported"));
+    }
+  }
+
+  const std::string& stat_name = config.alt_stat_name().empty() ? name : config.alt_stat_name();
+  auto info = std::shared_ptr<ClusterInfoImpl>(new ClusterInfoImpl(config, store, stat_name));
+  info->type_ = type;
+  info->eds_service_name_ = config.eds_cluster_config().service_name().empty()
+                                ? name
+                                : config.eds_cluster_config().service_name();
+  info->connect_timeout_ = connect_timeout;
+  info->lb_policy_ = lb_policy;
+  info->choice_count_ = choice_count;
+  if (config.has_per_connection_buffer_limit_bytes()) {
+    info->buffer_limit_ = config.per_connection_buffer_limit_bytes().value();
+  }
+  // The newer common_http_protocol_options field wins over the deprecated top-level one.
+  if (config.common_http_protocol_options().has_max_requests_per_connection()) {
+    info->max_requests_per_connection_ =
+        config.common_http_protocol_options().max_requests_per_connection().value();
+  } else if (config.has_max_requests_per_connection()) {
+    info->max_requests_per_connection_ = config.max_requests_per_connection().value();
+  }
+  // Only the DEFAULT priority's thresholds apply: we do not route by priority.
+  for (const auto& threshold : config.circuit_breakers().thresholds()) {
+    if (threshold.priority() != envoy::config::core::v3::DEFAULT) {
+      continue;
+    }
+    if (threshold.has_max_connections()) {
+      info->max_connections_ = threshold.max_connections().value();
+    }
+    if (threshold.has_max_pending_requests()) {
+      info->max_pending_requests_ = threshold.max_pending_requests().value();
+    }
+    if (threshold.has_max_requests()) {
+      info->max_requests_ = threshold.max_requests().value();
+    }
+  }
+  return ClusterInfoImplConstSharedPtr(std::move(info));
+}
+
+const char* ClusterInfoImpl::discoveryTypeName() const {
+  switch (type_) {
+    case DiscoveryType::Static:
+      return "STATIC";
+    case DiscoveryType::StrictDns:
+      return "STRICT_DNS";
+    case DiscoveryType::LogicalDns:
+      return "LOGICAL_DNS";
+    case DiscoveryType::Eds:
+      return "EDS";
+  }
+  return "STATIC";
+}
+
+}  // namespace Proxy::Upstream

@@ -1,0 +1,68 @@
+#pragma once
+
+// A cluster's settings decoded and validated from its Cluster proto (main thread), immutable
+// afterwards and shared by every worker.
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "envoy/config/cluster/v3/cluster.pb.h"
+#include "proxy/upstream/upstream.h"
+
+namespace Proxy::Upstream {
+
+class ClusterInfoImpl;
+using ClusterInfoImplConstSharedPtr = std::shared_ptr<const ClusterInfoImpl>;
+
+class ClusterInfoImpl : public ClusterInfo {
+ public:
+  // How the cluster learns its hosts. STRICT_DNS / LOGICAL_DNS clusters are accepted when every
+  // address is an IP literal (then they behave as STATIC: there is nothing to resolve).
+  enum class DiscoveryType { Static, StrictDns, LogicalDns, Eds };
+
+  // Validates `config`; errors read "cluster 'name': field: reason". Stats are registered in
+  // `store` under "cluster.<name or alt_stat_name>.".
+  static absl::StatusOr<ClusterInfoImplConstSharedPtr> create(
+      const envoy::config::cluster::v3::Cluster& config, Stats::Store& store);
+
+  const std::string& name() const override { return name_; }
+  std::chrono::milliseconds connectTimeout() const override { return connect_timeout_; }
+  LbPolicy lbPolicy() const override { return lb_policy_; }
+  uint32_t leastRequestChoiceCount() const override { return choice_count_; }
+  uint32_t perConnectionBufferLimitBytes() const override { return buffer_limit_; }
+  uint64_t maxRequestsPerConnection() const override { return max_requests_per_connection_; }
+  uint32_t maxConnections() const override { return max_connections_; }
+  uint32_t maxPendingRequests() const override { return max_pending_requests_; }
+  uint32_t maxRequests() const override { return max_requests_; }
+  ClusterResources& resources() const override { return resources_; }
+  ClusterStats& stats() const override { return stats_; }
+
+  DiscoveryType discoveryType() const { return type_; }
+  // "STATIC", "EDS", ... as in the proto, for admin output.
+  const char* discoveryTypeName() const;
+  // The ClusterLoadAssignment resource an EDS cluster watches: eds_cluster_config.service_name,
+  // or the cluster name when that is empty.
+  const std::string& edsServiceName() const { return eds_service_name_; }
+
+ private:
+  ClusterInfoImpl(const envoy::config::cluster::v3::Cluster& config, Stats::Store& store,
+                  const std::string& stat_name);
+
+  const std::string name_;
+  DiscoveryType type_ = DiscoveryType::Static;
+  std::string eds_service_name_;
+  std::chrono::milliseconds connect_timeout_{5000};
+  LbPolicy lb_policy_ = LbPolicy::RoundRobin;
+  uint32_t choice_count_ = 2;
+  uint32_t buffer_limit_ = 1024 * 1024;
+  uint64_t max_requests_per_connection_ = 0;
+  uint32_t max_connections_ = 1024;
+  uint32_t max_pending_requests_ = 1024;
+  uint32_t max_requests_ = 1024;
+  // Mutable: counters updated from every worker (atomics) on an otherwise immutable object.
+  mutable ClusterResources resources_;
+  mutable ClusterStats stats_;
+};
+
+}  // namespace Proxy::Upstream

@@ -1,0 +1,435 @@
+#include "proxy/upstream/cluster_manager_impl.h"
+
+#include <algorithm>
+#include <set>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "proxy/common/assert.h"
+#include "proxy/network/connection_impl.h"
+#include "proxy/upstream/host_impl.h"
+
+namespace Proxy::Upstream {
+
+namespace {
+
+// Deterministic serialization (map fields sorted), so equal configs hash equally.
+size_t configHash(const google::protobuf::Message& message) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializeToCodedStream(&coded);
+  }
+  return std::hash<std::string>()(bytes);
+}
+
+const HostSetConstSharedPtr& emptyHostSet() {
+  static const HostSetConstSharedPtr empty = std::make_shared<const HostSet>();
+  return empty;
+}
+
+bool sameHosts(const HostSet& a, const HostSet& b) {
+  return a.hosts == b.hosts && a.healthy_hosts == b.healthy_hosts;
+}
+
+}  // namespace
+
+// ---- ThreadLocalClusterImpl ----
+
+ThreadLocalClusterImpl::ThreadLocalClusterImpl(ThreadLocalClusterManagerImpl& parent,
+                                               ClusterInfoConstSharedPtr info,
+                                               HostSetConstSharedPtr host_set)
+    : parent_(parent),
+      info_(std::move(info)),
+      host_set_(std::move(host_set)),
+      lb_(createLoadBalancer(info_->lbPolicy(), info_->leastRequestChoiceCount(), host_set_,
+                             parent_.nextSeed())) {}
+
+ThreadLocalClusterImpl::~ThreadLocalClusterImpl() {
+  for (auto& [host, pool] : pools_) {
+    parent_.retirePool(std::move(pool));
+  }
+}
+
+HttpConnPool* ThreadLocalClusterImpl::httpConnPool(const HostConstSharedPtr& host) {
+  if (host == nullptr) {
+    return nullptr;
+  }
+  auto [it, inserted] = pools_.try_emplace(host.get());
+  if (inserted) {
+    it->second = std::make_unique<HttpConnPoolImpl>(parent_.dispatcher(), host, info_);
+  }
+  return it->second.get();
+}
+
+Network::ClientConnectionPtr ThreadLocalClusterImpl::tcpConnection(const HostConstSharedPtr& host) {
+  if (host == nullptr) {
+    return nullptr;
+  }
+  auto connection =
+      std::make_unique<Network::ClientConnectionImpl>(parent_.dispatcher(), host->address());
+  connection->setBufferLimits(info_->perConnectionBufferLimitBytes());
+  connection->noDelay(true);
+  // Only the attempt is counted here; the caller owns the connection's later life.
+  info_->stats().upstream_cx_total.inc();
+  host->stats().cx_total++;
+  return connection;
+}
+
+void ThreadLocalClusterImpl::updateHosts(HostSetConstSharedPtr host_set) {
+  host_set_ = std::move(host_set);
+  lb_ = createLoadBalancer(info_->lbPolicy(), info_->leastRequestChoiceCount(), host_set_,
+                           parent_.nextSeed());
+  if (pools_.empty()) {
+    return;
+  }
+
+  absl::flat_hash_set<const Host*> current;
+  current.reserve(host_set_->hosts.size());
+  for (const HostConstSharedPtr& host : host_set_->hosts) {
+    current.insert(host.get());
+  }
+  // Built only if some pool's host object was replaced.
+  absl::flat_hash_map<std::string, HostConstSharedPtr> by_address;
+  std::vector<HttpConnPoolImplPtr> rekeyed;
+
+  for (auto it = pools_.begin(); it != pools_.end();) {
+    if (current.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    HttpConnPoolImplPtr pool = std::move(it->second);
+    pools_.erase(it++);
+    if (by_address.empty()) {
+      for (const HostConstSharedPtr& host : host_set_->hosts) {
+        by_address.emplace(host->address().asString(), host);
+      }
+    }
+    auto replacement = by_address.find(pool->host()->address().asString());
+    if (replacement != by_address.end()) {
+      // Same endpoint, new weight or health: keep its warm connections.
+      pool->updateHost(replacement->second);
+      rekeyed.push_back(std::move(pool));
+    } else {
+      parent_.retirePool(std::move(pool));
+    }
+  }
+  for (HttpConnPoolImplPtr& pool : rekeyed) {
+    const Host* key = pool->host().get();
+    auto [it, inserted] = pools_.try_emplace(key);
+    if (inserted) {
+      it->second = std::move(pool);
+    } else {
+      parent_.retirePool(std::move(pool));  // a duplicate address already has its pool
+    }
+  }
+}
+
+// ---- ThreadLocalClusterManagerImpl ----
+
+ThreadLocalClusterManagerImpl::ThreadLocalClusterManagerImpl(Event::Dispatcher& dispatcher)
+    : dispatcher_(dispatcher), seed_rng_(std::random_device()()) {}
+
+ThreadLocalClusterManagerImpl::~ThreadLocalClusterManagerImpl() {
+  // Thread shutdown: pools are destroyed quietly instead of draining.
+  shutting_down_ = true;
+  clusters_.clear();
+  draining_pools_.clear();
+}
+
+ThreadLocalClusterImpl* ThreadLocalClusterManagerImpl::find(std::string_view name) {
+  // absl::string_view for the heterogeneous lookup (Debian's abseil is not std::string_view).
+  auto it = clusters_.find(absl::string_view(name.data(), name.size()));
+  return it == clusters_.end() ? nullptr : it->second.get();
+}
+
+void ThreadLocalClusterManagerImpl::addOrUpdateCluster(ClusterInfoConstSharedPtr info,
+                                                       HostSetConstSharedPtr host_set) {
+  ASSERT(dispatcher_.isThreadSafe());
+  // Replacing destroys the previous version, which retires its pools (Envoy drains them too).
+  auto cluster = std::make_unique<ThreadLocalClusterImpl>(*this, info, std::move(host_set));
+  clusters_[info->name()] = std::move(cluster);
+}
+
+void ThreadLocalClusterManagerImpl::updateHosts(const ClusterInfoConstSharedPtr& info,
+                                                HostSetConstSharedPtr host_set) {
+  ASSERT(dispatcher_.isThreadSafe());
+  ThreadLocalClusterImpl* cluster = find(info->name());
+  // Updates arrive in the order the main thread made them, so this is the same version.
+  if (cluster != nullptr && cluster->info() == info) {
+    cluster->updateHosts(std::move(host_set));
+  }
+}
+
+void ThreadLocalClusterManagerImpl::removeCluster(const ClusterInfoConstSharedPtr& info) {
+  ASSERT(dispatcher_.isThreadSafe());
+  auto it = clusters_.find(info->name());
+  if (it != clusters_.end() && it->second->info() == info) {
+    clusters_.erase(it);
+  }
+}
+
+void ThreadLocalClusterManagerImpl::retirePool(HttpConnPoolImplPtr pool) {
+  if (shutting_down_) {
+    return;  // destroyed here, quietly
+  }
+  draining_pools_.push_front(std::move(pool));
+  auto it = draining_pools_.begin();
+  (*it)->retire([this, it]() {
+    // Called from inside the pool: delete it on a later loop iteration.
+    dispatcher_.deferredDelete(std::move(*it));
+    draining_pools_.erase(it);
+  });
+}
+
+// ---- ClusterManagerImpl ----
+
+ClusterManagerImpl::ClusterManagerImpl(Event::Dispatcher& main_dispatcher,
+                                       ThreadLocal::Instance& tls, Stats::Store& store)
+    : main_dispatcher_(main_dispatcher),
+      store_(store),
+      slot_(tls.allocateSlot()),
+      cluster_added_(store.counter("cluster_manager.cluster_added")),
+      cluster_modified_(store.counter("cluster_manager.cluster_modified")),
+      cluster_removed_(store.counter("cluster_manager.cluster_removed")),
+      active_clusters_(store.gauge("cluster_manager.active_clusters")),
+      warming_clusters_(store.gauge("cluster_manager.warming_clusters")) {
+  slot_->set([](Event::Dispatcher& dispatcher) -> ThreadLocal::ThreadLocalObjectSharedPtr {
+    return std::make_shared<ThreadLocalClusterManagerImpl>(dispatcher);
+  });
+}
+
+ClusterManagerImpl::~ClusterManagerImpl() = default;
+
+absl::Status ClusterManagerImpl::addOrUpdateCluster(
+    const envoy::config::cluster::v3::Cluster& config, const std::string& version_info,
+    bool added_via_api) {
+  ASSERT(main_dispatcher_.isThreadSafe());
+  const std::string& name = config.name();
+  const size_t hash = configHash(config);
+  auto active_it = active_.find(name);
+  auto warming_it = warming_.find(name);
+  const ClusterData* active = active_it != active_.end() ? active_it->second.get() : nullptr;
+  const ClusterData* latest = warming_it != warming_.end() ? warming_it->second.get() : active;
+
+  if (latest != nullptr && latest->config_hash == hash) {
+    return absl::OkStatus();  // unchanged: nothing to do, nothing to count
+  }
+  if (active != nullptr && !active->added_via_api) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cluster '", name, "': a static cluster with this name exists and cannot be replaced"));
+  }
+
+  absl::StatusOr<ClusterInfoImplConstSharedPtr> info = ClusterInfoImpl::create(config, store_);
+  if (!info.ok()) {
+    return info.status();
+  }
+
+  auto data = std::make_unique<ClusterData>();
+  bool warm = true;
+  if ((*info)->discoveryType() == ClusterInfoImpl::DiscoveryType::Eds) {
+    if (active != nullptr && active->info->discoveryType() == ClusterInfoImpl::DiscoveryType::Eds &&
+        active->info->edsServiceName() == (*info)->edsServiceName()) {
+      // Same ClusterLoadAssignment: its hosts stay valid, no need to warm again.
+      data->hosts = active->hosts;
+    } else {
+      data->hosts = emptyHostSet();
+      warm = false;
+    }
+  } else {
+    absl::StatusOr<HostSetConstSharedPtr> hosts = buildHostSet(
+        config.load_assignment(), active != nullptr ? active->hosts.get() : nullptr, name);
+    if (!hosts.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cluster '", name, "': load_assignment.", hosts.status().message()));
+    }
+    data->hosts = std::move(*hosts);
+  }
+  data->config = config;
+  data->config_hash = hash;
+  data->version_info = version_info;
+  data->last_updated = main_dispatcher_.timeSource().systemTime();
+  data->info = std::move(*info);
+  data->added_via_api = added_via_api;
+
+  (latest != nullptr ? cluster_modified_ : cluster_added_).inc();
+  const bool was_warming = !warming_.empty();
+  if (warm) {
+    if (warming_it != warming_.end()) {
+      warming_.erase(warming_it);
+    }
+    activate(std::move(data));
+  } else {
+    // An older active version, if any, keeps serving until this one has hosts.
+    warming_[name] = std::move(data);
+  }
+  updateGauges(was_warming);
+  return absl::OkStatus();
+}
+
+bool ClusterManagerImpl::removeCluster(std::string_view name) {
+  ASSERT(main_dispatcher_.isThreadSafe());
+  auto active_it = active_.find(name);
+  auto warming_it = warming_.find(name);
+  if (active_it == active_.end() && warming_it == warming_.end()) {
+    return false;
+  }
+  if (active_it != active_.end() && !active_it->second->added_via_api) {
+    return false;
+  }
+  const bool was_warming = !warming_.empty();
+  if (warming_it != warming_.end()) {
+    warming_.erase(warming_it);
+  }
+  if (active_it != active_.end()) {
+    ClusterInfoConstSharedPtr info = active_it->second->info;
+    info->stats().membership_total.set(0);
+    info->stats().membership_healthy.set(0);
+    slot_->runOnAllThreads([info](ThreadLocal::ThreadLocalObjectSharedPtr& object) {
+      static_cast<ThreadLocalClusterManagerImpl&>(*object).removeCluster(info);
+    });
+    active_.erase(active_it);
+  }
+  cluster_removed_.inc();
+  updateGauges(was_warming);
+  return true;
+}
+
+absl::Status ClusterManagerImpl::updateClusterLoadAssignment(
+    std::string_view eds_service_name,
+    const envoy::config::endpoint::v3::ClusterLoadAssignment& cla) {
+  ASSERT(main_dispatcher_.isThreadSafe());
+  struct Target {
+    ClusterMap* map;
+    ClusterMap::iterator it;
+    HostSetConstSharedPtr hosts;
+  };
+  std::vector<Target> targets;
+  for (ClusterMap* map : {&warming_, &active_}) {
+    for (auto it = map->begin(); it != map->end(); ++it) {
+      const ClusterInfoImpl& info = *it->second->info;
+      if (info.discoveryType() == ClusterInfoImpl::DiscoveryType::Eds &&
+          info.edsServiceName() == eds_service_name) {
+        targets.push_back(Target{map, it, nullptr});
+      }
+    }
+  }
+  if (targets.empty()) {
+    return absl::NotFoundError(absl::StrCat(
+        "cluster_load_assignment '", std::string(eds_service_name), "': no EDS cluster uses it"));
+  }
+  // Validate for every target before changing any: all or nothing.
+  for (Target& target : targets) {
+    const ClusterData& data = *target.it->second;
+    absl::StatusOr<HostSetConstSharedPtr> hosts =
+        buildHostSet(cla, data.hosts.get(), data.info->name());
+    if (!hosts.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("cluster_load_assignment '",
+                                                     std::string(eds_service_name),
+                                                     "': ", hosts.status().message()));
+    }
+    target.hosts = std::move(*hosts);
+  }
+
+  const bool was_warming = !warming_.empty();
+  for (Target& target : targets) {
+    if (target.map == &warming_) {
+      std::unique_ptr<ClusterData> data = std::move(target.it->second);
+      warming_.erase(target.it);
+      data->hosts = std::move(target.hosts);
+      activate(std::move(data));
+      continue;
+    }
+    ClusterData& data = *target.it->second;
+    if (sameHosts(*data.hosts, *target.hosts)) {
+      continue;  // a resend: workers have it already
+    }
+    data.hosts = std::move(target.hosts);
+    updateMembershipStats(data);
+    ClusterInfoConstSharedPtr info = data.info;
+    HostSetConstSharedPtr hosts = data.hosts;
+    slot_->runOnAllThreads([info, hosts](ThreadLocal::ThreadLocalObjectSharedPtr& object) {
+      static_cast<ThreadLocalClusterManagerImpl&>(*object).updateHosts(info, hosts);
+    });
+  }
+  updateGauges(was_warming);
+  return absl::OkStatus();
+}
+
+ThreadLocalCluster* ClusterManagerImpl::getThreadLocalCluster(std::string_view name) {
+  ThreadLocal::ThreadLocalObjectSharedPtr object = slot_->get();
+  if (object == nullptr) {
+    return nullptr;
+  }
+  return static_cast<ThreadLocalClusterManagerImpl&>(*object).find(name);
+}
+
+ClusterInfoImplConstSharedPtr ClusterManagerImpl::getClusterInfo(std::string_view name) const {
+  auto it = active_.find(name);
+  return it == active_.end() ? nullptr : it->second->info;
+}
+
+HostSetConstSharedPtr ClusterManagerImpl::getHostSet(std::string_view name) const {
+  auto it = active_.find(name);
+  return it == active_.end() ? nullptr : it->second->hosts;
+}
+
+bool ClusterManagerImpl::isWarming(std::string_view name) const {
+  return warming_.find(name) != warming_.end();
+}
+
+std::vector<std::string> ClusterManagerImpl::edsServiceNames() const {
+  std::set<std::string> names;
+  for (const ClusterMap* map : {&active_, &warming_}) {
+    for (const auto& [name, data] : *map) {
+      if (data->info->discoveryType() == ClusterInfoImpl::DiscoveryType::Eds) {
+        names.insert(data->info->edsServiceName());
+      }
+    }
+  }
+  return std::vector<std::string>(names.begin(), names.end());
+}
+
+void ClusterManagerImpl::forEachCluster(const std::function<void(const ClusterView&)>& cb) const {
+  for (const ClusterMap* map : {&active_, &warming_}) {
+    for (const auto& [name, data] : *map) {
+      cb(ClusterView{data->config, *data->info, *data->hosts, data->version_info,
+                     data->last_updated, map == &warming_, data->added_via_api});
+    }
+  }
+}
+
+void ClusterManagerImpl::activate(std::unique_ptr<ClusterData> data) {
+  updateMembershipStats(*data);
+  ClusterInfoConstSharedPtr info = data->info;
+  HostSetConstSharedPtr hosts = data->hosts;
+  slot_->runOnAllThreads([info, hosts](ThreadLocal::ThreadLocalObjectSharedPtr& object) {
+    static_cast<ThreadLocalClusterManagerImpl&>(*object).addOrUpdateCluster(info, hosts);
+  });
+  const std::string name = data->info->name();
+  active_[name] = std::move(data);
+}
+
+void ClusterManagerImpl::updateMembershipStats(const ClusterData& data) {
+  ClusterStats& stats = data.info->stats();
+  stats.membership_total.set(static_cast<int64_t>(data.hosts->hosts.size()));
+  int64_t healthy = 0;
+  for (const HostConstSharedPtr& host : data.hosts->hosts) {
+    healthy += isHealthyForLb(host->health()) ? 1 : 0;
+  }
+  stats.membership_healthy.set(healthy);
+}
+
+void ClusterManagerImpl::updateGauges(bool was_warming) {
+  active_clusters_.set(static_cast<int64_t>(active_.size()));
+  warming_clusters_.set(static_cast<int64_t>(warming_.size()));
+  if (was_warming && warming_.empty() && warming_done_cb_ != nullptr) {
+    warming_done_cb_();
+  }
+}
+
+}  // namespace Proxy::Upstream

@@ -1,0 +1,193 @@
+#pragma once
+
+// The cluster manager: clusters are applied on the main thread (CDS, EDS, bootstrap) and
+// published to every thread as immutable snapshots through one thread-local slot. Each thread
+// keeps, per cluster, a load balancer and its connection pools (DESIGN.md).
+//
+// Publishing: an update posts one small closure per thread carrying two shared_ptrs, the
+// ClusterInfo and the HostSet; the snapshots are shared, never copied per worker.
+//
+// Lifetime of pools on a worker: a pool whose host left the cluster, or whose cluster was
+// removed or replaced, is moved to that thread's draining list and retired: it finishes its
+// active streams and queued requests, closes connections as they go idle, and is deleted
+// (deferred) when empty. So pools always outlive their streams, and a ThreadLocalCluster can be
+// destroyed at any time between events (callers use it only synchronously: pick a host, get a
+// pool, start a stream).
+
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "envoy/config/cluster/v3/cluster.pb.h"
+#include "envoy/config/endpoint/v3/endpoint.pb.h"
+#include "proxy/common/time.h"
+#include "proxy/event/dispatcher.h"
+#include "proxy/stats/stats.h"
+#include "proxy/thread_local/thread_local.h"
+#include "proxy/upstream/cluster_info_impl.h"
+#include "proxy/upstream/http_conn_pool_impl.h"
+#include "proxy/upstream/load_balancer_impl.h"
+#include "proxy/upstream/upstream.h"
+
+namespace Proxy::Upstream {
+
+class ThreadLocalClusterManagerImpl;
+
+// One cluster as one thread sees it. Owned by that thread's ThreadLocalClusterManagerImpl.
+class ThreadLocalClusterImpl : public ThreadLocalCluster {
+ public:
+  ThreadLocalClusterImpl(ThreadLocalClusterManagerImpl& parent, ClusterInfoConstSharedPtr info,
+                         HostSetConstSharedPtr host_set);
+  // Retires every pool into the thread's draining list.
+  ~ThreadLocalClusterImpl() override;
+
+  // ThreadLocalCluster
+  const ClusterInfoConstSharedPtr& info() const override { return info_; }
+  const HostSetConstSharedPtr& hostSet() const override { return host_set_; }
+  LoadBalancer& loadBalancer() override { return *lb_; }
+  HttpConnPool* httpConnPool(const HostConstSharedPtr& host) override;
+  Network::ClientConnectionPtr tcpConnection(const HostConstSharedPtr& host) override;
+
+  // A new snapshot of this cluster's hosts: rebuild the load balancer; pools to hosts that
+  // stay are untouched (re-pointed at the new Host object when only its attributes changed),
+  // pools to hosts that left are retired.
+  void updateHosts(HostSetConstSharedPtr host_set);
+
+  size_t poolCount() const { return pools_.size(); }
+
+ private:
+  ThreadLocalClusterManagerImpl& parent_;
+  const ClusterInfoConstSharedPtr info_;
+  HostSetConstSharedPtr host_set_;
+  LoadBalancerPtr lb_;
+  // Keyed by Host identity; each pool holds its host, so a key cannot be reused by a new
+  // object while the pool exists.
+  absl::flat_hash_map<const Host*, HttpConnPoolImplPtr> pools_;
+};
+
+// Everything one thread knows about clusters: the object in the cluster manager's slot.
+class ThreadLocalClusterManagerImpl : public ThreadLocal::ThreadLocalObject {
+ public:
+  explicit ThreadLocalClusterManagerImpl(Event::Dispatcher& dispatcher);
+  ~ThreadLocalClusterManagerImpl() override;
+
+  ThreadLocalClusterImpl* find(std::string_view name);
+  // A new or replaced cluster: the previous version (if any) is destroyed, its pools retired.
+  void addOrUpdateCluster(ClusterInfoConstSharedPtr info, HostSetConstSharedPtr host_set);
+  // `info` identifies the version the main thread updated (it is the current one: updates
+  // reach a thread in the order they were made).
+  void updateHosts(const ClusterInfoConstSharedPtr& info, HostSetConstSharedPtr host_set);
+  void removeCluster(const ClusterInfoConstSharedPtr& info);
+
+  // Take ownership of `pool` until it has drained.
+  void retirePool(HttpConnPoolImplPtr pool);
+  // A seed for a new load balancer: every LB on every thread starts somewhere else.
+  uint64_t nextSeed() { return seed_rng_(); }
+
+  Event::Dispatcher& dispatcher() { return dispatcher_; }
+  size_t drainingPoolCount() const { return draining_pools_.size(); }
+
+ private:
+  Event::Dispatcher& dispatcher_;
+  std::mt19937_64 seed_rng_;
+  absl::flat_hash_map<std::string, std::unique_ptr<ThreadLocalClusterImpl>> clusters_;
+  std::list<HttpConnPoolImplPtr> draining_pools_;
+  bool shutting_down_ = false;
+};
+
+class ClusterManagerImpl : public ClusterManager {
+ public:
+  // What admin (/clusters, /config_dump) and the xDS layers see of one cluster.
+  struct ClusterView {
+    const envoy::config::cluster::v3::Cluster& config;
+    const ClusterInfoImpl& info;
+    const HostSet& hosts;
+    const std::string& version_info;
+    SystemTime last_updated;
+    bool warming;        // waiting for its first ClusterLoadAssignment
+    bool added_via_api;  // false: bootstrap static_resources
+  };
+
+  // Main thread. `tls` must have every thread registered; the slot is set here.
+  ClusterManagerImpl(Event::Dispatcher& main_dispatcher, ThreadLocal::Instance& tls,
+                     Stats::Store& store);
+  ~ClusterManagerImpl() override;
+
+  // Add a cluster or replace the one with the same name (main thread). An update whose
+  // serialized config equals the current one is a no-op. STATIC (and STRICT_DNS/LOGICAL_DNS
+  // with IP addresses) clusters take their hosts from load_assignment and are active at once;
+  // an EDS cluster warms (invisible to workers) until updateClusterLoadAssignment() gives it
+  // hosts, except that an update of an active EDS cluster with the same service name keeps
+  // its current hosts. Errors: "cluster 'x': lb_policy: unsupported load balancing policy
+  // 'RING_HASH'". A static (bootstrap, added_via_api=false) cluster cannot be replaced by an
+  // API update.
+  absl::Status addOrUpdateCluster(const envoy::config::cluster::v3::Cluster& config,
+                                  const std::string& version_info, bool added_via_api = true);
+  // Remove an API-added cluster (active or warming). False when there is none by that name or
+  // it is a static one. In-flight streams finish on the workers' retired pools.
+  bool removeCluster(std::string_view name);
+  // Apply a ClusterLoadAssignment to every EDS cluster whose edsServiceName() is
+  // `eds_service_name`: a warming cluster becomes active, an active one gets the new hosts.
+  // Errors: "cluster_load_assignment 'svc': endpoints[0].lb_endpoints[1].endpoint.address: ..."
+  // and NotFound when no EDS cluster watches that name. All or nothing.
+  absl::Status updateClusterLoadAssignment(
+      std::string_view eds_service_name,
+      const envoy::config::endpoint::v3::ClusterLoadAssignment& cla);
+
+  // Called whenever the last warming cluster becomes active (for the initial warm-up wait).
+  void setWarmingDoneCallback(std::function<void()> cb) { warming_done_cb_ = std::move(cb); }
+
+  // ClusterManager: any registered thread, lock-free (reads the calling thread's copy).
+  ThreadLocalCluster* getThreadLocalCluster(std::string_view name) override;
+
+  // Main-thread lookups.
+  ClusterInfoImplConstSharedPtr getClusterInfo(std::string_view name) const;  // active only
+  HostSetConstSharedPtr getHostSet(std::string_view name) const;              // active only
+  bool isWarming(std::string_view name) const;
+  size_t activeClusterCount() const { return active_.size(); }
+  size_t warmingClusterCount() const { return warming_.size(); }
+  // The ClusterLoadAssignment names the EDS clusters (active and warming) watch, sorted, unique.
+  std::vector<std::string> edsServiceNames() const;
+  // Every cluster, active ones then warming ones, each sorted by name.
+  void forEachCluster(const std::function<void(const ClusterView&)>& cb) const;
+
+ private:
+  struct ClusterData {
+    envoy::config::cluster::v3::Cluster config;
+    size_t config_hash;
+    std::string version_info;
+    SystemTime last_updated;
+    ClusterInfoImplConstSharedPtr info;
+    HostSetConstSharedPtr hosts;
+    bool added_via_api;
+  };
+  using ClusterMap = std::map<std::string, std::unique_ptr<ClusterData>, std::less<>>;
+
+  // Make `data` the active version and publish it to every thread.
+  void activate(std::unique_ptr<ClusterData> data);
+  void updateMembershipStats(const ClusterData& data);
+  // Refresh the gauges; run the warming-done callback if warming just ended.
+  void updateGauges(bool was_warming);
+
+  Event::Dispatcher& main_dispatcher_;
+  Stats::Store& store_;
+  ThreadLocal::SlotPtr slot_;
+  ClusterMap active_;
+  ClusterMap warming_;
+  std::function<void()> warming_done_cb_;
+
+  Stats::Counter& cluster_added_;
+  Stats::Counter& cluster_modified_;
+  Stats::Counter& cluster_removed_;
+  Stats::Gauge& active_clusters_;
+  Stats::Gauge& warming_clusters_;
+};
+
+}  // namespace Proxy::Upstream

@@ -1,0 +1,81 @@
+#pragma once
+
+// Load balancers over one immutable host-set snapshot. Each worker builds its own (with its own
+// RNG) per cluster, and rebuilds it when the snapshot changes; a pick takes no lock and does no
+// allocation.
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "proxy/upstream/upstream.h"
+
+namespace Proxy::Upstream {
+
+class LoadBalancerBase : public LoadBalancer {
+ protected:
+  LoadBalancerBase(HostSetConstSharedPtr host_set, uint64_t seed);
+
+  const HostVector& candidates() const { return host_set_->healthy_hosts; }
+  // A uniform index in [0, n).
+  size_t randomIndex(size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng_); }
+
+  const HostSetConstSharedPtr host_set_;  // keeps the snapshot alive as long as the LB
+  std::mt19937_64 rng_;
+  bool equal_weights_ = true;
+};
+
+// Envoy's ROUND_ROBIN. Equal weights: plain rotation. Different weights: earliest deadline
+// first, each host scheduled every 1/weight, so over any window of picks each host's share
+// is its weight's share (within one pick). The start (rotation index, or the EDF phases) is
+// random so that workers do not all send their first request to the same host.
+class RoundRobinLoadBalancer : public LoadBalancerBase {
+ public:
+  RoundRobinLoadBalancer(HostSetConstSharedPtr host_set, uint64_t seed);
+  HostConstSharedPtr chooseHost() override;
+
+ private:
+  struct EdfEntry {
+    double deadline;
+    uint64_t order;  // FIFO among equal deadlines, so ties resolve deterministically
+    uint32_t index;  // into candidates()
+  };
+  static bool later(const EdfEntry& a, const EdfEntry& b) {
+    return a.deadline > b.deadline || (a.deadline == b.deadline && a.order > b.order);
+  }
+
+  size_t rr_index_ = 0;
+  std::vector<EdfEntry> edf_heap_;  // min-heap on (deadline, order); fixed size after build
+  uint64_t edf_order_ = 0;
+};
+
+// Envoy's LEAST_REQUEST: the best of `choice_count` random candidates (power of two choices by
+// default), comparing rq_active, which every worker updates. With different weights the best
+// is the highest weight / (rq_active + 1), Envoy's weighted form, kept as P2C.
+class LeastRequestLoadBalancer : public LoadBalancerBase {
+ public:
+  LeastRequestLoadBalancer(HostSetConstSharedPtr host_set, uint64_t seed, uint32_t choice_count);
+  HostConstSharedPtr chooseHost() override;
+
+ private:
+  const uint32_t choice_count_;
+};
+
+// Envoy's RANDOM: uniform, or proportional to weight when weights differ.
+class RandomLoadBalancer : public LoadBalancerBase {
+ public:
+  RandomLoadBalancer(HostSetConstSharedPtr host_set, uint64_t seed);
+  HostConstSharedPtr chooseHost() override;
+
+ private:
+  std::vector<uint64_t> cumulative_weights_;  // only when weights differ
+};
+
+using LoadBalancerPtr = std::unique_ptr<LoadBalancer>;
+
+// The balancer `policy` names, over `host_set`.
+LoadBalancerPtr createLoadBalancer(LbPolicy policy, uint32_t least_request_choice_count,
+                                   HostSetConstSharedPtr host_set, uint64_t seed);
+
+}  // namespace Proxy::Upstream

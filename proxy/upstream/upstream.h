@@ -1,0 +1,188 @@
+#pragma once
+
+// Clusters, hosts and load balancing. The main thread owns clusters and builds immutable host
+// snapshots; each worker holds, per cluster, its own load balancer and connection pools, fed
+// by those snapshots through a thread-local slot (DESIGN.md). Nothing here takes a lock on the
+// request path.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proxy/http/codec.h"
+#include "proxy/network/address.h"
+#include "proxy/network/connection.h"
+#include "proxy/stats/stats.h"
+
+namespace Proxy::Upstream {
+
+enum class HealthStatus { Healthy, Unhealthy, Draining, Degraded, Unknown };
+
+// Per-host counters shared by every worker (atomics; Envoy's host stats).
+struct HostStats {
+  std::atomic<uint64_t> rq_total{0};
+  std::atomic<uint64_t> rq_error{0};
+  std::atomic<uint64_t> rq_success{0};
+  std::atomic<uint64_t> rq_timeout{0};
+  std::atomic<int64_t> rq_active{0};
+  std::atomic<uint64_t> cx_total{0};
+  std::atomic<uint64_t> cx_connect_fail{0};
+  std::atomic<int64_t> cx_active{0};
+};
+
+// One endpoint. Immutable after creation except for stats; shared across workers and across
+// host-set snapshots, so an endpoint that stays in an update keeps its identity (and the
+// workers keep their pooled connections to it).
+class Host {
+ public:
+  virtual ~Host() = default;
+  virtual const Network::Address& address() const = 0;
+  virtual const std::string& hostname() const = 0;
+  virtual const std::string& clusterName() const = 0;
+  virtual uint32_t weight() const = 0;
+  virtual uint32_t priority() const = 0;
+  virtual HealthStatus health() const = 0;
+  virtual HostStats& stats() const = 0;
+};
+
+using HostConstSharedPtr = std::shared_ptr<const Host>;
+using HostVector = std::vector<HostConstSharedPtr>;
+
+// An immutable snapshot of a cluster's hosts.
+struct HostSet {
+  HostVector hosts;          // every host
+  HostVector healthy_hosts;  // Healthy/Degraded/Unknown ones, the LB's candidates
+};
+using HostSetConstSharedPtr = std::shared_ptr<const HostSet>;
+
+enum class LbPolicy { RoundRobin, LeastRequest, Random };
+
+// Cluster stats with Envoy's names, under "cluster.<name>.". Who maintains what: the HTTP pool
+// keeps upstream_cx_*, upstream_rq_total/active, upstream_rq_pending_*, upstream_rq_cancelled,
+// upstream_rq_rx_reset/tx_reset and upstream_rq_<N>xx (one per upstream attempt, as Envoy
+// charges them); the cluster manager keeps membership_*; the router keeps upstream_rq_timeout
+// and upstream_cx_none_healthy.
+struct ClusterStats {
+  explicit ClusterStats(Stats::Scope scope);
+  Stats::Counter& upstream_cx_total;
+  Stats::Gauge& upstream_cx_active;
+  Stats::Counter& upstream_cx_connect_fail;
+  Stats::Counter& upstream_cx_connect_timeout;
+  Stats::Counter& upstream_cx_destroy;
+  Stats::Counter& upstream_cx_destroy_remote;
+  Stats::Counter& upstream_cx_destroy_local;
+  Stats::Counter& upstream_rq_total;
+  Stats::Gauge& upstream_rq_active;
+  Stats::Counter& upstream_rq_pending_total;
+  Stats::Gauge& upstream_rq_pending_active;
+  Stats::Counter& upstream_rq_pending_overflow;
+  Stats::Counter& upstream_rq_timeout;
+  Stats::Counter& upstream_rq_rx_reset;
+  Stats::Counter& upstream_rq_tx_reset;
+  Stats::Counter& upstream_rq_2xx;
+  Stats::Counter& upstream_rq_3xx;
+  Stats::Counter& upstream_rq_4xx;
+  Stats::Counter& upstream_rq_5xx;
+  Stats::Counter& upstream_cx_none_healthy;
+  Stats::Gauge& membership_total;
+  Stats::Gauge& membership_healthy;
+  // Added by the upstream component (Envoy names).
+  Stats::Counter& upstream_cx_overflow;      // a new connection was refused by max_connections
+  Stats::Counter& upstream_rq_cancelled;     // a pending request was cancelled before a connection
+  Stats::Counter& upstream_cx_max_requests;  // closed after max_requests_per_connection
+};
+
+// Circuit-breaker accounting, cluster-wide across every worker's pools (Envoy's semantics:
+// the thresholds bound the whole cluster, not one pool). Relaxed atomics, never a lock.
+struct ClusterResources {
+  std::atomic<uint64_t> connections{0};
+  std::atomic<uint64_t> pending_requests{0};
+  std::atomic<uint64_t> requests{0};
+};
+
+// A cluster's settings, immutable; a cluster update builds a new one.
+class ClusterInfo {
+ public:
+  virtual ~ClusterInfo() = default;
+  virtual const std::string& name() const = 0;
+  virtual std::chrono::milliseconds connectTimeout() const = 0;
+  virtual LbPolicy lbPolicy() const = 0;
+  virtual uint32_t leastRequestChoiceCount() const = 0;
+  virtual uint32_t perConnectionBufferLimitBytes() const = 0;
+  virtual uint64_t maxRequestsPerConnection() const = 0;  // 0 = unlimited
+  // Circuit breakers (DEFAULT priority thresholds), counted cluster-wide in resources().
+  virtual uint32_t maxConnections() const = 0;
+  virtual uint32_t maxPendingRequests() const = 0;
+  virtual uint32_t maxRequests() const = 0;
+  virtual ClusterResources& resources() const = 0;
+  virtual ClusterStats& stats() const = 0;
+};
+using ClusterInfoConstSharedPtr = std::shared_ptr<const ClusterInfo>;
+
+// Picks a host. Per worker, per cluster; rebuilt (cheaply) when the host set changes.
+class LoadBalancer {
+ public:
+  virtual ~LoadBalancer() = default;
+  // Null when no healthy host exists.
+  virtual HostConstSharedPtr chooseHost() = 0;
+};
+
+// ---- Connection pools (per worker, per host) ----
+
+enum class PoolFailureReason { ConnectionFailure, Timeout, Overflow };
+
+class Cancellable {
+ public:
+  virtual ~Cancellable() = default;
+  virtual void cancel() = 0;
+};
+
+class HttpPoolCallbacks {
+ public:
+  virtual ~HttpPoolCallbacks() = default;
+  // A connection is ready: send the request on `encoder`. The response goes to the decoder
+  // given to newStream().
+  virtual void onPoolReady(Http::RequestEncoder& encoder, const HostConstSharedPtr& host) = 0;
+  virtual void onPoolFailure(PoolFailureReason reason, std::string_view details,
+                             const HostConstSharedPtr& host) = 0;
+};
+
+class HttpConnPool {
+ public:
+  virtual ~HttpConnPool() = default;
+  // Either calls a callback inline (an idle connection was ready, or overflow) and returns
+  // null, or returns a handle to cancel the pending request.
+  virtual Cancellable* newStream(Http::ResponseDecoder& decoder, HttpPoolCallbacks& callbacks) = 0;
+  virtual bool hasActiveConnections() const = 0;
+  // Close idle connections and stop reusing busy ones (host removed, cluster removed, drain).
+  virtual void drainConnections() = 0;
+};
+
+// What a worker sees of one cluster.
+class ThreadLocalCluster {
+ public:
+  virtual ~ThreadLocalCluster() = default;
+  virtual const ClusterInfoConstSharedPtr& info() const = 0;
+  virtual const HostSetConstSharedPtr& hostSet() const = 0;
+  virtual LoadBalancer& loadBalancer() = 0;
+  // The HTTP/1 pool to `host` on this worker (created on first use). Null when no host is
+  // available (the caller answers 503 with the UH flag).
+  virtual HttpConnPool* httpConnPool(const HostConstSharedPtr& host) = 0;
+  // A new outgoing TCP connection to `host` for tcp_proxy (not pooled).
+  virtual Network::ClientConnectionPtr tcpConnection(const HostConstSharedPtr& host) = 0;
+};
+
+// The cluster manager. Main-thread methods apply config; getThreadLocalCluster() is called on
+// workers (and main) and only reads the calling thread's copy.
+class ClusterManager {
+ public:
+  virtual ~ClusterManager() = default;
+  // Null when the cluster does not exist (yet) on this thread: the router answers 503 (NC).
+  virtual ThreadLocalCluster* getThreadLocalCluster(std::string_view name) = 0;
+};
+
+}  // namespace Proxy::Upstream
