@@ -7,31 +7,39 @@ our files must exist upstream under the same full name, in the same file, with t
 numbers, names, json names, types, labels and oneof groupings, the same enum values and the
 same RPC methods. Upstream fields we left out are listed with --show-omitted.
 
+Fields deprecated upstream are not marked [deprecated = true] here on purpose (the generated
+accessors would warn wherever the proxy honours a legacy field); they are listed with
+--show-deprecated so that each can be checked for a "Deprecated upstream" comment.
+
 Exit status: 0 when no mismatch was found, 1 otherwise.
 """
 import argparse
 import re
 import sys
 
-_TOKEN = re.compile(r'\s*(?:(\{)|(\})|(\[[\w.]+\]|\w+)\s*(:)?\s*|("(?:[^"\\]|\\.)*")|([^\s{}]+))')
+_KEY = re.compile(r'(\[[\w.]+\]|\w+)\s*:?\s*')
+_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"\s*')
+_SCALAR = re.compile(r'[^\s{}]+')
 
 
 def parse_text_format(text):
-    """Parses protobuf text format into nested dicts of lists: {key: [value, ...]}."""
+    """Parses protobuf text format into nested dicts of lists: {key: [value, ...]}.
+
+    Scalars stay strings (string escapes are not decoded); that is enough to compare names,
+    numbers and enums.
+    """
     pos = 0
     stack = [{}]
-    key = None
     while True:
         while pos < len(text) and text[pos].isspace():
             pos += 1
         if pos >= len(text):
             break
-        c = text[pos]
-        if c == '}':
+        if text[pos] == '}':
             stack.pop()
             pos += 1
             continue
-        m = re.compile(r'(\[[\w.]+\]|\w+)\s*(:?)\s*').match(text, pos)
+        m = _KEY.match(text, pos)
         if not m:
             raise ValueError('cannot parse at %d: %r' % (pos, text[pos:pos + 40]))
         key = m.group(1)
@@ -45,12 +53,12 @@ def parse_text_format(text):
         if text[pos] == '"':
             parts = []
             while pos < len(text) and text[pos] == '"':
-                s = re.compile(r'"((?:[^"\\]|\\.)*)"\s*').match(text, pos)
+                s = _STRING.match(text, pos)
                 parts.append(s.group(1))
                 pos = s.end()
             value = ''.join(parts)
         else:
-            s = re.compile(r'[^\s{}]+').match(text, pos)
+            s = _SCALAR.match(text, pos)
             value = s.group(0)
             pos = s.end()
         stack[-1].setdefault(key, []).append(value)
@@ -113,9 +121,10 @@ def field_sig(msg, field):
     }
 
 
-def compare(ours, upstream, our_files, show_omitted):
+def compare(ours, upstream, our_files):
     problems = []
     omitted = []
+    deprecated = []
     checked = {'message': 0, 'enum': 0, 'service': 0, 'field': 0, 'enum_value': 0, 'method': 0}
     for fname in our_files:
         if fname not in upstream.files:
@@ -124,6 +133,9 @@ def compare(ours, upstream, our_files, show_omitted):
         up_pkg = one(upstream.files.get(fname, {}), 'package')
         if up_pkg is not None and ours_pkg != up_pkg:
             problems.append('%s: package %s, upstream %s' % (fname, ours_pkg, up_pkg))
+        for full in upstream.declared_in(fname):
+            if full not in ours.items:
+                omitted.append('%s (%s)' % (full, upstream.items[full][0]))
         for full in ours.declared_in(fname):
             kind, _, ours_d = ours.items[full]
             if full not in upstream.items:
@@ -152,9 +164,8 @@ def compare(ours, upstream, our_files, show_omitted):
                         if a[k] != b[k]:
                             problems.append('%s.%s (= %s): %s is %r here, %r upstream' %
                                             (full, a['name'], num, k, a[k], b[k]))
-                    if is_deprecated(up_fields[num]) and not is_deprecated(f):
-                        problems.append('%s.%s: deprecated upstream, not marked here' %
-                                        (full, a['name']))
+                    if is_deprecated(up_fields[num]):
+                        deprecated.append('%s.%s = %s' % (full, a['name'], num))
                 for num, f in sorted(up_fields.items(), key=lambda kv: int(kv[0])):
                     if num not in our_numbers:
                         omitted.append('%s.%s = %s%s' % (full, one(f, 'name'), num,
@@ -190,7 +201,7 @@ def compare(ours, upstream, our_files, show_omitted):
                 for name in up_methods:
                     if name not in ours_names:
                         omitted.append('%s/%s (method)' % (full, name))
-    return problems, omitted, checked
+    return problems, omitted, deprecated, checked
 
 
 def main():
@@ -200,19 +211,25 @@ def main():
     ap.add_argument('upstream', help='text-format FileDescriptorSet of upstream protos')
     ap.add_argument('--files', nargs='+', required=True, help='our .proto paths to check')
     ap.add_argument('--show-omitted', action='store_true',
-                    help='list upstream fields/values/methods we left out')
+                    help='list upstream declarations, fields, values and methods we left out')
+    ap.add_argument('--show-deprecated', action='store_true',
+                    help='list the fields we keep that are deprecated upstream')
     args = ap.parse_args()
     ours = Index(parse_text_format(open(args.ours).read()))
     upstream = Index(parse_text_format(open(args.upstream).read()))
-    problems, omitted, checked = compare(ours, upstream, args.files, args.show_omitted)
+    problems, omitted, deprecated, checked = compare(ours, upstream, args.files)
     if args.show_omitted:
         for o in omitted:
             print('omitted: ' + o)
+    if args.show_deprecated:
+        for d in deprecated:
+            print('deprecated upstream: ' + d)
     for p in problems:
         print('MISMATCH: ' + p)
-    print('checked %d files: %s; %d upstream fields/values/methods omitted; %d mismatches' %
+    print('checked %d files: %s; %d kept fields are deprecated upstream; '
+          '%d upstream declarations/fields/values/methods omitted; %d mismatches' %
           (len(args.files), ', '.join('%d %ss' % (v, k) for k, v in checked.items()),
-           len(omitted), len(problems)))
+           len(deprecated), len(omitted), len(problems)))
     return 1 if problems else 0
 
 
