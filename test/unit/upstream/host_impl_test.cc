@@ -1,0 +1,180 @@
+// Building host-set snapshots from ClusterLoadAssignments: health and weights, reuse of the
+// Host objects of unchanged endpoints across rebuilds, priorities, and field-named errors.
+
+#include "proxy/upstream/host_impl.h"
+
+#include "gtest/gtest.h"
+#include "test/unit/upstream/upstream_test_util.h"
+
+namespace Proxy::Upstream {
+namespace {
+
+using envoy::config::core::v3::DEGRADED;
+using envoy::config::core::v3::DRAINING;
+using envoy::config::core::v3::HEALTHY;
+using envoy::config::core::v3::TIMEOUT;
+using envoy::config::core::v3::UNHEALTHY;
+using envoy::config::core::v3::UNKNOWN;
+
+HostSetConstSharedPtr build(const envoy::config::endpoint::v3::ClusterLoadAssignment& cla,
+                            const HostSet* previous = nullptr) {
+  absl::StatusOr<HostSetConstSharedPtr> hosts = buildHostSet(cla, previous, "service");
+  EXPECT_TRUE(hosts.ok()) << hosts.status();
+  return hosts.ok() ? *hosts : nullptr;
+}
+
+std::string buildError(const envoy::config::endpoint::v3::ClusterLoadAssignment& cla) {
+  absl::StatusOr<HostSetConstSharedPtr> hosts = buildHostSet(cla, nullptr, "service");
+  EXPECT_FALSE(hosts.ok());
+  return hosts.ok() ? "" : std::string(hosts.status().message());
+}
+
+TEST(HostSetBuilderTest, HealthDecidesWhoTheBalancerSees) {
+  // One endpoint per EDS health status.
+  HostSetConstSharedPtr set = build(makeAssignment("service", {{.port = 1, .health = UNKNOWN},
+                                                               {.port = 2, .health = HEALTHY},
+                                                               {.port = 3, .health = UNHEALTHY},
+                                                               {.port = 4, .health = DRAINING},
+                                                               {.port = 5, .health = TIMEOUT},
+                                                               {.port = 6, .health = DEGRADED}}));
+  ASSERT_NE(nullptr, set);
+
+  // Every endpoint is a host; only UNKNOWN, HEALTHY and DEGRADED are LB candidates.
+  ASSERT_EQ(6u, set->hosts.size());
+  std::vector<uint32_t> healthy_ports;
+  for (const HostConstSharedPtr& host : set->healthy_hosts) {
+    healthy_ports.push_back(host->address().port());
+  }
+  EXPECT_EQ((std::vector<uint32_t>{1, 2, 6}), healthy_ports);
+
+  // Hosts carry what the endpoint said, and the admin flags read as Envoy's.
+  EXPECT_EQ("127.0.0.1:3", set->hosts[2]->address().asString());
+  EXPECT_EQ("service", set->hosts[2]->clusterName());
+  EXPECT_EQ(HealthStatus::Unhealthy, set->hosts[2]->health());
+  EXPECT_EQ(HealthStatus::Unhealthy, set->hosts[4]->health());  // TIMEOUT counts as unhealthy
+  EXPECT_EQ("healthy", healthFlagsString(set->hosts[0]->health()));
+  EXPECT_EQ("/failed_eds_health", healthFlagsString(set->hosts[2]->health()));
+  EXPECT_EQ("/eds_status_draining", healthFlagsString(set->hosts[3]->health()));
+  EXPECT_EQ("/degraded_eds_health", healthFlagsString(set->hosts[5]->health()));
+}
+
+TEST(HostSetBuilderTest, WeightDefaultsToOne) {
+  HostSetConstSharedPtr set =
+      build(makeAssignment("service", {{.port = 1}, {.port = 2, .weight = 7}}));
+  ASSERT_NE(nullptr, set);
+  EXPECT_EQ(1u, set->hosts[0]->weight());
+  EXPECT_EQ(7u, set->hosts[1]->weight());
+}
+
+TEST(HostSetBuilderTest, RebuildReusesHostsOfUnchangedEndpoints) {
+  // First snapshot: a (port 1), b (port 2, weight 1), d (port 4).
+  HostSetConstSharedPtr first =
+      build(makeAssignment("service", {{.port = 1}, {.port = 2}, {.port = 4}}));
+  ASSERT_NE(nullptr, first);
+  first->hosts[1]->stats().rq_total = 17;
+
+  // Second: a unchanged, b with weight 5, c new (port 3), d gone.
+  HostSetConstSharedPtr second = build(
+      makeAssignment("service", {{.port = 1}, {.port = 2, .weight = 5}, {.port = 3}}), first.get());
+  ASSERT_NE(nullptr, second);
+  ASSERT_EQ(3u, second->hosts.size());
+
+  // a is the very same object: workers keep its pools.
+  EXPECT_EQ(first->hosts[0], second->hosts[0]);
+  // b is a new object (hosts are immutable) that keeps b's counters.
+  EXPECT_NE(first->hosts[1], second->hosts[1]);
+  EXPECT_EQ(5u, second->hosts[1]->weight());
+  EXPECT_EQ(&first->hosts[1]->stats(), &second->hosts[1]->stats());
+  EXPECT_EQ(17u, second->hosts[1]->stats().rq_total.load());
+  // c is new, with fresh counters.
+  EXPECT_EQ(3u, second->hosts[2]->address().port());
+  EXPECT_EQ(0u, second->hosts[2]->stats().rq_total.load());
+  // A health change also makes a new object.
+  HostSetConstSharedPtr third = build(
+      makeAssignment("service",
+                     {{.port = 1, .health = DRAINING}, {.port = 2, .weight = 5}, {.port = 3}}),
+      second.get());
+  ASSERT_NE(nullptr, third);
+  EXPECT_NE(second->hosts[0], third->hosts[0]);
+  EXPECT_EQ(second->hosts[1], third->hosts[1]);
+  EXPECT_EQ(second->hosts[2], third->hosts[2]);
+  EXPECT_EQ(2u, third->healthy_hosts.size());
+}
+
+TEST(HostSetBuilderTest, LowerPrioritiesServeOnlyAsFailover) {
+  // Priority 0: one unhealthy host; priority 1: two healthy ones.
+  HostSetConstSharedPtr set =
+      build(makeAssignment("service", {{.port = 1, .health = UNHEALTHY, .priority = 0},
+                                       {.port = 2, .priority = 1},
+                                       {.port = 3, .priority = 1}}));
+  ASSERT_NE(nullptr, set);
+  ASSERT_EQ(2u, set->healthy_hosts.size());
+  EXPECT_EQ(1u, set->healthy_hosts[0]->priority());
+
+  // With a healthy priority-0 host, priority 1 gets nothing.
+  set = build(makeAssignment("service", {{.port = 1, .priority = 0}, {.port = 2, .priority = 1}}));
+  ASSERT_NE(nullptr, set);
+  ASSERT_EQ(1u, set->healthy_hosts.size());
+  EXPECT_EQ(1u, set->healthy_hosts[0]->address().port());
+}
+
+TEST(HostSetBuilderTest, NamedEndpointsAreResolved) {
+  envoy::config::endpoint::v3::ClusterLoadAssignment cla;
+  auto& named = (*cla.mutable_named_endpoints())["backend-a"];
+  named.mutable_address()->mutable_socket_address()->set_address("127.0.0.1");
+  named.mutable_address()->mutable_socket_address()->set_port_value(8080);
+  cla.add_endpoints()->add_lb_endpoints()->set_endpoint_name("backend-a");
+  HostSetConstSharedPtr set = build(cla);
+  ASSERT_NE(nullptr, set);
+  ASSERT_EQ(1u, set->hosts.size());
+  EXPECT_EQ("127.0.0.1:8080", set->hosts[0]->address().asString());
+
+  // An unknown name is an error naming the field.
+  cla.mutable_endpoints(0)->mutable_lb_endpoints(0)->set_endpoint_name("backend-b");
+  EXPECT_EQ("endpoints[0].lb_endpoints[0].endpoint_name: 'backend-b' is not in named_endpoints",
+            buildError(cla));
+}
+
+TEST(HostSetBuilderTest, ErrorsNameTheField) {
+  // A hostname where an IP is needed (second endpoint of the first locality).
+  EXPECT_EQ(
+      "endpoints[0].lb_endpoints[1].endpoint.address.socket_address.address: "
+      "'backend.local' is not an IP address",
+      buildError(makeAssignment("service", {{.port = 1}, {.ip = "backend.local", .port = 2}})));
+
+  // A port out of range.
+  EXPECT_EQ(
+      "endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value: 70000 is "
+      "not a valid port",
+      buildError(makeAssignment("service", {{.port = 70000}})));
+
+  // A zero weight (Envoy requires at least 1).
+  auto cla = makeAssignment("service", {{.port = 1}});
+  cla.mutable_endpoints(0)->mutable_lb_endpoints(0)->mutable_load_balancing_weight()->set_value(0);
+  EXPECT_EQ("endpoints[0].lb_endpoints[0].load_balancing_weight: must be at least 1",
+            buildError(cla));
+
+  // A named port.
+  cla = makeAssignment("service", {{.port = 1}});
+  cla.mutable_endpoints(0)
+      ->mutable_lb_endpoints(0)
+      ->mutable_endpoint()
+      ->mutable_address()
+      ->mutable_socket_address()
+      ->set_named_port("http");
+  EXPECT_EQ(
+      "endpoints[0].lb_endpoints[0].endpoint.address.socket_address.named_port: named ports "
+      "are not supported",
+      buildError(cla));
+
+  // A pipe address, in the second locality.
+  cla = makeAssignment("service", {{.port = 1}});
+  cla.add_endpoints()->add_lb_endpoints()->mutable_endpoint()->mutable_address()->mutable_pipe();
+  EXPECT_EQ(
+      "endpoints[1].lb_endpoints[0].endpoint.address: only socket_address is supported for "
+      "upstream endpoints",
+      buildError(cla));
+}
+
+}  // namespace
+}  // namespace Proxy::Upstream
