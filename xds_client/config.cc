@@ -1,0 +1,301 @@
+#include "xds_client/config.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
+#include "google/protobuf/util/time_util.h"
+#include "xds_client/resource_type.h"
+
+namespace Proxy::Xds {
+namespace {
+
+using envoy::config::core::v3::ApiConfigSource;
+using envoy::config::core::v3::ApiVersion;
+using envoy::config::core::v3::ConfigSource;
+
+constexpr absl::string_view kHttpProtocolOptionsKey =
+    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+
+absl::Status fieldError(absl::string_view field, absl::string_view message) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", message));
+}
+
+bool isIp(const std::string& address, int family) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(family, address.c_str(), buf) == 1;
+}
+
+// The gRPC target for the first endpoint of a static cluster. IP literals use gRPC's ipv4:/ipv6:
+// schemes (no resolver involved), host names dns:///.
+absl::StatusOr<std::string> clusterTarget(const envoy::config::cluster::v3::Cluster& cluster,
+                                          absl::string_view field) {
+  const std::string quoted = absl::StrCat("cluster '", cluster.name(), "'");
+  if (cluster.has_cluster_type() ||
+      (cluster.type() != envoy::config::cluster::v3::Cluster::STATIC &&
+       cluster.type() != envoy::config::cluster::v3::Cluster::STRICT_DNS &&
+       cluster.type() != envoy::config::cluster::v3::Cluster::LOGICAL_DNS)) {
+    return fieldError(field, absl::StrCat(quoted,
+                                          " must be a STATIC, STRICT_DNS or LOGICAL_DNS cluster "
+                                          "(the management server's address cannot come from "
+                                          "xDS itself)"));
+  }
+
+  // gRPC is HTTP/2: the cluster must say so, the way Envoy requires it.
+  bool http2 = cluster.has_http2_protocol_options();
+  auto it = cluster.typed_extension_protocol_options().find(std::string(kHttpProtocolOptionsKey));
+  if (it != cluster.typed_extension_protocol_options().end()) {
+    envoy::extensions::upstreams::http::v3::HttpProtocolOptions options;
+    if (!it->second.UnpackTo(&options)) {
+      return fieldError(field, absl::StrCat(quoted, ": typed_extension_protocol_options[\"",
+                                            kHttpProtocolOptionsKey, "\"]: cannot decode '",
+                                            it->second.type_url(), "'"));
+    }
+    http2 = http2 || (options.has_explicit_http_config() &&
+                      options.explicit_http_config().has_http2_protocol_options());
+  }
+  if (!http2) {
+    return fieldError(
+        field, absl::StrCat(quoted,
+                            " is not configured for HTTP/2, which gRPC requires: set "
+                            "typed_extension_protocol_options[\"",
+                            kHttpProtocolOptionsKey,
+                            "\"] to {explicit_http_config: {http2_protocol_options: {}}}"));
+  }
+  if (cluster.has_transport_socket()) {
+    return fieldError(field, absl::StrCat(quoted,
+                                          ": transport_socket is not supported for the "
+                                          "management server (plaintext only)"));
+  }
+
+  const auto& assignment = cluster.load_assignment();
+  if (assignment.endpoints_size() == 0 || assignment.endpoints(0).lb_endpoints_size() == 0 ||
+      !assignment.endpoints(0).lb_endpoints(0).has_endpoint()) {
+    return fieldError(field, absl::StrCat(quoted,
+                                          " has no endpoint "
+                                          "(load_assignment.endpoints[0].lb_endpoints[0]."
+                                          "endpoint)"));
+  }
+  const auto& address = assignment.endpoints(0).lb_endpoints(0).endpoint().address();
+  if (address.has_pipe()) {
+    return absl::StrCat("unix:", address.pipe().path());
+  }
+  if (!address.has_socket_address() || address.socket_address().address().empty() ||
+      address.socket_address().port_value() == 0) {
+    return fieldError(field, absl::StrCat(quoted,
+                                          ": load_assignment.endpoints[0].lb_endpoints[0]."
+                                          "endpoint.address must be a socket_address with an "
+                                          "address and a port_value"));
+  }
+  const auto& socket = address.socket_address();
+  const uint32_t port = socket.port_value();
+  if (isIp(socket.address(), AF_INET)) {
+    return absl::StrCat("ipv4:", socket.address(), ":", port);
+  }
+  if (isIp(socket.address(), AF_INET6)) {
+    return absl::StrCat("ipv6:[", socket.address(), "]:", port);
+  }
+  return absl::StrCat("dns:///", socket.address(), ":", port);
+}
+
+absl::StatusOr<XdsStreamConfig> resolveApiConfigSource(
+    const ApiConfigSource& source, const envoy::config::bootstrap::v3::Bootstrap& bootstrap,
+    absl::string_view field) {
+  XdsStreamConfig stream;
+  switch (source.api_type()) {
+    case ApiConfigSource::GRPC:
+    case ApiConfigSource::AGGREGATED_GRPC:
+      stream.delta = false;
+      break;
+    case ApiConfigSource::DELTA_GRPC:
+    case ApiConfigSource::AGGREGATED_DELTA_GRPC:
+      stream.delta = true;
+      break;
+    default:
+      return fieldError(absl::StrCat(field, ".api_type"),
+                        absl::StrCat(ApiConfigSource::ApiType_Name(source.api_type()),
+                                     " is not supported (use GRPC or DELTA_GRPC)"));
+  }
+  if (source.transport_api_version() != envoy::config::core::v3::V3) {
+    return fieldError(absl::StrCat(field, ".transport_api_version"),
+                      absl::StrCat("V3 is required (got ",
+                                   envoy::config::core::v3::ApiVersion_Name(
+                                       source.transport_api_version()),
+                                   ")"));
+  }
+  if (source.cluster_names_size() > 0) {
+    return fieldError(absl::StrCat(field, ".cluster_names"),
+                      "not used by gRPC sources (use grpc_services)");
+  }
+  if (source.grpc_services_size() != 1) {
+    return fieldError(absl::StrCat(field, ".grpc_services"),
+                      absl::StrCat("exactly one gRPC service is required (got ",
+                                   source.grpc_services_size(), ")"));
+  }
+
+  const auto& service = source.grpc_services(0);
+  const std::string service_field = absl::StrCat(field, ".grpc_services[0]");
+  if (service.has_envoy_grpc()) {
+    const std::string cluster_field = absl::StrCat(service_field, ".envoy_grpc.cluster_name");
+    const std::string& name = service.envoy_grpc().cluster_name();
+    const auto& clusters = bootstrap.static_resources().clusters();
+    auto cluster = std::find_if(clusters.begin(), clusters.end(),
+                                [&](const auto& c) { return c.name() == name; });
+    if (cluster == clusters.end()) {
+      return fieldError(cluster_field, absl::StrCat("unknown cluster '", name, "'"));
+    }
+    auto target = clusterTarget(*cluster, cluster_field);
+    if (!target.ok()) {
+      return target.status();
+    }
+    stream.target = *std::move(target);
+  } else if (service.has_google_grpc()) {
+    const auto& google = service.google_grpc();
+    if (google.target_uri().empty()) {
+      return fieldError(absl::StrCat(service_field, ".google_grpc.target_uri"), "is empty");
+    }
+    if (google.has_channel_credentials() || google.call_credentials_size() > 0) {
+      return fieldError(absl::StrCat(service_field, ".google_grpc"),
+                        "channel_credentials and call_credentials are not supported "
+                        "(plaintext only)");
+    }
+    stream.target = google.target_uri();
+  } else {
+    return fieldError(service_field, "one of envoy_grpc or google_grpc is required");
+  }
+
+  if (source.has_rate_limit_settings()) {
+    const auto& settings = source.rate_limit_settings();
+    if (settings.has_max_tokens()) {
+      if (settings.max_tokens().value() == 0) {
+        return fieldError(absl::StrCat(field, ".rate_limit_settings.max_tokens"),
+                          "must be greater than 0");
+      }
+      stream.rate_limit.max_tokens = settings.max_tokens().value();
+    }
+    if (settings.has_fill_rate()) {
+      const double rate = settings.fill_rate().value();
+      if (!(rate > 0) || !std::isfinite(rate)) {
+        return fieldError(absl::StrCat(field, ".rate_limit_settings.fill_rate"),
+                          "must be greater than 0");
+      }
+      stream.rate_limit.fill_rate = rate;
+    }
+  }
+  return stream;
+}
+
+absl::StatusOr<XdsTypeConfig> resolveConfigSource(
+    const ConfigSource& source, const envoy::config::bootstrap::v3::Bootstrap& bootstrap,
+    bool have_ads, absl::string_view field) {
+  XdsTypeConfig type;
+  if (source.resource_api_version() == envoy::config::core::v3::V2) {
+    return fieldError(absl::StrCat(field, ".resource_api_version"), "V3 is required (got V2)");
+  }
+  if (source.has_initial_fetch_timeout()) {
+    const auto& timeout = source.initial_fetch_timeout();
+    if (timeout.seconds() < 0 || timeout.nanos() < 0) {
+      return fieldError(absl::StrCat(field, ".initial_fetch_timeout"), "must not be negative");
+    }
+    type.initial_fetch_timeout = std::chrono::milliseconds(
+        google::protobuf::util::TimeUtil::DurationToMilliseconds(timeout));
+  }
+  switch (source.config_source_specifier_case()) {
+    case ConfigSource::kAds:
+      if (!have_ads) {
+        return fieldError(absl::StrCat(field, ".ads"), "dynamic_resources.ads_config is not set");
+      }
+      type.ads = true;
+      return type;
+    case ConfigSource::kApiConfigSource: {
+      auto stream = resolveApiConfigSource(source.api_config_source(), bootstrap,
+                                           absl::StrCat(field, ".api_config_source"));
+      if (!stream.ok()) {
+        return stream.status();
+      }
+      type.stream = *std::move(stream);
+      return type;
+    }
+    case ConfigSource::kPath:
+    case ConfigSource::kPathConfigSource:
+      return fieldError(field, "file-based config sources are not supported by the xDS client");
+    case ConfigSource::kSelf:
+      return fieldError(absl::StrCat(field, ".self"), "not supported in the bootstrap");
+    default:
+      return fieldError(field, "one of ads or api_config_source is required");
+  }
+}
+
+}  // namespace
+
+void fillNodeIdentity(envoy::config::core::v3::Node& node) {
+  node.set_user_agent_name(std::string(kUserAgentName));
+  auto* version = node.mutable_user_agent_build_version()->mutable_version();
+  version->set_major_number(kVersionMajor);
+  version->set_minor_number(kVersionMinor);
+  version->set_patch(kVersionPatch);
+  // We accept resources wrapped in envoy.service.discovery.v3.Resource in SotW responses.
+  constexpr absl::string_view kResourceInSotw = "xds.config.resource-in-sotw";
+  const auto& features = node.client_features();
+  if (std::find(features.begin(), features.end(), kResourceInSotw) == features.end()) {
+    node.add_client_features(std::string(kResourceInSotw));
+  }
+}
+
+absl::StatusOr<XdsClientConfig> xdsConfigFromBootstrap(
+    const envoy::config::bootstrap::v3::Bootstrap& bootstrap) {
+  XdsClientConfig config;
+  config.node = bootstrap.node();
+  fillNodeIdentity(config.node);
+  if (!bootstrap.has_dynamic_resources()) {
+    return config;
+  }
+  const auto& dynamic = bootstrap.dynamic_resources();
+
+  if (dynamic.has_ads_config()) {
+    auto ads = resolveApiConfigSource(dynamic.ads_config(), bootstrap,
+                                      "dynamic_resources.ads_config");
+    if (!ads.ok()) {
+      return ads.status();
+    }
+    config.ads = *std::move(ads);
+  }
+
+  struct Source {
+    bool set;
+    const ConfigSource& source;
+    absl::string_view field;
+    absl::string_view type_url;
+    absl::string_view child_type_url;  // RDS for LDS, EDS for CDS
+  };
+  const Source sources[] = {
+      {dynamic.has_lds_config(), dynamic.lds_config(), "dynamic_resources.lds_config",
+       kListenerTypeUrl, kRouteConfigurationTypeUrl},
+      {dynamic.has_cds_config(), dynamic.cds_config(), "dynamic_resources.cds_config",
+       kClusterTypeUrl, kClusterLoadAssignmentTypeUrl},
+  };
+  for (const Source& s : sources) {
+    if (!s.set) {
+      continue;
+    }
+    auto type = resolveConfigSource(s.source, bootstrap, config.ads.has_value(), s.field);
+    if (!type.ok()) {
+      return type.status();
+    }
+    // RDS/EDS default to ADS when there is one, else to the same server as LDS/CDS with
+    // Envoy's default timeout; resources normally say `ads: {}` for them.
+    XdsTypeConfig child;
+    child.ads = config.ads.has_value();
+    if (!child.ads) {
+      child.stream = type->stream;
+    }
+    config.types.emplace(std::string(s.type_url), *std::move(type));
+    config.types.emplace(std::string(s.child_type_url), child);
+  }
+  return config;
+}
+
+}  // namespace Proxy::Xds

@@ -1,0 +1,82 @@
+#pragma once
+
+// Where the client fetches each resource type from, resolved from the bootstrap the way Envoy
+// users write it (dynamic_resources.ads_config / lds_config / cds_config, an envoy_grpc
+// cluster_name naming a static HTTP/2 cluster, or google_grpc.target_uri).
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "envoy/config/bootstrap/v3/bootstrap.pb.h"
+#include "envoy/config/core/v3/base.pb.h"
+
+namespace Proxy::Xds {
+
+// Envoy's rate_limit_settings: a token bucket on the requests of one stream. Unlike Envoy we
+// limit by default: a server that answers every NACK with the same bad config (as
+// go-control-plane does) must not spin the proxy.
+struct RateLimitSettings {
+  bool enabled = true;
+  uint32_t max_tokens = 100;
+  double fill_rate = 10;  // tokens per second
+};
+
+// One gRPC stream's setup: an api_config_source.
+struct XdsStreamConfig {
+  // A gRPC target: "127.0.0.1:18000", "[::1]:18000", "dns:///xds.internal:18000",
+  // "unix:/run/xds.sock". Insecure channel credentials.
+  std::string target;
+  bool delta = false;
+  RateLimitSettings rate_limit;
+};
+
+// Where one resource type comes from.
+struct XdsTypeConfig {
+  // Served on the ADS stream (XdsClientConfig::ads); otherwise on its own stream (`stream`).
+  bool ads = false;
+  XdsStreamConfig stream;
+  // Envoy's default; 0 = wait forever.
+  std::chrono::milliseconds initial_fetch_timeout{15000};
+};
+
+inline constexpr absl::string_view kUserAgentName = "xds-proxy";
+inline constexpr uint32_t kVersionMajor = 0;
+inline constexpr uint32_t kVersionMinor = 1;
+inline constexpr uint32_t kVersionPatch = 0;
+
+struct XdsClientConfig {
+  // Sent on the first request of every stream. user_agent_name and user_agent_build_version
+  // are ours (filled by xdsConfigFromBootstrap and by XdsClientImpl when empty).
+  envoy::config::core::v3::Node node;
+  std::optional<XdsStreamConfig> ads;
+  // By type URL. xdsConfigFromBootstrap fills Listener/Cluster from lds_config/cds_config and
+  // RouteConfiguration/ClusterLoadAssignment from ADS when configured, else from the LDS/CDS
+  // server respectively (RDS/EDS config sources inside resources are the owner's business).
+  std::map<std::string, XdsTypeConfig, std::less<>> types;
+
+  // Reconnect backoff: the n-th consecutive failure waits a random time in
+  // [interval/2, interval], interval = min(base * 2^(n-1), max). Reset once a stream has
+  // received a response.
+  std::chrono::milliseconds backoff_base{500};
+  std::chrono::milliseconds backoff_max{30000};
+  // Random numbers for jitter; default: a per-client std::mt19937_64 seeded randomly. Tests
+  // inject a fixed sequence.
+  std::function<uint64_t()> random;
+};
+
+// Resolves the client config from a bootstrap. Errors name the field:
+// "dynamic_resources.ads_config.grpc_services[0].envoy_grpc.cluster_name: unknown cluster
+// 'xds'". Returns a config with no types when dynamic_resources sets none of them.
+absl::StatusOr<XdsClientConfig> xdsConfigFromBootstrap(
+    const envoy::config::bootstrap::v3::Bootstrap& bootstrap);
+
+// Sets node.user_agent_name / user_agent_build_version to ours and adds the client features
+// we implement ("xds.config.resource-in-sotw").
+void fillNodeIdentity(envoy::config::core::v3::Node& node);
+
+}  // namespace Proxy::Xds

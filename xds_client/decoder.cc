@@ -1,0 +1,262 @@
+#include "xds_client/decoder.h"
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "envoy/service/discovery/v3/discovery.pb.h"
+#include "google/protobuf/any.pb.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
+
+namespace Proxy::Xds {
+namespace {
+
+using google::protobuf::internal::WireFormatLite;
+
+// The last value of string field `field_number` in serialized bytes, read without parsing the
+// message: used when a body does not parse, or to read the type and nonce of a response that
+// does not. Stops at the first malformed field.
+std::optional<std::string> readStringField(absl::string_view bytes, int field_number) {
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                            static_cast<int>(bytes.size()));
+  std::optional<std::string> result;
+  while (true) {
+    const uint32_t tag = in.ReadTag();
+    if (tag == 0) {
+      return result;
+    }
+    if (WireFormatLite::GetTagFieldNumber(tag) == field_number &&
+        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+      std::string value;
+      if (!WireFormatLite::ReadString(&in, &value)) {
+        return result;
+      }
+      result = std::move(value);
+    } else if (!WireFormatLite::SkipField(&in, tag)) {
+      return result;
+    }
+  }
+}
+
+std::string messageName(const ResourceType& type) {
+  return type.prototype->GetDescriptor()->full_name();
+}
+
+// Shared by both flavours: decodes one resource body. Returns nullptr and fills `reason`
+// (and `name` when it can be read from the wire) on failure.
+std::shared_ptr<google::protobuf::Message> decodeBody(const ResourceType& type,
+                                                      const google::protobuf::Any& any,
+                                                      std::string& name, std::string& reason) {
+  if (any.type_url() != type.type_url) {
+    // The body is another type; read its name if we know that type.
+    if (name.empty()) {
+      if (const ResourceType* actual = findResourceType(any.type_url()); actual != nullptr) {
+        name = readStringField(any.value(), actual->name_field->number()).value_or("");
+      }
+    }
+    reason = absl::StrCat("resource type '", any.type_url(), "' does not match the response type '",
+                          type.type_url, "'");
+    return nullptr;
+  }
+  std::shared_ptr<google::protobuf::Message> message(type.prototype->New());
+  if (!message->ParseFromString(any.value())) {
+    if (name.empty()) {
+      name = readStringField(any.value(), type.name_field->number()).value_or("");
+    }
+    reason = absl::StrCat("does not parse as ", messageName(type));
+    return nullptr;
+  }
+  const std::string& body_name = message->GetReflection()->GetString(*message, type.name_field);
+  if (name.empty()) {
+    name = body_name;
+  } else if (!body_name.empty() && body_name != name) {
+    reason = absl::StrCat(type.name_field->name(), " '", body_name,
+                          "' does not match the resource name");
+    return nullptr;
+  }
+  if (name.empty()) {
+    reason = absl::StrCat("resource has no name (", type.name_field->name(), " is empty)");
+    return nullptr;
+  }
+  return message;
+}
+
+class Decoder {
+ public:
+  explicit Decoder(DecodedResponse& out) : out_(out) {}
+
+  void add(size_t index, std::string name, std::string version, absl::string_view bytes,
+           std::shared_ptr<google::protobuf::Message> message) {
+    auto [it, inserted] = first_index_.emplace(name, index);
+    if (!inserted) {
+      duplicates_.insert(name);
+      fail(index, name, absl::StrCat("duplicate resource name (first at index ", it->second, ")"));
+      return;
+    }
+    DecodedResource resource;
+    resource.name = std::move(name);
+    resource.version = std::move(version);
+    resource.hash = hashResourceBytes(bytes);
+    resource.index = index;
+    resource.message = std::move(message);
+    out_.resources.push_back(std::move(resource));
+  }
+
+  void fail(size_t index, const std::string& name, std::string reason) {
+    if (name.empty()) {
+      out_.all_names_known = false;
+    } else {
+      out_.invalid_names.push_back(name);
+      // A name seen first in a broken resource is still taken: a later copy is a duplicate.
+      first_index_.emplace(name, index);
+    }
+    out_.errors.push_back(ResourceError{index, name, std::move(reason)});
+  }
+
+  // A duplicated name is ambiguous: no copy is applied, the last good version stays.
+  void finish() {
+    if (duplicates_.empty()) {
+      return;
+    }
+    std::vector<DecodedResource> kept;
+    kept.reserve(out_.resources.size());
+    for (auto& resource : out_.resources) {
+      if (duplicates_.count(resource.name) > 0) {
+        out_.invalid_names.push_back(resource.name);
+      } else {
+        kept.push_back(std::move(resource));
+      }
+    }
+    out_.resources = std::move(kept);
+  }
+
+ private:
+  DecodedResponse& out_;
+  std::map<std::string, size_t, std::less<>> first_index_;
+  std::set<std::string> duplicates_;
+};
+
+void decodeSotw(absl::string_view bytes, DecodedResponse& out) {
+  envoy::service::discovery::v3::DiscoveryResponse response;
+  if (!response.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    out.type_url = readStringField(bytes, 4).value_or("");
+    out.nonce = readStringField(bytes, 5).value_or("");
+    out.status = absl::InvalidArgumentError(
+        absl::StrCat("DiscoveryResponse does not parse (", bytes.size(), " bytes)"));
+    return;
+  }
+  out.type_url = response.type_url();
+  out.version = response.version_info();
+  out.nonce = response.nonce();
+  out.type = findResourceType(out.type_url);
+  if (out.type == nullptr) {
+    return;
+  }
+  Decoder decoder(out);
+  out.resources.reserve(response.resources_size());
+  for (int i = 0; i < response.resources_size(); ++i) {
+    const google::protobuf::Any* any = &response.resources(i);
+    std::string name;
+    envoy::service::discovery::v3::Resource wrapper;
+    if (any->type_url() == kResourceWrapperTypeUrl) {
+      // A SotW server may wrap a resource to give it a ttl.
+      if (!wrapper.ParseFromString(any->value())) {
+        decoder.fail(i, "", "does not parse as envoy.service.discovery.v3.Resource");
+        continue;
+      }
+      name = wrapper.name();
+      if (!wrapper.has_resource()) {
+        ++out.heartbeats;
+        continue;
+      }
+      any = &wrapper.resource();
+    }
+    std::string reason;
+    auto message = decodeBody(*out.type, *any, name, reason);
+    if (message == nullptr) {
+      decoder.fail(i, name, std::move(reason));
+      continue;
+    }
+    decoder.add(i, std::move(name), out.version, any->value(), std::move(message));
+  }
+  decoder.finish();
+}
+
+void decodeDelta(absl::string_view bytes, DecodedResponse& out) {
+  envoy::service::discovery::v3::DeltaDiscoveryResponse response;
+  if (!response.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    out.type_url = readStringField(bytes, 4).value_or("");
+    out.nonce = readStringField(bytes, 5).value_or("");
+    out.status = absl::InvalidArgumentError(
+        absl::StrCat("DeltaDiscoveryResponse does not parse (", bytes.size(), " bytes)"));
+    return;
+  }
+  out.type_url = response.type_url();
+  out.version = response.system_version_info();
+  out.nonce = response.nonce();
+  out.type = findResourceType(out.type_url);
+  if (out.type == nullptr) {
+    return;
+  }
+  Decoder decoder(out);
+  out.resources.reserve(response.resources_size());
+  for (int i = 0; i < response.resources_size(); ++i) {
+    const auto& resource = response.resources(i);
+    std::string name = resource.name();
+    if (!resource.has_resource()) {
+      if (resource.has_ttl()) {
+        ++out.heartbeats;
+      } else if (!name.empty()) {
+        // "When a resource subscribed to by a client does not exist, the server will send a
+        // Resource whose name field matches ... and whose resource field is unset."
+        out.removed.push_back(name);
+      }
+      continue;
+    }
+    std::string reason;
+    auto message = decodeBody(*out.type, resource.resource(), name, reason);
+    if (message == nullptr) {
+      decoder.fail(i, name, std::move(reason));
+      continue;
+    }
+    decoder.add(i, std::move(name), resource.version(), resource.resource().value(),
+                std::move(message));
+  }
+  decoder.finish();
+  for (const auto& name : response.removed_resources()) {
+    out.removed.push_back(name);
+  }
+  for (const auto& name : response.removed_resource_names()) {
+    out.removed.push_back(name.name());
+  }
+}
+
+}  // namespace
+
+std::string ResourceError::format() const {
+  if (name.empty()) {
+    return absl::StrCat("resource index ", index, ": ", reason);
+  }
+  return absl::StrCat("resource index ", index, ": ", name, ": ", reason);
+}
+
+uint64_t hashResourceBytes(absl::string_view bytes) {
+  return std::hash<std::string_view>()(std::string_view(bytes.data(), bytes.size()));
+}
+
+DecodedResponsePtr decodeResponse(absl::string_view bytes, bool delta) {
+  auto out = std::make_unique<DecodedResponse>();
+  out->delta = delta;
+  out->wire_bytes = bytes.size();
+  if (delta) {
+    decodeDelta(bytes, *out);
+  } else {
+    decodeSotw(bytes, *out);
+  }
+  return out;
+}
+
+}  // namespace Proxy::Xds

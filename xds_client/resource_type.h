@@ -1,0 +1,60 @@
+#pragma once
+
+// What the client knows about each xDS resource type: its type URL, its message type, where
+// its name lives, whether a SotW response carries the whole state of the world, and the
+// per-type gRPC methods. A fixed table, not a registry (STYLE.md #3).
+
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "google/protobuf/message.h"
+
+namespace Proxy::Xds {
+
+inline constexpr absl::string_view kListenerTypeUrl =
+    "type.googleapis.com/envoy.config.listener.v3.Listener";
+inline constexpr absl::string_view kRouteConfigurationTypeUrl =
+    "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+inline constexpr absl::string_view kClusterTypeUrl =
+    "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+inline constexpr absl::string_view kClusterLoadAssignmentTypeUrl =
+    "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+// The wrapper a SotW server may put around a resource (for a TTL) and that Delta always uses.
+inline constexpr absl::string_view kResourceWrapperTypeUrl =
+    "type.googleapis.com/envoy.service.discovery.v3.Resource";
+
+// The ADS methods; per-type methods are in ResourceType.
+inline constexpr absl::string_view kAdsSotwMethod =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
+inline constexpr absl::string_view kAdsDeltaMethod =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
+
+struct ResourceType {
+  std::string type_url;
+  // A default instance of the message; New() makes the ones decoding fills.
+  const google::protobuf::Message* prototype = nullptr;
+  // The string field holding the resource name: `name`, or `cluster_name` for a
+  // ClusterLoadAssignment. Read from the wire when the body does not parse (STYLE.md #10).
+  const google::protobuf::FieldDescriptor* name_field = nullptr;
+  // Listener and Cluster: a SotW response holds every resource, so absence means removal.
+  bool all_resources_required_in_sotw = false;
+  // "lds", "rds", "cds", "eds", or the message name for other types: stats and logs.
+  std::string short_name;
+  // Per-type (non-ADS) gRPC methods; empty for types that have none.
+  std::string sotw_method;
+  std::string delta_method;
+  // Order of requests when several types are pending on one ADS stream: CDS, EDS, LDS, RDS
+  // (make-before-break, as Envoy orders them).
+  int request_order = 100;
+};
+
+// The type for `type_url`, or nullptr when it names no message type linked into this binary
+// or a message without a string `name` field. The four types the proxy uses are built in;
+// any other message type with a `name` field works over ADS. Thread-safe: the table is built
+// once and never changes.
+const ResourceType* findResourceType(absl::string_view type_url);
+
+// "lds" for the Listener type URL, ...; the type URL itself for others.
+std::string shortTypeName(absl::string_view type_url);
+
+}  // namespace Proxy::Xds
