@@ -7,6 +7,7 @@
 
 #include <future>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "proxy/event/dispatcher_impl.h"
 #include "proxy/thread_local/thread_local_impl.h"
+#include "test/unit/upstream/fake_upstream.h"
 #include "test/unit/upstream/upstream_test_util.h"
 
 namespace Proxy::Upstream {
@@ -88,6 +90,19 @@ class ClusterManagerTest : public testing::Test {
     workers_[i]->post([promise, fn]() mutable { promise->set_value(fn()); });
     EXPECT_EQ(std::future_status::ready, future.wait_for(kDeadline)) << "worker_" << i;
     return future.get();
+  }
+
+  // Polls `condition` on worker `i` until it holds or the deadline passes.
+  template <class Fn>
+  testing::AssertionResult waitOnWorker(int i, Fn condition) {
+    const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (onWorker(i, condition)) {
+        return testing::AssertionSuccess();
+      }
+      std::this_thread::yield();
+    }
+    return testing::AssertionFailure() << "condition not met on worker_" << i;
   }
 
   uint64_t counter(const std::string& name) { return store_.counter(name).value(); }
@@ -298,6 +313,53 @@ TEST_F(ClusterManagerTest, EdsHostUpdateKeepsPoolsOfRemainingHostsAndRetiresTheO
               ThreadLocalCluster* cluster = cm_->getThreadLocalCluster("backend");
               return cluster->httpConnPool(cluster->hostSet()->hosts[0]);
             }));
+}
+
+TEST_F(ClusterManagerTest, RemovedClusterLetsInFlightStreamsFinishOnTheWorker) {
+  // Worker 0 runs an upstream that holds each request until told to answer. Everything in
+  // `state` is created, used and destroyed on worker 0.
+  struct WorkerState {
+    std::unique_ptr<FakeUpstream> upstream;
+    FakeUpstream::ServerConnection* server = nullptr;
+    TestStream stream;
+  };
+  auto state = std::make_shared<WorkerState>();
+  WorkerState* s = state.get();
+  const uint32_t port = onWorker(0, [this, s]() {
+    s->upstream = std::make_unique<FakeUpstream>(*workers_[0]);
+    s->upstream->respond_ = [s](FakeUpstream::ServerConnection& c) { s->server = &c; };
+    return s->upstream->port();
+  });
+  ASSERT_TRUE(cm_->addOrUpdateCluster(staticCluster("backend", {{.port = port}}), "1").ok());
+
+  // A request goes out on worker 0 and reaches the upstream.
+  onWorker(0, [this, s]() {
+    ThreadLocalCluster* cluster = cm_->getThreadLocalCluster("backend");
+    cluster->httpConnPool(cluster->loadBalancer().chooseHost())->newStream(s->stream, s->stream);
+    return true;
+  });
+  ASSERT_TRUE(waitOnWorker(0, [s]() { return s->server != nullptr; }));
+
+  // The cluster is removed with the request in flight: workers no longer see it...
+  ASSERT_TRUE(cm_->removeCluster("backend"));
+  EXPECT_EQ(nullptr, onWorker(0, [this]() { return cm_->getThreadLocalCluster("backend"); }));
+
+  // ...but its retired pool still delivers the response, then closes the connection.
+  onWorker(0, [s]() {
+    s->server->send(kOkResponse);
+    return true;
+  });
+  ASSERT_TRUE(waitOnWorker(0, [this, s]() {
+    return s->stream.complete && gauge("cluster.backend.upstream_cx_active") == 0;
+  }));
+  EXPECT_EQ("ok", onWorker(0, [s]() { return s->stream.body; }));
+  EXPECT_FALSE(onWorker(0, [s]() { return s->stream.reset; }));
+  EXPECT_EQ(1u, counter("cluster.backend.upstream_cx_destroy_local"));
+
+  onWorker(0, [s]() {
+    s->upstream.reset();
+    return true;
+  });
 }
 
 TEST_F(ClusterManagerTest, ConfigErrorsNameClusterAndField) {
