@@ -37,7 +37,7 @@ void DispatcherImpl::drainForShutdown() {
   while (true) {
     std::vector<PostCb> unrun;
     {
-      absl::MutexLock lock(&post_lock_);
+      std::lock_guard<std::mutex> lock(post_lock_);
       unrun.swap(post_callbacks_);
     }
     if (unrun.empty() && to_delete_1_.empty() && to_delete_2_.empty()) {
@@ -100,7 +100,7 @@ void DispatcherImpl::clearDeferredDeleteList() {
 void DispatcherImpl::post(PostCb cb) {
   bool wake_up;
   {
-    absl::MutexLock lock(&post_lock_);
+    std::lock_guard<std::mutex> lock(post_lock_);
     wake_up = post_callbacks_.empty();
     post_callbacks_.push_back(std::move(cb));
   }
@@ -123,7 +123,7 @@ void DispatcherImpl::runPostCallbacks() {
   std::vector<PostCb> callbacks;
   callbacks.swap(spare_post_callbacks_);
   {
-    absl::MutexLock lock(&post_lock_);
+    std::lock_guard<std::mutex> lock(post_lock_);
     callbacks.swap(post_callbacks_);
   }
   // Run outside the lock: a callback may post() (to this or another dispatcher). Each one is

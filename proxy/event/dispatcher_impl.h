@@ -5,12 +5,12 @@
 // this header only adds how to build one.
 
 #include <atomic>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "proxy/event/dispatcher.h"
 #include "proxy/event/libevent.h"
 
@@ -20,6 +20,11 @@ namespace Proxy::Event {
 // called; from then on the thread that last called run() does (a worker's dispatcher is built
 // on main and run on the worker). The destructor takes ownership for the destroying thread,
 // which must not be racing a run().
+//
+// Cached time: libevent 2.1 has no prepare/check hook (evwatch arrived in 2.2), so the cached
+// monotonic time is refreshed on entry to every callback the loop runs (post batch, timer,
+// file event, signal, deferred-delete pass) and in run(). It is never staler than the
+// callback being run; the price is one TimeSource read per callback instead of per iteration.
 //
 // Lifetime: everything created by a dispatcher (file events, timers, signal events) must be
 // destroyed before it. Callbacks still queued by post() when it is destroyed are destroyed
@@ -73,7 +78,9 @@ class DispatcherImpl : public Dispatcher {
   // Dispatcher thread only.
   MonotonicTime approximate_monotonic_time_;
 
-  absl::Mutex post_lock_;
+  // std::mutex rather than absl::Mutex: Debian's libabsl is not built with TSAN annotations,
+  // so TSAN cannot see absl::Mutex ordering and reports false races; pthread mutexes it sees.
+  std::mutex post_lock_;
   std::vector<PostCb> post_callbacks_ ABSL_GUARDED_BY(post_lock_);
   // The drained batch's vector, kept (empty, with its capacity) for the next swap, so a batch
   // allocates nothing in the steady state. Dispatcher thread only.

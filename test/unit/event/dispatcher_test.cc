@@ -15,9 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/notification.h"
-#include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "test/unit/event/notification.h"
 
 namespace Proxy::Event {
 namespace {
@@ -25,15 +24,8 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-constexpr absl::Duration kDeadline = absl::Seconds(30);
-
-// Waits for `notification` until kDeadline; a test that fails here reports what it waited for.
-testing::AssertionResult waitFor(absl::Notification& notification, const std::string& what) {
-  if (notification.WaitForNotificationWithTimeout(kDeadline)) {
-    return testing::AssertionSuccess();
-  }
-  return testing::AssertionFailure() << "timed out after " << kDeadline << " waiting for " << what;
-}
+using Proxy::Test::Notification;
+using Proxy::Test::waitFor;
 
 // Runs a dispatcher with RunType::RunUntilExit on its own thread, which becomes the
 // dispatcher's thread.
@@ -43,7 +35,7 @@ class LoopThread {
       : dispatcher_(dispatcher), thread_([this] {
           thread_id_ = std::this_thread::get_id();
           dispatcher_.run(Dispatcher::RunType::RunUntilExit);
-          exited_.Notify();
+          exited_.notify();
         }) {}
 
   ~LoopThread() {
@@ -74,7 +66,7 @@ class LoopThread {
  private:
   Dispatcher& dispatcher_;
   std::thread::id thread_id_;
-  absl::Notification exited_;
+  Notification exited_;
   std::thread thread_;  // last: it starts running in the constructor
 };
 
@@ -157,7 +149,7 @@ TEST_F(DispatcherTest, PostFromEightThreadsRunsEveryCallbackOnceInEachProducersO
   // The loop runs on its own thread; `seen` and `total` are touched only by that thread.
   std::vector<std::vector<int>> seen(kProducers);
   int total = 0;
-  absl::Notification all_ran;
+  Notification all_ran;
   LoopThread loop(dispatcher_);
 
   // Eight producers post concurrently, each numbering its callbacks 0..9999.
@@ -168,7 +160,7 @@ TEST_F(DispatcherTest, PostFromEightThreadsRunsEveryCallbackOnceInEachProducersO
         dispatcher_.post([&, producer, seq] {
           seen[producer].push_back(seq);
           if (++total == kTotal) {
-            all_ran.Notify();
+            all_ran.notify();
           }
         });
       }
@@ -237,8 +229,8 @@ TEST(DispatcherLifetimeTest, CallbacksStillQueuedAreDestroyedWithoutRunningWithT
 
 TEST_F(DispatcherTest, ExitFromAnotherThreadStopsRunUntilExit) {
   // The loop has nothing to watch, yet RunUntilExit keeps it running...
-  absl::Notification loop_running;
-  dispatcher_.post([&] { loop_running.Notify(); });
+  Notification loop_running;
+  dispatcher_.post([&] { loop_running.notify(); });
   LoopThread loop(dispatcher_);
   ASSERT_TRUE(waitFor(loop_running, "the loop to start"));
 
@@ -479,10 +471,10 @@ TEST_F(DispatcherTest, EdgeTriggeredClosedFiresWhenThePeerCloses) {
 TEST_F(DispatcherTest, SignalCallbackRunsOnTheLoopThread) {
   // Listen on the creating thread (before the loop runs), then run the loop elsewhere.
   std::thread::id callback_thread;
-  absl::Notification signalled;
+  Notification signalled;
   SignalEventPtr signal = dispatcher_.listenForSignal(SIGUSR1, [&] {
     callback_thread = std::this_thread::get_id();
-    signalled.Notify();
+    signalled.notify();
   });
   LoopThread loop(dispatcher_);
 
@@ -586,10 +578,10 @@ TEST_F(DispatcherTest, IsThreadSafeOnlyOnTheOwningThread) {
 
   // Once run() is called on another thread, that thread owns it and this one does not.
   bool safe_on_loop_thread = false;
-  absl::Notification checked;
+  Notification checked;
   dispatcher_.post([&] {
     safe_on_loop_thread = dispatcher_.isThreadSafe();
-    checked.Notify();
+    checked.notify();
   });
   LoopThread loop(dispatcher_);
   ASSERT_TRUE(waitFor(checked, "the check on the loop thread"));

@@ -12,15 +12,15 @@
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/notification.h"
-#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "proxy/event/dispatcher_impl.h"
+#include "test/unit/event/notification.h"
 
 namespace Proxy::ThreadLocal {
 namespace {
 
-constexpr absl::Duration kDeadline = absl::Seconds(30);
+using Proxy::Test::kDeadline;
+using Proxy::Test::Notification;
 constexpr int kWorkers = 4;
 constexpr int kThreads = kWorkers + 1;  // workers + main
 
@@ -81,10 +81,10 @@ class ThreadLocalTest : public testing::Test {
       tls_.registerThread(*workers_.back(), /*main_thread=*/false);
     }
     for (int i = 0; i < kWorkers; i++) {
-      worker_exited_.push_back(std::make_unique<absl::Notification>());
+      worker_exited_.push_back(std::make_unique<Notification>());
       threads_.emplace_back([this, i] {
         workers_[i]->run(Event::Dispatcher::RunType::RunUntilExit);
-        worker_exited_[i]->Notify();
+        worker_exited_[i]->notify();
       });
       worker_thread_ids_.push_back(threads_.back().get_id());
     }
@@ -111,8 +111,9 @@ class ThreadLocalTest : public testing::Test {
       });
     }
     for (int i = 0; i < kWorkers; i++) {
-      if (!worker_exited_[i]->WaitForNotificationWithTimeout(kDeadline)) {
-        return testing::AssertionFailure() << "worker_" << i << " did not exit in " << kDeadline;
+      if (!worker_exited_[i]->waitFor(kDeadline)) {
+        return testing::AssertionFailure()
+               << "worker_" << i << " did not exit in " << kDeadline.count() << "s";
       }
       threads_[i].join();
     }
@@ -123,14 +124,15 @@ class ThreadLocalTest : public testing::Test {
   // Returns once every worker has run everything main posted to it so far (posts from one
   // thread run in order).
   testing::AssertionResult drainWorkers() {
-    std::vector<std::unique_ptr<absl::Notification>> drained;
+    std::vector<std::unique_ptr<Notification>> drained;
     for (auto& worker : workers_) {
-      drained.push_back(std::make_unique<absl::Notification>());
-      worker->post([done = drained.back().get()] { done->Notify(); });
+      drained.push_back(std::make_unique<Notification>());
+      worker->post([done = drained.back().get()] { done->notify(); });
     }
     for (int i = 0; i < kWorkers; i++) {
-      if (!drained[i]->WaitForNotificationWithTimeout(kDeadline)) {
-        return testing::AssertionFailure() << "worker_" << i << " did not drain in " << kDeadline;
+      if (!drained[i]->waitFor(kDeadline)) {
+        return testing::AssertionFailure()
+               << "worker_" << i << " did not drain in " << kDeadline.count() << "s";
       }
     }
     return testing::AssertionSuccess();
@@ -169,7 +171,7 @@ class ThreadLocalTest : public testing::Test {
   InstanceImpl tls_;
   std::unique_ptr<Event::DispatcherImpl> main_;
   std::vector<std::unique_ptr<Event::DispatcherImpl>> workers_;
-  std::vector<std::unique_ptr<absl::Notification>> worker_exited_;
+  std::vector<std::unique_ptr<Notification>> worker_exited_;
   std::vector<std::thread> threads_;
   std::vector<std::thread::id> worker_thread_ids_;
 };
@@ -289,18 +291,18 @@ TEST_F(ThreadLocalTest, RunOnAllThreadsCanReplaceEachThreadsObject) {
 
 TEST_F(ThreadLocalTest, SlotDestroyedWhileCallbacksAreInFlightRunsNoneOfThem) {
   // Hold every worker inside a callback so that what main posts next queues up behind it.
-  absl::Notification release_workers;
+  Notification release_workers;
   std::atomic<int> workers_holding{0};
-  absl::Notification all_holding;
+  Notification all_holding;
   for (auto& worker : workers_) {
     worker->post([&] {
       if (++workers_holding == kWorkers) {
-        all_holding.Notify();
+        all_holding.notify();
       }
-      EXPECT_TRUE(release_workers.WaitForNotificationWithTimeout(kDeadline));
+      EXPECT_TRUE(release_workers.waitFor(kDeadline));
     });
   }
-  ASSERT_TRUE(all_holding.WaitForNotificationWithTimeout(kDeadline));
+  ASSERT_TRUE(all_holding.waitFor(kDeadline));
 
   // set() and runOnAllThreads() run inline on main and queue on the held workers...
   std::atomic<int> update_ran{0};
@@ -317,7 +319,7 @@ TEST_F(ThreadLocalTest, SlotDestroyedWhileCallbacksAreInFlightRunsNoneOfThem) {
   EXPECT_EQ(1u, recorder_.destructionsSnapshot().size());
 
   // Release the workers and let everything queued run, including anything sent back to main.
-  release_workers.Notify();
+  release_workers.notify();
   ASSERT_TRUE(drainWorkers());
   main_->run(Event::Dispatcher::RunType::NonBlock);
 
