@@ -25,6 +25,7 @@ namespace Proxy::Event {
 // monotonic time is refreshed on entry to every callback the loop runs (post batch, timer,
 // file event, signal, deferred-delete pass) and in run(). It is never staler than the
 // callback being run; the price is one TimeSource read per callback instead of per iteration.
+// Timers fire on libevent's own monotonic clock: the TimeSource feeds only this cached value.
 //
 // Lifetime: everything created by a dispatcher (file events, timers, signal events) must be
 // destroyed before it. Callbacks still queued by post() when it is destroyed are destroyed
