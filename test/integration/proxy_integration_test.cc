@@ -27,6 +27,16 @@ using namespace std::chrono_literals;
 
 constexpr uint64_t kMiB = 1024 * 1024;
 
+// Under AddressSanitizer freed memory sits in a quarantine (256 MiB by default) and shadow
+// memory counts towards RSS, so peak RSS says nothing about buffering there: the streaming
+// tests still check every byte, but only assert the memory bound in normal builds.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kRssIsMeaningful = false;
+#else
+constexpr bool kRssIsMeaningful = true;
+#endif
+constexpr uint64_t kMaxRssGrowthKb = 64 * 1024;
+
 // ---- Bootstrap builders --------------------------------------------------------------------
 // Fragments are YAML flow mappings ({key: value, ...}), which do not depend on indentation, so
 // a test reads as the config it needs and nothing else.
@@ -473,8 +483,10 @@ TEST_F(ProxyIntegrationTest, StreamsA100MiBChunkedUploadInBoundedMemory) {
   // The proxy streamed it: its peak RSS grew by far less than the body.
   absl::StatusOr<uint64_t> after_kb = proxy_->peakRssKb();
   ASSERT_TRUE(after_kb.ok()) << after_kb.status();
-  EXPECT_LT(*after_kb - *before_kb, 64 * 1024u)
-      << "peak RSS went from " << *before_kb << " kB to " << *after_kb << " kB";
+  if (kRssIsMeaningful) {
+    EXPECT_LT(*after_kb - *before_kb, kMaxRssGrowthKb)
+        << "peak RSS went from " << *before_kb << " kB to " << *after_kb << " kB";
+  }
 }
 
 TEST_F(ProxyIntegrationTest, StreamsA100MiBResponseInBoundedMemory) {
@@ -500,8 +512,10 @@ TEST_F(ProxyIntegrationTest, StreamsA100MiBResponseInBoundedMemory) {
 
   absl::StatusOr<uint64_t> after_kb = proxy_->peakRssKb();
   ASSERT_TRUE(after_kb.ok()) << after_kb.status();
-  EXPECT_LT(*after_kb - *before_kb, 64 * 1024u)
-      << "peak RSS went from " << *before_kb << " kB to " << *after_kb << " kB";
+  if (kRssIsMeaningful) {
+    EXPECT_LT(*after_kb - *before_kb, kMaxRssGrowthKb)
+        << "peak RSS went from " << *before_kb << " kB to " << *after_kb << " kB";
+  }
 }
 
 // ---- Error paths -------------------------------------------------------------------------------
