@@ -1,0 +1,244 @@
+#include "proxy/admin/admin.h"
+
+#include <list>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "proxy/common/assert.h"
+#include "proxy/http/codec_impl.h"
+#include "proxy/network/connection_impl.h"
+#include "proxy/network/listen_socket.h"
+#include "proxy/network/tcp_listener_impl.h"
+
+namespace Proxy::Admin {
+
+namespace {
+
+std::string percentDecode(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); i++) {
+    if (in[i] == '%' && i + 2 < in.size() &&
+        std::isxdigit(static_cast<unsigned char>(in[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(in[i + 2]))) {
+      out.push_back(static_cast<char>(std::stoi(std::string(in.substr(i + 1, 2)), nullptr, 16)));
+      i += 2;
+    } else if (in[i] == '+') {
+      out.push_back(' ');
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  return out;
+}
+
+class AdminImpl;
+
+// One admin connection: requests are small, so the body is collected before answering.
+class AdminConnection : public Network::ReadFilter,
+                        public Network::ConnectionCallbacks,
+                        public Http::ServerConnectionCallbacks,
+                        public Http::CodecOutput,
+                        public Http::RequestDecoder,
+                        public Event::DeferredDeletable {
+public:
+  AdminConnection(AdminImpl& parent, Network::ConnectionPtr connection);
+  ~AdminConnection() override { connection_->removeConnectionCallbacks(*this); }
+
+  void onData(Buffer::Instance& data, bool) override;
+  void onEvent(Network::ConnectionEvent event) override;
+  Http::RequestDecoder& newStream(Http::ResponseEncoder& encoder) override {
+    encoder_ = &encoder;
+    body_.clear();
+    return *this;
+  }
+  void write(Buffer::Instance& data, bool end_stream) override {
+    connection_->write(data, end_stream);
+  }
+  void readDisable(bool disable) override { connection_->readDisable(disable); }
+  void decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool end_stream) override {
+    headers_ = std::move(headers);
+    if (end_stream) {
+      respond();
+    }
+  }
+  void decodeData(Buffer::Instance& data, bool end_stream) override {
+    if (body_.size() + data.length() <= kMaxBody) {
+      body_ += data.toString();
+    }
+    data.drain(data.length());
+    if (end_stream) {
+      respond();
+    }
+  }
+
+  std::list<std::unique_ptr<AdminConnection>>::iterator it;
+
+private:
+  static constexpr size_t kMaxBody = 4 * 1024 * 1024;
+  void respond();
+
+  AdminImpl& parent_;
+  Network::ConnectionPtr connection_;
+  std::unique_ptr<Http::ServerConnectionImpl> codec_;
+  Http::ResponseEncoder* encoder_ = nullptr;
+  Http::RequestHeaderMapPtr headers_;
+  std::string body_;
+};
+
+class AdminImpl : public Admin, public Network::TcpListenerCallbacks {
+public:
+  AdminImpl(Event::Dispatcher& dispatcher, Network::ListenSocketPtr socket)
+      : dispatcher_(dispatcher), socket_(std::move(socket)) {
+    listener_ = std::make_unique<Network::TcpListenerImpl>(dispatcher_, *socket_, *this);
+    addHandler("/", "print this help", false, [this](const Request&, Response& response) {
+      response.body = "admin commands are:\n";
+      for (const auto& [path, entry] : handlers_) {
+        absl::StrAppend(&response.body, "  ", path, ": ", entry.help, "\n");
+      }
+    });
+    addHandler("/help", "print this help", false, [this](const Request& r, Response& response) {
+      handlers_.at("/").handler(r, response);
+    });
+  }
+
+  ~AdminImpl() override {
+    listener_.reset();
+    while (!connections_.empty()) {
+      remove(*connections_.front());
+    }
+    dispatcher_.clearDeferredDeleteList();
+  }
+
+  void addHandler(std::string path, std::string help, bool mutates_state,
+                  Handler handler) override {
+    handlers_[std::move(path)] = Entry{std::move(help), mutates_state, std::move(handler)};
+  }
+  const Network::Address& address() const override { return socket_->localAddress(); }
+
+  void onAccept(Network::IoHandle socket, const Network::Address& remote,
+                const Network::Address& local) override {
+    auto connection = std::make_unique<Network::ConnectionImpl>(dispatcher_, std::move(socket),
+                                                                remote, local);
+    auto admin_connection = std::make_unique<AdminConnection>(*this, std::move(connection));
+    connections_.push_front(std::move(admin_connection));
+    connections_.front()->it = connections_.begin();
+  }
+
+  void remove(AdminConnection& connection) {
+    std::unique_ptr<AdminConnection> owned = std::move(*connection.it);
+    connections_.erase(connection.it);
+    dispatcher_.deferredDelete(std::move(owned));
+  }
+
+  void handle(const Http::RequestHeaderMap& headers, std::string_view body, Response& response) {
+    const std::string_view full_path = headers.path();
+    const size_t q = full_path.find('?');
+    Request request;
+    request.method = headers.method();
+    request.path = full_path.substr(0, q);
+    request.body = body;
+    if (q != std::string_view::npos) {
+      for (absl::string_view pair : absl::StrSplit(
+               absl::string_view(full_path.data() + q + 1, full_path.size() - q - 1), '&')) {
+        if (pair.empty()) {
+          continue;
+        }
+        const size_t eq = pair.find('=');
+        const std::string_view item(pair.data(), pair.size());
+        request.query[percentDecode(item.substr(0, eq))] =
+            eq == std::string_view::npos ? "" : percentDecode(item.substr(eq + 1));
+      }
+    }
+    auto it = handlers_.find(std::string(request.path));
+    if (it == handlers_.end()) {
+      response.code = 404;
+      response.body = absl::StrCat("invalid path: ", std::string(request.path), "\n");
+      return;
+    }
+    if (it->second.mutates_state && request.method != "POST") {
+      response.code = 405;
+      response.body = "This endpoint requires POST\n";
+      return;
+    }
+    it->second.handler(request, response);
+  }
+
+private:
+  struct Entry {
+    std::string help;
+    bool mutates_state;
+    Handler handler;
+  };
+
+  Event::Dispatcher& dispatcher_;
+  Network::ListenSocketPtr socket_;
+  std::unique_ptr<Network::TcpListenerImpl> listener_;
+  std::map<std::string, Entry> handlers_;
+  std::list<std::unique_ptr<AdminConnection>> connections_;
+};
+
+AdminConnection::AdminConnection(AdminImpl& parent, Network::ConnectionPtr connection)
+    : parent_(parent), connection_(std::move(connection)),
+      codec_(std::make_unique<Http::ServerConnectionImpl>(*this, *this, Http::Http1Settings{})) {
+  connection_->addConnectionCallbacks(*this);
+  connection_->setReadFilter(this);
+}
+
+void AdminConnection::onData(Buffer::Instance& data, bool end_stream) {
+  if (!codec_->dispatch(data).ok()) {
+    const Http::CodecError& error = codec_->lastError();
+    Buffer::Instance out;
+    out.add(absl::StrCat("HTTP/1.1 ", error.http_code,
+                         " Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"));
+    connection_->write(out, false);
+    connection_->close(Network::ConnectionCloseType::FlushWrite);
+    return;
+  }
+  if (end_stream && encoder_ == nullptr) {
+    connection_->close(Network::ConnectionCloseType::FlushWrite);
+  }
+}
+
+void AdminConnection::onEvent(Network::ConnectionEvent event) {
+  if (event != Network::ConnectionEvent::Connected) {
+    parent_.remove(*this);
+  }
+}
+
+void AdminConnection::respond() {
+  Response response;
+  parent_.handle(*headers_, body_, response);
+  Http::ResponseHeaderMap headers;
+  headers.setStatus(response.code);
+  headers.addCopy(Http::Headers::ContentType, response.content_type);
+  headers.addCopy(Http::Headers::ContentLength, std::to_string(response.body.size()));
+  headers.addCopy("cache-control", "no-cache, max-age=0");
+  headers.addCopy("x-content-type-options", "nosniff");
+  Http::ResponseEncoder* encoder = encoder_;
+  encoder_ = nullptr;
+  if (response.body.empty()) {
+    encoder->encodeHeaders(headers, true);
+  } else {
+    encoder->encodeHeaders(headers, false);
+    Buffer::Instance body;
+    body.add(response.body);
+    encoder->encodeData(body, true);
+  }
+  if (codec_->closeAfterResponse()) {
+    connection_->close(Network::ConnectionCloseType::FlushWrite);
+  }
+}
+
+} // namespace
+
+absl::StatusOr<std::unique_ptr<Admin>> createAdmin(Event::Dispatcher& dispatcher,
+                                                   const Network::Address& address) {
+  auto socket = Network::ListenSocket::create(address, /*reuse_port=*/false, /*backlog=*/128);
+  if (!socket.ok()) {
+    return socket.status();
+  }
+  return std::make_unique<AdminImpl>(dispatcher, *std::move(socket));
+}
+
+} // namespace Proxy::Admin

@@ -1,0 +1,50 @@
+#pragma once
+
+// The admin HTTP server, on the main thread: /ready, /stats, /config_dump, /quitquitquit and
+// the rest are registered by the server as handlers. Not on the request path; it reuses the
+// data plane's HTTP/1 codec and network layer.
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "proxy/event/dispatcher.h"
+#include "proxy/http/header_map.h"
+#include "proxy/network/address.h"
+
+namespace Proxy::Admin {
+
+struct Request {
+  std::string_view method;
+  std::string_view path;  // without the query string
+  std::map<std::string, std::string> query;
+  std::string_view body;
+};
+
+struct Response {
+  uint32_t code = 200;
+  std::string content_type = "text/plain; charset=UTF-8";
+  std::string body;
+};
+
+// Runs on the main thread.
+using Handler = std::function<void(const Request& request, Response& response)>;
+
+class Admin {
+public:
+  virtual ~Admin() = default;
+  // `mutates_state` handlers answer 405 unless the method is POST (Envoy's rule).
+  virtual void addHandler(std::string path, std::string help, bool mutates_state,
+                          Handler handler) = 0;
+  // The bound address (port 0 resolved).
+  virtual const Network::Address& address() const = 0;
+};
+
+// Binds and starts serving on `dispatcher` (main thread).
+absl::StatusOr<std::unique_ptr<Admin>> createAdmin(Event::Dispatcher& dispatcher,
+                                                   const Network::Address& address);
+
+} // namespace Proxy::Admin

@@ -1,0 +1,36 @@
+#pragma once
+
+// Access logs as Envoy's envoy.access_loggers.file / stdout / stderr, with Envoy's default
+// format. A log is configured on the main thread; workers write lines with one write(2) each
+// (O_APPEND), so there is no shared buffer and no lock between workers.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "envoy/config/accesslog/v3/accesslog.pb.h"
+#include "proxy/filters/stream_info.h"
+#include "proxy/http/header_map.h"
+
+namespace Proxy::Filters {
+
+class AccessLog {
+public:
+  virtual ~AccessLog() = default;
+  // Any thread. `request`/`response` may be null (no request parsed, no response sent).
+  virtual void log(const Http::RequestHeaderMap* request, const Http::ResponseHeaderMap* response,
+                   const StreamInfo& info) = 0;
+};
+
+using AccessLogSharedPtr = std::shared_ptr<AccessLog>;
+
+// From HttpConnectionManager.access_log / TcpProxy.access_log entries. Errors name the field
+// relative to the entry ("typed_config: unsupported access logger type '...'").
+absl::StatusOr<AccessLogSharedPtr> createAccessLog(const envoy::config::accesslog::v3::AccessLog&);
+
+// Envoy's default text format, expanded for one request (exposed for tests).
+std::string formatDefault(const Http::RequestHeaderMap* request,
+                          const Http::ResponseHeaderMap* response, const StreamInfo& info);
+
+} // namespace Proxy::Filters

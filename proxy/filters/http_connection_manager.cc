@@ -1,0 +1,865 @@
+#include "proxy/filters/http_connection_manager.h"
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "envoy/extensions/filters/http/router/v3/router.pb.h"
+#include "proxy/common/assert.h"
+#include "proxy/http/codec_impl.h"
+#include "proxy/router/config_impl.h"
+#include "spdlog/spdlog.h"
+
+namespace Proxy::Filters {
+
+using envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+
+HcmStats::HcmStats(Stats::Scope s)
+    : downstream_cx_total(s.counter("downstream_cx_total")),
+      downstream_cx_active(s.gauge("downstream_cx_active")),
+      downstream_cx_destroy(s.counter("downstream_cx_destroy")),
+      downstream_cx_destroy_remote(s.counter("downstream_cx_destroy_remote")),
+      downstream_cx_destroy_local(s.counter("downstream_cx_destroy_local")),
+      downstream_cx_destroy_active_rq(s.counter("downstream_cx_destroy_active_rq")),
+      downstream_cx_protocol_error(s.counter("downstream_cx_protocol_error")),
+      downstream_cx_drain_close(s.counter("downstream_cx_drain_close")),
+      downstream_cx_idle_timeout(s.counter("downstream_cx_idle_timeout")),
+      downstream_cx_rx_bytes_total(s.counter("downstream_cx_rx_bytes_total")),
+      downstream_cx_tx_bytes_total(s.counter("downstream_cx_tx_bytes_total")),
+      downstream_rq_total(s.counter("downstream_rq_total")),
+      downstream_rq_http1_total(s.counter("downstream_rq_http1_total")),
+      downstream_rq_active(s.gauge("downstream_rq_active")),
+      downstream_rq_completed(s.counter("downstream_rq_completed")),
+      downstream_rq_1xx(s.counter("downstream_rq_1xx")),
+      downstream_rq_2xx(s.counter("downstream_rq_2xx")),
+      downstream_rq_3xx(s.counter("downstream_rq_3xx")),
+      downstream_rq_4xx(s.counter("downstream_rq_4xx")),
+      downstream_rq_5xx(s.counter("downstream_rq_5xx")),
+      downstream_rq_rx_reset(s.counter("downstream_rq_rx_reset")),
+      downstream_rq_tx_reset(s.counter("downstream_rq_tx_reset")),
+      downstream_rq_timeout(s.counter("downstream_rq_timeout")),
+      downstream_rq_idle_timeout(s.counter("downstream_rq_idle_timeout")),
+      downstream_rq_non_relative_path(s.counter("downstream_rq_non_relative_path")),
+      downstream_rq_too_large(s.counter("downstream_rq_too_large")),
+      no_route(s.counter("no_route")), no_cluster(s.counter("no_cluster")),
+      rq_direct_response(s.counter("rq_direct_response")), rq_redirect(s.counter("rq_redirect")) {}
+
+namespace {
+
+std::chrono::milliseconds toMillis(const google::protobuf::Duration& d) {
+  return std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1000000);
+}
+
+// Per-worker randomness: request ids and weighted cluster picks. Seeded once per thread.
+std::mt19937_64& threadRandom() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return rng;
+}
+
+// A version-4 UUID, as Envoy's default request id extension generates.
+std::string uuid4() {
+  std::mt19937_64& rng = threadRandom();
+  uint64_t hi = rng();
+  uint64_t lo = rng();
+  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL; // version 4
+  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL; // variant 10
+  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", hi >> 32, (hi >> 16) & 0xffff, hi & 0xffff,
+                         lo >> 48, lo & 0xffffffffffffULL);
+}
+
+class ConnectionManagerImpl;
+
+Http::Http1Settings codecSettings(const HcmConfig& config) {
+  Http::Http1Settings settings;
+  settings.max_request_headers_kb = config.max_request_headers_kb;
+  settings.max_headers_count = config.max_headers_count;
+  return settings;
+}
+
+// One request/response exchange, and (as the router filter) its upstream leg. HTTP/1 carries
+// one at a time per connection.
+class ActiveStream : public Http::RequestDecoder,
+                     public Http::StreamCallbacks { // downstream stream events
+public:
+  ActiveStream(ConnectionManagerImpl& parent, Http::ResponseEncoder& encoder);
+  ~ActiveStream() override;
+
+  // Http::RequestDecoder
+  void decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool end_stream) override;
+  void decodeData(Buffer::Instance& data, bool end_stream) override;
+
+  // Http::StreamCallbacks (downstream): the client's connection is backed up or reset.
+  void onResetStream(Http::StreamResetReason reason) override;
+  void onAboveWriteBufferHighWatermark() override;
+  void onBelowWriteBufferLowWatermark() override;
+
+  // Called when the downstream connection goes away mid-stream.
+  void onDownstreamReset();
+  // The request could not be parsed: answer `code` (400, 431, ...) and close.
+  void onCodecError(uint32_t code, std::string_view details) {
+    sendLocalReply(code, Http::reasonPhrase(code), DownstreamProtocolError, details);
+  }
+  bool responseStarted() const { return response_headers_sent_; }
+
+private:
+  // The router's upstream leg: pool callbacks, the upstream response, and the upstream
+  // stream's resets and watermarks, forwarded to the stream. (A separate object because the
+  // request and response decoder interfaces share method names.)
+  class UpstreamLeg : public Http::ResponseDecoder,
+                      public Http::StreamCallbacks,
+                      public Upstream::HttpPoolCallbacks {
+  public:
+    explicit UpstreamLeg(ActiveStream& parent) : parent_(parent) {}
+    // Upstream::HttpPoolCallbacks
+    void onPoolReady(Http::RequestEncoder& encoder,
+                     const Upstream::HostConstSharedPtr& host) override {
+      parent_.onPoolReady(encoder, host);
+    }
+    void onPoolFailure(Upstream::PoolFailureReason reason, std::string_view details,
+                       const Upstream::HostConstSharedPtr& host) override {
+      parent_.onPoolFailure(reason, details, host);
+    }
+    // Http::ResponseDecoder
+    void decode100ContinueHeaders(Http::ResponseHeaderMapPtr&&) override {
+      // The client already got our own 100 Continue; the upstream's is swallowed.
+    }
+    void decodeHeaders(Http::ResponseHeaderMapPtr&& headers, bool end_stream) override {
+      parent_.onUpstreamHeaders(std::move(headers), end_stream);
+    }
+    void decodeData(Buffer::Instance& data, bool end_stream) override {
+      parent_.encodeResponseData(data, end_stream);
+    }
+    // Http::StreamCallbacks
+    void onResetStream(Http::StreamResetReason reason) override { parent_.onUpstreamReset(reason); }
+    void onAboveWriteBufferHighWatermark() override { parent_.readDisableDownstream(true); }
+    void onBelowWriteBufferLowWatermark() override { parent_.readDisableDownstream(false); }
+
+  private:
+    ActiveStream& parent_;
+  };
+
+  void onPoolReady(Http::RequestEncoder& encoder, const Upstream::HostConstSharedPtr& host);
+  void onPoolFailure(Upstream::PoolFailureReason reason, std::string_view details,
+                     const Upstream::HostConstSharedPtr& host);
+  void onUpstreamHeaders(Http::ResponseHeaderMapPtr&& headers, bool end_stream);
+  void route();
+  void sendLocalReply(uint32_t code, std::string_view body, uint32_t flag,
+                      std::string_view details);
+  void encodeResponseHeaders(Http::ResponseHeaderMap& headers, bool end_stream);
+  void encodeResponseData(Buffer::Instance& data, bool end_stream);
+  void onRequestComplete();
+  void onResponseComplete();
+  void onUpstreamReset(Http::StreamResetReason reason);
+  void onRouteTimeout();
+  void resetUpstream();
+  void readDisableDownstream(bool disable);
+  void readDisableUpstream(bool disable);
+  void finish();
+
+  ConnectionManagerImpl& parent_;
+  Http::ResponseEncoder& encoder_;
+  UpstreamLeg upstream_leg_{*this};
+  Http::RequestHeaderMapPtr request_headers_;
+  Http::ResponseHeaderMapPtr response_headers_;
+  std::shared_ptr<const Router::Config> route_config_; // held for the whole request
+  const Router::RouteEntry* route_entry_ = nullptr;
+  Upstream::ThreadLocalCluster* cluster_ = nullptr;
+  Upstream::HostConstSharedPtr host_;
+  Upstream::Cancellable* pool_handle_ = nullptr;
+  Http::RequestEncoder* upstream_encoder_ = nullptr;
+  Buffer::Instance pending_body_; // request body that arrived before the pool was ready
+  Event::TimerPtr route_timer_;
+  StreamInfo info_;
+  MonotonicTime upstream_start_;
+  bool request_complete_ = false;
+  bool response_complete_ = false;
+  bool response_headers_sent_ = false;
+  bool pending_end_stream_ = false;
+  bool downstream_read_disabled_ = false; // by us, for upstream backpressure
+  bool upstream_read_disabled_ = false;   // by us, for downstream backpressure
+  bool finished_ = false;
+};
+
+class ConnectionManagerImpl : public NetworkFilter,
+                              public Network::ConnectionCallbacks,
+                              public Http::ServerConnectionCallbacks,
+                              public Http::CodecOutput {
+public:
+  ConnectionManagerImpl(HcmConfigConstSharedPtr config, HcmContext context,
+                        Network::Connection& connection)
+      : config_(std::move(config)), context_(context), connection_(connection),
+        stats_(*config_->stats),
+        codec_(std::make_unique<Http::ServerConnectionImpl>(*this, *this, codecSettings(*config_))) {
+    connection_.addConnectionCallbacks(*this);
+    stats_.downstream_cx_total.inc();
+    stats_.downstream_cx_active.inc();
+    if (config_->idle_timeout.count() > 0) {
+      idle_timer_ = connection_.dispatcher().createTimer([this] { onIdleTimeout(); });
+      idle_timer_->enableTimer(config_->idle_timeout);
+    }
+  }
+
+  ~ConnectionManagerImpl() override {
+    stats_.downstream_cx_active.dec();
+    stats_.downstream_cx_destroy.inc();
+    // The connection outlives us (the handler destroys the filter first).
+    connection_.removeConnectionCallbacks(*this);
+    if (stream_ != nullptr) {
+      stream_->onDownstreamReset();
+      stream_.reset();
+    }
+  }
+
+  // Network::ReadFilter
+  void onData(Buffer::Instance& data, bool end_stream) override {
+    stats_.downstream_cx_rx_bytes_total.add(data.length());
+    if (idle_timer_ != nullptr) {
+      idle_timer_->disableTimer();
+    }
+    const absl::Status status = codec_->dispatch(data);
+    if (!status.ok()) {
+      onProtocolError();
+      return;
+    }
+    if (end_stream && stream_ == nullptr) {
+      // The client half-closed with no request in flight: nothing more will come.
+      connection_.close(Network::ConnectionCloseType::FlushWrite);
+    }
+  }
+
+  // NetworkFilter
+  void startDrain() override {
+    draining_ = true;
+    if (stream_ == nullptr) {
+      stats_.downstream_cx_drain_close.inc();
+      connection_.close(Network::ConnectionCloseType::FlushWrite);
+    } else {
+      codec_->setCloseAfterResponse();
+    }
+  }
+
+  // Network::ConnectionCallbacks
+  void onEvent(Network::ConnectionEvent event) override {
+    if (event == Network::ConnectionEvent::Connected) {
+      return;
+    }
+    if (event == Network::ConnectionEvent::RemoteClose) {
+      stats_.downstream_cx_destroy_remote.inc();
+    } else {
+      stats_.downstream_cx_destroy_local.inc();
+    }
+    if (stream_ != nullptr) {
+      stats_.downstream_cx_destroy_active_rq.inc();
+      stream_->onDownstreamReset();
+      destroyStream();
+    }
+    if (idle_timer_ != nullptr) {
+      idle_timer_->disableTimer();
+    }
+  }
+  void onAboveWriteBufferHighWatermark() override {
+    codec_->onUnderlyingConnectionAboveWriteBufferHighWatermark();
+  }
+  void onBelowWriteBufferLowWatermark() override {
+    codec_->onUnderlyingConnectionBelowWriteBufferLowWatermark();
+  }
+
+  // Http::ServerConnectionCallbacks
+  Http::RequestDecoder& newStream(Http::ResponseEncoder& encoder) override {
+    ASSERT(stream_ == nullptr);
+    stream_ = std::make_unique<ActiveStream>(*this, encoder);
+    return *stream_;
+  }
+
+  // Http::CodecOutput
+  void write(Buffer::Instance& data, bool end_stream) override {
+    stats_.downstream_cx_tx_bytes_total.add(data.length());
+    connection_.write(data, end_stream);
+  }
+  void readDisable(bool disable) override { connection_.readDisable(disable); }
+
+  // Called by the stream when its exchange is over (both directions, or reset).
+  void onStreamComplete(bool close_connection) {
+    destroyStream();
+    if (close_connection || codec_->closeAfterResponse()) {
+      if (draining_) {
+        stats_.downstream_cx_drain_close.inc();
+      }
+      connection_.close(Network::ConnectionCloseType::FlushWrite);
+      return;
+    }
+    if (idle_timer_ != nullptr) {
+      idle_timer_->enableTimer(config_->idle_timeout);
+    }
+  }
+
+  const HcmConfig& config() const { return *config_; }
+  HcmStats& stats() { return stats_; }
+  HcmContext& context() { return context_; }
+  Network::Connection& connection() { return connection_; }
+  Http::ServerConnection& codec() { return *codec_; }
+
+private:
+  void destroyStream() {
+    if (stream_ != nullptr) {
+      // The stream may be on the stack (this is usually called from its own callbacks).
+      struct Holder : Event::DeferredDeletable {
+        std::unique_ptr<ActiveStream> stream;
+      };
+      auto holder = std::make_unique<Holder>();
+      holder->stream = std::move(stream_);
+      connection_.dispatcher().deferredDelete(std::move(holder));
+    }
+  }
+
+  void onProtocolError() {
+    stats_.downstream_cx_protocol_error.inc();
+    const Http::CodecError& error = codec_->lastError();
+    spdlog::debug("[C{}] protocol error: {} ({})", connection_.id(), error.details,
+                  error.http_code);
+    // The byte stream cannot be trusted any more: answer if we still can, then close.
+    codec_->setCloseAfterResponse();
+    if (stream_ != nullptr && !stream_->responseStarted()) {
+      stream_->onCodecError(error.http_code, error.details);
+      return;
+    }
+    connection_.close(Network::ConnectionCloseType::NoFlush);
+  }
+
+public:
+  void countResponse(uint32_t code) {
+    if (code >= 500) {
+      stats_.downstream_rq_5xx.inc();
+    } else if (code >= 400) {
+      stats_.downstream_rq_4xx.inc();
+    } else if (code >= 300) {
+      stats_.downstream_rq_3xx.inc();
+    } else if (code >= 200) {
+      stats_.downstream_rq_2xx.inc();
+    } else {
+      stats_.downstream_rq_1xx.inc();
+    }
+  }
+
+private:
+  void onIdleTimeout() {
+    if (stream_ == nullptr) {
+      stats_.downstream_cx_idle_timeout.inc();
+      connection_.close(Network::ConnectionCloseType::FlushWrite);
+    }
+  }
+
+  const HcmConfigConstSharedPtr config_;
+  HcmContext context_;
+  Network::Connection& connection_;
+  HcmStats& stats_;
+  std::unique_ptr<Http::ServerConnectionImpl> codec_;
+  std::unique_ptr<ActiveStream> stream_;
+  Event::TimerPtr idle_timer_;
+  bool draining_ = false;
+};
+
+ActiveStream::ActiveStream(ConnectionManagerImpl& parent, Http::ResponseEncoder& encoder)
+    : parent_(parent), encoder_(encoder) {
+  Event::Dispatcher& dispatcher = parent_.connection().dispatcher();
+  info_.start_monotonic = dispatcher.approximateMonotonicTime();
+  info_.start_system = dispatcher.timeSource().systemTime();
+  info_.downstream_remote = parent_.connection().remoteAddress();
+  encoder_.getStream().addCallbacks(*this);
+  parent_.stats().downstream_rq_total.inc();
+  parent_.stats().downstream_rq_http1_total.inc();
+  parent_.stats().downstream_rq_active.inc();
+}
+
+ActiveStream::~ActiveStream() {
+  parent_.stats().downstream_rq_active.dec();
+  if (pool_handle_ != nullptr) {
+    pool_handle_->cancel();
+  }
+}
+
+void ActiveStream::decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool end_stream) {
+  request_headers_ = std::move(headers);
+  const HcmConfig& config = parent_.config();
+
+  // Expect: 100-continue is answered here, as Envoy does by default, so the client starts
+  // sending the body while we pick a route and connect upstream.
+  if (request_headers_->getValue(Http::Headers::Expect) == "100-continue") {
+    request_headers_->remove(Http::Headers::Expect);
+    encoder_.encode100ContinueHeaders();
+  }
+
+  // x-forwarded-for / x-forwarded-proto, as Envoy's use_remote_address edge mode.
+  if (config.use_remote_address) {
+    if (!config.skip_xff_append) {
+      const std::string remote = parent_.connection().remoteAddress().ip();
+      const std::string_view existing = request_headers_->getValue(Http::Headers::XForwardedFor);
+      request_headers_->setCopy(Http::Headers::XForwardedFor,
+                                existing.empty() ? remote
+                                                 : absl::StrCat(std::string(existing), ",", remote));
+    }
+    request_headers_->setCopy(Http::Headers::XForwardedProto, "http");
+  } else if (!request_headers_->has(Http::Headers::XForwardedProto)) {
+    request_headers_->setCopy(Http::Headers::XForwardedProto, "http");
+  }
+  if (config.generate_request_id) {
+    const bool edge = config.use_remote_address && !config.preserve_external_request_id;
+    if (edge || !request_headers_->has(Http::Headers::XRequestId)) {
+      request_headers_->setCopy(Http::Headers::XRequestId, uuid4());
+    }
+  }
+
+  if (end_stream) {
+    onRequestComplete();
+  }
+  route();
+}
+
+void ActiveStream::route() {
+  route_config_ = parent_.config().route_provider->config();
+  const Router::RouteEntry* route =
+      route_config_ == nullptr ? nullptr : route_config_->route(*request_headers_, threadRandom()());
+  if (route == nullptr) {
+    parent_.stats().no_route.inc();
+    sendLocalReply(404, "", NoRouteFound, "route_not_found");
+    return;
+  }
+  route_entry_ = route;
+  switch (route->action()) {
+  case Router::RouteAction::Redirect: {
+    parent_.stats().rq_redirect.inc();
+    auto headers = std::make_unique<Http::ResponseHeaderMap>();
+    headers->setStatus(route->responseCode());
+    headers->addCopy(Http::Headers::Location, route->redirectLocation(*request_headers_));
+    headers->addCopy(Http::Headers::ContentLength, "0");
+    route->finalizeResponseHeaders(*headers);
+    response_headers_ = std::move(headers);
+    encodeResponseHeaders(*response_headers_, true);
+    return;
+  }
+  case Router::RouteAction::DirectResponse:
+    parent_.stats().rq_direct_response.inc();
+    sendLocalReply(route->responseCode(), route->responseBody(), 0, "direct_response");
+    return;
+  case Router::RouteAction::Forward:
+    break;
+  }
+  const std::string_view cluster_name = route->clusterName(*request_headers_);
+  info_.upstream_cluster = std::string(cluster_name);
+  cluster_ = parent_.context().cluster_manager.getThreadLocalCluster(cluster_name);
+  if (cluster_ == nullptr) {
+    parent_.stats().no_cluster.inc();
+    sendLocalReply(route->clusterNotFoundResponseCode(), "", NoClusterFound,
+                   "cluster_not_found");
+    return;
+  }
+  host_ = cluster_->loadBalancer().chooseHost();
+  Upstream::HttpConnPool* pool = host_ == nullptr ? nullptr : cluster_->httpConnPool(host_);
+  if (pool == nullptr) {
+    cluster_->info()->stats().upstream_cx_none_healthy.inc();
+    sendLocalReply(503, "no healthy upstream", NoHealthyUpstream, "no_healthy_upstream");
+    return;
+  }
+  info_.upstream_host = host_->address().asString();
+
+  // Rewrites happen before the request leaves: headers to add/remove, prefix/host rewrite.
+  route_entry_->finalizeRequestHeaders(*request_headers_,
+                                       /*insert_envoy_original_path=*/!parent_.config().suppress_envoy_headers);
+
+  const std::chrono::milliseconds timeout = route_entry_->timeout();
+  if (timeout.count() > 0) {
+    route_timer_ = parent_.connection().dispatcher().createTimer([this] { onRouteTimeout(); });
+    // Envoy starts the route timeout once the whole request was received; for a request that
+    // is still streaming its body the timer starts in onRequestComplete().
+    if (request_complete_) {
+      route_timer_->enableTimer(timeout);
+    }
+  }
+  upstream_start_ = parent_.connection().dispatcher().approximateMonotonicTime();
+  pool_handle_ = pool->newStream(upstream_leg_, upstream_leg_);
+}
+
+void ActiveStream::decodeData(Buffer::Instance& data, bool end_stream) {
+  info_.bytes_received += data.length();
+  if (end_stream) {
+    onRequestComplete();
+  }
+  if (finished_ || response_complete_) {
+    data.drain(data.length()); // a local reply was sent already; the body has nowhere to go
+    return;
+  }
+  if (upstream_encoder_ != nullptr) {
+    upstream_encoder_->encodeData(data, end_stream);
+    return;
+  }
+  // The pool is not ready yet: hold the body, but only up to the buffer limit.
+  pending_body_.move(data);
+  pending_end_stream_ = end_stream;
+  if (pending_body_.length() > parent_.context().per_connection_buffer_limit) {
+    readDisableDownstream(true);
+  }
+}
+
+void ActiveStream::onRequestComplete() {
+  // Pipelined requests behind this one wait in the connection's buffer: the codec stops
+  // reading until this response is complete.
+  request_complete_ = true;
+  if (route_timer_ != nullptr && !route_timer_->enabled() && route_entry_ != nullptr) {
+    route_timer_->enableTimer(route_entry_->timeout());
+  }
+}
+
+void ActiveStream::onPoolReady(Http::RequestEncoder& encoder,
+                               const Upstream::HostConstSharedPtr& host) {
+  pool_handle_ = nullptr;
+  upstream_encoder_ = &encoder;
+  host_ = host;
+  info_.upstream_host = host->address().asString();
+  encoder.getStream().addCallbacks(upstream_leg_);
+  cluster_->info()->stats().upstream_rq_total.inc();
+  host->stats().rq_total.fetch_add(1, std::memory_order_relaxed);
+  const bool headers_only = request_complete_ && pending_body_.length() == 0;
+  encoder.encodeHeaders(*request_headers_, headers_only);
+  if (!headers_only && (pending_body_.length() > 0 || pending_end_stream_)) {
+    encoder.encodeData(pending_body_, pending_end_stream_);
+  }
+  readDisableDownstream(false);
+}
+
+void ActiveStream::onPoolFailure(Upstream::PoolFailureReason reason, std::string_view details,
+                                 const Upstream::HostConstSharedPtr& host) {
+  pool_handle_ = nullptr;
+  if (reason == Upstream::PoolFailureReason::Overflow) {
+    sendLocalReply(503, "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+                   UpstreamOverflow, "upstream_overflow");
+    return;
+  }
+  const std::string body = absl::StrCat(
+      "upstream connect error or disconnect/reset before headers. reset reason: ",
+      reason == Upstream::PoolFailureReason::Timeout ? "connection timeout"
+                                                     : "connection failure");
+  sendLocalReply(503, body, UpstreamConnectionFailure, details);
+}
+
+void ActiveStream::onUpstreamHeaders(Http::ResponseHeaderMapPtr&& headers, bool end_stream) {
+  response_headers_ = std::move(headers);
+  const uint32_t code = response_headers_->status();
+  auto& cstats = cluster_->info()->stats();
+  if (code >= 500) {
+    cstats.upstream_rq_5xx.inc();
+  } else if (code >= 400) {
+    cstats.upstream_rq_4xx.inc();
+  } else if (code >= 300) {
+    cstats.upstream_rq_3xx.inc();
+  } else if (code >= 200) {
+    cstats.upstream_rq_2xx.inc();
+  }
+  if (!parent_.config().suppress_envoy_headers) {
+    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+        parent_.connection().dispatcher().approximateMonotonicTime() - upstream_start_);
+    response_headers_->setCopy(Http::Headers::XEnvoyUpstreamServiceTime,
+                               std::to_string(elapsed.count()));
+  }
+  route_entry_->finalizeResponseHeaders(*response_headers_);
+  encodeResponseHeaders(*response_headers_, end_stream);
+}
+
+void ActiveStream::encodeResponseHeaders(Http::ResponseHeaderMap& headers, bool end_stream) {
+  const HcmConfig& config = parent_.config();
+  if (config.overwrite_server_header || !headers.has(Http::Headers::Server)) {
+    headers.setCopy(Http::Headers::Server, config.server_name);
+  }
+  if (config.always_set_request_id_in_response && request_headers_ != nullptr) {
+    const std::string_view id = request_headers_->getValue(Http::Headers::XRequestId);
+    if (!id.empty()) {
+      headers.setCopy(Http::Headers::XRequestId, id);
+    }
+  }
+  info_.response_code = headers.status();
+  response_headers_sent_ = true;
+  // A response that ends before the request body did leaves unread bytes on the wire: the
+  // connection cannot carry another request (Envoy does the same).
+  if (end_stream && !request_complete_) {
+    parent_.codec().setCloseAfterResponse();
+  }
+  encoder_.encodeHeaders(headers, end_stream);
+  if (end_stream) {
+    onResponseComplete();
+  }
+}
+
+void ActiveStream::encodeResponseData(Buffer::Instance& data, bool end_stream) {
+  info_.bytes_sent += data.length();
+  if (end_stream && !request_complete_) {
+    parent_.codec().setCloseAfterResponse();
+  }
+  encoder_.encodeData(data, end_stream);
+  if (end_stream) {
+    onResponseComplete();
+  }
+}
+
+void ActiveStream::sendLocalReply(uint32_t code, std::string_view body, uint32_t flag,
+                                  std::string_view details) {
+  info_.response_flags |= flag;
+  info_.response_code_details = std::string(details);
+  if (response_headers_sent_) {
+    // Mid-response there is no way to signal an error on HTTP/1 but to cut the connection.
+    resetUpstream();
+    finish();
+    parent_.onStreamComplete(/*close_connection=*/true);
+    return;
+  }
+  resetUpstream();
+  auto headers = std::make_unique<Http::ResponseHeaderMap>();
+  headers->setStatus(code);
+  if (!body.empty()) {
+    headers->addCopy(Http::Headers::ContentType, "text/plain");
+  }
+  headers->addCopy(Http::Headers::ContentLength, std::to_string(body.size()));
+  if (route_entry_ != nullptr && route_entry_->action() == Router::RouteAction::DirectResponse) {
+    route_entry_->finalizeResponseHeaders(*headers);
+  }
+  response_headers_ = std::move(headers);
+  if (body.empty()) {
+    encodeResponseHeaders(*response_headers_, true);
+    return;
+  }
+  encodeResponseHeaders(*response_headers_, false);
+  Buffer::Instance data;
+  data.add(body);
+  encodeResponseData(data, true);
+}
+
+void ActiveStream::onResponseComplete() {
+  response_complete_ = true;
+  if (route_timer_ != nullptr) {
+    route_timer_->disableTimer();
+  }
+  if (!request_complete_) {
+    // The upstream answered before it got the whole body: that upstream connection is not
+    // reusable, and neither is the downstream one.
+    resetUpstream();
+  }
+  finish();
+  // If the request is not complete yet its remaining bytes cannot be skipped reliably: close.
+  parent_.onStreamComplete(/*close_connection=*/!request_complete_);
+}
+
+void ActiveStream::onUpstreamReset(Http::StreamResetReason reason) {
+  upstream_encoder_ = nullptr;
+  if (cluster_ != nullptr) {
+    cluster_->info()->stats().upstream_rq_rx_reset.inc();
+  }
+  const bool overflow = reason == Http::StreamResetReason::Overflow;
+  sendLocalReply(503,
+                 absl::StrCat("upstream connect error or disconnect/reset before headers. "
+                              "reset reason: ",
+                              overflow ? "overflow" : "connection termination"),
+                 overflow ? UpstreamOverflow : UpstreamConnectionTermination,
+                 "upstream_reset_before_response_started");
+}
+
+void ActiveStream::onRouteTimeout() {
+  parent_.stats().downstream_rq_timeout.inc();
+  if (cluster_ != nullptr) {
+    cluster_->info()->stats().upstream_rq_timeout.inc();
+  }
+  if (host_ != nullptr) {
+    host_->stats().rq_timeout.fetch_add(1, std::memory_order_relaxed);
+  }
+  sendLocalReply(504, "upstream request timeout", UpstreamRequestTimeout,
+                 "upstream_response_timeout");
+}
+
+void ActiveStream::resetUpstream() {
+  if (pool_handle_ != nullptr) {
+    pool_handle_->cancel();
+    pool_handle_ = nullptr;
+  }
+  if (upstream_encoder_ != nullptr) {
+    Http::RequestEncoder* encoder = upstream_encoder_;
+    upstream_encoder_ = nullptr;
+    encoder->getStream().removeCallbacks(upstream_leg_);
+    encoder->getStream().resetStream(Http::StreamResetReason::LocalReset);
+  }
+  if (route_timer_ != nullptr) {
+    route_timer_->disableTimer();
+  }
+}
+
+void ActiveStream::onDownstreamReset() {
+  if (finished_) {
+    return;
+  }
+  info_.setFlag(DownstreamConnectionTermination);
+  parent_.stats().downstream_rq_rx_reset.inc();
+  resetUpstream();
+  finish();
+}
+
+void ActiveStream::onResetStream(Http::StreamResetReason) { onDownstreamReset(); }
+
+void ActiveStream::onAboveWriteBufferHighWatermark() { readDisableUpstream(true); }
+void ActiveStream::onBelowWriteBufferLowWatermark() { readDisableUpstream(false); }
+
+void ActiveStream::readDisableDownstream(bool disable) {
+  if (downstream_read_disabled_ == disable) {
+    return;
+  }
+  downstream_read_disabled_ = disable;
+  parent_.readDisable(disable);
+}
+
+void ActiveStream::readDisableUpstream(bool disable) {
+  if (upstream_read_disabled_ == disable || upstream_encoder_ == nullptr) {
+    return;
+  }
+  upstream_read_disabled_ = disable;
+  upstream_encoder_->getStream().readDisable(disable);
+}
+
+void ActiveStream::finish() {
+  if (finished_) {
+    return;
+  }
+  finished_ = true;
+  readDisableDownstream(false);
+  if (upstream_read_disabled_ && upstream_encoder_ != nullptr) {
+    upstream_encoder_->getStream().readDisable(false);
+  }
+  upstream_read_disabled_ = false;
+  if (upstream_encoder_ != nullptr) {
+    upstream_encoder_->getStream().removeCallbacks(upstream_leg_);
+  }
+  encoder_.getStream().removeCallbacks(*this);
+  info_.end_monotonic = parent_.connection().dispatcher().approximateMonotonicTime();
+  if (info_.response_code != 0) {
+    parent_.countResponse(info_.response_code);
+    parent_.stats().downstream_rq_completed.inc();
+  }
+  for (const AccessLogSharedPtr& log : parent_.config().access_logs) {
+    log->log(request_headers_.get(), response_headers_.get(), info_);
+  }
+  if (info_.response_flags != 0) {
+    spdlog::debug("[C{}] {} {} -> {} {}", parent_.connection().id(),
+                  request_headers_ ? request_headers_->method() : "-",
+                  request_headers_ ? request_headers_->path() : "-", info_.response_code,
+                  responseFlagsToString(info_.response_flags));
+  }
+}
+
+} // namespace
+
+absl::StatusOr<std::shared_ptr<const HcmConfig>>
+HcmConfig::create(const HttpConnectionManager& proto, Stats::Store& store) {
+  auto config = std::make_shared<HcmConfig>();
+  if (proto.stat_prefix().empty()) {
+    return absl::InvalidArgumentError("stat_prefix: must not be empty");
+  }
+  config->stat_prefix = proto.stat_prefix();
+  config->stats = std::make_unique<HcmStats>(Stats::Scope(store, absl::StrCat("http.", proto.stat_prefix(), ".")));
+
+  if (proto.codec_type() == HttpConnectionManager::HTTP2 ||
+      proto.codec_type() == HttpConnectionManager::HTTP3) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("codec_type: unsupported codec '",
+                     HttpConnectionManager::CodecType_Name(proto.codec_type()),
+                     "' (HTTP/1.1 only for now)"));
+  }
+
+  // The filter chain must be exactly the router: it is the only HTTP filter we have.
+  if (proto.http_filters_size() == 0) {
+    return absl::InvalidArgumentError("http_filters: must contain envoy.filters.http.router");
+  }
+  for (int i = 0; i < proto.http_filters_size(); i++) {
+    const auto& filter = proto.http_filters(i);
+    const bool is_router =
+        filter.typed_config().Is<envoy::extensions::filters::http::router::v3::Router>() ||
+        (!filter.has_typed_config() && filter.name() == "envoy.filters.http.router");
+    if (!is_router) {
+      if (filter.is_optional() || filter.disabled()) {
+        continue;
+      }
+      return absl::InvalidArgumentError(absl::StrCat(
+          "http_filters[", i, "]: unsupported HTTP filter '", filter.name(), "'",
+          filter.has_typed_config() ? absl::StrCat(" (", filter.typed_config().type_url(), ")")
+                                    : ""));
+    }
+    if (i != proto.http_filters_size() - 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "http_filters[", i, "]: the router must be the last HTTP filter"));
+    }
+    envoy::extensions::filters::http::router::v3::Router router;
+    if (filter.has_typed_config() && !filter.typed_config().UnpackTo(&router)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("http_filters[", i, "].typed_config: cannot decode Router"));
+    }
+    config->suppress_envoy_headers = router.suppress_envoy_headers();
+  }
+
+  if (proto.has_route_config()) {
+    auto table = Router::ConfigImpl::create(proto.route_config());
+    if (!table.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("route_config.", table.status().message()));
+    }
+    config->route_provider = std::make_shared<StaticRouteConfigProvider>(*std::move(table));
+  } else if (proto.has_rds()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rds: route configuration '", proto.rds().route_config_name(),
+                     "' needs RDS, which is not supported yet"));
+  } else {
+    return absl::InvalidArgumentError("route_specifier: one of route_config or rds is required");
+  }
+
+  if (proto.has_max_request_headers_kb()) {
+    const uint32_t kb = proto.max_request_headers_kb().value();
+    if (kb == 0 || kb > 8192) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("max_request_headers_kb: must be in [1, 8192], got ", kb));
+    }
+    config->max_request_headers_kb = kb;
+  }
+  const auto& common = proto.common_http_protocol_options();
+  if (common.has_max_headers_count()) {
+    config->max_headers_count = common.max_headers_count().value();
+  }
+  if (common.has_idle_timeout()) {
+    config->idle_timeout = toMillis(common.idle_timeout());
+  }
+  if (proto.has_stream_idle_timeout()) {
+    config->stream_idle_timeout = toMillis(proto.stream_idle_timeout());
+  }
+  if (proto.has_request_timeout()) {
+    config->request_timeout = toMillis(proto.request_timeout());
+  }
+  if (!proto.server_name().empty()) {
+    config->server_name = proto.server_name();
+  }
+  config->overwrite_server_header =
+      proto.server_header_transformation() == HttpConnectionManager::OVERWRITE;
+  config->use_remote_address = proto.has_use_remote_address() && proto.use_remote_address().value();
+  config->skip_xff_append = proto.skip_xff_append();
+  config->generate_request_id =
+      !proto.has_generate_request_id() || proto.generate_request_id().value();
+  config->preserve_external_request_id = proto.preserve_external_request_id();
+  config->always_set_request_id_in_response = proto.always_set_request_id_in_response();
+
+  for (int i = 0; i < proto.access_log_size(); i++) {
+    auto log = createAccessLog(proto.access_log(i));
+    if (!log.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("access_log[", i, "].", log.status().message()));
+    }
+    config->access_logs.push_back(*std::move(log));
+  }
+  return config;
+}
+
+NetworkFilterPtr createHttpConnectionManager(HcmConfigConstSharedPtr config, HcmContext context,
+                                             Network::Connection& connection) {
+  return std::make_unique<ConnectionManagerImpl>(std::move(config), context, connection);
+}
+
+} // namespace Proxy::Filters

@@ -1,0 +1,123 @@
+#pragma once
+
+// envoy.filters.network.http_connection_manager with its one HTTP filter, the router: parses
+// HTTP/1.1 requests from a downstream connection, picks a route, and proxies each request to
+// a host of the route's cluster over the worker's connection pool, streaming bodies both ways
+// with backpressure. Config is built once on the main thread and shared read-only by every
+// connection on every worker.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
+#include "proxy/filters/access_log.h"
+#include "proxy/filters/network_filter.h"
+#include "proxy/filters/stream_info.h"
+#include "proxy/http/codec.h"
+#include "proxy/router/router.h"
+#include "proxy/stats/stats.h"
+#include "proxy/upstream/upstream.h"
+
+namespace Proxy::Filters {
+
+// Supplies the current route table. config() is called on workers once per request; the
+// returned snapshot stays valid for that request even if a newer one is published meanwhile.
+class RouteConfigProvider {
+public:
+  virtual ~RouteConfigProvider() = default;
+  virtual std::shared_ptr<const Router::Config> config() const = 0;
+};
+
+using RouteConfigProviderSharedPtr = std::shared_ptr<RouteConfigProvider>;
+
+// A provider for an inline route_config: one immutable table forever.
+class StaticRouteConfigProvider : public RouteConfigProvider {
+public:
+  explicit StaticRouteConfigProvider(std::shared_ptr<const Router::Config> config)
+      : config_(std::move(config)) {}
+  std::shared_ptr<const Router::Config> config() const override { return config_; }
+
+private:
+  const std::shared_ptr<const Router::Config> config_;
+};
+
+// "http.<stat_prefix>." stats with Envoy's names.
+struct HcmStats {
+  explicit HcmStats(Stats::Scope scope);
+  Stats::Counter& downstream_cx_total;
+  Stats::Gauge& downstream_cx_active;
+  Stats::Counter& downstream_cx_destroy;
+  Stats::Counter& downstream_cx_destroy_remote;
+  Stats::Counter& downstream_cx_destroy_local;
+  Stats::Counter& downstream_cx_destroy_active_rq;
+  Stats::Counter& downstream_cx_protocol_error;
+  Stats::Counter& downstream_cx_drain_close;
+  Stats::Counter& downstream_cx_idle_timeout;
+  Stats::Counter& downstream_cx_rx_bytes_total;
+  Stats::Counter& downstream_cx_tx_bytes_total;
+  Stats::Counter& downstream_rq_total;
+  Stats::Counter& downstream_rq_http1_total;
+  Stats::Gauge& downstream_rq_active;
+  Stats::Counter& downstream_rq_completed;
+  Stats::Counter& downstream_rq_1xx;
+  Stats::Counter& downstream_rq_2xx;
+  Stats::Counter& downstream_rq_3xx;
+  Stats::Counter& downstream_rq_4xx;
+  Stats::Counter& downstream_rq_5xx;
+  Stats::Counter& downstream_rq_rx_reset;
+  Stats::Counter& downstream_rq_tx_reset;
+  Stats::Counter& downstream_rq_timeout;
+  Stats::Counter& downstream_rq_idle_timeout;
+  Stats::Counter& downstream_rq_non_relative_path;
+  Stats::Counter& downstream_rq_too_large;
+  Stats::Counter& no_route;
+  Stats::Counter& no_cluster;
+  Stats::Counter& rq_direct_response;
+  Stats::Counter& rq_redirect;
+};
+
+// Everything a connection manager needs, immutable after create().
+struct HcmConfig {
+  // Builds the config; errors are relative to the HttpConnectionManager message
+  // ("route_config.virtual_hosts[0]...: ...", "http_filters[0]: ...").
+  static absl::StatusOr<std::shared_ptr<const HcmConfig>>
+  create(const envoy::extensions::filters::network::http_connection_manager::v3::
+             HttpConnectionManager& proto,
+         Stats::Store& store);
+
+  std::string stat_prefix;
+  std::unique_ptr<HcmStats> stats;
+  RouteConfigProviderSharedPtr route_provider;
+  uint32_t max_request_headers_kb = 60;
+  uint32_t max_headers_count = 100;
+  std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};     // connection, no streams
+  std::chrono::milliseconds stream_idle_timeout{std::chrono::minutes(5)};
+  std::chrono::milliseconds request_timeout{0};                      // 0 = disabled
+  std::string server_name = "envoy";
+  bool overwrite_server_header = true; // ServerHeaderTransformation OVERWRITE
+  bool use_remote_address = false;
+  bool skip_xff_append = false;
+  bool generate_request_id = true;
+  bool preserve_external_request_id = false;
+  bool always_set_request_id_in_response = false;
+  bool suppress_envoy_headers = false;
+  std::vector<AccessLogSharedPtr> access_logs;
+};
+
+using HcmConfigConstSharedPtr = std::shared_ptr<const HcmConfig>;
+
+// Per-worker context the connection manager needs besides its config.
+struct HcmContext {
+  Upstream::ClusterManager& cluster_manager;
+  uint32_t per_connection_buffer_limit = 1024 * 1024;
+};
+
+// Creates the filter for one accepted connection (worker thread).
+NetworkFilterPtr createHttpConnectionManager(HcmConfigConstSharedPtr config, HcmContext context,
+                                             Network::Connection& connection);
+
+} // namespace Proxy::Filters

@@ -1,0 +1,195 @@
+#include "proxy/listener/listener_config.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "proxy/config/validation.h"
+
+namespace Proxy::Listener {
+
+using envoy::config::listener::v3::Listener;
+
+ListenerStats::ListenerStats(Stats::Scope s, uint32_t workers)
+    : downstream_cx_total(s.counter("downstream_cx_total")),
+      downstream_cx_active(s.gauge("downstream_cx_active")),
+      downstream_cx_destroy(s.counter("downstream_cx_destroy")),
+      no_filter_chain_match(s.counter("no_filter_chain_match")) {
+  for (uint32_t i = 0; i < workers; i++) {
+    Stats::Scope worker = s.child(absl::StrCat("worker_", i));
+    per_worker.push_back(
+        {&worker.counter("downstream_cx_total"), &worker.gauge("downstream_cx_active")});
+  }
+}
+
+namespace {
+
+absl::StatusOr<FilterChain> buildFilterChain(const envoy::config::listener::v3::FilterChain& proto,
+                                             Stats::Store& store) {
+  FilterChain chain;
+  chain.name = proto.name();
+  if (proto.has_filter_chain_match()) {
+    const auto& match = proto.filter_chain_match();
+    if (match.server_names_size() > 0 || !match.transport_protocol().empty() ||
+        match.application_protocols_size() > 0) {
+      return absl::InvalidArgumentError(
+          "filter_chain_match: server_names, transport_protocol and application_protocols need "
+          "TLS, which is not supported yet");
+    }
+    if (match.has_destination_port()) {
+      chain.destination_port = match.destination_port().value();
+    }
+  }
+  if (proto.has_transport_socket()) {
+    return absl::InvalidArgumentError("transport_socket: TLS is not supported yet");
+  }
+  if (proto.filters_size() == 0) {
+    return absl::InvalidArgumentError("filters: must contain a terminal network filter");
+  }
+  for (int i = 0; i < proto.filters_size(); i++) {
+    const auto& filter = proto.filters(i);
+    const std::string where = absl::StrCat("filters[", i, "]");
+    if (i != proto.filters_size() - 1) {
+      // Both filters we have are terminal: anything before the last one is unsupported.
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": unsupported network filter '", filter.name(), "' (only a terminal "
+          "http_connection_manager or tcp_proxy is supported)"));
+    }
+    const google::protobuf::Any& any = filter.typed_config();
+    envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager hcm;
+    envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy tcp;
+    if (any.Is<decltype(hcm)>()) {
+      if (!any.UnpackTo(&hcm)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ".typed_config: cannot decode HttpConnectionManager"));
+      }
+      auto config = Filters::HcmConfig::create(hcm, store);
+      if (!config.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ".typed_config.", config.status().message()));
+      }
+      chain.hcm = *std::move(config);
+    } else if (any.Is<decltype(tcp)>()) {
+      if (!any.UnpackTo(&tcp)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ".typed_config: cannot decode TcpProxy"));
+      }
+      auto config = Filters::TcpProxyConfig::create(tcp, store);
+      if (!config.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ".typed_config.", config.status().message()));
+      }
+      chain.tcp_proxy = *std::move(config);
+    } else if (!filter.has_typed_config()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ".typed_config: is required"));
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ".typed_config: unsupported network filter type '", any.type_url(), "'"));
+    }
+  }
+  return chain;
+}
+
+} // namespace
+
+absl::StatusOr<std::shared_ptr<ListenerConfig>>
+ListenerConfig::create(const Listener& proto, uint32_t workers, Stats::Store& store,
+                       bool bind_sockets) {
+  if (absl::Status status = Config::validateListener(proto); !status.ok()) {
+    return status;
+  }
+  std::shared_ptr<ListenerConfig> config(new ListenerConfig());
+  config->proto_ = proto;
+  config->name_ = proto.name();
+  if (config->name_.empty()) {
+    return absl::InvalidArgumentError("name: must not be empty");
+  }
+  if (!proto.has_address() || !proto.address().has_socket_address()) {
+    return absl::InvalidArgumentError("address.socket_address: is required");
+  }
+  const auto& sa = proto.address().socket_address();
+  if (sa.protocol() != envoy::config::core::v3::SocketAddress::TCP) {
+    return absl::InvalidArgumentError("address.socket_address.protocol: only TCP is supported");
+  }
+  if (sa.port_specifier_case() == envoy::config::core::v3::SocketAddress::kNamedPort) {
+    return absl::InvalidArgumentError("address.socket_address.named_port: is not supported");
+  }
+  auto address = Network::Address::fromIpPort(sa.address(), sa.port_value());
+  if (!address.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("address.socket_address: ", address.status().message()));
+  }
+  if (proto.listener_filters_size() > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "listener_filters[0]: unsupported listener filter '", proto.listener_filters(0).name(),
+        "'"));
+  }
+  if (proto.filter_chains_size() == 0 && !proto.has_default_filter_chain()) {
+    return absl::InvalidArgumentError("filter_chains: at least one filter chain is required");
+  }
+  for (int i = 0; i < proto.filter_chains_size(); i++) {
+    auto chain = buildFilterChain(proto.filter_chains(i), store);
+    if (!chain.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("filter_chains[", i, "].", chain.status().message()));
+    }
+    config->filter_chains_.push_back(*std::move(chain));
+  }
+  if (proto.has_default_filter_chain()) {
+    auto chain = buildFilterChain(proto.default_filter_chain(), store);
+    if (!chain.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("default_filter_chain.", chain.status().message()));
+    }
+    config->default_filter_chain_ = std::make_unique<FilterChain>(*std::move(chain));
+  }
+  if (proto.has_per_connection_buffer_limit_bytes()) {
+    config->buffer_limit_ = proto.per_connection_buffer_limit_bytes().value();
+  }
+
+  if (!bind_sockets) {
+    config->address_ = *address;
+    config->stats_ = std::make_unique<ListenerStats>(
+        Stats::Scope(store, absl::StrCat("listener.", config->name_, ".")), workers);
+    return config;
+  }
+  // Bind last: everything else is validated, so a failure here is about the address only.
+  const bool reuse_port =
+      !proto.has_enable_reuse_port() || proto.enable_reuse_port().value();
+  const int backlog =
+      proto.has_tcp_backlog_size() ? static_cast<int>(proto.tcp_backlog_size().value()) : 1024;
+  auto sockets = Network::createListenSockets(*address, reuse_port, workers, backlog);
+  if (!sockets.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("address: ", sockets.status().message()));
+  }
+  config->sockets_ = std::move(*sockets);
+  config->address_ = config->sockets_[0]->localAddress();
+
+  // Envoy names listener stats after the bound address ("listener.127.0.0.1_10000.") unless
+  // stat_prefix is set.
+  std::string prefix = proto.stat_prefix();
+  if (prefix.empty()) {
+    prefix = absl::StrCat(config->address_.family() == AF_INET6
+                              ? absl::StrCat("[", config->address_.ip(), "]")
+                              : config->address_.ip(),
+                          "_", config->address_.port());
+    prefix = absl::StrReplaceAll(prefix, {{":", "_"}});
+  }
+  config->stats_ = std::make_unique<ListenerStats>(
+      Stats::Scope(store, absl::StrCat("listener.", prefix, ".")), workers);
+  return config;
+}
+
+const FilterChain* ListenerConfig::findFilterChain(const Network::Address& local) const {
+  const FilterChain* any_port = nullptr;
+  for (const FilterChain& chain : filter_chains_) {
+    if (chain.destination_port != 0 && chain.destination_port == local.port()) {
+      return &chain; // the most specific match wins, as in Envoy
+    }
+    if (chain.destination_port == 0 && any_port == nullptr) {
+      any_port = &chain;
+    }
+  }
+  return any_port != nullptr ? any_port : default_filter_chain_.get();
+}
+
+} // namespace Proxy::Listener

@@ -1,0 +1,523 @@
+#include "proxy/server/server.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "google/protobuf/util/json_util.h"
+#include "proxy/common/assert.h"
+#include "proxy/event/dispatcher_impl.h"
+#include "proxy/server/version.h"
+#include "proxy/thread_local/thread_local_impl.h"
+#include "spdlog/spdlog.h"
+
+namespace Proxy::Server {
+
+namespace {
+
+std::string toJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  std::string out;
+  if (!google::protobuf::util::MessageToJsonString(message, &out, options).ok()) {
+    return "{}";
+  }
+  return out;
+}
+
+std::string jsonString(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+    case '"':
+      out += "\\\"";
+      break;
+    case '\\':
+      out += "\\\\";
+      break;
+    case '\n':
+      out += "\\n";
+      break;
+    default:
+      if (static_cast<unsigned char>(c) < 0x20) {
+        absl::StrAppend(&out, "\\u00", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
+      } else {
+        out.push_back(c);
+      }
+    }
+  }
+  out += "\"";
+  return out;
+}
+
+std::string timestamp(SystemTime t) {
+  const time_t secs = std::chrono::system_clock::to_time_t(t);
+  struct tm tm_utc;
+  gmtime_r(&secs, &tm_utc);
+  char buf[64];
+  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm_utc);
+  return buf;
+}
+
+} // namespace
+
+Server::Server(Config::Options options, envoy::config::bootstrap::v3::Bootstrap bootstrap)
+    : options_(std::move(options)), bootstrap_(std::move(bootstrap)) {
+  start_time_ = time_source_.systemTime();
+  dispatcher_ = std::make_unique<Event::DispatcherImpl>("main", time_source_);
+  tls_ = std::make_unique<ThreadLocal::InstanceImpl>();
+  tls_->registerThread(*dispatcher_, /*main_thread=*/true);
+}
+
+Server::~Server() {
+  // Workers are stopped by shutdown(); what is left belongs to the main thread.
+  for (WorkerPtr& worker : workers_) {
+    worker->stop();
+  }
+  admin_.reset();
+  listeners_.clear();
+  if (tls_ != nullptr) {
+    tls_->shutdownGlobalThreading();
+    tls_->shutdownThread();
+  }
+  cluster_manager_.reset();
+  workers_.clear();
+  dispatcher_->clearDeferredDeleteList();
+}
+
+absl::Status Server::initialize() {
+  const bool validate = options_.mode == Config::Mode::Validate;
+  const uint32_t concurrency = options_.concurrency;
+  store_.gauge("server.concurrency").set(concurrency);
+  store_.gauge("server.state").set(1); // PRE_INITIALIZING until workers start
+
+  // Workers exist (and are registered with the thread-local registry) before any slot is set;
+  // their threads start only once the configuration is in place.
+  if (!validate) {
+    for (uint32_t i = 0; i < concurrency; i++) {
+      workers_.push_back(std::make_unique<Worker>(i, *tls_, time_source_));
+    }
+  }
+  cluster_manager_ = std::make_unique<Upstream::ClusterManagerImpl>(*dispatcher_, *tls_, store_);
+  for (WorkerPtr& worker : workers_) {
+    worker->initialize(*cluster_manager_);
+  }
+
+  // Static clusters first, as Envoy: listeners may name them.
+  const auto& resources = bootstrap_.static_resources();
+  for (int i = 0; i < resources.clusters_size(); i++) {
+    const absl::Status status = cluster_manager_->addOrUpdateCluster(resources.clusters(i), "",
+                                                                   /*added_via_api=*/false);
+    if (!status.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("static_resources.clusters[", i, "]: ", status.message()));
+    }
+  }
+  store_.counter("listener_manager.listener_create_failure");
+  for (int i = 0; i < resources.listeners_size(); i++) {
+    auto listener = Listener::ListenerConfig::create(resources.listeners(i),
+                                                     std::max<uint32_t>(concurrency, 1), store_,
+                                                     /*bind_sockets=*/!validate);
+    if (!listener.ok()) {
+      store_.counter("listener_manager.listener_create_failure").inc();
+      return absl::InvalidArgumentError(absl::StrCat("static_resources.listeners[", i, "] ('",
+                                                     resources.listeners(i).name(),
+                                                     "'): ", listener.status().message()));
+    }
+    for (const auto& existing : listeners_) {
+      if (existing->name() == (*listener)->name()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("static_resources.listeners[", i, "]: duplicate listener name '",
+                         (*listener)->name(), "'"));
+      }
+    }
+    listeners_.push_back(*std::move(listener));
+    store_.counter("listener_manager.listener_added").inc();
+  }
+  if (bootstrap_.has_dynamic_resources() &&
+      (bootstrap_.dynamic_resources().has_lds_config() ||
+       bootstrap_.dynamic_resources().has_cds_config() ||
+       bootstrap_.dynamic_resources().has_ads_config())) {
+    spdlog::warn("dynamic_resources: xDS is not implemented yet; serving static_resources only");
+  }
+  if (validate) {
+    return absl::OkStatus();
+  }
+
+  // Admin, on the main thread. Envoy's default is no admin at all; we bind it only when the
+  // bootstrap asks for it.
+  if (bootstrap_.has_admin() && bootstrap_.admin().has_address()) {
+    const auto& sa = bootstrap_.admin().address().socket_address();
+    auto address = Network::Address::fromIpPort(sa.address(), sa.port_value());
+    if (!address.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("admin.address.socket_address: ", address.status().message()));
+    }
+    auto admin = Admin::createAdmin(*dispatcher_, *address);
+    if (!admin.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("admin.address: ", admin.status().message()));
+    }
+    admin_ = *std::move(admin);
+    registerAdminHandlers();
+    spdlog::info("admin address: {}", admin_->address().asString());
+    if (!options_.admin_address_path.empty()) {
+      // Write then rename so a reader never sees a partial address.
+      const std::string tmp = options_.admin_address_path + ".tmp";
+      std::ofstream(tmp) << admin_->address().asString();
+      if (::rename(tmp.c_str(), options_.admin_address_path.c_str()) != 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--admin-address-path: cannot write '", options_.admin_address_path, "'"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+void Server::startWorkers() {
+  // Every worker gets every listener; the main thread learns when all of them run.
+  auto remaining = std::make_shared<size_t>(workers_.size());
+  for (WorkerPtr& worker : workers_) {
+    for (const auto& listener : listeners_) {
+      worker->post([listener](Listener::ConnectionHandler& handler) {
+        handler.addListener(listener);
+      });
+    }
+    worker->start([this, remaining]() {
+      dispatcher_->post([this, remaining]() {
+        store_.counter("listener_manager.workers_started").inc();
+        if (--*remaining == 0) {
+          state_ = State::Live;
+          store_.gauge("server.state").set(0); // LIVE
+          store_.gauge("server.live").set(1);
+          store_.gauge("listener_manager.total_listeners_active").set(listeners_.size());
+          spdlog::info("all {} workers started; serving {} listener(s)", workers_.size(),
+                       listeners_.size());
+          for (const auto& l : listeners_) {
+            spdlog::info("listener '{}' on {}", l->name(), l->address().asString());
+          }
+        }
+      });
+    });
+  }
+}
+
+int Server::run() {
+  ::signal(SIGPIPE, SIG_IGN);
+  signals_.push_back(dispatcher_->listenForSignal(SIGTERM, [this] { startDrain("SIGTERM"); }));
+  signals_.push_back(dispatcher_->listenForSignal(SIGINT, [this] { startDrain("SIGINT"); }));
+  store_.gauge("listener_manager.total_listeners_warming").set(0);
+  store_.gauge("listener_manager.total_listeners_draining").set(0);
+  startWorkers();
+  uptime_timer_ = dispatcher_->createTimer([this] {
+    store_.gauge("server.uptime").set(std::chrono::duration_cast<std::chrono::seconds>(
+                                          time_source_.systemTime() - start_time_)
+                                          .count());
+    uptime_timer_->enableTimer(std::chrono::seconds(1));
+  });
+  uptime_timer_->enableTimer(std::chrono::milliseconds(0));
+  dispatcher_->run(Event::Dispatcher::RunType::RunUntilExit);
+  uptime_timer_.reset();
+  shutdown();
+  return exit_code_;
+}
+
+void Server::startDrain(std::string_view reason) {
+  if (state_ == State::Draining) {
+    // A second signal while draining: stop waiting.
+    spdlog::warn("{} while draining: closing remaining connections now", reason);
+    drain_deadline_ = time_source_.monotonicTime();
+    checkDrainDone();
+    return;
+  }
+  spdlog::info("{} received: draining listeners for up to {}s", reason,
+               options_.drain_time.count());
+  state_ = State::Draining;
+  store_.gauge("server.state").set(2); // DRAINING
+  store_.gauge("listener_manager.total_listeners_draining").set(listeners_.size());
+  store_.gauge("listener_manager.total_listeners_active").set(0);
+  for (WorkerPtr& worker : workers_) {
+    worker->post([](Listener::ConnectionHandler& handler) {
+      handler.stopListeners();
+      handler.drainConnections();
+    });
+  }
+  drain_deadline_ = time_source_.monotonicTime() + options_.drain_time;
+  drain_timer_ = dispatcher_->createTimer([this] { checkDrainDone(); });
+  drain_timer_->enableTimer(std::chrono::milliseconds(50));
+}
+
+void Server::checkDrainDone() {
+  // The listener gauges are atomics updated by the workers: reading them takes no lock and
+  // needs no round trip.
+  int64_t active = 0;
+  for (const auto& listener : listeners_) {
+    active += listener->stats().downstream_cx_active.value();
+  }
+  if (active > 0 && time_source_.monotonicTime() < drain_deadline_) {
+    drain_timer_->enableTimer(std::chrono::milliseconds(50));
+    return;
+  }
+  if (active > 0) {
+    spdlog::info("drain time over: closing {} connection(s)", active);
+  }
+  dispatcher_->exit();
+}
+
+void Server::shutdown() {
+  // Stop every worker (each closes its connections and drops its thread-local state on its
+  // own thread), then tear down the main thread's side.
+  for (WorkerPtr& worker : workers_) {
+    worker->stop();
+  }
+  spdlog::info("exiting");
+}
+
+void Server::registerAdminHandlers() {
+  Admin::Admin& admin = *admin_;
+  admin.addHandler("/ready", "print server state, return 200 if LIVE, otherwise return 503",
+                   false, [this](const Admin::Request&, Admin::Response& r) {
+                     switch (state_) {
+                     case State::Live:
+                       r.body = "LIVE\n";
+                       break;
+                     case State::Initializing:
+                       r.code = 503;
+                       r.body = "PRE_INITIALIZING\n";
+                       break;
+                     case State::Draining:
+                       r.code = 503;
+                       r.body = "DRAINING\n";
+                       break;
+                     }
+                   });
+  admin.addHandler("/stats", "print server stats", false,
+                   [this](const Admin::Request& req, Admin::Response& r) {
+                     if (req.query.count("format") && req.query.at("format") == "prometheus") {
+                       r.body = store_.renderPrometheus();
+                       return;
+                     }
+                     if (req.query.count("format") && req.query.at("format") == "json") {
+                       std::vector<std::string> items;
+                       store_.forEachCounter([&](const Stats::Counter& c) {
+                         items.push_back(absl::StrCat("{\"name\":", jsonString(c.name()),
+                                                      ",\"value\":", c.value(), "}"));
+                       });
+                       store_.forEachGauge([&](const Stats::Gauge& g) {
+                         items.push_back(absl::StrCat("{\"name\":", jsonString(g.name()),
+                                                      ",\"value\":", g.value(), "}"));
+                       });
+                       r.content_type = "application/json";
+                       r.body = absl::StrCat("{\"stats\":[", absl::StrJoin(items, ","), "]}\n");
+                       return;
+                     }
+                     std::string text = store_.renderText();
+                     if (req.query.count("filter")) {
+                       std::string filtered;
+                       for (absl::string_view line : absl::StrSplit(text, '\n')) {
+                         if (!line.empty() &&
+                             line.find(req.query.at("filter")) != absl::string_view::npos) {
+                           absl::StrAppend(&filtered, line, "\n");
+                         }
+                       }
+                       text = std::move(filtered);
+                     }
+                     r.body = std::move(text);
+                   });
+  admin.addHandler("/stats/prometheus", "print server stats in prometheus format", false,
+                   [this](const Admin::Request&, Admin::Response& r) {
+                     r.content_type = "text/plain; version=0.0.4";
+                     r.body = store_.renderPrometheus();
+                   });
+  admin.addHandler("/server_info", "print server version/status information", false,
+                   [this](const Admin::Request&, Admin::Response& r) {
+                     r.content_type = "application/json";
+                     r.body = serverInfoJson();
+                   });
+  admin.addHandler("/config_dump", "dump current Envoy configs", false,
+                   [this](const Admin::Request&, Admin::Response& r) {
+                     r.content_type = "application/json";
+                     r.body = configDumpJson();
+                   });
+  admin.addHandler("/listeners", "print listener info", false,
+                   [this](const Admin::Request& req, Admin::Response& r) {
+                     const bool json =
+                         req.query.count("format") && req.query.at("format") == "json";
+                     if (json) {
+                       r.content_type = "application/json";
+                     }
+                     r.body = listenersText(json);
+                   });
+  admin.addHandler("/clusters", "upstream cluster status", false,
+                   [this](const Admin::Request& req, Admin::Response& r) {
+                     const bool json =
+                         req.query.count("format") && req.query.at("format") == "json";
+                     if (json) {
+                       r.content_type = "application/json";
+                     }
+                     r.body = clustersText(json);
+                   });
+  admin.addHandler("/quitquitquit", "exit the server", true,
+                   [this](const Admin::Request&, Admin::Response& r) {
+                     r.body = "OK\n";
+                     // Answer first; the drain starts on the next loop iteration.
+                     dispatcher_->post([this] { startDrain("/quitquitquit"); });
+                   });
+  admin.addHandler("/drain_listeners", "drain listeners", true,
+                   [this](const Admin::Request&, Admin::Response& r) {
+                     r.body = "OK\n";
+                     for (WorkerPtr& worker : workers_) {
+                       worker->post([](Listener::ConnectionHandler& handler) {
+                         handler.stopListeners();
+                         handler.drainConnections();
+                       });
+                     }
+                   });
+}
+
+std::string Server::serverInfoJson() const {
+  const char* state = state_ == State::Live ? "LIVE"
+                      : state_ == State::Draining ? "DRAINING"
+                                                  : "PRE_INITIALIZING";
+  const auto uptime =
+      std::chrono::duration_cast<std::chrono::seconds>(time_source_.systemTime() - start_time_)
+          .count();
+  return absl::StrCat(
+      "{\"version\":", jsonString(kVersionString), ",\"state\":", jsonString(state),
+      ",\"uptime_current_epoch\":", jsonString(absl::StrCat(uptime, "s")),
+      ",\"uptime_all_epochs\":", jsonString(absl::StrCat(uptime, "s")),
+      ",\"node\":", toJson(bootstrap_.node()), ",\"command_line_options\":{\"concurrency\":",
+      options_.concurrency, ",\"drain_time\":", jsonString(absl::StrCat(options_.drain_time.count(), "s")),
+      ",\"config_path\":", jsonString(options_.config_path), ",\"log_level\":",
+      jsonString(Config::logLevelName(options_.log_level)), ",\"service_node\":",
+      jsonString(options_.service_node), ",\"service_cluster\":",
+      jsonString(options_.service_cluster), "}}\n");
+}
+
+std::string Server::listenersText(bool json) const {
+  std::string out;
+  if (json) {
+    std::vector<std::string> items;
+    for (const auto& l : listeners_) {
+      items.push_back(absl::StrCat(
+          "{\"name\":", jsonString(l->name()),
+          ",\"local_address\":{\"socket_address\":{\"address\":", jsonString(l->address().ip()),
+          ",\"port_value\":", l->address().port(), "}}}"));
+    }
+    return absl::StrCat("{\"listener_statuses\":[", absl::StrJoin(items, ","), "]}\n");
+  }
+  for (const auto& l : listeners_) {
+    absl::StrAppend(&out, l->name(), "::", l->address().asString(), "\n");
+  }
+  return out;
+}
+
+std::string Server::clustersText(bool json) const {
+  // Envoy's /clusters layout: "cluster::host::stat::value" lines; ?format=json for tools.
+  std::string out;
+  std::vector<std::string> json_clusters;
+  cluster_manager_->forEachCluster([&](const Upstream::ClusterManagerImpl::ClusterView& view) {
+    const std::string& name = view.info.name();
+    std::vector<std::string> json_hosts;
+    if (!json) {
+      absl::StrAppend(&out, name, "::observability_name::", name, "\n");
+      absl::StrAppend(&out, name, "::added_via_api::", view.added_via_api ? "true" : "false",
+                      "\n");
+    }
+    for (const Upstream::HostConstSharedPtr& host : view.hosts.hosts) {
+      const Upstream::HostStats& st = host->stats();
+      const std::string health = host->health() == Upstream::HealthStatus::Unhealthy
+                                     ? "/failed_eds_health"
+                                 : host->health() == Upstream::HealthStatus::Draining
+                                     ? "/pending_dynamic_removal"
+                                     : "healthy";
+      const std::pair<const char*, int64_t> stats[] = {
+          {"cx_active", st.cx_active.load()},
+          {"cx_connect_fail", static_cast<int64_t>(st.cx_connect_fail.load())},
+          {"cx_total", static_cast<int64_t>(st.cx_total.load())},
+          {"rq_active", st.rq_active.load()},
+          {"rq_error", static_cast<int64_t>(st.rq_error.load())},
+          {"rq_success", static_cast<int64_t>(st.rq_success.load())},
+          {"rq_timeout", static_cast<int64_t>(st.rq_timeout.load())},
+          {"rq_total", static_cast<int64_t>(st.rq_total.load())},
+      };
+      const std::string address = host->address().asString();
+      if (json) {
+        std::vector<std::string> items;
+        for (const auto& [stat, value] : stats) {
+          items.push_back(absl::StrCat("{\"name\":\"", stat, "\",\"value\":", value, "}"));
+        }
+        json_hosts.push_back(absl::StrCat(
+            "{\"address\":{\"socket_address\":{\"address\":", jsonString(host->address().ip()),
+            ",\"port_value\":", host->address().port(), "}},\"stats\":[",
+            absl::StrJoin(items, ","), "],\"health_status\":{\"eds_health_status\":\"",
+            health == "healthy" ? "HEALTHY" : health == "/failed_eds_health" ? "UNHEALTHY"
+                                                                             : "DRAINING",
+            "\"},\"weight\":", host->weight(), ",\"hostname\":", jsonString(host->hostname()),
+            ",\"priority\":", host->priority(), "}"));
+        continue;
+      }
+      for (const auto& [stat, value] : stats) {
+        absl::StrAppend(&out, name, "::", address, "::", stat, "::", value, "\n");
+      }
+      absl::StrAppend(&out, name, "::", address, "::hostname::", host->hostname(), "\n");
+      absl::StrAppend(&out, name, "::", address, "::health_flags::", health, "\n");
+      absl::StrAppend(&out, name, "::", address, "::weight::", host->weight(), "\n");
+      absl::StrAppend(&out, name, "::", address, "::priority::", host->priority(), "\n");
+    }
+    if (json) {
+      json_clusters.push_back(absl::StrCat("{\"name\":", jsonString(name),
+                                           ",\"added_via_api\":",
+                                           view.added_via_api ? "true" : "false",
+                                           ",\"host_statuses\":[",
+                                           absl::StrJoin(json_hosts, ","), "]}"));
+    }
+  });
+  if (json) {
+    return absl::StrCat("{\"cluster_statuses\":[", absl::StrJoin(json_clusters, ","), "]}\n");
+  }
+  return out;
+}
+
+std::string Server::configDumpJson() const {
+  const std::string last_updated = jsonString(timestamp(start_time_));
+  std::vector<std::string> listeners;
+  for (const auto& l : listeners_) {
+    listeners.push_back(
+        absl::StrCat("{\"listener\":", toJson(l->proto()), ",\"last_updated\":", last_updated, "}"));
+  }
+  std::vector<std::string> routes;
+  for (const auto& l : listeners_) {
+    for (const auto& chain : l->proto().filter_chains()) {
+      for (const auto& filter : chain.filters()) {
+        envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager hcm;
+        if (filter.typed_config().UnpackTo(&hcm) && hcm.has_route_config()) {
+          routes.push_back(absl::StrCat("{\"route_config\":", toJson(hcm.route_config()),
+                                        ",\"last_updated\":", last_updated, "}"));
+        }
+      }
+    }
+  }
+  std::vector<std::string> clusters;
+  for (const auto& c : bootstrap_.static_resources().clusters()) {
+    clusters.push_back(
+        absl::StrCat("{\"cluster\":", toJson(c), ",\"last_updated\":", last_updated, "}"));
+  }
+  return absl::StrCat(
+      "{\"configs\":[",
+      "{\"@type\":\"type.googleapis.com/envoy.admin.v3.BootstrapConfigDump\",\"bootstrap\":",
+      toJson(bootstrap_), ",\"last_updated\":", last_updated, "},",
+      "{\"@type\":\"type.googleapis.com/envoy.admin.v3.ClustersConfigDump\",\"version_info\":\"\","
+      "\"static_clusters\":[", absl::StrJoin(clusters, ","), "]},",
+      "{\"@type\":\"type.googleapis.com/envoy.admin.v3.ListenersConfigDump\",\"version_info\":\"\","
+      "\"static_listeners\":[", absl::StrJoin(listeners, ","), "]},",
+      "{\"@type\":\"type.googleapis.com/envoy.admin.v3.RoutesConfigDump\","
+      "\"static_route_configs\":[", absl::StrJoin(routes, ","), "]}",
+      "]}\n");
+}
+
+} // namespace Proxy::Server

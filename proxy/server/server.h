@@ -1,0 +1,67 @@
+#pragma once
+
+// The process: owns the main dispatcher, the thread-local registry, stats, the cluster
+// manager, the listeners, the workers and the admin server, and runs Envoy's startup and
+// shutdown order (DESIGN.md "Threads and the flow of a config update").
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "envoy/config/bootstrap/v3/bootstrap.pb.h"
+#include "proxy/admin/admin.h"
+#include "proxy/config/options.h"
+#include "proxy/event/dispatcher.h"
+#include "proxy/listener/listener_config.h"
+#include "proxy/server/worker.h"
+#include "proxy/stats/stats.h"
+#include "proxy/thread_local/thread_local.h"
+#include "proxy/upstream/cluster_manager_impl.h"
+
+namespace Proxy::Server {
+
+class Server {
+public:
+  enum class State { Initializing, Live, Draining };
+
+  Server(Config::Options options, envoy::config::bootstrap::v3::Bootstrap bootstrap);
+  ~Server();
+
+  // Builds everything from the bootstrap. In validate mode nothing is bound and no thread is
+  // started. Errors are one line naming the resource and field.
+  absl::Status initialize();
+  // Runs until SIGTERM/SIGINT or POST /quitquitquit, then drains. Returns the exit code.
+  int run();
+
+private:
+  void registerAdminHandlers();
+  void startWorkers();
+  void startDrain(std::string_view reason);
+  void checkDrainDone();
+  void shutdown();
+  std::string configDumpJson() const;
+  std::string serverInfoJson() const;
+  std::string listenersText(bool json) const;
+  std::string clustersText(bool json) const;
+
+  const Config::Options options_;
+  const envoy::config::bootstrap::v3::Bootstrap bootstrap_;
+  mutable RealTimeSource time_source_;
+  Stats::Store store_;
+  Event::DispatcherPtr dispatcher_;
+  ThreadLocal::InstancePtr tls_;
+  std::unique_ptr<Upstream::ClusterManagerImpl> cluster_manager_;
+  std::vector<WorkerPtr> workers_;
+  std::vector<Listener::ListenerConfigSharedPtr> listeners_;
+  std::unique_ptr<Admin::Admin> admin_;
+  std::vector<Event::SignalEventPtr> signals_;
+  Event::TimerPtr drain_timer_;
+  Event::TimerPtr uptime_timer_;
+  MonotonicTime drain_deadline_;
+  SystemTime start_time_;
+  State state_ = State::Initializing;
+  int exit_code_ = 0;
+};
+
+} // namespace Proxy::Server

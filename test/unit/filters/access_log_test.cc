@@ -1,0 +1,89 @@
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "envoy/config/accesslog/v3/accesslog.pb.h"
+#include "envoy/extensions/access_loggers/file/v3/file.pb.h"
+#include "gtest/gtest.h"
+#include "proxy/filters/access_log.h"
+
+namespace Proxy::Filters {
+namespace {
+
+StreamInfo exampleInfo() {
+  StreamInfo info;
+  // 2026-11-21T10:00:00.123Z
+  info.start_system = SystemTime(std::chrono::milliseconds(1795255200123));
+  info.start_monotonic = MonotonicTime(std::chrono::milliseconds(1000));
+  info.end_monotonic = MonotonicTime(std::chrono::milliseconds(1042));
+  info.response_code = 503;
+  info.response_flags = UpstreamConnectionFailure;
+  info.bytes_received = 12;
+  info.bytes_sent = 91;
+  info.upstream_host = "127.0.0.1:8081";
+  return info;
+}
+
+TEST(AccessLogTest, DefaultFormatMatchesEnvoys) {
+  Http::RequestHeaderMap request;
+  request.addCopy(":method", "POST");
+  request.addCopy(":path", "/service/1?x=1");
+  request.addCopy(":authority", "example.com");
+  request.addCopy("user-agent", "curl/7.88");
+  request.addCopy("x-request-id", "abc");
+  Http::ResponseHeaderMap response;
+  response.setStatus(503);
+
+  EXPECT_EQ(formatDefault(&request, &response, exampleInfo()),
+            "[2026-11-21T10:00:00.123Z] \"POST /service/1?x=1 HTTP/1.1\" 503 UF 12 91 42 - \"-\" "
+            "\"curl/7.88\" \"abc\" \"example.com\" \"127.0.0.1:8081\"\n");
+}
+
+TEST(AccessLogTest, ResponseFlagsUseEnvoysShortNames) {
+  EXPECT_EQ(responseFlagsToString(0), "-");
+  EXPECT_EQ(responseFlagsToString(NoRouteFound), "NR");
+  EXPECT_EQ(responseFlagsToString(NoHealthyUpstream | UpstreamRequestTimeout), "UH,UT");
+}
+
+TEST(AccessLogTest, FileLoggerWritesCustomFormat) {
+  char path[] = "/tmp/access_log_test_XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+
+  envoy::extensions::access_loggers::file::v3::FileAccessLog file;
+  file.set_path(path);
+  file.mutable_log_format()->set_text_format("%RESPONSE_CODE% %RESPONSE_FLAGS% %REQ(:PATH)%\n");
+  envoy::config::accesslog::v3::AccessLog config;
+  config.set_name("envoy.access_loggers.file");
+  config.mutable_typed_config()->PackFrom(file);
+
+  auto log = createAccessLog(config);
+  ASSERT_TRUE(log.ok()) << log.status();
+  Http::RequestHeaderMap request;
+  request.addCopy(":path", "/a");
+  (*log)->log(&request, nullptr, exampleInfo());
+
+  std::ifstream in(path);
+  std::stringstream contents;
+  contents << in.rdbuf();
+  EXPECT_EQ(contents.str(), "503 UF /a\n");
+  unlink(path);
+}
+
+TEST(AccessLogTest, UnknownCommandIsAConfigError) {
+  envoy::extensions::access_loggers::file::v3::FileAccessLog file;
+  file.set_path("/dev/null");
+  file.mutable_log_format()->set_text_format("%NOPE%");
+  envoy::config::accesslog::v3::AccessLog config;
+  config.mutable_typed_config()->PackFrom(file);
+
+  auto log = createAccessLog(config);
+  EXPECT_EQ(log.status().message(),
+            "typed_config.log_format.text_format: unsupported format command '%NOPE%'");
+}
+
+} // namespace
+} // namespace Proxy::Filters
