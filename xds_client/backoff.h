@@ -52,17 +52,17 @@ class TokenBucket {
 
   bool consume() {
     refill();
-    if (tokens_ < 1) {
+    if (tokens_ < 1 - kEpsilon) {
       return false;
     }
-    tokens_ -= 1;
+    tokens_ = std::max(0.0, tokens_ - 1);
     return true;
   }
 
   // How long until consume() can succeed (0 if it can now); at least 1 ms when it cannot.
   std::chrono::milliseconds nextTokenIn() {
     refill();
-    if (tokens_ >= 1) {
+    if (tokens_ >= 1 - kEpsilon) {
       return std::chrono::milliseconds(0);
     }
     const double seconds = (1 - tokens_) / fill_rate_;
@@ -76,6 +76,10 @@ class TokenBucket {
     last_fill_ = now;
     tokens_ = std::min<double>(max_tokens_, tokens_ + elapsed * fill_rate_);
   }
+
+  // Refills are sums of fractions: 0.01 + 0.99 may fall a hair short of 1 after waiting
+  // exactly nextTokenIn().
+  static constexpr double kEpsilon = 1e-9;
 
   const uint32_t max_tokens_;
   const double fill_rate_;

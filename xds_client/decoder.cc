@@ -109,7 +109,7 @@ class Decoder {
     if (name.empty()) {
       out_.all_names_known = false;
     } else {
-      out_.invalid_names.push_back(name);
+      out_.kept_names.push_back(name);
       // A name seen first in a broken resource is still taken: a later copy is a duplicate.
       first_index_.emplace(name, index);
     }
@@ -125,7 +125,7 @@ class Decoder {
     kept.reserve(out_.resources.size());
     for (auto& resource : out_.resources) {
       if (duplicates_.count(resource.name) > 0) {
-        out_.invalid_names.push_back(resource.name);
+        out_.kept_names.push_back(resource.name);
       } else {
         kept.push_back(std::move(resource));
       }
@@ -169,7 +169,10 @@ void decodeSotw(absl::string_view bytes, DecodedResponse& out) {
       }
       name = wrapper.name();
       if (!wrapper.has_resource()) {
-        ++out.heartbeats;
+        ++out.heartbeats;  // a TTL refresh: the resource is still there, unchanged
+        if (!name.empty()) {
+          out.kept_names.push_back(name);
+        }
         continue;
       }
       any = &wrapper.resource();

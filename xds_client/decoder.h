@@ -42,9 +42,9 @@ struct DecodedResponse {
   // The usable resources, in response order.
   std::vector<DecodedResource> resources;
   std::vector<ResourceError> errors;
-  // Names of the resources in `errors` that have one: present in the response, but their last
-  // good version stays (a SotW Listener/Cluster response does not remove them).
-  std::vector<std::string> invalid_names;
+  // Names present in the response whose last good version stays: resources in `errors` that
+  // have a name, and TTL heartbeats. A SotW Listener/Cluster response does not remove them.
+  std::vector<std::string> kept_names;
   // False when some resource's name could not be read: a SotW response then removes nothing,
   // since the unreadable resource may be one we have.
   bool all_names_known = true;

@@ -229,6 +229,7 @@ class XdsClientImpl::Stream : public XdsTransport::EventHandler {
       type->sent_star = false;
       type->nonce.clear();
       type->pending_error.reset();
+      type->ack_pending = false;
       type->delta_acks.clear();
       type->sent_names.clear();
       type->sent_wildcard = false;
@@ -245,10 +246,8 @@ class XdsClientImpl::Stream : public XdsTransport::EventHandler {
     if (!type.sent_on_stream) {
       return !type.watches.empty() || !type.delta_acks.empty() || type.pending_error.has_value();
     }
-    if (!config_.delta) {
-      return true;  // a SotW request always restates the subscription
-    }
-    if (!type.delta_acks.empty() || type.wildcard() != type.sent_wildcard) {
+    if (type.ack_pending || type.pending_error.has_value() || !type.delta_acks.empty() ||
+        type.wildcard() != type.sent_wildcard) {
       return true;
     }
     if (type.sent_names.size() != type.name_watches.size()) {
@@ -276,14 +275,18 @@ class XdsClientImpl::Stream : public XdsTransport::EventHandler {
       }
     }
     // Sorted (map order): equal subscriptions give equal requests.
+    type.sent_names.clear();
     for (const auto& [name, watches] : type.name_watches) {
       request.add_resource_names(name);
+      type.sent_names.insert(name);
     }
+    type.sent_wildcard = type.wildcard();
     if (type.pending_error.has_value()) {
       request.mutable_error_detail()->set_code(kInvalidArgument);
       request.mutable_error_detail()->set_message(*type.pending_error);
     }
     type.pending = false;
+    type.ack_pending = false;
     type.pending_error.reset();
     type.sent_on_stream = true;
     transport_->sendMessage(request.SerializeAsString());
@@ -732,6 +735,7 @@ void XdsClientImpl::nack(Stream& stream, TypeState& type, const std::string& non
   } else {
     type.nonce = nonce;
     type.pending_error = std::move(error);
+    type.ack_pending = true;
   }
   for (auto& [id, watch] : type.watches) {
     watch->stats_.update_attempt.inc();
@@ -818,7 +822,7 @@ void XdsClientImpl::processUpdate(Stream& stream, TypeState& type, DecodedRespon
       for (const auto& resource : response.resources) {
         present.insert(resource.name);
       }
-      for (const auto& name : response.invalid_names) {
+      for (const auto& name : response.kept_names) {
         present.insert(name);
       }
       for (const auto& [name, cached] : type.cache) {
@@ -943,6 +947,7 @@ void XdsClientImpl::processUpdate(Stream& stream, TypeState& type, DecodedRespon
     } else {
       type.nonce = response.nonce;
       type.pending_error.reset();
+      type.ack_pending = true;
     }
     for (uint64_t id : updated) {
       auto it = type.watches.find(id);
@@ -975,6 +980,7 @@ void XdsClientImpl::processUpdate(Stream& stream, TypeState& type, DecodedRespon
   } else {
     type.nonce = response.nonce;
     type.pending_error = std::move(message);
+    type.ack_pending = true;
   }
   type.pending = true;
   scheduleFlush();

@@ -94,6 +94,7 @@ class XdsClientImpl : public XdsClient {
     std::string accepted_version;
     std::string nonce;
     std::optional<std::string> pending_error;
+    bool ack_pending = false;  // a response of this stream still needs its ACK/NACK
     // A request for this type is due (subscription change or ACK/NACK).
     bool pending = false;
     // A request for this type went out on the current stream.
@@ -101,10 +102,12 @@ class XdsClientImpl : public XdsClient {
     // "*" was subscribed explicitly on the current stream (not the legacy empty list).
     bool sent_star = false;
 
-    // Delta: what the server was told on this stream, ACKs/NACKs still to send (each
-    // response gets its own), and the per-resource versions of accepted resources.
+    // What the server was told on this stream (a SotW request restating an unchanged
+    // subscription with nothing to ACK is not sent).
     std::set<std::string, std::less<>> sent_names;
     bool sent_wildcard = false;
+    // Delta: ACKs/NACKs still to send (each response gets its own) and the per-resource
+    // versions of accepted resources.
     std::deque<std::pair<std::string, std::optional<std::string>>> delta_acks;
     std::map<std::string, std::string, std::less<>> delta_versions;
 

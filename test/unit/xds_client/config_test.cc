@@ -1,0 +1,189 @@
+// Resolving the xDS client config from a bootstrap written the way Envoy users write it.
+
+#include "xds_client/config.h"
+
+#include <string>
+
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "xds_client/resource_type.h"
+
+namespace Proxy::Xds {
+namespace {
+
+envoy::config::bootstrap::v3::Bootstrap bootstrapFromJson(const std::string& json) {
+  envoy::config::bootstrap::v3::Bootstrap bootstrap;
+  const auto status = google::protobuf::util::JsonStringToMessage(json, &bootstrap);
+  EXPECT_TRUE(status.ok()) << status.ToString();
+  return bootstrap;
+}
+
+// A bootstrap with one static cluster `xds_cluster` at 127.0.0.1:18000; `cluster_extra` is
+// spliced into the cluster, `dynamic` is the dynamic_resources object.
+std::string bootstrapJson(const std::string& dynamic, const std::string& cluster_extra) {
+  return R"({
+    "node": {"id": "node-1", "cluster": "edge", "user_agent_name": "someone-else"},
+    "static_resources": {"clusters": [{
+      "name": "xds_cluster",
+      "type": "STATIC",
+      "connect_timeout": "1s",
+      "load_assignment": {"cluster_name": "xds_cluster", "endpoints": [{"lb_endpoints": [
+        {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1",
+                                                     "port_value": 18000}}}}]}]})" +
+         cluster_extra + R"(
+    }]},
+    "dynamic_resources": )" +
+         dynamic + "}";
+}
+
+// How Envoy users write HTTP/2 for a cluster today.
+const std::string kHttp2 = R"(,
+  "typed_extension_protocol_options": {
+    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+      "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+      "explicit_http_config": {"http2_protocol_options": {}}}})";
+
+const std::string kAds = R"({
+  "ads_config": {"api_type": "GRPC", "transport_api_version": "V3",
+                 "grpc_services": [{"envoy_grpc": {"cluster_name": "xds_cluster"}}]},
+  "lds_config": {"ads": {}, "resource_api_version": "V3"},
+  "cds_config": {"ads": {}, "resource_api_version": "V3", "initial_fetch_timeout": "3s"}})";
+
+TEST(XdsConfigTest, AdsThroughAStaticHttp2Cluster) {
+  auto config = xdsConfigFromBootstrap(bootstrapFromJson(bootstrapJson(kAds, kHttp2)));
+  ASSERT_TRUE(config.ok()) << config.status();
+
+  // The management server's address comes from the cluster's first endpoint.
+  ASSERT_TRUE(config->ads.has_value());
+  EXPECT_EQ(config->ads->target, "ipv4:127.0.0.1:18000");
+  EXPECT_FALSE(config->ads->delta);
+  // Envoy's rate_limit_settings defaults, on by default here.
+  EXPECT_TRUE(config->ads->rate_limit.enabled);
+  EXPECT_EQ(config->ads->rate_limit.max_tokens, 100u);
+  EXPECT_EQ(config->ads->rate_limit.fill_rate, 10);
+
+  // LDS and CDS over ADS; RDS and EDS follow on ADS with Envoy's default timeout.
+  ASSERT_EQ(config->types.size(), 4u);
+  EXPECT_TRUE(config->types.at(std::string(kListenerTypeUrl)).ads);
+  EXPECT_EQ(config->types.at(std::string(kListenerTypeUrl)).initial_fetch_timeout,
+            std::chrono::seconds(15));
+  EXPECT_EQ(config->types.at(std::string(kClusterTypeUrl)).initial_fetch_timeout,
+            std::chrono::seconds(3));
+  EXPECT_TRUE(config->types.at(std::string(kRouteConfigurationTypeUrl)).ads);
+  EXPECT_TRUE(config->types.at(std::string(kClusterLoadAssignmentTypeUrl)).ads);
+
+  // The node is the bootstrap's, with our own user agent.
+  EXPECT_EQ(config->node.id(), "node-1");
+  EXPECT_EQ(config->node.cluster(), "edge");
+  EXPECT_EQ(config->node.user_agent_name(), "xds-proxy");
+  EXPECT_EQ(config->node.user_agent_build_version().version().minor_number(), 1u);
+  ASSERT_EQ(config->node.client_features_size(), 1);
+  EXPECT_EQ(config->node.client_features(0), "xds.config.resource-in-sotw");
+}
+
+TEST(XdsConfigTest, OlderHttp2ProtocolOptionsFieldIsAccepted) {
+  auto config = xdsConfigFromBootstrap(
+      bootstrapFromJson(bootstrapJson(kAds, R"(, "http2_protocol_options": {})")));
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->ads->target, "ipv4:127.0.0.1:18000");
+}
+
+TEST(XdsConfigTest, ClusterWithoutHttp2IsRejectedLikeEnvoyDoes) {
+  auto config = xdsConfigFromBootstrap(bootstrapFromJson(bootstrapJson(kAds, "")));
+  EXPECT_EQ(config.status().message(),
+            "dynamic_resources.ads_config.grpc_services[0].envoy_grpc.cluster_name: cluster "
+            "'xds_cluster' is not configured for HTTP/2, which gRPC requires: set "
+            "typed_extension_protocol_options[\"envoy.extensions.upstreams.http.v3."
+            "HttpProtocolOptions\"] to {explicit_http_config: {http2_protocol_options: {}}}");
+}
+
+TEST(XdsConfigTest, UnknownClusterIsNamed) {
+  const std::string dynamic = R"({
+    "ads_config": {"api_type": "GRPC", "transport_api_version": "V3",
+                   "grpc_services": [{"envoy_grpc": {"cluster_name": "xds"}}]}})";
+  auto config = xdsConfigFromBootstrap(bootstrapFromJson(bootstrapJson(dynamic, kHttp2)));
+  EXPECT_EQ(config.status().message(),
+            "dynamic_resources.ads_config.grpc_services[0].envoy_grpc.cluster_name: unknown "
+            "cluster 'xds'");
+}
+
+TEST(XdsConfigTest, TransportApiVersionV3IsRequired) {
+  const std::string dynamic = R"({
+    "ads_config": {"api_type": "GRPC",
+                   "grpc_services": [{"envoy_grpc": {"cluster_name": "xds_cluster"}}]}})";
+  auto config = xdsConfigFromBootstrap(bootstrapFromJson(bootstrapJson(dynamic, kHttp2)));
+  EXPECT_EQ(config.status().message(),
+            "dynamic_resources.ads_config.transport_api_version: V3 is required (got AUTO)");
+}
+
+TEST(XdsConfigTest, RestIsNotSupported) {
+  const std::string dynamic = R"({
+    "lds_config": {"api_config_source": {"api_type": "REST", "transport_api_version": "V3",
+                                         "cluster_names": ["xds_cluster"]}}})";
+  auto config = xdsConfigFromBootstrap(bootstrapFromJson(bootstrapJson(dynamic, kHttp2)));
+  EXPECT_EQ(config.status().message(),
+            "dynamic_resources.lds_config.api_config_source.api_type: REST is not supported (use "
+            "GRPC or DELTA_GRPC)");
+}
+
+TEST(XdsConfigTest, AdsSourceWithoutAdsConfig) {
+  const std::string dynamic = R"({"lds_config": {"ads": {}}})";
+  auto config = xdsConfigFromBootstrap(bootstrapFromJson(bootstrapJson(dynamic, kHttp2)));
+  EXPECT_EQ(config.status().message(),
+            "dynamic_resources.lds_config.ads: dynamic_resources.ads_config is not set");
+}
+
+TEST(XdsConfigTest, PerTypeDeltaStreamsWithRateLimitAndGoogleGrpc) {
+  const std::string dynamic = R"({
+    "lds_config": {"initial_fetch_timeout": "0s", "api_config_source": {
+      "api_type": "DELTA_GRPC", "transport_api_version": "V3",
+      "grpc_services": [{"google_grpc": {"target_uri": "dns:///xds.internal:18000",
+                                         "stat_prefix": "xds"}}],
+      "rate_limit_settings": {"max_tokens": 5, "fill_rate": 0.5}}},
+    "cds_config": {"api_config_source": {
+      "api_type": "GRPC", "transport_api_version": "V3",
+      "grpc_services": [{"envoy_grpc": {"cluster_name": "xds_cluster"}}]}}})";
+  auto config = xdsConfigFromBootstrap(bootstrapFromJson(bootstrapJson(dynamic, kHttp2)));
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(config->ads.has_value());
+
+  const auto& lds = config->types.at(std::string(kListenerTypeUrl));
+  EXPECT_FALSE(lds.ads);
+  EXPECT_EQ(lds.stream.target, "dns:///xds.internal:18000");
+  EXPECT_TRUE(lds.stream.delta);
+  EXPECT_EQ(lds.stream.rate_limit.max_tokens, 5u);
+  EXPECT_EQ(lds.stream.rate_limit.fill_rate, 0.5);
+  EXPECT_EQ(lds.initial_fetch_timeout, std::chrono::milliseconds(0));
+  // RDS follows LDS's server (its own per-type stream).
+  const auto& rds = config->types.at(std::string(kRouteConfigurationTypeUrl));
+  EXPECT_FALSE(rds.ads);
+  EXPECT_EQ(rds.stream.target, "dns:///xds.internal:18000");
+  EXPECT_TRUE(rds.stream.delta);
+
+  const auto& cds = config->types.at(std::string(kClusterTypeUrl));
+  EXPECT_EQ(cds.stream.target, "ipv4:127.0.0.1:18000");
+  EXPECT_FALSE(cds.stream.delta);
+}
+
+TEST(XdsConfigTest, ClusterWithoutEndpoint) {
+  const std::string bootstrap = R"({
+    "static_resources": {"clusters": [{"name": "xds_cluster", "type": "STRICT_DNS",
+                                       "http2_protocol_options": {}}]},
+    "dynamic_resources": {"ads_config": {"api_type": "GRPC", "transport_api_version": "V3",
+        "grpc_services": [{"envoy_grpc": {"cluster_name": "xds_cluster"}}]}}})";
+  auto config = xdsConfigFromBootstrap(bootstrapFromJson(bootstrap));
+  EXPECT_EQ(config.status().message(),
+            "dynamic_resources.ads_config.grpc_services[0].envoy_grpc.cluster_name: cluster "
+            "'xds_cluster' has no endpoint "
+            "(load_assignment.endpoints[0].lb_endpoints[0].endpoint)");
+}
+
+TEST(XdsConfigTest, NoDynamicResourcesMeansNoTypes) {
+  auto config = xdsConfigFromBootstrap(bootstrapFromJson(R"({"node": {"id": "n"}})"));
+  ASSERT_TRUE(config.ok());
+  EXPECT_FALSE(config->ads.has_value());
+  EXPECT_TRUE(config->types.empty());
+}
+
+}  // namespace
+}  // namespace Proxy::Xds
