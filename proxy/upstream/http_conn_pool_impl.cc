@@ -169,26 +169,8 @@ void HttpConnPoolImpl::ActiveClient::decodeHeaders(Http::ResponseHeaderMapPtr&& 
   if (!stream_active_) {
     return;
   }
-  // One count per upstream attempt, as Envoy charges upstream_rq_<N>xx.
-  ClusterStats& stats = parent_.cluster_->stats();
-  const uint32_t status = headers->status();
-  switch (status / 100) {
-    case 2:
-      stats.upstream_rq_2xx.inc();
-      break;
-    case 3:
-      stats.upstream_rq_3xx.inc();
-      break;
-    case 4:
-      stats.upstream_rq_4xx.inc();
-      break;
-    case 5:
-      stats.upstream_rq_5xx.inc();
-      break;
-    default:
-      break;
-  }
-  response_success_ = status < 500;
+  // upstream_rq_<N>xx is the router's to count (Envoy's split); the host's success/error is ours.
+  response_success_ = headers->status() < 500;
   Http::ResponseDecoder* decoder = decoder_;
   if (end_stream) {
     endStream();

@@ -61,11 +61,11 @@ using HostSetConstSharedPtr = std::shared_ptr<const HostSet>;
 
 enum class LbPolicy { RoundRobin, LeastRequest, Random };
 
-// Cluster stats with Envoy's names, under "cluster.<name>.". Who maintains what: the HTTP pool
-// keeps upstream_cx_*, upstream_rq_total/active, upstream_rq_pending_*, upstream_rq_cancelled,
-// upstream_rq_rx_reset/tx_reset and upstream_rq_<N>xx (one per upstream attempt, as Envoy
-// charges them); the cluster manager keeps membership_*; the router keeps upstream_rq_timeout
-// and upstream_cx_none_healthy.
+// Cluster stats with Envoy's names, under "cluster.<name>.". Who maintains what (as in Envoy):
+// the HTTP pool keeps upstream_cx_*, upstream_rq_total/active (and the host's rq_total/active/
+// success/error), upstream_rq_pending_*, upstream_rq_cancelled and upstream_rq_rx_reset/
+// tx_reset; the cluster manager keeps membership_*; the router keeps upstream_rq_<N>xx,
+// upstream_rq_timeout and upstream_cx_none_healthy.
 struct ClusterStats {
   explicit ClusterStats(Stats::Scope scope);
   Stats::Counter& upstream_cx_total;
@@ -145,7 +145,9 @@ class HttpPoolCallbacks {
  public:
   virtual ~HttpPoolCallbacks() = default;
   // A connection is ready: send the request on `encoder`. The response goes to the decoder
-  // given to newStream().
+  // given to newStream(). `encoder` (and its getStream()) belongs to this request only until
+  // the response completed (end_stream) or the stream was reset: after that the pool may hand
+  // the same connection to another request, so drop the pointer then.
   virtual void onPoolReady(Http::RequestEncoder& encoder, const HostConstSharedPtr& host) = 0;
   virtual void onPoolFailure(PoolFailureReason reason, std::string_view details,
                              const HostConstSharedPtr& host) = 0;
