@@ -1,5 +1,6 @@
 #include "proxy/config/message_util.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -73,6 +75,48 @@ void appendJsonString(std::string& out, absl::string_view s) {
     }
   }
   out.push_back('"');
+}
+
+// Proto3 strings must be UTF-8 (protobuf's parser checks too, but without our path).
+bool isValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t extra;
+    uint32_t code;
+    if (c < 0x80) {
+      i++;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      extra = 1;
+      code = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      extra = 2;
+      code = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      extra = 3;
+      code = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + extra >= s.size()) {
+      return false;
+    }
+    for (size_t k = 1; k <= extra; k++) {
+      const unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) {
+        return false;
+      }
+      code = (code << 6) | (cc & 0x3F);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (code < kMin[extra] || (code >= 0xD800 && code <= 0xDFFF) || code > 0x10FFFF) {
+      return false;
+    }
+    i += extra + 1;
+  }
+  return true;
 }
 
 std::string describe(const YAML::Node& node) {
@@ -417,7 +461,16 @@ class YamlToJsonConverter {
     };
     switch (field.cpp_type()) {
       case FieldDescriptor::CPPTYPE_STRING:
-        // Bytes are base64 in JSON; protobuf's parser validates the encoding.
+        if (field.type() == FieldDescriptor::TYPE_BYTES) {
+          // Bytes are base64 in JSON (standard or URL-safe alphabet, as protobuf accepts).
+          std::string decoded;
+          if (!absl::Base64Unescape(text, &decoded) &&
+              !absl::WebSafeBase64Unescape(text, &decoded)) {
+            return error(path, absl::StrCat("invalid base64 '", text, "' for bytes"));
+          }
+        } else if (!isValidUtf8(text)) {
+          return error(path, "invalid UTF-8 in a string");
+        }
         appendJsonString(out, text);
         return absl::OkStatus();
       case FieldDescriptor::CPPTYPE_BOOL: {
@@ -777,8 +830,12 @@ absl::Status loadFromYaml(std::string_view yaml, google::protobuf::Message& out)
   options.ignore_unknown_fields = false;
   auto status = google::protobuf::util::JsonStringToMessage(*json, &out, options);
   if (!status.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid ", out.GetDescriptor()->full_name(),
-                                                   ": ", std::string(status.message())));
+    // Protobuf's own checks (e.g. UTF-8) come last. Its paths are relative to the innermost Any,
+    // so the message names the type it was parsing. Kept to one line.
+    std::string message(status.message());
+    std::replace(message.begin(), message.end(), '\n', ' ');
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid ", out.GetDescriptor()->full_name(), ": ", message));
   }
   return absl::OkStatus();
 }

@@ -679,8 +679,8 @@ bool RouteEntryImpl::matchesPath(std::string_view path) const {
   return false;
 }
 
-bool RouteEntryImpl::matches(const Http::RequestHeaderMap& headers, uint64_t random_value) const {
-  const std::string_view path = headers.path();
+bool RouteEntryImpl::matches(const Http::RequestHeaderMap& headers, std::string_view path,
+                             uint64_t random_value) const {
   if (!matchesPath(path)) {
     return false;
   }
@@ -957,8 +957,9 @@ const RouteEntry* VirtualHostImpl::route(const Http::RequestHeaderMap& headers,
       return &ssl_redirect_;
     }
   }
+  const std::string_view path = headers.path();
   for (const auto& route : routes_) {
-    if (route->matches(headers, random_value)) {
+    if (route->matches(headers, path, random_value)) {
       return route->pick(headers, random_value);
     }
   }

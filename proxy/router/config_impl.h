@@ -109,8 +109,10 @@ class RouteEntryImpl : public RouteEntry {
   RouteEntryImpl(const VirtualHostImpl& vhost, const envoy::config::route::v3::Route& route,
                  std::string direct_response_body);
 
-  // True when `headers` satisfy this route's match (path, headers, query, ...).
-  bool matches(const Http::RequestHeaderMap& headers, uint64_t random_value) const;
+  // True when `headers` satisfy this route's match (path, headers, query, ...). `path` is the
+  // request's :path, looked up once by the caller for all routes.
+  bool matches(const Http::RequestHeaderMap& headers, std::string_view path,
+               uint64_t random_value) const;
   // This route, or for weighted clusters the entry of the cluster `random_value` picks.
   const RouteEntry* pick(const Http::RequestHeaderMap& headers, uint64_t random_value) const;
 

@@ -180,9 +180,8 @@ TEST(MessageUtilTest, YamlSyntaxErrorsCarryLineAndColumn) {
             "yaml parse error at line 4, column 1: end of sequence flow not found");
 }
 
-TEST(MessageUtilTest, ProtobufsOwnChecksComeLast) {
-  // Not base64: the walk passes bytes through and protobuf's parser reports it.
-  const std::string message = yamlError(R"(
+TEST(MessageUtilTest, BytesMustBeBase64) {
+  EXPECT_EQ(yamlError(R"(
 static_resources:
   listeners:
   - filter_chains:
@@ -193,8 +192,16 @@ static_resources:
             virtual_hosts:
             - routes:
               - direct_response: {status: 200, body: {inline_bytes: "!!!"}}
-)");
-  EXPECT_EQ(message.rfind("invalid envoy.config.bootstrap.v3.Bootstrap: ", 0), 0u) << message;
+)"),
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config."
+            "virtual_hosts[0].routes[0].direct_response.body.inline_bytes: invalid base64 '!!!' "
+            "for bytes");
+}
+
+TEST(MessageUtilTest, StringsMustBeUtf8) {
+  EXPECT_EQ(yamlError("node: {id: \"a\xff\"}"), "node.id: invalid UTF-8 in a string");
+  EXPECT_EQ(yamlError("node: {id: \"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}"), "");
+  EXPECT_EQ(yamlError("node: {id: \"\xc0\xaf\"}"), "node.id: invalid UTF-8 in a string");
 }
 
 TEST(MessageUtilTest, WellKnownTypesAndJsonNames) {
