@@ -75,16 +75,21 @@ Server::Server(Config::Options options, envoy::config::bootstrap::v3::Bootstrap 
 }
 
 Server::~Server() {
-  // Workers are stopped by shutdown(); what is left belongs to the main thread.
+  // Workers are stopped by shutdown() (or never started); what is left belongs to main.
+  if (!tls_shutdown_) {
+    tls_shutdown_ = true;
+    tls_->shutdownGlobalThreading();
+  }
   for (WorkerPtr& worker : workers_) {
     worker->stop();
   }
   admin_.reset();
   listeners_.clear();
-  if (tls_ != nullptr) {
+  if (!tls_shutdown_) {
+    tls_shutdown_ = true;
     tls_->shutdownGlobalThreading();
-    tls_->shutdownThread();
   }
+  tls_->shutdownThread();
   cluster_manager_.reset();
   workers_.clear();
   dispatcher_->clearDeferredDeleteList();
@@ -269,8 +274,13 @@ void Server::checkDrainDone() {
 }
 
 void Server::shutdown() {
-  // Stop every worker (each closes its connections and drops its thread-local state on its
-  // own thread), then tear down the main thread's side.
+  // Envoy's order: no more cross-thread posts, then stop every worker (each closes its
+  // connections and drops its thread-local state on its own thread); the main thread's side
+  // goes in the destructor.
+  if (!tls_shutdown_) {
+    tls_shutdown_ = true;
+    tls_->shutdownGlobalThreading();
+  }
   for (WorkerPtr& worker : workers_) {
     worker->stop();
   }

@@ -62,6 +62,7 @@ private:
   SystemTime start_time_;
   State state_ = State::Initializing;
   int exit_code_ = 0;
+  bool tls_shutdown_ = false;
 };
 
 } // namespace Proxy::Server
