@@ -516,8 +516,6 @@ void ActiveStream::onPoolReady(Http::RequestEncoder& encoder,
   host_ = host;
   info_.upstream_host = host->address().asString();
   encoder.getStream().addCallbacks(upstream_leg_);
-  cluster_->info()->stats().upstream_rq_total.inc();
-  host->stats().rq_total.fetch_add(1, std::memory_order_relaxed);
   const bool headers_only = request_complete_ && pending_body_.length() == 0;
   encoder.encodeHeaders(*request_headers_, headers_only);
   if (!headers_only && (pending_body_.length() > 0 || pending_end_stream_)) {
@@ -648,9 +646,6 @@ void ActiveStream::onResponseComplete() {
 
 void ActiveStream::onUpstreamReset(Http::StreamResetReason reason) {
   upstream_encoder_ = nullptr;
-  if (cluster_ != nullptr) {
-    cluster_->info()->stats().upstream_rq_rx_reset.inc();
-  }
   const bool overflow = reason == Http::StreamResetReason::Overflow;
   sendLocalReply(503,
                  absl::StrCat("upstream connect error or disconnect/reset before headers. "
