@@ -7,6 +7,7 @@
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
 #include "proxy/common/assert.h"
 #include "proxy/http/codec_impl.h"
+#include "proxy/filters/route_config_provider_manager.h"
 #include "proxy/router/config_impl.h"
 #include "spdlog/spdlog.h"
 
@@ -228,14 +229,18 @@ public:
   }
 
   // NetworkFilter
-  void startDrain() override {
-    draining_ = true;
-    if (stream_ == nullptr) {
-      stats_.downstream_cx_drain_close.inc();
-      connection_.close(Network::ConnectionCloseType::FlushWrite);
-    } else {
-      codec_->setCloseAfterResponse();
+  void startDrain(std::chrono::milliseconds spread) override {
+    if (draining_) {
+      return;
     }
+    draining_ = true;
+    if (spread.count() <= 0) {
+      drainNow();
+      return;
+    }
+    const auto delay = std::chrono::milliseconds(threadRandom()() % spread.count());
+    drain_timer_ = connection_.dispatcher().createTimer([this] { drainNow(); });
+    drain_timer_->enableTimer(delay);
   }
 
   // Network::ConnectionCallbacks
@@ -342,6 +347,16 @@ public:
   }
 
 private:
+  // Idle: close now. Busy: the response in flight says "connection: close".
+  void drainNow() {
+    if (stream_ == nullptr) {
+      stats_.downstream_cx_drain_close.inc();
+      connection_.close(Network::ConnectionCloseType::FlushWrite);
+    } else {
+      codec_->setCloseAfterResponse();
+    }
+  }
+
   void onIdleTimeout() {
     if (stream_ == nullptr) {
       stats_.downstream_cx_idle_timeout.inc();
@@ -356,6 +371,7 @@ private:
   std::unique_ptr<Http::ServerConnectionImpl> codec_;
   std::unique_ptr<ActiveStream> stream_;
   Event::TimerPtr idle_timer_;
+  Event::TimerPtr drain_timer_;
   bool draining_ = false;
 };
 
@@ -747,7 +763,8 @@ void ActiveStream::finish() {
 } // namespace
 
 absl::StatusOr<std::shared_ptr<const HcmConfig>>
-HcmConfig::create(const HttpConnectionManager& proto, Stats::Store& store) {
+HcmConfig::create(const HttpConnectionManager& proto, Stats::Store& store,
+                  RouteConfigProviderManager* rds) {
   auto config = std::make_shared<HcmConfig>();
   if (proto.stat_prefix().empty()) {
     return absl::InvalidArgumentError("stat_prefix: must not be empty");
@@ -801,9 +818,16 @@ HcmConfig::create(const HttpConnectionManager& proto, Stats::Store& store) {
     }
     config->route_provider = std::make_shared<StaticRouteConfigProvider>(*std::move(table));
   } else if (proto.has_rds()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("rds: route configuration '", proto.rds().route_config_name(),
-                     "' needs RDS, which is not supported yet"));
+    if (rds == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("rds: route configuration '", proto.rds().route_config_name(),
+                       "' needs dynamic_resources (an xDS server), which this server has not"));
+    }
+    if (proto.rds().route_config_name().empty()) {
+      return absl::InvalidArgumentError("rds.route_config_name: must not be empty");
+    }
+    config->rds_provider = rds->getOrCreate(proto.rds().route_config_name());
+    config->route_provider = config->rds_provider;
   } else {
     return absl::InvalidArgumentError("route_specifier: one of route_config or rds is required");
   }

@@ -81,17 +81,23 @@ struct HcmStats {
 };
 
 // Everything a connection manager needs, immutable after create().
+class RouteConfigProviderManager;
+class RdsRouteConfigProvider;
+
 struct HcmConfig {
   // Builds the config; errors are relative to the HttpConnectionManager message
   // ("route_config.virtual_hosts[0]...: ...", "http_filters[0]: ...").
+  // `rds` hands out RDS providers (null: RDS is not available, e.g. a static-only server).
   static absl::StatusOr<std::shared_ptr<const HcmConfig>>
   create(const envoy::extensions::filters::network::http_connection_manager::v3::
              HttpConnectionManager& proto,
-         Stats::Store& store);
+         Stats::Store& store, RouteConfigProviderManager* rds);
 
   std::string stat_prefix;
   std::unique_ptr<HcmStats> stats;
   RouteConfigProviderSharedPtr route_provider;
+  // Set when the routes come from RDS: the listener warms until it is ready.
+  std::shared_ptr<RdsRouteConfigProvider> rds_provider;
   uint32_t max_request_headers_kb = 60;
   uint32_t max_headers_count = 100;
   std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};     // connection, no streams

@@ -136,7 +136,7 @@ public:
     }
   }
 
-  void startDrain() override {
+  void startDrain(std::chrono::milliseconds) override {
     // Envoy leaves TCP connections alone during drain; the drain deadline closes them.
   }
 

@@ -1,5 +1,7 @@
 #include "proxy/listener/connection_handler.h"
 
+#include <vector>
+
 #include "proxy/common/assert.h"
 #include "proxy/network/connection_impl.h"
 #include "proxy/network/tcp_listener_impl.h"
@@ -17,26 +19,77 @@ ConnectionHandler::~ConnectionHandler() {
   dispatcher_.clearDeferredDeleteList();
 }
 
+ConnectionHandler::ActiveListener* ConnectionHandler::find(uint64_t tag) {
+  for (auto& listener : listeners_) {
+    if (listener->config->tag() == tag) {
+      return listener.get();
+    }
+  }
+  return nullptr;
+}
+
 void ConnectionHandler::addListener(ListenerConfigConstSharedPtr config) {
   ASSERT(dispatcher_.isThreadSafe());
   listeners_.push_back(std::make_unique<ActiveListener>(*this, std::move(config)));
 }
 
+void ConnectionHandler::replaceListener(uint64_t old_tag, ListenerConfigConstSharedPtr config,
+                                        bool in_place, std::chrono::milliseconds drain_spread) {
+  ASSERT(dispatcher_.isThreadSafe());
+  ActiveListener* old = find(old_tag);
+  if (old == nullptr) {
+    addListener(std::move(config));
+    return;
+  }
+  if (in_place) {
+    // Same sockets, same accept loop: only the chains change. A connection keeps the chain it
+    // was accepted with (it holds it); those whose chain is gone drain.
+    old->config = std::move(config);
+    const ListenerConfig& current = *old->config;
+    old->drain(drain_spread, [&current](const ActiveConnection& c) {
+      return !current.hasFilterChain(c.chain.get());
+    });
+    return;
+  }
+  // Accept on the new version first, then stop the old one: both happen in this callback, so
+  // there is no loop iteration in which nobody accepts.
+  addListener(std::move(config));
+  old->stopAccepting();
+  old->drain(drain_spread, [](const ActiveConnection&) { return true; });
+}
+
+void ConnectionHandler::stopListener(uint64_t tag, std::chrono::milliseconds drain_spread) {
+  if (ActiveListener* listener = find(tag); listener != nullptr) {
+    listener->stopAccepting();
+    listener->drain(drain_spread, [](const ActiveConnection&) { return true; });
+  }
+}
+
+void ConnectionHandler::closeDrainingConnections(uint64_t tag) {
+  if (ActiveListener* listener = find(tag); listener != nullptr) {
+    listener->closeDraining();
+  }
+}
+
+void ConnectionHandler::removeListener(uint64_t tag) {
+  for (auto it = listeners_.begin(); it != listeners_.end(); ++it) {
+    if ((*it)->config->tag() == tag) {
+      listeners_.erase(it); // closes its remaining connections
+      return;
+    }
+  }
+}
+
 void ConnectionHandler::stopListeners() {
   for (auto& listener : listeners_) {
-    listener->listener->disable();
+    listener->stopAccepting();
   }
 }
 
 void ConnectionHandler::drainConnections() {
   for (auto& listener : listeners_) {
-    // startDrain() may close a connection, which removes it from the list: iterate a copy.
-    std::vector<ActiveConnection*> connections;
-    for (auto& c : listener->connections) {
-      connections.push_back(c.get());
-    }
-    for (ActiveConnection* c : connections) {
-      c->filter->startDrain();
+    if (listener->config->drainOnShutdown()) {
+      listener->drain(std::chrono::milliseconds(0), [](const ActiveConnection&) { return true; });
     }
   }
 }
@@ -64,10 +117,37 @@ ConnectionHandler::ActiveListener::~ActiveListener() {
   }
 }
 
+template <class Pred>
+void ConnectionHandler::ActiveListener::drain(std::chrono::milliseconds spread, Pred pred) {
+  // startDrain() may close a connection, which unlinks it from the list: collect first.
+  std::vector<ActiveConnection*> selected;
+  for (auto& c : connections) {
+    if (!c->draining && pred(*c)) {
+      selected.push_back(c.get());
+    }
+  }
+  for (ActiveConnection* c : selected) {
+    c->draining = true;
+    c->filter->startDrain(spread);
+  }
+}
+
+void ConnectionHandler::ActiveListener::closeDraining() {
+  std::vector<ActiveConnection*> draining;
+  for (auto& c : connections) {
+    if (c->draining) {
+      draining.push_back(c.get());
+    }
+  }
+  for (ActiveConnection* c : draining) {
+    c->connection->close(Network::ConnectionCloseType::FlushWrite);
+  }
+}
+
 void ConnectionHandler::ActiveListener::onAccept(Network::IoHandle socket,
                                                  const Network::Address& remote,
                                                  const Network::Address& local) {
-  const FilterChain* chain = config->findFilterChain(local);
+  const FilterChainConstSharedPtr* chain = config->findFilterChain(local);
   if (chain == nullptr) {
     config->stats().no_filter_chain_match.inc();
     return; // `socket` closes as it goes out of scope
@@ -82,18 +162,18 @@ void ConnectionHandler::ActiveListener::onAccept(Network::IoHandle socket,
   stats.per_worker[parent.worker_index_].downstream_cx_active->inc();
   parent.num_connections_++;
 
-  auto active = std::make_unique<ActiveConnection>(*this, std::move(connection));
+  auto active = std::make_unique<ActiveConnection>(*this, std::move(connection), *chain);
   ActiveConnection& ref = *active;
   connections.push_front(std::move(active));
   ref.it = connections.begin();
-  if (chain->hcm != nullptr) {
+  const FilterChain& c = *ref.chain;
+  if (c.hcm != nullptr) {
     ref.filter = Filters::createHttpConnectionManager(
-        chain->hcm,
+        c.hcm,
         Filters::HcmContext{parent.cluster_manager_, config->perConnectionBufferLimitBytes()},
         *ref.connection);
   } else {
-    ref.filter = Filters::createTcpProxy(chain->tcp_proxy, parent.cluster_manager_,
-                                         *ref.connection);
+    ref.filter = Filters::createTcpProxy(c.tcp_proxy, parent.cluster_manager_, *ref.connection);
   }
   if (ref.connection->state() == Network::Connection::State::Closed) {
     // The filter gave up at once (tcp_proxy with no healthy host); our LocalClose callback
@@ -104,6 +184,8 @@ void ConnectionHandler::ActiveListener::onAccept(Network::IoHandle socket,
 }
 
 void ConnectionHandler::ActiveListener::removeConnection(ActiveConnection& connection) {
+  // Stats of the version that accepted it: an in-place update may have swapped `config`, but
+  // stats are named after the address, which did not change.
   ListenerStats& stats = config->stats();
   stats.downstream_cx_active.dec();
   stats.downstream_cx_destroy.inc();
@@ -117,8 +199,9 @@ void ConnectionHandler::ActiveListener::removeConnection(ActiveConnection& conne
 }
 
 ConnectionHandler::ActiveConnection::ActiveConnection(ActiveListener& listener,
-                                                      Network::ConnectionPtr connection)
-    : listener(listener), connection(std::move(connection)) {
+                                                      Network::ConnectionPtr connection,
+                                                      FilterChainConstSharedPtr chain)
+    : listener(listener), connection(std::move(connection)), chain(std::move(chain)) {
   this->connection->addConnectionCallbacks(*this);
 }
 

@@ -2,8 +2,10 @@
 
 // A worker's listeners and connections: accepts on its own socket of each listener, builds the
 // listener's filter for every connection and owns both until the connection closes. Worker
-// (dispatcher) thread only; the main thread reaches it through Dispatcher::post().
+// (dispatcher) thread only; the main thread (the listener manager) reaches it only through
+// Dispatcher::post().
 
+#include <chrono>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -23,11 +25,25 @@ public:
 
   // Start accepting on this worker's socket of `config`.
   void addListener(ListenerConfigConstSharedPtr config);
-  // Stop accepting on every listener (sockets stay open: the kernel keeps queueing).
+  // A new version of a listener replaces the one tagged `old_tag`. Full replace: the new one
+  // starts accepting on its (possibly shared) socket and the old one, in the same loop
+  // iteration, stops accepting and drains its connections over `drain_spread` (it stays until
+  // removeListener(old_tag)). In place (only filter chains changed): the old listener takes the
+  // new config; connections on chains the new config still has are untouched, the others
+  // drain.
+  void replaceListener(uint64_t old_tag, ListenerConfigConstSharedPtr config, bool in_place,
+                       std::chrono::milliseconds drain_spread);
+  // Stop accepting on the listener tagged `tag` and drain its connections over `drain_spread`.
+  void stopListener(uint64_t tag, std::chrono::milliseconds drain_spread);
+  // Close the connections still draining (end of the drain window): those of the stopped
+  // listener tagged `tag`, or those an in-place update left on removed chains.
+  void closeDrainingConnections(uint64_t tag);
+  // Forget the listener tagged `tag`, closing whatever connections it still has.
+  void removeListener(uint64_t tag);
+
+  // Server shutdown: stop accepting everywhere / drain every connection / close everything.
   void stopListeners();
-  // Ask every connection to finish what it is doing and close (HTTP: connection: close).
   void drainConnections();
-  // Close every connection now (end of the drain window, or shutdown).
   void closeConnections();
   uint64_t numConnections() const { return num_connections_; }
 
@@ -37,13 +53,16 @@ private:
   // One downstream connection and its terminal filter. The filter is declared after the
   // connection so it is destroyed first (it holds a reference to the connection).
   struct ActiveConnection : public Network::ConnectionCallbacks, public Event::DeferredDeletable {
-    ActiveConnection(ActiveListener& listener, Network::ConnectionPtr connection);
+    ActiveConnection(ActiveListener& listener, Network::ConnectionPtr connection,
+                     FilterChainConstSharedPtr chain);
     ~ActiveConnection() override;
     void onEvent(Network::ConnectionEvent event) override;
 
     ActiveListener& listener;
     Network::ConnectionPtr connection;
+    FilterChainConstSharedPtr chain; // keeps the chain's config alive for this connection
     Filters::NetworkFilterPtr filter;
+    bool draining = false;
     std::list<std::unique_ptr<ActiveConnection>>::iterator it;
   };
 
@@ -54,12 +73,18 @@ private:
     void onAccept(Network::IoHandle socket, const Network::Address& remote,
                   const Network::Address& local) override;
     void removeConnection(ActiveConnection& connection);
+    void stopAccepting() { listener.reset(); }
+    // Drain the connections `pred` selects.
+    template <class Pred> void drain(std::chrono::milliseconds spread, Pred pred);
+    void closeDraining();
 
     ConnectionHandler& parent;
     ListenerConfigConstSharedPtr config;
     std::unique_ptr<Network::Listener> listener;
     std::list<std::unique_ptr<ActiveConnection>> connections;
   };
+
+  ActiveListener* find(uint64_t tag);
 
   Event::Dispatcher& dispatcher_;
   const uint32_t worker_index_;

@@ -1,12 +1,27 @@
 #include "proxy/listener/listener_config.h"
 
+#include <atomic>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "proxy/config/validation.h"
 
 namespace Proxy::Listener {
 
 using envoy::config::listener::v3::Listener;
+
+uint64_t messageHash(const google::protobuf::Message& message) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream out(&stream);
+    out.SetSerializationDeterministic(true);
+    message.SerializeToCodedStream(&out);
+  }
+  return std::hash<std::string>{}(bytes);
+}
 
 ListenerStats::ListenerStats(Stats::Scope s, uint32_t workers)
     : downstream_cx_total(s.counter("downstream_cx_total")),
@@ -23,9 +38,10 @@ ListenerStats::ListenerStats(Stats::Scope s, uint32_t workers)
 namespace {
 
 absl::StatusOr<FilterChain> buildFilterChain(const envoy::config::listener::v3::FilterChain& proto,
-                                             Stats::Store& store) {
+                                             const ListenerBuildContext& context) {
   FilterChain chain;
   chain.name = proto.name();
+  chain.hash = messageHash(proto);
   if (proto.has_filter_chain_match()) {
     const auto& match = proto.filter_chain_match();
     if (match.server_names_size() > 0 || !match.transport_protocol().empty() ||
@@ -50,8 +66,8 @@ absl::StatusOr<FilterChain> buildFilterChain(const envoy::config::listener::v3::
     if (i != proto.filters_size() - 1) {
       // Both filters we have are terminal: anything before the last one is unsupported.
       return absl::InvalidArgumentError(absl::StrCat(
-          where, ": unsupported network filter '", filter.name(), "' (only a terminal "
-          "http_connection_manager or tcp_proxy is supported)"));
+          where, ": unsupported network filter '", filter.name(),
+          "' (only a terminal http_connection_manager or tcp_proxy is supported)"));
     }
     const google::protobuf::Any& any = filter.typed_config();
     envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager hcm;
@@ -61,7 +77,7 @@ absl::StatusOr<FilterChain> buildFilterChain(const envoy::config::listener::v3::
         return absl::InvalidArgumentError(
             absl::StrCat(where, ".typed_config: cannot decode HttpConnectionManager"));
       }
-      auto config = Filters::HcmConfig::create(hcm, store);
+      auto config = Filters::HcmConfig::create(hcm, *context.store, context.rds);
       if (!config.ok()) {
         return absl::InvalidArgumentError(
             absl::StrCat(where, ".typed_config.", config.status().message()));
@@ -72,7 +88,7 @@ absl::StatusOr<FilterChain> buildFilterChain(const envoy::config::listener::v3::
         return absl::InvalidArgumentError(
             absl::StrCat(where, ".typed_config: cannot decode TcpProxy"));
       }
-      auto config = Filters::TcpProxyConfig::create(tcp, store);
+      auto config = Filters::TcpProxyConfig::create(tcp, *context.store);
       if (!config.ok()) {
         return absl::InvalidArgumentError(
             absl::StrCat(where, ".typed_config.", config.status().message()));
@@ -88,16 +104,37 @@ absl::StatusOr<FilterChain> buildFilterChain(const envoy::config::listener::v3::
   return chain;
 }
 
+// An unchanged chain of the previous version is shared rather than rebuilt.
+absl::StatusOr<FilterChainConstSharedPtr>
+buildOrReuse(const envoy::config::listener::v3::FilterChain& proto,
+             const ListenerBuildContext& context,
+             const std::vector<FilterChainConstSharedPtr>& previous) {
+  const uint64_t hash = messageHash(proto);
+  for (const FilterChainConstSharedPtr& chain : previous) {
+    if (chain != nullptr && chain->hash == hash) {
+      return chain;
+    }
+  }
+  auto chain = buildFilterChain(proto, context);
+  if (!chain.ok()) {
+    return chain.status();
+  }
+  return std::make_shared<const FilterChain>(*std::move(chain));
+}
+
+std::atomic<uint64_t> next_tag{1};
+
 } // namespace
 
 absl::StatusOr<std::shared_ptr<ListenerConfig>>
-ListenerConfig::create(const Listener& proto, uint32_t workers, Stats::Store& store,
-                       bool bind_sockets) {
+ListenerConfig::create(const Listener& proto, const ListenerBuildContext& context) {
   if (absl::Status status = Config::validateListener(proto); !status.ok()) {
     return status;
   }
   std::shared_ptr<ListenerConfig> config(new ListenerConfig());
+  config->tag_ = next_tag.fetch_add(1);
   config->proto_ = proto;
+  config->hash_ = messageHash(proto);
   config->name_ = proto.name();
   if (config->name_.empty()) {
     return absl::InvalidArgumentError("name: must not be empty");
@@ -125,8 +162,11 @@ ListenerConfig::create(const Listener& proto, uint32_t workers, Stats::Store& st
   if (proto.filter_chains_size() == 0 && !proto.has_default_filter_chain()) {
     return absl::InvalidArgumentError("filter_chains: at least one filter chain is required");
   }
+  static const std::vector<FilterChainConstSharedPtr> kNone;
+  const std::vector<FilterChainConstSharedPtr>& previous_chains =
+      context.previous != nullptr ? context.previous->filter_chains_ : kNone;
   for (int i = 0; i < proto.filter_chains_size(); i++) {
-    auto chain = buildFilterChain(proto.filter_chains(i), store);
+    auto chain = buildOrReuse(proto.filter_chains(i), context, previous_chains);
     if (!chain.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("filter_chains[", i, "].", chain.status().message()));
@@ -134,35 +174,48 @@ ListenerConfig::create(const Listener& proto, uint32_t workers, Stats::Store& st
     config->filter_chains_.push_back(*std::move(chain));
   }
   if (proto.has_default_filter_chain()) {
-    auto chain = buildFilterChain(proto.default_filter_chain(), store);
+    std::vector<FilterChainConstSharedPtr> previous_default;
+    if (context.previous != nullptr) {
+      previous_default.push_back(context.previous->default_filter_chain_);
+    }
+    auto chain = buildOrReuse(proto.default_filter_chain(), context, previous_default);
     if (!chain.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("default_filter_chain.", chain.status().message()));
     }
-    config->default_filter_chain_ = std::make_unique<FilterChain>(*std::move(chain));
+    config->default_filter_chain_ = *std::move(chain);
   }
   if (proto.has_per_connection_buffer_limit_bytes()) {
     config->buffer_limit_ = proto.per_connection_buffer_limit_bytes().value();
   }
+  config->drain_on_shutdown_ = proto.drain_type() != Listener::MODIFY_ONLY;
 
-  if (!bind_sockets) {
+  if (!context.bind_sockets) {
     config->address_ = *address;
     config->stats_ = std::make_unique<ListenerStats>(
-        Stats::Scope(store, absl::StrCat("listener.", config->name_, ".")), workers);
+        Stats::Scope(*context.store, absl::StrCat("listener.", config->name_, ".")),
+        context.workers);
     return config;
   }
-  // Bind last: everything else is validated, so a failure here is about the address only.
-  const bool reuse_port =
-      !proto.has_enable_reuse_port() || proto.enable_reuse_port().value();
-  const int backlog =
-      proto.has_tcp_backlog_size() ? static_cast<int>(proto.tcp_backlog_size().value()) : 1024;
-  auto sockets = Network::createListenSockets(*address, reuse_port, workers, backlog);
-  if (!sockets.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("address: ", sockets.status().message()));
+  // The same address as the version this one replaces: take over its sockets, so the kernel's
+  // accept queues (and the connections waiting in them) carry over.
+  const ListenerConfig* previous = context.previous;
+  if (previous != nullptr && previous->sockets_ != nullptr &&
+      previous->proto_.address().SerializeAsString() == proto.address().SerializeAsString() &&
+      previous->sockets_->size() == context.workers) {
+    config->sockets_ = previous->sockets_;
+  } else {
+    // Bind last: everything else is validated, so a failure here is about the address only.
+    const bool reuse_port = !proto.has_enable_reuse_port() || proto.enable_reuse_port().value();
+    const int backlog =
+        proto.has_tcp_backlog_size() ? static_cast<int>(proto.tcp_backlog_size().value()) : 1024;
+    auto sockets = Network::createListenSockets(*address, reuse_port, context.workers, backlog);
+    if (!sockets.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("address: ", sockets.status().message()));
+    }
+    config->sockets_ = std::make_shared<ListenSocketSet>(std::move(*sockets));
   }
-  config->sockets_ = std::move(*sockets);
-  config->address_ = config->sockets_[0]->localAddress();
+  config->address_ = (*config->sockets_)[0]->localAddress();
 
   // Envoy names listener stats after the bound address ("listener.127.0.0.1_10000.") unless
   // stat_prefix is set.
@@ -175,21 +228,58 @@ ListenerConfig::create(const Listener& proto, uint32_t workers, Stats::Store& st
     prefix = absl::StrReplaceAll(prefix, {{":", "_"}});
   }
   config->stats_ = std::make_unique<ListenerStats>(
-      Stats::Scope(store, absl::StrCat("listener.", prefix, ".")), workers);
+      Stats::Scope(*context.store, absl::StrCat("listener.", prefix, ".")), context.workers);
   return config;
 }
 
-const FilterChain* ListenerConfig::findFilterChain(const Network::Address& local) const {
-  const FilterChain* any_port = nullptr;
-  for (const FilterChain& chain : filter_chains_) {
-    if (chain.destination_port != 0 && chain.destination_port == local.port()) {
+const FilterChainConstSharedPtr*
+ListenerConfig::findFilterChain(const Network::Address& local) const {
+  const FilterChainConstSharedPtr* any_port = nullptr;
+  for (const FilterChainConstSharedPtr& chain : filter_chains_) {
+    if (chain->destination_port != 0 && chain->destination_port == local.port()) {
       return &chain; // the most specific match wins, as in Envoy
     }
-    if (chain.destination_port == 0 && any_port == nullptr) {
+    if (chain->destination_port == 0 && any_port == nullptr) {
       any_port = &chain;
     }
   }
-  return any_port != nullptr ? any_port : default_filter_chain_.get();
+  if (any_port != nullptr) {
+    return any_port;
+  }
+  return default_filter_chain_ != nullptr ? &default_filter_chain_ : nullptr;
+}
+
+bool ListenerConfig::hasFilterChain(const FilterChain* chain) const {
+  for (const FilterChainConstSharedPtr& c : filter_chains_) {
+    if (c.get() == chain) {
+      return true;
+    }
+  }
+  return default_filter_chain_.get() == chain;
+}
+
+std::vector<std::shared_ptr<Filters::RdsRouteConfigProvider>> ListenerConfig::rdsProviders() const {
+  std::vector<std::shared_ptr<Filters::RdsRouteConfigProvider>> out;
+  auto add = [&out](const FilterChainConstSharedPtr& chain) {
+    if (chain != nullptr && chain->hcm != nullptr && chain->hcm->rds_provider != nullptr) {
+      out.push_back(chain->hcm->rds_provider);
+    }
+  };
+  for (const FilterChainConstSharedPtr& chain : filter_chains_) {
+    add(chain);
+  }
+  add(default_filter_chain_);
+  return out;
+}
+
+bool ListenerConfig::onlyFilterChainsDiffer(const ListenerConfig& other) const {
+  Listener a = proto_;
+  Listener b = other.proto_;
+  a.clear_filter_chains();
+  a.clear_default_filter_chain();
+  b.clear_filter_chains();
+  b.clear_default_filter_chain();
+  return messageHash(a) == messageHash(b);
 }
 
 } // namespace Proxy::Listener

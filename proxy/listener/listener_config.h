@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "envoy/config/listener/v3/listener.pb.h"
 #include "proxy/filters/http_connection_manager.h"
+#include "proxy/filters/route_config_provider_manager.h"
 #include "proxy/filters/tcp_proxy.h"
 #include "proxy/network/listen_socket.h"
 #include "proxy/stats/stats.h"
@@ -32,48 +33,91 @@ struct ListenerStats {
   std::vector<PerWorker> per_worker;
 };
 
-// The terminal filter of the listener's filter chain, and what it needs.
+// The terminal filter of one filter chain, and what it needs. Shared (and kept alive) by the
+// connections that use it, and by the next version of the listener when the chain did not
+// change: that is what lets an in-place update leave those connections alone.
 struct FilterChain {
   std::string name;
+  uint64_t hash = 0;             // of the FilterChain proto
   uint32_t destination_port = 0; // filter_chain_match.destination_port, 0 = any
-  Filters::HcmConfigConstSharedPtr hcm;          // set for http_connection_manager
+  Filters::HcmConfigConstSharedPtr hcm;            // set for http_connection_manager
   Filters::TcpProxyConfigConstSharedPtr tcp_proxy; // set for tcp_proxy
+};
+
+using FilterChainConstSharedPtr = std::shared_ptr<const FilterChain>;
+
+// One listen socket per worker, shared between the versions of a listener whose address did
+// not change (the new version takes over the same sockets: no window where connects fail).
+using ListenSocketSet = std::vector<Network::ListenSocketPtr>;
+using ListenSocketSetSharedPtr = std::shared_ptr<ListenSocketSet>;
+
+class ListenerConfig;
+
+struct ListenerBuildContext {
+  uint32_t workers = 1;
+  Stats::Store* store = nullptr;
+  // RDS providers for HCMs with `rds` (null: only inline route_config is accepted).
+  Filters::RouteConfigProviderManager* rds = nullptr;
+  // False for --mode validate: check everything but bind nothing.
+  bool bind_sockets = true;
+  // The version this one replaces (same name), if any: its sockets are reused when the
+  // address is unchanged, and its unchanged filter chains are shared.
+  const ListenerConfig* previous = nullptr;
 };
 
 class ListenerConfig {
 public:
-  // Validates `proto`, builds its filter chains and binds `workers` sockets (unless
-  // `bind_sockets` is false: --mode validate checks a config without binding). Errors name the
-  // field relative to the listener ("filter_chains[0].filters[0].typed_config: ...").
+  // Validates `proto`, builds its filter chains and binds one socket per worker. Errors name
+  // the field relative to the listener ("filter_chains[0].filters[0].typed_config: ...").
   static absl::StatusOr<std::shared_ptr<ListenerConfig>>
-  create(const envoy::config::listener::v3::Listener& proto, uint32_t workers,
-         Stats::Store& store, bool bind_sockets = true);
+  create(const envoy::config::listener::v3::Listener& proto, const ListenerBuildContext& context);
 
+  // Unique per built version: workers tell versions of the same listener apart by it.
+  uint64_t tag() const { return tag_; }
   const std::string& name() const { return name_; }
   const Network::Address& address() const { return address_; }
+  uint64_t hash() const { return hash_; }
   uint32_t perConnectionBufferLimitBytes() const { return buffer_limit_; }
+  bool drainOnShutdown() const { return drain_on_shutdown_; }
   ListenerStats& stats() const { return *stats_; }
   const envoy::config::listener::v3::Listener& proto() const { return proto_; }
   // The chain for a connection accepted on `local` (null: no chain matches; close it).
-  const FilterChain* findFilterChain(const Network::Address& local) const;
-  // The socket for worker `index`. The sockets are owned here and outlive every worker's
-  // listener (the server stops workers before dropping configs).
-  Network::ListenSocket& socket(uint32_t index) const { return *sockets_[index]; }
+  const FilterChainConstSharedPtr* findFilterChain(const Network::Address& local) const;
+  // True when `chain` (by identity) is one of this version's chains.
+  bool hasFilterChain(const FilterChain* chain) const;
+  // RDS providers this listener's chains use (it is warm when all are ready).
+  std::vector<std::shared_ptr<Filters::RdsRouteConfigProvider>> rdsProviders() const;
+  // True when `other` differs from this listener only in its filter chains (Envoy's condition
+  // for an in-place filter chain update).
+  bool onlyFilterChainsDiffer(const ListenerConfig& other) const;
+
+  // The socket for worker `index`. The sockets outlive every worker's listener on them (the
+  // listener manager releases a version only after every worker dropped it).
+  Network::ListenSocket& socket(uint32_t index) const { return *(*sockets_)[index]; }
+  const ListenSocketSetSharedPtr& sockets() const { return sockets_; }
+  // Main thread: let go of the sockets (they close once no other version shares them).
+  void releaseSockets() { sockets_.reset(); }
 
 private:
   ListenerConfig() = default;
 
+  uint64_t tag_ = 0;
   std::string name_;
   Network::Address address_;
+  uint64_t hash_ = 0;
   uint32_t buffer_limit_ = 1024 * 1024;
+  bool drain_on_shutdown_ = true;
   envoy::config::listener::v3::Listener proto_;
-  std::vector<FilterChain> filter_chains_;
-  std::unique_ptr<FilterChain> default_filter_chain_;
-  std::vector<Network::ListenSocketPtr> sockets_;
+  std::vector<FilterChainConstSharedPtr> filter_chains_;
+  FilterChainConstSharedPtr default_filter_chain_;
+  ListenSocketSetSharedPtr sockets_;
   std::unique_ptr<ListenerStats> stats_;
 };
 
 using ListenerConfigSharedPtr = std::shared_ptr<ListenerConfig>;
 using ListenerConfigConstSharedPtr = std::shared_ptr<const ListenerConfig>;
+
+// Deterministic hash of a message's serialized bytes (what "unchanged" means for xDS).
+uint64_t messageHash(const google::protobuf::Message& message);
 
 } // namespace Proxy::Listener

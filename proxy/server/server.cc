@@ -84,7 +84,9 @@ Server::~Server() {
     worker->stop();
   }
   admin_.reset();
-  listeners_.clear();
+  // Listener configs hold RDS providers, whose thread-local slots go before the registry.
+  listener_manager_.reset();
+  rds_manager_.reset();
   if (!tls_shutdown_) {
     tls_shutdown_ = true;
     tls_->shutdownGlobalThreading();
@@ -123,26 +125,47 @@ absl::Status Server::initialize() {
           absl::StrCat("static_resources.clusters[", i, "]: ", status.message()));
     }
   }
-  store_.counter("listener_manager.listener_create_failure");
+  // Listeners, through the same manager LDS will use: static ones cannot be replaced by LDS.
+  const bool dynamic = bootstrap_.has_dynamic_resources() &&
+                       (bootstrap_.dynamic_resources().has_lds_config() ||
+                        bootstrap_.dynamic_resources().has_ads_config());
+  rds_manager_ =
+      std::make_unique<Filters::RouteConfigProviderManager>(*dispatcher_, *tls_, store_);
+  std::vector<Listener::WorkerHandle*> handles;
+  for (WorkerPtr& worker : workers_) {
+    handles.push_back(worker.get());
+  }
+  listener_manager_ = std::make_unique<Listener::ListenerManagerImpl>(
+      *dispatcher_, std::move(handles), store_, dynamic ? rds_manager_.get() : nullptr,
+      std::chrono::duration_cast<std::chrono::milliseconds>(options_.drain_time));
   for (int i = 0; i < resources.listeners_size(); i++) {
-    auto listener = Listener::ListenerConfig::create(resources.listeners(i),
-                                                     std::max<uint32_t>(concurrency, 1), store_,
-                                                     /*bind_sockets=*/!validate);
-    if (!listener.ok()) {
-      store_.counter("listener_manager.listener_create_failure").inc();
+    if (validate) {
+      // Check without binding: the address may well be in use by the running instance.
+      Listener::ListenerBuildContext context;
+      context.workers = std::max<uint32_t>(concurrency, 1);
+      context.store = &store_;
+      context.rds = dynamic ? rds_manager_.get() : nullptr;
+      context.bind_sockets = false;
+      auto built = Listener::ListenerConfig::create(resources.listeners(i), context);
+      if (!built.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("static_resources.listeners[", i, "] ('",
+                                                       resources.listeners(i).name(),
+                                                       "'): ", built.status().message()));
+      }
+      continue;
+    }
+    auto added = listener_manager_->addOrUpdateListener(resources.listeners(i), "",
+                                                        /*added_via_api=*/false);
+    if (!added.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("static_resources.listeners[", i, "] ('",
                                                      resources.listeners(i).name(),
-                                                     "'): ", listener.status().message()));
+                                                     "'): ", added.status().message()));
     }
-    for (const auto& existing : listeners_) {
-      if (existing->name() == (*listener)->name()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("static_resources.listeners[", i, "]: duplicate listener name '",
-                         (*listener)->name(), "'"));
-      }
+    if (!*added) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("static_resources.listeners[", i, "]: duplicate listener name '",
+                       resources.listeners(i).name(), "'"));
     }
-    listeners_.push_back(*std::move(listener));
-    store_.counter("listener_manager.listener_added").inc();
   }
   if (bootstrap_.has_dynamic_resources() &&
       (bootstrap_.dynamic_resources().has_lds_config() ||
@@ -184,39 +207,26 @@ absl::Status Server::initialize() {
 }
 
 void Server::startWorkers() {
-  // Every worker gets every listener; the main thread learns when all of them run.
-  auto remaining = std::make_shared<size_t>(workers_.size());
+  // Workers run first; then every warm listener goes onto all of them, and the server is live
+  // when the last worker has them.
   for (WorkerPtr& worker : workers_) {
-    for (const auto& listener : listeners_) {
-      worker->post([listener](Listener::ConnectionHandler& handler) {
-        handler.addListener(listener);
-      });
-    }
-    worker->start([this, remaining]() {
-      dispatcher_->post([this, remaining]() {
-        store_.counter("listener_manager.workers_started").inc();
-        if (--*remaining == 0) {
-          state_ = State::Live;
-          store_.gauge("server.state").set(0); // LIVE
-          store_.gauge("server.live").set(1);
-          store_.gauge("listener_manager.total_listeners_active").set(listeners_.size());
-          spdlog::info("all {} workers started; serving {} listener(s)", workers_.size(),
-                       listeners_.size());
-          for (const auto& l : listeners_) {
-            spdlog::info("listener '{}' on {}", l->name(), l->address().asString());
-          }
-        }
-      });
-    });
+    worker->start([] {});
   }
+  listener_manager_->startWorkers([this] {
+    state_ = State::Live;
+    store_.gauge("server.state").set(0); // LIVE
+    store_.gauge("server.live").set(1);
+    spdlog::info("all {} workers started", workers_.size());
+    listener_manager_->forEachActive([](const Listener::ListenerManagerImpl::ListenerView& l) {
+      spdlog::info("listener '{}' on {}", l.config.name(), l.config.address().asString());
+    });
+  });
 }
 
 int Server::run() {
   ::signal(SIGPIPE, SIG_IGN);
   signals_.push_back(dispatcher_->listenForSignal(SIGTERM, [this] { startDrain("SIGTERM"); }));
   signals_.push_back(dispatcher_->listenForSignal(SIGINT, [this] { startDrain("SIGINT"); }));
-  store_.gauge("listener_manager.total_listeners_warming").set(0);
-  store_.gauge("listener_manager.total_listeners_draining").set(0);
   startWorkers();
   uptime_timer_ = dispatcher_->createTimer([this] {
     store_.gauge("server.uptime").set(std::chrono::duration_cast<std::chrono::seconds>(
@@ -243,14 +253,7 @@ void Server::startDrain(std::string_view reason) {
                options_.drain_time.count());
   state_ = State::Draining;
   store_.gauge("server.state").set(2); // DRAINING
-  store_.gauge("listener_manager.total_listeners_draining").set(listeners_.size());
-  store_.gauge("listener_manager.total_listeners_active").set(0);
-  for (WorkerPtr& worker : workers_) {
-    worker->post([](Listener::ConnectionHandler& handler) {
-      handler.stopListeners();
-      handler.drainConnections();
-    });
-  }
+  listener_manager_->stopAndDrainAll();
   drain_deadline_ = time_source_.monotonicTime() + options_.drain_time;
   drain_timer_ = dispatcher_->createTimer([this] { checkDrainDone(); });
   drain_timer_->enableTimer(std::chrono::milliseconds(50));
@@ -259,10 +262,7 @@ void Server::startDrain(std::string_view reason) {
 void Server::checkDrainDone() {
   // The listener gauges are atomics updated by the workers: reading them takes no lock and
   // needs no round trip.
-  int64_t active = 0;
-  for (const auto& listener : listeners_) {
-    active += listener->stats().downstream_cx_active.value();
-  }
+  const int64_t active = listener_manager_->activeConnections();
   if (active > 0 && time_source_.monotonicTime() < drain_deadline_) {
     drain_timer_->enableTimer(std::chrono::milliseconds(50));
     return;
@@ -380,12 +380,7 @@ void Server::registerAdminHandlers() {
   admin.addHandler("/drain_listeners", "drain listeners", true,
                    [this](const Admin::Request&, Admin::Response& r) {
                      r.body = "OK\n";
-                     for (WorkerPtr& worker : workers_) {
-                       worker->post([](Listener::ConnectionHandler& handler) {
-                         handler.stopListeners();
-                         handler.drainConnections();
-                       });
-                     }
+                     listener_manager_->stopAndDrainAll();
                    });
 }
 
@@ -410,18 +405,20 @@ std::string Server::serverInfoJson() const {
 
 std::string Server::listenersText(bool json) const {
   std::string out;
-  if (json) {
-    std::vector<std::string> items;
-    for (const auto& l : listeners_) {
+  std::vector<std::string> items;
+  listener_manager_->forEachActive([&](const Listener::ListenerManagerImpl::ListenerView& l) {
+    const Network::Address& address = l.config.address();
+    if (json) {
       items.push_back(absl::StrCat(
-          "{\"name\":", jsonString(l->name()),
-          ",\"local_address\":{\"socket_address\":{\"address\":", jsonString(l->address().ip()),
-          ",\"port_value\":", l->address().port(), "}}}"));
+          "{\"name\":", jsonString(l.config.name()),
+          ",\"local_address\":{\"socket_address\":{\"address\":", jsonString(address.ip()),
+          ",\"port_value\":", address.port(), "}}}"));
+    } else {
+      absl::StrAppend(&out, l.config.name(), "::", address.asString(), "\n");
     }
+  });
+  if (json) {
     return absl::StrCat("{\"listener_statuses\":[", absl::StrJoin(items, ","), "]}\n");
-  }
-  for (const auto& l : listeners_) {
-    absl::StrAppend(&out, l->name(), "::", l->address().asString(), "\n");
   }
   return out;
 }
@@ -494,39 +491,102 @@ std::string Server::clustersText(bool json) const {
 }
 
 std::string Server::configDumpJson() const {
-  const std::string last_updated = jsonString(timestamp(start_time_));
-  std::vector<std::string> listeners;
-  for (const auto& l : listeners_) {
-    listeners.push_back(
-        absl::StrCat("{\"listener\":", toJson(l->proto()), ",\"last_updated\":", last_updated, "}"));
+  using ListenerView = Listener::ListenerManagerImpl::ListenerView;
+  const std::string boot_time = jsonString(timestamp(start_time_));
+  auto state = [](const ListenerView& l) {
+    return absl::StrCat("{\"version_info\":", jsonString(l.version_info),
+                        ",\"listener\":", toJson(l.config.proto()),
+                        ",\"last_updated\":", jsonString(timestamp(l.last_updated)), "}");
+  };
+  // Envoy's ListenersConfigDump: static listeners, then per dynamic listener its active,
+  // warming and draining versions and its last rejected config.
+  std::vector<std::string> static_listeners;
+  std::map<std::string, std::vector<std::string>> dynamic;
+  listener_manager_->forEachActive([&](const ListenerView& l) {
+    if (!l.added_via_api) {
+      static_listeners.push_back(absl::StrCat("{\"listener\":", toJson(l.config.proto()),
+                                              ",\"last_updated\":", boot_time, "}"));
+    } else {
+      dynamic[l.config.name()].push_back(absl::StrCat("\"active_state\":", state(l)));
+    }
+  });
+  listener_manager_->forEachWarming([&](const ListenerView& l) {
+    dynamic[l.config.name()].push_back(absl::StrCat("\"warming_state\":", state(l)));
+  });
+  listener_manager_->forEachDraining([&](const ListenerView& l) {
+    if (l.added_via_api) {
+      dynamic[l.config.name()].push_back(absl::StrCat("\"draining_state\":", state(l)));
+    }
+  });
+  for (const auto& [name, error] : listener_manager_->errorStates()) {
+    dynamic[name].push_back(absl::StrCat(
+        "\"error_state\":{\"failed_configuration\":", toJson(error.failed_configuration),
+        ",\"last_update_attempt\":", jsonString(timestamp(error.last_update_attempt)),
+        ",\"details\":", jsonString(error.details), "}"));
   }
-  std::vector<std::string> routes;
-  for (const auto& l : listeners_) {
-    for (const auto& chain : l->proto().filter_chains()) {
+  std::vector<std::string> dynamic_listeners;
+  for (const auto& [name, parts] : dynamic) {
+    dynamic_listeners.push_back(
+        absl::StrCat("{\"name\":", jsonString(name), ",", absl::StrJoin(parts, ","), "}"));
+  }
+
+  // Routes: inline ones are static; RDS ones dynamic, with their version.
+  std::vector<std::string> static_routes;
+  listener_manager_->forEachActive([&](const ListenerView& l) {
+    for (const auto& chain : l.config.proto().filter_chains()) {
       for (const auto& filter : chain.filters()) {
         envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager hcm;
         if (filter.typed_config().UnpackTo(&hcm) && hcm.has_route_config()) {
-          routes.push_back(absl::StrCat("{\"route_config\":", toJson(hcm.route_config()),
-                                        ",\"last_updated\":", last_updated, "}"));
+          static_routes.push_back(absl::StrCat("{\"route_config\":", toJson(hcm.route_config()),
+                                               ",\"last_updated\":", boot_time, "}"));
         }
       }
     }
-  }
-  std::vector<std::string> clusters;
-  for (const auto& c : bootstrap_.static_resources().clusters()) {
-    clusters.push_back(
-        absl::StrCat("{\"cluster\":", toJson(c), ",\"last_updated\":", last_updated, "}"));
-  }
+  });
+  std::vector<std::string> dynamic_routes;
+  rds_manager_->forEach([&](const Filters::RdsRouteConfigProvider& provider) {
+    if (!provider.proto().name().empty()) {
+      dynamic_routes.push_back(absl::StrCat(
+          "{\"version_info\":", jsonString(provider.versionInfo()),
+          ",\"route_config\":", toJson(provider.proto()),
+          ",\"last_updated\":", jsonString(timestamp(provider.lastUpdated())), "}"));
+    }
+  });
+
+  // Clusters from the cluster manager: static ones, and API ones active or warming.
+  std::vector<std::string> static_clusters;
+  std::vector<std::string> dynamic_active;
+  std::vector<std::string> dynamic_warming;
+  cluster_manager_->forEachCluster([&](const Upstream::ClusterManagerImpl::ClusterView& c) {
+    const std::string entry =
+        absl::StrCat("{", c.added_via_api ? absl::StrCat("\"version_info\":",
+                                                         jsonString(c.version_info), ",")
+                                          : "",
+                     "\"cluster\":", toJson(c.config), ",\"last_updated\":",
+                     jsonString(timestamp(c.last_updated)), "}");
+    if (!c.added_via_api) {
+      static_clusters.push_back(entry);
+    } else if (c.warming) {
+      dynamic_warming.push_back(entry);
+    } else {
+      dynamic_active.push_back(entry);
+    }
+  });
+
   return absl::StrCat(
       "{\"configs\":[",
       "{\"@type\":\"type.googleapis.com/envoy.admin.v3.BootstrapConfigDump\",\"bootstrap\":",
-      toJson(bootstrap_), ",\"last_updated\":", last_updated, "},",
-      "{\"@type\":\"type.googleapis.com/envoy.admin.v3.ClustersConfigDump\",\"version_info\":\"\","
-      "\"static_clusters\":[", absl::StrJoin(clusters, ","), "]},",
-      "{\"@type\":\"type.googleapis.com/envoy.admin.v3.ListenersConfigDump\",\"version_info\":\"\","
-      "\"static_listeners\":[", absl::StrJoin(listeners, ","), "]},",
-      "{\"@type\":\"type.googleapis.com/envoy.admin.v3.RoutesConfigDump\","
-      "\"static_route_configs\":[", absl::StrJoin(routes, ","), "]}",
+      toJson(bootstrap_), ",\"last_updated\":", boot_time, "},",
+      "{\"@type\":\"type.googleapis.com/envoy.admin.v3.ClustersConfigDump\",",
+      "\"static_clusters\":[", absl::StrJoin(static_clusters, ","), "],",
+      "\"dynamic_active_clusters\":[", absl::StrJoin(dynamic_active, ","), "],",
+      "\"dynamic_warming_clusters\":[", absl::StrJoin(dynamic_warming, ","), "]},",
+      "{\"@type\":\"type.googleapis.com/envoy.admin.v3.ListenersConfigDump\",",
+      "\"static_listeners\":[", absl::StrJoin(static_listeners, ","), "],",
+      "\"dynamic_listeners\":[", absl::StrJoin(dynamic_listeners, ","), "]},",
+      "{\"@type\":\"type.googleapis.com/envoy.admin.v3.RoutesConfigDump\",",
+      "\"static_route_configs\":[", absl::StrJoin(static_routes, ","), "],",
+      "\"dynamic_route_configs\":[", absl::StrJoin(dynamic_routes, ","), "]}",
       "]}\n");
 }
 

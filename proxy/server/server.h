@@ -13,7 +13,8 @@
 #include "proxy/admin/admin.h"
 #include "proxy/config/options.h"
 #include "proxy/event/dispatcher.h"
-#include "proxy/listener/listener_config.h"
+#include "proxy/filters/route_config_provider_manager.h"
+#include "proxy/listener/listener_manager.h"
 #include "proxy/server/worker.h"
 #include "proxy/stats/stats.h"
 #include "proxy/thread_local/thread_local.h"
@@ -53,7 +54,8 @@ private:
   ThreadLocal::InstancePtr tls_;
   std::unique_ptr<Upstream::ClusterManagerImpl> cluster_manager_;
   std::vector<WorkerPtr> workers_;
-  std::vector<Listener::ListenerConfigSharedPtr> listeners_;
+  std::unique_ptr<Filters::RouteConfigProviderManager> rds_manager_;
+  std::unique_ptr<Listener::ListenerManagerImpl> listener_manager_;
   std::unique_ptr<Admin::Admin> admin_;
   std::vector<Event::SignalEventPtr> signals_;
   Event::TimerPtr drain_timer_;

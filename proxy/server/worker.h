@@ -11,24 +11,25 @@
 
 #include "proxy/event/dispatcher_impl.h"
 #include "proxy/listener/connection_handler.h"
+#include "proxy/listener/listener_manager.h"
 #include "proxy/thread_local/thread_local.h"
 #include "proxy/upstream/upstream.h"
 
 namespace Proxy::Server {
 
-class Worker {
+class Worker : public Listener::WorkerHandle {
 public:
   // Main thread: creates the dispatcher and registers it with `tls` (before any slot is set).
   Worker(uint32_t index, ThreadLocal::Instance& tls, TimeSource& time_source);
   // Main thread, before start(): the cluster manager exists only once every thread is
   // registered.
   void initialize(Upstream::ClusterManager& cluster_manager);
-  ~Worker();
+  ~Worker() override;
 
   // Main thread. Starts the thread; `on_started` runs on the worker once its loop is running.
   void start(std::function<void()> on_started);
   // Main thread. Runs `cb` on the worker with its connection handler.
-  void post(std::function<void(Listener::ConnectionHandler&)> cb);
+  void post(std::function<void(Listener::ConnectionHandler&)> cb) override;
   // Main thread. Ends the loop, tears down the worker's thread-local state on the worker, and
   // joins the thread.
   void stop();
