@@ -208,14 +208,17 @@ using Entries = std::vector<std::pair<YAML::Node, YAML::Node>>;
 absl::Status collectEntries(const YAML::Node& map, const std::string& path, Entries& out) {
   Entries merged;
   for (auto it = map.begin(); it != map.end(); ++it) {
-    const YAML::Node& key = it->first;
+    // Copies: yaml-cpp's iterator hands out a temporary proxy, so references into it dangle.
+    // (A Node is a handle; copying it is cheap.)
+    const YAML::Node key = it->first;
+    const YAML::Node value = it->second;
     if (key.IsScalar() && key.Scalar() == "<<" && key.Tag() != "!") {
       std::vector<YAML::Node> sources;
-      if (it->second.IsMap()) {
-        sources.push_back(it->second);
-      } else if (it->second.IsSequence()) {
-        for (const YAML::Node& s : it->second) {
-          sources.push_back(s);
+      if (value.IsMap()) {
+        sources.push_back(value);
+      } else if (value.IsSequence()) {
+        for (size_t i = 0; i < value.size(); i++) {
+          sources.push_back(value[i]);
         }
       }
       for (const YAML::Node& source : sources) {
@@ -231,7 +234,7 @@ absl::Status collectEntries(const YAML::Node& map, const std::string& path, Entr
       }
       continue;
     }
-    out.emplace_back(key, it->second);
+    out.emplace_back(key, value);
   }
   absl::flat_hash_set<std::string> present;
   for (const auto& [key, value] : out) {
