@@ -67,6 +67,9 @@ struct BootstrapSpec {
   std::string network_filter;
 };
 
+constexpr char kStdoutAccessLog[] =
+    R"(access_log: [{name: envoy.access_loggers.stdout, typed_config: {"@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog}}])";
+
 constexpr char kListenerName[] = "ingress";
 constexpr char kStatPrefix[] = "ingress_http";
 
@@ -133,7 +136,17 @@ class ProxyIntegrationTest : public testing::Test {
         {match: {prefix: "/service/2"}, route: {cluster: service2}}]})"};
     spec.clusters = {staticCluster("service1", {upstream1_->port()}),
                      staticCluster("service2", {upstream2_->port()})};
+    // Envoy's default access log format on stdout: the response flags (UF, UT, NR, ...) land
+    // in ProxyProcess::stdoutText().
+    spec.hcm_fields = {kStdoutAccessLog};
     return spec;
+  }
+
+  // Wait until the access log has a line containing `text` (it is written after the response
+  // went out, so a test that has its response may still have to wait for the line).
+  testing::AssertionResult waitForAccessLog(const std::string& text) {
+    return waitUntil([&] { return proxy_->stdoutText().find(text) != std::string::npos; }, 10s,
+                     "access log line containing '" + text + "'");
   }
 
   // Start the proxy and learn its listener's port; a failure ends the test.
@@ -312,7 +325,7 @@ TEST_F(ProxyIntegrationTest, AddsForwardedForAndRequestId) {
   // With use_remote_address the proxy is the edge: it appends the peer address to
   // x-forwarded-for, and it generates an x-request-id (Envoy's defaults otherwise).
   BootstrapSpec spec = serviceRoutes();
-  spec.hcm_fields = {"use_remote_address: true"};
+  spec.hcm_fields.push_back("use_remote_address: true");
   startProxy(spec);
 
   absl::StatusOr<HttpResponse> response = get("/service/1");
@@ -527,6 +540,8 @@ TEST_F(ProxyIntegrationTest, NoRouteIs404) {
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(response->status, 404u);
   EXPECT_TRUE(proxy_->waitForCounterGe(statName("downstream_rq_4xx"), 1));
+  // Envoy's response flag NR: no route.
+  EXPECT_TRUE(waitForAccessLog("\"GET /nowhere HTTP/1.1\" 404 NR "));
   EXPECT_EQ(upstream1_->connectionsAccepted() + upstream2_->connectionsAccepted(), 0u);
 }
 
@@ -544,6 +559,8 @@ TEST_F(ProxyIntegrationTest, ConnectFailureIs503) {
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(response->status, 503u);
   EXPECT_TRUE(proxy_->waitForCounterGe("cluster.refused.upstream_cx_connect_fail", 1));
+  // Envoy's response flag UF: upstream connection failure.
+  EXPECT_TRUE(waitForAccessLog("\"GET /anything HTTP/1.1\" 503 UF "));
   EXPECT_TRUE(proxy_->waitForCounterGe(statName("downstream_rq_5xx"), 1));
 
   // The proxy is fine afterwards.
@@ -564,6 +581,8 @@ TEST_F(ProxyIntegrationTest, UpstreamSlowerThanRouteTimeoutIs504) {
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(response->status, 504u);
   EXPECT_TRUE(proxy_->waitForCounterGe("cluster.service1.upstream_rq_timeout", 1));
+  // Envoy's response flag UT: upstream request timeout.
+  EXPECT_TRUE(waitForAccessLog("\"GET /slow HTTP/1.1\" 504 UT "));
 
   // A fast request on the same route still works.
   absl::StatusOr<HttpResponse> fast = get("/fast");
@@ -579,6 +598,8 @@ TEST_F(ProxyIntegrationTest, UpstreamClosingWithoutResponseIs503) {
       get("/service/1/close", "example.com", {{"x-fake-close", "1"}});
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(response->status, 503u);
+  // Envoy's response flag UC: upstream connection termination.
+  EXPECT_TRUE(waitForAccessLog("\"GET /service/1/close HTTP/1.1\" 503 UC "));
   expectServesGoodRequest();
 }
 
