@@ -8,13 +8,18 @@
 # ccache (default CCACHE_DIR) keeps rebuilds cheap. Every stage runs even when an earlier one
 # failed; the exit code is non-zero when any failed.
 #
-# Environment: JOBS (build parallelism, default nproc), SKIP_TSAN=1, SKIP_ASAN=1,
+# Environment: BUILD_ROOT (where the three trees go, default: the repository root),
+# JOBS (build parallelism, default nproc), SKIP_TSAN=1, SKIP_ASAN=1,
 # TSAN_TARGETS (default: every add_proxy_test() whose LABELS include "threading").
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 JOBS=${JOBS:-$(nproc)}
+BUILD_ROOT=${BUILD_ROOT:-$ROOT}
+BUILD="$BUILD_ROOT/build"
+BUILD_TSAN="$BUILD_ROOT/build-tsan"
+BUILD_ASAN="$BUILD_ROOT/build-asan"
 # The test executables labelled "threading", read from the add_proxy_test() calls (perl is in
 # every Debian install; python is not).
 threading_targets() {
@@ -68,22 +73,22 @@ existing_targets() {
 }
 
 normal() {
-  configure build -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
-    cmake --build build -j"$JOBS" &&
-    (cd build && ctest -j2 --output-on-failure)
+  configure "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+    cmake --build "$BUILD" -j"$JOBS" &&
+    (cd "$BUILD" && ctest -j2 --output-on-failure)
 }
 
 tsan() {
-  configure build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSANITIZER=thread || return 1
+  configure "$BUILD_TSAN" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSANITIZER=thread || return 1
   # shellcheck disable=SC2086
   local targets
-  targets=$(existing_targets build-tsan $TSAN_TARGETS)
+  targets=$(existing_targets "$BUILD_TSAN" $TSAN_TARGETS)
   if [[ -z $targets ]]; then
     echo "no threading test targets ($TSAN_TARGETS) in this tree" >&2
     return 1
   fi
   # shellcheck disable=SC2086
-  cmake --build build-tsan -j"$JOBS" --target $targets || return 1
+  cmake --build "$BUILD_TSAN" -j"$JOBS" --target $targets || return 1
   # TSan's shadow memory needs a fixed address layout; kernels with large mmap randomisation
   # (vm.mmap_rnd_bits > 28) break it ("unexpected memory mapping"). Run without ASLR when the
   # container allows it.
@@ -91,13 +96,13 @@ tsan() {
   if setarch "$(uname -m)" -R true 2>/dev/null; then
     runner=(setarch "$(uname -m)" -R)
   fi
-  (cd build-tsan && "${runner[@]}" ctest -j2 -L threading --output-on-failure --no-tests=error)
+  (cd "$BUILD_TSAN" && "${runner[@]}" ctest -j2 -L threading --output-on-failure --no-tests=error)
 }
 
 asan() {
-  configure build-asan -DCMAKE_BUILD_TYPE=Debug -DSANITIZER=address &&
-    cmake --build build-asan -j"$JOBS" &&
-    (cd build-asan && ctest -j2 --output-on-failure)
+  configure "$BUILD_ASAN" -DCMAKE_BUILD_TYPE=Debug -DSANITIZER=address &&
+    cmake --build "$BUILD_ASAN" -j"$JOBS" &&
+    (cd "$BUILD_ASAN" && ctest -j2 --output-on-failure)
 }
 
 stage "build + all tests (build/)" normal
