@@ -84,7 +84,9 @@ Server::~Server() {
     worker->stop();
   }
   admin_.reset();
-  // Listener configs hold RDS providers, whose thread-local slots go before the registry.
+  // The xDS client first (no more updates), then listener configs: they hold RDS providers,
+  // whose thread-local slots go before the registry.
+  xds_.reset();
   listener_manager_.reset();
   rds_manager_.reset();
   if (!tls_shutdown_) {
@@ -167,11 +169,11 @@ absl::Status Server::initialize() {
                        resources.listeners(i).name(), "'"));
     }
   }
-  if (bootstrap_.has_dynamic_resources() &&
-      (bootstrap_.dynamic_resources().has_lds_config() ||
-       bootstrap_.dynamic_resources().has_cds_config() ||
-       bootstrap_.dynamic_resources().has_ads_config())) {
-    spdlog::warn("dynamic_resources: xDS is not implemented yet; serving static_resources only");
+  // xDS: the client is built (and its config checked) now, started in run().
+  xds_ = std::make_unique<XdsConfig>(*dispatcher_, store_, *cluster_manager_, *listener_manager_,
+                                     *rds_manager_);
+  if (absl::Status status = xds_->initialize(bootstrap_); !status.ok()) {
+    return status;
   }
   if (validate) {
     return absl::OkStatus();
@@ -227,7 +229,16 @@ int Server::run() {
   ::signal(SIGPIPE, SIG_IGN);
   signals_.push_back(dispatcher_->listenForSignal(SIGTERM, [this] { startDrain("SIGTERM"); }));
   signals_.push_back(dispatcher_->listenForSignal(SIGINT, [this] { startDrain("SIGINT"); }));
-  startWorkers();
+  // Envoy's order: static clusters and listeners are in place; xDS brings CDS (and EDS), then
+  // LDS (and RDS); workers start when every listener is warm.
+  auto start_when_warm = [this] {
+    listener_manager_->setAllWarmCallback([this] { startWorkers(); });
+  };
+  if (xds_->active()) {
+    xds_->start(start_when_warm);
+  } else {
+    start_when_warm();
+  }
   uptime_timer_ = dispatcher_->createTimer([this] {
     store_.gauge("server.uptime").set(std::chrono::duration_cast<std::chrono::seconds>(
                                           time_source_.systemTime() - start_time_)

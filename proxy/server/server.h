@@ -16,6 +16,7 @@
 #include "proxy/filters/route_config_provider_manager.h"
 #include "proxy/listener/listener_manager.h"
 #include "proxy/server/worker.h"
+#include "proxy/server/xds_config.h"
 #include "proxy/stats/stats.h"
 #include "proxy/thread_local/thread_local.h"
 #include "proxy/upstream/cluster_manager_impl.h"
@@ -56,6 +57,7 @@ private:
   std::vector<WorkerPtr> workers_;
   std::unique_ptr<Filters::RouteConfigProviderManager> rds_manager_;
   std::unique_ptr<Listener::ListenerManagerImpl> listener_manager_;
+  std::unique_ptr<XdsConfig> xds_;
   std::unique_ptr<Admin::Admin> admin_;
   std::vector<Event::SignalEventPtr> signals_;
   Event::TimerPtr drain_timer_;

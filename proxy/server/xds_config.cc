@@ -1,0 +1,346 @@
+#include "proxy/server/xds_config.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "envoy/config/cluster/v3/cluster.pb.h"
+#include "envoy/config/endpoint/v3/endpoint.pb.h"
+#include "envoy/config/listener/v3/listener.pb.h"
+#include "envoy/config/route/v3/route.pb.h"
+#include "proxy/common/assert.h"
+#include "spdlog/spdlog.h"
+#include "xds_client/config.h"
+#include "xds_client/grpc_transport_impl.h"
+#include "xds_client/resource_type.h"
+#include "xds_client/xds_client_impl.h"
+
+namespace Proxy::Server {
+
+namespace {
+std::string message(const absl::Status& status) { return std::string(status.message()); }
+} // namespace
+
+// LDS: every listener of the server (wildcard).
+class XdsConfig::LdsWatcher : public Xds::Watcher {
+public:
+  explicit LdsWatcher(XdsConfig& parent) : parent_(parent) {}
+
+  absl::Status onConfigUpdate(const std::vector<Xds::DecodedResource>& added,
+                              const std::vector<std::string>& removed,
+                              const std::string& version) override {
+    // Good listeners apply, bad ones are rejected one by one: one broken listener must not
+    // hold back the others in the same response (Envoy's behaviour).
+    Xds::ResourceErrors errors;
+    for (const Xds::DecodedResource& resource : added) {
+      auto result = parent_.listeners_.addOrUpdateListener(
+          resource.as<envoy::config::listener::v3::Listener>(), version, /*added_via_api=*/true);
+      if (!result.ok()) {
+        errors.add(resource, message(result.status()));
+      }
+    }
+    for (const std::string& name : removed) {
+      parent_.listeners_.removeListener(name);
+    }
+    parent_.onLdsInitialized();
+    return errors.toStatus();
+  }
+
+  void onConfigUpdateFailed(Xds::FailureReason reason) override {
+    if (reason == Xds::FailureReason::FetchTimedOut) {
+      spdlog::warn("lds: no listeners within the initial fetch timeout; starting without");
+      parent_.onLdsInitialized();
+    }
+  }
+
+private:
+  XdsConfig& parent_;
+};
+
+// RDS: the route configurations that listeners name.
+class XdsConfig::RdsWatcher : public Xds::Watcher {
+public:
+  explicit RdsWatcher(XdsConfig& parent) : parent_(parent) {}
+
+  absl::Status onConfigUpdate(const std::vector<Xds::DecodedResource>& added,
+                              const std::vector<std::string>&,
+                              const std::string& version) override {
+    Xds::ResourceErrors errors;
+    for (const Xds::DecodedResource& resource : added) {
+      auto provider = parent_.routes_.find(resource.name);
+      if (provider == nullptr) {
+        continue; // no listener uses it (any more)
+      }
+      const absl::Status status = provider->onConfigUpdate(
+          resource.as<envoy::config::route::v3::RouteConfiguration>(), version);
+      if (!status.ok()) {
+        errors.add(resource, message(status));
+      }
+    }
+    // A removed route configuration keeps serving its last version, as in Envoy.
+    return errors.toStatus();
+  }
+
+  void onConfigUpdateFailed(Xds::FailureReason reason) override {
+    if (reason != Xds::FailureReason::FetchTimedOut) {
+      return;
+    }
+    // Listeners waiting on a route configuration that did not come warm with no routes.
+    for (const std::string& name : parent_.routes_.names()) {
+      if (auto provider = parent_.routes_.find(name); provider != nullptr && !provider->ready()) {
+        provider->onConfigUpdateFailed();
+      }
+    }
+  }
+
+private:
+  XdsConfig& parent_;
+};
+
+// CDS: every cluster (wildcard).
+class XdsConfig::CdsWatcher : public Xds::Watcher {
+public:
+  explicit CdsWatcher(XdsConfig& parent) : parent_(parent) {}
+
+  absl::Status onConfigUpdate(const std::vector<Xds::DecodedResource>& added,
+                              const std::vector<std::string>& removed,
+                              const std::string& version) override {
+    Xds::ResourceErrors errors;
+    for (const Xds::DecodedResource& resource : added) {
+      const absl::Status status = parent_.clusters_.addOrUpdateCluster(
+          resource.as<envoy::config::cluster::v3::Cluster>(), version, /*added_via_api=*/true);
+      if (!status.ok()) {
+        errors.add(resource, message(status));
+      }
+    }
+    for (const std::string& name : removed) {
+      parent_.clusters_.removeCluster(name);
+    }
+    parent_.updateEdsNames();
+    parent_.onCdsInitialized();
+    return errors.toStatus();
+  }
+
+  void onConfigUpdateFailed(Xds::FailureReason reason) override {
+    if (reason == Xds::FailureReason::FetchTimedOut) {
+      spdlog::warn("cds: no clusters within the initial fetch timeout; starting without");
+      parent_.onCdsInitialized();
+    }
+  }
+
+private:
+  XdsConfig& parent_;
+};
+
+// EDS: the ClusterLoadAssignments that EDS clusters name.
+class XdsConfig::EdsWatcher : public Xds::Watcher {
+public:
+  explicit EdsWatcher(XdsConfig& parent) : parent_(parent) {}
+
+  absl::Status onConfigUpdate(const std::vector<Xds::DecodedResource>& added,
+                              const std::vector<std::string>&,
+                              const std::string&) override {
+    Xds::ResourceErrors errors;
+    for (const Xds::DecodedResource& resource : added) {
+      const absl::Status status = parent_.clusters_.updateClusterLoadAssignment(
+          resource.name, resource.as<envoy::config::endpoint::v3::ClusterLoadAssignment>());
+      if (!status.ok() && !absl::IsNotFound(status)) {
+        errors.add(resource, message(status));
+      }
+    }
+    return errors.toStatus();
+  }
+
+  void onConfigUpdateFailed(Xds::FailureReason reason) override {
+    if (reason != Xds::FailureReason::FetchTimedOut) {
+      return;
+    }
+    // Envoy: a cluster whose endpoints did not come within the initial fetch timeout stops
+    // warming with no hosts (requests to it get 503 UH rather than the server never starting).
+    for (const std::string& name : parent_.clusters_.edsServiceNames()) {
+      envoy::config::endpoint::v3::ClusterLoadAssignment empty;
+      empty.set_cluster_name(name);
+      bool warming = false;
+      parent_.clusters_.forEachCluster([&](const Upstream::ClusterManagerImpl::ClusterView& c) {
+        warming = warming || (c.warming && (c.config.eds_cluster_config().service_name() == name ||
+                                            c.config.name() == name));
+      });
+      if (warming) {
+        spdlog::warn("eds: no endpoints for '{}' within the initial fetch timeout", name);
+        (void)parent_.clusters_.updateClusterLoadAssignment(name, empty);
+      }
+    }
+  }
+
+private:
+  XdsConfig& parent_;
+};
+
+XdsConfig::XdsConfig(Event::Dispatcher& main, Stats::Store& store,
+                     Upstream::ClusterManagerImpl& clusters,
+                     Listener::ListenerManagerImpl& listeners,
+                     Filters::RouteConfigProviderManager& routes)
+    : main_(main), store_(store), clusters_(clusters), listeners_(listeners), routes_(routes) {}
+
+XdsConfig::~XdsConfig() {
+  // Watches before their watchers, then the client (which joins its gRPC streams).
+  routes_.setNamesChangedCallback(nullptr);
+  lds_watch_.reset();
+  rds_watch_.reset();
+  cds_watch_.reset();
+  eds_watch_.reset();
+  client_.reset();
+}
+
+absl::Status XdsConfig::initialize(const envoy::config::bootstrap::v3::Bootstrap& bootstrap) {
+  auto config = Xds::xdsConfigFromBootstrap(bootstrap);
+  if (!config.ok()) {
+    return config.status();
+  }
+  has_lds_ = config->types.count(Xds::kListenerTypeUrl) > 0;
+  has_cds_ = config->types.count(Xds::kClusterTypeUrl) > 0;
+  if (!has_lds_ && !has_cds_) {
+    return absl::OkStatus();
+  }
+  client_ = std::make_unique<Xds::XdsClientImpl>(
+      main_, *std::move(config), std::make_unique<Xds::GrpcXdsTransportFactory>(main_),
+      Stats::Scope(store_, ""));
+  lds_watcher_ = std::make_unique<LdsWatcher>(*this);
+  rds_watcher_ = std::make_unique<RdsWatcher>(*this);
+  cds_watcher_ = std::make_unique<CdsWatcher>(*this);
+  eds_watcher_ = std::make_unique<EdsWatcher>(*this);
+  routes_.setNamesChangedCallback(
+      [this](const std::vector<std::string>& names) { updateRdsNames(names); });
+  return absl::OkStatus();
+}
+
+void XdsConfig::start(std::function<void()> done) {
+  done_ = std::move(done);
+  if (has_cds_) {
+    Xds::WatchOptions options;
+    options.stats_scope.emplace(store_, "cluster_manager.cds.");
+    auto watch = client_->watch(Xds::kClusterTypeUrl, {}, *cds_watcher_, options);
+    if (watch.ok()) {
+      cds_watch_ = *std::move(watch);
+      return; // LDS starts once CDS answered and its clusters warmed
+    }
+    spdlog::error("cds: {}", std::string(watch.status().message()));
+  }
+  startLds();
+}
+
+void XdsConfig::onCdsInitialized() {
+  if (cds_initialized_) {
+    return;
+  }
+  cds_initialized_ = true;
+  if (clusters_.warmingClusterCount() == 0) {
+    startLds();
+    return;
+  }
+  // EDS brings the warming clusters (or its initial fetch timeout gives up on them).
+  clusters_.setWarmingDoneCallback([this] {
+    clusters_.setWarmingDoneCallback(nullptr);
+    main_.post([this] { startLds(); });
+  });
+}
+
+void XdsConfig::startLds() {
+  if (lds_watch_ != nullptr || lds_initialized_) {
+    return;
+  }
+  if (has_lds_) {
+    Xds::WatchOptions options;
+    options.stats_scope.emplace(store_, "listener_manager.lds.");
+    auto watch = client_->watch(Xds::kListenerTypeUrl, {}, *lds_watcher_, options);
+    if (watch.ok()) {
+      lds_watch_ = *std::move(watch);
+      return;
+    }
+    spdlog::error("lds: {}", std::string(watch.status().message()));
+  }
+  onLdsInitialized();
+}
+
+void XdsConfig::onLdsInitialized() {
+  if (lds_initialized_) {
+    return;
+  }
+  lds_initialized_ = true;
+  if (done_) {
+    auto done = std::move(done_);
+    done_ = nullptr;
+    done();
+  }
+}
+
+void XdsConfig::updateRdsNames(const std::vector<std::string>& names) {
+  if (names == rds_names_ || client_ == nullptr) {
+    return;
+  }
+  // Envoy bounds each RDS subscription by its initial fetch timeout (15 s by default).
+  for (const std::string& name : names) {
+    if (rds_fetch_timers_.count(name) > 0) {
+      continue;
+    }
+    Event::TimerPtr timer = main_.createTimer([this, name] {
+      if (auto provider = routes_.find(name); provider != nullptr && !provider->ready()) {
+        spdlog::warn("rds: route configuration '{}' did not arrive within 15s", name);
+        provider->onConfigUpdateFailed();
+      }
+    });
+    timer->enableTimer(std::chrono::seconds(15));
+    rds_fetch_timers_[name] = std::move(timer);
+  }
+  for (auto it = rds_fetch_timers_.begin(); it != rds_fetch_timers_.end();) {
+    it = std::find(names.begin(), names.end(), it->first) == names.end()
+             ? rds_fetch_timers_.erase(it)
+             : std::next(it);
+  }
+  rds_names_ = names;
+  if (names.empty()) {
+    rds_watch_.reset();
+    return;
+  }
+  if (rds_watch_ != nullptr) {
+    rds_watch_->updateResourceNames(names);
+    return;
+  }
+  auto watch = client_->watch(Xds::kRouteConfigurationTypeUrl, names, *rds_watcher_);
+  if (!watch.ok()) {
+    // No source for RDS: listeners naming a route configuration would warm forever.
+    spdlog::error("rds: {}", std::string(watch.status().message()));
+    for (const std::string& name : names) {
+      if (auto provider = routes_.find(name); provider != nullptr) {
+        provider->onConfigUpdateFailed();
+      }
+    }
+    return;
+  }
+  rds_watch_ = *std::move(watch);
+}
+
+void XdsConfig::updateEdsNames() {
+  const std::vector<std::string> names = clusters_.edsServiceNames();
+  if (names == eds_names_) {
+    return;
+  }
+  eds_names_ = names;
+  if (names.empty()) {
+    eds_watch_.reset();
+    return;
+  }
+  if (eds_watch_ != nullptr) {
+    eds_watch_->updateResourceNames(names);
+    return;
+  }
+  Xds::WatchOptions options;
+  options.stats_scope.emplace(store_, "cluster_manager.eds.");
+  auto watch = client_->watch(Xds::kClusterLoadAssignmentTypeUrl, names, *eds_watcher_, options);
+  if (!watch.ok()) {
+    spdlog::error("eds: {}", std::string(watch.status().message()));
+    return;
+  }
+  eds_watch_ = *std::move(watch);
+}
+
+} // namespace Proxy::Server

@@ -1,0 +1,77 @@
+#pragma once
+
+// Connects the xDS client to the proxy's managers (main thread): LDS → ListenerManager,
+// RDS → RouteConfigProviderManager, CDS → ClusterManager, EDS → ClusterManager. Each watcher
+// applies the good resources of an update, rejects the bad ones with a message naming the
+// resource and field (the client NACKs with it), and keeps the RDS/EDS subscriptions equal to
+// the names that listeners and clusters currently use. Also sequences Envoy's initialisation:
+// CDS (and the EDS of its clusters) first, then LDS (and the RDS of its listeners).
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "envoy/config/bootstrap/v3/bootstrap.pb.h"
+#include "proxy/filters/route_config_provider_manager.h"
+#include "proxy/listener/listener_manager.h"
+#include "proxy/upstream/cluster_manager_impl.h"
+#include "xds_client/xds_client.h"
+
+namespace Proxy::Server {
+
+class XdsConfig {
+public:
+  XdsConfig(Event::Dispatcher& main, Stats::Store& store, Upstream::ClusterManagerImpl& clusters,
+            Listener::ListenerManagerImpl& listeners, Filters::RouteConfigProviderManager& routes);
+  ~XdsConfig();
+
+  // Builds the client from the bootstrap's dynamic_resources. OK and inactive when the
+  // bootstrap has none.
+  absl::Status initialize(const envoy::config::bootstrap::v3::Bootstrap& bootstrap);
+  bool active() const { return client_ != nullptr; }
+  // Starts CDS, waits for the first CDS answer (or its initial fetch timeout) and for the
+  // clusters to warm, then starts LDS and waits for the first LDS answer; `done` runs then (the
+  // listeners themselves warm in the listener manager).
+  void start(std::function<void()> done);
+
+private:
+  class LdsWatcher;
+  class RdsWatcher;
+  class CdsWatcher;
+  class EdsWatcher;
+
+  void startLds();
+  void updateRdsNames(const std::vector<std::string>& names);
+  void updateEdsNames();
+  void onCdsInitialized();
+  void onLdsInitialized();
+
+  Event::Dispatcher& main_;
+  Stats::Store& store_;
+  Upstream::ClusterManagerImpl& clusters_;
+  Listener::ListenerManagerImpl& listeners_;
+  Filters::RouteConfigProviderManager& routes_;
+  Xds::XdsClientPtr client_;
+  bool has_cds_ = false;
+  bool has_lds_ = false;
+  std::unique_ptr<LdsWatcher> lds_watcher_;
+  std::unique_ptr<RdsWatcher> rds_watcher_;
+  std::unique_ptr<CdsWatcher> cds_watcher_;
+  std::unique_ptr<EdsWatcher> eds_watcher_;
+  Xds::WatchHandle lds_watch_;
+  Xds::WatchHandle rds_watch_;
+  Xds::WatchHandle cds_watch_;
+  Xds::WatchHandle eds_watch_;
+  std::vector<std::string> rds_names_;
+  // A route configuration that never comes must not keep its listener warming forever.
+  std::map<std::string, Event::TimerPtr> rds_fetch_timers_;
+  std::vector<std::string> eds_names_;
+  std::function<void()> done_;
+  bool cds_initialized_ = false;
+  bool lds_initialized_ = false;
+};
+
+} // namespace Proxy::Server
