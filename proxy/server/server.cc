@@ -360,9 +360,9 @@ void Server::registerAdminHandlers() {
                      r.body = serverInfoJson();
                    });
   admin.addHandler("/config_dump", "dump current Envoy configs", false,
-                   [this](const Admin::Request&, Admin::Response& r) {
+                   [this](const Admin::Request& req, Admin::Response& r) {
                      r.content_type = "application/json";
-                     r.body = configDumpJson();
+                     r.body = configDumpJson(req.query.count("include_eds") > 0);
                    });
   admin.addHandler("/listeners", "print listener info", false,
                    [this](const Admin::Request& req, Admin::Response& r) {
@@ -501,7 +501,7 @@ std::string Server::clustersText(bool json) const {
   return out;
 }
 
-std::string Server::configDumpJson() const {
+std::string Server::configDumpJson(bool include_eds) const {
   using ListenerView = Listener::ListenerManagerImpl::ListenerView;
   const std::string boot_time = jsonString(timestamp(start_time_));
   auto state = [](const ListenerView& l) {
@@ -584,6 +584,37 @@ std::string Server::configDumpJson() const {
     }
   });
 
+  // ?include_eds: Envoy's EndpointsConfigDump, the hosts each cluster currently has.
+  std::string endpoints;
+  if (include_eds) {
+    std::vector<std::string> static_eps;
+    std::vector<std::string> dynamic_eps;
+    cluster_manager_->forEachCluster([&](const Upstream::ClusterManagerImpl::ClusterView& c) {
+      std::vector<std::string> lb_endpoints;
+      for (const Upstream::HostConstSharedPtr& host : c.hosts.hosts) {
+        const char* health = host->health() == Upstream::HealthStatus::Unhealthy ? "UNHEALTHY"
+                             : host->health() == Upstream::HealthStatus::Draining ? "DRAINING"
+                             : host->health() == Upstream::HealthStatus::Degraded ? "DEGRADED"
+                                                                                   : "HEALTHY";
+        lb_endpoints.push_back(absl::StrCat(
+            "{\"endpoint\":{\"address\":{\"socket_address\":{\"address\":",
+            jsonString(host->address().ip()), ",\"port_value\":", host->address().port(),
+            "}}},\"health_status\":\"", health, "\",\"load_balancing_weight\":",
+            host->weight(), ",\"priority\":", host->priority(), "}"));
+      }
+      const std::string entry = absl::StrCat(
+          "{\"endpoint_config\":{\"cluster_name\":", jsonString(c.info.name()),
+          ",\"endpoints\":[{\"lb_endpoints\":[", absl::StrJoin(lb_endpoints, ","), "]}]}",
+          c.added_via_api ? absl::StrCat(",\"version_info\":", jsonString(c.version_info)) : "",
+          ",\"last_updated\":", jsonString(timestamp(c.last_updated)), "}");
+      (c.added_via_api ? dynamic_eps : static_eps).push_back(entry);
+    });
+    endpoints = absl::StrCat(
+        ",{\"@type\":\"type.googleapis.com/envoy.admin.v3.EndpointsConfigDump\",",
+        "\"static_endpoint_configs\":[", absl::StrJoin(static_eps, ","), "],",
+        "\"dynamic_endpoint_configs\":[", absl::StrJoin(dynamic_eps, ","), "]}");
+  }
+
   return absl::StrCat(
       "{\"configs\":[",
       "{\"@type\":\"type.googleapis.com/envoy.admin.v3.BootstrapConfigDump\",\"bootstrap\":",
@@ -597,7 +628,7 @@ std::string Server::configDumpJson() const {
       "\"dynamic_listeners\":[", absl::StrJoin(dynamic_listeners, ","), "]},",
       "{\"@type\":\"type.googleapis.com/envoy.admin.v3.RoutesConfigDump\",",
       "\"static_route_configs\":[", absl::StrJoin(static_routes, ","), "],",
-      "\"dynamic_route_configs\":[", absl::StrJoin(dynamic_routes, ","), "]}",
+      "\"dynamic_route_configs\":[", absl::StrJoin(dynamic_routes, ","), "]}", endpoints,
       "]}\n");
 }
 

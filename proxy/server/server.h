@@ -42,7 +42,7 @@ private:
   void startDrain(std::string_view reason);
   void checkDrainDone();
   void shutdown();
-  std::string configDumpJson() const;
+  std::string configDumpJson(bool include_eds) const;
   std::string serverInfoJson() const;
   std::string listenersText(bool json) const;
   std::string clustersText(bool json) const;
