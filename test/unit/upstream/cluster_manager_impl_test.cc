@@ -313,6 +313,20 @@ TEST_F(ClusterManagerTest, EdsHostUpdateKeepsPoolsOfRemainingHostsAndRetiresTheO
               ThreadLocalCluster* cluster = cm_->getThreadLocalCluster("backend");
               return cluster->httpConnPool(cluster->hostSet()->hosts[0]);
             }));
+
+  // A new weight for 8001 makes a new Host object, but its pool (and connections) carry over.
+  ASSERT_TRUE(
+      cm_->updateClusterLoadAssignment(
+             "backend", makeAssignment("backend", {{.port = 8001, .weight = 5}, {.port = 8003}}))
+          .ok());
+  auto [weight, same_pool] = onWorker(0, [this, &before]() {
+    ThreadLocalCluster* cluster = cm_->getThreadLocalCluster("backend");
+    const HostConstSharedPtr& a = cluster->hostSet()->hosts[0];
+    HttpConnPoolImpl* pool = static_cast<HttpConnPoolImpl*>(cluster->httpConnPool(a));
+    return std::make_pair(a->weight(), pool == before.a && pool->host() == a);
+  });
+  EXPECT_EQ(5u, weight);
+  EXPECT_TRUE(same_pool);
 }
 
 TEST_F(ClusterManagerTest, RemovedClusterLetsInFlightStreamsFinishOnTheWorker) {
