@@ -96,6 +96,8 @@ public:
 
   // Called when the downstream connection goes away mid-stream.
   void onDownstreamReset();
+  // The route timeout fired (the connection's timer, armed by this stream).
+  void onRouteTimeout();
   // The request could not be parsed: answer `code` (400, 431, ...) and close.
   void onCodecError(uint32_t code, std::string_view details) {
     sendLocalReply(code, Http::reasonPhrase(code), DownstreamProtocolError, details);
@@ -151,7 +153,6 @@ private:
   void onRequestComplete();
   void onResponseComplete();
   void onUpstreamReset(Http::StreamResetReason reason);
-  void onRouteTimeout();
   void resetUpstream();
   void readDisableDownstream(bool disable);
   void readDisableUpstream(bool disable);
@@ -169,7 +170,8 @@ private:
   Upstream::Cancellable* pool_handle_ = nullptr;
   Http::RequestEncoder* upstream_encoder_ = nullptr;
   Buffer::Instance pending_body_; // request body that arrived before the pool was ready
-  Event::TimerPtr route_timer_;
+  // The connection's route timer (HTTP/1: one stream at a time), armed for this stream.
+  Event::Timer* route_timer_ = nullptr;
   StreamInfo info_;
   MonotonicTime upstream_start_;
   bool request_complete_ = false;
@@ -272,6 +274,9 @@ public:
   // Http::ServerConnectionCallbacks
   Http::RequestDecoder& newStream(Http::ResponseEncoder& encoder) override {
     ASSERT(stream_ == nullptr);
+    if (route_timer_ != nullptr) {
+      route_timer_->disableTimer(); // whatever the previous stream armed is not ours
+    }
     stream_ = std::make_unique<ActiveStream>(*this, encoder);
     return *stream_;
   }
@@ -296,6 +301,18 @@ public:
     if (idle_timer_ != nullptr) {
       idle_timer_->enableTimer(config_->idle_timeout);
     }
+  }
+
+  // One timer per connection, reused by each stream in turn: no timer allocation per request.
+  Event::Timer& routeTimer() {
+    if (route_timer_ == nullptr) {
+      route_timer_ = connection_.dispatcher().createTimer([this] {
+        if (stream_ != nullptr) {
+          stream_->onRouteTimeout();
+        }
+      });
+    }
+    return *route_timer_;
   }
 
   const HcmConfig& config() const { return *config_; }
@@ -372,6 +389,7 @@ private:
   std::unique_ptr<ActiveStream> stream_;
   Event::TimerPtr idle_timer_;
   Event::TimerPtr drain_timer_;
+  Event::TimerPtr route_timer_;
   bool draining_ = false;
 };
 
@@ -484,7 +502,7 @@ void ActiveStream::route() {
 
   const std::chrono::milliseconds timeout = route_entry_->timeout();
   if (timeout.count() > 0) {
-    route_timer_ = parent_.connection().dispatcher().createTimer([this] { onRouteTimeout(); });
+    route_timer_ = &parent_.routeTimer();
     // Envoy starts the route timeout once the whole request was received; for a request that
     // is still streaming its body the timer starts in onRequestComplete().
     if (request_complete_) {
