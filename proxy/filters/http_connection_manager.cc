@@ -759,7 +759,9 @@ void ActiveStream::finish() {
   }
   upstream_read_disabled_ = false;
   if (upstream_encoder_ != nullptr) {
+    // The pool may hand this upstream connection to another request from now on.
     upstream_encoder_->getStream().removeCallbacks(upstream_leg_);
+    upstream_encoder_ = nullptr;
   }
   encoder_.getStream().removeCallbacks(*this);
   info_.end_monotonic = parent_.connection().dispatcher().approximateMonotonicTime();
