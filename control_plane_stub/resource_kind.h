@@ -1,0 +1,51 @@
+#pragma once
+
+// The four xDS resource types the control plane serves, as a small closed enum: type URLs, the
+// short names used in logs ("lds"), which ones are wildcard types, and the order in which a
+// stream sends them (Envoy's make-before-break order: clusters and their endpoints before the
+// listeners and routes that use them).
+
+#include <array>
+#include <cstddef>
+#include <optional>
+#include <string_view>
+
+namespace Proxy::ControlPlane {
+
+// Declaration order is the send order on an ADS stream: CDS, EDS, LDS, RDS.
+enum class ResourceKind { Cluster, Endpoint, Listener, Route };
+
+inline constexpr size_t kResourceKindCount = 4;
+inline constexpr std::array<ResourceKind, kResourceKindCount> kAllResourceKinds = {
+    ResourceKind::Cluster, ResourceKind::Endpoint, ResourceKind::Listener, ResourceKind::Route};
+
+inline constexpr std::string_view kListenerTypeUrl =
+    "type.googleapis.com/envoy.config.listener.v3.Listener";
+inline constexpr std::string_view kRouteTypeUrl =
+    "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+inline constexpr std::string_view kClusterTypeUrl =
+    "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+inline constexpr std::string_view kEndpointTypeUrl =
+    "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+
+inline constexpr size_t index(ResourceKind kind) {
+  return static_cast<size_t>(kind);
+}
+
+std::string_view typeUrl(ResourceKind kind);
+// "cds", "eds", "lds", "rds".
+std::string_view shortName(ResourceKind kind);
+// The field of SnapshotFile.resources holding this type: "clusters", "endpoints", ...
+std::string_view snapshotField(ResourceKind kind);
+// "cluster", "cluster load assignment", "listener", "route configuration" (for messages).
+std::string_view displayName(ResourceKind kind);
+// nullopt for any other type URL.
+std::optional<ResourceKind> kindFromTypeUrl(std::string_view type_url);
+
+// Listener and Cluster: an empty subscription is a wildcard, and a SotW response carries every
+// subscribed resource (absence means deletion). Route and Endpoint are always named.
+inline constexpr bool isWildcardType(ResourceKind kind) {
+  return kind == ResourceKind::Listener || kind == ResourceKind::Cluster;
+}
+
+}  // namespace Proxy::ControlPlane
