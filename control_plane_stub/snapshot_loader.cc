@@ -129,6 +129,11 @@ absl::Status validateApiListener(const Listener& listener, const std::string& pa
   if (!any.UnpackTo(&hcm)) {
     return absl::InvalidArgumentError(absl::StrCat(api_path, ": cannot decode"));
   }
+  // gRPC's clients have no stats, so their API listeners often leave out the stat_prefix that
+  // the proxy (like Envoy) requires of a real listener's HCM.
+  if (hcm.stat_prefix().empty()) {
+    hcm.set_stat_prefix(listener.name());
+  }
   return Config::validateHttpConnectionManager(hcm, api_path);
 }
 
