@@ -1,28 +1,46 @@
 #include "xds_client/grpc_transport_impl.h"
 
 #include <atomic>
+#include <condition_variable>
 #include <deque>
 #include <functional>
+#include <mutex>
+#include <optional>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/time/time.h"
 #include "grpcpp/create_channel.h"
-#include "grpcpp/generic/generic_stub.h"
-#include "grpcpp/grpcpp.h"
-#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
 #include "proxy/common/assert.h"
 #include "spdlog/spdlog.h"
 #include "xds_client/config.h"
+#include "xds_client/grpc_reactor_shim.h"
+
+// gRPC orders a reactor's reactions after the operations that started them (StartCall,
+// StartRead, RemoveHold, ...), but through its own synchronization, which TSAN cannot see in
+// Debian's uninstrumented libgrpc. These annotations state that ordering on the reactor's
+// address: release before handing the reactor to gRPC, acquire when gRPC calls back.
+#if defined(__SANITIZE_THREAD__)
+#define XDS_TSAN_ENABLED 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define XDS_TSAN_ENABLED 1
+#endif
+#endif
+#ifdef XDS_TSAN_ENABLED
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+#define XDS_HAPPENS_BEFORE(addr) __tsan_release(addr)
+#define XDS_HAPPENS_AFTER(addr) __tsan_acquire(addr)
+#else
+#define XDS_HAPPENS_BEFORE(addr) (void)(addr)
+#define XDS_HAPPENS_AFTER(addr) (void)(addr)
+#endif
 
 namespace Proxy::Xds {
 namespace {
-
-absl::Status toAbslStatus(const grpc::Status& status) {
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
-}
 
 // What the reactor (gRPC threads) and the transport (main thread) share. Outlives both.
 class StreamShared {
@@ -31,7 +49,7 @@ class StreamShared {
 
   // Any thread: run `event` on the main thread if the transport still exists by then.
   void post(std::function<void(XdsTransport::EventHandler&)> event) {
-    absl::MutexLock lock(&mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     if (dispatcher_ == nullptr) {
       return;
     }
@@ -46,7 +64,7 @@ class StreamShared {
 
   // Any thread: same, for work on the transport's own state (not the handler's).
   void postInternal(std::function<void(StreamShared&)> work) {
-    absl::MutexLock lock(&mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     if (dispatcher_ == nullptr) {
       return;
     }
@@ -59,19 +77,20 @@ class StreamShared {
 
   // Main thread: no posts after this returns.
   void detach() {
-    absl::MutexLock lock(&mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     dispatcher_ = nullptr;
   }
 
   // gRPC thread, from OnDone, after the reactor deleted itself.
   void markDone() {
-    absl::MutexLock lock(&mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     done_ = true;
+    done_cv_.notify_all();
   }
 
-  bool waitDone(absl::Duration timeout) {
-    absl::MutexLock lock(&mutex_);
-    return mutex_.AwaitWithTimeout(absl::Condition(&done_), timeout);
+  bool waitDone(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return done_cv_.wait_for(lock, timeout, [this] { return done_; });
   }
 
   void setSelf(const std::shared_ptr<StreamShared>& self) { self_ = self; }
@@ -84,118 +103,118 @@ class StreamShared {
 
  private:
   std::weak_ptr<StreamShared> self_;
-  absl::Mutex mutex_;
+  // std::mutex, not absl::Mutex: Debian's absl is not built with TSAN annotations, so TSAN
+  // could not see the ordering an absl::Mutex provides.
+  std::mutex mutex_;
+  std::condition_variable done_cv_;
   Event::Dispatcher* dispatcher_ ABSL_GUARDED_BY(mutex_);
   bool done_ ABSL_GUARDED_BY(mutex_) = false;
 };
 
-// One stream. Deletes itself in OnDone. The main side holds one gRPC "hold" on it, so OnDone
-// (and the deletion) cannot happen while the main thread may still call StartWrite; the hold
-// goes when the transport is destroyed or, after the read side failed, on the main thread.
-class StreamReactor : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+// The logic of one stream, on gRPC's threads: a write queue (one write in flight), decoding,
+// and hand-over to the main thread. Owned by the shim, so it lives until the call is done.
+class StreamCore : public StreamReactions {
  public:
-  StreamReactor(std::shared_ptr<grpc::Channel> channel, std::string method, bool delta,
-                std::shared_ptr<StreamShared> shared)
-      : channel_(std::move(channel)),
-        method_(std::move(method)),
-        delta_(delta),
-        shared_(std::move(shared)) {}
+  StreamCore(bool delta, std::shared_ptr<StreamShared> shared)
+      : delta_(delta), shared_(std::move(shared)) {}
 
-  // Main thread.
-  void start() {
-    grpc::GenericStub stub(channel_);
-    stub.PrepareBidiStreamingCall(&context_, method_, grpc::StubOptions(), this);
-    AddHold();
-    StartRead(&read_buffer_);
-    StartCall();
-  }
+  // Set once, before the call starts.
+  void setShim(ReactorShim* shim) { shim_ = shim; }
 
-  // Main thread, while the hold is held.
+  // Main thread, while the main side holds its hold on the shim.
   void send(std::string bytes) {
-    // The slice takes the string over instead of copying it (an EDS request can be large).
-    auto* owned = new std::string(std::move(bytes));
-    grpc::Slice slice(
-        owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); },
-        owned);
-    const grpc::ByteBuffer* to_start = nullptr;
+    std::optional<std::string> to_start;
     {
-      absl::MutexLock lock(&mutex_);
+      std::lock_guard<std::mutex> lock(mutex_);
       if (write_failed_) {
         return;
       }
-      write_queue_.emplace_back(&slice, 1);
-      if (!writing_) {
+      if (writing_) {
+        write_queue_.push_back(std::move(bytes));
+      } else {
         writing_ = true;
-        to_start = &write_queue_.front();
+        to_start = std::move(bytes);
       }
     }
-    // Outside the lock: a reaction may run inline from StartWrite.
-    if (to_start != nullptr) {
-      StartWrite(to_start);
+    // Outside the lock: a reaction may run inline from the write.
+    if (to_start.has_value()) {
+      ReactorShim* shim = shim_;  // read before the release: nothing of ours is read after it
+      XDS_HAPPENS_BEFORE(this);
+      reactorShimWrite(shim, std::move(*to_start));
     }
   }
 
-  // Main thread, while the hold is held.
-  void cancel() { context_.TryCancel(); }
+  // Main thread, once.
+  void releaseHold() {
+    ReactorShim* shim = shim_;
+    XDS_HAPPENS_BEFORE(this);
+    reactorShimReleaseHold(shim);
+  }
 
-  void OnReadInitialMetadataDone(bool ok) override {
+  // StreamReactions (gRPC threads)
+  void onInitialMetadata(bool ok) override {
+    XDS_HAPPENS_AFTER(this);
     if (ok) {
       reportConnected();
     }
+    XDS_HAPPENS_BEFORE(this);
   }
 
-  void OnReadDone(bool ok) override {
+  void onRead(bool ok, absl::string_view bytes) override {
+    XDS_HAPPENS_AFTER(this);
     if (!ok) {
-      // The server ended the stream (or it broke). The status comes with OnDone, which needs
+      // The server ended the stream (or it broke). The status comes with onDone, which needs
       // the main side's hold released: ask the main thread to do it.
       shared_->postInternal([this](StreamShared& shared) {
         if (!shared.hold_released) {
           shared.hold_released = true;
-          RemoveHold();
+          releaseHold();
         }
       });
-      return;
+    } else {
+      reportConnected();
+      // Decoded here so that the main thread only does the bookkeeping.
+      std::shared_ptr<DecodedResponse> response = decodeResponse(bytes, delta_);
+      shared_->post([response](XdsTransport::EventHandler& handler) {
+        handler.onResponse(std::make_unique<DecodedResponse>(std::move(*response)));
+      });
     }
-    reportConnected();
-    DecodedResponsePtr response = decode();
-    shared_->post([response = std::shared_ptr<DecodedResponse>(std::move(response))](
-                      XdsTransport::EventHandler& handler) mutable {
-      handler.onResponse(DecodedResponsePtr(new DecodedResponse(std::move(*response))));
-    });
-    StartRead(&read_buffer_);
+    XDS_HAPPENS_BEFORE(this);
   }
 
-  void OnWriteDone(bool ok) override {
+  void onWriteDone(bool ok) override {
+    XDS_HAPPENS_AFTER(this);
     if (ok) {
       reportConnected();
     }
-    const grpc::ByteBuffer* next = nullptr;
+    std::optional<std::string> next;
     {
-      absl::MutexLock lock(&mutex_);
-      write_queue_.pop_front();
+      std::lock_guard<std::mutex> lock(mutex_);
       if (!ok) {
         // The stream is broken; the read side reports it. Drop what is queued.
         write_failed_ = true;
         write_queue_.clear();
         writing_ = false;
       } else if (!write_queue_.empty()) {
-        next = &write_queue_.front();
+        next = std::move(write_queue_.front());
+        write_queue_.pop_front();
       } else {
         writing_ = false;
       }
     }
-    if (next != nullptr) {
-      StartWrite(next);
+    ReactorShim* shim = shim_;
+    XDS_HAPPENS_BEFORE(this);
+    if (next.has_value()) {
+      reactorShimWrite(shim, std::move(*next));
     }
   }
 
-  void OnDone(const grpc::Status& status) override {
-    std::shared_ptr<StreamShared> shared = shared_;
-    shared->post([status = toAbslStatus(status)](XdsTransport::EventHandler& handler) {
-      handler.onStreamClosed(status);
-    });
-    delete this;
-    shared->markDone();
+  std::function<void()> onDone(int code, const std::string& message) override {
+    XDS_HAPPENS_AFTER(this);
+    shared_->post([status = absl::Status(static_cast<absl::StatusCode>(code), message)](
+                      XdsTransport::EventHandler& handler) { handler.onStreamClosed(status); });
+    // Runs after the shim (and this) are deleted.
+    return [shared = shared_] { shared->markDone(); };
   }
 
  private:
@@ -205,28 +224,13 @@ class StreamReactor : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::Byt
     }
   }
 
-  // gRPC thread: the decode happens here so the main thread only does bookkeeping.
-  DecodedResponsePtr decode() {
-    grpc::Slice slice;
-    if (!read_buffer_.DumpToSingleSlice(&slice).ok()) {
-      return decodeResponse("", delta_);
-    }
-    return decodeResponse(
-        absl::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()), delta_);
-  }
-
-  const std::shared_ptr<grpc::Channel> channel_;
-  // RpcMethod keeps a pointer to the method name: it lives as long as the call.
-  const std::string method_;
   const bool delta_;
   const std::shared_ptr<StreamShared> shared_;
-  grpc::ClientContext context_;
-  grpc::ByteBuffer read_buffer_;  // reactions only (reads are sequential)
+  ReactorShim* shim_ = nullptr;
   std::atomic<bool> connected_{false};
 
-  absl::Mutex mutex_;
-  // The front is being written; the rest wait. A deque keeps the front's address stable.
-  std::deque<grpc::ByteBuffer> write_queue_ ABSL_GUARDED_BY(mutex_);
+  std::mutex mutex_;
+  std::deque<std::string> write_queue_ ABSL_GUARDED_BY(mutex_);
   bool writing_ ABSL_GUARDED_BY(mutex_) = false;
   bool write_failed_ ABSL_GUARDED_BY(mutex_) = false;
 };
@@ -239,8 +243,12 @@ class GrpcXdsTransport : public XdsTransport {
       : shared_(std::make_shared<StreamShared>(main)), shutdown_wait_(shutdown_wait) {
     shared_->setSelf(shared_);
     shared_->handler = &handler;
-    reactor_ = new StreamReactor(std::move(channel), std::string(method), delta, shared_);
-    reactor_->start();
+    auto core = std::make_unique<StreamCore>(delta, shared_);
+    core_ = core.get();
+    shim_ = createReactorShim(std::move(channel), std::string(method), std::move(core));
+    core_->setShim(shim_);
+    XDS_HAPPENS_BEFORE(core_);
+    reactorShimStart(shim_);
   }
 
   ~GrpcXdsTransport() override {
@@ -248,13 +256,13 @@ class GrpcXdsTransport : public XdsTransport {
     shared_->detach();
     if (!shared_->hold_released) {
       shared_->hold_released = true;
-      reactor_->cancel();
-      reactor_->RemoveHold();
+      reactorShimCancel(shim_);
+      core_->releaseHold();
     }
-    // The reactor finishes on a gRPC thread; wait so that nothing of ours is used after the
-    // client is gone (the reactor holds only shared state, but the wait also makes shutdown
-    // ordering deterministic for tests and for grpc's own teardown).
-    if (!shared_->waitDone(absl::FromChrono(shutdown_wait_))) {
+    // The shim finishes on a gRPC thread; wait so that nothing of ours is used after the
+    // client is gone (the shim holds only shared state, but the wait also makes shutdown
+    // ordering deterministic for tests and for gRPC's own teardown).
+    if (!shared_->waitDone(shutdown_wait_)) {
       spdlog::error("xds: a gRPC stream did not finish within {} ms of being cancelled",
                     shutdown_wait_.count());
     }
@@ -264,14 +272,15 @@ class GrpcXdsTransport : public XdsTransport {
     if (shared_->hold_released) {
       return;  // the stream is ending; onStreamClosed follows
     }
-    reactor_->send(std::move(serialized_request));
+    core_->send(std::move(serialized_request));
   }
 
  private:
   const std::shared_ptr<StreamShared> shared_;
   const std::chrono::milliseconds shutdown_wait_;
-  // Valid while shared_->hold_released is false.
-  StreamReactor* reactor_ = nullptr;
+  // Valid while shared_->hold_released is false (the shim owns the core).
+  ReactorShim* shim_ = nullptr;
+  StreamCore* core_ = nullptr;
 };
 
 }  // namespace

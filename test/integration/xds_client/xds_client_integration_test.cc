@@ -24,6 +24,7 @@ namespace {
 
 namespace fake = ::Proxy::Test;
 using ::testing::ElementsAre;
+using ::testing::Pair;
 using fake::deltaResource;
 using fake::deltaResponse;
 using fake::edsCluster;
@@ -132,11 +133,11 @@ class XdsClientIntegrationTest : public ::testing::Test {
 
   std::shared_ptr<fake::SotwStream> sotwStream(size_t n) {
     EXPECT_TRUE(runUntil([&] { return server_.sotwStreamCount() > n; }));
-    return server_.waitForSotwStream(n, absl::ZeroDuration());
+    return server_.waitForSotwStream(n, std::chrono::milliseconds(0));
   }
   std::shared_ptr<fake::DeltaStream> deltaStream(size_t n) {
     EXPECT_TRUE(runUntil([&] { return server_.deltaStreamCount() > n; }));
-    return server_.waitForDeltaStream(n, absl::ZeroDuration());
+    return server_.waitForDeltaStream(n, std::chrono::milliseconds(0));
   }
 
   template <class Stream, class Request>
@@ -145,7 +146,7 @@ class XdsClientIntegrationTest : public ::testing::Test {
     if (!arrived) {
       return arrived << " (waiting for a request on " << stream.method << ")";
     }
-    return stream.waitForRequest(request, absl::ZeroDuration());
+    return stream.waitForRequest(request, std::chrono::milliseconds(0));
   }
 
   uint64_t counter(const std::string& name) { return store_.counter(name).value(); }
@@ -299,15 +300,15 @@ TEST_F(XdsClientIntegrationTest, AdsDeltaEndToEnd) {
   auto second = deltaStream(1);
   ASSERT_NE(second, nullptr);
   ASSERT_TRUE(nextRequest(*second, request));
+  EXPECT_THAT(fake::takeInitialResourceVersions(request), ElementsAre(Pair("cluster_a", "v1")));
   EXPECT_TRUE(protoEquals(request, std::string(kNode) + R"pb(
     type_url: "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-    initial_resource_versions { key: "cluster_a" value: "v1" }
   )pb"));
   ASSERT_TRUE(nextRequest(*second, request));
+  EXPECT_THAT(fake::takeInitialResourceVersions(request), ElementsAre(Pair("cluster_a", "e1")));
   EXPECT_TRUE(protoEquals(request, R"pb(
     type_url: "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
     resource_names_subscribe: "cluster_a"
-    initial_resource_versions { key: "cluster_a" value: "e1" }
   )pb"));
 }
 

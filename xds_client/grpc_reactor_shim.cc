@@ -1,0 +1,107 @@
+#include "xds_client/grpc_reactor_shim.h"
+
+#include <functional>
+#include <utility>
+
+#include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/client_callback.h"
+
+// This file is built without TSAN instrumentation (see the header), so the build passes
+// XDS_TSAN_ANNOTATE in TSAN builds to keep the one annotation it needs.
+#ifdef XDS_TSAN_ANNOTATE
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+#endif
+
+namespace Proxy::Xds {
+
+class ReactorShim : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  ReactorShim(std::shared_ptr<grpc::Channel> channel, std::string method,
+                  std::unique_ptr<StreamReactions> reactions)
+      : channel_(std::move(channel)), method_(std::move(method)), reactions_(std::move(reactions)) {
+    grpc::GenericStub stub(channel_);
+    stub.PrepareBidiStreamingCall(&context_, method_, grpc::StubOptions(), this);
+    AddHold();
+  }
+
+  void start() {
+    StartRead(&read_buffer_);
+    StartCall();
+  }
+
+  void write(std::string bytes) {
+    // The slice takes the string over instead of copying it (an EDS request can be large).
+    // gRPC frees it on one of its threads when it is done with it.
+    auto* owned = new std::string(std::move(bytes));
+#ifdef XDS_TSAN_ANNOTATE
+    __tsan_release(owned);
+#endif
+    grpc::Slice slice(
+        owned->data(), owned->size(),
+        [](void* p) {
+#ifdef XDS_TSAN_ANNOTATE
+          __tsan_acquire(p);
+#endif
+          delete static_cast<std::string*>(p);
+        },
+        owned);
+    write_buffer_ = grpc::ByteBuffer(&slice, 1);
+    StartWrite(&write_buffer_);
+  }
+
+  void cancel() { context_.TryCancel(); }
+  void releaseHold() { RemoveHold(); }
+
+  // grpc::ClientBidiReactor
+  void OnReadInitialMetadataDone(bool ok) override { reactions_->onInitialMetadata(ok); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      reactions_->onRead(false, {});
+      return;
+    }
+    grpc::Slice slice;
+    if (read_buffer_.DumpToSingleSlice(&slice).ok()) {
+      reactions_->onRead(
+          true, absl::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()));
+    } else {
+      reactions_->onRead(true, {});
+    }
+    StartRead(&read_buffer_);
+  }
+
+  void OnWriteDone(bool ok) override { reactions_->onWriteDone(ok); }
+
+  void OnDone(const grpc::Status& status) override {
+    std::function<void()> after =
+        reactions_->onDone(static_cast<int>(status.error_code()), status.error_message());
+    delete this;
+    if (after) {
+      after();
+    }
+  }
+
+ private:
+  const std::shared_ptr<grpc::Channel> channel_;
+  // RpcMethod keeps a pointer to the method name: it lives as long as the call.
+  const std::string method_;
+  std::unique_ptr<StreamReactions> reactions_;
+  grpc::ClientContext context_;
+  grpc::ByteBuffer read_buffer_;   // reads are sequential
+  grpc::ByteBuffer write_buffer_;  // one write at a time
+};
+
+ReactorShim* createReactorShim(std::shared_ptr<grpc::Channel> channel, std::string method,
+                               std::unique_ptr<StreamReactions> reactions) {
+  return new ReactorShim(std::move(channel), std::move(method), std::move(reactions));
+}
+void reactorShimStart(ReactorShim* shim) { shim->start(); }
+void reactorShimWrite(ReactorShim* shim, std::string bytes) { shim->write(std::move(bytes)); }
+void reactorShimCancel(ReactorShim* shim) { shim->cancel(); }
+void reactorShimReleaseHold(ReactorShim* shim) { shim->releaseHold(); }
+
+}  // namespace Proxy::Xds
