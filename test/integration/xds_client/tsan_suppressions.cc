@@ -31,6 +31,7 @@ extern "C" const char* __tsan_default_suppressions() {
          "called_from_lib:libabsl_cord.so\n"
          "called_from_lib:libabsl_strings.so\n"
          "called_from_lib:libabsl_time.so\n"
+         "called_from_lib:libabsl_time_zone.so\n"
          "race:grpc::internal::\n"
          "race:grpc_reactor_shim.cc\n"
          "race:fake_xds_server.cc\n"
