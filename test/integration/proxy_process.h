@@ -29,6 +29,10 @@ struct ProxyOptions {
   std::string log_level = "info";
   // Appended after the standard flags (e.g. {"--mode", "validate"}).
   std::vector<std::string> extra_args;
+  // start() waits for GET /ready -> 200. A proxy configured over xDS only becomes ready once
+  // the test's management server has answered, so such tests turn this off and wait for the
+  // admin address only.
+  bool wait_for_ready = true;
 };
 
 // What a process that ran to completion left behind.
@@ -56,7 +60,8 @@ class ProxyProcess {
   absl::StatusOr<ProcessResult> runToCompletion(const std::vector<std::string>& args,
                                                 std::chrono::milliseconds timeout = 30s);
 
-  // Write the bootstrap, spawn, wait for the admin address file and for GET /ready -> 200.
+  // Write the bootstrap, spawn, wait for the admin address file and (unless
+  // options.wait_for_ready is false) for GET /ready -> 200.
   testing::AssertionResult start(std::chrono::milliseconds timeout = 30s);
 
   pid_t pid() const { return pid_; }
