@@ -238,10 +238,9 @@ void XdsConfig::onCdsInitialized() {
     return;
   }
   // EDS brings the warming clusters (or its initial fetch timeout gives up on them).
-  clusters_.setWarmingDoneCallback([this] {
-    clusters_.setWarmingDoneCallback(nullptr);
-    main_.post([this] { startLds(); });
-  });
+  // (startLds() is idempotent: later warm-ups of new clusters call this again harmlessly. The
+  // callback must not reset itself: it is running.)
+  clusters_.setWarmingDoneCallback([this] { main_.post([this] { startLds(); }); });
 }
 
 void XdsConfig::startLds() {
