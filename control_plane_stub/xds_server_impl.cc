@@ -9,8 +9,31 @@
 #include "envoy/service/discovery/v3/discovery.pb.h"
 #include "spdlog/spdlog.h"
 
+#if defined(__SANITIZE_THREAD__)
+#define CONTROL_PLANE_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CONTROL_PLANE_TSAN 1
+#endif
+#endif
+#ifdef CONTROL_PLANE_TSAN
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+#define CP_HAPPENS_BEFORE(addr) __tsan_release(const_cast<void*>(static_cast<const void*>(addr)))
+#define CP_HAPPENS_AFTER(addr) __tsan_acquire(const_cast<void*>(static_cast<const void*>(addr)))
+#else
+#define CP_HAPPENS_BEFORE(addr) (void)(addr)
+#define CP_HAPPENS_AFTER(addr) (void)(addr)
+#endif
+
 namespace Proxy::ControlPlane {
 namespace {
+
+// grpc::StatusCode values, without including gRPC here (grpc_server_shim.h).
+namespace grpc_status {
+constexpr int kOk = 0;
+constexpr int kInvalidArgument = 3;
+}  // namespace grpc_status
 
 using envoy::service::discovery::v3::DeltaDiscoveryRequest;
 using envoy::service::discovery::v3::DiscoveryRequest;
@@ -47,39 +70,6 @@ std::string_view shortType(std::string_view type_url) {
   return kind.has_value() ? shortName(*kind) : type_url;
 }
 
-// The response's pieces as slices that share (not copy) the bytes: each slice keeps a
-// reference to its piece, so a body shared by a thousand streams stays one allocation.
-grpc::ByteBuffer toByteBuffer(const OutgoingResponse& response) {
-  std::vector<grpc::Slice> slices;
-  slices.reserve(response.pieces.size());
-  for (const auto& piece : response.pieces) {
-    auto* holder = new std::shared_ptr<const std::string>(piece);
-    slices.emplace_back(
-        const_cast<char*>(piece->data()), piece->size(),
-        [](void* p) { delete static_cast<std::shared_ptr<const std::string>*>(p); }, holder);
-  }
-  return grpc::ByteBuffer(slices.data(), slices.size());
-}
-
-template <class Message>
-bool decode(const grpc::ByteBuffer& buffer, Message& message) {
-  grpc::Slice slice;
-  if (!buffer.DumpToSingleSlice(&slice).ok()) {
-    return false;
-  }
-  return message.ParseFromArray(slice.begin(), static_cast<int>(slice.size()));
-}
-
-// An RPC this server does not serve: finished at once.
-class UnimplementedReactor : public grpc::ServerGenericBidiReactor {
- public:
-  explicit UnimplementedReactor(const std::string& method) {
-    Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                        absl::StrCat("method '", method, "' is not served")));
-  }
-  void OnDone() override { delete this; }
-};
-
 }  // namespace
 
 const XdsMethod* findXdsMethod(std::string_view name) {
@@ -92,12 +82,20 @@ const XdsMethod* findXdsMethod(std::string_view name) {
 }
 
 // --- XdsStream ---------------------------------------------------------------------------
+//
+// TSAN: gRPC orders a call's reactions after the operations that started them, and onDone()
+// after everything, through synchronization TSAN cannot see in Debian's uninstrumented gRPC.
+// The stream states that ordering on its own address: HAPPENS_BEFORE(this) right before an
+// operation is handed to gRPC and as the last thing any entry point does, HAPPENS_AFTER(this)
+// first in every reaction and in the destructor. Everything else is under mutex_.
 
-XdsStream::XdsStream(XdsServerImpl& server, uint64_t id, const XdsMethod& method, std::string peer)
+XdsStream::XdsStream(XdsServerImpl& server, uint64_t id, const XdsMethod& method, std::string peer,
+                     ServerStreamShim* shim)
     : server_(server),
       id_(id),
       method_(method),
       peer_(std::move(peer)),
+      shim_(shim),
       opened_(server.timeSource().systemTime()),
       opened_monotonic_(server.timeSource().monotonicTime()) {
   if (method.delta) {
@@ -107,11 +105,20 @@ XdsStream::XdsStream(XdsServerImpl& server, uint64_t id, const XdsMethod& method
   }
 }
 
-void XdsStream::start() {
-  self_ = shared_from_this();
-  server_.cache().addStream(self_);
+XdsStream::~XdsStream() {
+  CP_HAPPENS_AFTER(this);
+}
+
+void XdsStream::start(std::shared_ptr<XdsStream> self) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    self_ = self;
+  }
+  server_.cache().addStream(self);
   spdlog::info("xds stream {} open: method={} peer={}", id_, shortMethod(method_.name), peer_);
-  StartRead(&read_buffer_);
+  ServerStreamShim* shim = shim_;
+  CP_HAPPENS_BEFORE(this);
+  shimStartRead(shim);
 }
 
 std::string XdsStream::nodeLocked() const {
@@ -122,28 +129,35 @@ std::string XdsStream::nodeLocked() const {
 }
 
 void XdsStream::onSnapshotChanged() {
+  CP_HAPPENS_AFTER(this);
   maybeWrite();
+  CP_HAPPENS_BEFORE(this);
 }
 
 StreamStatus XdsStream::status() const {
+  CP_HAPPENS_AFTER(this);
   StreamStatus status;
   status.id = id_;
   status.method = std::string(method_.name);
   status.peer = peer_;
   status.delta = method_.delta;
   status.opened = opened_;
-  std::lock_guard<std::mutex> lock(mutex_);
-  status.node = nodeLocked();
-  status.requests = requests_;
-  status.responses = responses_;
-  status.types = sotw_ != nullptr ? sotw_->status() : delta_->status();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    status.node = nodeLocked();
+    status.requests = requests_;
+    status.responses = responses_;
+    status.types = sotw_ != nullptr ? sotw_->status() : delta_->status();
+  }
+  CP_HAPPENS_BEFORE(this);
   return status;
 }
 
-void XdsStream::OnReadDone(bool ok) {
+void XdsStream::onRead(bool ok, absl::string_view bytes) {
+  CP_HAPPENS_AFTER(this);
   if (!ok) {
     // The client half-closed or the call was cancelled: nothing more will be read.
-    finish(grpc::Status::OK);
+    finish(grpc_status::kOk, "");
     return;
   }
   server_.counters().requests_total.inc();
@@ -154,7 +168,7 @@ void XdsStream::OnReadDone(bool ok) {
     requests_++;
     if (sotw_ != nullptr) {
       DiscoveryRequest request;
-      decoded = decode(read_buffer_, request);
+      decoded = request.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
       if (decoded) {
         // The snapshot is only consulted to trust a reconnecting client's version_info.
         SnapshotConstSharedPtr snapshot =
@@ -163,7 +177,7 @@ void XdsStream::OnReadDone(bool ok) {
       }
     } else {
       DeltaDiscoveryRequest request;
-      decoded = decode(read_buffer_, request);
+      decoded = request.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
       if (decoded) {
         outcome = delta_->onRequest(request);
       }
@@ -173,16 +187,20 @@ void XdsStream::OnReadDone(bool ok) {
     server_.counters().bad_requests_total.inc();
     spdlog::warn("xds stream {}: request does not decode as {}; ending the stream", id_,
                  method_.delta ? "DeltaDiscoveryRequest" : "DiscoveryRequest");
-    finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "request does not decode"));
+    finish(grpc_status::kInvalidArgument, "request does not decode");
     return;
   }
   handleOutcome(outcome);
   if (outcome.kind == RequestOutcome::Kind::WrongType) {
-    finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, outcome.message));
+    finish(grpc_status::kInvalidArgument, outcome.message);
     return;
   }
   maybeWrite();
-  StartRead(&read_buffer_);
+  // The next read. Nothing may touch this stream after: the read can complete (and a later
+  // onDone() destroy the stream) on another thread at once.
+  ServerStreamShim* shim = shim_;
+  CP_HAPPENS_BEFORE(this);
+  shimStartRead(shim);
 }
 
 void XdsStream::handleOutcome(const RequestOutcome& outcome) {
@@ -232,10 +250,11 @@ void XdsStream::handleOutcome(const RequestOutcome& outcome) {
 }
 
 void XdsStream::maybeWrite() {
+  std::vector<std::shared_ptr<const std::string>> pieces;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (writing_ || write_failed_ || finishing_ || done_) {
-      // OnWriteDone looks again when the write in flight is done.
+      // onWriteDone() looks again when the write in flight is done.
       return;
     }
     const bool has_node = sotw_ != nullptr ? sotw_->hasNode() : delta_->hasNode();
@@ -252,19 +271,24 @@ void XdsStream::maybeWrite() {
     }
     writing_ = true;
     responses_++;
-    write_buffer_ = toByteBuffer(*response);
     spdlog::debug("xds stream {}: sending {} version='{}' nonce='{}' resources={} removed={}", id_,
                   shortName(response->kind), response->version, response->nonce,
                   response->resource_names.size(), response->removed.size());
+    pieces = std::move(response->pieces);
   }
   server_.counters().responses_total.inc();
-  // Outside the lock: gRPC may run a reaction on this thread from inside StartWrite.
-  StartWrite(&write_buffer_);
+  // Outside the lock: gRPC may run a reaction on this thread from inside the write. While
+  // writing_ is set nothing finishes the call, so the shim is alive.
+  ServerStreamShim* shim = shim_;
+  CP_HAPPENS_BEFORE(this);
+  shimWrite(shim, std::move(pieces));
 }
 
-void XdsStream::OnWriteDone(bool ok) {
+void XdsStream::onWriteDone(bool ok) {
+  CP_HAPPENS_AFTER(this);
   bool finish_now = false;
-  grpc::Status status;
+  int code = 0;
+  std::string message;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     writing_ = false;
@@ -275,63 +299,83 @@ void XdsStream::OnWriteDone(bool ok) {
     if (finishing_ && !finish_called_) {
       finish_called_ = true;
       finish_now = true;
-      status = finish_status_;
+      code = finish_code_;
+      message = finish_message_;
     }
   }
   if (finish_now) {
-    Finish(status);
+    ServerStreamShim* shim = shim_;
+    CP_HAPPENS_BEFORE(this);
+    shimFinish(shim, code, message);
     return;
   }
   maybeWrite();
+  CP_HAPPENS_BEFORE(this);
 }
 
-void XdsStream::finish(grpc::Status status) {
+void XdsStream::finish(int code, const std::string& message) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (finishing_) {
       return;
     }
     finishing_ = true;
-    finish_status_ = status;
+    finish_code_ = code;
+    finish_message_ = message;
     if (writing_) {
-      return;  // OnWriteDone finishes
+      return;  // onWriteDone() finishes
     }
     finish_called_ = true;
   }
-  Finish(status);
+  // After this the call may end (and this stream be destroyed) at any moment.
+  ServerStreamShim* shim = shim_;
+  CP_HAPPENS_BEFORE(this);
+  shimFinish(shim, code, message);
 }
 
-void XdsStream::OnCancel() {
-  cancelled_ = true;
+void XdsStream::onCancel() {
+  CP_HAPPENS_AFTER(this);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    cancelled_ = true;
+  }
+  CP_HAPPENS_BEFORE(this);
 }
 
-void XdsStream::OnDone() {
+void XdsStream::onDone() {
+  CP_HAPPENS_AFTER(this);
   server_.cache().removeStream(id_);
   std::string node;
   uint64_t requests;
   uint64_t responses;
-  grpc::Status status;
+  bool cancelled;
+  int code;
+  std::string message;
+  std::shared_ptr<XdsStream> self;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     done_ = true;
     node = nodeLocked();
     requests = requests_;
     responses = responses_;
-    status = finish_status_;
+    cancelled = cancelled_;
+    code = finish_code_;
+    message = finish_message_;
+    self = std::move(self_);
   }
   const double seconds =
       std::chrono::duration<double>(server_.timeSource().monotonicTime() - opened_monotonic_)
           .count();
-  std::string reason = cancelled_    ? std::string("cancelled")
-                       : status.ok() ? std::string("client closed")
-                                     : absl::StrCat("error ", static_cast<int>(status.error_code()),
-                                                    ": ", status.error_message());
+  const std::string reason = cancelled ? std::string("cancelled")
+                             : code == grpc_status::kOk
+                                 ? std::string("client closed")
+                                 : absl::StrCat("error ", code, ": ", message);
   spdlog::info("xds stream {} closed: node='{}' requests={} responses={} duration={:.3f}s ({})",
                id_, node, requests, responses, seconds, reason);
   XdsServerImpl& server = server_;
-  // Drop our own reference last: this may destroy the stream (unless a notifier still holds
-  // one, in which case it finds done_ set and does nothing).
-  std::shared_ptr<XdsStream> self = std::move(self_);
+  CP_HAPPENS_BEFORE(this);
+  // Our own reference goes last: this may destroy the stream (unless a notifier still holds
+  // one; it then finds done_ set and does nothing).
   self.reset();
   server.onStreamDone();
 }
@@ -357,32 +401,30 @@ XdsServerImpl::~XdsServerImpl() {
 }
 
 absl::Status XdsServerImpl::start(const std::string& address) {
-  grpc::ServerBuilder builder;
-  int selected_port = 0;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &selected_port);
-  builder.RegisterCallbackGenericService(this);
-  // Clients that keep idle streams alive with pings (gRPC's xDS client can) must not be cut
-  // off with "too_many_pings" by gRPC's strict server defaults.
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
-  server_ = builder.BuildAndStart();
-  if (server_ == nullptr || selected_port == 0) {
-    server_.reset();
+  int port = 0;
+  grpc_ = GrpcServerShim::start(
+      address,
+      [this](const std::string& method, const std::string& peer, ServerStreamShim* shim) {
+        return createStream(method, peer, shim);
+      },
+      &port);
+  if (grpc_ == nullptr) {
     return absl::UnavailableError(absl::StrCat("cannot listen on '", address, "'"));
   }
-  port_ = static_cast<uint32_t>(selected_port);
+  port_ = static_cast<uint32_t>(port);
   const size_t colon = address.rfind(':');
   address_ = absl::StrCat(address.substr(0, colon), ":", port_);
   return absl::OkStatus();
 }
 
-grpc::ServerGenericBidiReactor* XdsServerImpl::CreateReactor(
-    grpc::GenericCallbackServerContext* context) {
-  const XdsMethod* method = findXdsMethod(context->method());
+ServerStreamReactions* XdsServerImpl::createStream(const std::string& method_name,
+                                                   const std::string& peer,
+                                                   ServerStreamShim* shim) {
+  const XdsMethod* method = findXdsMethod(method_name);
   if (method == nullptr) {
     counters_.bad_requests_total.inc();
-    spdlog::warn("xds: call to unknown method '{}' from {}", context->method(), context->peer());
-    return new UnimplementedReactor(context->method());
+    spdlog::warn("xds: call to unknown method '{}' from {}", method_name, peer);
+    return nullptr;
   }
   {
     std::lock_guard<std::mutex> lock(streams_mutex_);
@@ -390,9 +432,12 @@ grpc::ServerGenericBidiReactor* XdsServerImpl::CreateReactor(
   }
   counters_.streams_total.inc();
   counters_.streams_active.inc();
-  auto stream = std::make_shared<XdsStream>(*this, next_stream_id_++, *method, context->peer());
-  stream->start();
-  return stream.get();
+  // Not make_shared: the stream's memory is freed when the last reference goes, which may be
+  // a notifier's; keeping the control block separate keeps that free out of the stream.
+  std::shared_ptr<XdsStream> stream(new XdsStream(*this, next_stream_id_++, *method, peer, shim));
+  XdsStream* raw = stream.get();
+  raw->start(std::move(stream));
+  return raw;
 }
 
 void XdsServerImpl::onStreamDone() {
@@ -410,13 +455,12 @@ uint64_t XdsServerImpl::activeStreams() const {
 void XdsServerImpl::shutdown() {
   {
     std::lock_guard<std::mutex> lock(streams_mutex_);
-    if (shut_down_ || server_ == nullptr) {
+    if (shut_down_ || grpc_ == nullptr) {
       return;
     }
     shut_down_ = true;
   }
-  // A deadline of now cancels every open stream at once; each then finishes on a gRPC thread.
-  server_->Shutdown(std::chrono::system_clock::now());
+  grpc_->shutdown();
   std::unique_lock<std::mutex> lock(streams_mutex_);
   if (!streams_done_.wait_for(lock, kShutdownWait, [this] { return active_streams_ == 0; })) {
     spdlog::error("xds: {} streams did not finish within {}s of shutdown", active_streams_,

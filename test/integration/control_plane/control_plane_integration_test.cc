@@ -1,0 +1,553 @@
+// The control plane over real gRPC and real HTTP on 127.0.0.1 port 0: the ControlPlane runs
+// in-process on its own dispatcher thread (as in the binary), clients are gRPC callback-API
+// streams written here, the admin API is spoken to with the integration HttpClient (llhttp).
+// The last tests run the control-plane-stub binary itself.
+
+#include <dirent.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "control_plane_stub/control_plane.h"
+#include "control_plane_stub/xds_server.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "proxy/event/dispatcher_impl.h"
+#include "test/integration/control_plane/child_process.h"
+#include "test/integration/control_plane/xds_test_client.h"
+#include "test/integration/http_client.h"
+#include "test/integration/proxy_process.h"
+#include "test/unit/control_plane/control_plane_test_util.h"
+
+namespace Proxy::ControlPlane {
+namespace {
+
+using namespace std::chrono_literals;
+using Integration::HttpRequest;
+using Integration::HttpResponse;
+using Integration::waitUntil;
+using TestUtil::deltaRequest;
+using TestUtil::snapshotYaml;
+using TestUtil::sotwRequest;
+using TestUtil::withError;
+using TestUtil::XdsTestChannel;
+using TestUtil::XdsTestStream;
+
+constexpr auto kTimeout = 20s;
+constexpr std::string_view kLdsMethod =
+    "/envoy.service.listener.v3.ListenerDiscoveryService/StreamListeners";
+constexpr std::string_view kDeltaEdsMethod =
+    "/envoy.service.endpoint.v3.EndpointDiscoveryService/DeltaEndpoints";
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+// Threads of this process, from /proc/self/task.
+size_t threadCount() {
+  size_t count = 0;
+  DIR* dir = ::opendir("/proc/self/task");
+  if (dir == nullptr) {
+    return 0;
+  }
+  while (dirent* entry = ::readdir(dir)) {
+    if (entry->d_name[0] != '.') {
+      count++;
+    }
+  }
+  ::closedir(dir);
+  return count;
+}
+
+void send(XdsTestStream& stream, const google::protobuf::Message& request) {
+  stream.send(request.SerializeAsString());
+}
+// The next SotW response on `stream` as one line, or why there is none.
+std::string next(XdsTestStream& stream) {
+  std::optional<std::string> bytes = stream.next(kTimeout);
+  if (!bytes.has_value()) {
+    return "no response";
+  }
+  envoy::service::discovery::v3::DiscoveryResponse response;
+  if (!response.ParseFromString(*bytes)) {
+    return "undecodable response";
+  }
+  return TestUtil::describe(response);
+}
+std::string nextDelta(XdsTestStream& stream) {
+  std::optional<std::string> bytes = stream.next(kTimeout);
+  if (!bytes.has_value()) {
+    return "no response";
+  }
+  envoy::service::discovery::v3::DeltaDiscoveryResponse response;
+  if (!response.ParseFromString(*bytes)) {
+    return "undecodable response";
+  }
+  return TestUtil::describe(response);
+}
+
+class ControlPlaneIntegrationTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    Options options;
+    options.xds_address = "127.0.0.1:0";
+    options.admin_address = "127.0.0.1:0";
+    dispatcher_ = std::make_unique<Event::DispatcherImpl>("main", time_source_);
+    control_plane_ = std::make_unique<ControlPlane>(options, *dispatcher_);
+    absl::Status started = control_plane_->start();
+    ASSERT_TRUE(started.ok()) << started;
+    thread_ = std::thread([this] { dispatcher_->run(Event::Dispatcher::RunType::RunUntilExit); });
+    channel_ = std::make_unique<XdsTestChannel>(control_plane_->xdsAddress());
+  }
+
+  void TearDown() override {
+    channel_.reset();
+    if (thread_.joinable()) {
+      dispatcher_->post([this] {
+        control_plane_->shutdown();
+        dispatcher_->exit();
+      });
+      thread_.join();
+    }
+    control_plane_.reset();
+    dispatcher_.reset();
+  }
+
+  HttpResponse admin(const std::string& method, const std::string& path,
+                     const std::string& body = "") {
+    HttpRequest request;
+    request.method = method;
+    request.path = path;
+    request.host = "127.0.0.1";
+    request.body = body;
+    absl::StatusOr<HttpResponse> response =
+        Integration::httpRequest(control_plane_->adminPort(), request);
+    EXPECT_TRUE(response.ok()) << response.status();
+    return response.ok() ? *response : HttpResponse();
+  }
+
+  // GET /v1/status, parsed.
+  google::protobuf::Struct status() {
+    HttpResponse response = admin("GET", "/v1/status");
+    google::protobuf::Struct parsed;
+    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(response.body, &parsed).ok())
+        << response.body;
+    return parsed;
+  }
+
+  // The status of `node`'s first stream's `type` ("cds"...), from the cache (in-process).
+  std::optional<TypeStatus> typeStatus(const std::string& node, ResourceKind kind) {
+    for (const auto& stream : control_plane_->cache().streams()) {
+      StreamStatus s = stream->status();
+      if (s.node != node) {
+        continue;
+      }
+      for (const TypeStatus& t : s.types) {
+        if (t.type_url == typeUrl(kind)) {
+          return t;
+        }
+      }
+    }
+    return std::nullopt;
+  }
+
+  testing::AssertionResult waitForAck(const std::string& node, ResourceKind kind,
+                                      const std::string& version) {
+    return waitUntil(
+        [&] {
+          auto t = typeStatus(node, kind);
+          return t.has_value() && t->acked_version == version && t->pending_nonce.empty();
+        },
+        kTimeout,
+        absl::StrCat(node, " to ACK ", std::string(shortName(kind)), " version ", version));
+  }
+
+  RealTimeSource time_source_;
+  std::unique_ptr<Event::DispatcherImpl> dispatcher_;
+  std::unique_ptr<ControlPlane> control_plane_;
+  std::thread thread_;
+  std::unique_ptr<XdsTestChannel> channel_;
+};
+
+TEST_F(ControlPlaneIntegrationTest, AdsSotwAckNackAndPushes) {
+  // The operator PUTs the demo-shaped snapshot, version 1.
+  ASSERT_EQ(admin("PUT", "/v1/snapshot", snapshotYaml("1")).status, 200u);
+
+  // A proxy opens an ADS stream and subscribes the way Envoy does, ACKing each response:
+  // every cluster, their endpoints by name, every listener, the route its listener names.
+  XdsTestStream ads(*channel_, std::string(kAdsSotwMethod));
+  send(ads, sotwRequest(kClusterTypeUrl, /*version_info=*/"", /*names=*/{}, /*nonce=*/"",
+                        /*node=*/"proxy-1"));
+  EXPECT_EQ(next(ads), "cds version='1' nonce='1' [service1, service2]");
+  send(ads, sotwRequest(kClusterTypeUrl, "1", {}, "1"));
+  send(ads, sotwRequest(kEndpointTypeUrl, "", {"service1", "service2"}, ""));
+  EXPECT_EQ(next(ads), "eds version='1' nonce='2' [service1, service2]");
+  send(ads, sotwRequest(kEndpointTypeUrl, "1", {"service1", "service2"}, "2"));
+  send(ads, sotwRequest(kListenerTypeUrl, "", {}, ""));
+  EXPECT_EQ(next(ads), "lds version='1' nonce='3' [ingress]");
+  send(ads, sotwRequest(kListenerTypeUrl, "1", {}, "3"));
+  send(ads, sotwRequest(kRouteTypeUrl, "", {"local_route"}, ""));
+  EXPECT_EQ(next(ads), "rds version='1' nonce='4' [local_route]");
+  send(ads, sotwRequest(kRouteTypeUrl, "1", {"local_route"}, "4"));
+
+  // Every ACK is recorded.
+  for (ResourceKind kind : kAllResourceKinds) {
+    EXPECT_TRUE(waitForAck("proxy-1", kind, "1"));
+  }
+
+  // Version 2 moves service2's endpoint: only EDS is pushed to the open stream.
+  ASSERT_EQ(
+      admin("PUT", "/v1/snapshot", snapshotYaml("2", {{"service1", 8081}, {"service2", 9999}}))
+          .status,
+      200u);
+  EXPECT_EQ(next(ads), "eds version='2' nonce='5' [service1, service2]");
+  send(ads, sotwRequest(kEndpointTypeUrl, "2", {"service1", "service2"}, "5"));
+  EXPECT_TRUE(waitForAck("proxy-1", ResourceKind::Endpoint, "2"));
+
+  // Version 3 adds service3: clusters, the two subscribed assignments and the routes change.
+  ASSERT_EQ(admin("PUT", "/v1/snapshot",
+                  snapshotYaml("3", {{"service1", 8081}, {"service2", 9999}, {"service3", 8083}}))
+                .status,
+            200u);
+  EXPECT_EQ(next(ads), "cds version='3' nonce='6' [service1, service2, service3]");
+  EXPECT_EQ(next(ads), "eds version='3' nonce='7' [service1, service2]");
+  EXPECT_EQ(next(ads), "rds version='3' nonce='8' [local_route]");
+  // The proxy rejects the clusters (NACK: error_detail, the previous version) and ACKs the
+  // rest.
+  send(ads, withError(sotwRequest(kClusterTypeUrl, "1", {}, "6"), "cluster service3: bad"));
+  send(ads, sotwRequest(kEndpointTypeUrl, "3", {"service1", "service2"}, "7"));
+  send(ads, sotwRequest(kRouteTypeUrl, "3", {"local_route"}, "8"));
+  EXPECT_TRUE(waitForAck("proxy-1", ResourceKind::Route, "3"));
+
+  // The NACK is visible in GET /v1/status: on the stream's type and on the node.
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        auto t = typeStatus("proxy-1", ResourceKind::Cluster);
+        return t.has_value() && t->last_nack.has_value();
+      },
+      kTimeout, "the NACK to be recorded"));
+  google::protobuf::Struct s = status();
+  const auto& node = s.fields().at("nodes").list_value().values(0).struct_value().fields();
+  EXPECT_EQ(node.at("node").string_value(), "proxy-1");
+  const auto& nack = node.at("last_nacks").list_value().values(0).struct_value().fields();
+  EXPECT_EQ(nack.at("type").string_value(), "cds");
+  EXPECT_EQ(nack.at("version").string_value(), "3");
+  EXPECT_EQ(nack.at("message").string_value(), "cluster service3: bad");
+  EXPECT_FALSE(nack.at("time").string_value().empty());
+  const auto& stream = node.at("streams").list_value().values(0).struct_value().fields();
+  bool found_cds = false;
+  for (const auto& type : stream.at("types").list_value().values()) {
+    const auto& t = type.struct_value().fields();
+    if (t.at("type").string_value() == "cds") {
+      found_cds = true;
+      EXPECT_EQ(t.at("acked_version").string_value(), "1");
+      EXPECT_EQ(t.at("pending_nonce").string_value(), "");
+      EXPECT_EQ(t.at("last_nack").struct_value().fields().at("message").string_value(),
+                "cluster service3: bad");
+    }
+  }
+  EXPECT_TRUE(found_cds);
+  EXPECT_EQ(
+      s.fields().at("stats").struct_value().fields().at("control_plane.nacks_total").number_value(),
+      1);
+
+  // Version 3 is not sent again. Version 4 is the next thing the stream sees.
+  ASSERT_EQ(
+      admin("PUT", "/v1/snapshot", snapshotYaml("4", {{"service1", 8081}, {"service2", 7777}}))
+          .status,
+      200u);
+  EXPECT_EQ(next(ads), "cds version='4' nonce='9' [service1, service2]");
+}
+
+TEST_F(ControlPlaneIntegrationTest, DeltaSubscribeUnsubscribeAndRemovals) {
+  ASSERT_EQ(admin("PUT", "/v1/snapshot", snapshotYaml("1")).status, 200u);
+  XdsTestStream delta(*channel_, std::string(kAdsDeltaMethod));
+
+  // Subscribe to one assignment: it comes with its content version.
+  send(delta, deltaRequest(kEndpointTypeUrl, /*subscribe=*/{"service1"}, /*unsubscribe=*/{},
+                           /*nonce=*/"", /*initial_versions=*/{}, /*node=*/"proxy-d"));
+  EXPECT_EQ(nextDelta(delta), "eds version='1' nonce='1' [service1] removed=[]");
+  // ACK and subscribe to the second one in the same request: only the new one is sent.
+  send(delta, deltaRequest(kEndpointTypeUrl, {"service2"}, {}, "1"));
+  EXPECT_EQ(nextDelta(delta), "eds version='1' nonce='2' [service2] removed=[]");
+  // Unsubscribe from service1 (and ACK).
+  send(delta, deltaRequest(kEndpointTypeUrl, {}, {"service1"}, "2"));
+  EXPECT_TRUE(waitForAck("proxy-d", ResourceKind::Endpoint, "1"));
+
+  // Version 2 changes service1 (no longer of interest) and drops service2: one removal.
+  ASSERT_EQ(admin("PUT", "/v1/snapshot", snapshotYaml("2", {{"service1", 1111}})).status, 200u);
+  EXPECT_EQ(nextDelta(delta), "eds version='2' nonce='3' [] removed=[service2]");
+
+  // The per-type Delta service works the same way.
+  XdsTestStream eds(*channel_, std::string(kDeltaEdsMethod));
+  send(eds, deltaRequest("", {"service1"}, {}, "", {}, "proxy-e"));
+  EXPECT_EQ(nextDelta(eds), "eds version='2' nonce='1' [service1] removed=[]");
+}
+
+TEST_F(ControlPlaneIntegrationTest, PerTypeStreamServesOnlyItsType) {
+  ASSERT_EQ(admin("PUT", "/v1/snapshot", snapshotYaml("1")).status, 200u);
+  XdsTestStream lds(*channel_, std::string(kLdsMethod));
+  // The type URL may be left out on a per-type stream.
+  send(lds, sotwRequest("", "", {}, "", "proxy-l"));
+  EXPECT_EQ(next(lds), "lds version='1' nonce='1' [ingress]");
+  // Another type ends the stream with INVALID_ARGUMENT.
+  send(lds, sotwRequest(kClusterTypeUrl, "", {}, ""));
+  std::optional<TestUtil::StreamEnd> end = lds.waitForEnd(kTimeout);
+  ASSERT_TRUE(end.has_value());
+  EXPECT_EQ(end->code, 3);
+  EXPECT_EQ(end->message,
+            "type_url 'type.googleapis.com/envoy.config.cluster.v3.Cluster' on a stream for "
+            "'type.googleapis.com/envoy.config.listener.v3.Listener'");
+}
+
+TEST_F(ControlPlaneIntegrationTest, GarbageDoesNotTakeTheServerDown) {
+  ASSERT_EQ(admin("PUT", "/v1/snapshot", snapshotYaml("1")).status, 200u);
+
+  // Bytes that are not a DiscoveryRequest end that stream, and only that stream.
+  XdsTestStream garbage(*channel_, std::string(kAdsSotwMethod));
+  garbage.send(std::string("\xff\xff\xff\xff garbage", 12));
+  std::optional<TestUtil::StreamEnd> end = garbage.waitForEnd(kTimeout);
+  ASSERT_TRUE(end.has_value());
+  EXPECT_EQ(end->code, 3);
+  EXPECT_EQ(end->message, "request does not decode");
+
+  // A method the server does not have: UNIMPLEMENTED.
+  XdsTestStream unknown(*channel_, "/no.such.Service/Method");
+  end = unknown.waitForEnd(kTimeout);
+  ASSERT_TRUE(end.has_value());
+  EXPECT_EQ(end->code, 12);
+  EXPECT_EQ(end->message, "method '/no.such.Service/Method' is not served");
+
+  // A type the server does not serve is ignored; the stream goes on.
+  XdsTestStream ads(*channel_, std::string(kAdsSotwMethod));
+  send(ads, sotwRequest("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret", "",
+                        {}, "", "proxy-g"));
+  send(ads, sotwRequest(kListenerTypeUrl, "", {}, ""));
+  EXPECT_EQ(next(ads), "lds version='1' nonce='1' [ingress]");
+  // A request sent before any response with a made-up nonce is not an ACK of anything.
+  send(ads, sotwRequest(kRouteTypeUrl, "", {"local_route"}, "made-up"));
+  EXPECT_EQ(next(ads), "rds version='1' nonce='2' [local_route]");
+
+  // Counted.
+  const google::protobuf::Struct s = status();
+  const auto& stats = s.fields().at("stats").struct_value().fields();
+  EXPECT_EQ(stats.at("control_plane.bad_requests_total").number_value(), 2);
+  EXPECT_EQ(stats.at("control_plane.unknown_types_total").number_value(), 1);
+}
+
+TEST_F(ControlPlaneIntegrationTest, AdminApi) {
+  // Liveness, and no snapshot yet.
+  HttpResponse response = admin("GET", "/healthz");
+  EXPECT_EQ(response.status, 200u);
+  EXPECT_EQ(response.body, "ok\n");
+  response = admin("GET", "/v1/snapshot");
+  EXPECT_EQ(response.status, 404u);
+  EXPECT_EQ(response.body, "no snapshot serves node ''\n");
+
+  // A proxy is connected and waiting for configuration.
+  XdsTestStream ads(*channel_, std::string(kAdsSotwMethod));
+  send(ads, sotwRequest(kClusterTypeUrl, "", {}, "", "proxy-a"));
+
+  // Malformed: 400 with the field, its path and its line.
+  std::string bad = snapshotYaml("1");
+  bad.replace(bad.find("connect_timeout: 1s"), 19, "connect_timeout: 1x");
+  response = admin("PUT", "/v1/snapshot", bad);
+  EXPECT_EQ(response.status, 400u);
+  EXPECT_EQ(response.body,
+            "resources.clusters[0].connect_timeout: invalid duration '1x' (line 30, column 22)\n");
+
+  // Inconsistent: 409 naming what is missing.
+  SnapshotFile inconsistent = TestUtil::parseOrDie(snapshotYaml("1"));
+  inconsistent.mutable_resources()->mutable_endpoints()->RemoveLast();
+  response = admin("PUT", "/v1/snapshot", snapshotToJson(inconsistent));
+  EXPECT_EQ(response.status, 409u);
+  EXPECT_EQ(response.body,
+            "cluster 'service2' (resources.clusters[1]): EDS service 'service2' has no "
+            "ClusterLoadAssignment in resources.endpoints\n");
+  // Neither was installed, and nothing was sent to the proxy.
+  EXPECT_EQ(admin("GET", "/v1/snapshot").status, 404u);
+  EXPECT_EQ(ads.receivedCount(), 0u);
+
+  // A good one (JSON works as well as YAML): 200 with a summary; the proxy gets it.
+  response = admin("PUT", "/v1/snapshot", snapshotToJson(TestUtil::parseOrDie(snapshotYaml("1"))));
+  EXPECT_EQ(response.status, 200u);
+  EXPECT_EQ(response.header("content-type"), "application/json");
+  google::protobuf::Struct summary;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(response.body, &summary).ok());
+  EXPECT_TRUE(summary.fields().at("changed").bool_value());
+  EXPECT_EQ(summary.fields().at("snapshot").struct_value().fields().at("version").string_value(),
+            "1");
+  EXPECT_EQ(next(ads), "cds version='1' nonce='1' [service1, service2]");
+
+  // GET returns it as JSON that parses back to the same snapshot.
+  response = admin("GET", "/v1/snapshot");
+  EXPECT_EQ(response.status, 200u);
+  absl::StatusOr<SnapshotFile> fetched =
+      parseSnapshot(response.body, SnapshotFormat::Json, ValidationMode::Proxy);
+  ASSERT_TRUE(fetched.ok()) << fetched.status();
+  EXPECT_EQ(fetched->SerializeAsString(),
+            TestUtil::parseOrDie(snapshotYaml("1")).SerializeAsString());
+
+  // A node's own snapshot: ?node= must agree with the body's node.
+  response = admin("PUT", "/v1/snapshot?node=proxy-9", snapshotYaml("n1", {{"a", 1}}, "other"));
+  EXPECT_EQ(response.status, 400u);
+  EXPECT_EQ(response.body, "node 'other' in the body differs from ?node=proxy-9\n");
+  EXPECT_EQ(admin("PUT", "/v1/snapshot?node=proxy-9", snapshotYaml("n1", {{"a", 1}})).status, 200u);
+  EXPECT_NE(admin("GET", "/v1/snapshot?node=proxy-9").body.find("\"version\": \"n1\""),
+            std::string::npos);
+  // Other nodes still get the default.
+  EXPECT_NE(admin("GET", "/v1/snapshot?node=proxy-8").body.find("\"version\": \"1\""),
+            std::string::npos);
+  // Removing it: once 200, then 404.
+  EXPECT_EQ(admin("DELETE", "/v1/snapshot?node=proxy-9").status, 200u);
+  response = admin("DELETE", "/v1/snapshot?node=proxy-9");
+  EXPECT_EQ(response.status, 404u);
+  EXPECT_EQ(response.body, "no snapshot for node 'proxy-9'\n");
+  EXPECT_EQ(admin("PATCH", "/v1/snapshot").status, 405u);
+}
+
+TEST_F(ControlPlaneIntegrationTest, ThousandStreamsShareAFewThreads) {
+  ASSERT_EQ(admin("PUT", "/v1/snapshot", snapshotYaml("1")).status, 200u);
+  const size_t threads_before = threadCount();
+
+  // 1,000 ADS streams over 10 connections, each subscribed to every cluster.
+  constexpr size_t kStreams = 1000;
+  std::vector<std::unique_ptr<XdsTestChannel>> channels;
+  for (int i = 0; i < 10; i++) {
+    channels.push_back(std::make_unique<XdsTestChannel>(control_plane_->xdsAddress()));
+  }
+  std::vector<std::unique_ptr<XdsTestStream>> streams;
+  for (size_t i = 0; i < kStreams; i++) {
+    streams.push_back(std::make_unique<XdsTestStream>(*channels[i % channels.size()],
+                                                      std::string(kAdsSotwMethod)));
+    send(*streams.back(), sotwRequest(kClusterTypeUrl, "", {}, "", absl::StrCat("node-", i)));
+  }
+  auto all_have = [&](size_t n) {
+    for (const auto& stream : streams) {
+      if (stream->receivedCount() < n) {
+        return false;
+      }
+    }
+    return true;
+  };
+  ASSERT_TRUE(waitUntil([&] { return all_have(1); }, 60s, "every stream's first response"));
+  EXPECT_EQ(control_plane_->xdsServer().activeStreams(), kStreams);
+
+  // One snapshot reaches all of them.
+  ASSERT_EQ(admin("PUT", "/v1/snapshot", snapshotYaml("2", {{"service1", 8081}})).status, 200u);
+  ASSERT_TRUE(waitUntil([&] { return all_have(2); }, 60s, "every stream's second response"));
+
+  // Streams cost no thread each (both ends here are on gRPC's callback API).
+  const size_t threads_after = threadCount();
+  EXPECT_LT(threads_after, threads_before + 64)
+      << "threads before: " << threads_before << ", after: " << threads_after;
+
+  streams.clear();
+  ASSERT_TRUE(waitUntil([&] { return control_plane_->xdsServer().activeStreams() == 0; }, 60s,
+                        "every stream to close"));
+}
+
+// --- The binary ----------------------------------------------------------------------------
+
+class ControlPlaneBinaryTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/control_plane_test.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  void writeSnapshot(const std::string& text) {
+    // Write then rename, as editors and deploy tools do.
+    std::ofstream(dir_ + "/snapshot.yaml.tmp") << text;
+    std::filesystem::rename(dir_ + "/snapshot.yaml.tmp", dir_ + "/snapshot.yaml");
+  }
+  std::string log() const { return readFile(dir_ + "/stderr.log"); }
+
+  std::string dir_;
+};
+
+TEST_F(ControlPlaneBinaryTest, ServesReloadsAndStopsOnSigterm) {
+  writeSnapshot(snapshotYaml("1"));
+  TestUtil::ChildProcess process(
+      CONTROL_PLANE_BINARY,
+      {"--xds-address", "127.0.0.1:0", "--admin-address", "127.0.0.1:0", "--snapshot",
+       dir_ + "/snapshot.yaml", "--port-file", dir_ + "/ports", "--watch-interval-ms", "50"},
+      dir_ + "/stdout.log", dir_ + "/stderr.log");
+
+  // The port file says where it listens, once it serves.
+  std::string ports;
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        ports = readFile(dir_ + "/ports");
+        return !ports.empty() || !process.running();
+      },
+      kTimeout, "the port file"));
+  ASSERT_TRUE(absl::StartsWith(ports, "xds=127.0.0.1:")) << ports << log();
+  const std::string xds = ports.substr(4, ports.find(' ') - 4);
+  EXPECT_TRUE(absl::StrContains(log(), "control-plane-stub ready: xds=" + xds));
+
+  XdsTestChannel channel(xds);
+  XdsTestStream ads(channel, std::string(kAdsSotwMethod));
+  send(ads, sotwRequest(kEndpointTypeUrl, "", {"service1"}, "", "proxy-b"));
+  EXPECT_EQ(next(ads), "eds version='1' nonce='1' [service1]");
+
+  // Editing the file pushes the change.
+  writeSnapshot(snapshotYaml("2", {{"service1", 9001}, {"service2", 8082}}));
+  EXPECT_EQ(next(ads), "eds version='2' nonce='2' [service1]");
+
+  // A broken file is refused with its reason; the previous snapshot keeps serving.
+  writeSnapshot("version: \"3\"\nresources:\n  clusters:\n  - name: x\n    typo: 1\n");
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        return absl::StrContains(
+            log(),
+            "rejected, still serving the previous snapshot: resources.clusters[0]: "
+            "unknown field 'typo' (line 4, column 5)");
+      },
+      kTimeout, "the rejection in the log"));
+
+  // One line per stream open and (after SIGTERM) close, and per ACK.
+  send(ads, sotwRequest(kEndpointTypeUrl, "2", {"service1"}, "2"));
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        return absl::StrContains(log(),
+                                 "xds ACK: stream=1 node='proxy-b' type=eds version='2' nonce='2'");
+      },
+      kTimeout, "the ACK in the log"));
+  process.signal(SIGTERM);
+  EXPECT_EQ(process.waitForExit(kTimeout), std::optional<int>(0));
+  EXPECT_TRUE(absl::StrContains(log(), "xds stream 1 open: method=StreamAggregatedResources"));
+  EXPECT_TRUE(absl::StrContains(log(), "xds stream 1 closed: node='proxy-b' requests=2"));
+  EXPECT_TRUE(absl::StrContains(log(), "control-plane-stub stopped"));
+}
+
+TEST_F(ControlPlaneBinaryTest, BadStartsFailWithAMessage) {
+  // A snapshot file that does not parse: exit 1, the reason on stderr.
+  writeSnapshot("resources:\n  listeners: 7\n");
+  TestUtil::ChildProcess bad_file(CONTROL_PLANE_BINARY,
+                                  {"--xds-address", "127.0.0.1:0", "--admin-address", "127.0.0.1:0",
+                                   "--snapshot", dir_ + "/snapshot.yaml"},
+                                  dir_ + "/stdout.log", dir_ + "/stderr.log");
+  EXPECT_EQ(bad_file.waitForExit(kTimeout), std::optional<int>(1));
+  EXPECT_TRUE(absl::StrContains(log(), "error: --snapshot '" + dir_ + "/snapshot.yaml': "))
+      << log();
+
+  // An unknown flag.
+  TestUtil::ChildProcess bad_flag(CONTROL_PLANE_BINARY, {"--no-such-flag"}, dir_ + "/stdout.log",
+                                  dir_ + "/stderr.log");
+  EXPECT_EQ(bad_flag.waitForExit(kTimeout), std::optional<int>(1));
+  EXPECT_EQ(log(), "error: unknown or incomplete option '--no-such-flag' (see --help)\n");
+}
+
+}  // namespace
+}  // namespace Proxy::ControlPlane
