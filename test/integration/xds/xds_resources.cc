@@ -128,7 +128,7 @@ envoy::config::cluster::v3::Cluster edsCluster(const std::string& name,
   return cluster;
 }
 
-envoy::config::endpoint::v3::ClusterLoadAssignment loadAssignment(
+envoy::config::endpoint::v3::ClusterLoadAssignment loadAssignmentOf(
     const std::string& name, const std::vector<EndpointSpec>& endpoints) {
   envoy::config::endpoint::v3::ClusterLoadAssignment cla;
   cla.set_cluster_name(name);
@@ -149,7 +149,7 @@ envoy::config::endpoint::v3::ClusterLoadAssignment loadAssignment(
   for (uint32_t port : ports) {
     specs.push_back(EndpointSpec{port});
   }
-  return loadAssignment(name, specs);
+  return loadAssignmentOf(name, specs);
 }
 
 }  // namespace Proxy::XdsIntegration

@@ -58,8 +58,9 @@ struct EndpointSpec {
   std::string address = "127.0.0.1";
 };
 
-// A ClusterLoadAssignment named `name` with one locality holding the endpoints.
-envoy::config::endpoint::v3::ClusterLoadAssignment loadAssignment(
+// A ClusterLoadAssignment named `name` with one locality holding the endpoints (health
+// status per endpoint), or 127.0.0.1:<port> for each port, all HEALTHY.
+envoy::config::endpoint::v3::ClusterLoadAssignment loadAssignmentOf(
     const std::string& name, const std::vector<EndpointSpec>& endpoints);
 envoy::config::endpoint::v3::ClusterLoadAssignment loadAssignment(
     const std::string& name, const std::vector<uint32_t>& ports);

@@ -1,0 +1,396 @@
+// Traffic while the configuration changes, end to end: RDS updates under load, EDS clusters
+// warming, endpoints coming and going, clusters removed under an in-flight request, routes to
+// clusters that do not exist yet. The real proxy binary, an in-test ADS server the test drives,
+// real upstreams; every wait is on an ACK, a stat or a response, with a deadline.
+
+#include <algorithm>
+#include <atomic>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "test/integration/xds/xds_test_base.h"
+
+namespace Proxy::XdsIntegration {
+namespace {
+
+class XdsTrafficTest : public XdsIntegrationTest {
+ protected:
+  void SetUp() override {
+    XdsIntegrationTest::SetUp();
+    upstream_a_ = makeUpstream("upstream-a");
+    upstream_b_ = makeUpstream("upstream-b");
+  }
+
+  FakeUpstreamPtr upstream_a_;
+  FakeUpstreamPtr upstream_b_;
+};
+
+// Clients that keep sending requests over keep-alive connections, each on its own thread, and
+// count what went wrong. A socket error (reset, close mid-response, timeout) and any non-2xx
+// response are failures; a connection the proxy closes cleanly between requests is not (the
+// client reconnects), but it is counted too.
+class LoadLoop {
+ public:
+  LoadLoop(uint32_t port, int threads) {
+    for (int t = 0; t < threads; t++) {
+      threads_.emplace_back([this, port, t] { run(port, t); });
+    }
+  }
+  ~LoadLoop() { stop(); }
+
+  void stop() {
+    stop_ = true;
+    for (std::thread& thread : threads_) {
+      if (thread.joinable()) {
+        thread.join();
+      }
+    }
+  }
+
+  uint64_t requests() const { return requests_.load(); }
+  uint64_t non2xx() const { return non2xx_.load(); }
+  uint64_t socketErrors() const { return socket_errors_.load(); }
+  uint64_t reconnects() const { return reconnects_.load(); }
+  uint64_t servedBy(const std::string& upstream) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return served_by_[upstream];
+  }
+  std::string firstError() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return first_error_;
+  }
+
+ private:
+  void recordError(const std::string& error) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (first_error_.empty()) {
+      first_error_ = error;
+    }
+  }
+
+  void run(uint32_t port, int t) {
+    HttpClientPtr client;
+    std::map<std::string, uint64_t> served;
+    for (uint64_t i = 0; !stop_; i++) {
+      if (client == nullptr) {
+        absl::StatusOr<HttpClientPtr> connected = HttpClient::connect(port);
+        if (!connected.ok()) {
+          socket_errors_++;
+          recordError(absl::StrCat("connect: ", connected.status().message()));
+          continue;
+        }
+        client = *std::move(connected);
+      }
+      HttpRequest request;
+      request.path = absl::StrCat("/load/", t, "/", i);
+      absl::StatusOr<HttpResponse> response = client->request(request);
+      if (!response.ok()) {
+        socket_errors_++;
+        recordError(std::string(response.status().message()));
+        client = nullptr;
+        continue;
+      }
+      requests_++;
+      if (response->status < 200 || response->status >= 300) {
+        non2xx_++;
+        recordError(absl::StrCat("status ", response->status, ": ", response->body));
+      }
+      served[response->header("x-upstream")]++;
+      if (!response->keep_alive) {
+        reconnects_++;
+        client = nullptr;
+      }
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& [name, count] : served) {
+      served_by_[name] += count;
+    }
+  }
+
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> requests_{0};
+  std::atomic<uint64_t> non2xx_{0};
+  std::atomic<uint64_t> socket_errors_{0};
+  std::atomic<uint64_t> reconnects_{0};
+  std::mutex mutex_;
+  std::map<std::string, uint64_t> served_by_;
+  std::string first_error_;
+};
+
+TEST_F(XdsTrafficTest, RouteUpdatesMoveTrafficBetweenClustersWithZeroFailedRequests) {
+  constexpr int kUpdates = 200;
+  constexpr int kClientThreads = 4;
+  ASSERT_TRUE(startProxy(/*concurrency=*/2, /*drain_time_s=*/2));
+  ASSERT_TRUE(initialize({staticCluster("cluster_a", {upstream_a_->port()}),
+                          staticCluster("cluster_b", {upstream_b_->port()})},
+                         /*endpoints=*/{}, {rdsListener("ingress", "routes")},
+                         {routeConfig("routes", {{"/", "cluster_a"}})}));
+
+  // Four clients keep sending over keep-alive connections for the whole test.
+  LoadLoop load(listenerPort("ingress"), kClientThreads);
+
+  // 200 route updates alternating the cluster, each ACKed, with traffic between every two.
+  for (int i = 1; i <= kUpdates; i++) {
+    const uint64_t before = load.requests();
+    ASSERT_TRUE(
+        applyRoutes({routeConfig("routes", {{"/", i % 2 == 1 ? "cluster_b" : "cluster_a"}})}));
+    ASSERT_TRUE(Integration::waitUntil([&] { return load.requests() >= before + kClientThreads; },
+                                       10s, absl::StrCat("requests after update ", i)));
+  }
+  load.stop();
+
+  // Not one request failed, and both clusters served.
+  EXPECT_EQ(load.non2xx(), 0u) << load.firstError();
+  EXPECT_EQ(load.socketErrors(), 0u) << load.firstError();
+  EXPECT_EQ(load.reconnects(), 0u);
+  EXPECT_GT(load.servedBy("upstream-a"), 0u);
+  EXPECT_GT(load.servedBy("upstream-b"), 0u);
+  EXPECT_EQ(load.servedBy("upstream-a") + load.servedBy("upstream-b"), load.requests());
+  EXPECT_GE(load.requests(), static_cast<uint64_t>(kUpdates * kClientThreads));
+  EXPECT_EQ(stat("http.rds.routes.update_success"), kUpdates + 1);
+  EXPECT_EQ(stat("http.ingress.downstream_rq_5xx"), 0);
+  EXPECT_EQ(stat("http.ingress.downstream_rq_2xx"), static_cast<int64_t>(load.requests()));
+  // The last update (an even one) routes to cluster_a.
+  absl::StatusOr<HttpResponse> last = get(listenerPort("ingress"), "/last");
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_EQ(last->header("x-upstream"), "upstream-a");
+  std::cout << "route updates: " << kUpdates << ", requests: " << load.requests() << " (upstream-a "
+            << load.servedBy("upstream-a") << ", upstream-b " << load.servedBy("upstream-b")
+            << ")\n";
+}
+
+TEST_F(XdsTrafficTest, InFlightRequestKeepsTheRouteTableItStartedWith) {
+  ASSERT_TRUE(startProxy(/*concurrency=*/2, /*drain_time_s=*/2));
+  ASSERT_TRUE(initialize({staticCluster("cluster_a", {upstream_a_->port()}),
+                          staticCluster("cluster_b", {upstream_b_->port()})},
+                         /*endpoints=*/{}, {rdsListener("ingress", "routes")},
+                         {routeConfig("routes", {{"/", "cluster_a"}})}));
+  const uint32_t port = listenerPort("ingress");
+
+  // A slow request routed to cluster_a, upstream-a holding it for 500 ms.
+  absl::StatusOr<HttpClientPtr> slow = HttpClient::connect(port);
+  ASSERT_TRUE(slow.ok()) << slow.status();
+  HttpRequest request;
+  request.path = "/slow";
+  request.headers = {{"x-fake-delay-ms", "500"}};
+  ASSERT_TRUE((*slow)->sendRaw(HttpClient::serialize(request)).ok());
+  ASSERT_TRUE(upstream_a_->waitForRequests(1));
+
+  // The routes now send everything to cluster_b, and new requests go there...
+  ASSERT_TRUE(applyRoutes({routeConfig("routes", {{"/", "cluster_b"}})}));
+  absl::StatusOr<HttpResponse> fresh = get(port, "/fresh");
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_EQ(fresh->header("x-upstream"), "upstream-b");
+
+  // ...but the request in flight finishes on the table (and cluster) it started with, and its
+  // keep-alive connection carries the next request with the new table.
+  absl::StatusOr<HttpResponse> response = (*slow)->readResponse();
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200u);
+  EXPECT_EQ(response->header("x-upstream"), "upstream-a");
+  request.headers.clear();
+  request.path = "/next";
+  response = (*slow)->request(request);
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->header("x-upstream"), "upstream-b");
+}
+
+TEST_F(XdsTrafficTest, EdsClusterIsInvisibleWhileWarmingAndServesOnceItsEndpointsArrive) {
+  ASSERT_TRUE(startProxy(/*concurrency=*/2, /*drain_time_s=*/2));
+  const RouteConfiguration routes =
+      routeConfig("routes", {{"/eds", "eds_cluster"}, {"/", "cluster_a"}});
+  ASSERT_TRUE(initialize({staticCluster("cluster_a", {upstream_a_->port()})}, /*endpoints=*/{},
+                         {rdsListener("ingress", "routes")}, {routes}));
+  const uint32_t port = listenerPort("ingress");
+
+  // CDS adds an EDS cluster. The proxy asks for its endpoints; the server holds them back.
+  const std::string nonce =
+      sendClusters({staticCluster("cluster_a", {upstream_a_->port()}), edsCluster("eds_cluster")});
+  ASSERT_TRUE(ads_->waitForSubscription(kEndpointType, {"eds_cluster"}).ok());
+  ASSERT_TRUE(waitForAck(kClusterType, nonce));
+  EXPECT_EQ(stat("cluster_manager.warming_clusters"), 1);
+  EXPECT_EQ(stat("cluster_manager.active_clusters"), 2);  // xds_cluster and cluster_a
+  absl::StatusOr<ConfigDump> dump = ConfigDump::fetch(*proxy_);
+  ASSERT_TRUE(dump.ok()) << dump.status();
+  EXPECT_EQ(dump->names("ClustersConfigDump", "dynamic_warming_clusters"),
+            std::vector<std::string>{"eds_cluster"});
+
+  // Warming, the cluster is invisible to routing: 503 with the NC flag (no cluster).
+  absl::StatusOr<HttpResponse> response = get(port, "/eds/warming");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 503u);
+  EXPECT_TRUE(waitForAccessLog("\"GET /eds/warming HTTP/1.1\" 503 NC "));
+  EXPECT_EQ(stat("http.ingress.no_cluster"), 1);
+
+  // Its ClusterLoadAssignment arrives: the cluster is active and serves.
+  ASSERT_TRUE(applyEndpoints({loadAssignment("eds_cluster", {upstream_b_->port()})}));
+  EXPECT_EQ(stat("cluster_manager.warming_clusters"), 0);
+  EXPECT_EQ(stat("cluster_manager.active_clusters"), 3);
+  EXPECT_EQ(stat("cluster.eds_cluster.membership_total"), 1);
+  EXPECT_EQ(stat("cluster.eds_cluster.membership_healthy"), 1);
+  response = get(port, "/eds/warm");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200u);
+  EXPECT_EQ(response->header("x-upstream"), "upstream-b");
+  dump = ConfigDump::fetch(*proxy_);
+  ASSERT_TRUE(dump.ok()) << dump.status();
+  EXPECT_TRUE(dump->names("ClustersConfigDump", "dynamic_warming_clusters").empty());
+}
+
+TEST_F(XdsTrafficTest, EndpointsAddedRemovedAndUnhealthyOverEds) {
+  // One worker, so that one pooled upstream connection per host carries every request and
+  // "connections to hosts that stay are untouched" can be counted.
+  ASSERT_TRUE(startProxy(/*concurrency=*/1, /*drain_time_s=*/2));
+  ASSERT_TRUE(initialize({edsCluster("svc")}, {loadAssignment("svc", {upstream_a_->port()})},
+                         {rdsListener("ingress", "routes")},
+                         {routeConfig("routes", {{"/", "svc"}})}));
+  absl::StatusOr<HttpClientPtr> client = HttpClient::connect(listenerPort("ingress"));
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto send = [&](const std::string& path) -> std::string {
+    HttpRequest request;
+    request.path = path;
+    absl::StatusOr<HttpResponse> response = (*client)->request(request);
+    EXPECT_TRUE(response.ok()) << response.status();
+    if (!response.ok()) {
+      return "";
+    }
+    EXPECT_EQ(response->status, 200u) << response->body;
+    return response->header("x-upstream");
+  };
+  EXPECT_EQ(send("/one"), "upstream-a");
+
+  // An endpoint is added: traffic reaches it (round robin alternates between the two).
+  ASSERT_TRUE(applyEndpoints({loadAssignment("svc", {upstream_a_->port(), upstream_b_->port()})}));
+  EXPECT_EQ(stat("cluster.svc.membership_total"), 2);
+  std::map<std::string, int> served;
+  for (int i = 0; i < 10; i++) {
+    served[send(absl::StrCat("/two/", i))]++;
+  }
+  EXPECT_EQ(served["upstream-a"], 5);
+  EXPECT_EQ(served["upstream-b"], 5);
+  const uint64_t b_connections = upstream_b_->connectionsAccepted();
+
+  // upstream-a is removed: it gets no new request; upstream-b keeps its pooled connection.
+  ASSERT_TRUE(applyEndpoints({loadAssignment("svc", {upstream_b_->port()})}));
+  EXPECT_EQ(stat("cluster.svc.membership_total"), 1);
+  const uint64_t a_requests = upstream_a_->requestsReceived();
+  for (int i = 0; i < 10; i++) {
+    EXPECT_EQ(send(absl::StrCat("/removed/", i)), "upstream-b");
+  }
+  EXPECT_EQ(upstream_a_->requestsReceived(), a_requests);
+  EXPECT_EQ(upstream_b_->connectionsAccepted(), b_connections);
+  // The removed host's idle pooled connection is closed.
+  EXPECT_TRUE(upstream_a_->waitForActiveConnections(0));
+
+  // upstream-a comes back UNHEALTHY: a member, but not a candidate.
+  ASSERT_TRUE(applyEndpoints({loadAssignmentOf(
+      "svc", {EndpointSpec{upstream_a_->port(), envoy::config::core::v3::UNHEALTHY},
+              EndpointSpec{upstream_b_->port()}})}));
+  EXPECT_EQ(stat("cluster.svc.membership_total"), 2);
+  EXPECT_EQ(stat("cluster.svc.membership_healthy"), 1);
+  for (int i = 0; i < 10; i++) {
+    EXPECT_EQ(send(absl::StrCat("/unhealthy/", i)), "upstream-b");
+  }
+  EXPECT_EQ(upstream_a_->requestsReceived(), a_requests);
+}
+
+TEST_F(XdsTrafficTest, UpdatedClusterKeepsServingUntilItsReplacementIsWarm) {
+  ASSERT_TRUE(startProxy(/*concurrency=*/2, /*drain_time_s=*/2));
+  ASSERT_TRUE(initialize({edsCluster("svc", /*service_name=*/"svc_v1")},
+                         {loadAssignment("svc_v1", {upstream_a_->port()})},
+                         {rdsListener("ingress", "routes")},
+                         {routeConfig("routes", {{"/", "svc"}})}));
+  const uint32_t port = listenerPort("ingress");
+
+  // CDS changes the cluster to another ClusterLoadAssignment: the new version warms on it
+  // while the old one keeps serving.
+  const std::string nonce = sendClusters({edsCluster("svc", /*service_name=*/"svc_v2")});
+  ASSERT_TRUE(ads_->waitForRequest(kEndpointType,
+                                   [](const DiscoveryRequest& r) {
+                                     return std::find(r.resource_names().begin(),
+                                                      r.resource_names().end(),
+                                                      "svc_v2") != r.resource_names().end();
+                                   })
+                  .ok());
+  ASSERT_TRUE(waitForAck(kClusterType, nonce));
+  EXPECT_EQ(stat("cluster_manager.warming_clusters"), 1);
+  EXPECT_EQ(stat("cluster_manager.cluster_modified"), 1);
+  absl::StatusOr<HttpResponse> response = get(port, "/while-warming");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200u);
+  EXPECT_EQ(response->header("x-upstream"), "upstream-a");
+
+  // Its endpoints arrive: the new version replaces the old one.
+  ASSERT_TRUE(applyEndpoints({loadAssignment("svc_v2", {upstream_b_->port()})}));
+  EXPECT_EQ(stat("cluster_manager.warming_clusters"), 0);
+  response = get(port, "/warm");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200u);
+  EXPECT_EQ(response->header("x-upstream"), "upstream-b");
+}
+
+TEST_F(XdsTrafficTest, RemovedClusterLetsItsInFlightRequestFinish) {
+  ASSERT_TRUE(startProxy(/*concurrency=*/2, /*drain_time_s=*/2));
+  ASSERT_TRUE(initialize({staticCluster("cluster_a", {upstream_a_->port()}),
+                          staticCluster("cluster_b", {upstream_b_->port()})},
+                         /*endpoints=*/{}, {rdsListener("ingress", "routes")},
+                         {routeConfig("routes", {{"/", "cluster_a"}})}));
+  const uint32_t port = listenerPort("ingress");
+
+  // A request in flight on cluster_a (upstream-a answers after 500 ms).
+  absl::StatusOr<HttpClientPtr> slow = HttpClient::connect(port);
+  ASSERT_TRUE(slow.ok()) << slow.status();
+  HttpRequest request;
+  request.path = "/slow";
+  request.headers = {{"x-fake-delay-ms", "500"}};
+  ASSERT_TRUE((*slow)->sendRaw(HttpClient::serialize(request)).ok());
+  ASSERT_TRUE(upstream_a_->waitForRequests(1));
+
+  // CDS drops cluster_a.
+  ASSERT_TRUE(applyClusters({staticCluster("cluster_b", {upstream_b_->port()})}));
+  EXPECT_EQ(stat("cluster_manager.cluster_removed"), 1);
+
+  // The request finishes normally.
+  absl::StatusOr<HttpResponse> response = (*slow)->readResponse();
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200u);
+  EXPECT_EQ(response->header("x-upstream"), "upstream-a");
+  EXPECT_EQ(stat("cluster.cluster_a.upstream_rq_2xx"), 1);
+
+  // New requests find no cluster.
+  response = get(port, "/after");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 503u);
+  EXPECT_TRUE(waitForAccessLog("\"GET /after HTTP/1.1\" 503 NC "));
+}
+
+TEST_F(XdsTrafficTest, RouteToAnUnknownClusterAnswers503UntilCdsAddsIt) {
+  ASSERT_TRUE(startProxy(/*concurrency=*/2, /*drain_time_s=*/2));
+  ASSERT_TRUE(initialize({staticCluster("cluster_a", {upstream_a_->port()})}, /*endpoints=*/{},
+                         {rdsListener("ingress", "routes")},
+                         {routeConfig("routes", {{"/late", "late"}, {"/", "cluster_a"}})}));
+  const uint32_t port = listenerPort("ingress");
+
+  // No cluster "late" yet: 503, flag NC; the process carries on.
+  absl::StatusOr<HttpResponse> response = get(port, "/late/1");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 503u);
+  EXPECT_TRUE(waitForAccessLog("\"GET /late/1 HTTP/1.1\" 503 NC "));
+
+  // CDS adds it: the same route works from the next request on.
+  ASSERT_TRUE(applyClusters({staticCluster("cluster_a", {upstream_a_->port()}),
+                             staticCluster("late", {upstream_b_->port()})}));
+  EXPECT_EQ(stat("cluster_manager.cluster_added"), 3);  // xds_cluster, cluster_a, late
+  response = get(port, "/late/2");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200u);
+  EXPECT_EQ(response->header("x-upstream"), "upstream-b");
+}
+
+}  // namespace
+}  // namespace Proxy::XdsIntegration
