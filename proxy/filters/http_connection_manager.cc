@@ -165,7 +165,12 @@ private:
   Http::ResponseHeaderMapPtr response_headers_;
   std::shared_ptr<const Router::Config> route_config_; // held for the whole request
   const Router::RouteEntry* route_entry_ = nullptr;
-  Upstream::ThreadLocalCluster* cluster_ = nullptr;
+  // The cluster's settings and stats, held for the whole request. Not the ThreadLocalCluster:
+  // that is only valid synchronously (a CDS removal or update destroys it on this worker while
+  // the request is in flight, its pools draining), so nothing after route() may touch it.
+  // Found by xds_traffic_integration_test RemovedClusterLetsItsInFlightRequestFinish (a use
+  // after free when the response arrived).
+  Upstream::ClusterInfoConstSharedPtr cluster_info_;
   Upstream::HostConstSharedPtr host_;
   Upstream::Cancellable* pool_handle_ = nullptr;
   Http::RequestEncoder* upstream_encoder_ = nullptr;
@@ -480,17 +485,19 @@ void ActiveStream::route() {
   }
   const std::string_view cluster_name = route->clusterName(*request_headers_);
   info_.upstream_cluster = std::string(cluster_name);
-  cluster_ = parent_.context().cluster_manager.getThreadLocalCluster(cluster_name);
-  if (cluster_ == nullptr) {
+  Upstream::ThreadLocalCluster* cluster =
+      parent_.context().cluster_manager.getThreadLocalCluster(cluster_name);
+  if (cluster == nullptr) {
     parent_.stats().no_cluster.inc();
     sendLocalReply(route->clusterNotFoundResponseCode(), "", NoClusterFound,
                    "cluster_not_found");
     return;
   }
-  host_ = cluster_->loadBalancer().chooseHost();
-  Upstream::HttpConnPool* pool = host_ == nullptr ? nullptr : cluster_->httpConnPool(host_);
+  cluster_info_ = cluster->info();
+  host_ = cluster->loadBalancer().chooseHost();
+  Upstream::HttpConnPool* pool = host_ == nullptr ? nullptr : cluster->httpConnPool(host_);
   if (pool == nullptr) {
-    cluster_->info()->stats().upstream_cx_none_healthy.inc();
+    cluster_info_->stats().upstream_cx_none_healthy.inc();
     sendLocalReply(503, "no healthy upstream", NoHealthyUpstream, "no_healthy_upstream");
     return;
   }
@@ -576,7 +583,7 @@ void ActiveStream::onPoolFailure(Upstream::PoolFailureReason reason, std::string
 void ActiveStream::onUpstreamHeaders(Http::ResponseHeaderMapPtr&& headers, bool end_stream) {
   response_headers_ = std::move(headers);
   const uint32_t code = response_headers_->status();
-  auto& cstats = cluster_->info()->stats();
+  auto& cstats = cluster_info_->stats();
   if (code >= 500) {
     cstats.upstream_rq_5xx.inc();
   } else if (code >= 400) {
@@ -691,8 +698,8 @@ void ActiveStream::onUpstreamReset(Http::StreamResetReason reason) {
 
 void ActiveStream::onRouteTimeout() {
   parent_.stats().downstream_rq_timeout.inc();
-  if (cluster_ != nullptr) {
-    cluster_->info()->stats().upstream_rq_timeout.inc();
+  if (cluster_info_ != nullptr) {
+    cluster_info_->stats().upstream_rq_timeout.inc();
   }
   if (host_ != nullptr) {
     host_->stats().rq_timeout.fetch_add(1, std::memory_order_relaxed);
