@@ -47,7 +47,13 @@ struct Token {
     BytesSent, Duration, UpstreamHost, UpstreamCluster, DownstreamRemoteAddress,
     DownstreamRemoteAddressNoPort, ResponseCodeDetails
   };
-  Kind kind;
+  static Token literal(std::string text) {
+    Token token;
+    token.text = std::move(text);
+    return token;
+  }
+
+  Kind kind = Kind::Literal;
   std::string text;     // literal text
   std::string header;   // REQ/RESP: main header (lower-case)
   std::string fallback; // REQ(A?B): alternative header
@@ -72,11 +78,11 @@ absl::StatusOr<std::vector<Token>> compile(std::string_view format) {
   while (pos < format.size()) {
     const size_t start = format.find('%', pos);
     if (start == std::string_view::npos) {
-      tokens.push_back(Token{Token::Kind::Literal, std::string(format.substr(pos))});
+      tokens.push_back(Token::literal(std::string(format.substr(pos))));
       break;
     }
     if (start > pos) {
-      tokens.push_back(Token{Token::Kind::Literal, std::string(format.substr(pos, start - pos))});
+      tokens.push_back(Token::literal(std::string(format.substr(pos, start - pos))));
     }
     const size_t end = format.find('%', start + 1);
     if (end == std::string_view::npos) {
@@ -85,7 +91,7 @@ absl::StatusOr<std::vector<Token>> compile(std::string_view format) {
     }
     std::string_view command = format.substr(start + 1, end - start - 1);
     pos = end + 1;
-    Token token{Token::Kind::Literal, ""};
+    Token token;
     // Optional ":N" max length after a closing parenthesis (REQ(x):10).
     if (const size_t paren = command.rfind(')'); paren != std::string_view::npos &&
                                                  paren + 1 < command.size() &&
