@@ -66,7 +66,8 @@ class TokenBucket {
       return std::chrono::milliseconds(0);
     }
     const double seconds = (1 - tokens_) / fill_rate_;
-    return std::chrono::milliseconds(std::max<int64_t>(1, static_cast<int64_t>(seconds * 1000 + 0.999)));
+    return std::chrono::milliseconds(
+        std::max<int64_t>(1, static_cast<int64_t>(seconds * 1000 + 0.999)));
   }
 
  private:

@@ -58,12 +58,12 @@ absl::StatusOr<std::string> clusterTarget(const envoy::config::cluster::v3::Clus
                       options.explicit_http_config().has_http2_protocol_options());
   }
   if (!http2) {
-    return fieldError(
-        field, absl::StrCat(quoted,
-                            " is not configured for HTTP/2, which gRPC requires: set "
-                            "typed_extension_protocol_options[\"",
-                            kHttpProtocolOptionsKey,
-                            "\"] to {explicit_http_config: {http2_protocol_options: {}}}"));
+    return fieldError(field,
+                      absl::StrCat(quoted,
+                                   " is not configured for HTTP/2, which gRPC requires: set "
+                                   "typed_extension_protocol_options[\"",
+                                   kHttpProtocolOptionsKey,
+                                   "\"] to {explicit_http_config: {http2_protocol_options: {}}}"));
   }
   if (cluster.has_transport_socket()) {
     return fieldError(field, absl::StrCat(quoted,
@@ -120,11 +120,11 @@ absl::StatusOr<XdsStreamConfig> resolveApiConfigSource(
                                      " is not supported (use GRPC or DELTA_GRPC)"));
   }
   if (source.transport_api_version() != envoy::config::core::v3::V3) {
-    return fieldError(absl::StrCat(field, ".transport_api_version"),
-                      absl::StrCat("V3 is required (got ",
-                                   envoy::config::core::v3::ApiVersion_Name(
-                                       source.transport_api_version()),
-                                   ")"));
+    return fieldError(
+        absl::StrCat(field, ".transport_api_version"),
+        absl::StrCat("V3 is required (got ",
+                     envoy::config::core::v3::ApiVersion_Name(source.transport_api_version()),
+                     ")"));
   }
   if (source.cluster_names_size() > 0) {
     return fieldError(absl::StrCat(field, ".cluster_names"),
@@ -256,8 +256,8 @@ absl::StatusOr<XdsClientConfig> xdsConfigFromBootstrap(
   const auto& dynamic = bootstrap.dynamic_resources();
 
   if (dynamic.has_ads_config()) {
-    auto ads = resolveApiConfigSource(dynamic.ads_config(), bootstrap,
-                                      "dynamic_resources.ads_config");
+    auto ads =
+        resolveApiConfigSource(dynamic.ads_config(), bootstrap, "dynamic_resources.ads_config");
     if (!ads.ok()) {
       return ads.status();
     }

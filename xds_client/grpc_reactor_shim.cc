@@ -21,7 +21,7 @@ namespace Proxy::Xds {
 class ReactorShim : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   ReactorShim(std::shared_ptr<grpc::Channel> channel, std::string method,
-                  std::unique_ptr<StreamReactions> reactions)
+              std::unique_ptr<StreamReactions> reactions)
       : channel_(std::move(channel)), method_(std::move(method)), reactions_(std::move(reactions)) {
     grpc::GenericStub stub(channel_);
     stub.PrepareBidiStreamingCall(&context_, method_, grpc::StubOptions(), this);
@@ -53,11 +53,17 @@ class ReactorShim : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteB
     StartWrite(&write_buffer_);
   }
 
-  void cancel() { context_.TryCancel(); }
-  void releaseHold() { RemoveHold(); }
+  void cancel() {
+    context_.TryCancel();
+  }
+  void releaseHold() {
+    RemoveHold();
+  }
 
   // grpc::ClientBidiReactor
-  void OnReadInitialMetadataDone(bool ok) override { reactions_->onInitialMetadata(ok); }
+  void OnReadInitialMetadataDone(bool ok) override {
+    reactions_->onInitialMetadata(ok);
+  }
 
   void OnReadDone(bool ok) override {
     if (!ok) {
@@ -74,7 +80,9 @@ class ReactorShim : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteB
     StartRead(&read_buffer_);
   }
 
-  void OnWriteDone(bool ok) override { reactions_->onWriteDone(ok); }
+  void OnWriteDone(bool ok) override {
+    reactions_->onWriteDone(ok);
+  }
 
   void OnDone(const grpc::Status& status) override {
     std::function<void()> after =
@@ -99,9 +107,17 @@ ReactorShim* createReactorShim(std::shared_ptr<grpc::Channel> channel, std::stri
                                std::unique_ptr<StreamReactions> reactions) {
   return new ReactorShim(std::move(channel), std::move(method), std::move(reactions));
 }
-void reactorShimStart(ReactorShim* shim) { shim->start(); }
-void reactorShimWrite(ReactorShim* shim, std::string bytes) { shim->write(std::move(bytes)); }
-void reactorShimCancel(ReactorShim* shim) { shim->cancel(); }
-void reactorShimReleaseHold(ReactorShim* shim) { shim->releaseHold(); }
+void reactorShimStart(ReactorShim* shim) {
+  shim->start();
+}
+void reactorShimWrite(ReactorShim* shim, std::string bytes) {
+  shim->write(std::move(bytes));
+}
+void reactorShimCancel(ReactorShim* shim) {
+  shim->cancel();
+}
+void reactorShimReleaseHold(ReactorShim* shim) {
+  shim->releaseHold();
+}
 
 }  // namespace Proxy::Xds

@@ -304,9 +304,9 @@ XdsTransportPtr GrpcXdsTransportFactory::createTransport(const std::string& targ
                 static_cast<int>(options_.reconnect_backoff_min.count()));
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
                 static_cast<int>(options_.reconnect_backoff_max.count()));
-    args.SetString(GRPC_ARG_PRIMARY_USER_AGENT_STRING,
-                   absl::StrCat(kUserAgentName, "/", kVersionMajor, ".", kVersionMinor, ".",
-                                kVersionPatch));
+    args.SetString(
+        GRPC_ARG_PRIMARY_USER_AGENT_STRING,
+        absl::StrCat(kUserAgentName, "/", kVersionMajor, ".", kVersionMinor, ".", kVersionPatch));
     channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
   }
   return std::make_unique<GrpcXdsTransport>(main_, channel, method, delta, handler,

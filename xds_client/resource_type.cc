@@ -94,8 +94,7 @@ class Table {
   }
 
   std::mutex mutex_;
-  std::map<std::string, std::unique_ptr<ResourceType>, std::less<>> types_
-      ABSL_GUARDED_BY(mutex_);
+  std::map<std::string, std::unique_ptr<ResourceType>, std::less<>> types_ ABSL_GUARDED_BY(mutex_);
 };
 
 Table& table() {

@@ -38,11 +38,13 @@ absl::string_view failureReasonName(FailureReason reason) {
 }
 
 void ResourceErrors::add(const DecodedResource& resource, absl::string_view reason) {
-  entries_.push_back(absl::StrCat("resource index ", resource.index, ": ", resource.name, ": ",
-                                  reason));
+  entries_.push_back(
+      absl::StrCat("resource index ", resource.index, ": ", resource.name, ": ", reason));
 }
 
-void ResourceErrors::addGeneral(absl::string_view reason) { entries_.emplace_back(reason); }
+void ResourceErrors::addGeneral(absl::string_view reason) {
+  entries_.emplace_back(reason);
+}
 
 absl::Status ResourceErrors::toStatus() const {
   if (entries_.empty()) {
@@ -437,8 +439,7 @@ absl::StatusOr<WatchHandle> XdsClientImpl::watch(absl::string_view type_url,
   if (type == nullptr) {
     const ResourceType* info = findResourceType(type_url);
     if (info == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown xDS resource type '", type_url, "'"));
+      return absl::InvalidArgumentError(absl::StrCat("unknown xDS resource type '", type_url, "'"));
     }
     auto config = config_.types.find(type_url);
     if (config == config_.types.end()) {
@@ -462,8 +463,8 @@ absl::StatusOr<WatchHandle> XdsClientImpl::watch(absl::string_view type_url,
       const std::string& method =
           config->second.stream.delta ? info->delta_method : info->sotw_method;
       if (method.empty()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "'", type_url, "' has no per-type xDS service: configure it over ADS"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("'", type_url, "' has no per-type xDS service: configure it over ADS"));
       }
       std::string label = absl::AsciiStrToUpper(info->short_name);
       if (config->second.stream.delta) {
@@ -492,8 +493,7 @@ absl::StatusOr<WatchHandle> XdsClientImpl::watch(absl::string_view type_url,
   } else {
     auto it = default_scopes_.find(type->type->short_name);
     if (it == default_scopes_.end()) {
-      it = default_scopes_
-               .emplace(type->type->short_name, scope_.child(type->type->short_name))
+      it = default_scopes_.emplace(type->type->short_name, scope_.child(type->type->short_name))
                .first;
     }
     scope = &it->second;
@@ -676,10 +676,10 @@ void XdsClientImpl::onInitFetchTimeout(uint64_t watch_id, TypeState& type) {
     return;
   }
   WatchImpl* watch = it->second;
-  spdlog::warn("xds: {} initial fetch of {} timed out; continuing without it",
-               type.type->short_name,
-               watch->names_.empty() ? std::string("all resources")
-                                     : absl::StrCat("'", absl::StrJoin(watch->names_, "', '"), "'"));
+  spdlog::warn(
+      "xds: {} initial fetch of {} timed out; continuing without it", type.type->short_name,
+      watch->names_.empty() ? std::string("all resources")
+                            : absl::StrCat("'", absl::StrJoin(watch->names_, "', '"), "'"));
   watch->stats_.update_attempt.inc();
   watch->stats_.init_fetch_timeout.inc();
   ++dispatching_;
@@ -763,10 +763,11 @@ void XdsClientImpl::processResponse(Stream& stream, DecodedResponsePtr response)
   } else {
     type = findType(response->type_url);
     if (type == nullptr || type->stream != &stream) {
-      spdlog::warn("xds: {}: ignoring a response for type '{}' (nonce '{}'){}: no watch "
-                   "subscribed to it on this stream",
-                   stream.label(), response->type_url, response->nonce,
-                   response->status.ok() ? "" : absl::StrCat(" that ", response->status.message()));
+      spdlog::warn(
+          "xds: {}: ignoring a response for type '{}' (nonce '{}'){}: no watch "
+          "subscribed to it on this stream",
+          stream.label(), response->type_url, response->nonce,
+          response->status.ok() ? "" : absl::StrCat(" that ", response->status.message()));
       return;
     }
     if (!response->status.ok()) {
@@ -838,8 +839,7 @@ void XdsClientImpl::processUpdate(Stream& stream, TypeState& type, DecodedRespon
 
   // The cache first: watches created from the callbacks below get the new state.
   for (const auto& resource : response.resources) {
-    type.cache[resource.name] =
-        CachedResource{resource.message, resource.version, resource.hash};
+    type.cache[resource.name] = CachedResource{resource.message, resource.version, resource.hash};
   }
   for (const auto& name : removed) {
     type.cache.erase(name);
@@ -972,9 +972,9 @@ void XdsClientImpl::processUpdate(Stream& stream, TypeState& type, DecodedRespon
       type.delta_versions.erase(name);
     }
   }
-  spdlog::warn("xds: {} NACK {} version '{}' nonce '{}' (keeping version '{}'): {}",
-               stream.label(), type.type->short_name, response.version, response.nonce,
-               type.accepted_version, message);
+  spdlog::warn("xds: {} NACK {} version '{}' nonce '{}' (keeping version '{}'): {}", stream.label(),
+               type.type->short_name, response.version, response.nonce, type.accepted_version,
+               message);
   if (delta) {
     type.delta_acks.emplace_back(response.nonce, std::move(message));
   } else {

@@ -14,6 +14,7 @@
 //   {"event":"stats","counters":{..},"gauges":{..}}        (at exit)
 // Logs go to stderr.
 
+#include <unistd.h>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -21,7 +22,6 @@
 #include <memory>
 #include <sstream>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -129,10 +129,10 @@ std::string resourceJson(const DecodedResource& resource) {
   for (const auto& u : unknown) {
     quoted.push_back(jsonString(u));
   }
-  return absl::StrCat("{\"name\":", jsonString(resource.name),
-                      ",\"version\":", jsonString(resource.version), ",\"resource\":", json,
-                      ",\"unknown_fields\":[", absl::StrJoin(quoted, ","), "],\"bytes\":",
-                      jsonString(absl::Base64Escape(resource.message->SerializeAsString())), "}");
+  return absl::StrCat(
+      "{\"name\":", jsonString(resource.name), ",\"version\":", jsonString(resource.version),
+      ",\"resource\":", json, ",\"unknown_fields\":[", absl::StrJoin(quoted, ","),
+      "],\"bytes\":", jsonString(absl::Base64Escape(resource.message->SerializeAsString())), "}");
 }
 
 void emit(const std::string& line) {
@@ -155,10 +155,9 @@ class PrintingWatcher : public Watcher {
     for (const auto& name : removed) {
       names.push_back(jsonString(name));
     }
-    emit(absl::StrCat("{\"event\":\"update\",\"type\":", jsonString(type_),
-                      ",\"version\":", jsonString(version), ",\"added\":[",
-                      absl::StrJoin(resources, ","), "],\"removed\":[",
-                      absl::StrJoin(names, ","), "]}"));
+    emit(absl::StrCat("{\"event\":\"update\",\"type\":", jsonString(type_), ",\"version\":",
+                      jsonString(version), ",\"added\":[", absl::StrJoin(resources, ","),
+                      "],\"removed\":[", absl::StrJoin(names, ","), "]}"));
     return absl::OkStatus();
   }
 
@@ -217,8 +216,8 @@ int run(int argc, char** argv) {
   }
   auto config = xdsConfigFromBootstrap(bootstrap);
   if (!config.ok()) {
-    emit(absl::StrCat("{\"event\":\"config_error\",\"message\":",
-                      jsonString(config.status().message()), "}"));
+    emit(absl::StrCat(
+        "{\"event\":\"config_error\",\"message\":", jsonString(config.status().message()), "}"));
     return 1;
   }
 
@@ -240,8 +239,8 @@ int run(int argc, char** argv) {
       if (handle.ok()) {
         handles.push_back(*std::move(handle));
       } else {
-        emit(absl::StrCat("{\"event\":\"watch_error\",\"message\":",
-                          jsonString(handle.status().message()), "}"));
+        emit(absl::StrCat(
+            "{\"event\":\"watch_error\",\"message\":", jsonString(handle.status().message()), "}"));
       }
     };
     watch(kClusterTypeUrl, {}, cds);
@@ -293,4 +292,6 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace Proxy::Xds
 
-int main(int argc, char** argv) { return Proxy::Xds::run(argc, argv); }
+int main(int argc, char** argv) {
+  return Proxy::Xds::run(argc, argv);
+}

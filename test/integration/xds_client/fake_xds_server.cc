@@ -49,8 +49,7 @@ void FakeXdsStream<Req, Resp>::close() {
 }
 
 template <class Req, class Resp>
-::testing::AssertionResult FakeXdsStream<Req, Resp>::waitForEnd(
-    std::chrono::milliseconds timeout) {
+::testing::AssertionResult FakeXdsStream<Req, Resp>::waitForEnd(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mutex_);
   if (!cv_.wait_for(lock, timeout, [this] { return done_; })) {
     return ::testing::AssertionFailure() << method << " did not end within the deadline";
@@ -165,15 +164,19 @@ class FakeXdsServer::Impl
 
 FakeXdsServer::FakeXdsServer() : impl_(std::make_unique<Impl>()) {}
 FakeXdsServer::~FakeXdsServer() = default;
-int FakeXdsServer::port() const { return impl_->port_; }
-void FakeXdsServer::shutdown() { impl_->shutdown(); }
+int FakeXdsServer::port() const {
+  return impl_->port_;
+}
+void FakeXdsServer::shutdown() {
+  impl_->shutdown();
+}
 
 std::shared_ptr<SotwStream> FakeXdsServer::waitForSotwStream(size_t n,
                                                              std::chrono::milliseconds timeout) {
   return impl_->waitFor(impl_->sotw_streams_, n, timeout);
 }
-std::shared_ptr<DeltaStream> FakeXdsServer::waitForDeltaStream(
-    size_t n, std::chrono::milliseconds timeout) {
+std::shared_ptr<DeltaStream> FakeXdsServer::waitForDeltaStream(size_t n,
+                                                               std::chrono::milliseconds timeout) {
   return impl_->waitFor(impl_->delta_streams_, n, timeout);
 }
 size_t FakeXdsServer::sotwStreamCount() {

@@ -23,8 +23,8 @@ namespace Proxy::Xds {
 namespace {
 
 namespace fake = ::Proxy::Test;
-using ::testing::ElementsAre;
-using ::testing::Pair;
+using envoy::service::discovery::v3::DeltaDiscoveryRequest;
+using envoy::service::discovery::v3::DiscoveryRequest;
 using fake::deltaResource;
 using fake::deltaResponse;
 using fake::edsCluster;
@@ -34,8 +34,8 @@ using fake::packed;
 using fake::protoEquals;
 using fake::RecordingWatcher;
 using fake::sotwResponse;
-using envoy::service::discovery::v3::DeltaDiscoveryRequest;
-using envoy::service::discovery::v3::DiscoveryRequest;
+using ::testing::ElementsAre;
+using ::testing::Pair;
 
 constexpr char kNode[] = R"pb(
   node {
@@ -82,8 +82,8 @@ class XdsClientIntegrationTest : public ::testing::Test {
           {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1",
                                                        "port_value": )" +
                              std::to_string(server_.port()) + R"(}}}}]}]}}]},
-      "dynamic_resources": )" + dynamic_resources +
-                             "}";
+      "dynamic_resources": )" +
+                             dynamic_resources + "}";
     envoy::config::bootstrap::v3::Bootstrap bootstrap;
     EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, &bootstrap).ok());
     auto config = xdsConfigFromBootstrap(bootstrap);
@@ -98,9 +98,9 @@ class XdsClientIntegrationTest : public ::testing::Test {
     client_ = std::make_unique<XdsClientImpl>(
         dispatcher_, std::move(config),
         std::make_unique<GrpcXdsTransportFactory>(
-            dispatcher_, GrpcTransportOptions{std::chrono::milliseconds(100),
-                                              std::chrono::milliseconds(1000),
-                                              std::chrono::seconds(10)}),
+            dispatcher_,
+            GrpcTransportOptions{std::chrono::milliseconds(100), std::chrono::milliseconds(1000),
+                                 std::chrono::seconds(10)}),
         Stats::Scope(store_, ""));
   }
 
@@ -112,13 +112,14 @@ class XdsClientIntegrationTest : public ::testing::Test {
   }
 
   // Run the client's loop until `done` holds; the loop wakes at least every 5 ms to check.
-  ::testing::AssertionResult runUntil(const std::function<bool()>& done,
-                                      std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  ::testing::AssertionResult runUntil(
+      const std::function<bool()>& done,
+      std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (!done()) {
       if (std::chrono::steady_clock::now() > deadline) {
-        return ::testing::AssertionFailure() << "condition not met within " << timeout.count()
-                                             << " ms";
+        return ::testing::AssertionFailure()
+               << "condition not met within " << timeout.count() << " ms";
       }
       tick_->enableTimer(std::chrono::milliseconds(5));
       dispatcher_.run(Event::Dispatcher::RunType::RunUntilExit);
@@ -182,9 +183,9 @@ TEST_F(XdsClientIntegrationTest, AdsStateOfTheWorldEndToEnd) {
   ASSERT_TRUE(runUntil([&] { return gauge("control_plane.connected_state") == 1; }));
 
   // Clusters at version 1: delivered and ACKed over the wire.
-  ASSERT_TRUE(stream->send(sotwResponse(kClusterTypeUrl, /*version_info=*/"1", /*nonce=*/"c1",
-                                        {packed(edsCluster("cluster_a")),
-                                         packed(edsCluster("cluster_b"))})));
+  ASSERT_TRUE(stream->send(
+      sotwResponse(kClusterTypeUrl, /*version_info=*/"1", /*nonce=*/"c1",
+                   {packed(edsCluster("cluster_a")), packed(edsCluster("cluster_b"))})));
   ASSERT_TRUE(nextRequest(*stream, request));
   EXPECT_TRUE(protoEquals(request, R"pb(
     version_info: "1"
@@ -195,9 +196,9 @@ TEST_F(XdsClientIntegrationTest, AdsStateOfTheWorldEndToEnd) {
               ElementsAre("update version='1' added=[cluster_a, cluster_b] removed=[]"));
 
   // Listeners with a Cluster among them: the good one applies, the NACK names the bad one.
-  ASSERT_TRUE(stream->send(sotwResponse(kListenerTypeUrl, "1", "l1",
-                                        {packed(listener("listener_a", 10000)),
-                                         packed(edsCluster("oops"))})));
+  ASSERT_TRUE(stream->send(
+      sotwResponse(kListenerTypeUrl, "1", "l1",
+                   {packed(listener("listener_a", 10000)), packed(edsCluster("oops"))})));
   ASSERT_TRUE(nextRequest(*stream, request));
   EXPECT_TRUE(protoEquals(request, R"pb(
     type_url: "type.googleapis.com/envoy.config.listener.v3.Listener"
@@ -276,17 +277,16 @@ TEST_F(XdsClientIntegrationTest, AdsDeltaEndToEnd) {
   )pb"));
 
   // A cluster and its endpoints, each ACKed by nonce.
-  ASSERT_TRUE(stream->send(deltaResponse(kClusterTypeUrl, "n1",
-                                         {deltaResource("cluster_a", "v1", edsCluster("cluster_a"))},
-                                         {})));
+  ASSERT_TRUE(stream->send(deltaResponse(
+      kClusterTypeUrl, "n1", {deltaResource("cluster_a", "v1", edsCluster("cluster_a"))}, {})));
   ASSERT_TRUE(nextRequest(*stream, request));
   EXPECT_TRUE(protoEquals(request, R"pb(
     type_url: "type.googleapis.com/envoy.config.cluster.v3.Cluster"
     response_nonce: "n1"
   )pb"));
-  ASSERT_TRUE(stream->send(deltaResponse(
-      kClusterLoadAssignmentTypeUrl, "n2", {deltaResource("cluster_a", "e1", endpoints("cluster_a", 80))},
-      {})));
+  ASSERT_TRUE(stream->send(
+      deltaResponse(kClusterLoadAssignmentTypeUrl, "n2",
+                    {deltaResource("cluster_a", "e1", endpoints("cluster_a", 80))}, {})));
   ASSERT_TRUE(nextRequest(*stream, request));
   EXPECT_TRUE(protoEquals(request, R"pb(
     type_url: "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"

@@ -113,7 +113,8 @@ class SimulatedDispatcher : public Event::Dispatcher {
  private:
   class TimerImpl : public Event::Timer {
    public:
-    TimerImpl(SimulatedDispatcher& parent, Event::TimerCb cb) : parent_(parent), cb_(std::move(cb)) {
+    TimerImpl(SimulatedDispatcher& parent, Event::TimerCb cb)
+        : parent_(parent), cb_(std::move(cb)) {
       parent_.timers_.insert(this);
     }
     ~TimerImpl() override { parent_.timers_.erase(this); }

@@ -17,9 +17,6 @@ namespace Proxy::Xds {
 namespace {
 
 namespace fake = ::Proxy::Test;
-using ::testing::ElementsAre;
-using ::testing::IsEmpty;
-using ::testing::Pair;
 using fake::deltaResource;
 using fake::deltaResponse;
 using fake::edsCluster;
@@ -30,6 +27,9 @@ using fake::protoEquals;
 using fake::RecordingWatcher;
 using fake::routeConfig;
 using fake::sotwResponse;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::Pair;
 
 // What the first request of every stream carries.
 constexpr char kNode[] = R"pb(
@@ -127,9 +127,9 @@ TEST_F(XdsClientTest, AckEchoesVersionAndNonce) {
   stream(0).takeRequest();
 
   // The server sends two listeners at version 1.
-  stream(0).respond(sotwResponse(kListenerTypeUrl, /*version_info=*/"1", /*nonce=*/"A",
-                                 {packed(listener("listener_a", 10000)),
-                                  packed(listener("listener_b", 10001))}));
+  stream(0).respond(
+      sotwResponse(kListenerTypeUrl, /*version_info=*/"1", /*nonce=*/"A",
+                   {packed(listener("listener_a", 10000)), packed(listener("listener_b", 10001))}));
   // The watcher gets both, typed, with the version.
   EXPECT_THAT(listeners.take(),
               ElementsAre("update version='1' added=[listener_a, listener_b] removed=[]"));
@@ -171,9 +171,9 @@ TEST_F(XdsClientTest, NackCarriesPreviousVersionAndEveryProblem) {
   google::protobuf::Any cut_any;
   cut_any.set_type_url(std::string(kListenerTypeUrl));
   cut_any.set_value(cut);
-  stream(0).respond(sotwResponse(kListenerTypeUrl, "2", "B",
-                                 {packed(listener("listener_a", 10010)),
-                                  packed(edsCluster("wrong_type")), cut_any}));
+  stream(0).respond(sotwResponse(
+      kListenerTypeUrl, "2", "B",
+      {packed(listener("listener_a", 10010)), packed(edsCluster("wrong_type")), cut_any}));
 
   // The good listener is applied; the bad ones keep their last good version.
   EXPECT_THAT(listeners.take(), ElementsAre("update version='2' added=[listener_a] removed=[]"));
@@ -214,9 +214,9 @@ TEST_F(XdsClientTest, WatcherRejectionIsNackedWithItsMessage) {
   dispatcher_.runUntilIdle();
   stream(0).takeRequest();
 
-  stream(0).respond(sotwResponse(kListenerTypeUrl, "1", "A",
-                                 {packed(listener("listener_a", 10000)),
-                                  packed(listener("listener_low", 1))}));
+  stream(0).respond(
+      sotwResponse(kListenerTypeUrl, "1", "A",
+                   {packed(listener("listener_a", 10000)), packed(listener("listener_low", 1))}));
   dispatcher_.runUntilIdle();
   EXPECT_TRUE(protoEquals(stream(0).takeRequest(), R"pb(
     type_url: "type.googleapis.com/envoy.config.listener.v3.Listener"
@@ -235,9 +235,9 @@ TEST_F(XdsClientTest, AbsenceFromListenerResponseMeansRemovedUnlessInvalid) {
   dispatcher_.runUntilIdle();
 
   // Version 1: two listeners.
-  stream(0).respond(sotwResponse(kListenerTypeUrl, "1", "A",
-                                 {packed(listener("listener_a", 10000)),
-                                  packed(listener("listener_b", 10001))}));
+  stream(0).respond(
+      sotwResponse(kListenerTypeUrl, "1", "A",
+                   {packed(listener("listener_a", 10000)), packed(listener("listener_b", 10001))}));
   // Version 2 still has listener_b, but broken: it is not removed, its last version stays.
   google::protobuf::Any broken;
   broken.set_type_url(std::string(kListenerTypeUrl));
@@ -264,10 +264,10 @@ TEST_F(XdsClientTest, DuplicateNameIsNackedAndNeitherCopyApplied) {
   dispatcher_.runUntilIdle();
   stream(0).takeRequest();
 
-  stream(0).respond(sotwResponse(kListenerTypeUrl, "1", "A",
-                                 {packed(listener("listener_a", 10000)),
-                                  packed(listener("listener_a", 10001)),
-                                  packed(listener("listener_b", 10002))}));
+  stream(0).respond(
+      sotwResponse(kListenerTypeUrl, "1", "A",
+                   {packed(listener("listener_a", 10000)), packed(listener("listener_a", 10001)),
+                    packed(listener("listener_b", 10002))}));
   EXPECT_THAT(listeners.take(), ElementsAre("update version='1' added=[listener_b] removed=[]"));
   dispatcher_.runUntilIdle();
   EXPECT_TRUE(protoEquals(stream(0).takeRequest(), R"pb(
@@ -292,8 +292,10 @@ TEST_F(XdsClientTest, ResponseThatDoesNotParseIsNackedAndStreamStaysUp) {
     return std::string(1, static_cast<char>(number << 3 | 2)) +
            std::string(1, static_cast<char>(value.size())) + value;
   };
-  const std::string bytes =
-      field(4, std::string(kListenerTypeUrl)) + field(5, "C") + std::string("\x12\x64" "abc");
+  const std::string bytes = field(4, std::string(kListenerTypeUrl)) + field(5, "C") +
+                            std::string(
+                                "\x12\x64"
+                                "abc");
   stream(0).respondBytes(bytes);
 
   EXPECT_THAT(listeners.take(), IsEmpty());
@@ -327,12 +329,11 @@ TEST_F(XdsClientTest, RouteNameSetFollowsTheWatches) {
   )pb"));
 
   // The server answers; each watch gets what it asked for.
-  stream(0).respond(sotwResponse(kRouteConfigurationTypeUrl, "1", "A",
-                                 {packed(routeConfig("route_a", "cluster_a")),
-                                  packed(routeConfig("route_b", "cluster_b"))}));
+  stream(0).respond(sotwResponse(
+      kRouteConfigurationTypeUrl, "1", "A",
+      {packed(routeConfig("route_a", "cluster_a")), packed(routeConfig("route_b", "cluster_b"))}));
   EXPECT_THAT(first.take(), ElementsAre("update version='1' added=[route_a] removed=[]"));
-  EXPECT_THAT(second.take(),
-              ElementsAre("update version='1' added=[route_a, route_b] removed=[]"));
+  EXPECT_THAT(second.take(), ElementsAre("update version='1' added=[route_a, route_b] removed=[]"));
   dispatcher_.runUntilIdle();
   EXPECT_TRUE(protoEquals(stream(0).takeRequest(), R"pb(
     version_info: "1"
@@ -378,9 +379,9 @@ TEST_F(XdsClientTest, ResourcesNotRequestedAreIgnored) {
   google::protobuf::Any broken;
   broken.set_type_url(std::string(kClusterLoadAssignmentTypeUrl));
   broken.set_value(endpoints("cluster_x", 2).SerializeAsString() + "\xff");
-  stream(0).respond(sotwResponse(kClusterLoadAssignmentTypeUrl, "1", "A",
-                                 {packed(endpoints("cluster_a", 8080)),
-                                  packed(endpoints("cluster_x", 8081)), broken}));
+  stream(0).respond(sotwResponse(
+      kClusterLoadAssignmentTypeUrl, "1", "A",
+      {packed(endpoints("cluster_a", 8080)), packed(endpoints("cluster_x", 8081)), broken}));
   EXPECT_THAT(cluster_a.take(), ElementsAre("update version='1' added=[cluster_a] removed=[]"));
   // ACKed: what was not requested does not count, broken or not.
   dispatcher_.runUntilIdle();
@@ -404,9 +405,8 @@ TEST_F(XdsClientTest, OnlyTheLatestNonceIsEchoed) {
       sotwResponse(kListenerTypeUrl, "1", "A", {packed(listener("listener_a", 10000))}));
   stream(0).respond(
       sotwResponse(kListenerTypeUrl, "2", "B", {packed(listener("listener_a", 10001))}));
-  EXPECT_THAT(listeners.take(),
-              ElementsAre("update version='1' added=[listener_a] removed=[]",
-                          "update version='2' added=[listener_a] removed=[]"));
+  EXPECT_THAT(listeners.take(), ElementsAre("update version='1' added=[listener_a] removed=[]",
+                                            "update version='2' added=[listener_a] removed=[]"));
   // One request answers both: the newest supersedes.
   dispatcher_.runUntilIdle();
   EXPECT_TRUE(protoEquals(stream(0).takeRequest(), R"pb(
@@ -478,8 +478,7 @@ TEST_F(XdsClientTest, BackoffDoublesUpToTheCapAndResetsAfterAHealthyStream) {
       dispatcher_.advanceTimeAndRun(std::chrono::milliseconds(1));
     }
     delays.push_back(
-        std::chrono::duration_cast<std::chrono::milliseconds>(dispatcher_.now() - closed)
-            .count());
+        std::chrono::duration_cast<std::chrono::milliseconds>(dispatcher_.now() - closed).count());
   }
   EXPECT_THAT(delays, ElementsAre(250, 500, 1000, 2000, 4000, 8000, 15000, 15000));
   EXPECT_EQ(counter("lds.update_failure"), 8u);
@@ -610,9 +609,9 @@ TEST_F(XdsClientTest, ResourceWrappersAndHeartbeatsInSotw) {
   RecordingWatcher listeners;
   auto lds = watch(kListenerTypeUrl, {}, listeners);
   dispatcher_.runUntilIdle();
-  stream(0).respond(sotwResponse(kListenerTypeUrl, "1", "A",
-                                 {packed(listener("listener_a", 10000)),
-                                  packed(listener("listener_b", 10001))}));
+  stream(0).respond(
+      sotwResponse(kListenerTypeUrl, "1", "A",
+                   {packed(listener("listener_a", 10000)), packed(listener("listener_b", 10001))}));
 
   // Version 2 wraps listener_a in a Resource (as servers do for a ttl) and only refreshes
   // listener_b's ttl: listener_b is still there.
@@ -622,8 +621,7 @@ TEST_F(XdsClientTest, ResourceWrappersAndHeartbeatsInSotw) {
   envoy::service::discovery::v3::Resource heartbeat;
   heartbeat.set_name("listener_b");
   heartbeat.mutable_ttl()->set_seconds(30);
-  stream(0).respond(
-      sotwResponse(kListenerTypeUrl, "2", "B", {packed(wrapped), packed(heartbeat)}));
+  stream(0).respond(sotwResponse(kListenerTypeUrl, "2", "B", {packed(wrapped), packed(heartbeat)}));
   EXPECT_THAT(listeners.take(),
               ElementsAre("update version='1' added=[listener_a, listener_b] removed=[]",
                           "update version='2' added=[listener_a] removed=[]"));
@@ -646,12 +644,10 @@ TEST_F(XdsClientTest, AdsIgnoresATypeNobodySubscribed) {
 TEST_F(XdsClientTest, PerTypeStreamsAndWrongTypeUrl) {
   // LDS and CDS each on their own stream (api_config_source without ADS).
   config_.ads.reset();
-  config_.types[std::string(kListenerTypeUrl)] =
-      XdsTypeConfig{/*ads=*/false, XdsStreamConfig{"ipv4:127.0.0.1:18001", false, {}},
-                    std::chrono::seconds(15)};
-  config_.types[std::string(kClusterTypeUrl)] =
-      XdsTypeConfig{/*ads=*/false, XdsStreamConfig{"ipv4:127.0.0.1:18001", false, {}},
-                    std::chrono::seconds(15)};
+  config_.types[std::string(kListenerTypeUrl)] = XdsTypeConfig{
+      /*ads=*/false, XdsStreamConfig{"ipv4:127.0.0.1:18001", false, {}}, std::chrono::seconds(15)};
+  config_.types[std::string(kClusterTypeUrl)] = XdsTypeConfig{
+      /*ads=*/false, XdsStreamConfig{"ipv4:127.0.0.1:18001", false, {}}, std::chrono::seconds(15)};
   createClient();
   RecordingWatcher listeners, clusters;
   auto lds = watch(kListenerTypeUrl, {}, listeners);
@@ -720,10 +716,11 @@ TEST_F(XdsClientDeltaTest, SubscribeAddRemoveAndAck) {
   )pb"));
 
   // Two clusters arrive, each with its own version.
-  auto response = deltaResponse(kClusterTypeUrl, /*nonce=*/"n1",
-                                {deltaResource("cluster_a", /*version=*/"v1", edsCluster("cluster_a")),
-                                 deltaResource("cluster_b", "v1", edsCluster("cluster_b"))},
-                                /*removed=*/{});
+  auto response =
+      deltaResponse(kClusterTypeUrl, /*nonce=*/"n1",
+                    {deltaResource("cluster_a", /*version=*/"v1", edsCluster("cluster_a")),
+                     deltaResource("cluster_b", "v1", edsCluster("cluster_b"))},
+                    /*removed=*/{});
   response.set_system_version_info("s1");
   stream(0).respond(response);
   EXPECT_THAT(clusters.take(),
@@ -806,8 +803,7 @@ TEST_F(XdsClientDeltaTest, ReconnectSendsInitialResourceVersions) {
     type_url: "type.googleapis.com/envoy.config.cluster.v3.Cluster"
   )pb"));
   auto eds_request = stream(1).takeDeltaRequest();
-  EXPECT_THAT(fake::takeInitialResourceVersions(eds_request),
-              ElementsAre(Pair("cluster_a", "e3")));
+  EXPECT_THAT(fake::takeInitialResourceVersions(eds_request), ElementsAre(Pair("cluster_a", "e3")));
   EXPECT_TRUE(protoEquals(eds_request, R"pb(
     type_url: "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
     resource_names_subscribe: "cluster_a"
@@ -853,7 +849,8 @@ TEST_F(XdsClientDeltaTest, ResourceThatDoesNotExistIsReportedRemoved) {
   EXPECT_THAT(watcher.take(), IsEmpty());
 }
 
-// ----- Helpers ------------------------------------------------------------------------------------
+// ----- Helpers
+// ------------------------------------------------------------------------------------
 
 TEST(TokenBucketTest, StartsFullAndRefillsAtTheFillRate) {
   fake::SimulatedTimeSource time;
