@@ -276,6 +276,27 @@ TEST_F(ProxyIntegrationTest, RoutesByHeader) {
   EXPECT_EQ(without->header("x-upstream"), "upstream-1");
 }
 
+TEST_F(ProxyIntegrationTest, RoutesBySafeRegexToWeightedClusters) {
+  // A RE2 path match whose action splits traffic by weight; weight 0 for service1 makes the
+  // split deterministic: everything goes to service2.
+  BootstrapSpec spec = serviceRoutes();
+  spec.virtual_hosts = {R"({name: services, domains: ["*"], routes: [
+      {match: {safe_regex: {regex: "^/v[0-9]+/items$"}},
+       route: {weighted_clusters: {clusters: [{name: service1, weight: 0}, {name: service2, weight: 100}]}}}]})"};
+  startProxy(spec);
+
+  for (int i = 0; i < 5; i++) {
+    absl::StatusOr<HttpResponse> response = get(absl::StrCat("/v", i, "/items"));
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->header("x-upstream"), "upstream-2");
+  }
+  // The regex is anchored: a longer path does not match.
+  absl::StatusOr<HttpResponse> longer = get("/v1/items/7");
+  ASSERT_TRUE(longer.ok()) << longer.status();
+  EXPECT_EQ(longer->status, 404u);
+  EXPECT_EQ(upstream1_->requestsReceived(), 0u);
+}
+
 TEST_F(ProxyIntegrationTest, RoundRobinSpreadsRequestsOverEndpoints) {
   // One cluster with both upstreams as endpoints.
   BootstrapSpec spec = serviceRoutes();
