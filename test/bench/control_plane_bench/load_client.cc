@@ -2,7 +2,7 @@
 // control-plane-stub, ACKing like Envoy; then, per round, PUT a snapshot that moves every
 // endpoint and measure the time from the PUT to the last stream receiving the new version.
 //
-//   control_plane_load_client --xds 127.0.0.1:18000 --admin 127.0.0.1:18001 \
+//   control_plane_load_client --xds 127.0.0.1:18000 --admin 127.0.0.1:18001
 //       --streams 1000 --streams-per-channel 100 --rounds 10 --clusters 2 --endpoints 10
 //
 // Streams use gRPC's callback API (no thread per stream); responses are decoded and ACKed on
