@@ -53,6 +53,7 @@ grpc::Status AdsServer::StreamAggregatedResources(
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stream->requests.push_back(request);
+      stream->received_at.push_back(std::chrono::steady_clock::now());
     }
     cv_.notify_all();
   }
@@ -206,6 +207,21 @@ absl::StatusOr<std::string> AdsServer::waitForNack(const std::string& type_url,
                      reply->version_info(), "'), expected a NACK"));
   }
   return reply->error_detail().message();
+}
+
+absl::StatusOr<std::chrono::steady_clock::time_point> AdsServer::replyTime(
+    const std::string& type_url, const std::string& nonce) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!streams_.empty()) {
+    const Stream& stream = *streams_.back();
+    for (size_t i = 0; i < stream.requests.size(); i++) {
+      if (stream.requests[i].type_url() == type_url &&
+          stream.requests[i].response_nonce() == nonce) {
+        return stream.received_at[i];
+      }
+    }
+  }
+  return absl::NotFoundError(absl::StrCat("no reply to ", shortType(type_url), " nonce ", nonce));
 }
 
 size_t AdsServer::requestMark() {

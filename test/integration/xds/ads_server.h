@@ -100,6 +100,10 @@ class AdsServer : public envoy::service::discovery::v3::AggregatedDiscoveryServi
   absl::StatusOr<std::string> waitForNack(const std::string& type_url, const std::string& nonce,
                                           std::chrono::milliseconds timeout = 10s);
 
+  // When the reply to `nonce` arrived (it must have arrived: call after waitForReplyTo()).
+  absl::StatusOr<std::chrono::steady_clock::time_point> replyTime(const std::string& type_url,
+                                                                  const std::string& nonce);
+
   // Every request received so far on the current stream (copies).
   std::vector<DiscoveryRequest> requests();
   // How many requests of `type_url` arrived on the current stream.
@@ -115,6 +119,7 @@ class AdsServer : public envoy::service::discovery::v3::AggregatedDiscoveryServi
     grpc::ServerContext* context;
     grpc::ServerReaderWriter<DiscoveryResponse, DiscoveryRequest>* rw;
     std::vector<DiscoveryRequest> requests;
+    std::vector<std::chrono::steady_clock::time_point> received_at;  // one per request
     bool done = false;
   };
 

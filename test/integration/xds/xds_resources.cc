@@ -9,7 +9,7 @@ namespace Proxy::XdsIntegration {
 
 using envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 
-std::string adsBootstrap(uint32_t ads_port) {
+std::string adsBootstrap(uint32_t ads_port, const std::string& rate_limit_settings) {
   return absl::StrCat(R"(node: {id: xds-e2e, cluster: xds-e2e}
 admin:
   address: {socket_address: {address: 127.0.0.1, port_value: 0}}
@@ -19,7 +19,11 @@ dynamic_resources:
     transport_api_version: V3
     grpc_services:
     - envoy_grpc: {cluster_name: xds_cluster}
-  cds_config: {ads: {}, resource_api_version: V3}
+)",
+                      rate_limit_settings.empty()
+                          ? ""
+                          : absl::StrCat("    rate_limit_settings: ", rate_limit_settings, "\n"),
+                      R"(  cds_config: {ads: {}, resource_api_version: V3}
   lds_config: {ads: {}, resource_api_version: V3}
 static_resources:
   clusters:

@@ -19,7 +19,10 @@ namespace Proxy::XdsIntegration {
 
 // The bootstrap of every test: admin on 127.0.0.1:0, nothing static but the management
 // server's cluster `xds_cluster` (HTTP/2, as gRPC needs), and CDS and LDS over ADS (GRPC, V3).
-std::string adsBootstrap(uint32_t ads_port);
+// `rate_limit_settings` (a YAML flow mapping, e.g. "{max_tokens: 1000000, fill_rate: 1e6}")
+// goes into ads_config when not empty; by default the client's own token bucket applies
+// (100 requests, then 10 per second: it delays ACKs of long bursts of updates).
+std::string adsBootstrap(uint32_t ads_port, const std::string& rate_limit_settings = "");
 
 // A filter chain with an http_connection_manager (stat_prefix `stat_prefix`) whose routes come
 // from RDS `route_config_name` over ADS, the router, and Envoy's default access log on stdout
