@@ -232,6 +232,7 @@ absl::Status ClusterManagerImpl::addOrUpdateCluster(
   auto data = std::make_unique<ClusterData>();
   bool warm = true;
   if ((*info)->discoveryType() == ClusterInfoImpl::DiscoveryType::Eds) {
+    eds_index_[(*info)->edsServiceName()].insert(name);
     if (active != nullptr && active->info->discoveryType() == ClusterInfoImpl::DiscoveryType::Eds &&
         active->info->edsServiceName() == (*info)->edsServiceName()) {
       // Same ClusterLoadAssignment: its hosts stay valid, no need to warm again.
@@ -282,6 +283,24 @@ bool ClusterManagerImpl::removeCluster(std::string_view name) {
     return false;
   }
   const bool was_warming = !warming_.empty();
+  auto unindex = [this](const ClusterData& data) {
+    if (data.info->discoveryType() != ClusterInfoImpl::DiscoveryType::Eds) {
+      return;
+    }
+    auto indexed = eds_index_.find(data.info->edsServiceName());
+    if (indexed != eds_index_.end()) {
+      indexed->second.erase(data.info->name());
+      if (indexed->second.empty()) {
+        eds_index_.erase(indexed);
+      }
+    }
+  };
+  if (warming_it != warming_.end()) {
+    unindex(*warming_it->second);
+  }
+  if (active_it != active_.end()) {
+    unindex(*active_it->second);
+  }
   if (warming_it != warming_.end()) {
     warming_.erase(warming_it);
   }
@@ -309,13 +328,25 @@ absl::Status ClusterManagerImpl::updateClusterLoadAssignment(
     HostSetConstSharedPtr hosts;
   };
   std::vector<Target> targets;
-  for (ClusterMap* map : {&warming_, &active_}) {
-    for (auto it = map->begin(); it != map->end(); ++it) {
-      const ClusterInfoImpl& info = *it->second->info;
-      if (info.discoveryType() == ClusterInfoImpl::DiscoveryType::Eds &&
-          info.edsServiceName() == eds_service_name) {
-        targets.push_back(Target{map, it, nullptr});
+  // Only the clusters the index names (see eds_index_), each checked again.
+  auto indexed = eds_index_.find(eds_service_name);
+  if (indexed != eds_index_.end()) {
+    std::set<std::string>& names = indexed->second;
+    for (auto name = names.begin(); name != names.end();) {
+      bool uses = false;
+      for (ClusterMap* map : {&warming_, &active_}) {
+        auto it = map->find(*name);
+        if (it != map->end() &&
+            it->second->info->discoveryType() == ClusterInfoImpl::DiscoveryType::Eds &&
+            it->second->info->edsServiceName() == eds_service_name) {
+          targets.push_back(Target{map, it, nullptr});
+          uses = true;
+        }
       }
+      name = uses ? std::next(name) : names.erase(name);
+    }
+    if (names.empty()) {
+      eds_index_.erase(indexed);
     }
   }
   if (targets.empty()) {

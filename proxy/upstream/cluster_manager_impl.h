@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -181,6 +182,12 @@ class ClusterManagerImpl : public ClusterManager {
   ThreadLocal::SlotPtr slot_;
   ClusterMap active_;
   ClusterMap warming_;
+  // EDS service name -> names of the clusters with a version (warming or active) watching it.
+  // updateClusterLoadAssignment() re-checks each candidate and drops names that no longer
+  // match, so entries are only added on update and erased on removal. Without it every
+  // ClusterLoadAssignment scanned every cluster: 10,000 clusters' assignments in one response
+  // cost O(n^2) (found by xds_cluster_scale_bench: 20 s instead of well under one).
+  std::map<std::string, std::set<std::string>, std::less<>> eds_index_;
   std::function<void()> warming_done_cb_;
 
   Stats::Counter& cluster_added_;
