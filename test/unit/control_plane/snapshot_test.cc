@@ -59,6 +59,16 @@ TEST(SnapshotLoaderTest, ShippedDemoSnapshotParsesAndIsConsistent) {
             8082u);
 }
 
+TEST(SnapshotLoaderTest, ShippedGrpcSnapshotParsesAndIsConsistent) {
+  // The example for gRPC's xDS clients: an API listener and its RDS, CDS and EDS resources.
+  absl::StatusOr<SnapshotFile> file =
+      loadSnapshotFile(std::string(CONTROL_PLANE_SOURCE_DIR) + "/examples/grpc-xds-snapshot.yaml",
+                       ValidationMode::Proxy);
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_TRUE(checkConsistency(*file).ok());
+  EXPECT_TRUE(file->resources().listeners(0).has_api_listener());
+}
+
 TEST(SnapshotLoaderTest, FieldErrorsNameThePathAndTheLine) {
   // A misspelt enum value: the loader's message, the resource's path, and where it is.
   EXPECT_EQ(parseError(R"(version: "1"
