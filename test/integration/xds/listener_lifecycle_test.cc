@@ -3,6 +3,8 @@
 // management server sends and what a client then sees; waits are on ACKs, stats, /ready and
 // /config_dump, each with a deadline.
 
+#include <poll.h>
+
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "test/integration/xds/xds_test_base.h"
@@ -221,6 +223,69 @@ TEST_F(XdsListenerTest, FilterChainOnlyUpdateIsInPlaceAndKeepsConnectionsOnUncha
   EXPECT_EQ(stat("listener_manager.listener_in_place_updated"), 2);
   EXPECT_TRUE((*idle)->waitForClose(10s));
   response = get(port, "/new-chain");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200u);
+  EXPECT_EQ(stat("http.ingress_v2.downstream_rq_2xx"), 1);
+}
+
+TEST_F(XdsListenerTest, DrainWindowEndClosesConnectionsOnRemovedChainsAcrossInPlaceUpdates) {
+  ASSERT_TRUE(startProxy(/*concurrency=*/2, /*drain_time_s=*/1));
+  const Listener original = rdsListener("ingress", "routes");
+  ASSERT_TRUE(initialize({staticCluster("cluster_a", {upstream_a_->port()})}, /*endpoints=*/{},
+                         {original}, {routeConfig("routes", {{"/", "cluster_a"}})}));
+  const uint32_t port = listenerPort("ingress");
+
+  // Two connections with a request in flight that upstream-a answers only after 10 s, far
+  // beyond the 1 s drain window.
+  std::vector<HttpClientPtr> busy;
+  for (int i = 0; i < 2; i++) {
+    absl::StatusOr<HttpClientPtr> client = HttpClient::connect(port);
+    ASSERT_TRUE(client.ok()) << client.status();
+    HttpRequest request;
+    request.path = absl::StrCat("/long/", i);
+    request.headers = {{"x-fake-delay-ms", "10000"}};
+    ASSERT_TRUE((*client)->sendRaw(HttpClient::serialize(request)).ok());
+    busy.push_back(*std::move(client));
+  }
+  ASSERT_TRUE(upstream_a_->waitForRequests(2));
+  auto anyReadable = [&] {
+    for (HttpClientPtr& client : busy) {
+      pollfd pfd{client->fd(), POLLIN, 0};
+      if (::poll(&pfd, 1, 0) > 0) {
+        return true;
+      }
+    }
+    return false;
+  };
+
+  // In-place update 1 replaces the chain both connections use: they drain. Then, as a busy
+  // management server might, more in-place updates follow (a default chain added, removed,
+  // added, ...), each well inside the previous one's drain window, until the connections are
+  // closed or 6 drain windows have passed.
+  Listener v2 = original;
+  *v2.mutable_filter_chains(0) = rdsFilterChain("routes", "ingress_v2");
+  ASSERT_TRUE(applyListeners({v2}));
+  Listener v2_with_default = v2;
+  *v2_with_default.mutable_default_filter_chain() = rdsFilterChain("routes", "ingress_default");
+  const auto deadline = std::chrono::steady_clock::now() + 6s;
+  int updates = 1;
+  while (!anyReadable() && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_TRUE(applyListeners({updates % 2 == 1 ? v2_with_default : v2}));
+    updates++;
+  }
+  EXPECT_TRUE(anyReadable()) << "the drained connections were still open after " << updates
+                             << " in-place updates over 6 drain windows";
+  EXPECT_EQ(stat("listener_manager.listener_in_place_updated"), updates);
+
+  // The first drain window's end closed both connections without their responses.
+  for (HttpClientPtr& client : busy) {
+    absl::StatusOr<HttpResponse> response = client->readResponse();
+    EXPECT_FALSE(response.ok()) << "a drained connection outlived its drain window and got its "
+                                   "response after "
+                                << updates << " in-place updates";
+  }
+  // New connections use the newest chain.
+  absl::StatusOr<HttpResponse> response = get(port, "/new");
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(response->status, 200u);
   EXPECT_EQ(stat("http.ingress_v2.downstream_rq_2xx"), 1);
