@@ -46,7 +46,7 @@ void ConnectionHandler::replaceListener(uint64_t old_tag, ListenerConfigConstSha
     // was accepted with (it holds it); those whose chain is gone drain.
     old->config = std::move(config);
     const ListenerConfig& current = *old->config;
-    old->drain(drain_spread, [&current](const ActiveConnection& c) {
+    old->drain(current.tag(), drain_spread, [&current](const ActiveConnection& c) {
       return !current.hasFilterChain(c.chain.get());
     });
     return;
@@ -55,19 +55,19 @@ void ConnectionHandler::replaceListener(uint64_t old_tag, ListenerConfigConstSha
   // there is no loop iteration in which nobody accepts.
   addListener(std::move(config));
   old->stopAccepting();
-  old->drain(drain_spread, [](const ActiveConnection&) { return true; });
+  old->drain(old_tag, drain_spread, [](const ActiveConnection&) { return true; });
 }
 
 void ConnectionHandler::stopListener(uint64_t tag, std::chrono::milliseconds drain_spread) {
   if (ActiveListener* listener = find(tag); listener != nullptr) {
     listener->stopAccepting();
-    listener->drain(drain_spread, [](const ActiveConnection&) { return true; });
+    listener->drain(tag, drain_spread, [](const ActiveConnection&) { return true; });
   }
 }
 
 void ConnectionHandler::closeDrainingConnections(uint64_t tag) {
-  if (ActiveListener* listener = find(tag); listener != nullptr) {
-    listener->closeDraining();
+  for (auto& listener : listeners_) {
+    listener->closeDraining(tag);
   }
 }
 
@@ -89,7 +89,8 @@ void ConnectionHandler::stopListeners() {
 void ConnectionHandler::drainConnections() {
   for (auto& listener : listeners_) {
     if (listener->config->drainOnShutdown()) {
-      listener->drain(std::chrono::milliseconds(0), [](const ActiveConnection&) { return true; });
+      listener->drain(listener->config->tag(), std::chrono::milliseconds(0),
+                      [](const ActiveConnection&) { return true; });
     }
   }
 }
@@ -118,7 +119,8 @@ ConnectionHandler::ActiveListener::~ActiveListener() {
 }
 
 template <class Pred>
-void ConnectionHandler::ActiveListener::drain(std::chrono::milliseconds spread, Pred pred) {
+void ConnectionHandler::ActiveListener::drain(uint64_t tag, std::chrono::milliseconds spread,
+                                              Pred pred) {
   // startDrain() may close a connection, which unlinks it from the list: collect first.
   std::vector<ActiveConnection*> selected;
   for (auto& c : connections) {
@@ -128,14 +130,15 @@ void ConnectionHandler::ActiveListener::drain(std::chrono::milliseconds spread, 
   }
   for (ActiveConnection* c : selected) {
     c->draining = true;
+    c->drain_tag = tag;
     c->filter->startDrain(spread);
   }
 }
 
-void ConnectionHandler::ActiveListener::closeDraining() {
+void ConnectionHandler::ActiveListener::closeDraining(uint64_t tag) {
   std::vector<ActiveConnection*> draining;
   for (auto& c : connections) {
-    if (c->draining) {
+    if (c->draining && c->drain_tag == tag) {
       draining.push_back(c.get());
     }
   }

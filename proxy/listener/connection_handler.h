@@ -35,8 +35,9 @@ public:
                        std::chrono::milliseconds drain_spread);
   // Stop accepting on the listener tagged `tag` and drain its connections over `drain_spread`.
   void stopListener(uint64_t tag, std::chrono::milliseconds drain_spread);
-  // Close the connections still draining (end of the drain window): those of the stopped
-  // listener tagged `tag`, or those an in-place update left on removed chains.
+  // Close the connections still draining in the window of the update tagged `tag` (end of
+  // that drain window): those an in-place update to the version tagged `tag` left on removed
+  // chains, wherever they are now.
   void closeDrainingConnections(uint64_t tag);
   // Forget the listener tagged `tag`, closing whatever connections it still has.
   void removeListener(uint64_t tag);
@@ -63,6 +64,12 @@ private:
     FilterChainConstSharedPtr chain; // keeps the chain's config alive for this connection
     Filters::NetworkFilterPtr filter;
     bool draining = false;
+    // The update whose drain window this connection is in: closeDrainingConnections(tag) closes
+    // exactly these. (Matching the listener's current tag instead missed connections drained by
+    // an in-place update once a newer in-place update retagged the listener: under in-place
+    // updates more frequent than the drain time they were never closed. Found by
+    // xds_listener_integration_test DrainWindowEndClosesConnectionsOnRemovedChains...)
+    uint64_t drain_tag = 0;
     std::list<std::unique_ptr<ActiveConnection>>::iterator it;
   };
 
@@ -74,9 +81,10 @@ private:
                   const Network::Address& local) override;
     void removeConnection(ActiveConnection& connection);
     void stopAccepting() { listener.reset(); }
-    // Drain the connections `pred` selects.
-    template <class Pred> void drain(std::chrono::milliseconds spread, Pred pred);
-    void closeDraining();
+    // Drain the connections `pred` selects, in the drain window of the update tagged `tag`.
+    template <class Pred> void drain(uint64_t tag, std::chrono::milliseconds spread, Pred pred);
+    // Close the connections draining in the window of the update tagged `tag`.
+    void closeDraining(uint64_t tag);
 
     ConnectionHandler& parent;
     ListenerConfigConstSharedPtr config;
