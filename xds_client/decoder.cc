@@ -1,13 +1,14 @@
 #include "xds_client/decoder.h"
 
 #include <functional>
-#include <map>
 #include <optional>
-#include <set>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "envoy/service/discovery/v3/discovery.pb.h"
 #include "google/protobuf/any.pb.h"
+#include "google/protobuf/arena.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
 
@@ -135,12 +136,18 @@ class Decoder {
 
  private:
   DecodedResponse& out_;
-  std::map<std::string, size_t, std::less<>> first_index_;
-  std::set<std::string> duplicates_;
+  // Hashed rather than ordered: names of one response often share long prefixes
+  // ("outbound|8080||service-1.ns.svc.cluster.local"), which makes ordered compares slow.
+  absl::flat_hash_map<std::string, size_t> first_index_;
+  absl::flat_hash_set<std::string> duplicates_;
 };
 
 void decodeSotw(absl::string_view bytes, DecodedResponse& out) {
-  envoy::service::discovery::v3::DiscoveryResponse response;
+  // The response is a temporary: on an arena, its thousands of Any values are freed at once.
+  google::protobuf::Arena arena;
+  auto& response =
+      *google::protobuf::Arena::CreateMessage<envoy::service::discovery::v3::DiscoveryResponse>(
+          &arena);
   if (!response.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     out.type_url = readStringField(bytes, 4).value_or("");
     out.nonce = readStringField(bytes, 5).value_or("");
@@ -160,9 +167,10 @@ void decodeSotw(absl::string_view bytes, DecodedResponse& out) {
   for (int i = 0; i < response.resources_size(); ++i) {
     const google::protobuf::Any* any = &response.resources(i);
     std::string name;
-    envoy::service::discovery::v3::Resource wrapper;
     if (any->type_url() == kResourceWrapperTypeUrl) {
       // A SotW server may wrap a resource to give it a ttl.
+      auto& wrapper =
+          *google::protobuf::Arena::CreateMessage<envoy::service::discovery::v3::Resource>(&arena);
       if (!wrapper.ParseFromString(any->value())) {
         decoder.fail(i, "", "does not parse as envoy.service.discovery.v3.Resource");
         continue;
@@ -189,7 +197,9 @@ void decodeSotw(absl::string_view bytes, DecodedResponse& out) {
 }
 
 void decodeDelta(absl::string_view bytes, DecodedResponse& out) {
-  envoy::service::discovery::v3::DeltaDiscoveryResponse response;
+  google::protobuf::Arena arena;
+  auto& response = *google::protobuf::Arena::CreateMessage<
+      envoy::service::discovery::v3::DeltaDiscoveryResponse>(&arena);
   if (!response.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     out.type_url = readStringField(bytes, 4).value_or("");
     out.nonce = readStringField(bytes, 5).value_or("");

@@ -4,6 +4,7 @@
 #include <random>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -545,7 +546,7 @@ void XdsClientImpl::removeNames(TypeState& type, WatchImpl& watch,
     for (auto it = type.cache.begin(); it != type.cache.end();) {
       if (type.name_watches.count(it->first) == 0) {
         type.delta_versions.erase(it->first);
-        it = type.cache.erase(it);
+        type.cache.erase(it++);
       } else {
         ++it;
       }
@@ -819,7 +820,8 @@ void XdsClientImpl::processUpdate(Stream& stream, TypeState& type, DecodedRespon
     }
   } else if (type.type->all_resources_required_in_sotw) {
     if (response.all_names_known) {
-      std::set<absl::string_view> present;
+      absl::flat_hash_set<absl::string_view> present;
+      present.reserve(response.resources.size() + response.kept_names.size());
       for (const auto& resource : response.resources) {
         present.insert(resource.name);
       }
@@ -831,6 +833,7 @@ void XdsClientImpl::processUpdate(Stream& stream, TypeState& type, DecodedRespon
           removed.push_back(name);
         }
       }
+      std::sort(removed.begin(), removed.end());  // the cache is unordered
     } else {
       spdlog::warn("xds: {} {}: not removing any resource: a resource's name could not be read",
                    stream.label(), type.type->short_name);

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "envoy/config/core/v3/base.pb.h"
 #include "proxy/event/dispatcher.h"
 #include "proxy/stats/stats.h"
@@ -86,7 +87,8 @@ class XdsClientImpl : public XdsClient {
 
     // The resources as last received (valid ones, of subscribed names): removals, watches
     // that arrive later, and Delta's initial_resource_versions.
-    std::map<std::string, CachedResource, std::less<>> cache;
+    // Hashed: resource names often share long prefixes, which makes ordered compares slow.
+    absl::flat_hash_map<std::string, CachedResource> cache;
     bool has_response = false;  // the cache reflects at least one response
 
     // SotW: last accepted version_info (kept across streams), latest nonce on this stream,

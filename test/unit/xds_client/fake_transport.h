@@ -68,6 +68,11 @@ class FakeStream {
     ASSERT_TRUE(open()) << "the client closed " << method;
     handler_->onResponse(Xds::decodeResponse(bytes, delta));
   }
+  // A response already decoded (what the gRPC transport hands to the main thread).
+  void respondDecoded(Xds::DecodedResponsePtr response) {
+    ASSERT_TRUE(open()) << "the client closed " << method;
+    handler_->onResponse(std::move(response));
+  }
   void close(const absl::Status& status) {
     ASSERT_TRUE(open());
     auto* handler = handler_;
