@@ -41,7 +41,9 @@ struct Resource {
 class Snapshot;
 using SnapshotConstSharedPtr = std::shared_ptr<const Snapshot>;
 
-class Snapshot {
+// enable_shared_from_this: a stream that keeps sending clusters of a replaced snapshot (make
+// before break, sotw_stream.h) holds that snapshot alive.
+class Snapshot : public std::enable_shared_from_this<Snapshot> {
  public:
   // Builds the snapshot of `file`, which must already be validated (names present and unique).
   // `previous` is the snapshot this one replaces for the same node, or null: types whose

@@ -62,11 +62,17 @@ RequestOutcome SotwStreamState::onRequest(const DiscoveryRequest& request,
       state.ack.last_nack = NackRecord{node_id_,      outcome.type_url, outcome.version,
                                        outcome.nonce, outcome.message,  time_source_.systemTime()};
       state.nacked = std::make_pair(state.ack.sent_version, state.sent_hash);
+      if (*kind == ResourceKind::Cluster) {
+        held_clusters_ = acked_clusters_;  // the client kept what it had
+      }
     } else {
       outcome.kind = RequestOutcome::Kind::Ack;
       outcome.version = request.version_info();
       state.ack.acked_version = request.version_info();
       state.ack.acked_at = time_source_.systemTime();
+      if (*kind == ResourceKind::Cluster) {
+        acked_clusters_ = held_clusters_;
+      }
     }
   } else if (first && snapshot != nullptr && !request.version_info().empty() &&
              request.version_info() == snapshot->typeVersion(*kind)) {
@@ -100,6 +106,9 @@ bool SotwStreamState::needsResponse(ResourceKind kind, const TypeState& state,
   if (!state.subscribed || (!state.wildcard && state.names.empty())) {
     return false;
   }
+  if (kind == ResourceKind::Cluster && kept_clusters_ && !routesPending(snapshot)) {
+    return true;  // the listeners and routes moved on: remove the clusters kept for them
+  }
   const std::string& version = snapshot.typeVersion(kind);
   const uint64_t hash = snapshot.typeHash(kind);
   if (state.nacked.has_value() && state.nacked->first == version && state.nacked->second == hash) {
@@ -129,6 +138,38 @@ OutgoingResponse SotwStreamState::buildResponse(ResourceKind kind, TypeState& st
     // Every resource of the type was asked for (the usual case for EDS and RDS): share the
     // snapshot's body instead of encoding a copy.
     all = selected.size() == snapshot.resources(kind).size();
+  }
+  if (kind == ResourceKind::Cluster && !only_.has_value()) {
+    // Make before break: while listeners or routes have yet to move on, keep the clusters the
+    // client holds that this snapshot dropped.
+    std::map<std::string, HeldCluster> held;
+    const SnapshotConstSharedPtr owner = snapshot.shared_from_this();
+    if (all) {
+      for (const Resource& resource : snapshot.resources(kind)) {
+        held[resource.name] = HeldCluster{owner, &resource};
+      }
+    } else {
+      for (const Resource* resource : selected) {
+        held[resource->name] = HeldCluster{owner, resource};
+      }
+    }
+    kept_clusters_ = false;
+    if (routesPending(snapshot)) {
+      for (const auto& [name, cluster] : held_clusters_) {
+        if ((state.wildcard || state.names.count(name) > 0) && held.count(name) == 0) {
+          held.emplace(name, cluster);
+          kept_clusters_ = true;
+        }
+      }
+    }
+    held_clusters_ = std::move(held);
+    if (kept_clusters_) {
+      all = false;
+      selected.clear();
+      for (const auto& [name, cluster] : held_clusters_) {
+        selected.push_back(cluster.resource);
+      }
+    }
   }
   if (all) {
     response.pieces.push_back(snapshot.sotwBodyAll(kind));
@@ -160,6 +201,12 @@ std::optional<OutgoingResponse> SotwStreamState::nextResponse(const Snapshot* sn
   for (ResourceKind kind : kAllResourceKinds) {
     TypeState& state = types_[index(kind)];
     if (needsResponse(kind, state, *snapshot)) {
+      if (!only_.has_value() && state.known &&
+          (kind == ResourceKind::Listener || kind == ResourceKind::Route) && clustersInFlight()) {
+        // Make before break: this update waits for the ACK of the clusters and endpoints sent
+        // before it (the ACK is a request: the stream asks again then).
+        return std::nullopt;
+      }
       return buildResponse(kind, state, *snapshot);
     }
     // A NACKed version is not resent when names are added either; the flag would otherwise
@@ -167,6 +214,21 @@ std::optional<OutgoingResponse> SotwStreamState::nextResponse(const Snapshot* sn
     state.names_added = false;
   }
   return std::nullopt;
+}
+
+bool SotwStreamState::clustersInFlight() const {
+  return types_[index(ResourceKind::Cluster)].ack.awaiting_ack ||
+         types_[index(ResourceKind::Endpoint)].ack.awaiting_ack;
+}
+
+bool SotwStreamState::routesPending(const Snapshot& snapshot) const {
+  for (ResourceKind kind : {ResourceKind::Listener, ResourceKind::Route}) {
+    const TypeState& state = types_[index(kind)];
+    if (state.subscribed && (state.ack.awaiting_ack || needsResponse(kind, state, snapshot))) {
+      return true;
+    }
+  }
+  return false;
 }
 
 std::vector<TypeStatus> SotwStreamState::status() const {

@@ -27,9 +27,18 @@
 //   to later requests nor when names are added; the next different snapshot is sent normally.
 //   (go-control-plane answers the NACK's request with the same version: a loop.)
 // - The first request's node id is the stream's node; later node fields are ignored.
+// - Make before break on ADS (routes are not warmed: the xDS spec leaves it to the server to
+//   update clusters before the routes that use them, and to remove them only after):
+//   an update of listeners or routes waits while a CDS or EDS response is not yet ACKed (or
+//   NACKed), so a route never points at a cluster the client is still warming; and while a
+//   listener or route update is due or not yet ACKed, CDS responses keep the clusters the
+//   client holds that the new snapshot dropped (from the snapshot they came from, at the new
+//   type version), so a route never points at a removed cluster. The removal follows once the
+//   listeners and routes are ACKed. Per-type streams cannot order across types and do neither.
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -81,8 +90,18 @@ class SotwStreamState {
     AckState ack;
   };
 
+  // A cluster the client holds, and the snapshot that owns its bytes.
+  struct HeldCluster {
+    SnapshotConstSharedPtr owner;
+    const Resource* resource = nullptr;
+  };
+
   bool needsResponse(ResourceKind kind, const TypeState& state, const Snapshot& snapshot) const;
   OutgoingResponse buildResponse(ResourceKind kind, TypeState& state, const Snapshot& snapshot);
+  // Make before break (ADS only): a CDS or EDS response awaits its ACK or NACK.
+  bool clustersInFlight() const;
+  // Make before break (ADS only): a listener or route update is due or awaits its ACK.
+  bool routesPending(const Snapshot& snapshot) const;
 
   TimeSource& time_source_;
   const std::optional<ResourceKind> only_;
@@ -90,6 +109,12 @@ class SotwStreamState {
   std::string node_id_;
   uint64_t next_nonce_ = 1;
   std::array<TypeState, kResourceKindCount> types_;
+  // ADS only: the clusters of the last CDS response, by name, and whether it kept some that
+  // the snapshot no longer has (their removal is still to be sent). A NACK puts back those of
+  // the last ACKed response.
+  std::map<std::string, HeldCluster> held_clusters_;
+  std::map<std::string, HeldCluster> acked_clusters_;
+  bool kept_clusters_ = false;
 };
 
 }  // namespace Proxy::ControlPlane

@@ -219,11 +219,11 @@ TEST_F(ControlPlaneIntegrationTest, AdsSotwAckNackAndPushes) {
             200u);
   EXPECT_EQ(next(ads), "cds version='3' nonce='6' [service1, service2, service3]");
   EXPECT_EQ(next(ads), "eds version='3' nonce='7' [service1, service2]");
-  EXPECT_EQ(next(ads), "rds version='3' nonce='8' [local_route]");
   // The proxy rejects the clusters (NACK: error_detail, the previous version) and ACKs the
-  // rest.
+  // rest; the routes follow once clusters and endpoints are answered (make before break).
   send(ads, withError(sotwRequest(kClusterTypeUrl, "1", {}, "6"), "cluster service3: bad"));
   send(ads, sotwRequest(kEndpointTypeUrl, "3", {"service1", "service2"}, "7"));
+  EXPECT_EQ(next(ads), "rds version='3' nonce='8' [local_route]");
   send(ads, sotwRequest(kRouteTypeUrl, "3", {"local_route"}, "8"));
   EXPECT_TRUE(waitForAck("proxy-1", ResourceKind::Route, "3"));
 

@@ -31,6 +31,20 @@ class SotwStreamTest : public testing::Test {
   RequestOutcome request(const envoy::service::discovery::v3::DiscoveryRequest& r) {
     return stream_.onRequest(r, snapshot_.get());
   }
+  // As a proxy starts: every type subscribed, version 1 received (nonces 1 to 4) and ACKed.
+  void subscribeToEverythingAndAck() {
+    request(sotwRequest(kClusterTypeUrl, "", {}, "", "proxy-1"));
+    request(sotwRequest(kEndpointTypeUrl, "", {"service1", "service2"}, ""));
+    request(sotwRequest(kListenerTypeUrl, "", {}, ""));
+    request(sotwRequest(kRouteTypeUrl, "", {"local_route"}, ""));
+    for (int i = 0; i < 4; i++) {
+      next();
+    }
+    request(sotwRequest(kClusterTypeUrl, "1", {}, "1"));
+    request(sotwRequest(kEndpointTypeUrl, "1", {"service1", "service2"}, "2"));
+    request(sotwRequest(kListenerTypeUrl, "1", {}, "3"));
+    request(sotwRequest(kRouteTypeUrl, "1", {"local_route"}, "4"));
+  }
 
   TestUtil::FakeTimeSource time_;
   SotwStreamState stream_{time_, /*only=*/std::nullopt};
@@ -85,6 +99,46 @@ TEST_F(SotwStreamTest, UnchangedTypesAreNotResent) {
   // Version 2 moves one endpoint: only EDS is sent.
   setSnapshot(snapshotYaml("2", {{"service1", 8081}, {"service2", 9999}}));
   EXPECT_EQ(next(), "eds version='2' nonce='5' [service1, service2]");
+  EXPECT_EQ(next(), "none");
+}
+
+TEST_F(SotwStreamTest, RouteUpdatesWaitForTheirClustersToBeAcked) {
+  subscribeToEverythingAndAck();
+
+  // Version 2 adds service3 and a route to it. Clusters and endpoints go out; the route waits:
+  // sent now, it would point at a cluster the client is still warming.
+  setSnapshot(snapshotYaml("2", {{"service1", 8081}, {"service2", 8082}, {"service3", 8083}}));
+  EXPECT_EQ(next(), "cds version='2' nonce='5' [service1, service2, service3]");
+  EXPECT_EQ(next(), "eds version='2' nonce='6' [service1, service2]");
+  EXPECT_EQ(next(), "none");
+  request(sotwRequest(kClusterTypeUrl, "2", {}, "5"));
+  EXPECT_EQ(next(), "none");
+  // The EDS ACK subscribes to the new cluster's endpoints: they go out, the route still waits.
+  request(sotwRequest(kEndpointTypeUrl, "2", {"service1", "service2", "service3"}, "6"));
+  EXPECT_EQ(next(), "eds version='2' nonce='7' [service1, service2, service3]");
+  EXPECT_EQ(next(), "none");
+  // service3 is warm: now the route.
+  request(sotwRequest(kEndpointTypeUrl, "2", {"service1", "service2", "service3"}, "7"));
+  EXPECT_EQ(next(), "rds version='2' nonce='8' [local_route]");
+  EXPECT_EQ(next(), "none");
+}
+
+TEST_F(SotwStreamTest, ClustersAreRemovedOnlyOnceRoutesMovedOn) {
+  subscribeToEverythingAndAck();
+
+  // Version 2 drops service2 and its route. The first CDS response keeps service2 (the route
+  // using it is still in place), then the route goes out once CDS and EDS are ACKed...
+  setSnapshot(snapshotYaml("2", {{"service1", 8081}}));
+  EXPECT_EQ(next(), "cds version='2' nonce='5' [service1, service2]");
+  EXPECT_EQ(next(), "eds version='2' nonce='6' [service1]");
+  EXPECT_EQ(next(), "none");
+  request(sotwRequest(kClusterTypeUrl, "2", {}, "5"));
+  request(sotwRequest(kEndpointTypeUrl, "2", {"service1", "service2"}, "6"));
+  EXPECT_EQ(next(), "rds version='2' nonce='7' [local_route]");
+  EXPECT_EQ(next(), "none");
+  // ...and service2 is removed once the route is ACKed.
+  request(sotwRequest(kRouteTypeUrl, "2", {"local_route"}, "7"));
+  EXPECT_EQ(next(), "cds version='2' nonce='8' [service1]");
   EXPECT_EQ(next(), "none");
 }
 
