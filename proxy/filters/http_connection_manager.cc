@@ -214,6 +214,7 @@ public:
     connection_.removeConnectionCallbacks(*this);
     if (stream_ != nullptr) {
       stream_->onDownstreamReset();
+      stats_.downstream_rq_active.dec();
       stream_.reset();
     }
   }
@@ -329,6 +330,7 @@ public:
 private:
   void destroyStream() {
     if (stream_ != nullptr) {
+      stats_.downstream_rq_active.dec();
       // The stream may be on the stack (this is usually called from its own callbacks).
       struct Holder : Event::DeferredDeletable {
         std::unique_ptr<ActiveStream> stream;
@@ -411,7 +413,11 @@ ActiveStream::ActiveStream(ConnectionManagerImpl& parent, Http::ResponseEncoder&
 }
 
 ActiveStream::~ActiveStream() {
-  parent_.stats().downstream_rq_active.dec();
+  // Nothing of parent_ here: a stream whose connection closed under it is deleted (deferred)
+  // after its connection manager, which goes with the connection. The manager counts
+  // downstream_rq_active down when it lets go of the stream. (Found under ASan by
+  // xds_listener_integration_test DrainWindowEndClosesConnectionsOnRemovedChains..., which
+  // closes connections with requests in flight: heap-use-after-free here.)
   if (pool_handle_ != nullptr) {
     pool_handle_->cancel();
   }
