@@ -163,6 +163,17 @@ void XdsIntegrationTest::SetUp() {
 }
 
 void XdsIntegrationTest::TearDown() {
+  // A sanitizer report in the proxy fails the test even when every request went well (a use
+  // after free on a deferred deletion often happens after the last response).
+  if (proxy_ != nullptr) {
+    const std::string stderr_text = proxy_->stderrText();
+    for (const char* report : {"ERROR: AddressSanitizer", "WARNING: ThreadSanitizer",
+                               "runtime error:", "ERROR: LeakSanitizer"}) {
+      EXPECT_EQ(stderr_text.find(report), std::string::npos)
+          << "the proxy reported '" << report << "':\n"
+          << stderr_text;
+    }
+  }
   // The proxy first (its ADS stream ends), then the server.
   proxy_.reset();
   ads_.reset();
