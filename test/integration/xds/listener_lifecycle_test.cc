@@ -139,7 +139,11 @@ TEST_F(XdsListenerTest, ModifiedListenerServesTheNewConfigWhileAnInFlightRequest
   EXPECT_EQ(slow_response->status, 200u);
   EXPECT_EQ(slow_response->header("x-upstream"), "upstream-a");
   EXPECT_TRUE((*slow)->waitForClose(10s));
+  const size_t mark = ads_->requestMark();
   ASSERT_TRUE(waitForStat("listener_manager.total_listeners_draining", 0));
+
+  // With the old version gone, nothing uses routes_a any more: the proxy unsubscribes.
+  EXPECT_TRUE(ads_->waitForSubscription(kRouteType, {"routes_b"}, 10s, mark).ok());
 }
 
 TEST_F(XdsListenerTest, RemovedListenerDrainsItsConnectionsAndItsPortRefuses) {
