@@ -1,64 +1,24 @@
 #include "control_plane_stub/admin_api.h"
 
+#include <algorithm>
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "google/protobuf/struct.pb.h"
-#include "google/protobuf/util/json_util.h"
+#include "control_plane_stub/json_writer.h"
 #include "spdlog/spdlog.h"
 
 namespace Proxy::ControlPlane {
 namespace {
 
-using google::protobuf::ListValue;
-using google::protobuf::Struct;
-using google::protobuf::Value;
-
 constexpr std::string_view kJson = "application/json";
 
-// google.protobuf.Struct as a JSON builder: protobuf does the escaping.
-Value str(std::string_view s) {
-  Value v;
-  v.set_string_value(std::string(s));
-  return v;
-}
-Value num(double d) {
-  Value v;
-  v.set_number_value(d);
-  return v;
-}
-Value boolean(bool b) {
-  Value v;
-  v.set_bool_value(b);
-  return v;
-}
-Value object(Struct s) {
-  Value v;
-  *v.mutable_struct_value() = std::move(s);
-  return v;
-}
-Value list(std::vector<Value> items) {
-  Value v;
-  ListValue* l = v.mutable_list_value();
-  for (Value& item : items) {
-    *l->add_values() = std::move(item);
-  }
-  return v;
-}
 std::string timeString(SystemTime t) {
   return absl::FormatTime(absl::RFC3339_full, absl::FromChrono(t), absl::UTCTimeZone());
-}
-std::string render(const Struct& s) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = true;
-  options.preserve_proto_field_names = true;
-  std::string json;
-  (void)google::protobuf::util::MessageToJsonString(s, &json, options);
-  return json;
 }
 
 std::string_view shortType(std::string_view type_url) {
@@ -66,71 +26,71 @@ std::string_view shortType(std::string_view type_url) {
   return kind.has_value() ? shortName(*kind) : type_url;
 }
 
-Value nackValue(const NackRecord& nack) {
-  Struct s;
-  (*s.mutable_fields())["type"] = str(shortType(nack.type_url));
-  (*s.mutable_fields())["type_url"] = str(nack.type_url);
-  (*s.mutable_fields())["version"] = str(nack.version);
-  (*s.mutable_fields())["nonce"] = str(nack.nonce);
-  (*s.mutable_fields())["message"] = str(nack.message);
-  (*s.mutable_fields())["time"] = str(timeString(nack.time));
-  return object(std::move(s));
+void writeNack(JsonWriter& json, const NackRecord& nack) {
+  json.beginObject()
+      .field("type", shortType(nack.type_url))
+      .field("type_url", std::string_view(nack.type_url))
+      .field("version", std::string_view(nack.version))
+      .field("nonce", std::string_view(nack.nonce))
+      .field("message", std::string_view(nack.message))
+      .field("time", std::string_view(timeString(nack.time)))
+      .endObject();
 }
 
-Value snapshotSummary(const Snapshot& snapshot) {
-  Struct s;
-  (*s.mutable_fields())["node"] = str(snapshot.node());
-  (*s.mutable_fields())["version"] = str(snapshot.version());
-  Struct versions;
-  Struct counts;
+void writeSnapshotSummary(JsonWriter& json, const Snapshot& snapshot) {
+  json.beginObject()
+      .field("node", std::string_view(snapshot.node()))
+      .field("version", std::string_view(snapshot.version()));
+  json.key("type_versions").beginObject();
   for (ResourceKind kind : kAllResourceKinds) {
-    (*versions.mutable_fields())[std::string(shortName(kind))] = str(snapshot.typeVersion(kind));
-    (*counts.mutable_fields())[std::string(shortName(kind))] =
-        num(static_cast<double>(snapshot.resources(kind).size()));
+    json.field(shortName(kind), std::string_view(snapshot.typeVersion(kind)));
   }
-  (*s.mutable_fields())["type_versions"] = object(std::move(versions));
-  (*s.mutable_fields())["resource_counts"] = object(std::move(counts));
-  return object(std::move(s));
+  json.endObject();
+  json.key("resource_counts").beginObject();
+  for (ResourceKind kind : kAllResourceKinds) {
+    json.field(shortName(kind), static_cast<uint64_t>(snapshot.resources(kind).size()));
+  }
+  json.endObject();
+  json.endObject();
 }
 
-Value streamValue(const StreamStatus& stream) {
-  Struct s;
-  auto& f = *s.mutable_fields();
-  f["id"] = num(static_cast<double>(stream.id));
-  f["method"] = str(stream.method.substr(stream.method.rfind('/') + 1));
-  f["peer"] = str(stream.peer);
-  f["delta"] = boolean(stream.delta);
-  f["opened"] = str(timeString(stream.opened));
-  f["requests"] = num(static_cast<double>(stream.requests));
-  f["responses"] = num(static_cast<double>(stream.responses));
-  std::vector<Value> types;
+void writeStream(JsonWriter& json, const StreamStatus& stream) {
+  json.beginObject()
+      .field("id", stream.id)
+      .field("method", std::string_view(stream.method).substr(stream.method.rfind('/') + 1))
+      .field("peer", std::string_view(stream.peer))
+      .field("delta", stream.delta)
+      .field("opened", std::string_view(timeString(stream.opened)))
+      .field("requests", stream.requests)
+      .field("responses", stream.responses);
+  json.key("types").beginArray();
   for (const TypeStatus& type : stream.types) {
-    Struct t;
-    auto& tf = *t.mutable_fields();
-    tf["type"] = str(shortType(type.type_url));
-    tf["type_url"] = str(type.type_url);
-    tf["wildcard"] = boolean(type.wildcard);
-    std::vector<Value> names;
+    json.beginObject()
+        .field("type", shortType(type.type_url))
+        .field("type_url", std::string_view(type.type_url))
+        .field("wildcard", type.wildcard);
+    json.key("names").beginArray();
     for (const std::string& name : type.names) {
-      names.push_back(str(name));
+      json.value(std::string_view(name));
     }
-    tf["names"] = list(std::move(names));
-    tf["sent_version"] = str(type.sent_version);
-    tf["pending_nonce"] = str(type.pending_nonce);
-    tf["acked_version"] = str(type.acked_version);
+    json.endArray();
+    json.field("sent_version", std::string_view(type.sent_version))
+        .field("pending_nonce", std::string_view(type.pending_nonce))
+        .field("acked_version", std::string_view(type.acked_version));
     if (type.acked_at.has_value()) {
-      tf["acked_at"] = str(timeString(*type.acked_at));
-    }
-    if (type.last_nack.has_value()) {
-      tf["last_nack"] = nackValue(*type.last_nack);
+      json.field("acked_at", std::string_view(timeString(*type.acked_at)));
     }
     if (stream.delta) {
-      tf["client_resources"] = num(static_cast<double>(type.client_resources));
+      json.field("client_resources", static_cast<uint64_t>(type.client_resources));
     }
-    types.push_back(object(std::move(t)));
+    if (type.last_nack.has_value()) {
+      json.key("last_nack");
+      writeNack(json, *type.last_nack);
+    }
+    json.endObject();
   }
-  f["types"] = list(std::move(types));
-  return object(std::move(s));
+  json.endArray();
+  json.endObject();
 }
 
 Admin::Response textError(uint32_t code, absl::string_view message) {
@@ -211,11 +171,12 @@ class SnapshotHandler {
         result->changed ? "set" : "unchanged", snapshot.node(), snapshot.version(),
         snapshot.typeVersion(ResourceKind::Cluster), snapshot.typeVersion(ResourceKind::Endpoint),
         snapshot.typeVersion(ResourceKind::Listener), snapshot.typeVersion(ResourceKind::Route));
-    Struct s;
-    (*s.mutable_fields())["changed"] = boolean(result->changed);
-    (*s.mutable_fields())["snapshot"] = snapshotSummary(snapshot);
+    JsonWriter json;
+    json.beginObject().field("changed", result->changed).key("snapshot");
+    writeSnapshotSummary(json, snapshot);
+    json.endObject();
     response.content_type = std::string(kJson);
-    response.body = render(s);
+    response.body = json.str();
   }
 
   void remove(const std::string& node, Admin::Response& response) {
@@ -235,53 +196,61 @@ class SnapshotHandler {
 }  // namespace
 
 std::string renderStatus(const SnapshotCache& cache, const Stats::Store& stats) {
-  Struct root;
-  auto& fields = *root.mutable_fields();
+  JsonWriter json;
+  json.beginObject();
 
-  std::vector<Value> snapshots;
+  json.key("snapshots").beginArray();
   for (const SnapshotConstSharedPtr& snapshot : cache.snapshots()) {
-    snapshots.push_back(snapshotSummary(*snapshot));
+    writeSnapshotSummary(json, *snapshot);
   }
-  fields["snapshots"] = list(std::move(snapshots));
+  json.endArray();
 
-  // Nodes: those with open streams and those that NACKed (the NACK outlives the stream).
-  std::map<std::string, std::vector<Value>> streams_by_node;
-  std::map<std::string, std::vector<Value>> nacks_by_node;
+  // Nodes: those with open streams and those that NACKed (the record outlives the stream).
+  std::map<std::string, std::vector<StreamStatus>> streams_by_node;
+  std::map<std::string, std::vector<NackRecord>> nacks_by_node;
   for (const auto& stream : cache.streams()) {
     StreamStatus status = stream->status();
-    streams_by_node[status.node].push_back(streamValue(status));
+    streams_by_node[status.node].push_back(std::move(status));
   }
-  for (const NackRecord& nack : cache.nacks()) {
-    nacks_by_node[nack.node].push_back(nackValue(nack));
+  for (NackRecord& nack : cache.nacks()) {
+    nacks_by_node[nack.node].push_back(std::move(nack));
   }
-  std::map<std::string, bool> nodes;
+  std::set<std::string> nodes;
   for (const auto& [node, unused] : streams_by_node)
-    nodes[node] = true;
+    nodes.insert(node);
   for (const auto& [node, unused] : nacks_by_node)
-    nodes[node] = true;
-  std::vector<Value> node_values;
-  for (const auto& [node, unused] : nodes) {
-    Struct n;
-    auto& nf = *n.mutable_fields();
-    nf["node"] = str(node);
+    nodes.insert(node);
+  json.key("nodes").beginArray();
+  for (const std::string& node : nodes) {
     SnapshotConstSharedPtr serving = cache.snapshotFor(node);
-    nf["snapshot_version"] = str(serving == nullptr ? "" : serving->version());
-    nf["snapshot_node"] = str(serving == nullptr ? "" : serving->node());
-    nf["streams"] = list(std::move(streams_by_node[node]));
-    nf["last_nacks"] = list(std::move(nacks_by_node[node]));
-    node_values.push_back(object(std::move(n)));
+    json.beginObject()
+        .field("node", std::string_view(node))
+        .field("snapshot_node", std::string_view(serving == nullptr ? "" : serving->node()))
+        .field("snapshot_version", std::string_view(serving == nullptr ? "" : serving->version()));
+    json.key("streams").beginArray();
+    for (const StreamStatus& stream : streams_by_node[node]) {
+      writeStream(json, stream);
+    }
+    json.endArray();
+    json.key("last_nacks").beginArray();
+    for (const NackRecord& nack : nacks_by_node[node]) {
+      writeNack(json, nack);
+    }
+    json.endArray();
+    json.endObject();
   }
-  fields["nodes"] = list(std::move(node_values));
+  json.endArray();
 
-  Struct counters;
-  stats.forEachCounter([&counters](const Stats::Counter& c) {
-    (*counters.mutable_fields())[c.name()] = num(static_cast<double>(c.value()));
+  json.key("stats").beginObject();
+  stats.forEachCounter(
+      [&json](const Stats::Counter& c) { json.field(std::string_view(c.name()), c.value()); });
+  stats.forEachGauge([&json](const Stats::Gauge& g) {
+    json.field(std::string_view(g.name()), static_cast<uint64_t>(std::max<int64_t>(0, g.value())));
   });
-  stats.forEachGauge([&counters](const Stats::Gauge& g) {
-    (*counters.mutable_fields())[g.name()] = num(static_cast<double>(g.value()));
-  });
-  fields["stats"] = object(std::move(counters));
-  return render(root);
+  json.endObject();
+
+  json.endObject();
+  return json.str();
 }
 
 void registerAdminApi(Admin::Admin& admin, SnapshotCache& cache, Stats::Store& stats,
