@@ -146,6 +146,40 @@ TEST_F(XdsListenerTest, ModifiedListenerServesTheNewConfigWhileAnInFlightRequest
   EXPECT_TRUE(ads_->waitForSubscription(kRouteType, {"routes_b"}, 10s, mark).ok());
 }
 
+TEST_F(XdsListenerTest, ListenerMovedToAnotherAddressStopsListeningOnTheOldOne) {
+  // A long drain window (10 s): the old port must refuse at once, not when the drain ends.
+  ASSERT_TRUE(startProxy(/*concurrency=*/2, /*drain_time_s=*/10));
+  ASSERT_TRUE(initialize({staticCluster("cluster_a", {upstream_a_->port()})}, /*endpoints=*/{},
+                         {rdsListener("ingress", "routes")},
+                         {routeConfig("routes", {{"/", "cluster_a"}})}));
+  const uint32_t old_port = listenerPort("ingress");
+
+  // An idle keep-alive connection on the old address.
+  absl::StatusOr<HttpClientPtr> idle = HttpClient::connect(old_port);
+  ASSERT_TRUE(idle.ok()) << idle.status();
+  HttpRequest request;
+  request.path = "/before";
+  absl::StatusOr<HttpResponse> response = (*idle)->request(request);
+  ASSERT_TRUE(response.ok()) << response.status();
+
+  // The listener moves to another port: a full replace with new sockets.
+  PortHolder new_port(PortHolder::Mode::ReservedForReusePort);
+  ASSERT_TRUE(applyListeners({rdsListener("ingress", "routes", new_port.port())}));
+  EXPECT_EQ(stat("listener_manager.listener_modified"), 1);
+  EXPECT_EQ(listenerPort("ingress"), new_port.port());
+  response = get(new_port.port(), "/moved");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200u);
+
+  // Nobody accepts on the old address any more, so it must not keep completing handshakes
+  // into a backlog nobody reads: new connections are refused well before the drain ends.
+  ASSERT_TRUE(Integration::waitUntil([&] { return !HttpClient::connect(old_port, 1s).ok(); }, 5s,
+                                     "connects to the old address being refused"));
+  EXPECT_EQ(stat("listener_manager.total_listeners_draining"), 1);
+  // The connection accepted before the move is drained (closed while idle), not cut.
+  EXPECT_TRUE((*idle)->waitForClose(15s));
+}
+
 TEST_F(XdsListenerTest, RemovedListenerDrainsItsConnectionsAndItsPortRefuses) {
   ASSERT_TRUE(startProxy(/*concurrency=*/2, /*drain_time_s=*/2));
   ASSERT_TRUE(initialize({staticCluster("cluster_a", {upstream_a_->port()})}, /*endpoints=*/{},
