@@ -182,11 +182,19 @@ void ListenerManagerImpl::activate(ListenerImplPtr listener) {
   }
   const uint64_t old_tag = previous->config->tag();
   const std::chrono::milliseconds spread = drain_time_;
+  // A new address means new sockets: once no worker accepts on the old ones, close them (as
+  // removeListener() does), or the kernel keeps completing handshakes into a backlog nobody
+  // reads until the drain ends. Found by xds_listener_integration_test
+  // ListenerMovedToAnotherAddressStopsListeningOnTheOldOne.
+  std::function<void()> release_old_sockets;
+  if (previous->config->sockets() != config->sockets()) {
+    release_old_sockets = [old_config = previous->config] { old_config->releaseSockets(); };
+  }
   runOnAllWorkers(
       [old_tag, config, in_place, spread](ConnectionHandler& handler) {
         handler.replaceListener(old_tag, config, in_place, spread);
       },
-      nullptr);
+      std::move(release_old_sockets));
   active_[name] = std::move(listener);
   // In place, the workers' listener now carries the new tag; the old version only has to
   // outlive the connections left on its removed chains.
