@@ -1,11 +1,15 @@
 #include "control_plane_stub/snapshot.h"
 
 #include <algorithm>
+#include <memory>
+#include <vector>
 
 #include "control_plane_stub/wire.h"
 #include "google/protobuf/any.pb.h"
+#include "google/protobuf/descriptor.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/message.h"
 
 namespace Proxy::ControlPlane {
 namespace {
@@ -21,6 +25,46 @@ std::string serializeDeterministic(const google::protobuf::Message& message) {
     message.SerializeToCodedStream(&coded);
   }
   return out;
+}
+
+// Re-packs every google.protobuf.Any inside `message`, at any depth, with the deterministic
+// serialization of its contents. Protobuf's JSON/YAML parser packs an Any's fields in the order
+// the file wrote them, with explicit zeros; without this, a snapshot that only reorders keys in
+// a typed_config would get new resource versions and make clients apply (and drain) a listener
+// that did not change. An Any of a type not linked in is left as it is.
+void canonicalizeAnys(google::protobuf::Message& message) {
+  if (auto* any = dynamic_cast<google::protobuf::Any*>(&message)) {
+    const std::string& url = any->type_url();
+    const google::protobuf::Descriptor* type =
+        google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(
+            url.substr(url.rfind('/') + 1));
+    if (type == nullptr) {
+      return;
+    }
+    std::unique_ptr<google::protobuf::Message> contents(
+        google::protobuf::MessageFactory::generated_factory()->GetPrototype(type)->New());
+    if (!contents->ParseFromString(any->value())) {
+      return;
+    }
+    canonicalizeAnys(*contents);
+    any->set_value(serializeDeterministic(*contents));
+    return;
+  }
+  const google::protobuf::Reflection* reflection = message.GetReflection();
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const google::protobuf::FieldDescriptor* field : fields) {
+    if (field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) {
+      continue;
+    }
+    if (field->is_repeated()) {
+      for (int i = 0; i < reflection->FieldSize(message, field); i++) {
+        canonicalizeAnys(*reflection->MutableRepeatedMessage(&message, field, i));
+      }
+    } else {
+      canonicalizeAnys(*reflection->MutableMessage(&message, field));
+    }
+  }
 }
 
 }  // namespace
@@ -85,6 +129,7 @@ std::string encodeSotwBody(std::string_view version, ResourceKind kind,
 
 SnapshotConstSharedPtr Snapshot::create(SnapshotFile file, const Snapshot* previous) {
   std::shared_ptr<Snapshot> snapshot(new Snapshot(std::move(file)));
+  canonicalizeAnys(*snapshot->file_.mutable_resources());
   uint64_t contents_hash = Wire::fnv1a64("");
   for (ResourceKind kind : kAllResourceKinds) {
     TypeResources& type = snapshot->types_[index(kind)];

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/str_replace.h"
 #include "control_plane_stub/snapshot.h"
 #include "control_plane_stub/snapshot_cache_impl.h"
 #include "control_plane_stub/snapshot_loader.h"
@@ -233,6 +234,25 @@ TEST(SnapshotTest, UnchangedTypesKeepTheirVersion) {
 
   // Without a previous snapshot every type has the snapshot's version.
   EXPECT_EQ(makeSnapshot(snapshotYaml("2"))->typeVersion(ResourceKind::Route), "2");
+}
+
+TEST(SnapshotTest, KeyOrderInsideTypedConfigDoesNotChangeVersions) {
+  // The same listener with its HTTP connection manager's keys in another order (and a zero
+  // written out): the Any is packed canonically, so nothing changed for clients.
+  SnapshotConstSharedPtr v1 = makeSnapshot(snapshotYaml("1"));
+  std::string reordered = absl::StrReplaceAll(
+      snapshotYaml("2"),
+      {{"          stat_prefix: ingress_http\n"
+        "          rds: { route_config_name: local_route, config_source: { ads: {} } }\n",
+        "          rds: { config_source: { ads: {} }, route_config_name: local_route }\n"
+        "          codec_type: AUTO\n"
+        "          stat_prefix: ingress_http\n"}});
+  ASSERT_NE(reordered, snapshotYaml("2"));
+  SnapshotConstSharedPtr v2 = makeSnapshot(reordered, v1.get());
+  EXPECT_EQ(v2->find(ResourceKind::Listener, "ingress")->version,
+            v1->find(ResourceKind::Listener, "ingress")->version);
+  EXPECT_EQ(v2->typeVersion(ResourceKind::Listener), "1");
+  EXPECT_TRUE(v2->sameContents(*v1));
 }
 
 TEST(SnapshotTest, VersionDerivedFromContentsWhenTheFileHasNone) {
