@@ -12,7 +12,8 @@
 //   v4  an assignment gRPC rejects (no locality; our control plane and the proxy accept it):
 //       gRPC NACKs, /v1/status shows the NACK, calls stay on backend-a, and the rejected
 //       version is not resent
-//   v5  a good assignment (backend-b) after the NACK is sent normally and followed.
+//   v5  a good assignment (backend-b) after the NACK is sent normally and followed;
+//   v6  the control plane's example snapshot for gRPC clients serves xds:///greeter.
 //
 // usage: node grpc_js_xds_test.js --deps DIR --control-plane PATH
 
@@ -30,6 +31,7 @@ function argument(name) {
   return process.argv[i + 1];
 }
 const CONTROL_PLANE = argument('--control-plane');
+const EXAMPLE = path.join(__dirname, '../../../control_plane_stub/examples/grpc-xds-snapshot.yaml');
 
 const NODE_ID = 'grpc-js-interop';
 const TARGET = 'echo.interop';
@@ -243,6 +245,21 @@ async function main() {
     await waitForBackend(client, backendB);
     await controlPlane.waitForAcks(NODE_ID, {eds: '5'});
     console.log('ok - v5: the next snapshot after a NACK is applied (backend-b)');
+
+    // The example snapshot for gRPC clients that ships with the control plane, its backend
+    // port pointed at backend-a, serves a channel to xds:///greeter.
+    const example = fs.readFileSync(EXAMPLE, 'utf8').replace(
+        /port_value: 50051 \} # backend/, `port_value: ${backendA.port} } # backend`);
+    assert.notEqual(example, fs.readFileSync(EXAMPLE, 'utf8'), 'the example names its backend');
+    put = await controlPlane.putSnapshot(example.replace(/version: "1"/, 'version: "6"'));
+    assert.equal(put.status, 200, put.body);
+    const greeter = new EchoService('xds:///greeter', grpc.credentials.createInsecure());
+    try {
+      assert.deepEqual(await echo(greeter, 'hi'), {message: 'hi', backend: 'backend-a'});
+    } finally {
+      greeter.close();
+    }
+    console.log('ok - control_plane_stub/examples/grpc-xds-snapshot.yaml serves xds:///greeter');
 
     assert.ok(backendA.calls() > 0 && backendB.calls() > 0);
     client.close();

@@ -70,8 +70,7 @@ function load(deps) {
   // Checks that upstream knows every field of `bytes` as `type`, down through sub-messages,
   // map values and Anys (by their type_url): each tag names a field of the upstream type, and
   // message fields are length-delimited. protobufjs's decode drops unknown fields silently, so
-  // this walks the wire format itself. Field order is not checked: protobuf's JSON parser packs
-  // an Any's fields in the order the YAML wrote them, which is valid protobuf.
+  // this walks the wire format itself. Field order is not checked (any order is valid protobuf).
   function checkKnown(type, bytes, where) {
     type.resolveAll();
     const reader = protobuf.Reader.create(bytes);
