@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "test/integration/xds/xds_test_base.h"
 
@@ -297,6 +298,50 @@ TEST_F(XdsTrafficTest, EndpointsAddedRemovedAndUnhealthyOverEds) {
     EXPECT_EQ(send(absl::StrCat("/unhealthy/", i)), "upstream-b");
   }
   EXPECT_EQ(upstream_a_->requestsReceived(), a_requests);
+
+  // Admin shows both hosts with their EDS health: /clusters and /config_dump?include_eds.
+  std::map<uint32_t, std::string> expected_health = {{upstream_a_->port(), "UNHEALTHY"},
+                                                     {upstream_b_->port(), "HEALTHY"}};
+  absl::StatusOr<HttpResponse> clusters = proxy_->adminGet("/clusters?format=json");
+  ASSERT_TRUE(clusters.ok()) << clusters.status();
+  google::protobuf::Struct clusters_json;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(clusters->body, &clusters_json).ok())
+      << clusters->body;
+  std::map<uint32_t, std::string> clusters_health;
+  for (const auto& cluster : field(clusters_json, {"cluster_statuses"})->list_value().values()) {
+    if (stringField(cluster.struct_value(), {"name"}) != "svc") {
+      continue;
+    }
+    for (const auto& host :
+         field(cluster.struct_value(), {"host_statuses"})->list_value().values()) {
+      const auto port = static_cast<uint32_t>(
+          field(host.struct_value(), {"address", "socket_address", "port_value"})->number_value());
+      clusters_health[port] =
+          stringField(host.struct_value(), {"health_status", "eds_health_status"});
+    }
+  }
+  EXPECT_EQ(clusters_health, expected_health) << clusters->body;
+
+  absl::StatusOr<ConfigDump> dump = ConfigDump::fetch(*proxy_, /*include_eds=*/true);
+  ASSERT_TRUE(dump.ok()) << dump.status();
+  const google::protobuf::Struct* endpoints = dump->section("EndpointsConfigDump");
+  ASSERT_NE(endpoints, nullptr) << dump->json();
+  std::map<uint32_t, std::string> dump_health;
+  for (const auto& entry : field(*endpoints, {"dynamic_endpoint_configs"})->list_value().values()) {
+    const google::protobuf::Struct& config = entry.struct_value();
+    if (stringField(config, {"endpoint_config", "cluster_name"}) != "svc") {
+      continue;
+    }
+    const auto& localities = field(config, {"endpoint_config", "endpoints"})->list_value();
+    for (const auto& lb :
+         localities.values(0).struct_value().fields().at("lb_endpoints").list_value().values()) {
+      const auto port = static_cast<uint32_t>(
+          field(lb.struct_value(), {"endpoint", "address", "socket_address", "port_value"})
+              ->number_value());
+      dump_health[port] = stringField(lb.struct_value(), {"health_status"});
+    }
+  }
+  EXPECT_EQ(dump_health, expected_health) << dump->json();
 }
 
 TEST_F(XdsTrafficTest, UpdatedClusterKeepsServingUntilItsReplacementIsWarm) {
