@@ -27,6 +27,7 @@ extern "C" const char* __tsan_default_suppressions() {
          "called_from_lib:libabsl_cord.so\n"
          "called_from_lib:libabsl_strings.so\n"
          "called_from_lib:libabsl_time.so\n"
+         "called_from_lib:libabsl_time_zone.so.20220623\n"
          "race:grpc::internal::\n"
          "race:grpc_server_shim.cc\n"
          "race:xds_test_client.cc\n"
