@@ -23,6 +23,7 @@ extern "C" const char* __tsan_default_suppressions() {
          "called_from_lib:libabsl_synchronization.so\n"
          "called_from_lib:libabsl_status.so\n"
          "called_from_lib:libabsl_cord.so\n"
+         "called_from_lib:libabsl_cord_internal.so\n"
          "called_from_lib:libabsl_strings.so\n"
          "called_from_lib:libabsl_time.so\n"
          "called_from_lib:libabsl_time_zone.so.20220623\n"
