@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The main job: build (Release), start two demo upstreams on free ports, and run the proxy in
-# the foreground with deploy/examples/static-demo.yaml routing /service/1 and /service/2 to
-# them. Ctrl-C stops everything this script started (and nothing else).
+# The main job: build (Release), start the reference management server (control-plane-stub)
+# serving control_plane_stub/examples/demo-snapshot.yaml, two demo upstreams on free ports, and
+# the proxy, whose bootstrap (deploy/examples/dynamic-demo.yaml) has only dynamic_resources: it
+# gets its listener, routes, clusters and endpoints over ADS. Prints the requests to try and the
+# one command that pushes a changed snapshot (the endpoints swapped) to see a live update.
+# Ctrl-C stops everything this script started (and nothing else).
 #
-# Environment: BUILD_DIR (default build), LISTEN_PORT (10000), ADMIN_PORT (9901),
-# CONCURRENCY (default: the proxy's, one worker per core).
+# Environment: BUILD_DIR (default build), LISTEN_PORT (10000), ADMIN_PORT (9901), XDS_PORT
+# (18000), CONTROL_PLANE_ADMIN_PORT (18001), CONCURRENCY (default: the proxy's, one worker per
+# core).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -12,16 +16,20 @@ cd "$ROOT"
 BUILD_DIR=${BUILD_DIR:-build}
 LISTEN_PORT=${LISTEN_PORT:-10000}
 ADMIN_PORT=${ADMIN_PORT:-9901}
+XDS_PORT=${XDS_PORT:-18000}
+CONTROL_PLANE_ADMIN_PORT=${CONTROL_PLANE_ADMIN_PORT:-18001}
 
 echo "==> building (Release) in $BUILD_DIR"
 export CCACHE_BASEDIR="$ROOT"
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BUILD_DIR" -j"$(nproc)" --target proxy demo-upstream
+cmake --build "$BUILD_DIR" -j"$(nproc)" --target proxy demo-upstream control-plane-stub
 
 PROXY_BIN=$(find "$BUILD_DIR/proxy" -maxdepth 3 -type f -name proxy -perm -u+x | head -n1)
 UPSTREAM_BIN="$BUILD_DIR/test/integration/demo-upstream"
-if [[ -z $PROXY_BIN || ! -x $UPSTREAM_BIN ]]; then
-  echo "run-demo.sh: build did not produce the proxy and demo-upstream binaries" >&2
+CONTROL_PLANE_BIN="$BUILD_DIR/control_plane_stub/control-plane-stub"
+if [[ -z $PROXY_BIN || ! -x $UPSTREAM_BIN || ! -x $CONTROL_PLANE_BIN ]]; then
+  echo "run-demo.sh: build did not produce the proxy, demo-upstream and control-plane-stub" \
+    "binaries" >&2
   exit 1
 fi
 
@@ -72,12 +80,32 @@ for i in 1 2; do
   echo "==> upstream-$i listening on 127.0.0.1:$port"
 done
 
-# The example bootstrap with the real upstream ports (and the chosen listener/admin ports).
-sed -e "s/port_value: 8081 } # demo-upstream-1/port_value: ${upstream_ports[0]} } # demo-upstream-1/" \
-    -e "s/port_value: 8082 } # demo-upstream-2/port_value: ${upstream_ports[1]} } # demo-upstream-2/" \
+# The example snapshot with the real upstream ports (and the chosen listener port), and the
+# changed snapshot the user pushes: version 2, the two upstreams swapped.
+demo_snapshot() {
+  local version=$1 port1=$2 port2=$3
+  sed -e "s/^version: \"1\"/version: \"$version\"/" \
+    -e "s/port_value: 8081 } # demo-upstream-1/port_value: $port1 } # demo-upstream-1/" \
+    -e "s/port_value: 8082 } # demo-upstream-2/port_value: $port2 } # demo-upstream-2/" \
     -e "s/port_value: 10000 }/port_value: $LISTEN_PORT }/" \
+    control_plane_stub/examples/demo-snapshot.yaml
+}
+demo_snapshot 1 "${upstream_ports[0]}" "${upstream_ports[1]}" >"$RUN_DIR/snapshot.yaml"
+demo_snapshot 2 "${upstream_ports[1]}" "${upstream_ports[0]}" >"$RUN_DIR/snapshot-swapped.yaml"
+
+echo "==> starting control-plane-stub (xDS on 127.0.0.1:$XDS_PORT, admin API on" \
+  "127.0.0.1:$CONTROL_PLANE_ADMIN_PORT)"
+"$CONTROL_PLANE_BIN" --xds-address "127.0.0.1:$XDS_PORT" \
+  --admin-address "127.0.0.1:$CONTROL_PLANE_ADMIN_PORT" --snapshot "$RUN_DIR/snapshot.yaml" \
+  --port-file "$RUN_DIR/control-plane.ports" >"$RUN_DIR/control-plane.log" 2>&1 &
+PIDS+=($!)
+wait_for_line "$RUN_DIR/control-plane.ports" "xds=" "$!" ||
+  { cat "$RUN_DIR/control-plane.log" >&2; exit 1; }
+
+# The dynamic bootstrap, pointed at the control plane (and the chosen admin port).
+sed -e "s/port_value: 18000 }/port_value: $XDS_PORT }/" \
     -e "s/port_value: 9901 }/port_value: $ADMIN_PORT }/" \
-    deploy/examples/static-demo.yaml >"$RUN_DIR/bootstrap.yaml"
+    deploy/examples/dynamic-demo.yaml >"$RUN_DIR/bootstrap.yaml"
 
 proxy_args=(-c "$RUN_DIR/bootstrap.yaml" --log-level info --drain-time-s 5
   --admin-address-path "$RUN_DIR/admin_address")
@@ -108,15 +136,23 @@ fi
 
 cat <<MSG
 
-==> the proxy is serving on 127.0.0.1:$LISTEN_PORT (admin on 127.0.0.1:$ADMIN_PORT)
+==> the proxy is serving on 127.0.0.1:$LISTEN_PORT (admin on 127.0.0.1:$ADMIN_PORT), configured
+    over xDS by control-plane-stub (its log: $RUN_DIR/control-plane.log)
 
     curl http://127.0.0.1:$LISTEN_PORT/service/1      # answered by upstream-1
     curl http://127.0.0.1:$LISTEN_PORT/service/2      # answered by upstream-2
     curl http://127.0.0.1:$LISTEN_PORT/nothing -i     # 404: no route
     curl http://127.0.0.1:$ADMIN_PORT/stats | grep -E 'downstream_rq|upstream_rq'
-    curl http://127.0.0.1:$ADMIN_PORT/config_dump
+    curl http://127.0.0.1:$ADMIN_PORT/config_dump     # what the proxy got over xDS
+    curl http://127.0.0.1:$CONTROL_PLANE_ADMIN_PORT/v1/status    # the control plane: ACKs, NACKs
 
-    Ctrl-C stops the proxy and both upstreams.
+    Push a new snapshot (version 2: the upstreams swapped), live, without a restart:
+
+    curl -X PUT --data-binary @$RUN_DIR/snapshot-swapped.yaml http://127.0.0.1:$CONTROL_PLANE_ADMIN_PORT/v1/snapshot
+
+    then /service/1 is answered by upstream-2 and /service/2 by upstream-1.
+
+    Ctrl-C stops the proxy, the control plane and both upstreams.
 
 MSG
 
