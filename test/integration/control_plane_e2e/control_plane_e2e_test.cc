@@ -412,7 +412,8 @@ TEST_F(ControlPlaneE2eTest, SnapshotChangesUnderLoadFailNoRequest) {
   EXPECT_EQ(load.failures(), 0) << "after v2:\n" << load.failureSamples();
 
   // v3, CDS + EDS + RDS at once: a new cluster service3 (upstream-c) and /service/1 routed to
-  // it. The control plane sends clusters and endpoints before the routes that use them.
+  // it. Make before break: the control plane sends the route only once the proxy ACKed the
+  // cluster and its endpoints (routes are not warmed; sent earlier, they 503 while it warms).
   SnapshotSpec v3 = demo(/*version=*/"3", /*service1=*/"upstream-b", /*service2=*/"upstream-a");
   v3.routes = {{"/service/1", "service3"}, {"/service/2", "service2"}};
   v3.clusters.push_back({"service3", {port("upstream-c")}});
@@ -421,7 +422,8 @@ TEST_F(ControlPlaneE2eTest, SnapshotChangesUnderLoadFailNoRequest) {
   ASSERT_TRUE(control_plane_.waitForAck(kNode, "rds", "3"));
   EXPECT_EQ(load.failures(), 0) << "after v3:\n" << load.failureSamples();
 
-  // v4, RDS + CDS removal: /service/1 back to service1, service3 removed.
+  // v4, RDS + CDS removal: /service/1 back to service1, service3 removed. The control plane
+  // keeps service3 until the proxy ACKed the route that stopped using it.
   ASSERT_TRUE(put(demo(/*version=*/"4", /*service1=*/"upstream-b", /*service2=*/"upstream-a")));
   ASSERT_TRUE(load.waitForAnswer("/service/1", "upstream-b"));
   ASSERT_TRUE(control_plane_.waitForAck(kNode, "cds", "4"));
