@@ -13,6 +13,27 @@
 
 namespace Proxy::Upstream {
 
+// The balancers' random source: SplitMix64, 8 bytes of state. Every cluster has a balancer on
+// every thread, and std::mt19937_64's 2.5 KB of state each made them the largest single use
+// of memory with many clusters (75 MB of 272 MB for 10,000 clusters on 2 workers; found by
+// xds_cluster_scale_bench). Statistical quality is ample for picking hosts.
+class LbRandom {
+ public:
+  using result_type = uint64_t;
+  explicit LbRandom(uint64_t seed) : state_(seed) {}
+  static constexpr result_type min() { return 0; }
+  static constexpr result_type max() { return UINT64_MAX; }
+  result_type operator()() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+
+ private:
+  uint64_t state_;
+};
+
 class LoadBalancerBase : public LoadBalancer {
  protected:
   LoadBalancerBase(HostSetConstSharedPtr host_set, uint64_t seed);
@@ -22,7 +43,7 @@ class LoadBalancerBase : public LoadBalancer {
   size_t randomIndex(size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng_); }
 
   const HostSetConstSharedPtr host_set_;  // keeps the snapshot alive as long as the LB
-  std::mt19937_64 rng_;
+  LbRandom rng_;
   bool equal_weights_ = true;
 };
 
