@@ -187,8 +187,35 @@ ProxyProcess::ProxyProcess(ProxyOptions options) : options_(std::move(options)) 
 
 ProxyProcess::~ProxyProcess() {
   if (running()) {
-    ::kill(pid_, SIGKILL);
-    (void)waitForExit(10s);
+    absl::StatusOr<int> early = waitForExit(0ms);
+    if (early.ok()) {
+      // Nobody asked it to stop: it crashed or quit on its own.
+      ADD_FAILURE() << "the proxy exited unexpectedly with code " << *early;
+    } else {
+      // Stop it the way an operator would, so it leaves through its shutdown path (where the
+      // sanitizers check for leaks) and a shutdown that hangs or fails is a test failure.
+      const auto limit = std::chrono::seconds(options_.drain_time_s) + 10s;
+      ::kill(pid_, SIGTERM);
+      absl::StatusOr<int> code = waitForExit(limit);
+      if (!code.ok()) {
+        ADD_FAILURE() << "the proxy did not exit within " << limit.count()
+                      << " s of SIGTERM; killing it";
+        ::kill(pid_, SIGKILL);
+        (void)waitForExit(10s);
+      } else if (*code != 0) {
+        ADD_FAILURE() << "the proxy exited with code " << *code << " after SIGTERM";
+      }
+    }
+  }
+  // A sanitizer report from the proxy fails the test that provoked it, wherever it happened.
+  const std::string err = stderrText();
+  for (std::string_view marker : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                  "runtime error:", "WARNING: ThreadSanitizer"}) {
+    const size_t at = err.find(marker);
+    if (at != std::string::npos) {
+      ADD_FAILURE() << "the proxy's stderr has a sanitizer report:\n" << err.substr(at, 8000);
+      break;
+    }
   }
   if (testing::Test::HasFailure()) {
     // The proxy's own account of what happened is the first thing to read on a failure.
