@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -123,10 +124,22 @@ class FakeUpstream::Server : public Network::TcpListenerCallbacks {
   // Server thread: stop accepting, drop every connection, leave the loop.
   void stop() {
     listener_.reset();
-    while (!connections_.empty()) {
-      // close() raises LocalClose, whose handler moves the connection to deferred deletion.
-      connections_.begin()->second->connection().close(Network::ConnectionCloseType::NoFlush);
+    std::vector<FakeConnection*> open;
+    for (const auto& entry : connections_) {
+      open.push_back(entry.first);
     }
+    for (FakeConnection* connection : open) {
+      // close() raises LocalClose, whose handler moves the connection to deferred deletion.
+      if (connections_.count(connection) != 0) {
+        connection->connection().close(Network::ConnectionCloseType::NoFlush);
+      }
+    }
+    // Whatever raised no close event (already closing) goes the same way.
+    for (auto& entry : connections_) {
+      parent_.active_connections_.fetch_sub(1);
+      dispatcher_->deferredDelete(std::move(entry.second));
+    }
+    connections_.clear();
     dispatcher_->clearDeferredDeleteList();
     dispatcher_->exit();
   }
