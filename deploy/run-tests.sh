@@ -5,11 +5,13 @@
 #                   targets are built.
 #   3. build-asan/  AddressSanitizer + UBSan (Debug, so ASSERTs are on): unit and integration
 #                   tests, everything.
+#   4. build-fuzz/  clang + libFuzzer + ASan + UBSan: only the harnesses of test/fuzz/, each run
+#                   for FUZZ_SECONDS (default 60) from its seed corpus (ctest -L fuzz).
 # ccache (default CCACHE_DIR) keeps rebuilds cheap. Every stage runs even when an earlier one
 # failed; the exit code is non-zero when any failed.
 #
 # Environment: BUILD_ROOT (where the three trees go, default: the repository root),
-# JOBS (build parallelism, default nproc), SKIP_TSAN=1, SKIP_ASAN=1,
+# JOBS (build parallelism, default nproc), SKIP_TSAN=1, SKIP_ASAN=1, SKIP_FUZZ=1, FUZZ_SECONDS,
 # TSAN_TARGETS (default: every add_proxy_test() whose LABELS include "threading").
 set -uo pipefail
 
@@ -20,6 +22,8 @@ BUILD_ROOT=${BUILD_ROOT:-$ROOT}
 BUILD="$BUILD_ROOT/build"
 BUILD_TSAN="$BUILD_ROOT/build-tsan"
 BUILD_ASAN="$BUILD_ROOT/build-asan"
+BUILD_FUZZ="$BUILD_ROOT/build-fuzz"
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 # The test executables labelled "threading", read from the add_proxy_test() calls (perl is in
 # every Debian install; python is not).
 threading_targets() {
@@ -105,12 +109,31 @@ asan() {
     (cd "$BUILD_ASAN" && ctest -j2 --output-on-failure)
 }
 
+fuzz() {
+  CC=clang CXX=clang++ configure "$BUILD_FUZZ" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DSANITIZER=address -DFUZZ=ON -DFUZZ_SECONDS="$FUZZ_SECONDS" || return 1
+  # The harnesses are the only executables this tree needs.
+  local targets
+  targets=$(cd "$BUILD_FUZZ" && ctest -N -L fuzz | sed -n 's/^ *Test *#[0-9]*: fuzz\.//p')
+  if [[ -z $targets ]]; then
+    echo "no fuzz targets in this tree" >&2
+    return 1
+  fi
+  # shellcheck disable=SC2086
+  cmake --build "$BUILD_FUZZ" -j"$JOBS" --target $targets || return 1
+  (cd "$BUILD_FUZZ" && ctest -j2 -L fuzz --output-on-failure --no-tests=error)
+}
+
 stage "build + all tests (build/)" normal
 if [[ ${SKIP_TSAN:-0} != 1 ]]; then
   stage "ThreadSanitizer: threading tests (build-tsan/)" tsan
 fi
 if [[ ${SKIP_ASAN:-0} != 1 ]]; then
   stage "AddressSanitizer+UBSan: all tests (build-asan/)" asan
+fi
+
+if [[ ${SKIP_FUZZ:-0} != 1 ]]; then
+  stage "libFuzzer harnesses, ${FUZZ_SECONDS}s each (build-fuzz/)" fuzz
 fi
 
 echo
