@@ -6,6 +6,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 
+#include "proxy/config/field_support.h"
 #include "proxy/config/filter_config.h"
 #include "proxy/config/message_util.h"
 #include "proxy/config/validation.h"
@@ -68,16 +69,37 @@ std::string addressKey(const envoy::config::core::v3::Address& address) {
              : absl::StrCat("[", sa.address(), "]:", sa.port_value());
 }
 
+// The static clusters that the xDS client's gRPC channels connect to (envoy_grpc): the only
+// clusters spoken to in HTTP/2 (xds_client/config.cc), so the only ones that may ask for it.
+absl::flat_hash_set<std::string> grpcServiceClusters(const Bootstrap& bootstrap) {
+  absl::flat_hash_set<std::string> names;
+  auto add = [&names](const ApiConfigSource& api) {
+    for (const auto& service : api.grpc_services()) {
+      if (service.has_envoy_grpc()) {
+        names.insert(service.envoy_grpc().cluster_name());
+      }
+    }
+  };
+  const auto& dynamic = bootstrap.dynamic_resources();
+  add(dynamic.ads_config());
+  add(dynamic.lds_config().api_config_source());
+  add(dynamic.cds_config().api_config_source());
+  return names;
+}
+
 }  // namespace
 
 absl::Status validateBootstrap(const Bootstrap& bootstrap) {
   const auto& resources = bootstrap.static_resources();
 
+  const absl::flat_hash_set<std::string> grpc_clusters = grpcServiceClusters(bootstrap);
   absl::flat_hash_set<std::string> cluster_names;
   for (int i = 0; i < resources.clusters_size(); i++) {
     const auto& cluster = resources.clusters(i);
     const std::string path = absl::StrCat("static_resources.clusters[", i, "]");
-    RETURN_IF_ERROR(validateCluster(cluster, path));
+    FieldCheckContext context;
+    context.grpc_service_cluster = grpc_clusters.contains(cluster.name());
+    RETURN_IF_ERROR(validateCluster(cluster, path, context));
     if (!cluster_names.insert(cluster.name()).second) {
       return error(path, absl::StrCat("duplicate cluster name '", cluster.name(), "'"));
     }
@@ -151,7 +173,37 @@ absl::Status validateBootstrap(const Bootstrap& bootstrap) {
   if (bootstrap.has_admin() && bootstrap.admin().has_address()) {
     RETURN_IF_ERROR(validateAddress(bootstrap.admin().address(), "admin.address"));
   }
-  return absl::OkStatus();
+  // Everything but the static resources (checked above, each in its own context): admin,
+  // node, dynamic_resources and the bootstrap's own fields (stats, runtime, watchdogs, ...).
+  Bootstrap rest = bootstrap;
+  rest.mutable_static_resources()->clear_listeners();
+  rest.mutable_static_resources()->clear_clusters();
+  return checkSupportedFields(rest);
+}
+
+std::vector<UnsupportedField> findUnsupportedBootstrapFields(const Bootstrap& bootstrap) {
+  const absl::flat_hash_set<std::string> grpc_clusters = grpcServiceClusters(bootstrap);
+  std::vector<UnsupportedField> out;
+  auto append = [&out](std::vector<UnsupportedField> more) {
+    out.insert(out.end(), std::make_move_iterator(more.begin()),
+               std::make_move_iterator(more.end()));
+  };
+  const auto& resources = bootstrap.static_resources();
+  for (int i = 0; i < resources.clusters_size(); i++) {
+    FieldCheckContext context;
+    context.grpc_service_cluster = grpc_clusters.contains(resources.clusters(i).name());
+    append(findUnsupportedFields(resources.clusters(i),
+                                 absl::StrCat("static_resources.clusters[", i, "]"), context));
+  }
+  for (int i = 0; i < resources.listeners_size(); i++) {
+    append(findUnsupportedFields(resources.listeners(i),
+                                 absl::StrCat("static_resources.listeners[", i, "]")));
+  }
+  Bootstrap rest = bootstrap;
+  rest.mutable_static_resources()->clear_listeners();
+  rest.mutable_static_resources()->clear_clusters();
+  append(findUnsupportedFields(rest));
+  return out;
 }
 
 absl::StatusOr<Bootstrap> loadBootstrap(const Options& options) {

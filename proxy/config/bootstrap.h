@@ -10,6 +10,9 @@
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
 
+#include <vector>
+
+#include "proxy/config/field_support.h"
 #include "proxy/config/options.h"
 
 namespace Proxy::Config {
@@ -26,5 +29,9 @@ absl::StatusOr<Bootstrap> loadBootstrap(const Options& options);
 // xDS config sources that refer to something that exists (ads needs ads_config; an envoy_grpc
 // service needs a static cluster of that name).
 absl::Status validateBootstrap(const Bootstrap& bootstrap);
+
+// Every field of `bootstrap` the proxy would refuse as not implemented (field_support.h), with
+// the context validateBootstrap uses (a gRPC service's static cluster may ask for HTTP/2).
+std::vector<UnsupportedField> findUnsupportedBootstrapFields(const Bootstrap& bootstrap);
 
 }  // namespace Proxy::Config

@@ -224,6 +224,26 @@ absl::Status validateConfigSourceAt(const std::string& path, const ConfigSource&
   }
 }
 
+// A config source inside a resource (an HCM's rds, an EDS cluster's eds_config): RDS and EDS
+// are fetched over ADS when there is one, else from the server LDS/CDS use, with the
+// client's initial fetch timeout (xds_client/config.cc, server/xds_config.cc). A source that
+// names another server, or its own timeout, would be silently ignored: refused instead.
+absl::Status validateResourceConfigSourceAt(const std::string& path, const ConfigSource& source) {
+  RETURN_IF_ERROR(validateConfigSourceAt(path, source));
+  if (source.has_api_config_source()) {
+    return error(join(path, "api_config_source"),
+                 "not supported (RDS and EDS come over ADS, or from the server that sent the "
+                 "listener or cluster: use ads or self)");
+  }
+  if (source.has_initial_fetch_timeout()) {
+    return error(join(path, "initial_fetch_timeout"), "not supported");
+  }
+  if (source.resource_api_version() == envoy::config::core::v3::V2) {
+    return error(join(path, "resource_api_version"), "V3 is required (got V2)");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status validateHeadersToAdd(const std::string& path,
                                   const RepeatedPtrField<HeaderValueOption>& options) {
   for (int i = 0; i < options.size(); i++) {
@@ -628,8 +648,8 @@ absl::Status validateHcmAt(const std::string& path, const HttpConnectionManager&
       if (!hcm.rds().has_config_source()) {
         return error(join(path, "rds.config_source"), "required");
       }
-      RETURN_IF_ERROR(
-          validateConfigSourceAt(join(path, "rds.config_source"), hcm.rds().config_source()));
+      RETURN_IF_ERROR(validateResourceConfigSourceAt(join(path, "rds.config_source"),
+                                                     hcm.rds().config_source()));
       if (hcm.rds().route_config_name().empty()) {
         return error(join(path, "rds.route_config_name"), "required");
       }
@@ -817,7 +837,15 @@ absl::Status validateClusterLoadAssignmentAt(
 
 }  // namespace
 
+static absl::Status validateListenerValues(const Listener& listener, const std::string& path);
+static absl::Status validateClusterValues(const Cluster& cluster, const std::string& path);
+
 absl::Status validateListener(const Listener& listener, const std::string& path) {
+  RETURN_IF_ERROR(validateListenerValues(listener, path));
+  return checkSupportedFields(listener, path);
+}
+
+static absl::Status validateListenerValues(const Listener& listener, const std::string& path) {
   if (listener.has_api_listener()) {
     return error(join(path, "api_listener"), "not supported");
   }
@@ -853,7 +881,13 @@ absl::Status validateListener(const Listener& listener, const std::string& path)
   return absl::OkStatus();
 }
 
-absl::Status validateCluster(const Cluster& cluster, const std::string& path) {
+absl::Status validateCluster(const Cluster& cluster, const std::string& path,
+                             const FieldCheckContext& context) {
+  RETURN_IF_ERROR(validateClusterValues(cluster, path));
+  return checkSupportedFields(cluster, path, context);
+}
+
+static absl::Status validateClusterValues(const Cluster& cluster, const std::string& path) {
   if (cluster.name().empty()) {
     return error(join(path, "name"), "required");
   }
@@ -871,8 +905,8 @@ absl::Status validateCluster(const Cluster& cluster, const std::string& path) {
         return error(join(path, "eds_cluster_config"),
                      "cannot create an EDS cluster without an EDS config");
       }
-      RETURN_IF_ERROR(validateConfigSourceAt(join(path, "eds_cluster_config.eds_config"),
-                                             cluster.eds_cluster_config().eds_config()));
+      RETURN_IF_ERROR(validateResourceConfigSourceAt(join(path, "eds_cluster_config.eds_config"),
+                                                     cluster.eds_cluster_config().eds_config()));
       break;
     default:
       return error(join(path, "type"), absl::StrCat("unsupported cluster type '",
@@ -926,12 +960,54 @@ absl::Status validateCluster(const Cluster& cluster, const std::string& path) {
 }
 
 absl::Status validateRouteConfiguration(const RouteConfiguration& rc, const std::string& path) {
-  return validateRouteConfigurationAt(path, rc);
+  RETURN_IF_ERROR(validateRouteConfigurationAt(path, rc));
+  return checkSupportedFields(rc, path);
 }
 
 absl::Status validateClusterLoadAssignment(
     const envoy::config::endpoint::v3::ClusterLoadAssignment& cla, const std::string& path) {
-  return validateClusterLoadAssignmentAt(path, cla);
+  RETURN_IF_ERROR(validateClusterLoadAssignmentAt(path, cla));
+  return checkSupportedFields(cla, path);
+}
+
+bool validatesClusters(const RouteConfiguration& rc, bool inline_default) {
+  return rc.has_validate_clusters() ? rc.validate_clusters().value() : inline_default;
+}
+
+absl::Status validateRouteClusters(const RouteConfiguration& rc,
+                                   const std::function<bool(std::string_view)>& cluster_exists,
+                                   const std::string& path) {
+  // Envoy's words ("route: unknown cluster 'x'"), then the route configuration they are in.
+  auto unknown = [&rc](const std::string& field_path, absl::string_view what,
+                       const std::string& name) {
+    return error(field_path, absl::StrCat("route: unknown ", what, " '", name,
+                                          "' (route configuration '", rc.name(), "')"));
+  };
+  for (int v = 0; v < rc.virtual_hosts_size(); v++) {
+    const auto& vhost = rc.virtual_hosts(v);
+    for (int r = 0; r < vhost.routes_size(); r++) {
+      const auto& route = vhost.routes(r);
+      if (!route.has_route()) {
+        continue;
+      }
+      const std::string rp = join(at(at(path, "virtual_hosts", v), "routes", r), "route");
+      const auto& action = route.route();
+      if (action.cluster_specifier_case() == envoy::config::route::v3::RouteAction::kCluster &&
+          !cluster_exists(action.cluster())) {
+        return unknown(join(rp, "cluster"), "cluster", action.cluster());
+      }
+      if (action.has_weighted_clusters()) {
+        const auto& clusters = action.weighted_clusters().clusters();
+        for (int i = 0; i < clusters.size(); i++) {
+          if (!clusters.Get(i).name().empty() && !cluster_exists(clusters.Get(i).name())) {
+            return unknown(join(at(join(rp, "weighted_clusters"), "clusters", i), "name"),
+                           "weighted cluster", clusters.Get(i).name());
+          }
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status validateHttpConnectionManager(const HttpConnectionManager& hcm,

@@ -611,7 +611,8 @@ void ActiveStream::onUpstreamHeaders(Http::ResponseHeaderMapPtr&& headers, bool 
 
 void ActiveStream::encodeResponseHeaders(Http::ResponseHeaderMap& headers, bool end_stream) {
   const HcmConfig& config = parent_.config();
-  if (config.overwrite_server_header || !headers.has(Http::Headers::Server)) {
+  if (!config.pass_through_server_header &&
+      (config.overwrite_server_header || !headers.has(Http::Headers::Server))) {
     headers.setCopy(Http::Headers::Server, config.server_name);
   }
   if (config.always_set_request_id_in_response && request_headers_ != nullptr) {
@@ -891,6 +892,8 @@ HcmConfig::create(const HttpConnectionManager& proto, Stats::Store& store,
   }
   config->overwrite_server_header =
       proto.server_header_transformation() == HttpConnectionManager::OVERWRITE;
+  config->pass_through_server_header =
+      proto.server_header_transformation() == HttpConnectionManager::PASS_THROUGH;
   config->use_remote_address = proto.has_use_remote_address() && proto.use_remote_address().value();
   config->skip_xff_append = proto.skip_xff_append();
   config->generate_request_id =

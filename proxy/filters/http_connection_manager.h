@@ -105,6 +105,7 @@ struct HcmConfig {
   std::chrono::milliseconds request_timeout{0};                      // 0 = disabled
   std::string server_name = "envoy";
   bool overwrite_server_header = true; // ServerHeaderTransformation OVERWRITE
+  bool pass_through_server_header = false; // PASS_THROUGH: the upstream's, or none
   bool use_remote_address = false;
   bool skip_xff_append = false;
   bool generate_request_id = true;

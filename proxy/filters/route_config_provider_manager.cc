@@ -4,6 +4,7 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "proxy/common/assert.h"
+#include "proxy/config/validation.h"
 #include "proxy/router/config_impl.h"
 #include "spdlog/spdlog.h"
 
@@ -80,6 +81,13 @@ absl::Status RdsRouteConfigProvider::onConfigUpdate(
   if (!table.ok()) {
     update_rejected_.inc();
     return table.status();
+  }
+  if (manager_.clusterExists() && Config::validatesClusters(config, /*inline_default=*/false)) {
+    absl::Status status = Config::validateRouteClusters(config, manager_.clusterExists());
+    if (!status.ok()) {
+      update_rejected_.inc();
+      return status;
+    }
   }
   std::shared_ptr<const Router::Config> shared = *std::move(table);
   // Every thread swaps its pointer; the old table dies with the last request that uses it.

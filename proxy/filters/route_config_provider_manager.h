@@ -10,6 +10,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -101,6 +102,14 @@ public:
     names_changed_ = std::move(cb);
   }
 
+  // Main thread. Whether a cluster exists, for route configurations that set
+  // validate_clusters: true (Envoy's default over RDS is false: a route to a cluster that
+  // does not exist answers 503). Unset: not checked.
+  void setClusterExistsCallback(std::function<bool(std::string_view)> cb) {
+    cluster_exists_ = std::move(cb);
+  }
+  const std::function<bool(std::string_view)>& clusterExists() const { return cluster_exists_; }
+
   Event::Dispatcher& mainDispatcher() { return main_dispatcher_; }
   ThreadLocal::Instance& tls() { return tls_; }
   Stats::Store& store() { return store_; }
@@ -115,6 +124,7 @@ private:
   Stats::Store& store_;
   std::map<std::string, std::weak_ptr<RdsRouteConfigProvider>> providers_;
   std::function<void(const std::vector<std::string>&)> names_changed_;
+  std::function<bool(std::string_view)> cluster_exists_;
   bool names_changed_scheduled_ = false;
   // Lets a posted names-changed callback notice that the manager is gone.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -124,11 +124,53 @@ buildOrReuse(const envoy::config::listener::v3::FilterChain& proto,
 
 std::atomic<uint64_t> next_tag{1};
 
+// Envoy's validate_clusters, true by default for a route configuration inline in a listener:
+// a route to a cluster that does not exist rejects the listener.
+absl::Status validateInlineRouteClusters(const Listener& proto,
+                                         const ListenerBuildContext& context) {
+  if (!context.cluster_exists) {
+    return absl::OkStatus();
+  }
+  auto check = [&context](const envoy::config::listener::v3::FilterChain& chain,
+                          const std::string& chain_path) -> absl::Status {
+    for (int i = 0; i < chain.filters_size(); i++) {
+      if (Config::networkFilterType(chain.filters(i)) !=
+          Config::NetworkFilterType::HttpConnectionManager) {
+        continue;
+      }
+      auto hcm = Config::unpackHcm(chain.filters(i));
+      if (!hcm.ok() || !hcm->has_route_config() ||
+          !Config::validatesClusters(hcm->route_config(), /*inline_default=*/true)) {
+        continue;
+      }
+      absl::Status status = Config::validateRouteClusters(
+          hcm->route_config(), context.cluster_exists,
+          absl::StrCat(chain_path, ".filters[", i, "].typed_config.route_config"));
+      if (!status.ok()) {
+        return status;
+      }
+    }
+    return absl::OkStatus();
+  };
+  for (int i = 0; i < proto.filter_chains_size(); i++) {
+    absl::Status status = check(proto.filter_chains(i), absl::StrCat("filter_chains[", i, "]"));
+    if (!status.ok()) {
+      return status;
+    }
+  }
+  return proto.has_default_filter_chain()
+             ? check(proto.default_filter_chain(), "default_filter_chain")
+             : absl::OkStatus();
+}
+
 } // namespace
 
 absl::StatusOr<std::shared_ptr<ListenerConfig>>
 ListenerConfig::create(const Listener& proto, const ListenerBuildContext& context) {
   if (absl::Status status = Config::validateListener(proto); !status.ok()) {
+    return status;
+  }
+  if (absl::Status status = validateInlineRouteClusters(proto, context); !status.ok()) {
     return status;
   }
   std::shared_ptr<ListenerConfig> config(new ListenerConfig());

@@ -4,8 +4,10 @@
 // bound before any worker sees them, so a bind failure rejects the config), the filter chain
 // and stats. Immutable once built; shared read-only by every worker.
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -58,6 +60,9 @@ struct ListenerBuildContext {
   Stats::Store* store = nullptr;
   // RDS providers for HCMs with `rds` (null: only inline route_config is accepted).
   Filters::RouteConfigProviderManager* rds = nullptr;
+  // Whether a cluster of that name exists (active or warming): Envoy's validate_clusters for
+  // route configurations inline in the listener. Null: not checked.
+  std::function<bool(std::string_view)> cluster_exists;
   // False for --mode validate: check everything but bind nothing.
   bool bind_sockets = true;
   // The version this one replaces (same name), if any: its sockets are reused when the

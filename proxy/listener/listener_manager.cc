@@ -90,6 +90,7 @@ absl::StatusOr<bool> ListenerManagerImpl::addOrUpdateListener(const Listener& co
   context.workers = static_cast<uint32_t>(std::max<size_t>(workers_.size(), 1));
   context.store = &store_;
   context.rds = rds_;
+  context.cluster_exists = cluster_exists_;
   context.previous = newest != nullptr ? newest->config.get() : nullptr;
   auto built = ListenerConfig::create(config, context);
   if (!built.ok()) {

@@ -72,6 +72,12 @@ public:
                       std::chrono::milliseconds drain_time);
   ~ListenerManagerImpl();
 
+  // Main thread, before the first listener: how route configurations inline in listeners
+  // check their clusters (ListenerBuildContext::cluster_exists). Unset: not checked.
+  void setClusterExistsCallback(std::function<bool(std::string_view)> cb) {
+    cluster_exists_ = std::move(cb);
+  }
+
   // Main thread. Returns true when something changed, false for a no-op (identical config).
   // Errors name the listener and field; the previous version (if any) keeps serving and the
   // failure is recorded as the listener's error state.
@@ -136,6 +142,7 @@ private:
   std::vector<WorkerHandle*> workers_;
   Stats::Store& store_;
   Filters::RouteConfigProviderManager* rds_;
+  std::function<bool(std::string_view)> cluster_exists_;
   const std::chrono::milliseconds drain_time_;
   ListenerManagerStats stats_;
   std::map<std::string, ListenerImplPtr> warming_;

@@ -177,6 +177,12 @@ absl::Status Server::initialize() {
   listener_manager_ = std::make_unique<Listener::ListenerManagerImpl>(
       *dispatcher_, std::move(handles), store_, dynamic ? rds_manager_.get() : nullptr,
       std::chrono::duration_cast<std::chrono::milliseconds>(options_.drain_time));
+  // Envoy's validate_clusters: against the clusters known now, active or warming.
+  auto cluster_exists = [cm = cluster_manager_.get()](std::string_view name) {
+    return cm->getClusterInfo(name) != nullptr || cm->isWarming(name);
+  };
+  listener_manager_->setClusterExistsCallback(cluster_exists);
+  rds_manager_->setClusterExistsCallback(cluster_exists);
   for (int i = 0; i < resources.listeners_size(); i++) {
     if (validate) {
       // Check without binding: the address may well be in use by the running instance.
@@ -185,6 +191,7 @@ absl::Status Server::initialize() {
       context.store = &store_;
       context.rds = dynamic ? rds_manager_.get() : nullptr;
       context.bind_sockets = false;
+      context.cluster_exists = cluster_exists;
       auto built = Listener::ListenerConfig::create(resources.listeners(i), context);
       if (!built.ok()) {
         return absl::InvalidArgumentError(absl::StrCat("static_resources.listeners[", i, "] ('",

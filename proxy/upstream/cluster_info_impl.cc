@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 
 namespace Proxy::Upstream {
 
@@ -192,7 +193,17 @@ absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(const Clus
     info->buffer_limit_ = config.per_connection_buffer_limit_bytes().value();
   }
   // The newer common_http_protocol_options field wins over the deprecated top-level one.
-  if (config.common_http_protocol_options().has_max_requests_per_connection()) {
+  // typed_extension_protocol_options' HttpProtocolOptions first (Envoy's current place),
+  // then the cluster's own (deprecated upstream) fields.
+  envoy::extensions::upstreams::http::v3::HttpProtocolOptions typed_options;
+  auto typed = config.typed_extension_protocol_options().find(
+      "envoy.extensions.upstreams.http.v3.HttpProtocolOptions");
+  if (typed != config.typed_extension_protocol_options().end() &&
+      typed->second.UnpackTo(&typed_options) &&
+      typed_options.common_http_protocol_options().has_max_requests_per_connection()) {
+    info->max_requests_per_connection_ =
+        typed_options.common_http_protocol_options().max_requests_per_connection().value();
+  } else if (config.common_http_protocol_options().has_max_requests_per_connection()) {
     info->max_requests_per_connection_ =
         config.common_http_protocol_options().max_requests_per_connection().value();
   } else if (config.has_max_requests_per_connection()) {

@@ -8,6 +8,7 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "proxy/common/assert.h"
+#include "proxy/config/field_support.h"
 #include "proxy/network/connection_impl.h"
 #include "proxy/upstream/host_impl.h"
 
@@ -228,6 +229,13 @@ absl::Status ClusterManagerImpl::addOrUpdateCluster(
   if (!info.ok()) {
     return info.status();
   }
+  // Fields the proxy would parse and ignore are refused (field_support.h). Static clusters
+  // were checked with the bootstrap, where a gRPC service's cluster may ask for HTTP/2.
+  if (added_via_api) {
+    if (absl::Status status = Config::checkSupportedFields(config); !status.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("cluster '", name, "': ", status.message()));
+    }
+  }
 
   auto data = std::make_unique<ClusterData>();
   bool warm = true;
@@ -352,6 +360,10 @@ absl::Status ClusterManagerImpl::updateClusterLoadAssignment(
   if (targets.empty()) {
     return absl::NotFoundError(absl::StrCat(
         "cluster_load_assignment '", std::string(eds_service_name), "': no EDS cluster uses it"));
+  }
+  if (absl::Status status = Config::checkSupportedFields(cla); !status.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cluster_load_assignment '", std::string(eds_service_name), "': ", status.message()));
   }
   // Validate for every target before changing any: all or nothing.
   for (Target& target : targets) {

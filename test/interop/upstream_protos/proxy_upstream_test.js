@@ -5,9 +5,10 @@
 // bootstrap has only dynamic_resources. The test checks that
 //  - the proxy's requests decode upstream (node, type_url, names, versions, nonces) and it ACKs
 //    CDS, EDS, LDS and RDS;
+//  - a field our protos leave out (VirtualHost.rate_limits, field 6) arrives as an unknown
+//    field and is NACKed by number rather than silently ignored;
 //  - HTTP traffic through the proxy reaches a Node.js upstream as the resources say (EDS
-//    endpoint, prefix_rewrite, request_headers_to_add), including a field our protos leave out
-//    (VirtualHost.rate_limits, which Envoy too ignores without a rate limit filter);
+//    endpoint, prefix_rewrite, request_headers_to_add);
 //  - a listener the proxy rejects is NACKed with the previous version and a message naming it,
 //    shows in /config_dump's error_state, and traffic keeps flowing;
 //  - a route update is ACKed and followed.
@@ -223,15 +224,13 @@ function httpListener(name, port, routeConfigName) {
   };
 }
 
-function routes(rewrite) {
+function routes(rewrite, extra = {}) {
   return {
     name: 'routes',
     virtual_hosts: [{
       name: 'all',
       domains: ['*'],
-      // Not in our protos: kept as an unknown field, ignored like Envoy does without a rate
-      // limit filter.
-      rate_limits: [{actions: [{generic_key: {descriptor_value: 'interop'}}]}],
+      ...extra,
       routes: [
         {
           match: {prefix: '/api/'},
@@ -287,6 +286,12 @@ async function main() {
 
     const rdsRequest = await stream.next(RDS);
     assert.deepEqual(rdsRequest.resource_names, ['routes']);
+    // Not in our protos: an unknown field, refused by number (the proxy would not apply it).
+    const unknown = await respond(RDS, 'r0', 'n-rds-0', [routes('/v1/', {
+      rate_limits: [{actions: [{generic_key: {descriptor_value: 'interop'}}]}],
+    })]);
+    assert.equal(unknown.error_detail.message,
+                 'resource index 0: routes: virtual_hosts[0]: unknown field 6: not supported');
     expectAck(await respond(RDS, 'r1', 'n-rds-1', [routes('/v1/')]), 'r1');
     console.log('ok - the proxy ACKs CDS, EDS, LDS and RDS encoded with the upstream protos');
 

@@ -239,10 +239,16 @@ TEST(MessageUtilTest, AnyResolvesEveryTypeOfOurProtos) {
 static_resources:
   listeners:
   - name: l
-    access_log:
-    - name: envoy.access_loggers.stdout
-      typed_config:
-        "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: s
+          access_log:
+          - name: envoy.access_loggers.stdout
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog
 )",
                                      bootstrap);
   EXPECT_TRUE(status.ok()) << status;

@@ -330,20 +330,11 @@ TEST(RouterTest, ClusterHeaderAndRouteSettings) {
 virtual_hosts:
 - name: v
   domains: ["*"]
-  retry_policy: {retry_on: "5xx", num_retries: 4}
   routes:
   - match: {prefix: "/dynamic"}
     route: {cluster_header: X-Target, cluster_not_found_response_code: NOT_FOUND, timeout: 0s}
   - match: {prefix: "/"}
-    route:
-      cluster: fixed
-      idle_timeout: 30s
-      retry_policy:
-        retry_on: "connect-failure, reset,retriable-status-codes,unknown-thing"
-        num_retries: 2
-        per_try_timeout: 0.5s
-        retriable_status_codes: [503]
-        retry_back_off: {base_interval: 0.1s}
+    route: {cluster: fixed}
 )");
   ASSERT_NE(config, nullptr);
   // cluster_header: the cluster is whatever the request says; empty when it says nothing.
@@ -353,23 +344,44 @@ virtual_hosts:
   EXPECT_EQ(dynamic->clusterName(request("h", "/dynamic")), "");
   EXPECT_EQ(dynamic->clusterNotFoundResponseCode(), 404u);
   EXPECT_EQ(dynamic->timeout(), std::chrono::milliseconds(0));
-  EXPECT_FALSE(dynamic->idleTimeout().has_value());
-  // No route-level retry policy: the virtual host's applies.
-  EXPECT_EQ(dynamic->retryPolicy().retry_on, RetryPolicy::k5xx);
-  EXPECT_EQ(dynamic->retryPolicy().num_retries, 4u);
 
   const RouteEntry* fixed = config->route(request("h", "/x"), 0);
   EXPECT_EQ(fixed->clusterNotFoundResponseCode(), 503u);
   EXPECT_EQ(fixed->timeout(), std::chrono::milliseconds(15000));  // Envoy's default
-  EXPECT_EQ(fixed->idleTimeout(), std::chrono::milliseconds(30000));
-  const RetryPolicy& retry = fixed->retryPolicy();
-  EXPECT_EQ(retry.retry_on, RetryPolicy::kConnectFailure | RetryPolicy::kReset |
-                                RetryPolicy::kRetriableStatusCodes);
-  EXPECT_EQ(retry.num_retries, 2u);
-  EXPECT_EQ(retry.per_try_timeout, std::chrono::milliseconds(500));
-  EXPECT_EQ(retry.retriable_status_codes, std::vector<uint32_t>{503});
-  EXPECT_EQ(retry.base_interval, std::chrono::milliseconds(100));
-  EXPECT_EQ(retry.max_interval, std::chrono::milliseconds(1000));
+}
+
+// The router neither retries nor times out an idle stream yet: a route configuration asking
+// for it is refused rather than accepted and ignored (field_support.h).
+TEST(RouterTest, RetriesAndIdleTimeoutAreRefused) {
+  auto refused = [](const std::string& yaml) {
+    envoy::config::route::v3::RouteConfiguration proto;
+    EXPECT_TRUE(::Proxy::Config::loadFromYaml(yaml, proto).ok());
+    auto config = ConfigImpl::create(proto);
+    return config.ok() ? std::string("accepted") : std::string(config.status().message());
+  };
+  EXPECT_EQ(refused(R"(
+virtual_hosts:
+- {name: v, domains: ["*"], retry_policy: {retry_on: "5xx", num_retries: 4}}
+)"),
+            "virtual_hosts[0].retry_policy: not supported");
+  EXPECT_EQ(refused(R"(
+virtual_hosts:
+- name: v
+  domains: ["*"]
+  routes:
+  - match: {prefix: "/"}
+    route: {cluster: c, retry_policy: {retry_on: "connect-failure", num_retries: 2}}
+)"),
+            "virtual_hosts[0].routes[0].route.retry_policy: not supported");
+  EXPECT_EQ(refused(R"(
+virtual_hosts:
+- name: v
+  domains: ["*"]
+  routes:
+  - match: {prefix: "/"}
+    route: {cluster: c, idle_timeout: 30s}
+)"),
+            "virtual_hosts[0].routes[0].route.idle_timeout: not supported");
 }
 
 TEST(RouterTest, RewritesHostAndPath) {
