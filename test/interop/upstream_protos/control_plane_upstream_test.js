@@ -116,7 +116,6 @@ ${withStatic ? `  - name: static_backend
         load_balancing_weight: 7
       - endpoint: { address: { socket_address: { address: 127.0.0.3, port_value: 9091 } } }
         health_status: DRAINING
-    policy: { overprovisioning_factor: 150 }
 `;
 }
 
@@ -172,7 +171,6 @@ const EXPECTED = {
         },
       ],
     }],
-    policy: {overprovisioning_factor: {value: 150}},
   },
   ingress_http: {
     name: 'ingress_http',
