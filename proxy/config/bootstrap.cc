@@ -87,6 +87,36 @@ absl::flat_hash_set<std::string> grpcServiceClusters(const Bootstrap& bootstrap)
   return names;
 }
 
+// The proxy speaks HTTP/1.1 upstream: only the xDS client's gRPC channel speaks HTTP/2 to a
+// cluster, so a route to such a cluster would be spoken to in the wrong protocol.
+// (Routes that come over RDS are not checked here.)
+absl::Status checkNoRouteToGrpcCluster(const envoy::config::route::v3::RouteConfiguration& rc,
+                                       const absl::flat_hash_set<std::string>& grpc_clusters,
+                                       const std::string& path) {
+  auto refuse = [](const std::string& field_path, const std::string& name) {
+    return error(field_path, absl::StrCat("cluster '", name,
+                                          "' is a gRPC service's (HTTP/2); routing HTTP "
+                                          "requests to it is not supported (the proxy speaks "
+                                          "HTTP/1.1 upstream)"));
+  };
+  for (int v = 0; v < rc.virtual_hosts_size(); v++) {
+    for (int r = 0; r < rc.virtual_hosts(v).routes_size(); r++) {
+      const auto& action = rc.virtual_hosts(v).routes(r).route();
+      const std::string rp = absl::StrCat(path, ".virtual_hosts[", v, "].routes[", r, "].route");
+      if (grpc_clusters.contains(action.cluster())) {
+        return refuse(rp + ".cluster", action.cluster());
+      }
+      for (int i = 0; i < action.weighted_clusters().clusters_size(); i++) {
+        const std::string& name = action.weighted_clusters().clusters(i).name();
+        if (grpc_clusters.contains(name)) {
+          return refuse(absl::StrCat(rp, ".weighted_clusters.clusters[", i, "].name"), name);
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status validateBootstrap(const Bootstrap& bootstrap) {
@@ -135,6 +165,12 @@ absl::Status validateBootstrap(const Bootstrap& bootstrap) {
           continue;
         }
         absl::StatusOr<HttpConnectionManager> hcm = unpackHcm(filters.Get(f));
+        if (hcm.ok() && hcm->has_route_config()) {
+          RETURN_IF_ERROR(
+              checkNoRouteToGrpcCluster(hcm->route_config(), grpc_clusters,
+                                        absl::StrCat(path, ".filter_chains[", c, "].filters[", f,
+                                                     "].typed_config.route_config")));
+        }
         if (hcm.ok() && hcm->has_rds()) {
           RETURN_IF_ERROR(sources.check(hcm->rds().config_source(),
                                         absl::StrCat(path, ".filter_chains[", c, "].filters[", f,

@@ -597,6 +597,27 @@ dynamic_resources:
             "static_resources.clusters[0].typed_extension_protocol_options['envoy.extensions."
             "upstreams.http.v3.HttpProtocolOptions'].explicit_http_config.http2_protocol_options: "
             "not supported (only for a gRPC service)");
+  // HTTP routes to that cluster would speak HTTP/1.1 to it: refused.
+  EXPECT_EQ(message(validateBootstrap(parse<Bootstrap>(clusters + R"(
+  listeners:
+  - name: ingress
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress_http
+          route_config: {name: r, virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: xds_cluster}}]}]}
+          http_filters: [{name: envoy.filters.http.router}]
+dynamic_resources:
+  ads_config: {api_type: GRPC, transport_api_version: V3, grpc_services: [{envoy_grpc: {cluster_name: xds_cluster}}]}
+  cds_config: {ads: {}, resource_api_version: V3}
+)"))),
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config."
+            "virtual_hosts[0].routes[0].route.cluster: cluster 'xds_cluster' is a gRPC service's "
+            "(HTTP/2); routing HTTP requests to it is not supported (the proxy speaks HTTP/1.1 "
+            "upstream)");
 }
 
 TEST(FieldSupportTest, UnknownFieldsFromTheWireAreRefusedByNumber) {
