@@ -10,6 +10,8 @@
 #include <optional>
 #include <string_view>
 
+#include "proxy/common/xds_type_urls.h"
+
 namespace Proxy::ControlPlane {
 
 // Declaration order is the send order on an ADS stream: CDS, EDS, LDS, RDS.
@@ -19,14 +21,12 @@ inline constexpr size_t kResourceKindCount = 4;
 inline constexpr std::array<ResourceKind, kResourceKindCount> kAllResourceKinds = {
     ResourceKind::Cluster, ResourceKind::Endpoint, ResourceKind::Listener, ResourceKind::Route};
 
-inline constexpr std::string_view kListenerTypeUrl =
-    "type.googleapis.com/envoy.config.listener.v3.Listener";
-inline constexpr std::string_view kRouteTypeUrl =
-    "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
-inline constexpr std::string_view kClusterTypeUrl =
-    "type.googleapis.com/envoy.config.cluster.v3.Cluster";
-inline constexpr std::string_view kEndpointTypeUrl =
-    "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+// The type URLs come from proxy/common/xds_type_urls.h, shared with the xDS client. Route and
+// Endpoint keep this file's names for them (ResourceKind::Route, ResourceKind::Endpoint).
+using ::Proxy::kClusterTypeUrl;
+using ::Proxy::kListenerTypeUrl;
+inline constexpr std::string_view kRouteTypeUrl = ::Proxy::kRouteConfigurationTypeUrl;
+inline constexpr std::string_view kEndpointTypeUrl = ::Proxy::kClusterLoadAssignmentTypeUrl;
 
 inline constexpr size_t index(ResourceKind kind) {
   return static_cast<size_t>(kind);

@@ -8,20 +8,17 @@
 
 #include "absl/strings/string_view.h"
 #include "google/protobuf/message.h"
+#include "proxy/common/xds_type_urls.h"
 
 namespace Proxy::Xds {
 
-inline constexpr absl::string_view kListenerTypeUrl =
-    "type.googleapis.com/envoy.config.listener.v3.Listener";
-inline constexpr absl::string_view kRouteConfigurationTypeUrl =
-    "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
-inline constexpr absl::string_view kClusterTypeUrl =
-    "type.googleapis.com/envoy.config.cluster.v3.Cluster";
-inline constexpr absl::string_view kClusterLoadAssignmentTypeUrl =
-    "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
-// The wrapper a SotW server may put around a resource (for a TTL) and that Delta always uses.
-inline constexpr absl::string_view kResourceWrapperTypeUrl =
-    "type.googleapis.com/envoy.service.discovery.v3.Resource";
+// The type URLs live in proxy/common/xds_type_urls.h (shared with the control plane); these
+// make them Xds::kListenerTypeUrl, ... as well.
+using ::Proxy::kClusterLoadAssignmentTypeUrl;
+using ::Proxy::kClusterTypeUrl;
+using ::Proxy::kListenerTypeUrl;
+using ::Proxy::kResourceWrapperTypeUrl;
+using ::Proxy::kRouteConfigurationTypeUrl;
 
 // The ADS methods; per-type methods are in ResourceType.
 inline constexpr absl::string_view kAdsSotwMethod =
