@@ -1,8 +1,10 @@
 #pragma once
 
-// The xDS protocol state machine (main thread): subscriptions per type, one stream per ADS or
-// per type, SotW and Delta bookkeeping (versions, nonces, ACK/NACK), reconnect with backoff,
-// request rate limiting and initial fetch timeouts. The contract is xds_client.h.
+// The xDS protocol state machine (main thread): watches and subscriptions per type, the cache,
+// applying responses (SotW and Delta) and deciding ACK/NACK, initial fetch timeouts. Each
+// stream (ADS or per type: reconnect with backoff, rate limit, request building) is an
+// XdsStream (xds_stream.h); the per-type state both share is TypeState (type_state.h). The
+// contract is xds_client.h.
 //
 // Semantics worth knowing (see also xds_client.h):
 // - A response is applied resource by resource, as gRPC does (gRFC A46): valid resources reach
@@ -14,27 +16,25 @@
 //   would read as a wildcard subscription); on a per-type stream it is NACKed.
 
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
-#include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
-#include "envoy/config/core/v3/base.pb.h"
 #include "proxy/event/dispatcher.h"
 #include "proxy/stats/stats.h"
-#include "xds_client/backoff.h"
 #include "xds_client/config.h"
 #include "xds_client/decoder.h"
 #include "xds_client/transport.h"
+#include "xds_client/type_state.h"
 #include "xds_client/xds_client.h"
+#include "xds_client/xds_stream.h"
 
 namespace Proxy::Xds {
 
-class XdsClientImpl : public XdsClient {
+class XdsClientImpl : public XdsClient, private XdsStream::Callbacks {
  public:
   // Stats: `scope` + "control_plane.connected_state" (gauge: 1 while every open stream is
   // connected), "control_plane.rate_limit_enforced" (counter), and per-type defaults for
@@ -54,90 +54,43 @@ class XdsClientImpl : public XdsClient {
   std::string acceptedVersion(absl::string_view type_url) const;
 
  private:
-  class WatchImpl;
-  class Stream;
-  struct TypeState;
-
-  struct CachedResource {
-    std::shared_ptr<const google::protobuf::Message> message;
-    std::string version;
-    uint64_t hash = 0;
-  };
-
-  struct WatchStats {
-    explicit WatchStats(Stats::Scope& scope);
-    Stats::Counter& update_attempt;
-    Stats::Counter& update_success;
-    Stats::Counter& update_rejected;
-    Stats::Counter& update_failure;
-    Stats::Counter& init_fetch_timeout;
-    Stats::TextReadout& version_text;
-  };
-
-  struct TypeState {
-    const ResourceType* type = nullptr;
-    XdsTypeConfig config;
-    Stream* stream = nullptr;
-
-    // Watches by id (creation order, stable across callbacks that add or drop watches).
-    std::map<uint64_t, WatchImpl*> watches;
-    std::set<uint64_t> wildcard_watches;
-    // Name -> the watches that name it; its keys are the subscribed names.
-    std::map<std::string, std::set<uint64_t>, std::less<>> name_watches;
-
-    // The resources as last received (valid ones, of subscribed names): removals, watches
-    // that arrive later, and Delta's initial_resource_versions.
-    // Hashed: resource names often share long prefixes, which makes ordered compares slow.
-    absl::flat_hash_map<std::string, CachedResource> cache;
-    bool has_response = false;  // the cache reflects at least one response
-
-    // SotW: last accepted version_info (kept across streams), latest nonce on this stream,
-    // and the NACK message for the next request.
-    std::string accepted_version;
-    std::string nonce;
-    std::optional<std::string> pending_error;
-    bool ack_pending = false;  // a response of this stream still needs its ACK/NACK
-    // A request for this type is due (subscription change or ACK/NACK).
-    bool pending = false;
-    // A request for this type went out on the current stream.
-    bool sent_on_stream = false;
-    // "*" was subscribed explicitly on the current stream (not the legacy empty list).
-    bool sent_star = false;
-
-    // What the server was told on this stream (a SotW request restating an unchanged
-    // subscription with nothing to ACK is not sent).
-    std::set<std::string, std::less<>> sent_names;
-    bool sent_wildcard = false;
-    // Delta: ACKs/NACKs still to send (each response gets its own) and the per-resource
-    // versions of accepted resources.
-    std::deque<std::pair<std::string, std::optional<std::string>>> delta_acks;
-    std::map<std::string, std::string, std::less<>> delta_versions;
-
-    bool wildcard() const { return !wildcard_watches.empty(); }
-    bool subscribed(const std::string& name) const {
-      return wildcard() || name_watches.count(name) > 0;
-    }
-  };
+  friend class WatchImpl;
 
   // Watch bookkeeping, called by WatchImpl.
   void removeWatch(WatchImpl& watch);
   void updateWatchNames(WatchImpl& watch, const std::vector<std::string>& names);
-  void addNames(TypeState& type, WatchImpl& watch, const std::set<std::string>& names);
-  void removeNames(TypeState& type, WatchImpl& watch, const std::set<std::string>& names);
   void onInitFetchTimeout(uint64_t watch_id, TypeState& type);
+  // The type's state, creating it and the stream that serves it on first use.
+  absl::StatusOr<TypeState*> typeForWatch(absl::string_view type_url);
+  Stats::Scope& defaultScope(const TypeState& type);
 
   // Run on the next loop iteration: send what is pending, deliver cached resources to new
   // watches. One timer for everything, so a burst of watch changes is one request.
-  void scheduleFlush();
+  void scheduleFlush() override;
   void onFlushTimer();
   void deliverCached(uint64_t watch_id, TypeState& type);
 
-  // Response processing (called by Stream).
-  void processResponse(Stream& stream, DecodedResponsePtr response);
-  void processUpdate(Stream& stream, TypeState& type, DecodedResponse& response);
-  void nack(Stream& stream, TypeState& type, const std::string& nonce, std::string error);
-  void onStreamFailure(Stream& stream);
-  void updateConnectedState();
+  // XdsStream::Callbacks
+  void onStreamResponse(XdsStream& stream, DecodedResponsePtr response) override;
+  void onStreamFailure(XdsStream& stream) override;
+  void onStreamStateChanged() override;
+
+  // Responses. processUpdate() reads top-down: what concerns us (TypeState's steps), the
+  // cache, dispatch to the watchers, then ACK or NACK.
+  // A response that cannot be used at all: NACKed, no watcher hears of it.
+  void nackResponse(XdsStream& stream, TypeState& type, const std::string& nonce,
+                    std::string error);
+  void processUpdate(XdsStream& stream, TypeState& type, DecodedResponse& response);
+  // Hands each watch its part; a watcher's rejection joins `errors`. Returns the watches that
+  // took the update without a problem (their version_text moves if the response is ACKed).
+  std::vector<uint64_t> dispatchToWatchers(TypeState& type, const DecodedResponse& response,
+                                           const std::vector<std::string>& removed,
+                                           UpdateErrors& errors);
+  void ackUpdate(XdsStream& stream, TypeState& type, const DecodedResponse& response,
+                 const std::vector<std::string>& removed, const std::vector<uint64_t>& accepted,
+                 size_t ignored);
+  void nackUpdate(XdsStream& stream, TypeState& type, const DecodedResponse& response,
+                  const std::vector<std::string>& removed, const std::vector<std::string>& errors);
 
   TypeState* findType(absl::string_view type_url);
 
@@ -149,8 +102,8 @@ class XdsClientImpl : public XdsClient {
   Stats::Counter& rate_limit_enforced_;
 
   std::map<std::string, TypeState, std::less<>> types_;
-  std::unique_ptr<Stream> ads_stream_;
-  std::map<std::string, std::unique_ptr<Stream>, std::less<>> type_streams_;  // by type URL
+  std::unique_ptr<XdsStream> ads_stream_;
+  std::map<std::string, std::unique_ptr<XdsStream>, std::less<>> type_streams_;  // by type URL
   // Default per-type stats scopes, created on first use.
   std::map<std::string, Stats::Scope, std::less<>> default_scopes_;
 

@@ -1,0 +1,190 @@
+#include "xds_client/type_state.h"
+
+#include <algorithm>
+
+#include "absl/container/flat_hash_set.h"
+#include "spdlog/spdlog.h"
+
+namespace Proxy::Xds {
+
+void TypeState::addNames(uint64_t watch_id, const std::set<std::string>& names) {
+  for (const auto& name : names) {
+    name_watches[name].insert(watch_id);
+  }
+}
+
+void TypeState::removeNames(uint64_t watch_id, const std::set<std::string>& names) {
+  for (const auto& name : names) {
+    auto it = name_watches.find(name);
+    if (it == name_watches.end()) {
+      continue;
+    }
+    it->second.erase(watch_id);
+    if (it->second.empty()) {
+      name_watches.erase(it);
+    }
+  }
+  if (!wildcard()) {
+    for (auto it = cache.begin(); it != cache.end();) {
+      if (name_watches.count(it->first) == 0) {
+        delta_versions.erase(it->first);
+        cache.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+  }
+}
+
+UpdateErrors TypeState::subscribedErrors(const DecodedResponse& response) const {
+  UpdateErrors errors;
+  for (const auto& error : response.errors) {
+    if (!error.name.empty() && !subscribed(error.name)) {
+      continue;
+    }
+    if (error.name.empty()) {
+      errors.unnamed = true;
+    } else {
+      errors.invalid_names.insert(error.name);
+    }
+    errors.messages.push_back(error.format());
+  }
+  return errors;
+}
+
+size_t TypeState::dropUnsubscribed(std::vector<DecodedResource>& resources) const {
+  // "The client will silently ignore any supplied resources that were not explicitly
+  // requested."
+  if (wildcard()) {
+    return 0;
+  }
+  auto end = std::remove_if(resources.begin(), resources.end(), [&](const DecodedResource& r) {
+    return name_watches.count(r.name) == 0;
+  });
+  const size_t ignored = resources.end() - end;
+  resources.erase(end, resources.end());
+  return ignored;
+}
+
+std::vector<std::string> TypeState::removedNames(const DecodedResponse& response,
+                                                 const std::string& stream_label) const {
+  std::vector<std::string> removed;
+  if (response.delta) {
+    for (const auto& name : response.removed) {
+      if (cache.count(name) > 0 || name_watches.count(name) > 0) {
+        removed.push_back(name);
+      }
+    }
+    return removed;
+  }
+  if (!type->all_resources_required_in_sotw) {
+    return removed;
+  }
+  if (!response.all_names_known) {
+    spdlog::warn("xds: {} {}: not removing any resource: a resource's name could not be read",
+                 stream_label, type->short_name);
+    return removed;
+  }
+  absl::flat_hash_set<absl::string_view> present;
+  present.reserve(response.resources.size() + response.kept_names.size());
+  for (const auto& resource : response.resources) {
+    present.insert(resource.name);
+  }
+  for (const auto& name : response.kept_names) {
+    present.insert(name);
+  }
+  for (const auto& [name, cached] : cache) {
+    if (present.count(name) == 0) {
+      removed.push_back(name);
+    }
+  }
+  std::sort(removed.begin(), removed.end());  // the cache is unordered
+  return removed;
+}
+
+void TypeState::updateCache(const std::vector<DecodedResource>& resources,
+                            const std::vector<std::string>& removed) {
+  for (const auto& resource : resources) {
+    cache[resource.name] = CachedResource{resource.message, resource.version, resource.hash};
+  }
+  for (const auto& name : removed) {
+    cache.erase(name);
+  }
+  has_response = true;
+}
+
+std::map<uint64_t, WatchBatch> TypeState::batchesByWatch(
+    const std::vector<DecodedResource>& resources, const std::vector<std::string>& removed,
+    const std::set<std::string>& invalid_names) const {
+  std::map<uint64_t, WatchBatch> batches;
+  if (name_watches.empty()) {
+    return batches;
+  }
+  auto forWatchesOf = [&](const std::string& name, auto&& apply) {
+    auto it = name_watches.find(name);
+    if (it != name_watches.end()) {
+      for (uint64_t id : it->second) {
+        apply(batches[id]);
+      }
+    }
+  };
+  for (const auto& resource : resources) {
+    forWatchesOf(resource.name, [&](WatchBatch& batch) { batch.added.push_back(resource); });
+  }
+  for (const auto& name : removed) {
+    forWatchesOf(name, [&](WatchBatch& batch) { batch.removed.push_back(name); });
+  }
+  for (const auto& name : invalid_names) {
+    forWatchesOf(name, [&](WatchBatch& batch) { batch.invalid = true; });
+  }
+  return batches;
+}
+
+void TypeState::acceptVersions(const DecodedResponse& response,
+                               const std::vector<std::string>& removed) {
+  accepted_version = response.version;
+  if (response.delta) {
+    for (const auto& resource : response.resources) {
+      delta_versions[resource.name] = resource.version;
+    }
+    for (const auto& name : removed) {
+      delta_versions.erase(name);
+    }
+  }
+}
+
+void TypeState::queueAck(bool delta, const std::string& response_nonce) {
+  if (delta) {
+    delta_acks.emplace_back(response_nonce, std::nullopt);
+  } else {
+    nonce = response_nonce;
+    pending_error.reset();
+    ack_pending = true;
+  }
+  pending = true;
+}
+
+void TypeState::queueNack(bool delta, const std::string& response_nonce, std::string message) {
+  if (delta) {
+    delta_acks.emplace_back(response_nonce, std::move(message));
+  } else {
+    nonce = response_nonce;
+    pending_error = std::move(message);
+    ack_pending = true;
+  }
+  pending = true;
+}
+
+void TypeState::resetForNewStream() {
+  sent_on_stream = false;
+  sent_star = false;
+  nonce.clear();
+  pending_error.reset();
+  ack_pending = false;
+  delta_acks.clear();
+  sent_names.clear();
+  sent_wildcard = false;
+  pending = !watches.empty();
+}
+
+}  // namespace Proxy::Xds

@@ -1,0 +1,140 @@
+#pragma once
+
+// What the client knows about one resource type: who watches it, what was received, and the
+// protocol state of the stream serving it (versions, nonces, ACK/NACK still to send, what the
+// server was told). Shared by XdsClientImpl, which applies responses and keeps the watches,
+// and XdsStream, which turns this state into requests. The steps of applying a response that
+// need no watcher are here too, so XdsClientImpl::processUpdate() reads as their sequence.
+// Main thread only.
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/message.h"
+#include "xds_client/config.h"
+#include "xds_client/decoder.h"
+#include "xds_client/resource_type.h"
+
+namespace Proxy::Xds {
+
+class WatchImpl;  // xds_client_impl.cc
+class XdsStream;
+
+struct CachedResource {
+  std::shared_ptr<const google::protobuf::Message> message;
+  std::string version;
+  uint64_t hash = 0;
+};
+
+// The problems of one response that concern the client (those of subscribed resources).
+struct UpdateErrors {
+  // The NACK's entries, in order: decoding problems, then (appended by the client) watcher
+  // rejections.
+  std::vector<std::string> messages;
+  // Subscribed names whose resource in this response was invalid.
+  std::set<std::string> invalid_names;
+  // Some resource's name could not be read: it may be any watch's.
+  bool unnamed = false;
+};
+
+// What one response holds for one watch of named resources (wildcard watches get all of it).
+struct WatchBatch {
+  std::vector<DecodedResource> added;
+  std::vector<std::string> removed;
+  bool invalid = false;  // one of its names was invalid in this response
+};
+
+struct TypeState {
+  const ResourceType* type = nullptr;
+  XdsTypeConfig config;
+  XdsStream* stream = nullptr;
+
+  // ----- Watches (XdsClientImpl) -----
+  // Watches by id (creation order, stable across callbacks that add or drop watches).
+  std::map<uint64_t, WatchImpl*> watches;
+  std::set<uint64_t> wildcard_watches;
+  // Name -> the watches that name it; its keys are the subscribed names.
+  std::map<std::string, std::set<uint64_t>, std::less<>> name_watches;
+
+  // The resources as last received (valid ones, of subscribed names): removals, watches
+  // that arrive later, and Delta's initial_resource_versions.
+  // Hashed: resource names often share long prefixes, which makes ordered compares slow.
+  absl::flat_hash_map<std::string, CachedResource> cache;
+  bool has_response = false;  // the cache reflects at least one response
+
+  // ----- Protocol state (what the next request says) -----
+  // SotW: last accepted version_info (kept across streams), latest nonce on this stream,
+  // and the NACK message for the next request.
+  std::string accepted_version;
+  std::string nonce;
+  std::optional<std::string> pending_error;
+  bool ack_pending = false;  // a response of this stream still needs its ACK/NACK
+  // A request for this type is due (subscription change or ACK/NACK).
+  bool pending = false;
+  // A request for this type went out on the current stream.
+  bool sent_on_stream = false;
+  // "*" was subscribed explicitly on the current stream (not the legacy empty list).
+  bool sent_star = false;
+
+  // What the server was told on this stream (a SotW request restating an unchanged
+  // subscription with nothing to ACK is not sent).
+  std::set<std::string, std::less<>> sent_names;
+  bool sent_wildcard = false;
+  // Delta: ACKs/NACKs still to send (each response gets its own) and the per-resource
+  // versions of accepted resources.
+  std::deque<std::pair<std::string, std::optional<std::string>>> delta_acks;
+  std::map<std::string, std::string, std::less<>> delta_versions;
+
+  bool wildcard() const { return !wildcard_watches.empty(); }
+  bool subscribed(const std::string& name) const {
+    return wildcard() || name_watches.count(name) > 0;
+  }
+
+  // ----- Subscriptions -----
+  void addNames(uint64_t watch_id, const std::set<std::string>& names);
+  // Without a wildcard watch, what is no longer subscribed also leaves the cache (a name
+  // subscribed again later is fetched afresh).
+  void removeNames(uint64_t watch_id, const std::set<std::string>& names);
+
+  // ----- Applying a response, in the order XdsClientImpl::processUpdate() runs them -----
+  // 1. The decoding problems of subscribed resources; the others are ignored like the
+  //    resources themselves.
+  UpdateErrors subscribedErrors(const DecodedResponse& response) const;
+  // 2. Drops the resources nobody asked for (unless a watch is wildcard); returns how many.
+  size_t dropUnsubscribed(std::vector<DecodedResource>& resources) const;
+  // 3. The names the response removes: explicit in Delta; in SotW, cached Listeners/Clusters
+  //    the response no longer carries (none when a resource's name could not be read).
+  std::vector<std::string> removedNames(const DecodedResponse& response,
+                                        const std::string& stream_label) const;
+  // 4. The cache takes the response, before any watcher runs.
+  void updateCache(const std::vector<DecodedResource>& resources,
+                   const std::vector<std::string>& removed);
+  // 5. Each named watch's part of the response, by watch id.
+  std::map<uint64_t, WatchBatch> batchesByWatch(const std::vector<DecodedResource>& resources,
+                                                const std::vector<std::string>& removed,
+                                                const std::set<std::string>& invalid_names) const;
+  // 6. Accepted: the response's version (and Delta's per-resource versions) become ours.
+  void acceptVersions(const DecodedResponse& response, const std::vector<std::string>& removed);
+
+  // The next request for this type ACKs `response_nonce` (the owner flushes).
+  void queueAck(bool delta, const std::string& response_nonce);
+  // The next request for this type NACKs `response_nonce` with `message`; a SotW NACK carries
+  // the accepted version_info, which does not change (the owner flushes).
+  void queueNack(bool delta, const std::string& response_nonce, std::string message);
+
+  // ----- Streams -----
+  // A new stream knows nothing: every type is requested again, with its accepted version
+  // (SotW) or its resource versions (Delta); nonces and unsent ACKs belong to the old one.
+  void resetForNewStream();
+};
+
+}  // namespace Proxy::Xds

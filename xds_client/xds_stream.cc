@@ -1,0 +1,282 @@
+#include "xds_client/xds_stream.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "envoy/service/discovery/v3/discovery.pb.h"
+#include "spdlog/spdlog.h"
+
+namespace Proxy::Xds {
+namespace {
+
+// google.rpc.Code INVALID_ARGUMENT, what error_detail carries on a NACK.
+constexpr int kInvalidArgument = 3;
+constexpr absl::string_view kWildcardName = "*";
+
+// Lets the dispatcher destroy a transport on a later iteration: onStreamClosed() runs inside
+// the transport's own callback.
+struct DeferredTransport : public Event::DeferredDeletable {
+  explicit DeferredTransport(XdsTransportPtr t) : transport(std::move(t)) {}
+  XdsTransportPtr transport;
+};
+
+}  // namespace
+
+XdsStream::XdsStream(const XdsClientConfig& client_config, XdsStreamConfig config,
+                     std::string method, std::string label, Event::Dispatcher& main,
+                     XdsTransportFactory& transport_factory, Stats::Counter& rate_limit_enforced,
+                     Callbacks& callbacks)
+    : client_config_(client_config),
+      config_(std::move(config)),
+      method_(std::move(method)),
+      label_(std::move(label)),
+      main_(main),
+      transport_factory_(transport_factory),
+      rate_limit_enforced_(rate_limit_enforced),
+      callbacks_(callbacks),
+      backoff_(client_config.backoff_base, client_config.backoff_max, client_config.random),
+      bucket_(config_.rate_limit.max_tokens, config_.rate_limit.fill_rate, main.timeSource()) {
+  retry_timer_ = main_.createTimer([this] { connect(); });
+  drain_timer_ = main_.createTimer([this] { flush(); });
+}
+
+XdsStream::~XdsStream() {
+  transport_.reset();
+}
+
+void XdsStream::addType(TypeState& type) {
+  types_.push_back(&type);
+  std::stable_sort(types_.begin(), types_.end(), [](const TypeState* a, const TypeState* b) {
+    return a->type->request_order < b->type->request_order;
+  });
+}
+
+bool XdsStream::hasWatches() const {
+  return std::any_of(types_.begin(), types_.end(),
+                     [](const TypeState* t) { return !t->watches.empty(); });
+}
+
+void XdsStream::maybeConnect() {
+  if (transport_ == nullptr && !retry_timer_->enabled() && hasWatches()) {
+    connect();
+  }
+}
+
+void XdsStream::flush() {
+  if (transport_ == nullptr) {
+    return;
+  }
+  while (true) {
+    TypeState* next = nullptr;
+    for (TypeState* type : types_) {
+      if (type->pending) {
+        if (hasSomethingToSend(*type)) {
+          next = type;
+          break;
+        }
+        type->pending = false;
+      }
+    }
+    if (next == nullptr) {
+      return;
+    }
+    if (config_.rate_limit.enabled && !bucket_.consume()) {
+      rate_limit_enforced_.inc();
+      if (!drain_timer_->enabled()) {
+        const auto wait = bucket_.nextTokenIn();
+        spdlog::debug("xds: {} request rate limit reached; next request in {} ms", label_,
+                      wait.count());
+        drain_timer_->enableTimer(wait);
+      }
+      return;
+    }
+    if (config_.delta) {
+      sendDelta(*next);
+    } else {
+      sendSotw(*next);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// XdsTransport::EventHandler
+
+void XdsStream::onConnected() {
+  if (transport_ == nullptr) {
+    return;
+  }
+  connected_ = true;
+  spdlog::info("xds: {} stream to {} connected", label_, config_.target);
+  callbacks_.onStreamStateChanged();
+}
+
+void XdsStream::onResponse(DecodedResponsePtr response) {
+  if (transport_ == nullptr) {
+    return;
+  }
+  if (!got_response_) {
+    // The stream is healthy: the next failure starts the backoff from the beginning.
+    got_response_ = true;
+    backoff_.reset();
+  }
+  callbacks_.onStreamResponse(*this, std::move(response));
+}
+
+void XdsStream::onStreamClosed(const absl::Status& status) {
+  if (transport_ == nullptr) {
+    return;
+  }
+  if (status.ok()) {
+    spdlog::info("xds: {} stream to {} closed by the server", label_, config_.target);
+  } else {
+    spdlog::warn("xds: {} stream to {} closed: {}", label_, config_.target, status.ToString());
+  }
+  main_.deferredDelete(std::make_unique<DeferredTransport>(std::move(transport_)));
+  connected_ = false;
+  drain_timer_->disableTimer();
+  const auto delay = backoff_.next();
+  spdlog::info("xds: {} stream to {}: backing off {} ms before reconnecting", label_,
+               config_.target, delay.count());
+  retry_timer_->enableTimer(delay);
+  callbacks_.onStreamFailure(*this);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Opening the stream and building requests
+
+void XdsStream::connect() {
+  started_ = true;
+  ++attempt_;
+  first_message_ = true;
+  connected_ = false;
+  got_response_ = false;
+  for (TypeState* type : types_) {
+    type->resetForNewStream();
+  }
+  spdlog::info("xds: {} stream to {} opening (attempt {})", label_, config_.target, attempt_);
+  transport_ = transport_factory_.createTransport(config_.target, method_, config_.delta, *this);
+  callbacks_.onStreamStateChanged();
+  callbacks_.scheduleFlush();
+}
+
+bool XdsStream::hasSomethingToSend(const TypeState& type) const {
+  if (!type.sent_on_stream) {
+    return !type.watches.empty() || !type.delta_acks.empty() || type.pending_error.has_value();
+  }
+  if (type.ack_pending || type.pending_error.has_value() || !type.delta_acks.empty() ||
+      type.wildcard() != type.sent_wildcard) {
+    return true;
+  }
+  if (type.sent_names.size() != type.name_watches.size()) {
+    return true;
+  }
+  return !std::equal(type.sent_names.begin(), type.sent_names.end(), type.name_watches.begin(),
+                     [](const std::string& a, const auto& b) { return a == b.first; });
+}
+
+void XdsStream::sendSotw(TypeState& type) {
+  envoy::service::discovery::v3::DiscoveryRequest request;
+  if (first_message_) {
+    *request.mutable_node() = client_config_.node;
+    first_message_ = false;
+  }
+  request.set_type_url(type.type->type_url);
+  request.set_version_info(type.accepted_version);
+  request.set_response_nonce(type.nonce);
+  if (type.wildcard()) {
+    // An empty list on the first request is the (legacy) wildcard every server knows; with
+    // explicit names too, wildcard is "*" (and stays explicit for the rest of the stream).
+    if (!type.name_watches.empty() || type.sent_star) {
+      request.add_resource_names(std::string(kWildcardName));
+      type.sent_star = true;
+    }
+  }
+  // Sorted (map order): equal subscriptions give equal requests.
+  type.sent_names.clear();
+  for (const auto& [name, watches] : type.name_watches) {
+    request.add_resource_names(name);
+    type.sent_names.insert(name);
+  }
+  type.sent_wildcard = type.wildcard();
+  if (type.pending_error.has_value()) {
+    request.mutable_error_detail()->set_code(kInvalidArgument);
+    request.mutable_error_detail()->set_message(*type.pending_error);
+  }
+  type.pending = false;
+  type.ack_pending = false;
+  type.pending_error.reset();
+  type.sent_on_stream = true;
+  transport_->sendMessage(request.SerializeAsString());
+}
+
+void XdsStream::sendDelta(TypeState& type) {
+  envoy::service::discovery::v3::DeltaDiscoveryRequest request;
+  if (first_message_) {
+    *request.mutable_node() = client_config_.node;
+    first_message_ = false;
+  }
+  request.set_type_url(type.type->type_url);
+  const bool wildcard = type.wildcard();
+  std::vector<std::string> subscribe;
+  std::vector<std::string> unsubscribe;
+  if (!type.sent_on_stream) {
+    // Everything we want, and the versions we hold, so the server sends only what changed.
+    if (wildcard && !type.name_watches.empty()) {
+      subscribe.emplace_back(kWildcardName);
+      type.sent_star = true;
+    }
+    for (const auto& [name, watches] : type.name_watches) {
+      subscribe.push_back(name);
+    }
+    auto& versions = *request.mutable_initial_resource_versions();
+    for (const auto& [name, version] : type.delta_versions) {
+      if (wildcard || type.name_watches.count(name) > 0) {
+        versions[name] = version;
+      }
+    }
+  } else {
+    for (const auto& [name, watches] : type.name_watches) {
+      if (type.sent_names.count(name) == 0) {
+        subscribe.push_back(name);
+      }
+    }
+    for (const auto& name : type.sent_names) {
+      if (type.name_watches.count(name) == 0) {
+        unsubscribe.push_back(name);
+      }
+    }
+    // Wildcard by an empty first request ends once names are subscribed, unless "*" is.
+    if (wildcard && (!type.sent_wildcard || (!type.sent_star && !subscribe.empty()))) {
+      subscribe.insert(subscribe.begin(), std::string(kWildcardName));
+      type.sent_star = true;
+    } else if (!wildcard && type.sent_wildcard) {
+      unsubscribe.insert(unsubscribe.begin(), std::string(kWildcardName));
+      type.sent_star = false;
+    }
+  }
+  for (auto& name : subscribe) {
+    request.add_resource_names_subscribe(std::move(name));
+  }
+  for (auto& name : unsubscribe) {
+    request.add_resource_names_unsubscribe(std::move(name));
+  }
+  type.sent_names.clear();
+  for (const auto& [name, watches] : type.name_watches) {
+    type.sent_names.insert(name);
+  }
+  type.sent_wildcard = wildcard;
+  if (!type.delta_acks.empty()) {
+    auto [nonce, error] = std::move(type.delta_acks.front());
+    type.delta_acks.pop_front();
+    request.set_response_nonce(nonce);
+    if (error.has_value()) {
+      request.mutable_error_detail()->set_code(kInvalidArgument);
+      request.mutable_error_detail()->set_message(*error);
+    }
+  }
+  type.sent_on_stream = true;
+  type.pending = !type.delta_acks.empty();
+  transport_->sendMessage(request.SerializeAsString());
+}
+
+}  // namespace Proxy::Xds
