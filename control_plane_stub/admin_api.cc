@@ -123,7 +123,16 @@ class SnapshotHandler {
     if (request.method == "GET") {
       get(node.value_or(std::string(kDefaultNode)), response);
     } else if (request.method == "PUT" || request.method == "POST") {
-      put(node, request.body, response);
+      auto allow_empty = request.query.find("allow_empty");
+      if (allow_empty != request.query.end() && allow_empty->second != "true" &&
+          allow_empty->second != "false") {
+        response = textError(
+            400, absl::StrCat("?allow_empty=", allow_empty->second, ": expected true or false"));
+        return;
+      }
+      put(node, request.body,
+          /*allow_empty=*/allow_empty != request.query.end() && allow_empty->second == "true",
+          response);
     } else if (request.method == "DELETE") {
       remove(node.value_or(std::string(kDefaultNode)), response);
     } else {
@@ -142,9 +151,17 @@ class SnapshotHandler {
     response.body = snapshotToJson(snapshot->file());
   }
 
-  void put(const std::optional<std::string>& node, std::string_view body,
+  void put(const std::optional<std::string>& node, std::string_view body, bool allow_empty,
            Admin::Response& response) {
     absl::StatusOr<SnapshotFile> file = parseSnapshot(body, SnapshotFormat::Yaml, validation_);
+    if (file.ok() && !allow_empty && hasNoResources(*file)) {
+      // An empty body (a script whose input went missing, a truncated file) must not empty
+      // every connected client.
+      file = absl::InvalidArgumentError(
+          "the snapshot has no resources: serving it would remove every listener, route, "
+          "cluster and endpoint from the clients it serves (PUT with ?allow_empty=true to do "
+          "that on purpose)");
+    }
     if (!file.ok()) {
       spdlog::warn("admin: snapshot rejected (400): {}", std::string(file.status().message()));
       response = textError(400, file.status().message());

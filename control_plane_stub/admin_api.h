@@ -3,8 +3,11 @@
 // The control plane's HTTP API, served by the proxy's admin server (proxy/admin: our HTTP/1
 // codec and network layer) on the main thread:
 //
-//   PUT /v1/snapshot[?node=ID]     replace a snapshot (YAML or JSON body; POST works too)
-//                                  200 JSON summary | 400 parse/validation | 409 inconsistent
+//   PUT /v1/snapshot[?node=ID][&allow_empty=true]
+//                                  replace a snapshot (YAML or JSON body; POST works too)
+//                                  200 JSON summary | 400 parse/validation, or no resources
+//                                  without allow_empty=true | 409 inconsistent | 413 body over
+//                                  --max-snapshot-bytes (the admin server's limit)
 //   GET /v1/snapshot[?node=ID]     the snapshot serving that node, as JSON (404 when none)
 //   DELETE /v1/snapshot?node=ID    remove a node's own snapshot (it falls back to the default)
 //   GET /v1/status                 streams per node, per type: acked version, pending nonce,

@@ -38,9 +38,17 @@ absl::Status ControlPlane::loadFromFile(std::string_view why) {
   // Identify before reading: a write racing the read changes the identity again, so the next
   // check reloads.
   file_identity_ = identify(options_.snapshot_path);
-  absl::StatusOr<SnapshotFile> file = loadSnapshotFile(options_.snapshot_path, options_.validation);
+  absl::StatusOr<SnapshotFile> file =
+      loadSnapshotFile(options_.snapshot_path, options_.validation, options_.max_snapshot_bytes);
   if (!file.ok()) {
     return file.status();
+  }
+  if (hasNoResources(*file)) {
+    // Also what a file caught half-written by a writer that truncates first looks like.
+    return absl::InvalidArgumentError(
+        "the snapshot file has no resources: serving it would remove every listener, route, "
+        "cluster and endpoint from the clients it serves (to do that on purpose, PUT an empty "
+        "snapshot with ?allow_empty=true)");
   }
   if (file->node().empty()) {
     file->set_node(options_.node_id);
@@ -72,6 +80,19 @@ bool ControlPlane::checkSnapshotFile() {
     return false;
   }
   return true;
+}
+
+absl::Status ControlPlane::reloadSnapshotFile(std::string_view why) {
+  ASSERT(dispatcher_.isThreadSafe());
+  if (options_.snapshot_path.empty()) {
+    return absl::FailedPreconditionError("no --snapshot file");
+  }
+  absl::Status status = loadFromFile(why);
+  if (!status.ok()) {
+    spdlog::error("snapshot file '{}' rejected, still serving the previous snapshot: {}",
+                  options_.snapshot_path, std::string(status.message()));
+  }
+  return status;
 }
 
 uint32_t ControlPlane::xdsPort() const {
@@ -128,8 +149,11 @@ absl::Status ControlPlane::start() {
     return absl::InvalidArgumentError(
         absl::StrCat("--admin-address: ", admin_address.status().message()));
   }
+  Admin::AdminOptions admin_options;
+  admin_options.max_request_body_bytes = options_.max_snapshot_bytes;
+  admin_options.max_request_body_flag = "--max-snapshot-bytes";
   absl::StatusOr<std::unique_ptr<Admin::Admin>> admin =
-      Admin::createAdmin(dispatcher_, *admin_address);
+      Admin::createAdmin(dispatcher_, *admin_address, std::move(admin_options));
   if (!admin.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--admin-address: ", admin.status().message()));
   }

@@ -37,7 +37,11 @@ class ControlPlane {
   // Checks the --snapshot file now and reloads it if it changed since the last look (the
   // watch timer calls this). False when it was not reloaded.
   bool checkSnapshotFile();
+  // Reads the --snapshot file now, changed or not (SIGHUP). A refused file is logged and the
+  // previous snapshot keeps serving, as on a watch reload. FailedPrecondition without a file.
+  absl::Status reloadSnapshotFile(std::string_view why);
 
+  const Options& options() const { return options_; }
   SnapshotCache& cache() { return cache_; }
   Stats::Store& stats() { return stats_; }
   // Valid after start().

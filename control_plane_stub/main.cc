@@ -42,12 +42,10 @@ int main(int argc, char** argv) {
   Proxy::RealTimeSource time_source;
   Proxy::Event::DispatcherImpl dispatcher("main", time_source);
   Proxy::ControlPlane::ControlPlane control_plane(*std::move(options), dispatcher);
-  const absl::Status status = control_plane.start();
-  if (!status.ok()) {
-    std::fprintf(stderr, "error: %s\n", std::string(status.message()).c_str());
-    return 1;
-  }
 
+  // Signals are handled from before start() (which writes --port-file: a script that waits
+  // for it may signal at once), as dispatcher events: the handlers run on the main thread
+  // with the loop, never inside the signal handler.
   auto stop = [&dispatcher](const char* name) {
     spdlog::info("{}: shutting down", name);
     dispatcher.exit();
@@ -56,6 +54,29 @@ int main(int argc, char** argv) {
       dispatcher.listenForSignal(SIGTERM, [&stop] { stop("SIGTERM"); });
   Proxy::Event::SignalEventPtr sigint =
       dispatcher.listenForSignal(SIGINT, [&stop] { stop("SIGINT"); });
+  // SIGHUP, as for most daemons with a configuration file: read the snapshot file now.
+  Proxy::Event::SignalEventPtr sighup = dispatcher.listenForSignal(SIGHUP, [&control_plane] {
+    if (control_plane.options().snapshot_path.empty()) {
+      spdlog::info("caught SIGHUP: no --snapshot file, ignored");
+      return;
+    }
+    spdlog::info("caught SIGHUP: reloading the snapshot file '{}'",
+                 control_plane.options().snapshot_path);
+    (void)control_plane.reloadSnapshotFile("file (SIGHUP)");
+  });
+  // Logs go to stderr: there is no log file for SIGUSR1 to reopen (Envoy's meaning).
+  Proxy::Event::SignalEventPtr sigusr1 = dispatcher.listenForSignal(SIGUSR1, [] {
+    spdlog::info("caught SIGUSR1: ignored (logs go to stderr, there is nothing to reopen)");
+  });
+  Proxy::Event::SignalEventPtr sigusr2 =
+      dispatcher.listenForSignal(SIGUSR2, [] { spdlog::info("caught SIGUSR2: ignored"); });
+
+  const absl::Status status = control_plane.start();
+  if (!status.ok()) {
+    std::fprintf(stderr, "error: %s\n", std::string(status.message()).c_str());
+    return 1;
+  }
+
   dispatcher.run(Proxy::Event::Dispatcher::RunType::RunUntilExit);
 
   control_plane.shutdown();

@@ -17,6 +17,7 @@ enum Flag {
   kValidation,
   kWatchInterval,
   kLogLevel,
+  kMaxSnapshotBytes,
   kHelp,
 };
 
@@ -29,6 +30,7 @@ const option kLongOptions[] = {
     {"validation", required_argument, nullptr, kValidation},
     {"watch-interval-ms", required_argument, nullptr, kWatchInterval},
     {"log-level", required_argument, nullptr, kLogLevel},
+    {"max-snapshot-bytes", required_argument, nullptr, kMaxSnapshotBytes},
     {"help", no_argument, nullptr, kHelp},
     {nullptr, 0, nullptr, 0},
 };
@@ -106,6 +108,13 @@ absl::StatusOr<Options> parseOptions(int argc, char** argv) {
       case kLogLevel:
         options.log_level = optarg;
         break;
+      case kMaxSnapshotBytes:
+        if (!absl::SimpleAtoi(optarg, &options.max_snapshot_bytes) ||
+            options.max_snapshot_bytes == 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("--max-snapshot-bytes: invalid value '", optarg, "'"));
+        }
+        break;
       case 'h':
       case kHelp:
         options.help = true;
@@ -144,9 +153,13 @@ std::string usage(const char* argv0) {
       "  --watch-interval-ms N       how often to check --snapshot for changes (default 1000;\n"
       "                              0: never reload)\n"
       "  --log-level LEVEL           trace|debug|info|warn|error|off (default info)\n"
+      "  --max-snapshot-bytes N      largest snapshot accepted, as a PUT body (413 beyond) or\n"
+      "                              as the --snapshot file (default 67108864, 64 MiB)\n"
       "  --help                      this text\n\n"
       "Admin API: PUT|GET /v1/snapshot[?node=ID], DELETE /v1/snapshot?node=ID, GET /v1/status,\n"
-      "GET /healthz, GET /stats. See control_plane_stub/README.md.\n");
+      "GET /healthz, GET /stats. See control_plane_stub/README.md.\n\n"
+      "Signals: SIGTERM/SIGINT stop; SIGHUP reloads the --snapshot file now; SIGUSR1 and\n"
+      "SIGUSR2 are ignored.\n");
 }
 
 }  // namespace Proxy::ControlPlane

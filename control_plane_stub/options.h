@@ -19,6 +19,8 @@ struct Options {
   ValidationMode validation = ValidationMode::Proxy;  // --validation proxy|basic
   std::chrono::milliseconds watch_interval{1000};     // --watch-interval-ms (0: no reload)
   std::string log_level = "info";                     // --log-level
+  // --max-snapshot-bytes: the largest PUT /v1/snapshot body (413 beyond) and --snapshot file.
+  uint64_t max_snapshot_bytes = kDefaultMaxSnapshotBytes;
   bool help = false;
 };
 

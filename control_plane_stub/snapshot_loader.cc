@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "control_plane_stub/resource_kind.h"
 #include "control_plane_stub/snapshot.h"
+#include "control_plane_stub/yaml_guard.h"
 #include "google/protobuf/util/json_util.h"
 #include "proxy/config/filter_config.h"
 #include "proxy/config/message_util.h"
@@ -224,6 +225,11 @@ std::vector<std::string> rdsNames(const Listener& listener) {
 
 absl::StatusOr<SnapshotFile> parseSnapshot(std::string_view text, SnapshotFormat format,
                                            ValidationMode mode) {
+  // Before any node is built: an alias bomb costs one linear pass here, not the memory of
+  // its expansion in the conversion below. (JSON goes through yaml-cpp too.)
+  if (absl::Status aliases = checkYamlAliases(text); !aliases.ok()) {
+    return aliases;
+  }
   SnapshotFile file;
   absl::Status status = format == SnapshotFormat::Json ? Config::loadFromJson(text, file)
                                                        : Config::loadFromYaml(text, file);
@@ -236,21 +242,40 @@ absl::StatusOr<SnapshotFile> parseSnapshot(std::string_view text, SnapshotFormat
   return file;
 }
 
-absl::StatusOr<SnapshotFile> loadSnapshotFile(const std::string& path, ValidationMode mode) {
+absl::StatusOr<SnapshotFile> loadSnapshotFile(const std::string& path, ValidationMode mode,
+                                              uint64_t max_bytes) {
   std::ifstream in(path, std::ios::in | std::ios::binary);
   if (!in) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot read '", path, "': ", std::strerror(errno)));
   }
-  std::stringstream contents;
-  contents << in.rdbuf();
+  // Read at most one byte past the limit: a huge (or endless, e.g. /dev/zero) file is refused
+  // without holding it.
+  std::string contents;
+  char chunk[64 * 1024];
+  while (in && contents.size() <= max_bytes) {
+    in.read(chunk, sizeof(chunk));
+    contents.append(chunk, static_cast<size_t>(in.gcount()));
+  }
   if (in.bad()) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot read '", path, "': ", std::strerror(errno)));
   }
-  return parseSnapshot(contents.str(),
-                       absl::EndsWith(path, ".json") ? SnapshotFormat::Json : SnapshotFormat::Yaml,
-                       mode);
+  if (contents.size() > max_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("the file is larger than the limit of ",
+                                                   max_bytes, " bytes (--max-snapshot-bytes)"));
+  }
+  return parseSnapshot(
+      contents, absl::EndsWith(path, ".json") ? SnapshotFormat::Json : SnapshotFormat::Yaml, mode);
+}
+
+bool hasNoResources(const SnapshotFile& file) {
+  for (ResourceKind kind : kAllResourceKinds) {
+    if (!resourcesOf(file, kind).empty()) {
+      return false;
+    }
+  }
+  return true;
 }
 
 absl::Status checkConsistency(const SnapshotFile& file) {

@@ -34,12 +34,25 @@ enum class ValidationMode {
 
 enum class SnapshotFormat { Yaml, Json };
 
-// Parses and validates one snapshot document. An empty document is an empty snapshot.
+// The default of --max-snapshot-bytes: the largest PUT body or snapshot file accepted.
+inline constexpr uint64_t kDefaultMaxSnapshotBytes = 64 * 1024 * 1024;
+
+// Parses and validates one snapshot document. An empty document is an empty snapshot. YAML
+// aliases are checked before anything is built from the text (yaml_guard.h): a cycle, or
+// aliases adding more than kMaxYamlAliasNodes nodes, is InvalidArgument.
 absl::StatusOr<SnapshotFile> parseSnapshot(std::string_view text, SnapshotFormat format,
                                            ValidationMode mode);
 
-// Reads `path` (YAML, or JSON when it ends in .json) and parses it as above.
-absl::StatusOr<SnapshotFile> loadSnapshotFile(const std::string& path, ValidationMode mode);
+// Reads `path` (YAML, or JSON when it ends in .json) and parses it as above. A file larger
+// than `max_bytes` is not read:
+//   the file is larger than the limit of 1048576 bytes (--max-snapshot-bytes)
+absl::StatusOr<SnapshotFile> loadSnapshotFile(const std::string& path, ValidationMode mode,
+                                              uint64_t max_bytes = kDefaultMaxSnapshotBytes);
+
+// True when the snapshot has no resource of any type (an empty body, "{}", only a comment, a
+// version alone). Served, it would take everything away from every client it serves, so the
+// admin API and the file loader refuse it unless asked for it explicitly.
+bool hasNoResources(const SnapshotFile& file);
 
 // The references between resources hold: every route_config_name of a listener's HTTP
 // connection manager (RDS) names a route configuration of the snapshot, and every EDS cluster

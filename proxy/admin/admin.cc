@@ -2,6 +2,8 @@
 
 #include <list>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "proxy/common/assert.h"
@@ -34,7 +36,8 @@ std::string percentDecode(std::string_view in) {
 
 class AdminImpl;
 
-// One admin connection: requests are small, so the body is collected before answering.
+// One admin connection: the body is collected (up to the limit) before answering. Answers
+// "Expect: 100-continue" itself, as Envoy's connection manager does.
 class AdminConnection : public Network::ReadFilter,
                         public Network::ConnectionCallbacks,
                         public Http::ServerConnectionCallbacks,
@@ -56,27 +59,17 @@ public:
     connection_->write(data, end_stream);
   }
   void readDisable(bool disable) override { connection_->readDisable(disable); }
-  void decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool end_stream) override {
-    headers_ = std::move(headers);
-    if (end_stream) {
-      respond();
-    }
-  }
-  void decodeData(Buffer::Instance& data, bool end_stream) override {
-    if (body_.size() + data.length() <= kMaxBody) {
-      body_ += data.toString();
-    }
-    data.drain(data.length());
-    if (end_stream) {
-      respond();
-    }
-  }
+  void decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool end_stream) override;
+  void decodeData(Buffer::Instance& data, bool end_stream) override;
 
   std::list<std::unique_ptr<AdminConnection>>::iterator it;
 
 private:
-  static constexpr size_t kMaxBody = 4 * 1024 * 1024;
   void respond();
+  void encode(const Response& response);
+  // 413 before the body was read; onData() then reads the rest away (see lingerForClose()).
+  void refuseBody();
+  void lingerForClose();
 
   AdminImpl& parent_;
   Network::ConnectionPtr connection_;
@@ -84,12 +77,15 @@ private:
   Http::ResponseEncoder* encoder_ = nullptr;
   Http::RequestHeaderMapPtr headers_;
   std::string body_;
+  bool body_refused_ = false;
+  bool lingering_ = false;
+  Event::TimerPtr linger_timer_;
 };
 
 class AdminImpl : public Admin, public Network::TcpListenerCallbacks {
 public:
-  AdminImpl(Event::Dispatcher& dispatcher, Network::ListenSocketPtr socket)
-      : dispatcher_(dispatcher), socket_(std::move(socket)) {
+  AdminImpl(Event::Dispatcher& dispatcher, Network::ListenSocketPtr socket, AdminOptions options)
+      : dispatcher_(dispatcher), socket_(std::move(socket)), options_(std::move(options)) {
     listener_ = std::make_unique<Network::TcpListenerImpl>(dispatcher_, *socket_, *this);
     addHandler("/", "print this help", false, [this](const Request&, Response& response) {
       response.body = "admin commands are:\n";
@@ -115,6 +111,7 @@ public:
     handlers_[std::move(path)] = Entry{std::move(help), mutates_state, std::move(handler)};
   }
   const Network::Address& address() const override { return socket_->localAddress(); }
+  const AdminOptions& options() const { return options_; }
 
   void onAccept(Network::IoHandle socket, const Network::Address& remote,
                 const Network::Address& local) override {
@@ -173,6 +170,7 @@ private:
 
   Event::Dispatcher& dispatcher_;
   Network::ListenSocketPtr socket_;
+  const AdminOptions options_;
   std::unique_ptr<Network::TcpListenerImpl> listener_;
   std::map<std::string, Entry> handlers_;
   std::list<std::unique_ptr<AdminConnection>> connections_;
@@ -185,7 +183,88 @@ AdminConnection::AdminConnection(AdminImpl& parent, Network::ConnectionPtr conne
   connection_->setReadFilter(this);
 }
 
+void AdminConnection::decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool end_stream) {
+  headers_ = std::move(headers);
+  if (end_stream) {
+    respond();
+    return;
+  }
+  // A body follows. One announced over the limit is refused before it is sent (with
+  // "Expect: 100-continue") or read; a smaller one gets its room at once.
+  const uint64_t limit = parent_.options().max_request_body_bytes;
+  uint64_t announced = 0;
+  const std::string_view length = headers_->getValue(Http::Headers::ContentLength);
+  if (absl::SimpleAtoi(absl::string_view(length.data(), length.size()), &announced)) {
+    if (announced > limit) {
+      refuseBody();
+      return;
+    }
+    body_.reserve(announced);
+  }
+  const std::string_view expect = headers_->getValue(Http::Headers::Expect);
+  if (absl::EqualsIgnoreCase(absl::string_view(expect.data(), expect.size()), "100-continue")) {
+    encoder_->encode100ContinueHeaders();
+  }
+}
+
+void AdminConnection::decodeData(Buffer::Instance& data, bool end_stream) {
+  if (body_refused_) {
+    data.drain(data.length());
+    return;
+  }
+  if (body_.size() + data.length() > parent_.options().max_request_body_bytes) {
+    // Refused whole: a handler never sees part of a body.
+    data.drain(data.length());
+    refuseBody();
+    return;
+  }
+  body_ += data.toString();
+  data.drain(data.length());
+  if (end_stream) {
+    respond();
+  }
+}
+
+void AdminConnection::refuseBody() {
+  body_refused_ = true;
+  body_.clear();
+  body_.shrink_to_fit();
+  const AdminOptions& options = parent_.options();
+  Response response;
+  response.code = 413;
+  response.body = absl::StrCat("request body exceeds the limit of ",
+                               options.max_request_body_bytes, " bytes");
+  if (!options.max_request_body_flag.empty()) {
+    absl::StrAppend(&response.body, " (", options.max_request_body_flag, ")");
+  }
+  response.body += "\n";
+  // Answered before the request ended: the codec marks the connection to close after it.
+  encode(response);
+}
+
+void AdminConnection::lingerForClose() {
+  // Closing now, with the client's body still arriving, would answer it with a reset that
+  // can destroy the 413 before the client reads it. Instead: send the answer and a FIN, read
+  // and drop whatever the client still sends until it closes its side (a client using
+  // "Expect: 100-continue" sends nothing more), for at most kLingerTime.
+  static constexpr std::chrono::seconds kLingerTime{10};
+  lingering_ = true;
+  connection_->enableHalfClose(true);
+  Buffer::Instance none;
+  connection_->write(none, /*end_stream=*/true);
+  linger_timer_ = connection_->dispatcher().createTimer(
+      [this] { connection_->close(Network::ConnectionCloseType::NoFlush); });
+  linger_timer_->enableTimer(kLingerTime);
+}
+
 void AdminConnection::onData(Buffer::Instance& data, bool end_stream) {
+  if (lingering_) {
+    data.drain(data.length());
+    if (end_stream) {
+      connection_->close(Network::ConnectionCloseType::FlushWrite);
+    }
+    return;
+  }
   if (!codec_->dispatch(data).ok()) {
     const Http::CodecError& error = codec_->lastError();
     Buffer::Instance out;
@@ -193,6 +272,15 @@ void AdminConnection::onData(Buffer::Instance& data, bool end_stream) {
                          " Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"));
     connection_->write(out, false);
     connection_->close(Network::ConnectionCloseType::FlushWrite);
+    return;
+  }
+  if (body_refused_) {
+    // The codec has flushed the 413 by now (it holds output until dispatch() returns).
+    data.drain(data.length());
+    lingerForClose();
+    if (end_stream) {
+      connection_->close(Network::ConnectionCloseType::FlushWrite);
+    }
     return;
   }
   if (end_stream && encoder_ == nullptr) {
@@ -209,6 +297,16 @@ void AdminConnection::onEvent(Network::ConnectionEvent event) {
 void AdminConnection::respond() {
   Response response;
   parent_.handle(*headers_, body_, response);
+  // A body is never kept beyond its request (it may be tens of MB).
+  body_.clear();
+  body_.shrink_to_fit();
+  encode(response);
+  if (codec_->closeAfterResponse()) {
+    connection_->close(Network::ConnectionCloseType::FlushWrite);
+  }
+}
+
+void AdminConnection::encode(const Response& response) {
   Http::ResponseHeaderMap headers;
   headers.setStatus(response.code);
   headers.addCopy(Http::Headers::ContentType, response.content_type);
@@ -225,20 +323,18 @@ void AdminConnection::respond() {
     body.add(response.body);
     encoder->encodeData(body, true);
   }
-  if (codec_->closeAfterResponse()) {
-    connection_->close(Network::ConnectionCloseType::FlushWrite);
-  }
 }
 
 } // namespace
 
 absl::StatusOr<std::unique_ptr<Admin>> createAdmin(Event::Dispatcher& dispatcher,
-                                                   const Network::Address& address) {
+                                                   const Network::Address& address,
+                                                   AdminOptions options) {
   auto socket = Network::ListenSocket::create(address, /*reuse_port=*/false, /*backlog=*/128);
   if (!socket.ok()) {
     return socket.status();
   }
-  return std::make_unique<AdminImpl>(dispatcher, *std::move(socket));
+  return std::make_unique<AdminImpl>(dispatcher, *std::move(socket), std::move(options));
 }
 
 } // namespace Proxy::Admin

@@ -43,8 +43,21 @@ public:
   virtual const Network::Address& address() const = 0;
 };
 
+struct AdminOptions {
+  // A request body longer than this is refused whole with 413 (never truncated): as soon as
+  // a Content-Length announces it (with "Expect: 100-continue" before the client sends it),
+  // or when a chunked body crosses it. The client is then read to its end, so that it sees the
+  // answer rather than a reset, and the connection closes. Admin requests are small; an API
+  // that takes documents (the control plane's PUT /v1/snapshot) raises it.
+  uint64_t max_request_body_bytes = 4 * 1024 * 1024;
+  // Named in the 413 message when set, e.g. "--max-snapshot-bytes":
+  //   request body exceeds the limit of 4194304 bytes (--max-snapshot-bytes)
+  std::string max_request_body_flag;
+};
+
 // Binds and starts serving on `dispatcher` (main thread).
 absl::StatusOr<std::unique_ptr<Admin>> createAdmin(Event::Dispatcher& dispatcher,
-                                                   const Network::Address& address);
+                                                   const Network::Address& address,
+                                                   AdminOptions options = {});
 
 } // namespace Proxy::Admin

@@ -581,6 +581,19 @@ resources:
             "resources.routes; cluster 'service2' (resources.clusters[1]): EDS service "
             "'service2' has no ClusterLoadAssignment in resources.endpoints\n");
 
+  // Empty: no body, "{}", only a comment, or a version without resources. Served, it would
+  // take every listener, route, cluster and endpoint away from the proxy. 400, saying how to
+  // ask for that on purpose.
+  for (const char* empty : {"", "{}", "# nothing to see\n", "version: \"2\"\n"}) {
+    response = control_plane_.putSnapshot(empty);
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->status, 400) << "body: '" << empty << "'";
+    EXPECT_EQ(response->body,
+              "the snapshot has no resources: serving it would remove every listener, route, "
+              "cluster and endpoint from the clients it serves (PUT with ?allow_empty=true to "
+              "do that on purpose)\n");
+  }
+
   // Nothing changed: the served snapshot is still version 1, nothing was sent to the proxy,
   // the proxy saw no update, and traffic goes where it went.
   absl::StatusOr<HttpResponse> served = control_plane_.getSnapshot();
@@ -594,6 +607,15 @@ resources:
   for (const char* type : {"cds", "eds", "lds", "rds"}) {
     EXPECT_EQ(typeField(type, "acked_version"), "1") << type;
   }
+
+  // Asked for explicitly, the empty snapshot is served: the proxy lets its listener go.
+  response = control_plane_.putSnapshot("version: \"3\"\n", "allow_empty=true");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200) << response->body;
+  ASSERT_TRUE(control_plane_.waitForAck(kNode, "lds", /*version=*/"3"));
+  EXPECT_TRUE(
+      Integration::waitUntil([&] { return stat("listener_manager.total_listeners_active") == 0; },
+                             20s, "the proxy to remove its listener"));
 }
 
 }  // namespace

@@ -136,8 +136,10 @@ absl::StatusOr<Integration::HttpResponse> ControlPlaneProcess::admin(std::string
   return Integration::httpRequest(admin_port_, request, 10s);
 }
 
-absl::StatusOr<Integration::HttpResponse> ControlPlaneProcess::putSnapshot(std::string_view yaml) {
-  return admin("PUT", "/v1/snapshot", yaml);
+absl::StatusOr<Integration::HttpResponse> ControlPlaneProcess::putSnapshot(std::string_view yaml,
+                                                                           std::string_view query) {
+  return admin("PUT", query.empty() ? "/v1/snapshot" : absl::StrCat("/v1/snapshot?", av(query)),
+               yaml);
 }
 
 absl::StatusOr<Integration::HttpResponse> ControlPlaneProcess::getSnapshot() {

@@ -48,7 +48,9 @@ class ControlPlaneProcess {
   std::string log() const;
 
   // The admin API.
-  absl::StatusOr<Integration::HttpResponse> putSnapshot(std::string_view yaml);
+  // PUT /v1/snapshot, with `query` (e.g. "allow_empty=true") when given.
+  absl::StatusOr<Integration::HttpResponse> putSnapshot(std::string_view yaml,
+                                                        std::string_view query = "");
   absl::StatusOr<Integration::HttpResponse> getSnapshot();
   // GET /v1/status, parsed.
   absl::StatusOr<google::protobuf::Struct> status();
