@@ -3,11 +3,15 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <mutex>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "envoy/extensions/access_loggers/file/v3/file.pb.h"
 #include "envoy/extensions/access_loggers/stream/v3/stream.pb.h"
@@ -223,11 +227,12 @@ void render(const std::vector<Token>& tokens, const Http::RequestHeaderMap* requ
   }
 }
 
-// Writes whole lines to one fd; shared read-only by every worker.
+// Writes whole lines to one fd; shared read-only by every worker. A file log (`path` set) can
+// be reopened: the new file takes over the same descriptor number.
 class FdAccessLog : public AccessLog {
 public:
-  FdAccessLog(int fd, bool owns_fd, std::vector<Token> tokens)
-      : fd_(fd), owns_fd_(owns_fd), tokens_(std::move(tokens)) {}
+  FdAccessLog(int fd, bool owns_fd, std::vector<Token> tokens, std::string path = "")
+      : fd_(fd), owns_fd_(owns_fd), tokens_(std::move(tokens)), path_(std::move(path)) {}
   ~FdAccessLog() override {
     if (owns_fd_) {
       ::close(fd_);
@@ -256,10 +261,60 @@ public:
     }
   }
 
+  absl::Status reopen() {
+    const int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      return absl::UnavailableError(absl::StrCat("'", path_, "': ", strerror(errno)));
+    }
+    // One atomic step: a worker inside write(2) now finishes its line in the old file, every
+    // later write goes to the new one, and fd_ never names anything else in between.
+    const int rc = ::dup3(fd, fd_, O_CLOEXEC);
+    const int error = errno;
+    ::close(fd);
+    if (rc < 0) {
+      return absl::UnavailableError(absl::StrCat("'", path_, "': ", strerror(error)));
+    }
+    return absl::OkStatus();
+  }
+
 private:
   const int fd_;
   const bool owns_fd_;
   const std::vector<Token> tokens_;
+  const std::string path_;
+};
+
+// Every file access log alive, for reopenAccessLogs(). Logs are created on the main thread but
+// the last reference may go on any worker; a weak_ptr is enough to tell.
+class FileLogRegistry {
+public:
+  static FileLogRegistry& get() {
+    static FileLogRegistry* registry = new FileLogRegistry(); // never destroyed: no exit order
+    return *registry;
+  }
+
+  void add(const std::shared_ptr<FdAccessLog>& log) {
+    std::lock_guard<std::mutex> lock(mu_);
+    logs_.erase(std::remove_if(logs_.begin(), logs_.end(),
+                               [](const std::weak_ptr<FdAccessLog>& l) { return l.expired(); }),
+                logs_.end());
+    logs_.push_back(log);
+  }
+
+  std::vector<std::shared_ptr<FdAccessLog>> live() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::shared_ptr<FdAccessLog>> out;
+    for (const std::weak_ptr<FdAccessLog>& weak : logs_) {
+      if (std::shared_ptr<FdAccessLog> log = weak.lock()) {
+        out.push_back(std::move(log));
+      }
+    }
+    return out;
+  }
+
+private:
+  std::mutex mu_;
+  std::vector<std::weak_ptr<FdAccessLog>> logs_ ABSL_GUARDED_BY(mu_);
 };
 
 template <class LogFormatHolder>
@@ -319,6 +374,25 @@ std::string responseFlagsToString(uint32_t flags) {
   return out.empty() ? "-" : out;
 }
 
+absl::StatusOr<size_t> reopenAccessLogs() {
+  // Outside the registry's lock: opening files may block.
+  size_t reopened = 0;
+  std::vector<std::string> failures;
+  for (const std::shared_ptr<FdAccessLog>& log : FileLogRegistry::get().live()) {
+    absl::Status status = log->reopen();
+    if (status.ok()) {
+      reopened++;
+    } else {
+      failures.push_back(std::string(status.message()));
+    }
+  }
+  if (!failures.empty()) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot reopen access log ", absl::StrJoin(failures, ", ")));
+  }
+  return reopened;
+}
+
 std::string formatDefault(const Http::RequestHeaderMap* request,
                           const Http::ResponseHeaderMap* response, const StreamInfo& info) {
   static const std::vector<Token> tokens = *compile(kDefaultFormat);
@@ -346,7 +420,9 @@ createAccessLog(const envoy::config::accesslog::v3::AccessLog& config) {
       return absl::InvalidArgumentError(absl::StrCat("typed_config.path: cannot open '",
                                                      file.path(), "': ", strerror(errno)));
     }
-    return std::make_shared<FdAccessLog>(fd, true, std::move(*tokens));
+    auto log = std::make_shared<FdAccessLog>(fd, true, std::move(*tokens), file.path());
+    FileLogRegistry::get().add(log);
+    return log;
   }
   if (any.UnpackTo(&stdout_log)) {
     auto tokens = formatFrom(stdout_log);

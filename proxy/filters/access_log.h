@@ -29,6 +29,14 @@ using AccessLogSharedPtr = std::shared_ptr<AccessLog>;
 // relative to the entry ("typed_config: unsupported access logger type '...'").
 absl::StatusOr<AccessLogSharedPtr> createAccessLog(const envoy::config::accesslog::v3::AccessLog&);
 
+// Reopens every file access log at its configured path (SIGUSR1, as Envoy's access log
+// manager does after logrotate renamed the files away): lines written after it returns go to
+// a new file at the path. A log's descriptor keeps its number (the new file is dup3()'d onto
+// it), so workers writing concurrently need no lock. Any thread; meant for the main thread.
+// Returns how many files were reopened; a file that cannot be opened keeps its old one and is
+// named in the error (after every other file was reopened).
+absl::StatusOr<size_t> reopenAccessLogs();
+
 // Envoy's default text format, expanded for one request (exposed for tests).
 std::string formatDefault(const Http::RequestHeaderMap* request,
                           const Http::ResponseHeaderMap* response, const StreamInfo& info);

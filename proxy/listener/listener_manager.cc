@@ -72,6 +72,11 @@ absl::StatusOr<bool> ListenerManagerImpl::addOrUpdateListener(const Listener& co
   ListenerImpl* newest = warming != warming_.end()  ? warming->second.get()
                          : active != active_.end() ? active->second.get()
                                                    : nullptr;
+  if (stopped_) {
+    // Draining for shutdown (or POST /drain_listeners): Envoy, too, takes no listener any more.
+    spdlog::info("listener '{}' not added or updated: listeners are stopped", name);
+    return false;
+  }
   const uint64_t hash = messageHash(config);
   if (newest != nullptr && newest->config->hash() == hash) {
     return false; // identical: nothing to build, warm or drain
@@ -297,12 +302,33 @@ void ListenerManagerImpl::setAllWarmCallback(std::function<void()> cb) {
 }
 
 void ListenerManagerImpl::stopAndDrainAll() {
+  ASSERT(main_dispatcher_.isThreadSafe());
+  // For good, as Envoy's stopListeners(): no listener is added, replaced or warmed any more.
+  stopped_ = true;
+  // Versions still warming never served; their sockets (unless shared with the active
+  // version) close with them.
+  warming_.clear();
+  // Once no worker accepts, close every listen socket: a new client is refused at once instead
+  // of completing a handshake into a backlog that nobody accepts from until the drain ends.
+  // The connections already accepted drain.
+  std::vector<ListenerConfigSharedPtr> on_workers;
+  for (const auto& [name, listener] : active_) {
+    on_workers.push_back(listener->config);
+  }
+  for (const DrainingListener& draining : draining_) {
+    on_workers.push_back(draining.listener->config);
+  }
   runOnAllWorkers(
       [](ConnectionHandler& handler) {
         handler.stopListeners();
         handler.drainConnections();
       },
-      nullptr);
+      [on_workers] {
+        for (const ListenerConfigSharedPtr& config : on_workers) {
+          config->releaseSockets();
+        }
+      });
+  updateGauges();
 }
 
 int64_t ListenerManagerImpl::activeConnections() const {

@@ -95,8 +95,10 @@ public:
   // Runs (once) when the last warming listener becomes active or is dropped.
   void setAllWarmCallback(std::function<void()> cb);
 
-  // Server shutdown / POST /drain_listeners: stop accepting everywhere and drain connections
-  // (listeners with drain_type MODIFY_ONLY are left alone, as Envoy does).
+  // Server shutdown / POST /drain_listeners: stop accepting everywhere, close the listen
+  // sockets once no worker accepts (new connects are refused), and drain connections
+  // (listeners with drain_type MODIFY_ONLY are left alone, as Envoy does). Warming listeners
+  // are dropped, and from then on addOrUpdateListener() is a no-op (false).
   void stopAndDrainAll();
   // Connections still open on all listeners (read from atomic gauges: no round trip).
   int64_t activeConnections() const;
@@ -150,6 +152,7 @@ private:
   std::list<DrainingListener> draining_;
   std::map<std::string, ErrorState> errors_;
   bool workers_started_ = false;
+  bool stopped_ = false;  // stopAndDrainAll() was called
   std::function<void()> all_warm_cb_;
   // Posted callbacks check it so that they never touch a destroyed manager.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -14,6 +14,7 @@
 #include "google/protobuf/util/type_resolver_util.h"
 #include "proxy/common/assert.h"
 #include "proxy/event/dispatcher_impl.h"
+#include "proxy/filters/access_log.h"
 #include "proxy/server/version.h"
 #include "proxy/thread_local/thread_local_impl.h"
 #include "spdlog/spdlog.h"
@@ -273,6 +274,24 @@ int Server::run() {
   ::signal(SIGPIPE, SIG_IGN);
   signals_.push_back(dispatcher_->listenForSignal(SIGTERM, [this] { startDrain("SIGTERM"); }));
   signals_.push_back(dispatcher_->listenForSignal(SIGINT, [this] { startDrain("SIGINT"); }));
+  // Envoy's other signals (its docs, "Signals"): SIGUSR1 reopens the access logs (logrotate),
+  // SIGHUP is eaten (hot restart is a separate process, not a signal). SIGUSR2 means nothing
+  // here, but its default action would kill the process mid-response. Like every signal here,
+  // each is a dispatcher event: the work runs on the main thread, in the loop.
+  signals_.push_back(dispatcher_->listenForSignal(SIGUSR1, [] {
+    absl::StatusOr<size_t> reopened = Filters::reopenAccessLogs();
+    if (reopened.ok()) {
+      spdlog::info("caught SIGUSR1: reopening access logs ({} file(s) reopened)", *reopened);
+    } else {
+      spdlog::error("caught SIGUSR1: reopening access logs: {}",
+                    std::string(reopened.status().message()));
+    }
+  }));
+  signals_.push_back(dispatcher_->listenForSignal(SIGHUP, [] {
+    spdlog::warn("caught and eating SIGHUP. See documentation for how to hot restart.");
+  }));
+  signals_.push_back(
+      dispatcher_->listenForSignal(SIGUSR2, [] { spdlog::info("caught SIGUSR2: ignored"); }));
   // Envoy's order: static clusters and listeners are in place; xDS brings CDS (and EDS), then
   // LDS (and RDS); workers start when every listener is warm.
   auto start_when_warm = [this] {
