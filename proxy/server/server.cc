@@ -274,17 +274,17 @@ int Server::run() {
   ::signal(SIGPIPE, SIG_IGN);
   signals_.push_back(dispatcher_->listenForSignal(SIGTERM, [this] { startDrain("SIGTERM"); }));
   signals_.push_back(dispatcher_->listenForSignal(SIGINT, [this] { startDrain("SIGINT"); }));
-  // Envoy's other signals (its docs, "Signals"): SIGUSR1 reopens the access logs (logrotate),
-  // SIGHUP is eaten (hot restart is a separate process, not a signal). SIGUSR2 means nothing
-  // here, but its default action would kill the process mid-response. Like every signal here,
-  // each is a dispatcher event: the work runs on the main thread, in the loop.
+  // Envoy's other signals, with Envoy's log lines: SIGUSR1 reopens the access logs
+  // (logrotate), SIGHUP is eaten (hot restart is a separate process, not a signal). SIGUSR2 is
+  // ignored too (Envoy 1.40 dies of it, exit 140, mid-response). Like every signal here, each
+  // is a dispatcher event: the work runs on the main thread, in the loop.
   signals_.push_back(dispatcher_->listenForSignal(SIGUSR1, [] {
+    // Reopened before the line is logged: a rotation script that waits for the line knows
+    // that later requests go to the new files.
     absl::StatusOr<size_t> reopened = Filters::reopenAccessLogs();
-    if (reopened.ok()) {
-      spdlog::info("caught SIGUSR1: reopening access logs ({} file(s) reopened)", *reopened);
-    } else {
-      spdlog::error("caught SIGUSR1: reopening access logs: {}",
-                    std::string(reopened.status().message()));
+    spdlog::info("caught SIGUSR1. Reopening access logs.");
+    if (!reopened.ok()) {
+      spdlog::error("{}", std::string(reopened.status().message()));
     }
   }));
   signals_.push_back(dispatcher_->listenForSignal(SIGHUP, [] {

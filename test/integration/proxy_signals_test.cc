@@ -136,7 +136,7 @@ TEST_F(ProxySignalsTest, HupUsr1AndUsr2DoNotKillTheProxyMidResponse) {
   ASSERT_TRUE(proxy_->sendSignal(SIGUSR2));
   ASSERT_TRUE(waitForStderr("caught SIGUSR2: ignored"));
   ASSERT_TRUE(proxy_->sendSignal(SIGUSR1));
-  ASSERT_TRUE(waitForStderr("caught SIGUSR1: reopening access logs"));
+  ASSERT_TRUE(waitForStderr("caught SIGUSR1. Reopening access logs."));
 
   // The response still arrives whole, and the proxy serves on.
   absl::StatusOr<HttpResponse> response = (*client)->readResponse();
@@ -164,7 +164,7 @@ TEST_F(ProxySignalsTest, Usr1ReopensTheAccessLogAfterItWasRotatedAway) {
   const std::string rotated = access_log_ + ".1";
   ASSERT_EQ(std::rename(access_log_.c_str(), rotated.c_str()), 0);
   ASSERT_TRUE(proxy_->sendSignal(SIGUSR1));
-  ASSERT_TRUE(waitForStderr("caught SIGUSR1: reopening access logs"));
+  ASSERT_TRUE(waitForStderr("caught SIGUSR1. Reopening access logs."));
 
   // The next requests (on both workers) go to a new file at the original path; the rotated
   // file keeps what it had and gets nothing more.
