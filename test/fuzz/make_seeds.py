@@ -4,7 +4,7 @@
 HTTP seeds are raw bytes behind the 4-byte split seed the codec harnesses read first (0 = the
 whole input in one read). xDS seeds are the .textproto files in seeds/, encoded with protoc
 (`protoc --encode`), behind one byte that picks SotW (even) or Delta (odd). Bootstrap seeds are
-the example bootstraps. Needs protoc; run from anywhere:  python3 test/fuzz/make_seeds.py
+the example bootstraps; snapshot seeds are control_plane_stub/examples and seeds/snapshot_*. Needs protoc; run from anywhere:  python3 test/fuzz/make_seeds.py
 """
 import pathlib
 import shutil
@@ -93,8 +93,20 @@ def write_bootstrap():
         shutil.copy(path, directory / path.name)
 
 
+def write_snapshot():
+    # The control plane's examples and the shapes its tests PUT (seeds/snapshot_*: no .yaml
+    # extension, so that field_support_test, which loads every test YAML with the proxy's own
+    # loader, does not load the alias bomb and cycle among them).
+    directory = fresh("snapshot_loader_fuzz")
+    for path in sorted((ROOT / "control_plane_stub" / "examples").glob("*.yaml")):
+        shutil.copy(path, directory / path.name)
+    for path in sorted((HERE / "seeds").glob("snapshot_*")):
+        shutil.copy(path, directory / path.name)
+
+
 if __name__ == "__main__":
     write_http("http1_server_codec_fuzz", REQUESTS)
     write_http("http1_client_codec_fuzz", RESPONSES)
     write_xds()
     write_bootstrap()
+    write_snapshot()
