@@ -1,0 +1,142 @@
+#include "proxy/router/config_utility.h"
+
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+#include "proxy/common/assert.h"
+
+namespace Proxy::Router {
+
+absl::string_view av(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
+re2::StringPiece sp(std::string_view s) {
+  return re2::StringPiece(s.data(), s.size());
+}
+
+char lowerChar(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    c = lowerChar(c);
+  }
+  return out;
+}
+
+bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.size(); i++) {
+    if (lowerChar(a[i]) != lowerChar(b[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool startsWith(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
+}
+
+bool endsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// `lower_needle` is already lower-case.
+bool containsIgnoreCase(std::string_view haystack, std::string_view lower_needle) {
+  if (lower_needle.size() > haystack.size()) {
+    return false;
+  }
+  for (size_t i = 0; i + lower_needle.size() <= haystack.size(); i++) {
+    if (equalsIgnoreCase(haystack.substr(i, lower_needle.size()), lower_needle)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// The path without "?query" and "#fragment" (Envoy's PathUtil::removeQueryAndFragment).
+std::string_view stripQuery(std::string_view path) {
+  return path.substr(0, path.find_first_of("?#"));
+}
+
+// Where ":port" starts in an authority, or npos (IPv6-aware, as Envoy's getPortStart).
+size_t portStart(std::string_view host) {
+  const size_t colon = host.rfind(':');
+  if (colon == std::string_view::npos) {
+    return std::string_view::npos;
+  }
+  const size_t v6_end = host.rfind(']');
+  if (v6_end == std::string_view::npos || v6_end < colon) {
+    return colon;
+  }
+  return std::string_view::npos;
+}
+
+std::chrono::milliseconds toMillis(const google::protobuf::Duration& d) {
+  return std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1000000);
+}
+
+std::unique_ptr<RE2> compile(const std::string& regex) {
+  auto re = std::make_unique<RE2>(regex, RE2::Quiet);
+  // validateRouteConfiguration compiled the same pattern with the same options.
+  RELEASE_ASSERT(re->ok(), "regex passed validation but does not compile");
+  return re;
+}
+
+// The scheme a request arrived with, as Envoy's redirects see it: x-forwarded-proto (the
+// connection manager sets it), else :scheme, else http.
+std::string_view requestScheme(const Http::RequestHeaderMap& headers) {
+  std::string_view scheme = headers.getValue(Http::Headers::XForwardedProto);
+  if (scheme.empty()) {
+    scheme = headers.scheme();
+  }
+  return scheme.empty() ? std::string_view("http") : scheme;
+}
+
+RetryPolicy parseRetryPolicy(const envoy::config::route::v3::RetryPolicy& config) {
+  static const std::pair<std::string_view, RetryPolicy::RetryOn> kNames[] = {
+      {"5xx", RetryPolicy::k5xx},
+      {"gateway-error", RetryPolicy::kGatewayError},
+      {"reset", RetryPolicy::kReset},
+      {"connect-failure", RetryPolicy::kConnectFailure},
+      {"retriable-4xx", RetryPolicy::kRetriable4xx},
+      {"refused-stream", RetryPolicy::kRefusedStream},
+      {"retriable-status-codes", RetryPolicy::kRetriableStatusCodes},
+      {"retriable-headers", RetryPolicy::kRetriableHeaders},
+      {"reset-before-request", RetryPolicy::kResetBeforeRequest},
+      {"envoy-ratelimited", RetryPolicy::kEnvoyRateLimited},
+      {"http3-post-connect-failure", RetryPolicy::kHttp3PostConnectFailure},
+  };
+  RetryPolicy policy;
+  for (absl::string_view token : absl::StrSplit(config.retry_on(), ',')) {
+    token = absl::StripAsciiWhitespace(token);
+    for (const auto& [name, bit] : kNames) {
+      if (token == av(name)) {
+        policy.retry_on |= bit;
+      }
+    }
+  }
+  if (config.has_num_retries()) {
+    policy.num_retries = config.num_retries().value();
+  }
+  policy.per_try_timeout = toMillis(config.per_try_timeout());
+  policy.per_try_idle_timeout = toMillis(config.per_try_idle_timeout());
+  policy.retriable_status_codes.assign(config.retriable_status_codes().begin(),
+                                       config.retriable_status_codes().end());
+  if (config.has_retry_back_off()) {
+    policy.base_interval = toMillis(config.retry_back_off().base_interval());
+    // Envoy: max_interval defaults to 10 times base_interval.
+    policy.max_interval = config.retry_back_off().has_max_interval()
+                              ? toMillis(config.retry_back_off().max_interval())
+                              : policy.base_interval * 10;
+  }
+  return policy;
+}
+
+}  // namespace Proxy::Router

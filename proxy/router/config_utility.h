@@ -1,0 +1,51 @@
+#pragma once
+
+// Small helpers shared by the route table's files (matchers, header mutations, route entries,
+// virtual hosts): string and path utilities, regex compilation, duration and retry policy
+// conversion. Internal to proxy_router. Pure functions: safe from any thread.
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/strings/string_view.h"
+
+#include "envoy/config/route/v3/route_components.pb.h"
+#include "google/protobuf/duration.pb.h"
+
+#include "proxy/http/header_map.h"
+#include "proxy/router/router.h"
+
+#include <re2/re2.h>
+
+namespace Proxy::Router {
+
+// Debian's abseil predates absl::string_view == std::string_view.
+absl::string_view av(std::string_view s);
+re2::StringPiece sp(std::string_view s);
+
+char lowerChar(char c);
+std::string lower(std::string_view s);
+bool equalsIgnoreCase(std::string_view a, std::string_view b);
+bool startsWith(std::string_view s, std::string_view prefix);
+bool endsWith(std::string_view s, std::string_view suffix);
+// `lower_needle` is already lower-case.
+bool containsIgnoreCase(std::string_view haystack, std::string_view lower_needle);
+
+// The path without "?query" and "#fragment" (Envoy's PathUtil::removeQueryAndFragment).
+std::string_view stripQuery(std::string_view path);
+// Where ":port" starts in an authority, or npos (IPv6-aware, as Envoy's getPortStart).
+size_t portStart(std::string_view host);
+
+std::chrono::milliseconds toMillis(const google::protobuf::Duration& d);
+// A regex that validateRouteConfiguration already compiled with the same options.
+std::unique_ptr<RE2> compile(const std::string& regex);
+
+// The scheme a request arrived with, as Envoy's redirects see it: x-forwarded-proto (the
+// connection manager sets it), else :scheme, else http.
+std::string_view requestScheme(const Http::RequestHeaderMap& headers);
+
+RetryPolicy parseRetryPolicy(const envoy::config::route::v3::RetryPolicy& config);
+
+}  // namespace Proxy::Router
