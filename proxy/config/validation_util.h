@@ -1,0 +1,63 @@
+#pragma once
+
+// What the validation files (route_validation.cc, listener_validation.cc, cluster_validation.cc)
+// share: field paths and errors in validation.h's format, checks on durations and header names
+// and values, socket addresses and config sources. Internal to proxy_config: callers include
+// validation.h. Pure functions: safe from any thread.
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+#include "envoy/config/core/v3/address.pb.h"
+#include "envoy/config/core/v3/config_source.pb.h"
+#include "envoy/config/route/v3/route.pb.h"
+#include "google/protobuf/duration.pb.h"
+
+namespace Proxy::Config {
+
+#define RETURN_IF_ERROR(expr)      \
+  do {                             \
+    absl::Status status_ = (expr); \
+    if (!status_.ok()) {           \
+      return status_;              \
+    }                              \
+  } while (false)
+
+// "path.field", or "field" at the top of a resource.
+std::string join(const std::string& path, absl::string_view field);
+// "path.field[index]".
+std::string at(const std::string& path, absl::string_view field, int index);
+// An InvalidArgument "path: message" (just the message at the top of a resource).
+absl::Status error(const std::string& path, absl::string_view message);
+
+bool isPositive(const google::protobuf::Duration& d);
+bool isNegative(const google::protobuf::Duration& d);
+
+// RFC 7230 token characters; header names may also be HTTP/2 pseudo-headers (":path").
+bool isValidHeaderName(absl::string_view name);
+// A value must not smuggle a second header or line into the request.
+bool isValidHeaderValue(absl::string_view value);
+// Envoy's rule for header mutations: pseudo-headers and Host are off limits.
+bool isModifiableHeader(absl::string_view name);
+
+// A TCP socket_address with an IP literal; an endpoint's also needs a port other than 0.
+absl::Status validateSocketAddress(const std::string& path,
+                                   const envoy::config::core::v3::Address& address,
+                                   bool is_endpoint);
+
+absl::Status validateApiConfigSourceAt(const std::string& path,
+                                       const envoy::config::core::v3::ApiConfigSource& api);
+absl::Status validateConfigSourceAt(const std::string& path,
+                                    const envoy::config::core::v3::ConfigSource& source);
+// A config source inside a resource (an HCM's rds, an EDS cluster's eds_config): ads or self.
+absl::Status validateResourceConfigSourceAt(const std::string& path,
+                                            const envoy::config::core::v3::ConfigSource& source);
+
+// The checks of a route configuration's values, without the supported-fields walk (an inline
+// route_config is walked as part of its listener). In route_validation.cc.
+absl::Status validateRouteConfigurationAt(const std::string& path,
+                                          const envoy::config::route::v3::RouteConfiguration& rc);
+
+}  // namespace Proxy::Config
