@@ -17,12 +17,14 @@
 namespace Proxy::Server {
 
 namespace {
-std::string message(const absl::Status& status) { return std::string(status.message()); }
-} // namespace
+std::string message(const absl::Status& status) {
+  return std::string(status.message());
+}
+}  // namespace
 
 // LDS: every listener of the server (wildcard).
 class XdsConfig::LdsWatcher : public Xds::Watcher {
-public:
+ public:
   explicit LdsWatcher(XdsConfig& parent) : parent_(parent) {}
 
   absl::Status onConfigUpdate(const std::vector<Xds::DecodedResource>& added,
@@ -52,13 +54,13 @@ public:
     }
   }
 
-private:
+ private:
   XdsConfig& parent_;
 };
 
 // RDS: the route configurations that listeners name.
 class XdsConfig::RdsWatcher : public Xds::Watcher {
-public:
+ public:
   explicit RdsWatcher(XdsConfig& parent) : parent_(parent) {}
 
   absl::Status onConfigUpdate(const std::vector<Xds::DecodedResource>& added,
@@ -68,7 +70,7 @@ public:
     for (const Xds::DecodedResource& resource : added) {
       auto provider = parent_.routes_.find(resource.name);
       if (provider == nullptr) {
-        continue; // no listener uses it (any more)
+        continue;  // no listener uses it (any more)
       }
       const absl::Status status = provider->onConfigUpdate(
           resource.as<envoy::config::route::v3::RouteConfiguration>(), version);
@@ -92,13 +94,13 @@ public:
     }
   }
 
-private:
+ private:
   XdsConfig& parent_;
 };
 
 // CDS: every cluster (wildcard).
 class XdsConfig::CdsWatcher : public Xds::Watcher {
-public:
+ public:
   explicit CdsWatcher(XdsConfig& parent) : parent_(parent) {}
 
   absl::Status onConfigUpdate(const std::vector<Xds::DecodedResource>& added,
@@ -127,18 +129,17 @@ public:
     }
   }
 
-private:
+ private:
   XdsConfig& parent_;
 };
 
 // EDS: the ClusterLoadAssignments that EDS clusters name.
 class XdsConfig::EdsWatcher : public Xds::Watcher {
-public:
+ public:
   explicit EdsWatcher(XdsConfig& parent) : parent_(parent) {}
 
   absl::Status onConfigUpdate(const std::vector<Xds::DecodedResource>& added,
-                              const std::vector<std::string>&,
-                              const std::string&) override {
+                              const std::vector<std::string>&, const std::string&) override {
     Xds::ResourceErrors errors;
     for (const Xds::DecodedResource& resource : added) {
       const absl::Status status = parent_.clusters_.updateClusterLoadAssignment(
@@ -171,15 +172,21 @@ public:
     }
   }
 
-private:
+ private:
   XdsConfig& parent_;
 };
 
 XdsConfig::XdsConfig(Event::Dispatcher& main, Stats::Store& store,
                      Upstream::ClusterManagerImpl& clusters,
                      Listener::ListenerManagerImpl& listeners,
-                     Filters::RouteConfigProviderManager& routes)
-    : main_(main), store_(store), clusters_(clusters), listeners_(listeners), routes_(routes) {}
+                     Filters::RouteConfigProviderManager& routes,
+                     Xds::XdsTransportFactoryPtr transport_factory)
+    : main_(main),
+      store_(store),
+      clusters_(clusters),
+      listeners_(listeners),
+      routes_(routes),
+      transport_factory_(std::move(transport_factory)) {}
 
 XdsConfig::~XdsConfig() {
   // Watches before their watchers, then the client (which joins its gRPC streams).
@@ -201,9 +208,11 @@ absl::Status XdsConfig::initialize(const envoy::config::bootstrap::v3::Bootstrap
   if (!has_lds_ && !has_cds_) {
     return absl::OkStatus();
   }
+  if (transport_factory_ == nullptr) {
+    transport_factory_ = std::make_unique<Xds::GrpcXdsTransportFactory>(main_);
+  }
   client_ = std::make_unique<Xds::XdsClientImpl>(
-      main_, *std::move(config), std::make_unique<Xds::GrpcXdsTransportFactory>(main_),
-      Stats::Scope(store_, ""));
+      main_, *std::move(config), std::move(transport_factory_), Stats::Scope(store_, ""));
   lds_watcher_ = std::make_unique<LdsWatcher>(*this);
   rds_watcher_ = std::make_unique<RdsWatcher>(*this);
   cds_watcher_ = std::make_unique<CdsWatcher>(*this);
@@ -221,7 +230,7 @@ void XdsConfig::start(std::function<void()> done) {
     auto watch = client_->watch(Xds::kClusterTypeUrl, {}, *cds_watcher_, options);
     if (watch.ok()) {
       cds_watch_ = *std::move(watch);
-      return; // LDS starts once CDS answered and its clusters warmed
+      return;  // LDS starts once CDS answered and its clusters warmed
     }
     spdlog::error("cds: {}", std::string(watch.status().message()));
   }
@@ -342,4 +351,4 @@ void XdsConfig::updateEdsNames() {
   eds_watch_ = *std::move(watch);
 }
 
-} // namespace Proxy::Server
+}  // namespace Proxy::Server

@@ -18,14 +18,18 @@
 #include "proxy/filters/route_config_provider_manager.h"
 #include "proxy/listener/listener_manager.h"
 #include "proxy/upstream/cluster_manager_impl.h"
+#include "xds_client/transport.h"
 #include "xds_client/xds_client.h"
 
 namespace Proxy::Server {
 
 class XdsConfig {
-public:
+ public:
+  // `transport_factory`: how the xDS client reaches the management server; null for gRPC (unit
+  // tests give a fake one).
   XdsConfig(Event::Dispatcher& main, Stats::Store& store, Upstream::ClusterManagerImpl& clusters,
-            Listener::ListenerManagerImpl& listeners, Filters::RouteConfigProviderManager& routes);
+            Listener::ListenerManagerImpl& listeners, Filters::RouteConfigProviderManager& routes,
+            Xds::XdsTransportFactoryPtr transport_factory = nullptr);
   ~XdsConfig();
 
   // Builds the client from the bootstrap's dynamic_resources. OK and inactive when the
@@ -37,7 +41,7 @@ public:
   // listeners themselves warm in the listener manager).
   void start(std::function<void()> done);
 
-private:
+ private:
   class LdsWatcher;
   class RdsWatcher;
   class CdsWatcher;
@@ -54,6 +58,7 @@ private:
   Upstream::ClusterManagerImpl& clusters_;
   Listener::ListenerManagerImpl& listeners_;
   Filters::RouteConfigProviderManager& routes_;
+  Xds::XdsTransportFactoryPtr transport_factory_;
   Xds::XdsClientPtr client_;
   bool has_cds_ = false;
   bool has_lds_ = false;
@@ -74,4 +79,4 @@ private:
   bool lds_initialized_ = false;
 };
 
-} // namespace Proxy::Server
+}  // namespace Proxy::Server
