@@ -15,7 +15,6 @@
 #include "absl/strings/str_join.h"
 #include "control_plane_stub/resource_kind.h"
 #include "control_plane_stub/snapshot.h"
-#include "control_plane_stub/yaml_guard.h"
 #include "google/protobuf/util/json_util.h"
 #include "proxy/config/filter_config.h"
 #include "proxy/config/message_util.h"
@@ -225,11 +224,8 @@ std::vector<std::string> rdsNames(const Listener& listener) {
 
 absl::StatusOr<SnapshotFile> parseSnapshot(std::string_view text, SnapshotFormat format,
                                            ValidationMode mode) {
-  // Before any node is built: an alias bomb costs one linear pass here, not the memory of
-  // its expansion in the conversion below. (JSON goes through yaml-cpp too.)
-  if (absl::Status aliases = checkYamlAliases(text); !aliases.ok()) {
-    return aliases;
-  }
+  // Alias bombs and cycles are refused by the loader before any node is built
+  // (proxy/config/yaml_guard.h; JSON goes through yaml-cpp too).
   SnapshotFile file;
   absl::Status status = format == SnapshotFormat::Json ? Config::loadFromJson(text, file)
                                                        : Config::loadFromYaml(text, file);

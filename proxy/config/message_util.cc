@@ -21,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "proxy/config/yaml_guard.h"
 
 #include <google/protobuf/util/json_util.h>
 #include <yaml-cpp/yaml.h>
@@ -787,6 +788,12 @@ class YamlToJsonConverter {
 };
 
 absl::Status parseYaml(absl::string_view yaml, YAML::Node& root) {
+  // Before yaml-cpp builds the tree: an alias cycle would make the conversion below recurse
+  // until the stack ends, and an alias bomb would expand into gigabytes (yaml_guard.h).
+  if (absl::Status aliases = checkYamlAliases(std::string_view(yaml.data(), yaml.size()));
+      !aliases.ok()) {
+    return aliases;
+  }
   try {
     root = YAML::Load(std::string(yaml));
   } catch (const YAML::Exception& e) {

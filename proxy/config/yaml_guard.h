@@ -12,7 +12,7 @@
 
 #include "absl/status/status.h"
 
-namespace Proxy::ControlPlane {
+namespace Proxy::Config {
 
 // How many nodes aliases may add to one document (an alias adds the nodes of the node it
 // names, aliases inside it expanded). Sharing a block between resources (`<<: *defaults`)
@@ -28,4 +28,4 @@ inline constexpr uint64_t kMaxYamlAliasNodes = 1000000;
 // Syntax errors are left to the loader, which reports them with their line: OK here.
 absl::Status checkYamlAliases(std::string_view text, uint64_t max_alias_nodes = kMaxYamlAliasNodes);
 
-}  // namespace Proxy::ControlPlane
+}  // namespace Proxy::Config

@@ -1,4 +1,4 @@
-#include "control_plane_stub/yaml_guard.h"
+#include "proxy/config/yaml_guard.h"
 
 #include <sstream>
 #include <string>
@@ -11,7 +11,7 @@
 #include "yaml-cpp/mark.h"
 #include "yaml-cpp/parser.h"
 
-namespace Proxy::ControlPlane {
+namespace Proxy::Config {
 namespace {
 
 uint64_t saturatingAdd(uint64_t a, uint64_t b) {
@@ -121,4 +121,4 @@ absl::Status checkYamlAliases(std::string_view text, uint64_t max_alias_nodes) {
   return counter.status();
 }
 
-}  // namespace Proxy::ControlPlane
+}  // namespace Proxy::Config
