@@ -42,6 +42,9 @@ HcmStats::HcmStats(Stats::Scope s)
       downstream_rq_idle_timeout(s.counter("downstream_rq_idle_timeout")),
       downstream_rq_non_relative_path(s.counter("downstream_rq_non_relative_path")),
       downstream_rq_too_large(s.counter("downstream_rq_too_large")),
+      downstream_rq_failed_path_normalization(s.counter("downstream_rq_failed_path_normalization")),
+      downstream_rq_redirected_with_normalized_path(
+          s.counter("downstream_rq_redirected_with_normalized_path")),
       no_route(s.counter("no_route")), no_cluster(s.counter("no_cluster")),
       rq_direct_response(s.counter("rq_direct_response")), rq_redirect(s.counter("rq_redirect")) {}
 
@@ -145,6 +148,9 @@ private:
   void onPoolFailure(Upstream::PoolFailureReason reason, std::string_view details,
                      const Upstream::HostConstSharedPtr& host);
   void onUpstreamHeaders(Http::ResponseHeaderMapPtr&& headers, bool end_stream);
+  // Applies the configured path normalisation to :path; false when a 400 or a 307 answered the
+  // request instead.
+  bool normalizePath(bool end_stream);
   void route();
   void sendLocalReply(uint32_t code, std::string_view body, uint32_t flag,
                       std::string_view details);
@@ -427,6 +433,12 @@ void ActiveStream::decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool end_s
   request_headers_ = std::move(headers);
   const HcmConfig& config = parent_.config();
 
+  // The path is normalised before anything looks at it, routing included, as Envoy does: a
+  // route rule for /admin must also catch /public/../admin, /%61dmin and //admin.
+  if (!normalizePath(end_stream)) {
+    return;
+  }
+
   // Expect: 100-continue is answered here, as Envoy does by default, so the client starts
   // sending the body while we pick a route and connect upstream.
   if (request_headers_->getValue(Http::Headers::Expect) == "100-continue") {
@@ -458,6 +470,42 @@ void ActiveStream::decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool end_s
     onRequestComplete();
   }
   route();
+}
+
+bool ActiveStream::normalizePath(bool end_stream) {
+  const Http::PathNormalizationResult result =
+      Http::normalizeRequestPath(request_headers_->path(), parent_.config().path_normalization);
+  switch (result.action) {
+    case Http::PathNormalizationAction::Continue:
+      if (result.path.has_value()) {
+        request_headers_->setCopy(Http::Headers::Path, *result.path);
+      }
+      return true;
+    case Http::PathNormalizationAction::Reject:
+      parent_.stats().downstream_rq_failed_path_normalization.inc();
+      if (end_stream) {
+        onRequestComplete();
+      }
+      // Envoy closes the connection after this 400, as after other malformed requests.
+      parent_.codec().setCloseAfterResponse();
+      sendLocalReply(400, "", 0, "path_normalization_failed");
+      return false;
+    case Http::PathNormalizationAction::Redirect: {
+      parent_.stats().downstream_rq_redirected_with_normalized_path.inc();
+      if (end_stream) {
+        onRequestComplete();
+      }
+      info_.response_code_details = "path_normalization_failed";
+      auto response = std::make_unique<Http::ResponseHeaderMap>();
+      response->setStatus(307);
+      response->addCopy(Http::Headers::Location, *result.path);
+      response->addCopy(Http::Headers::ContentLength, "0");
+      response_headers_ = std::move(response);
+      encodeResponseHeaders(*response_headers_, true);
+      return false;
+    }
+  }
+  return true;
 }
 
 void ActiveStream::route() {
@@ -900,6 +948,34 @@ HcmConfig::create(const HttpConnectionManager& proto, Stats::Store& store,
       !proto.has_generate_request_id() || proto.generate_request_id().value();
   config->preserve_external_request_id = proto.preserve_external_request_id();
   config->always_set_request_id_in_response = proto.always_set_request_id_in_response();
+
+  // Envoy's defaults: normalize_path and merge_slashes off (the runtime keys
+  // http_connection_manager.normalize_path / .path_with_escaped_slashes_action default to off /
+  // KEEP_UNCHANGED), IMPLEMENTATION_SPECIFIC_DEFAULT is KEEP_UNCHANGED.
+  config->path_normalization.normalize_path =
+      proto.has_normalize_path() && proto.normalize_path().value();
+  config->path_normalization.merge_slashes = proto.merge_slashes();
+  switch (proto.path_with_escaped_slashes_action()) {
+    case HttpConnectionManager::IMPLEMENTATION_SPECIFIC_DEFAULT:
+    case HttpConnectionManager::KEEP_UNCHANGED:
+      config->path_normalization.escaped_slashes_action = Http::EscapedSlashesAction::KeepUnchanged;
+      break;
+    case HttpConnectionManager::REJECT_REQUEST:
+      config->path_normalization.escaped_slashes_action = Http::EscapedSlashesAction::RejectRequest;
+      break;
+    case HttpConnectionManager::UNESCAPE_AND_REDIRECT:
+      config->path_normalization.escaped_slashes_action =
+          Http::EscapedSlashesAction::UnescapeAndRedirect;
+      break;
+    case HttpConnectionManager::UNESCAPE_AND_FORWARD:
+      config->path_normalization.escaped_slashes_action =
+          Http::EscapedSlashesAction::UnescapeAndForward;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("path_with_escaped_slashes_action: unknown value ",
+                       static_cast<int>(proto.path_with_escaped_slashes_action())));
+  }
 
   for (int i = 0; i < proto.access_log_size(); i++) {
     auto log = createAccessLog(proto.access_log(i));

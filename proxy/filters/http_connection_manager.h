@@ -18,6 +18,7 @@
 #include "proxy/filters/network_filter.h"
 #include "proxy/filters/stream_info.h"
 #include "proxy/http/codec.h"
+#include "proxy/http/path_normalization.h"
 #include "proxy/router/router.h"
 #include "proxy/stats/stats.h"
 #include "proxy/upstream/upstream.h"
@@ -74,6 +75,8 @@ struct HcmStats {
   Stats::Counter& downstream_rq_idle_timeout;
   Stats::Counter& downstream_rq_non_relative_path;
   Stats::Counter& downstream_rq_too_large;
+  Stats::Counter& downstream_rq_failed_path_normalization;
+  Stats::Counter& downstream_rq_redirected_with_normalized_path;
   Stats::Counter& no_route;
   Stats::Counter& no_cluster;
   Stats::Counter& rq_direct_response;
@@ -112,6 +115,9 @@ struct HcmConfig {
   bool preserve_external_request_id = false;
   bool always_set_request_id_in_response = false;
   bool suppress_envoy_headers = false;
+  // normalize_path, merge_slashes, path_with_escaped_slashes_action: applied to :path before
+  // routing, and so to the path forwarded upstream.
+  Http::PathNormalizationOptions path_normalization;
   std::vector<AccessLogSharedPtr> access_logs;
 };
 
