@@ -176,7 +176,7 @@ const std::vector<ImplementedField>& table() {
       {kHcm, "generate_request_id", nullptr, nullptr, nullptr},
       {kHcm, "preserve_external_request_id", nullptr, nullptr, nullptr},
       {kHcm, "always_set_request_id_in_response", nullptr, nullptr, nullptr},
-      // Path normalisation, being implemented in the HCM/router (hard-path).
+      // Path normalisation before routing (proxy/http/path_normalization.cc).
       {kHcm, "normalize_path", nullptr, nullptr, nullptr},
       {kHcm, "merge_slashes", nullptr, nullptr, nullptr},
       {kHcm, "path_with_escaped_slashes_action", nullptr, nullptr, nullptr},
