@@ -24,6 +24,8 @@
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
 
+#include "proxy/config/yaml_to_json.h"
+
 namespace Proxy::Config {
 
 // Replaces `out` with the message described by `yaml`. An empty document yields an empty
@@ -35,10 +37,5 @@ absl::Status loadFromJson(std::string_view json, google::protobuf::Message& out)
 
 // Reads `path` and parses it by extension: .json as JSON, .yaml/.yml and anything else as YAML.
 absl::Status loadFromFile(const std::string& path, google::protobuf::Message& out);
-
-// The schema-guided conversion on its own: the JSON text loadFromYaml hands to protobuf.
-// Exposed for tests and for tools that want to show what a config means.
-absl::StatusOr<std::string> yamlToJson(std::string_view yaml,
-                                       const google::protobuf::Descriptor& descriptor);
 
 }  // namespace Proxy::Config
