@@ -6,6 +6,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 
+#include <google/protobuf/util/message_differencer.h>
+
 #include "proxy/config/field_support.h"
 #include "proxy/config/filter_config.h"
 #include "proxy/config/message_util.h"
@@ -61,6 +63,89 @@ class ConfigSourceChecker {
   const Bootstrap& bootstrap_;
   const absl::flat_hash_set<std::string>& clusters_;
 };
+
+bool isDelta(ApiConfigSource::ApiType type) {
+  return type == ApiConfigSource::DELTA_GRPC || type == ApiConfigSource::AGGREGATED_DELTA_GRPC;
+}
+
+std::string describeService(const ApiConfigSource& api) {
+  if (api.grpc_services_size() != 1) {
+    return absl::StrCat(api.grpc_services_size(), " gRPC services");
+  }
+  const auto& service = api.grpc_services(0);
+  if (service.has_envoy_grpc()) {
+    return absl::StrCat("cluster '", service.envoy_grpc().cluster_name(), "'");
+  }
+  return absl::StrCat("target '", service.google_grpc().target_uri(), "'");
+}
+
+// One config source inside a resource; `rds`: RDS (else EDS). See checkResourceConfigSources.
+absl::Status checkResourceConfigSource(const ConfigSource& source,
+                                       const Bootstrap::DynamicResources& dynamic, bool rds,
+                                       const std::string& path) {
+  if (source.has_ads()) {
+    if (!dynamic.has_ads_config()) {
+      return error(path + ".ads", "ads is used but dynamic_resources.ads_config is not set");
+    }
+    return absl::OkStatus();
+  }
+  if (!source.has_api_config_source()) {
+    return absl::OkStatus();
+  }
+  const char* type = rds ? "RDS" : "EDS";
+  const ConfigSource& parent = rds ? dynamic.lds_config() : dynamic.cds_config();
+  const std::string parent_field =
+      rds ? "dynamic_resources.lds_config" : "dynamic_resources.cds_config";
+  const std::string api_path = path + ".api_config_source";
+  // The stream the xDS client fetches the type on (xds_client/config.cc).
+  const ApiConfigSource* stream = nullptr;
+  std::string stream_field;
+  if (dynamic.has_ads_config()) {
+    stream = &dynamic.ads_config();
+    stream_field = "dynamic_resources.ads_config";
+  } else if (parent.has_api_config_source()) {
+    stream = &parent.api_config_source();
+    stream_field = parent_field + ".api_config_source";
+  }
+  if (stream == nullptr) {
+    return error(api_path, absl::StrCat("not supported: the proxy fetches ", type,
+                                        " on the ADS stream or on the stream of ", parent_field,
+                                        ", and dynamic_resources configures neither"));
+  }
+  const ApiConfigSource& api = source.api_config_source();
+  if (api.grpc_services_size() != 1 || stream->grpc_services_size() != 1 ||
+      !google::protobuf::util::MessageDifferencer::Equals(api.grpc_services(0),
+                                                          stream->grpc_services(0))) {
+    return error(api_path + ".grpc_services",
+                 absl::StrCat(describeService(api), ": a management server other than ",
+                              describeService(*stream), " (", stream_field, "), which the proxy ",
+                              "fetches ", type, " from, is not supported"));
+  }
+  if (isDelta(api.api_type()) != isDelta(stream->api_type())) {
+    return error(api_path + ".api_type",
+                 absl::StrCat(ApiConfigSource::ApiType_Name(api.api_type()), " on the ",
+                              isDelta(stream->api_type()) ? "Delta" : "state-of-the-world",
+                              " stream of ", stream_field, " is not supported"));
+  }
+  if (api.transport_api_version() != envoy::config::core::v3::V3) {
+    return error(
+        api_path + ".transport_api_version",
+        absl::StrCat("V3 is required (got ",
+                     envoy::config::core::v3::ApiVersion_Name(api.transport_api_version()), ")"));
+  }
+  if (api.has_rate_limit_settings() &&
+      !google::protobuf::util::MessageDifferencer::Equals(api.rate_limit_settings(),
+                                                          stream->rate_limit_settings())) {
+    return error(api_path + ".rate_limit_settings",
+                 absl::StrCat("not supported: ", type, " shares the stream of ", stream_field,
+                              " and its rate limit"));
+  }
+  return absl::OkStatus();
+}
+
+std::string joinPath(const std::string& path, absl::string_view field) {
+  return path.empty() ? std::string(field) : absl::StrCat(path, ".", field);
+}
 
 std::string addressKey(const envoy::config::core::v3::Address& address) {
   const auto& sa = address.socket_address();
@@ -119,6 +204,45 @@ absl::Status checkNoRouteToGrpcCluster(const envoy::config::route::v3::RouteConf
 
 }  // namespace
 
+absl::Status checkResourceConfigSources(const envoy::config::listener::v3::Listener& listener,
+                                        const Bootstrap::DynamicResources& dynamic,
+                                        const std::string& path) {
+  auto check_chain = [&](const envoy::config::listener::v3::FilterChain& chain,
+                         const std::string& chain_path) -> absl::Status {
+    for (int f = 0; f < chain.filters_size(); f++) {
+      if (networkFilterType(chain.filters(f)) != NetworkFilterType::HttpConnectionManager) {
+        continue;
+      }
+      absl::StatusOr<HttpConnectionManager> hcm = unpackHcm(chain.filters(f));
+      if (hcm.ok() && hcm->has_rds()) {
+        RETURN_IF_ERROR(checkResourceConfigSource(
+            hcm->rds().config_source(), dynamic, /*rds=*/true,
+            absl::StrCat(chain_path, ".filters[", f, "].typed_config.rds.config_source")));
+      }
+    }
+    return absl::OkStatus();
+  };
+  for (int c = 0; c < listener.filter_chains_size(); c++) {
+    RETURN_IF_ERROR(check_chain(listener.filter_chains(c),
+                                joinPath(path, absl::StrCat("filter_chains[", c, "]"))));
+  }
+  if (listener.has_default_filter_chain()) {
+    RETURN_IF_ERROR(
+        check_chain(listener.default_filter_chain(), joinPath(path, "default_filter_chain")));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status checkResourceConfigSources(const envoy::config::cluster::v3::Cluster& cluster,
+                                        const Bootstrap::DynamicResources& dynamic,
+                                        const std::string& path) {
+  if (!cluster.has_eds_cluster_config()) {
+    return absl::OkStatus();
+  }
+  return checkResourceConfigSource(cluster.eds_cluster_config().eds_config(), dynamic,
+                                   /*rds=*/false, joinPath(path, "eds_cluster_config.eds_config"));
+}
+
 absl::Status validateBootstrap(const Bootstrap& bootstrap) {
   const auto& resources = bootstrap.static_resources();
 
@@ -130,6 +254,7 @@ absl::Status validateBootstrap(const Bootstrap& bootstrap) {
     FieldCheckContext context;
     context.grpc_service_cluster = grpc_clusters.contains(cluster.name());
     RETURN_IF_ERROR(validateCluster(cluster, path, context));
+    RETURN_IF_ERROR(checkResourceConfigSources(cluster, bootstrap.dynamic_resources(), path));
     if (!cluster_names.insert(cluster.name()).second) {
       return error(path, absl::StrCat("duplicate cluster name '", cluster.name(), "'"));
     }
@@ -145,6 +270,7 @@ absl::Status validateBootstrap(const Bootstrap& bootstrap) {
       return error(path + ".name", "required");
     }
     RETURN_IF_ERROR(validateListener(listener, path));
+    RETURN_IF_ERROR(checkResourceConfigSources(listener, bootstrap.dynamic_resources(), path));
     if (!listener_names.insert(listener.name()).second) {
       return error(path, absl::StrCat("duplicate listener name '", listener.name(), "'"));
     }

@@ -164,15 +164,11 @@ absl::Status validateConfigSourceAt(const std::string& path, const ConfigSource&
 
 // A config source inside a resource (an HCM's rds, an EDS cluster's eds_config): RDS and EDS
 // are fetched over ADS when there is one, else from the server LDS/CDS use, with the
-// client's initial fetch timeout (xds_client/config.cc, server/xds_config.cc). A source that
-// names another server, or its own timeout, would be silently ignored: refused instead.
+// client's initial fetch timeout (xds_client/config.cc, server/xds_config.cc). Whether an
+// api_config_source names that same server depends on the bootstrap: checked against it by
+// checkResourceConfigSources (bootstrap.h). Its own timeout would be silently ignored: refused.
 absl::Status validateResourceConfigSourceAt(const std::string& path, const ConfigSource& source) {
   RETURN_IF_ERROR(validateConfigSourceAt(path, source));
-  if (source.has_api_config_source()) {
-    return error(join(path, "api_config_source"),
-                 "not supported (RDS and EDS come over ADS, or from the server that sent the "
-                 "listener or cluster: use ads or self)");
-  }
   if (source.has_initial_fetch_timeout()) {
     return error(join(path, "initial_fetch_timeout"), "not supported");
   }

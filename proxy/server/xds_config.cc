@@ -8,6 +8,7 @@
 #include "envoy/config/listener/v3/listener.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
 #include "proxy/common/assert.h"
+#include "proxy/config/bootstrap.h"
 #include "spdlog/spdlog.h"
 #include "xds_client/config.h"
 #include "xds_client/grpc_transport_impl.h"
@@ -34,8 +35,15 @@ class XdsConfig::LdsWatcher : public Xds::Watcher {
     // hold back the others in the same response (Envoy's behaviour).
     Xds::ResourceErrors errors;
     for (const Xds::DecodedResource& resource : added) {
-      auto result = parent_.listeners_.addOrUpdateListener(
-          resource.as<envoy::config::listener::v3::Listener>(), version, /*added_via_api=*/true);
+      const auto& listener = resource.as<envoy::config::listener::v3::Listener>();
+      // Its RDS must come from where the client fetches RDS (bootstrap.h).
+      if (absl::Status sources = Config::checkResourceConfigSources(listener, parent_.dynamic_);
+          !sources.ok()) {
+        errors.add(resource, message(sources));
+        continue;
+      }
+      auto result =
+          parent_.listeners_.addOrUpdateListener(listener, version, /*added_via_api=*/true);
       if (!result.ok()) {
         errors.add(resource, message(result.status()));
       }
@@ -108,8 +116,11 @@ class XdsConfig::CdsWatcher : public Xds::Watcher {
                               const std::string& version) override {
     Xds::ResourceErrors errors;
     for (const Xds::DecodedResource& resource : added) {
-      const absl::Status status = parent_.clusters_.addOrUpdateCluster(
-          resource.as<envoy::config::cluster::v3::Cluster>(), version, /*added_via_api=*/true);
+      const auto& cluster = resource.as<envoy::config::cluster::v3::Cluster>();
+      absl::Status status = Config::checkResourceConfigSources(cluster, parent_.dynamic_);
+      if (status.ok()) {
+        status = parent_.clusters_.addOrUpdateCluster(cluster, version, /*added_via_api=*/true);
+      }
       if (!status.ok()) {
         errors.add(resource, message(status));
       }
@@ -203,6 +214,7 @@ absl::Status XdsConfig::initialize(const envoy::config::bootstrap::v3::Bootstrap
   if (!config.ok()) {
     return config.status();
   }
+  dynamic_ = bootstrap.dynamic_resources();
   has_lds_ = config->types.count(Xds::kListenerTypeUrl) > 0;
   has_cds_ = config->types.count(Xds::kClusterTypeUrl) > 0;
   if (!has_lds_ && !has_cds_) {

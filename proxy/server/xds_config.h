@@ -60,6 +60,8 @@ class XdsConfig {
   Filters::RouteConfigProviderManager& routes_;
   Xds::XdsTransportFactoryPtr transport_factory_;
   Xds::XdsClientPtr client_;
+  // What checkResourceConfigSources checks listeners and clusters against.
+  envoy::config::bootstrap::v3::Bootstrap::DynamicResources dynamic_;
   bool has_cds_ = false;
   bool has_lds_ = false;
   std::unique_ptr<LdsWatcher> lds_watcher_;

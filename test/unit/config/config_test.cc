@@ -48,6 +48,14 @@ std::string bootstrapError(const std::string& yaml) {
   return std::string(bootstrap.status().message());
 }
 
+// `yaml` as a Bootstrap (the test fails if it does not parse).
+Bootstrap parseBootstrap(const std::string& yaml) {
+  Bootstrap bootstrap;
+  absl::Status status = loadFromYaml(yaml, bootstrap);
+  EXPECT_TRUE(status.ok()) << status;
+  return bootstrap;
+}
+
 // A listener with an HTTP connection manager, an inline route and the router filter: the
 // smallest thing validation accepts. `{filters}` / `{http_filters}` are substituted by tests.
 constexpr char kHcmListener[] = R"(
@@ -734,6 +742,111 @@ dynamic_resources:
   EXPECT_EQ(bootstrapError("dynamic_resources: {lds_config: {path: /etc/lds.yaml}}"),
             "dynamic_resources.lds_config: file-based config sources are not supported (use ads or "
             "api_config_source)");
+}
+
+// A config source inside a resource names where its RDS/EDS comes from: the proxy has one
+// stream per type (ADS, else the LDS/CDS server's), so an api_config_source must be that
+// stream (per-type mode in Envoy's configs writes them so), and anything else is refused.
+TEST(BootstrapTest, ResourceConfigSourcesMustNameTheStreamThatServesTheirType) {
+  const Bootstrap per_type = parseBootstrap(R"(
+dynamic_resources:
+  lds_config: {api_config_source: {api_type: GRPC, transport_api_version: V3, grpc_services: [{envoy_grpc: {cluster_name: xds}}]}}
+  cds_config: {api_config_source: {api_type: GRPC, transport_api_version: V3, grpc_services: [{envoy_grpc: {cluster_name: xds}}]}}
+)");
+  const auto cluster = [](const std::string& eds_config) {
+    envoy::config::cluster::v3::Cluster c;
+    EXPECT_TRUE(
+        loadFromYaml("name: c\ntype: EDS\neds_cluster_config: {eds_config: " + eds_config + "}", c)
+            .ok());
+    return c;
+  };
+  const auto check = [](const envoy::config::cluster::v3::Cluster& c, const Bootstrap& b) {
+    return std::string(checkResourceConfigSources(c, b.dynamic_resources()).message());
+  };
+  // The CDS server's own stream: served by it.
+  const std::string same =
+      "{api_config_source: {api_type: GRPC, transport_api_version: V3, grpc_services: "
+      "[{envoy_grpc: {cluster_name: xds}}]}}";
+  EXPECT_EQ(check(cluster(same), per_type), "");
+  // Another server, another protocol, an own rate limit, a V2 transport: refused.
+  EXPECT_EQ(check(cluster("{api_config_source: {api_type: GRPC, transport_api_version: V3, "
+                          "grpc_services: [{envoy_grpc: {cluster_name: other}}]}}"),
+                  per_type),
+            "eds_cluster_config.eds_config.api_config_source.grpc_services: cluster 'other': a "
+            "management server other than cluster 'xds' "
+            "(dynamic_resources.cds_config.api_config_source), which the proxy fetches EDS from, "
+            "is not supported");
+  EXPECT_EQ(check(cluster("{api_config_source: {api_type: DELTA_GRPC, transport_api_version: "
+                          "V3, grpc_services: [{envoy_grpc: {cluster_name: xds}}]}}"),
+                  per_type),
+            "eds_cluster_config.eds_config.api_config_source.api_type: DELTA_GRPC on the "
+            "state-of-the-world stream of dynamic_resources.cds_config.api_config_source is not "
+            "supported");
+  EXPECT_EQ(check(cluster("{api_config_source: {api_type: GRPC, transport_api_version: V3, "
+                          "grpc_services: [{envoy_grpc: {cluster_name: xds}}], "
+                          "rate_limit_settings: {max_tokens: 5}}}"),
+                  per_type),
+            "eds_cluster_config.eds_config.api_config_source.rate_limit_settings: not "
+            "supported: EDS shares the stream of dynamic_resources.cds_config.api_config_source "
+            "and its rate limit");
+  EXPECT_EQ(check(cluster("{api_config_source: {api_type: GRPC, grpc_services: [{envoy_grpc: "
+                          "{cluster_name: xds}}]}}"),
+                  per_type),
+            "eds_cluster_config.eds_config.api_config_source.transport_api_version: V3 is "
+            "required (got AUTO)");
+  // `ads` without ADS would be fetched from the CDS server instead: refused, as Envoy does.
+  EXPECT_EQ(check(cluster("{ads: {}}"), per_type),
+            "eds_cluster_config.eds_config.ads: ads is used but dynamic_resources.ads_config is "
+            "not set");
+
+  // With ADS, RDS and EDS come over it: an api_config_source naming the ADS server (SotW on a
+  // SotW stream) is that stream.
+  const Bootstrap ads = parseBootstrap(R"(
+dynamic_resources:
+  ads_config: {api_type: GRPC, transport_api_version: V3, grpc_services: [{envoy_grpc: {cluster_name: xds}}]}
+  lds_config: {ads: {}}
+  cds_config: {ads: {}}
+)");
+  EXPECT_EQ(check(cluster(same), ads), "");
+  EXPECT_EQ(check(cluster("{ads: {}}"), ads), "");
+  // Without dynamic_resources there is no stream at all.
+  EXPECT_EQ(check(cluster(same), Bootstrap()),
+            "eds_cluster_config.eds_config.api_config_source: not supported: the proxy fetches "
+            "EDS on the ADS stream or on the stream of dynamic_resources.cds_config, and "
+            "dynamic_resources configures neither");
+
+  // A listener's RDS, and the same checks on a whole bootstrap (static resources by path).
+  EXPECT_EQ(bootstrapError(R"(
+static_resources:
+  clusters:
+  - name: xds
+    type: STATIC
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+    load_assignment: {cluster_name: xds, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 18000}}}}]}]}
+  listeners:
+  - name: ingress
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          rds:
+            route_config_name: local_route
+            config_source: {api_config_source: {api_type: GRPC, transport_api_version: V3, grpc_services: [{google_grpc: {target_uri: "127.0.0.1:18001"}}]}}
+          http_filters: [{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]
+dynamic_resources:
+  lds_config: {api_config_source: {api_type: GRPC, transport_api_version: V3, grpc_services: [{envoy_grpc: {cluster_name: xds}}]}}
+)"),
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.rds."
+            "config_source.api_config_source.grpc_services: target '127.0.0.1:18001': a "
+            "management server other than cluster 'xds' "
+            "(dynamic_resources.lds_config.api_config_source), which the proxy fetches RDS from, "
+            "is not supported");
 }
 
 }  // namespace
