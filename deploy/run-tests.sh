@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, three ways:
-#   1. build/       the normal build (RelWithDebInfo): every test, ctest -j2.
+#   1. build/       the normal build (RelWithDebInfo): every test, ctest -j2, after
+#                   deploy/install-peers.sh (Envoy and the go-control-plane example, the real
+#                   peers of test/integration/control_plane_e2e/).
 #   2. build-tsan/  ThreadSanitizer: the thread core's tests (ctest -L threading); only their
 #                   targets are built.
 #   3. build-asan/  AddressSanitizer + UBSan (Debug, so ASSERTs are on): unit and integration
@@ -77,8 +79,11 @@ existing_targets() {
 }
 
 normal() {
+  # The real peers are installed here, once (they stay in ~/.cache/xds-proxy-peers for the
+  # later stages).
   configure "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
     cmake --build "$BUILD" -j"$JOBS" &&
+    bash "$ROOT/deploy/install-peers.sh" &&
     (cd "$BUILD" && ctest -j2 --output-on-failure)
 }
 

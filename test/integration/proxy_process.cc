@@ -273,7 +273,7 @@ absl::StatusOr<ProcessResult> ProxyProcess::runToCompletion(const std::vector<st
 }
 
 testing::AssertionResult ProxyProcess::start(std::chrono::milliseconds timeout) {
-  const std::string binary = binaryPath();
+  const std::string binary = options_.binary.empty() ? binaryPath() : options_.binary;
   if (binary.empty()) {
     return testing::AssertionFailure() << "no proxy binary: PROXY_BINARY_PATH was not defined "
                                           "at build time and $PROXY_BINARY is unset";

@@ -23,6 +23,9 @@
 namespace Proxy::Integration {
 
 struct ProxyOptions {
+  // The binary to run; empty: the proxy under test (binaryPath()). Tests against real peers set
+  // Envoy's: it takes the same flags.
+  std::string binary;
   std::string bootstrap_yaml;
   uint32_t concurrency = 1;
   uint32_t drain_time_s = 5;

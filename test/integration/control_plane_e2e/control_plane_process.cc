@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -161,40 +162,73 @@ absl::StatusOr<google::protobuf::Struct> ControlPlaneProcess::status() {
   return root;
 }
 
-absl::StatusOr<google::protobuf::Struct> ControlPlaneProcess::typeStatus(std::string_view node,
-                                                                         std::string_view type) {
+absl::StatusOr<std::vector<google::protobuf::Struct>> ControlPlaneProcess::typeStatuses(
+    std::string_view node, std::string_view type) {
   absl::StatusOr<google::protobuf::Struct> root = status();
   if (!root.ok()) {
     return root.status();
   }
+  std::vector<google::protobuf::Struct> results;
   const google::protobuf::Value* nodes = find(*root, "nodes");
-  if (nodes != nullptr) {
-    for (const auto& entry : nodes->list_value().values()) {
-      const google::protobuf::Value* name = find(entry.struct_value(), "node");
-      const google::protobuf::Value* streams = find(entry.struct_value(), "streams");
-      if (name == nullptr || name->string_value() != node || streams == nullptr) {
+  if (nodes == nullptr) {
+    return results;
+  }
+  for (const auto& entry : nodes->list_value().values()) {
+    const google::protobuf::Value* name = find(entry.struct_value(), "node");
+    const google::protobuf::Value* streams = find(entry.struct_value(), "streams");
+    if (name == nullptr || name->string_value() != node || streams == nullptr) {
+      continue;
+    }
+    for (const auto& stream : streams->list_value().values()) {
+      const google::protobuf::Value* types = find(stream.struct_value(), "types");
+      if (types == nullptr) {
         continue;
       }
-      for (const auto& stream : streams->list_value().values()) {
-        const google::protobuf::Value* types = find(stream.struct_value(), "types");
-        for (const auto& t : types == nullptr ? google::protobuf::ListValue().values()
-                                              : types->list_value().values()) {
-          const google::protobuf::Value* short_name = find(t.struct_value(), "type");
-          if (short_name != nullptr && short_name->string_value() == type) {
-            google::protobuf::Struct result = t.struct_value();
-            for (const char* counter : {"requests", "responses"}) {
-              if (const google::protobuf::Value* v = find(stream.struct_value(), counter)) {
-                (*result.mutable_fields())[counter] = *v;
-              }
+      for (const auto& t : types->list_value().values()) {
+        const google::protobuf::Value* short_name = find(t.struct_value(), "type");
+        if (short_name != nullptr && short_name->string_value() == type) {
+          google::protobuf::Struct result = t.struct_value();
+          for (const char* counter : {"requests", "responses"}) {
+            if (const google::protobuf::Value* v = find(stream.struct_value(), counter)) {
+              (*result.mutable_fields())[counter] = *v;
             }
-            return result;
           }
+          results.push_back(std::move(result));
         }
       }
     }
   }
-  return absl::NotFoundError(
-      absl::StrCat("no open stream of node '", av(node), "' subscribes to ", av(type)));
+  return results;
+}
+
+absl::StatusOr<google::protobuf::Struct> ControlPlaneProcess::typeStatus(std::string_view node,
+                                                                         std::string_view type) {
+  absl::StatusOr<std::vector<google::protobuf::Struct>> all = typeStatuses(node, type);
+  if (!all.ok()) {
+    return all.status();
+  }
+  if (all->empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("no open stream of node '", av(node), "' subscribes to ", av(type)));
+  }
+  return all->front();
+}
+
+absl::StatusOr<std::vector<std::string>> ControlPlaneProcess::subscribedNames(
+    std::string_view node, std::string_view type) {
+  absl::StatusOr<std::vector<google::protobuf::Struct>> all = typeStatuses(node, type);
+  if (!all.ok()) {
+    return all.status();
+  }
+  std::set<std::string> names;
+  for (const google::protobuf::Struct& entry : *all) {
+    if (const google::protobuf::Value* list = find(entry, "names")) {
+      for (const auto& value : list->list_value().values()) {
+        names.insert(value.string_value());
+      }
+    }
+  }
+  return std::vector<std::string>(names.begin(), names.end());
 }
 
 testing::AssertionResult ControlPlaneProcess::waitForAck(std::string_view node,
@@ -204,14 +238,20 @@ testing::AssertionResult ControlPlaneProcess::waitForAck(std::string_view node,
   std::string last = "(no status)";
   testing::AssertionResult acked = Integration::waitUntil(
       [&] {
-        absl::StatusOr<google::protobuf::Struct> entry = typeStatus(node, type);
-        if (!entry.ok()) {
-          last = std::string(entry.status().message());
+        absl::StatusOr<std::vector<google::protobuf::Struct>> entries = typeStatuses(node, type);
+        if (!entries.ok() || entries->empty()) {
+          last = entries.ok() ? "no stream" : std::string(entries.status().message());
           return false;
         }
-        const google::protobuf::Value* acked_version = find(*entry, "acked_version");
-        last = acked_version == nullptr ? "" : acked_version->string_value();
-        return acked_version != nullptr && acked_version->string_value() == version;
+        last.clear();
+        bool all = true;
+        for (const google::protobuf::Struct& entry : *entries) {
+          const google::protobuf::Value* acked_version = find(entry, "acked_version");
+          const std::string acked = acked_version == nullptr ? "" : acked_version->string_value();
+          absl::StrAppend(&last, last.empty() ? "" : ", ", acked);
+          all = all && acked == version;
+        }
+        return all;
       },
       timeout,
       absl::StrCat("node '", av(node), "' to ACK ", av(type), " version '", av(version), "'"));

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "google/protobuf/struct.pb.h"
@@ -58,7 +59,14 @@ class ControlPlaneProcess {
   // /v1/status ({type, names, sent_version, pending_nonce, acked_version, last_nack, ...}, plus
   // the stream's "requests" and "responses" counts), or NotFound.
   absl::StatusOr<google::protobuf::Struct> typeStatus(std::string_view node, std::string_view type);
-  // Polls /v1/status until `node` has ACKed `version` of `type`.
+  // Every such entry: a client with per-type streams may open several streams of one type
+  // (Envoy opens one EDS stream per cluster). Empty when none.
+  absl::StatusOr<std::vector<google::protobuf::Struct>> typeStatuses(std::string_view node,
+                                                                     std::string_view type);
+  // The union of the names those entries subscribe to, sorted.
+  absl::StatusOr<std::vector<std::string>> subscribedNames(std::string_view node,
+                                                           std::string_view type);
+  // Polls /v1/status until `node` has ACKed `version` of `type` (on every stream of the type).
   testing::AssertionResult waitForAck(std::string_view node, std::string_view type,
                                       std::string_view version,
                                       std::chrono::milliseconds timeout = 20s);
