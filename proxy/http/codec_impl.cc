@@ -62,10 +62,10 @@ bool isHopByHop(std::string_view name) {
          name == Headers::Upgrade;
 }
 
-// RFC 9110 9.3: methods whose requests carry no content unless the sender says so.
+// Methods whose requests go upstream without "content-length: 0" when they have no body
+// (Envoy's list; RFC 9110 9.3.7 lets OPTIONS carry content, so it gets the explicit zero).
 bool isBodilessMethod(std::string_view method) {
-  return method == "GET" || method == "HEAD" || method == "DELETE" || method == "OPTIONS" ||
-         method == "TRACE";
+  return method == "GET" || method == "HEAD" || method == "DELETE" || method == "TRACE";
 }
 
 // Debian's absl::string_view is not std::string_view, so the few string helpers the codec needs

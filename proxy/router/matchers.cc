@@ -5,34 +5,6 @@
 #include "proxy/router/config_utility.h"
 
 namespace Proxy::Router {
-namespace {
-
-// The value of header `name`: a view into `headers`, or when it occurs more than once, all
-// values joined with ',' in `storage` (Envoy matches against the joined form).
-std::optional<std::string_view> headerValue(const Http::HeaderMap& headers, std::string_view name,
-                                            std::string& storage) {
-  const Http::HeaderEntry* first = nullptr;
-  for (const Http::HeaderEntry& entry : headers) {
-    if (entry.key != name) {
-      continue;
-    }
-    if (first == nullptr) {
-      first = &entry;
-      continue;
-    }
-    if (storage.empty()) {
-      storage = first->value;
-    }
-    storage.push_back(',');
-    storage.append(entry.value);
-  }
-  if (first == nullptr) {
-    return std::nullopt;
-  }
-  return storage.empty() ? std::string_view(first->value) : std::string_view(storage);
-}
-
-}  // namespace
 
 // --- StringMatcher ------------------------------------------------------------------------
 
@@ -136,14 +108,29 @@ HeaderMatcher::HeaderMatcher(const envoy::config::route::v3::HeaderMatcher& conf
 }
 
 bool HeaderMatcher::match(const Http::HeaderMap& headers) const {
-  std::string storage;
-  const std::optional<std::string_view> value = headerValue(headers, name_, storage);
-  if (!value.has_value() && !treat_missing_as_empty_) {
+  // A header sent more than once matches when any one of its values does (Envoy 1.40 matches
+  // each value on its own; "a" and "b" sent apart do not match "a,b").
+  bool present = false;
+  bool matched = false;
+  for (const Http::HeaderEntry& entry : headers) {
+    if (entry.key != name_) {
+      continue;
+    }
+    present = true;
+    if (matchValue(entry.value)) {
+      matched = true;
+      break;
+    }
+  }
+  if (!present && !treat_missing_as_empty_) {
     // Only a presence check can succeed on a missing header: present_match: false, or an
     // inverted present_match: true.
     return type_ == Type::Present && (invert_ ? present_ : !present_);
   }
-  return matchValue(value.value_or(std::string_view())) != invert_;
+  if (!present) {
+    matched = matchValue(std::string_view());
+  }
+  return matched != invert_;
 }
 
 bool HeaderMatcher::matchValue(std::string_view value) const {

@@ -16,6 +16,7 @@ bool isGrpcRequest(const Http::RequestHeaderMap& headers) {
 }
 
 const std::string kEmptyString;
+constexpr std::string_view kXEnvoyOriginalHost = "x-envoy-original-host";
 const RetryPolicy kNoRetryPolicy{/*retry_on=*/0};
 
 }  // namespace
@@ -65,6 +66,9 @@ class RouteEntryImpl::WeightedClusterEntry : public RouteEntry {
   uint32_t responseCode() const override { return 0; }
   const std::string& responseBody() const override { return kEmptyString; }
   std::string redirectLocation(const Http::RequestHeaderMap&) const override { return {}; }
+  std::string requestUri(const Http::RequestHeaderMap& headers) const override {
+    return parent_.requestUri(headers);
+  }
 
  private:
   const RouteEntryImpl& parent_;
@@ -399,26 +403,33 @@ void RouteEntryImpl::finalizeRequestHeadersWith(Http::RequestHeaderMap& headers,
   if (cluster_host_rewrite != nullptr && !cluster_host_rewrite->empty()) {
     headers.setCopy(Http::Headers::Authority, *cluster_host_rewrite);
   } else {
+    // A route-level rewrite keeps the client's host in x-envoy-original-host (as Envoy does; a
+    // weighted cluster's host_rewrite_literal above does not).
+    std::optional<std::string> host;
     switch (host_rewrite_) {
       case HostRewrite::Literal:
-        headers.setCopy(Http::Headers::Authority, host_rewrite_value_);
+        host = host_rewrite_value_;
         break;
       case HostRewrite::Header: {
-        // Copied first: setCopy may reallocate the storage the view points into.
-        const std::string host(headers.getValue(host_rewrite_value_));
-        if (!host.empty()) {
-          headers.setCopy(Http::Headers::Authority, host);
+        const std::string_view value = headers.getValue(host_rewrite_value_);
+        if (!value.empty()) {
+          host = std::string(value);
         }
         break;
       }
       case HostRewrite::PathRegex: {
-        std::string host(stripQuery(headers.path()));
-        RE2::GlobalReplace(&host, *host_rewrite_regex_, host_rewrite_substitution_);
-        headers.setCopy(Http::Headers::Authority, host);
+        host = std::string(stripQuery(headers.path()));
+        RE2::GlobalReplace(&*host, *host_rewrite_regex_, host_rewrite_substitution_);
         break;
       }
       case HostRewrite::None:
         break;
+    }
+    if (host.has_value()) {
+      if (insert_envoy_original_path) {
+        headers.setCopy(kXEnvoyOriginalHost, std::string(headers.host()));
+      }
+      headers.setCopy(Http::Headers::Authority, *host);
     }
   }
 
@@ -444,6 +455,10 @@ std::string RouteEntryImpl::redirectLocation(const Http::RequestHeaderMap& heade
   if (action_ != Router::RouteAction::Redirect) {
     return {};
   }
+  return requestUri(headers);
+}
+
+std::string RouteEntryImpl::requestUri(const Http::RequestHeaderMap& headers) const {
   // Envoy's Http::Utility::newUri, step by step.
   const std::string_view scheme =
       scheme_redirect_.empty() ? requestScheme(headers) : std::string_view(scheme_redirect_);

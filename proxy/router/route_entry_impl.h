@@ -61,6 +61,7 @@ class RouteEntryImpl : public RouteEntry {
   uint32_t responseCode() const override { return response_code_; }
   const std::string& responseBody() const override { return response_body_; }
   std::string redirectLocation(const Http::RequestHeaderMap& headers) const override;
+  std::string requestUri(const Http::RequestHeaderMap& headers) const override;
 
   // For WeightedClusterEntry: the route-level parts of finalizing.
   void finalizeRequestHeadersWith(Http::RequestHeaderMap& headers, bool insert_envoy_original_path,
@@ -146,6 +147,9 @@ class SslRedirectEntry : public RouteEntry {
   uint32_t responseCode() const override { return 301; }
   const std::string& responseBody() const override;
   std::string redirectLocation(const Http::RequestHeaderMap& headers) const override;
+  std::string requestUri(const Http::RequestHeaderMap& headers) const override {
+    return redirectLocation(headers);
+  }
 
  private:
   const VirtualHostImpl& vhost_;

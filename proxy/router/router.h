@@ -102,6 +102,9 @@ class RouteEntry {
   virtual const std::string& responseBody() const = 0;
   // The Location for a redirect of this request; empty for other actions.
   virtual std::string redirectLocation(const Http::RequestHeaderMap& headers) const = 0;
+  // The request's URI as this route's redirect settings would rewrite it (Envoy's newUri):
+  // the redirect's Location, and for a 201/3xx direct_response the request's own URI.
+  virtual std::string requestUri(const Http::RequestHeaderMap& headers) const = 0;
 };
 
 class Config {

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "proxy/buffer/buffer.h"
 #include "proxy/http/codec.h"
@@ -976,6 +977,19 @@ TEST_F(ClientCodecTest, HeadRequestEncoding) {
 TEST_F(ClientCodecTest, PostWithoutBodyGetsContentLengthZero) {
   sendRequest(requestHeaders("POST", "/form", "up"));
   EXPECT_EQ(output_.take(), "POST /form HTTP/1.1\r\nhost: up\r\ncontent-length: 0\r\n\r\n");
+}
+
+TEST_F(ClientCodecTest, BodilessMethodsAreEnvoys) {
+  // Envoy 1.40 writes "content-length: 0" for every request without a body except GET, HEAD,
+  // DELETE and TRACE; OPTIONS gets one (found by the conformance corpus,
+  // connection/unknown_method_is_proxied).
+  for (const char* method : {"DELETE", "TRACE"}) {
+    sendRequest(requestHeaders(method, "/", "up"));
+    EXPECT_EQ(output_.take(), absl::StrCat(method, " / HTTP/1.1\r\nhost: up\r\n\r\n"));
+    ASSERT_TRUE(dispatch("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").ok());
+  }
+  sendRequest(requestHeaders("OPTIONS", "/", "up"));
+  EXPECT_EQ(output_.take(), "OPTIONS / HTTP/1.1\r\nhost: up\r\ncontent-length: 0\r\n\r\n");
 }
 
 TEST_F(ClientCodecTest, StreamedBodyIsChunked) {
