@@ -1,13 +1,16 @@
 #include "proxy/filters/http_connection_manager.h"
 
+#include <cstdio>
+#include <ctime>
 #include <random>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
 #include "proxy/common/assert.h"
-#include "proxy/http/codec_impl.h"
 #include "proxy/filters/route_config_provider_manager.h"
+#include "proxy/http/codec_impl.h"
 #include "proxy/router/config_impl.h"
 #include "spdlog/spdlog.h"
 
@@ -71,6 +74,30 @@ std::string uuid4() {
                          lo >> 48, lo & 0xffffffffffffULL);
 }
 
+// The Date header value for `now` (RFC 9110 5.6.7 IMF-fixdate), formatted once per second per
+// thread: no formatting (and no locale) on the request path.
+std::string_view httpDate(SystemTime now) {
+  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  thread_local int64_t cached_second = -1;
+  thread_local char cached[32];
+  thread_local size_t cached_length = 0;
+  const int64_t second =
+      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  if (second != cached_second) {
+    const time_t t = static_cast<time_t>(second);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    const int n = snprintf(cached, sizeof(cached), "%s, %02d %s %04d %02d:%02d:%02d GMT",
+                           kDays[tm.tm_wday], tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900,
+                           tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_length = n > 0 ? static_cast<size_t>(n) : 0;
+    cached_second = second;
+  }
+  return std::string_view(cached, cached_length);
+}
+
 class ConnectionManagerImpl;
 
 Http::Http1Settings codecSettings(const HcmConfig& config) {
@@ -103,7 +130,10 @@ public:
   void onRouteTimeout();
   // The request could not be parsed: answer `code` (400, 431, ...) and close.
   void onCodecError(uint32_t code, std::string_view details) {
-    sendLocalReply(code, Http::reasonPhrase(code), DownstreamProtocolError, details);
+    // Envoy's codec errors carry the reason phrase as body; a missing Host is found by its
+    // connection manager, whose 400 has none.
+    sendLocalReply(code, details == "missing_host_header" ? "" : Http::reasonPhrase(code),
+                   DownstreamProtocolError, details);
   }
   bool responseStarted() const { return response_headers_sent_; }
 
@@ -152,6 +182,7 @@ private:
   // request instead.
   bool normalizePath(bool end_stream);
   void route();
+  void setTimeout();
   void sendLocalReply(uint32_t code, std::string_view body, uint32_t flag,
                       std::string_view details);
   void encodeResponseHeaders(Http::ResponseHeaderMap& headers, bool end_stream);
@@ -185,6 +216,10 @@ private:
   Event::Timer* route_timer_ = nullptr;
   StreamInfo info_;
   MonotonicTime upstream_start_;
+  // The route timeout, or what an internal client asked for in x-envoy-upstream-rq-timeout-ms.
+  std::chrono::milliseconds global_timeout_{0};
+  // 504, or 204 when an internal client sent x-envoy-upstream-rq-timeout-alt-response.
+  uint32_t timeout_response_code_ = 504;
   bool request_complete_ = false;
   bool response_complete_ = false;
   bool response_headers_sent_ = false;
@@ -446,24 +481,25 @@ void ActiveStream::decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool end_s
     encoder_.encode100ContinueHeaders();
   }
 
-  // x-forwarded-for / x-forwarded-proto, as Envoy's use_remote_address edge mode.
-  if (config.use_remote_address) {
-    if (!config.skip_xff_append) {
-      const std::string remote = parent_.connection().remoteAddress().ip();
-      const std::string_view existing = request_headers_->getValue(Http::Headers::XForwardedFor);
-      request_headers_->setCopy(Http::Headers::XForwardedFor,
-                                existing.empty() ? remote
-                                                 : absl::StrCat(std::string(existing), ",", remote));
-    }
-    request_headers_->setCopy(Http::Headers::XForwardedProto, "http");
-  } else if (!request_headers_->has(Http::Headers::XForwardedProto)) {
-    request_headers_->setCopy(Http::Headers::XForwardedProto, "http");
+  // Hop-by-hop headers the client nominated go no further; a hostile nomination is a 400.
+  if (!ConnManagerUtility::sanitizeConnectionHeader(*request_headers_)) {
+    parent_.codec().setCloseAfterResponse();
+    sendLocalReply(400, Http::reasonPhrase(400), DownstreamProtocolError,
+                   "http1.connection_header_rejected");
+    return;
   }
-  if (config.generate_request_id) {
-    const bool edge = config.use_remote_address && !config.preserve_external_request_id;
-    if (edge || !request_headers_->has(Http::Headers::XRequestId)) {
-      request_headers_->setCopy(Http::Headers::XRequestId, uuid4());
-    }
+  ConnManagerUtility::sanitizeTeHeader(*request_headers_);
+  // x-forwarded-for / x-forwarded-proto, internal or edge request, x-envoy-* sanitising,
+  // x-request-id: Envoy's ConnectionManagerUtility::mutateRequestHeaders.
+  ConnManagerUtility::mutateRequestHeaders(*request_headers_,
+                                           parent_.connection().remoteAddress().ip(),
+                                           config.request_header_policy, &uuid4);
+  if (config.strip_any_host_port || config.strip_matching_host_port) {
+    ConnManagerUtility::stripPortFromHost(
+        *request_headers_,
+        config.strip_any_host_port
+            ? std::nullopt
+            : std::optional<uint32_t>(parent_.connection().localAddress().port()));
   }
 
   if (end_stream) {
@@ -557,11 +593,12 @@ void ActiveStream::route() {
   }
   info_.upstream_host = host_->address().asString();
 
+  setTimeout();
   // Rewrites happen before the request leaves: headers to add/remove, prefix/host rewrite.
   route_entry_->finalizeRequestHeaders(*request_headers_,
                                        /*insert_envoy_original_path=*/!parent_.config().suppress_envoy_headers);
 
-  const std::chrono::milliseconds timeout = route_entry_->timeout();
+  const std::chrono::milliseconds timeout = global_timeout_;
   if (timeout.count() > 0) {
     route_timer_ = &parent_.routeTimer();
     // Envoy starts the route timeout once the whole request was received; for a request that
@@ -572,6 +609,55 @@ void ActiveStream::route() {
   }
   upstream_start_ = parent_.connection().dispatcher().approximateMonotonicTime();
   pool_handle_ = pool->newStream(upstream_leg_, upstream_leg_);
+}
+
+void ActiveStream::setTimeout() {
+  // Envoy's router (FilterUtility::finalTimeout): the route's timeout unless the request names
+  // its own (only an internal request still has the header: the connection manager removed it
+  // from external ones). The upstream learns the time it has in x-envoy-expected-rq-timeout-ms,
+  // the per-try timeout when there is one. The router consumes its control headers.
+  static constexpr std::string_view kTimeoutMs = "x-envoy-upstream-rq-timeout-ms";
+  static constexpr std::string_view kPerTryTimeoutMs = "x-envoy-upstream-rq-per-try-timeout-ms";
+  static constexpr std::string_view kAltResponse = "x-envoy-upstream-rq-timeout-alt-response";
+  static constexpr std::string_view kExpectedTimeoutMs = "x-envoy-expected-rq-timeout-ms";
+  static constexpr std::string_view kRetryHeaders[] = {"x-envoy-retry-on",
+                                                       "x-envoy-retry-grpc-on",
+                                                       "x-envoy-max-retries",
+                                                       "x-envoy-hedge-on-per-try-timeout",
+                                                       "x-envoy-retriable-header-names",
+                                                       "x-envoy-retriable-status-codes"};
+  Http::RequestHeaderMap& headers = *request_headers_;
+  global_timeout_ = route_entry_->timeout();
+  std::chrono::milliseconds per_try = route_entry_->retryPolicy().per_try_timeout;
+  uint64_t ms = 0;
+  if (headers.has(kTimeoutMs)) {
+    const std::string_view value = headers.getValue(kTimeoutMs);
+    if (absl::SimpleAtoi(absl::string_view(value.data(), value.size()), &ms)) {
+      global_timeout_ = std::chrono::milliseconds(ms);
+    }
+    headers.remove(kTimeoutMs);
+  }
+  if (headers.has(kPerTryTimeoutMs)) {
+    const std::string_view value = headers.getValue(kPerTryTimeoutMs);
+    if (absl::SimpleAtoi(absl::string_view(value.data(), value.size()), &ms)) {
+      per_try = std::chrono::milliseconds(ms);
+    }
+    headers.remove(kPerTryTimeoutMs);
+  }
+  if (headers.has(kAltResponse)) {
+    timeout_response_code_ = 204;
+    headers.remove(kAltResponse);
+  }
+  for (std::string_view name : kRetryHeaders) {
+    headers.remove(name);
+  }
+  if (per_try >= global_timeout_ && global_timeout_.count() != 0) {
+    per_try = std::chrono::milliseconds(0);
+  }
+  const std::chrono::milliseconds expected = per_try.count() > 0 ? per_try : global_timeout_;
+  if (expected.count() > 0 && !parent_.config().suppress_envoy_headers) {
+    headers.setCopy(kExpectedTimeoutMs, std::to_string(expected.count()));
+  }
 }
 
 void ActiveStream::decodeData(Buffer::Instance& data, bool end_stream) {
@@ -599,8 +685,9 @@ void ActiveStream::onRequestComplete() {
   // Pipelined requests behind this one wait in the connection's buffer: the codec stops
   // reading until this response is complete.
   request_complete_ = true;
-  if (route_timer_ != nullptr && !route_timer_->enabled() && route_entry_ != nullptr) {
-    route_timer_->enableTimer(route_entry_->timeout());
+  if (route_timer_ != nullptr && !route_timer_->enabled() && route_entry_ != nullptr &&
+      global_timeout_.count() > 0) {
+    route_timer_->enableTimer(global_timeout_);
   }
 }
 
@@ -627,10 +714,10 @@ void ActiveStream::onPoolFailure(Upstream::PoolFailureReason reason, std::string
                    UpstreamOverflow, "upstream_overflow");
     return;
   }
-  const std::string body = absl::StrCat(
-      "upstream connect error or disconnect/reset before headers. reset reason: ",
-      reason == Upstream::PoolFailureReason::Timeout ? "connection timeout"
-                                                     : "connection failure");
+  const std::string body =
+      absl::StrCat("upstream connect error or disconnect/reset before headers. reset reason: ",
+                   reason == Upstream::PoolFailureReason::Timeout ? "connection timeout"
+                                                                  : "remote connection failure");
   sendLocalReply(503, body, UpstreamConnectionFailure, details);
 }
 
@@ -662,6 +749,11 @@ void ActiveStream::encodeResponseHeaders(Http::ResponseHeaderMap& headers, bool 
   if (!config.pass_through_server_header &&
       (config.overwrite_server_header || !headers.has(Http::Headers::Server))) {
     headers.setCopy(Http::Headers::Server, config.server_name);
+  }
+  // Every response has a Date; an upstream's own is kept (Envoy's DateProvider).
+  if (!headers.has(Http::Headers::Date)) {
+    headers.setCopy(Http::Headers::Date,
+                    httpDate(parent_.connection().dispatcher().timeSource().systemTime()));
   }
   if (config.always_set_request_id_in_response && request_headers_ != nullptr) {
     const std::string_view id = request_headers_->getValue(Http::Headers::XRequestId);
@@ -710,8 +802,17 @@ void ActiveStream::sendLocalReply(uint32_t code, std::string_view body, uint32_t
   if (!body.empty()) {
     headers->addCopy(Http::Headers::ContentType, "text/plain");
   }
-  headers->addCopy(Http::Headers::ContentLength, std::to_string(body.size()));
+  // RFC 9110 8.6: no Content-Length on a 204 (the route timeout's alternate response).
+  if (code != 204) {
+    headers->addCopy(Http::Headers::ContentLength, std::to_string(body.size()));
+  }
   if (route_entry_ != nullptr && route_entry_->action() == Router::RouteAction::DirectResponse) {
+    // RFC 9110 10.2.2: a 201 or 3xx direct response points at the request's own URI (Envoy's
+    // router does the same).
+    if ((code == 201 || (code >= 300 && code < 400)) && request_headers_ != nullptr &&
+        !request_headers_->path().empty()) {
+      headers->addCopy(Http::Headers::Location, route_entry_->requestUri(*request_headers_));
+    }
     route_entry_->finalizeResponseHeaders(*headers);
   }
   response_headers_ = std::move(headers);
@@ -759,8 +860,9 @@ void ActiveStream::onRouteTimeout() {
   if (host_ != nullptr) {
     host_->stats().rq_timeout.fetch_add(1, std::memory_order_relaxed);
   }
-  sendLocalReply(504, "upstream request timeout", UpstreamRequestTimeout,
-                 "upstream_response_timeout");
+  sendLocalReply(timeout_response_code_,
+                 timeout_response_code_ == 504 ? "upstream request timeout" : "",
+                 UpstreamRequestTimeout, "upstream_response_timeout");
 }
 
 void ActiveStream::resetUpstream() {
@@ -948,6 +1050,25 @@ HcmConfig::create(const HttpConnectionManager& proto, Stats::Store& store,
       !proto.has_generate_request_id() || proto.generate_request_id().value();
   config->preserve_external_request_id = proto.preserve_external_request_id();
   config->always_set_request_id_in_response = proto.always_set_request_id_in_response();
+  config->strip_matching_host_port = proto.strip_matching_host_port();
+  config->strip_any_host_port = proto.strip_any_host_port();
+  RequestHeaderPolicy& policy = config->request_header_policy;
+  policy.use_remote_address = config->use_remote_address;
+  policy.skip_xff_append = config->skip_xff_append;
+  policy.generate_request_id = config->generate_request_id;
+  policy.preserve_external_request_id = config->preserve_external_request_id;
+  policy.local_address = ConnManagerUtility::localAddress();
+  const auto& ranges = proto.internal_address_config().cidr_ranges();
+  for (int i = 0; i < ranges.size(); i++) {
+    CidrRange range;
+    if (!ConnManagerUtility::parseCidrRange(ranges[i].address_prefix(),
+                                            ranges[i].prefix_len().value(), range)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("internal_address_config.cidr_ranges[", i, "]: invalid range '",
+                       ranges[i].address_prefix(), "/", ranges[i].prefix_len().value(), "'"));
+    }
+    policy.internal_ranges.push_back(range);
+  }
 
   // Envoy's defaults: normalize_path and merge_slashes off (the runtime keys
   // http_connection_manager.normalize_path / .path_with_escaped_slashes_action default to off /

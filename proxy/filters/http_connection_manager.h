@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
 #include "proxy/filters/access_log.h"
+#include "proxy/filters/conn_manager_utility.h"
 #include "proxy/filters/network_filter.h"
 #include "proxy/filters/stream_info.h"
 #include "proxy/http/codec.h"
@@ -118,6 +119,12 @@ struct HcmConfig {
   // normalize_path, merge_slashes, path_with_escaped_slashes_action: applied to :path before
   // routing, and so to the path forwarded upstream.
   Http::PathNormalizationOptions path_normalization;
+  // strip_matching_host_port / strip_any_host_port: drop ":port" from the Host before routing.
+  bool strip_matching_host_port = false;
+  bool strip_any_host_port = false;
+  // x-forwarded-for, internal/edge requests, x-request-id (filled from the fields above plus
+  // internal_address_config and the machine's local address).
+  RequestHeaderPolicy request_header_policy;
   std::vector<AccessLogSharedPtr> access_logs;
 };
 
