@@ -19,6 +19,9 @@ PACKAGES=(
   curl nodejs npm
   # benchmark client (test/bench/run_wrk.sh)
   wrk
+  # the conformance runner (test/conformance/): Debian's Python 3 with PyYAML; venv for
+  # deploy/install-peers.sh (Envoy from PyPI)
+  python3 python3-yaml python3-venv
 )
 
 if [[ $(id -u) -eq 0 ]]; then

@@ -2,7 +2,7 @@
 # The whole test suite, three ways:
 #   1. build/       the normal build (RelWithDebInfo): every test, ctest -j2, after
 #                   deploy/install-peers.sh (Envoy and the go-control-plane example, the real
-#                   peers of test/integration/control_plane_e2e/).
+#                   peers of test/integration/control_plane_e2e/ and test/conformance/).
 #   2. build-tsan/  ThreadSanitizer: the thread core's tests (ctest -L threading); only their
 #                   targets are built.
 #   3. build-asan/  AddressSanitizer + UBSan (Debug, so ASSERTs are on): unit and integration
