@@ -37,6 +37,9 @@ constexpr const char* kHcmCommonOptions =
 constexpr const char* kHcmHttp1Options =
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager."
     "http_protocol_options";
+constexpr const char* kHcmInternalRanges =
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager."
+    "InternalAddressConfig.cidr_ranges";
 constexpr const char* kClusterCommonOptions =
     "envoy.config.cluster.v3.Cluster.common_http_protocol_options";
 constexpr const char* kUpstreamCommonOptions =
@@ -172,6 +175,15 @@ const std::vector<ImplementedField>& table() {
       {kHcm, "generate_request_id", nullptr, nullptr, nullptr},
       {kHcm, "preserve_external_request_id", nullptr, nullptr, nullptr},
       {kHcm, "always_set_request_id_in_response", nullptr, nullptr, nullptr},
+      // proxy/filters/conn_manager_utility.cc: internal requests, host port stripping.
+      {kHcm, "internal_address_config", nullptr, nullptr, nullptr},
+      {kHcm, "strip_matching_host_port", nullptr, nullptr, nullptr},
+      {kHcm, "strip_any_host_port", nullptr, nullptr, nullptr},
+      {"envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager."
+       "InternalAddressConfig",
+       "cidr_ranges", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.CidrRange", "address_prefix", kHcmInternalRanges, nullptr, nullptr},
+      {"envoy.config.core.v3.CidrRange", "prefix_len", kHcmInternalRanges, nullptr, nullptr},
       // Path normalisation before routing (proxy/http/path_normalization.cc).
       {kHcm, "normalize_path", nullptr, nullptr, nullptr},
       {kHcm, "merge_slashes", nullptr, nullptr, nullptr},
