@@ -26,20 +26,25 @@ class Skip(Exception):
 
 def run_case(case, label, binary, upstream, workdir, refused_port):
     """What `binary` did with `case`: {"exchanges": [...], "closed": ..., "upstream": [...]}."""
-    listener_port = processes.free_port()
-    config = cases_mod.bootstrap(case, listener_port, upstream.ports, refused_port)
-    path = os.path.join(workdir, "%s.json" % label)
-    with open(path, "w") as f:
-        json.dump(config, f, indent=1)
     upstream.reset(case.get("upstream"))
-    proc = processes.ProxyProcess(label, binary, path, workdir)
-    try:
-        proc.start(listener_port)
-    except processes.StartError as e:
-        refusal = [line for line in e.stderr.splitlines() if "not supported" in line]
-        if label == "proxy" and refusal:
-            raise Skip("proxy refuses the config: %s" % refusal[0].strip())
-        raise RuntimeError("%s\n%s" % (e, tail(e.stderr)))
+    # The listener port is picked free and released before the process binds it, so another
+    # case running in parallel may take it first: a failed start is retried on a new port.
+    for attempt in range(3):
+        listener_port = processes.free_port()
+        config = cases_mod.bootstrap(case, listener_port, upstream.ports, refused_port)
+        path = os.path.join(workdir, "%s.json" % label)
+        with open(path, "w") as f:
+            json.dump(config, f, indent=1)
+        proc = processes.ProxyProcess(label, binary, path, workdir)
+        try:
+            proc.start(listener_port)
+            break
+        except processes.StartError as e:
+            refusal = [line for line in e.stderr.splitlines() if "not supported" in line]
+            if label == "proxy" and refusal:
+                raise Skip("proxy refuses the config: %s" % refusal[0].strip())
+            if attempt == 2:
+                raise RuntimeError("%s\n%s" % (e, tail(e.stderr)))
     try:
         exchanges, closed = send_requests(case, listener_port)
     finally:
