@@ -200,9 +200,8 @@ absl::StatusOr<XdsTypeConfig> resolveConfigSource(
     if (timeout.seconds() < 0 || timeout.nanos() < 0) {
       return fieldError(absl::StrCat(field, ".initial_fetch_timeout"), "must not be negative");
     }
-    type.initial_fetch_timeout = std::chrono::milliseconds(
-        google::protobuf::util::TimeUtil::DurationToMilliseconds(timeout));
   }
+  type.initial_fetch_timeout = initialFetchTimeout(source);
   switch (source.config_source_specifier_case()) {
     case ConfigSource::kAds:
       if (!have_ads) {
@@ -230,6 +229,14 @@ absl::StatusOr<XdsTypeConfig> resolveConfigSource(
 }
 
 }  // namespace
+
+std::chrono::milliseconds initialFetchTimeout(const ConfigSource& source) {
+  if (!source.has_initial_fetch_timeout()) {
+    return kDefaultInitialFetchTimeout;
+  }
+  return std::chrono::milliseconds(std::max<int64_t>(
+      0, google::protobuf::util::TimeUtil::DurationToMilliseconds(source.initial_fetch_timeout())));
+}
 
 void fillNodeIdentity(envoy::config::core::v3::Node& node) {
   node.set_user_agent_name(std::string(kUserAgentName));

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
 #include "envoy/config/core/v3/base.pb.h"
+#include "envoy/config/core/v3/config_source.pb.h"
 
 namespace Proxy::Xds {
 
@@ -35,13 +36,22 @@ struct XdsStreamConfig {
   RateLimitSettings rate_limit;
 };
 
+// Envoy's initial_fetch_timeout when a ConfigSource sets none.
+inline constexpr std::chrono::milliseconds kDefaultInitialFetchTimeout{15000};
+
+// A ConfigSource's initial_fetch_timeout: kDefaultInitialFetchTimeout when unset, 0 = wait
+// forever. The one rule for the bootstrap's sources (here) and for those inside resources (an
+// HCM's rds.config_source, an EDS cluster's eds_config: server/xds_config.cc). Validation
+// refuses negative values; should one get here, it counts as 0.
+std::chrono::milliseconds initialFetchTimeout(const envoy::config::core::v3::ConfigSource& source);
+
 // Where one resource type comes from.
 struct XdsTypeConfig {
   // Served on the ADS stream (XdsClientConfig::ads); otherwise on its own stream (`stream`).
   bool ads = false;
   XdsStreamConfig stream;
   // Envoy's default; 0 = wait forever.
-  std::chrono::milliseconds initial_fetch_timeout{15000};
+  std::chrono::milliseconds initial_fetch_timeout = kDefaultInitialFetchTimeout;
 };
 
 inline constexpr absl::string_view kUserAgentName = "xds-proxy";

@@ -163,14 +163,14 @@ absl::Status validateConfigSourceAt(const std::string& path, const ConfigSource&
 }
 
 // A config source inside a resource (an HCM's rds, an EDS cluster's eds_config): RDS and EDS
-// are fetched over ADS when there is one, else from the server LDS/CDS use, with the
-// client's initial fetch timeout (xds_client/config.cc, server/xds_config.cc). Whether an
+// are fetched over ADS when there is one, else from the server LDS/CDS use. Whether an
 // api_config_source names that same server depends on the bootstrap: checked against it by
-// checkResourceConfigSources (bootstrap.h). Its own timeout would be silently ignored: refused.
+// checkResourceConfigSources (bootstrap.h). Its initial_fetch_timeout bounds the wait for that
+// resource (server/xds_config.cc).
 absl::Status validateResourceConfigSourceAt(const std::string& path, const ConfigSource& source) {
   RETURN_IF_ERROR(validateConfigSourceAt(path, source));
-  if (source.has_initial_fetch_timeout()) {
-    return error(join(path, "initial_fetch_timeout"), "not supported");
+  if (source.has_initial_fetch_timeout() && isNegative(source.initial_fetch_timeout())) {
+    return error(join(path, "initial_fetch_timeout"), "must not be negative");
   }
   if (source.resource_api_version() == envoy::config::core::v3::V2) {
     return error(join(path, "resource_api_version"), "V3 is required (got V2)");

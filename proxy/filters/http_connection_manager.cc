@@ -1010,7 +1010,8 @@ HcmConfig::create(const HttpConnectionManager& proto, Stats::Store& store,
     if (proto.rds().route_config_name().empty()) {
       return absl::InvalidArgumentError("rds.route_config_name: must not be empty");
     }
-    config->rds_provider = rds->getOrCreate(proto.rds().route_config_name());
+    config->rds_provider =
+        rds->getOrCreate(proto.rds().route_config_name(), proto.rds().config_source());
     config->route_provider = config->rds_provider;
   } else {
     return absl::InvalidArgumentError("route_specifier: one of route_config or rds is required");

@@ -25,8 +25,10 @@ uint64_t hashOf(const google::protobuf::Message& message) {
 } // namespace
 
 RdsRouteConfigProvider::RdsRouteConfigProvider(RouteConfigProviderManager& manager,
-                                               std::string name)
-    : manager_(manager), name_(std::move(name)), slot_(manager.tls().allocateSlot()),
+                                               std::string name,
+                                               envoy::config::core::v3::ConfigSource config_source)
+    : manager_(manager), name_(std::move(name)), config_source_(std::move(config_source)),
+      slot_(manager.tls().allocateSlot()),
       update_success_(manager.store().counter(absl::StrCat("http.rds.", name_, ".update_success"))),
       update_rejected_(
           manager.store().counter(absl::StrCat("http.rds.", name_, ".update_rejected"))),
@@ -144,7 +146,8 @@ void RdsRouteConfigProvider::markReady() {
   }
 }
 
-RdsRouteConfigProviderSharedPtr RouteConfigProviderManager::getOrCreate(const std::string& name) {
+RdsRouteConfigProviderSharedPtr RouteConfigProviderManager::getOrCreate(
+    const std::string& name, const envoy::config::core::v3::ConfigSource& config_source) {
   ASSERT(main_dispatcher_.isThreadSafe());
   auto it = providers_.find(name);
   if (it != providers_.end()) {
@@ -152,7 +155,7 @@ RdsRouteConfigProviderSharedPtr RouteConfigProviderManager::getOrCreate(const st
       return existing;
     }
   }
-  auto provider = std::make_shared<RdsRouteConfigProvider>(*this, name);
+  auto provider = std::make_shared<RdsRouteConfigProvider>(*this, name, config_source);
   providers_[name] = provider;
   scheduleNamesChanged();
   return provider;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "envoy/config/core/v3/config_source.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
 #include "proxy/event/dispatcher.h"
 #include "proxy/filters/http_connection_manager.h"
@@ -26,7 +27,8 @@ class RouteConfigProviderManager;
 
 class RdsRouteConfigProvider : public RouteConfigProvider {
 public:
-  RdsRouteConfigProvider(RouteConfigProviderManager& manager, std::string name);
+  RdsRouteConfigProvider(RouteConfigProviderManager& manager, std::string name,
+                         envoy::config::core::v3::ConfigSource config_source);
   ~RdsRouteConfigProvider() override;
 
   // Any worker (and main): this thread's current table; null until the first update.
@@ -51,6 +53,10 @@ public:
   std::shared_ptr<void> addReadyCallback(std::function<void()> cb);
 
   const std::string& name() const { return name_; }
+  // The rds.config_source of the listener that created the provider (its initial_fetch_timeout
+  // bounds the wait for the route configuration: server/xds_config.cc). Listeners that name the
+  // same route configuration share the first one's.
+  const envoy::config::core::v3::ConfigSource& configSource() const { return config_source_; }
   const std::string& versionInfo() const { return version_info_; }
   SystemTime lastUpdated() const { return last_updated_; }
   // The last accepted configuration (empty before the first).
@@ -65,6 +71,7 @@ private:
 
   RouteConfigProviderManager& manager_;
   const std::string name_;
+  const envoy::config::core::v3::ConfigSource config_source_;
   ThreadLocal::SlotPtr slot_;
   bool ready_ = false;
   std::string version_info_;
@@ -88,8 +95,10 @@ public:
                              Stats::Store& store)
       : main_dispatcher_(main_dispatcher), tls_(tls), store_(store) {}
 
-  // The provider for `name`, created on first use. It lives while something holds it.
-  RdsRouteConfigProviderSharedPtr getOrCreate(const std::string& name);
+  // The provider for `name`, created on first use (with `config_source`, the HCM's
+  // rds.config_source). It lives while something holds it.
+  RdsRouteConfigProviderSharedPtr getOrCreate(
+      const std::string& name, const envoy::config::core::v3::ConfigSource& config_source = {});
   // The live provider for `name`, or null.
   RdsRouteConfigProviderSharedPtr find(const std::string& name) const;
   // Names with a live provider, sorted.

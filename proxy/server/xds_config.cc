@@ -1,6 +1,10 @@
 #include "proxy/server/xds_config.h"
 
 #include <algorithm>
+#include <chrono>
+#include <map>
+#include <optional>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
@@ -22,6 +26,66 @@ std::string message(const absl::Status& status) {
   return std::string(status.message());
 }
 }  // namespace
+
+// Envoy's initial_fetch_timeout for what XdsConfig subscribes to by name (RDS, EDS): a name gets
+// a timer when it enters the subscription, with the timeout of the config source that asked for
+// it (0: none). If its resource has not been accepted when the timer fires, `give_up(name)` runs
+// (the listener or cluster waiting for it stops warming). A name that leaves the subscription
+// loses its timer; one that comes back gets a new one. The one give-up mechanism for both types:
+// their watches in the xDS client have no initial fetch timeout of their own.
+class XdsConfig::InitialFetchTimers {
+ public:
+  using TimeoutFn = std::function<std::chrono::milliseconds(const std::string& name)>;
+
+  // `scope`: where init_fetch_timeout and update_attempt count a timeout, as the client would.
+  InitialFetchTimers(Event::Dispatcher& main, Stats::Scope scope,
+                     std::function<void(const std::string&)> give_up)
+      : main_(main),
+        init_fetch_timeout_(scope.counter("init_fetch_timeout")),
+        update_attempt_(scope.counter("update_attempt")),
+        give_up_(std::move(give_up)) {}
+
+  // The subscription is now `names`. `timeout(name)` is asked only for names new to it.
+  void update(const std::vector<std::string>& names, const TimeoutFn& timeout) {
+    const std::set<std::string> wanted(names.begin(), names.end());
+    for (auto it = timers_.begin(); it != timers_.end();) {
+      it = wanted.count(it->first) > 0 ? std::next(it) : timers_.erase(it);
+    }
+    for (const std::string& name : wanted) {
+      if (timers_.count(name) > 0) {
+        continue;
+      }
+      Event::TimerPtr& timer = timers_[name];  // stays null when the timeout is 0
+      if (const std::chrono::milliseconds ms = timeout(name); ms.count() > 0) {
+        timer = main_.createTimer([this, name] { onTimeout(name); });
+        timer->enableTimer(ms);
+      }
+    }
+  }
+
+  // `name`'s resource was accepted: nothing to give up on.
+  void arrived(const std::string& name) {
+    auto it = timers_.find(name);
+    if (it != timers_.end() && it->second != nullptr) {
+      it->second->disableTimer();
+    }
+  }
+
+ private:
+  // (The timer stays in timers_ until its name leaves: it must not die in its own callback.)
+  void onTimeout(std::string name) {
+    init_fetch_timeout_.inc();
+    update_attempt_.inc();
+    give_up_(name);
+  }
+
+  Event::Dispatcher& main_;
+  Stats::Counter& init_fetch_timeout_;
+  Stats::Counter& update_attempt_;
+  std::function<void(const std::string&)> give_up_;
+  // Every subscribed name; the timer is disabled once it fired or the resource arrived.
+  std::map<std::string, Event::TimerPtr> timers_;
+};
 
 // LDS: every listener of the server (wildcard).
 class XdsConfig::LdsWatcher : public Xds::Watcher {
@@ -84,23 +148,17 @@ class XdsConfig::RdsWatcher : public Xds::Watcher {
           resource.as<envoy::config::route::v3::RouteConfiguration>(), version);
       if (!status.ok()) {
         errors.add(resource, message(status));
+        continue;
       }
+      parent_.rds_timers_->arrived(resource.name);
     }
     // A removed route configuration keeps serving its last version, as in Envoy.
     return errors.toStatus();
   }
 
-  void onConfigUpdateFailed(Xds::FailureReason reason) override {
-    if (reason != Xds::FailureReason::FetchTimedOut) {
-      return;
-    }
-    // Listeners waiting on a route configuration that did not come warm with no routes.
-    for (const std::string& name : parent_.routes_.names()) {
-      if (auto provider = parent_.routes_.find(name); provider != nullptr && !provider->ready()) {
-        provider->onConfigUpdateFailed();
-      }
-    }
-  }
+  // Connection failures: the last route configurations keep serving. (Initial fetch timeouts
+  // are per name: InitialFetchTimers.)
+  void onConfigUpdateFailed(Xds::FailureReason) override {}
 
  private:
   XdsConfig& parent_;
@@ -157,31 +215,16 @@ class XdsConfig::EdsWatcher : public Xds::Watcher {
           resource.name, resource.as<envoy::config::endpoint::v3::ClusterLoadAssignment>());
       if (!status.ok() && !absl::IsNotFound(status)) {
         errors.add(resource, message(status));
+        continue;
       }
+      parent_.eds_timers_->arrived(resource.name);
     }
     return errors.toStatus();
   }
 
-  void onConfigUpdateFailed(Xds::FailureReason reason) override {
-    if (reason != Xds::FailureReason::FetchTimedOut) {
-      return;
-    }
-    // Envoy: a cluster whose endpoints did not come within the initial fetch timeout stops
-    // warming with no hosts (requests to it get 503 UH rather than the server never starting).
-    for (const std::string& name : parent_.clusters_.edsServiceNames()) {
-      envoy::config::endpoint::v3::ClusterLoadAssignment empty;
-      empty.set_cluster_name(name);
-      bool warming = false;
-      parent_.clusters_.forEachCluster([&](const Upstream::ClusterManagerImpl::ClusterView& c) {
-        warming = warming || (c.warming && (c.config.eds_cluster_config().service_name() == name ||
-                                            c.config.name() == name));
-      });
-      if (warming) {
-        spdlog::warn("eds: no endpoints for '{}' within the initial fetch timeout", name);
-        (void)parent_.clusters_.updateClusterLoadAssignment(name, empty);
-      }
-    }
-  }
+  // Connection failures: the clusters keep their hosts. (Initial fetch timeouts are per name:
+  // InitialFetchTimers.)
+  void onConfigUpdateFailed(Xds::FailureReason) override {}
 
  private:
   XdsConfig& parent_;
@@ -229,6 +272,13 @@ absl::Status XdsConfig::initialize(const envoy::config::bootstrap::v3::Bootstrap
   rds_watcher_ = std::make_unique<RdsWatcher>(*this);
   cds_watcher_ = std::make_unique<CdsWatcher>(*this);
   eds_watcher_ = std::make_unique<EdsWatcher>(*this);
+  // Their stats go where the client counts the RDS and EDS watches' (see updateRdsNames()).
+  rds_timers_ = std::make_unique<InitialFetchTimers>(
+      main_, Stats::Scope(store_, "rds."),
+      [this](const std::string& name) { giveUpOnRoutes(name); });
+  eds_timers_ = std::make_unique<InitialFetchTimers>(
+      main_, Stats::Scope(store_, "cluster_manager.eds."),
+      [this](const std::string& name) { giveUpOnEndpoints(name); });
   routes_.setNamesChangedCallback(
       [this](const std::vector<std::string>& names) { updateRdsNames(names); });
   return absl::OkStatus();
@@ -297,25 +347,12 @@ void XdsConfig::updateRdsNames(const std::vector<std::string>& names) {
   if (names == rds_names_ || client_ == nullptr) {
     return;
   }
-  // Envoy bounds each RDS subscription by its initial fetch timeout (15 s by default).
-  for (const std::string& name : names) {
-    if (rds_fetch_timers_.count(name) > 0) {
-      continue;
-    }
-    Event::TimerPtr timer = main_.createTimer([this, name] {
-      if (auto provider = routes_.find(name); provider != nullptr && !provider->ready()) {
-        spdlog::warn("rds: route configuration '{}' did not arrive within 15s", name);
-        provider->onConfigUpdateFailed();
-      }
-    });
-    timer->enableTimer(std::chrono::seconds(15));
-    rds_fetch_timers_[name] = std::move(timer);
-  }
-  for (auto it = rds_fetch_timers_.begin(); it != rds_fetch_timers_.end();) {
-    it = std::find(names.begin(), names.end(), it->first) == names.end()
-             ? rds_fetch_timers_.erase(it)
-             : std::next(it);
-  }
+  // Each new name waits at most the initial_fetch_timeout of the listener that named it.
+  rds_timers_->update(names, [this](const std::string& name) {
+    auto provider = routes_.find(name);
+    return provider != nullptr ? Xds::initialFetchTimeout(provider->configSource())
+                               : Xds::kDefaultInitialFetchTimeout;
+  });
   rds_names_ = names;
   if (names.empty()) {
     rds_watch_.reset();
@@ -325,7 +362,10 @@ void XdsConfig::updateRdsNames(const std::vector<std::string>& names) {
     rds_watch_->updateResourceNames(names);
     return;
   }
-  auto watch = client_->watch(Xds::kRouteConfigurationTypeUrl, names, *rds_watcher_);
+  Xds::WatchOptions options;
+  options.initial_fetch_timeout = std::chrono::milliseconds(0);  // rds_timers_ instead
+  options.stats_scope.emplace(store_, "rds.");
+  auto watch = client_->watch(Xds::kRouteConfigurationTypeUrl, names, *rds_watcher_, options);
   if (!watch.ok()) {
     // No source for RDS: listeners naming a route configuration would warm forever.
     spdlog::error("rds: {}", std::string(watch.status().message()));
@@ -344,6 +384,28 @@ void XdsConfig::updateEdsNames() {
   if (names == eds_names_) {
     return;
   }
+  // Each new name waits at most the initial_fetch_timeout of the clusters watching it; when
+  // several do, the longest (0, wait forever, is longest): a cluster is never given up on
+  // sooner than it asked. One pass over the clusters, only when some name is new.
+  std::optional<std::map<std::string, std::chrono::milliseconds>> timeouts;
+  eds_timers_->update(names, [&](const std::string& name) {
+    if (!timeouts.has_value()) {
+      timeouts.emplace();
+      clusters_.forEachCluster([&](const Upstream::ClusterManagerImpl::ClusterView& cluster) {
+        if (cluster.info.discoveryType() != Upstream::ClusterInfoImpl::DiscoveryType::Eds) {
+          return;
+        }
+        const std::chrono::milliseconds timeout =
+            Xds::initialFetchTimeout(cluster.config.eds_cluster_config().eds_config());
+        auto [it, added] = timeouts->emplace(cluster.info.edsServiceName(), timeout);
+        if (!added && it->second.count() != 0 && (timeout.count() == 0 || timeout > it->second)) {
+          it->second = timeout;
+        }
+      });
+    }
+    auto it = timeouts->find(name);
+    return it != timeouts->end() ? it->second : Xds::kDefaultInitialFetchTimeout;
+  });
   eds_names_ = names;
   if (names.empty()) {
     eds_watch_.reset();
@@ -354,6 +416,7 @@ void XdsConfig::updateEdsNames() {
     return;
   }
   Xds::WatchOptions options;
+  options.initial_fetch_timeout = std::chrono::milliseconds(0);  // eds_timers_ instead
   options.stats_scope.emplace(store_, "cluster_manager.eds.");
   auto watch = client_->watch(Xds::kClusterLoadAssignmentTypeUrl, names, *eds_watcher_, options);
   if (!watch.ok()) {
@@ -361,6 +424,28 @@ void XdsConfig::updateEdsNames() {
     return;
   }
   eds_watch_ = *std::move(watch);
+}
+
+void XdsConfig::giveUpOnRoutes(const std::string& name) {
+  // Envoy: the listener waiting on it warms with no routes (every request gets 404) until the
+  // route configuration comes.
+  if (auto provider = routes_.find(name); provider != nullptr && !provider->ready()) {
+    spdlog::warn("rds: route configuration '{}' did not arrive within its initial fetch timeout",
+                 name);
+    provider->onConfigUpdateFailed();
+  }
+}
+
+void XdsConfig::giveUpOnEndpoints(const std::string& name) {
+  // Envoy: a cluster whose endpoints did not come within the initial fetch timeout stops
+  // warming with no hosts (requests to it get 503 UH rather than the server never starting).
+  if (!clusters_.isEdsServiceWarming(name)) {
+    return;
+  }
+  spdlog::warn("eds: no endpoints for '{}' within the initial fetch timeout", name);
+  envoy::config::endpoint::v3::ClusterLoadAssignment empty;
+  empty.set_cluster_name(name);
+  (void)clusters_.updateClusterLoadAssignment(name, empty);
 }
 
 }  // namespace Proxy::Server

@@ -5,7 +5,9 @@
 // applies the good resources of an update, rejects the bad ones with a message naming the
 // resource and field (the client NACKs with it), and keeps the RDS/EDS subscriptions equal to
 // the names that listeners and clusters currently use. Also sequences Envoy's initialisation:
-// CDS (and the EDS of its clusters) first, then LDS (and the RDS of its listeners).
+// CDS (and the EDS of its clusters) first, then LDS (and the RDS of its listeners), and
+// bounds the wait for each RDS and EDS resource by the initial_fetch_timeout of the config
+// source that names it (InitialFetchTimers).
 
 #include <functional>
 #include <map>
@@ -46,12 +48,16 @@ class XdsConfig {
   class RdsWatcher;
   class CdsWatcher;
   class EdsWatcher;
+  class InitialFetchTimers;
 
   void startLds();
   void updateRdsNames(const std::vector<std::string>& names);
   void updateEdsNames();
   void onCdsInitialized();
   void onLdsInitialized();
+  // Initial fetch timeouts that ran out: stop waiting for that resource.
+  void giveUpOnRoutes(const std::string& name);
+  void giveUpOnEndpoints(const std::string& name);
 
   Event::Dispatcher& main_;
   Stats::Store& store_;
@@ -73,9 +79,11 @@ class XdsConfig {
   Xds::WatchHandle cds_watch_;
   Xds::WatchHandle eds_watch_;
   std::vector<std::string> rds_names_;
-  // A route configuration that never comes must not keep its listener warming forever.
-  std::map<std::string, Event::TimerPtr> rds_fetch_timers_;
   std::vector<std::string> eds_names_;
+  // A route configuration or a ClusterLoadAssignment that never comes must not keep its
+  // listener or cluster warming forever.
+  std::unique_ptr<InitialFetchTimers> rds_timers_;
+  std::unique_ptr<InitialFetchTimers> eds_timers_;
   std::function<void()> done_;
   bool cds_initialized_ = false;
   bool lds_initialized_ = false;

@@ -425,6 +425,23 @@ bool ClusterManagerImpl::isWarming(std::string_view name) const {
   return warming_.find(name) != warming_.end();
 }
 
+bool ClusterManagerImpl::isEdsServiceWarming(std::string_view eds_service_name) const {
+  // The index may name clusters that moved to another service name: check each again.
+  auto indexed = eds_index_.find(eds_service_name);
+  if (indexed == eds_index_.end()) {
+    return false;
+  }
+  for (const std::string& name : indexed->second) {
+    auto it = warming_.find(name);
+    if (it != warming_.end() &&
+        it->second->info->discoveryType() == ClusterInfoImpl::DiscoveryType::Eds &&
+        it->second->info->edsServiceName() == eds_service_name) {
+      return true;
+    }
+  }
+  return false;
+}
+
 std::vector<std::string> ClusterManagerImpl::edsServiceNames() const {
   std::set<std::string> names;
   for (const ClusterMap* map : {&active_, &warming_}) {

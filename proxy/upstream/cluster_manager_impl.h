@@ -152,6 +152,9 @@ class ClusterManagerImpl : public ClusterManager {
   ClusterInfoImplConstSharedPtr getClusterInfo(std::string_view name) const;  // active only
   HostSetConstSharedPtr getHostSet(std::string_view name) const;              // active only
   bool isWarming(std::string_view name) const;
+  // Whether an EDS cluster watching `eds_service_name` is still warming (waiting for its first
+  // ClusterLoadAssignment).
+  bool isEdsServiceWarming(std::string_view eds_service_name) const;
   size_t activeClusterCount() const { return active_.size(); }
   size_t warmingClusterCount() const { return warming_.size(); }
   // The ClusterLoadAssignment names the EDS clusters (active and warming) watch, sorted, unique.

@@ -521,9 +521,9 @@ endpoints:
             "endpoints[0].lb_endpoints[0].metadata: not supported");
 }
 
-TEST(FieldSupportTest, ConfigSourcesInResourcesHaveNoOwnTimeout) {
-  // RDS and EDS come over ADS, or from the server of the listener/cluster, with the client's
-  // timeout: another timeout would be ignored.
+TEST(FieldSupportTest, ConfigSourcesInResourcesMayHaveANonNegativeTimeout) {
+  // RDS and EDS come over ADS, or from the server of the listener/cluster. Their own
+  // initial_fetch_timeout bounds the wait for them (server/xds_config.cc).
   Listener listener = parse<Listener>(kListener);
   HttpConnectionManager hcm;
   ASSERT_TRUE(listener.filter_chains(0).filters(0).typed_config().UnpackTo(&hcm));
@@ -533,9 +533,12 @@ TEST(FieldSupportTest, ConfigSourcesInResourcesHaveNoOwnTimeout) {
   source->mutable_ads();
   source->mutable_initial_fetch_timeout()->set_seconds(1);
   listener.mutable_filter_chains(0)->mutable_filters(0)->mutable_typed_config()->PackFrom(hcm);
+  EXPECT_EQ(message(validateListener(listener)), "OK");
+  source->mutable_initial_fetch_timeout()->set_seconds(-1);
+  listener.mutable_filter_chains(0)->mutable_filters(0)->mutable_typed_config()->PackFrom(hcm);
   EXPECT_EQ(message(validateListener(listener)),
             "filter_chains[0].filters[0].typed_config.rds.config_source.initial_fetch_timeout: "
-            "not supported");
+            "must not be negative");
 
   const Cluster eds = parse<Cluster>(R"(
 name: c

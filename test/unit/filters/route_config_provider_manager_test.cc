@@ -190,5 +190,20 @@ TEST_F(RouteConfigProviderManagerTest, ClustersAreCheckedOnlyWhenTheConfiguratio
   EXPECT_EQ(provider->versionInfo(), "1");
 }
 
+TEST_F(RouteConfigProviderManagerTest, TheProviderKeepsTheConfigSourceOfTheListenerThatMadeIt) {
+  // The first listener's rds.config_source says 2 s; a second listener naming the same route
+  // configuration shares the provider, and the first one's source (what XdsConfig times).
+  envoy::config::core::v3::ConfigSource first;
+  first.mutable_ads();
+  first.mutable_initial_fetch_timeout()->set_seconds(2);
+  envoy::config::core::v3::ConfigSource second;
+  second.mutable_ads();
+  RdsRouteConfigProviderSharedPtr a = manager_->getOrCreate("a", first);
+  EXPECT_EQ(manager_->getOrCreate("a", second), a);
+  EXPECT_EQ(a->configSource().initial_fetch_timeout().seconds(), 2);
+  // Without one (static listeners in tests): no initial_fetch_timeout, Envoy's default applies.
+  EXPECT_FALSE(manager_->getOrCreate("b")->configSource().has_initial_fetch_timeout());
+}
+
 }  // namespace
 }  // namespace Proxy::Filters

@@ -339,5 +339,131 @@ TEST_F(XdsConfigTest, AtStartupListenersWaitForTheirRoutesAtMostTheInitialFetchT
   EXPECT_EQ(routes_->find("r1")->config(), nullptr);
 }
 
+// ----- Initial fetch timeouts of resources subscribed after startup ---------------------------
+// Each RDS and EDS name gets its own timer when it is first subscribed, with the
+// initial_fetch_timeout of the config source that names it (Envoy's 15 s when unset, 0 = wait
+// forever): what does not come by then is given up on, so a listener or cluster that waits for
+// it stops warming.
+
+TEST_F(XdsConfigTest, ALaterListenersRoutesAreGivenUpOnAfterTheirOwnInitialFetchTimeout) {
+  startWith({httpListener("l1", "r1")}, {"r1"});
+
+  // l2 arrives later and names r2, with a 2 s initial fetch timeout. r2 never comes.
+  respond(Xds::kListenerTypeUrl, "2",
+          {packed(httpListener("l1", "r1")),
+           packed(httpListener("l2", "r2", "initial_fetch_timeout: 2s"))});
+  EXPECT_THAT(takeRequests(), ElementsAre("lds [] nonce=n4", "rds [r1, r2] nonce=n3"));
+  EXPECT_EQ(gauge("listener_manager.total_listeners_warming"), 1);
+
+  dispatcher_.advanceTimeAndRun(std::chrono::milliseconds(1999));
+  EXPECT_EQ(gauge("listener_manager.total_listeners_warming"), 1);
+  // At 2 s l2 stops waiting: it serves with no routes (404) until r2 comes.
+  dispatcher_.advanceTimeAndRun(std::chrono::milliseconds(1));
+  EXPECT_TRUE(listeners_->allWarm());
+  EXPECT_EQ(routes_->find("r2")->config(), nullptr);
+  EXPECT_EQ(counter("rds.init_fetch_timeout"), 1u);
+
+  // r2 comes after all: l2 gets its routes.
+  respond(Xds::kRouteConfigurationTypeUrl, "2", {packed(routes("r1")), packed(routes("r2"))});
+  EXPECT_NE(routes_->find("r2")->config(), nullptr);
+}
+
+TEST_F(XdsConfigTest, ALaterListenersRoutesWaitEnvoysDefaultWhenItsSourceSetsNoTimeout) {
+  startWith({httpListener("l1", "r1")}, {"r1"});
+  dispatcher_.advanceTimeAndRun(std::chrono::minutes(10));
+
+  respond(Xds::kListenerTypeUrl, "2",
+          {packed(httpListener("l1", "r1")), packed(httpListener("l2", "r2"))});
+  dispatcher_.advanceTimeAndRun(std::chrono::milliseconds(14999));
+  EXPECT_FALSE(listeners_->allWarm());
+  dispatcher_.advanceTimeAndRun(std::chrono::milliseconds(1));
+  EXPECT_TRUE(listeners_->allWarm());
+}
+
+TEST_F(XdsConfigTest, AZeroInitialFetchTimeoutWaitsForTheRoutesForever) {
+  startWith({httpListener("l1", "r1")}, {"r1"});
+
+  respond(Xds::kListenerTypeUrl, "2",
+          {packed(httpListener("l1", "r1")),
+           packed(httpListener("l2", "r2", "initial_fetch_timeout: 0s"))});
+  dispatcher_.advanceTimeAndRun(std::chrono::hours(1));
+  EXPECT_FALSE(listeners_->allWarm());
+  EXPECT_EQ(counter("rds.init_fetch_timeout"), 0u);
+
+  respond(Xds::kRouteConfigurationTypeUrl, "2", {packed(routes("r1")), packed(routes("r2"))});
+  EXPECT_TRUE(listeners_->allWarm());
+}
+
+TEST_F(XdsConfigTest, ALaterClustersEndpointsAreGivenUpOnAfterTheirOwnInitialFetchTimeout) {
+  // At startup c1 gets its endpoints.
+  start();
+  respond(Xds::kClusterTypeUrl, "1", {packed(edsCluster("c1"))});
+  respond(Xds::kClusterLoadAssignmentTypeUrl, "1", {packed(endpoints("c1", 8080))});
+  respond(Xds::kListenerTypeUrl, "1", {});
+  takeRequests();
+
+  // c2 arrives later, with a 3 s initial fetch timeout; its endpoints never come.
+  respond(Xds::kClusterTypeUrl, "2",
+          {packed(edsCluster("c1")), packed(edsCluster("c2", "initial_fetch_timeout: 3s"))});
+  EXPECT_THAT(takeRequests(), ElementsAre("cds [] nonce=n4", "eds [c1, c2] nonce=n2"));
+  dispatcher_.advanceTimeAndRun(std::chrono::milliseconds(2999));
+  EXPECT_TRUE(clusters_->isWarming("c2"));
+  // At 3 s c2 stops warming with no hosts (503 UH); c1 keeps its endpoints.
+  dispatcher_.advanceTimeAndRun(std::chrono::milliseconds(1));
+  EXPECT_FALSE(clusters_->isWarming("c2"));
+  EXPECT_NE(clusters_->getClusterInfo("c2"), nullptr);
+  EXPECT_EQ(activeHosts("c2"), 0u);
+  EXPECT_EQ(activeHosts("c1"), 1u);
+  EXPECT_EQ(counter("cluster_manager.eds.init_fetch_timeout"), 1u);
+}
+
+TEST_F(XdsConfigTest, ALaterClustersEndpointsWaitEnvoysDefaultWhenItsSourceSetsNoTimeout) {
+  start();
+  respond(Xds::kClusterTypeUrl, "1", {packed(edsCluster("c1"))});
+  respond(Xds::kClusterLoadAssignmentTypeUrl, "1", {packed(endpoints("c1", 8080))});
+  respond(Xds::kListenerTypeUrl, "1", {});
+  dispatcher_.advanceTimeAndRun(std::chrono::minutes(10));
+
+  respond(Xds::kClusterTypeUrl, "2", {packed(edsCluster("c1")), packed(edsCluster("c2"))});
+  dispatcher_.advanceTimeAndRun(std::chrono::milliseconds(14999));
+  EXPECT_TRUE(clusters_->isWarming("c2"));
+  dispatcher_.advanceTimeAndRun(std::chrono::milliseconds(1));
+  EXPECT_FALSE(clusters_->isWarming("c2"));
+}
+
+TEST_F(XdsConfigTest, EndpointsThatArriveInTimeAreNotGivenUpOn) {
+  startWith({}, {});
+  respond(Xds::kClusterTypeUrl, "2", {packed(edsCluster("c2", "initial_fetch_timeout: 3s"))});
+
+  // The endpoints come after 1 s: the timer stops, nothing is given up at 3 s.
+  dispatcher_.advanceTimeAndRun(std::chrono::seconds(1));
+  respond(Xds::kClusterLoadAssignmentTypeUrl, "1", {packed(endpoints("c2", 8080))});
+  EXPECT_EQ(activeHosts("c2"), 1u);
+  dispatcher_.advanceTimeAndRun(std::chrono::hours(1));
+  EXPECT_EQ(activeHosts("c2"), 1u);
+  EXPECT_EQ(counter("cluster_manager.eds.init_fetch_timeout"), 0u);
+}
+
+TEST_F(XdsConfigTest, ANameSubscribedAgainGetsANewTimer) {
+  startWith({httpListener("l1", "r1")}, {"r1"});
+
+  // l2 (r2, 2 s) comes and goes before its timer fires, then comes back.
+  respond(Xds::kListenerTypeUrl, "2",
+          {packed(httpListener("l1", "r1")),
+           packed(httpListener("l2", "r2", "initial_fetch_timeout: 2s"))});
+  dispatcher_.advanceTimeAndRun(std::chrono::seconds(1));
+  respond(Xds::kListenerTypeUrl, "3", {packed(httpListener("l1", "r1"))});
+  dispatcher_.advanceTimeAndRun(std::chrono::seconds(5));
+  EXPECT_EQ(counter("rds.init_fetch_timeout"), 0u);
+  respond(Xds::kListenerTypeUrl, "4",
+          {packed(httpListener("l1", "r1")),
+           packed(httpListener("l2", "r2", "initial_fetch_timeout: 2s"))});
+  dispatcher_.advanceTimeAndRun(std::chrono::milliseconds(1999));
+  EXPECT_FALSE(listeners_->allWarm());
+  dispatcher_.advanceTimeAndRun(std::chrono::milliseconds(1));
+  EXPECT_TRUE(listeners_->allWarm());
+  EXPECT_EQ(counter("rds.init_fetch_timeout"), 1u);
+}
+
 }  // namespace
 }  // namespace Proxy::Server
