@@ -9,9 +9,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "google/protobuf/util/json_util.h"
-#include "google/protobuf/util/type_resolver.h"
-#include "google/protobuf/util/type_resolver_util.h"
+#include "proxy/admin/config_dump.h"
+#include "proxy/admin/json_util.h"
+#include "proxy/admin/stats_render.h"
+#include "proxy/admin/status_render.h"
 #include "proxy/common/assert.h"
 #include "proxy/event/dispatcher_impl.h"
 #include "proxy/filters/access_log.h"
@@ -21,88 +22,8 @@
 
 namespace Proxy::Server {
 
-namespace {
-
-// Resolves the types of the generated pool; a type URL it does not know becomes a message
-// with no fields. A rejected listener's error_state holds exactly such configs (an Any of a
-// filter we do not build), and without this the whole failed_configuration printed as {}
-// (found by xds_listener_integration_test, BadListenersAreNacked...): now it prints in full,
-// with the unknown Any shown as {"@type": url}.
-class LenientTypeResolver : public google::protobuf::util::TypeResolver {
-public:
-  LenientTypeResolver()
-      : inner_(google::protobuf::util::NewTypeResolverForDescriptorPool(
-            "type.googleapis.com", google::protobuf::DescriptorPool::generated_pool())) {}
-  google::protobuf::util::Status ResolveMessageType(const std::string& type_url,
-                                                    google::protobuf::Type* type) override {
-    if (!inner_->ResolveMessageType(type_url, type).ok()) {
-      type->Clear();
-      type->set_name(type_url.substr(type_url.rfind('/') + 1));
-    }
-    return google::protobuf::util::Status();
-  }
-  google::protobuf::util::Status ResolveEnumType(const std::string& type_url,
-                                                 google::protobuf::Enum* enum_type) override {
-    return inner_->ResolveEnumType(type_url, enum_type);
-  }
-
-private:
-  const std::unique_ptr<google::protobuf::util::TypeResolver> inner_;
-};
-
-std::string toJson(const google::protobuf::Message& message) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  std::string out;
-  if (google::protobuf::util::MessageToJsonString(message, &out, options).ok()) {
-    return out;
-  }
-  static LenientTypeResolver* resolver = new LenientTypeResolver();
-  out.clear();
-  if (!google::protobuf::util::BinaryToJsonString(
-           resolver, "type.googleapis.com/" + message.GetDescriptor()->full_name(),
-           message.SerializeAsString(), &out, options)
-           .ok()) {
-    return "{}";
-  }
-  return out;
-}
-
-std::string jsonString(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-    case '"':
-      out += "\\\"";
-      break;
-    case '\\':
-      out += "\\\\";
-      break;
-    case '\n':
-      out += "\\n";
-      break;
-    default:
-      if (static_cast<unsigned char>(c) < 0x20) {
-        absl::StrAppend(&out, "\\u00", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
-      } else {
-        out.push_back(c);
-      }
-    }
-  }
-  out += "\"";
-  return out;
-}
-
-std::string timestamp(SystemTime t) {
-  const time_t secs = std::chrono::system_clock::to_time_t(t);
-  struct tm tm_utc;
-  gmtime_r(&secs, &tm_utc);
-  char buf[64];
-  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm_utc);
-  return buf;
-}
-
-} // namespace
+using Admin::jsonString;
+using Admin::toJson;
 
 Server::Server(Config::Options options, envoy::config::bootstrap::v3::Bootstrap bootstrap)
     : options_(std::move(options)), bootstrap_(std::move(bootstrap)) {
@@ -141,7 +62,7 @@ absl::Status Server::initialize() {
   const bool validate = options_.mode == Config::Mode::Validate;
   const uint32_t concurrency = options_.concurrency;
   store_.gauge("server.concurrency").set(concurrency);
-  store_.gauge("server.state").set(1); // PRE_INITIALIZING until workers start
+  store_.gauge("server.state").set(1);  // PRE_INITIALIZING until workers start
 
   // Workers exist (and are registered with the thread-local registry) before any slot is set;
   // their threads start only once the configuration is in place.
@@ -159,18 +80,17 @@ absl::Status Server::initialize() {
   const auto& resources = bootstrap_.static_resources();
   for (int i = 0; i < resources.clusters_size(); i++) {
     const absl::Status status = cluster_manager_->addOrUpdateCluster(resources.clusters(i), "",
-                                                                   /*added_via_api=*/false);
+                                                                     /*added_via_api=*/false);
     if (!status.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("static_resources.clusters[", i, "]: ", status.message()));
     }
   }
   // Listeners, through the same manager LDS will use: static ones cannot be replaced by LDS.
-  const bool dynamic = bootstrap_.has_dynamic_resources() &&
-                       (bootstrap_.dynamic_resources().has_lds_config() ||
-                        bootstrap_.dynamic_resources().has_ads_config());
-  rds_manager_ =
-      std::make_unique<Filters::RouteConfigProviderManager>(*dispatcher_, *tls_, store_);
+  const bool dynamic =
+      bootstrap_.has_dynamic_resources() && (bootstrap_.dynamic_resources().has_lds_config() ||
+                                             bootstrap_.dynamic_resources().has_ads_config());
+  rds_manager_ = std::make_unique<Filters::RouteConfigProviderManager>(*dispatcher_, *tls_, store_);
   std::vector<Listener::WorkerHandle*> handles;
   for (WorkerPtr& worker : workers_) {
     handles.push_back(worker.get());
@@ -209,9 +129,9 @@ absl::Status Server::initialize() {
                                                      "'): ", added.status().message()));
     }
     if (!*added) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("static_resources.listeners[", i, "]: duplicate listener name '",
-                       resources.listeners(i).name(), "'"));
+      return absl::InvalidArgumentError(absl::StrCat("static_resources.listeners[", i,
+                                                     "]: duplicate listener name '",
+                                                     resources.listeners(i).name(), "'"));
     }
   }
   // xDS: the client is built (and its config checked) now, started in run().
@@ -245,8 +165,8 @@ absl::Status Server::initialize() {
       const std::string tmp = options_.admin_address_path + ".tmp";
       std::ofstream(tmp) << admin_->address().asString();
       if (::rename(tmp.c_str(), options_.admin_address_path.c_str()) != 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "--admin-address-path: cannot write '", options_.admin_address_path, "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("--admin-address-path: cannot write '", options_.admin_address_path, "'"));
       }
     }
   }
@@ -261,7 +181,7 @@ void Server::startWorkers() {
   }
   listener_manager_->startWorkers([this] {
     state_ = State::Live;
-    store_.gauge("server.state").set(0); // LIVE
+    store_.gauge("server.state").set(0);  // LIVE
     store_.gauge("server.live").set(1);
     spdlog::info("all {} workers started", workers_.size());
     listener_manager_->forEachActive([](const Listener::ListenerManagerImpl::ListenerView& l) {
@@ -303,9 +223,10 @@ int Server::run() {
     start_when_warm();
   }
   uptime_timer_ = dispatcher_->createTimer([this] {
-    store_.gauge("server.uptime").set(std::chrono::duration_cast<std::chrono::seconds>(
-                                          time_source_.systemTime() - start_time_)
-                                          .count());
+    store_.gauge("server.uptime")
+        .set(std::chrono::duration_cast<std::chrono::seconds>(time_source_.systemTime() -
+                                                              start_time_)
+                 .count());
     uptime_timer_->enableTimer(std::chrono::seconds(1));
   });
   uptime_timer_->enableTimer(std::chrono::milliseconds(0));
@@ -326,7 +247,7 @@ void Server::startDrain(std::string_view reason) {
   spdlog::info("{} received: draining listeners for up to {}s", reason,
                options_.drain_time.count());
   state_ = State::Draining;
-  store_.gauge("server.state").set(2); // DRAINING
+  store_.gauge("server.state").set(2);  // DRAINING
   listener_manager_->stopAndDrainAll();
   drain_deadline_ = time_source_.monotonicTime() + options_.drain_time;
   drain_timer_ = dispatcher_->createTimer([this] { checkDrainDone(); });
@@ -363,20 +284,20 @@ void Server::shutdown() {
 
 void Server::registerAdminHandlers() {
   Admin::Admin& admin = *admin_;
-  admin.addHandler("/ready", "print server state, return 200 if LIVE, otherwise return 503",
-                   false, [this](const Admin::Request&, Admin::Response& r) {
+  admin.addHandler("/ready", "print server state, return 200 if LIVE, otherwise return 503", false,
+                   [this](const Admin::Request&, Admin::Response& r) {
                      switch (state_) {
-                     case State::Live:
-                       r.body = "LIVE\n";
-                       break;
-                     case State::Initializing:
-                       r.code = 503;
-                       r.body = "PRE_INITIALIZING\n";
-                       break;
-                     case State::Draining:
-                       r.code = 503;
-                       r.body = "DRAINING\n";
-                       break;
+                       case State::Live:
+                         r.body = "LIVE\n";
+                         break;
+                       case State::Initializing:
+                         r.code = 503;
+                         r.body = "PRE_INITIALIZING\n";
+                         break;
+                       case State::Draining:
+                         r.code = 503;
+                         r.body = "DRAINING\n";
+                         break;
                      }
                    });
   admin.addHandler("/stats", "print server stats", false,
@@ -386,31 +307,15 @@ void Server::registerAdminHandlers() {
                        return;
                      }
                      if (req.query.count("format") && req.query.at("format") == "json") {
-                       std::vector<std::string> items;
-                       store_.forEachCounter([&](const Stats::Counter& c) {
-                         items.push_back(absl::StrCat("{\"name\":", jsonString(c.name()),
-                                                      ",\"value\":", c.value(), "}"));
-                       });
-                       store_.forEachGauge([&](const Stats::Gauge& g) {
-                         items.push_back(absl::StrCat("{\"name\":", jsonString(g.name()),
-                                                      ",\"value\":", g.value(), "}"));
-                       });
                        r.content_type = "application/json";
-                       r.body = absl::StrCat("{\"stats\":[", absl::StrJoin(items, ","), "]}\n");
+                       r.body = Admin::renderStatsJson(store_);
                        return;
                      }
-                     std::string text = store_.renderText();
+                     std::optional<std::string_view> filter;
                      if (req.query.count("filter")) {
-                       std::string filtered;
-                       for (absl::string_view line : absl::StrSplit(text, '\n')) {
-                         if (!line.empty() &&
-                             line.find(req.query.at("filter")) != absl::string_view::npos) {
-                           absl::StrAppend(&filtered, line, "\n");
-                         }
-                       }
-                       text = std::move(filtered);
+                       filter = req.query.at("filter");
                      }
-                     r.body = std::move(text);
+                     r.body = Admin::renderStatsText(store_, filter);
                    });
   admin.addHandler("/stats/prometheus", "print server stats in prometheus format", false,
                    [this](const Admin::Request&, Admin::Response& r) {
@@ -425,7 +330,9 @@ void Server::registerAdminHandlers() {
   admin.addHandler("/config_dump", "dump current Envoy configs", false,
                    [this](const Admin::Request& req, Admin::Response& r) {
                      r.content_type = "application/json";
-                     r.body = configDumpJson(req.query.count("include_eds") > 0);
+                     r.body = Admin::renderConfigDump({bootstrap_, start_time_, *listener_manager_,
+                                                       *cluster_manager_, *rds_manager_},
+                                                      req.query.count("include_eds") > 0);
                    });
   admin.addHandler("/listeners", "print listener info", false,
                    [this](const Admin::Request& req, Admin::Response& r) {
@@ -434,7 +341,7 @@ void Server::registerAdminHandlers() {
                      if (json) {
                        r.content_type = "application/json";
                      }
-                     r.body = listenersText(json);
+                     r.body = Admin::renderListeners(*listener_manager_, json);
                    });
   admin.addHandler("/clusters", "upstream cluster status", false,
                    [this](const Admin::Request& req, Admin::Response& r) {
@@ -443,7 +350,7 @@ void Server::registerAdminHandlers() {
                      if (json) {
                        r.content_type = "application/json";
                      }
-                     r.body = clustersText(json);
+                     r.body = Admin::renderClusters(*cluster_manager_, json);
                    });
   admin.addHandler("/quitquitquit", "exit the server", true,
                    [this](const Admin::Request&, Admin::Response& r) {
@@ -459,7 +366,7 @@ void Server::registerAdminHandlers() {
 }
 
 std::string Server::serverInfoJson() const {
-  const char* state = state_ == State::Live ? "LIVE"
+  const char* state = state_ == State::Live       ? "LIVE"
                       : state_ == State::Draining ? "DRAINING"
                                                   : "PRE_INITIALIZING";
   const auto uptime =
@@ -469,230 +376,13 @@ std::string Server::serverInfoJson() const {
       "{\"version\":", jsonString(kVersionString), ",\"state\":", jsonString(state),
       ",\"uptime_current_epoch\":", jsonString(absl::StrCat(uptime, "s")),
       ",\"uptime_all_epochs\":", jsonString(absl::StrCat(uptime, "s")),
-      ",\"node\":", toJson(bootstrap_.node()), ",\"command_line_options\":{\"concurrency\":",
-      options_.concurrency, ",\"drain_time\":", jsonString(absl::StrCat(options_.drain_time.count(), "s")),
-      ",\"config_path\":", jsonString(options_.config_path), ",\"log_level\":",
-      jsonString(Config::logLevelName(options_.log_level)), ",\"service_node\":",
-      jsonString(options_.service_node), ",\"service_cluster\":",
-      jsonString(options_.service_cluster), "}}\n");
+      ",\"node\":", toJson(bootstrap_.node()),
+      ",\"command_line_options\":{\"concurrency\":", options_.concurrency,
+      ",\"drain_time\":", jsonString(absl::StrCat(options_.drain_time.count(), "s")),
+      ",\"config_path\":", jsonString(options_.config_path),
+      ",\"log_level\":", jsonString(Config::logLevelName(options_.log_level)),
+      ",\"service_node\":", jsonString(options_.service_node),
+      ",\"service_cluster\":", jsonString(options_.service_cluster), "}}\n");
 }
 
-std::string Server::listenersText(bool json) const {
-  std::string out;
-  std::vector<std::string> items;
-  listener_manager_->forEachActive([&](const Listener::ListenerManagerImpl::ListenerView& l) {
-    const Network::Address& address = l.config.address();
-    if (json) {
-      items.push_back(absl::StrCat(
-          "{\"name\":", jsonString(l.config.name()),
-          ",\"local_address\":{\"socket_address\":{\"address\":", jsonString(address.ip()),
-          ",\"port_value\":", address.port(), "}}}"));
-    } else {
-      absl::StrAppend(&out, l.config.name(), "::", address.asString(), "\n");
-    }
-  });
-  if (json) {
-    return absl::StrCat("{\"listener_statuses\":[", absl::StrJoin(items, ","), "]}\n");
-  }
-  return out;
-}
-
-std::string Server::clustersText(bool json) const {
-  // Envoy's /clusters layout: "cluster::host::stat::value" lines; ?format=json for tools.
-  std::string out;
-  std::vector<std::string> json_clusters;
-  cluster_manager_->forEachCluster([&](const Upstream::ClusterManagerImpl::ClusterView& view) {
-    const std::string& name = view.info.name();
-    std::vector<std::string> json_hosts;
-    if (!json) {
-      absl::StrAppend(&out, name, "::observability_name::", name, "\n");
-      absl::StrAppend(&out, name, "::added_via_api::", view.added_via_api ? "true" : "false",
-                      "\n");
-    }
-    for (const Upstream::HostConstSharedPtr& host : view.hosts.hosts) {
-      const Upstream::HostStats& st = host->stats();
-      const std::string health = host->health() == Upstream::HealthStatus::Unhealthy
-                                     ? "/failed_eds_health"
-                                 : host->health() == Upstream::HealthStatus::Draining
-                                     ? "/pending_dynamic_removal"
-                                     : "healthy";
-      const std::pair<const char*, int64_t> stats[] = {
-          {"cx_active", st.cx_active.load()},
-          {"cx_connect_fail", static_cast<int64_t>(st.cx_connect_fail.load())},
-          {"cx_total", static_cast<int64_t>(st.cx_total.load())},
-          {"rq_active", st.rq_active.load()},
-          {"rq_error", static_cast<int64_t>(st.rq_error.load())},
-          {"rq_success", static_cast<int64_t>(st.rq_success.load())},
-          {"rq_timeout", static_cast<int64_t>(st.rq_timeout.load())},
-          {"rq_total", static_cast<int64_t>(st.rq_total.load())},
-      };
-      const std::string address = host->address().asString();
-      if (json) {
-        std::vector<std::string> items;
-        for (const auto& [stat, value] : stats) {
-          items.push_back(absl::StrCat("{\"name\":\"", stat, "\",\"value\":", value, "}"));
-        }
-        json_hosts.push_back(absl::StrCat(
-            "{\"address\":{\"socket_address\":{\"address\":", jsonString(host->address().ip()),
-            ",\"port_value\":", host->address().port(), "}},\"stats\":[",
-            absl::StrJoin(items, ","), "],\"health_status\":{\"eds_health_status\":\"",
-            health == "healthy" ? "HEALTHY" : health == "/failed_eds_health" ? "UNHEALTHY"
-                                                                             : "DRAINING",
-            "\"},\"weight\":", host->weight(), ",\"hostname\":", jsonString(host->hostname()),
-            ",\"priority\":", host->priority(), "}"));
-        continue;
-      }
-      for (const auto& [stat, value] : stats) {
-        absl::StrAppend(&out, name, "::", address, "::", stat, "::", value, "\n");
-      }
-      absl::StrAppend(&out, name, "::", address, "::hostname::", host->hostname(), "\n");
-      absl::StrAppend(&out, name, "::", address, "::health_flags::", health, "\n");
-      absl::StrAppend(&out, name, "::", address, "::weight::", host->weight(), "\n");
-      absl::StrAppend(&out, name, "::", address, "::priority::", host->priority(), "\n");
-    }
-    if (json) {
-      json_clusters.push_back(absl::StrCat("{\"name\":", jsonString(name),
-                                           ",\"added_via_api\":",
-                                           view.added_via_api ? "true" : "false",
-                                           ",\"host_statuses\":[",
-                                           absl::StrJoin(json_hosts, ","), "]}"));
-    }
-  });
-  if (json) {
-    return absl::StrCat("{\"cluster_statuses\":[", absl::StrJoin(json_clusters, ","), "]}\n");
-  }
-  return out;
-}
-
-std::string Server::configDumpJson(bool include_eds) const {
-  using ListenerView = Listener::ListenerManagerImpl::ListenerView;
-  const std::string boot_time = jsonString(timestamp(start_time_));
-  auto state = [](const ListenerView& l) {
-    return absl::StrCat("{\"version_info\":", jsonString(l.version_info),
-                        ",\"listener\":", toJson(l.config.proto()),
-                        ",\"last_updated\":", jsonString(timestamp(l.last_updated)), "}");
-  };
-  // Envoy's ListenersConfigDump: static listeners, then per dynamic listener its active,
-  // warming and draining versions and its last rejected config.
-  std::vector<std::string> static_listeners;
-  std::map<std::string, std::vector<std::string>> dynamic;
-  listener_manager_->forEachActive([&](const ListenerView& l) {
-    if (!l.added_via_api) {
-      static_listeners.push_back(absl::StrCat("{\"listener\":", toJson(l.config.proto()),
-                                              ",\"last_updated\":", boot_time, "}"));
-    } else {
-      dynamic[l.config.name()].push_back(absl::StrCat("\"active_state\":", state(l)));
-    }
-  });
-  listener_manager_->forEachWarming([&](const ListenerView& l) {
-    dynamic[l.config.name()].push_back(absl::StrCat("\"warming_state\":", state(l)));
-  });
-  listener_manager_->forEachDraining([&](const ListenerView& l) {
-    if (l.added_via_api) {
-      dynamic[l.config.name()].push_back(absl::StrCat("\"draining_state\":", state(l)));
-    }
-  });
-  for (const auto& [name, error] : listener_manager_->errorStates()) {
-    dynamic[name].push_back(absl::StrCat(
-        "\"error_state\":{\"failed_configuration\":", toJson(error.failed_configuration),
-        ",\"last_update_attempt\":", jsonString(timestamp(error.last_update_attempt)),
-        ",\"details\":", jsonString(error.details), "}"));
-  }
-  std::vector<std::string> dynamic_listeners;
-  for (const auto& [name, parts] : dynamic) {
-    dynamic_listeners.push_back(
-        absl::StrCat("{\"name\":", jsonString(name), ",", absl::StrJoin(parts, ","), "}"));
-  }
-
-  // Routes: inline ones are static; RDS ones dynamic, with their version.
-  std::vector<std::string> static_routes;
-  listener_manager_->forEachActive([&](const ListenerView& l) {
-    for (const auto& chain : l.config.proto().filter_chains()) {
-      for (const auto& filter : chain.filters()) {
-        envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager hcm;
-        if (filter.typed_config().UnpackTo(&hcm) && hcm.has_route_config()) {
-          static_routes.push_back(absl::StrCat("{\"route_config\":", toJson(hcm.route_config()),
-                                               ",\"last_updated\":", boot_time, "}"));
-        }
-      }
-    }
-  });
-  std::vector<std::string> dynamic_routes;
-  rds_manager_->forEach([&](const Filters::RdsRouteConfigProvider& provider) {
-    if (!provider.proto().name().empty()) {
-      dynamic_routes.push_back(absl::StrCat(
-          "{\"version_info\":", jsonString(provider.versionInfo()),
-          ",\"route_config\":", toJson(provider.proto()),
-          ",\"last_updated\":", jsonString(timestamp(provider.lastUpdated())), "}"));
-    }
-  });
-
-  // Clusters from the cluster manager: static ones, and API ones active or warming.
-  std::vector<std::string> static_clusters;
-  std::vector<std::string> dynamic_active;
-  std::vector<std::string> dynamic_warming;
-  cluster_manager_->forEachCluster([&](const Upstream::ClusterManagerImpl::ClusterView& c) {
-    const std::string entry =
-        absl::StrCat("{", c.added_via_api ? absl::StrCat("\"version_info\":",
-                                                         jsonString(c.version_info), ",")
-                                          : "",
-                     "\"cluster\":", toJson(c.config), ",\"last_updated\":",
-                     jsonString(timestamp(c.last_updated)), "}");
-    if (!c.added_via_api) {
-      static_clusters.push_back(entry);
-    } else if (c.warming) {
-      dynamic_warming.push_back(entry);
-    } else {
-      dynamic_active.push_back(entry);
-    }
-  });
-
-  // ?include_eds: Envoy's EndpointsConfigDump, the hosts each cluster currently has.
-  std::string endpoints;
-  if (include_eds) {
-    std::vector<std::string> static_eps;
-    std::vector<std::string> dynamic_eps;
-    cluster_manager_->forEachCluster([&](const Upstream::ClusterManagerImpl::ClusterView& c) {
-      std::vector<std::string> lb_endpoints;
-      for (const Upstream::HostConstSharedPtr& host : c.hosts.hosts) {
-        const char* health = host->health() == Upstream::HealthStatus::Unhealthy ? "UNHEALTHY"
-                             : host->health() == Upstream::HealthStatus::Draining ? "DRAINING"
-                             : host->health() == Upstream::HealthStatus::Degraded ? "DEGRADED"
-                                                                                   : "HEALTHY";
-        lb_endpoints.push_back(absl::StrCat(
-            "{\"endpoint\":{\"address\":{\"socket_address\":{\"address\":",
-            jsonString(host->address().ip()), ",\"port_value\":", host->address().port(),
-            "}}},\"health_status\":\"", health, "\",\"load_balancing_weight\":",
-            host->weight(), ",\"priority\":", host->priority(), "}"));
-      }
-      const std::string entry = absl::StrCat(
-          "{\"endpoint_config\":{\"cluster_name\":", jsonString(c.info.name()),
-          ",\"endpoints\":[{\"lb_endpoints\":[", absl::StrJoin(lb_endpoints, ","), "]}]}",
-          c.added_via_api ? absl::StrCat(",\"version_info\":", jsonString(c.version_info)) : "",
-          ",\"last_updated\":", jsonString(timestamp(c.last_updated)), "}");
-      (c.added_via_api ? dynamic_eps : static_eps).push_back(entry);
-    });
-    endpoints = absl::StrCat(
-        ",{\"@type\":\"type.googleapis.com/envoy.admin.v3.EndpointsConfigDump\",",
-        "\"static_endpoint_configs\":[", absl::StrJoin(static_eps, ","), "],",
-        "\"dynamic_endpoint_configs\":[", absl::StrJoin(dynamic_eps, ","), "]}");
-  }
-
-  return absl::StrCat(
-      "{\"configs\":[",
-      "{\"@type\":\"type.googleapis.com/envoy.admin.v3.BootstrapConfigDump\",\"bootstrap\":",
-      toJson(bootstrap_), ",\"last_updated\":", boot_time, "},",
-      "{\"@type\":\"type.googleapis.com/envoy.admin.v3.ClustersConfigDump\",",
-      "\"static_clusters\":[", absl::StrJoin(static_clusters, ","), "],",
-      "\"dynamic_active_clusters\":[", absl::StrJoin(dynamic_active, ","), "],",
-      "\"dynamic_warming_clusters\":[", absl::StrJoin(dynamic_warming, ","), "]},",
-      "{\"@type\":\"type.googleapis.com/envoy.admin.v3.ListenersConfigDump\",",
-      "\"static_listeners\":[", absl::StrJoin(static_listeners, ","), "],",
-      "\"dynamic_listeners\":[", absl::StrJoin(dynamic_listeners, ","), "]},",
-      "{\"@type\":\"type.googleapis.com/envoy.admin.v3.RoutesConfigDump\",",
-      "\"static_route_configs\":[", absl::StrJoin(static_routes, ","), "],",
-      "\"dynamic_route_configs\":[", absl::StrJoin(dynamic_routes, ","), "]}", endpoints,
-      "]}\n");
-}
-
-} // namespace Proxy::Server
+}  // namespace Proxy::Server

@@ -24,7 +24,7 @@
 namespace Proxy::Server {
 
 class Server {
-public:
+ public:
   enum class State { Initializing, Live, Draining };
 
   Server(Config::Options options, envoy::config::bootstrap::v3::Bootstrap bootstrap);
@@ -36,16 +36,13 @@ public:
   // Runs until SIGTERM/SIGINT or POST /quitquitquit, then drains. Returns the exit code.
   int run();
 
-private:
+ private:
   void registerAdminHandlers();
   void startWorkers();
   void startDrain(std::string_view reason);
   void checkDrainDone();
   void shutdown();
-  std::string configDumpJson(bool include_eds) const;
   std::string serverInfoJson() const;
-  std::string listenersText(bool json) const;
-  std::string clustersText(bool json) const;
 
   const Config::Options options_;
   const envoy::config::bootstrap::v3::Bootstrap bootstrap_;
@@ -69,4 +66,4 @@ private:
   bool tls_shutdown_ = false;
 };
 
-} // namespace Proxy::Server
+}  // namespace Proxy::Server

@@ -1,0 +1,97 @@
+#include "proxy/admin/status_render.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "proxy/admin/json_util.h"
+
+namespace Proxy::Admin {
+
+std::string renderListeners(const Listener::ListenerManagerImpl& listener_manager, bool json) {
+  std::string out;
+  std::vector<std::string> items;
+  listener_manager.forEachActive([&](const Listener::ListenerManagerImpl::ListenerView& l) {
+    const Network::Address& address = l.config.address();
+    if (json) {
+      items.push_back(absl::StrCat(
+          "{\"name\":", jsonString(l.config.name()),
+          ",\"local_address\":{\"socket_address\":{\"address\":", jsonString(address.ip()),
+          ",\"port_value\":", address.port(), "}}}"));
+    } else {
+      absl::StrAppend(&out, l.config.name(), "::", address.asString(), "\n");
+    }
+  });
+  if (json) {
+    return absl::StrCat("{\"listener_statuses\":[", absl::StrJoin(items, ","), "]}\n");
+  }
+  return out;
+}
+
+std::string renderClusters(const Upstream::ClusterManagerImpl& cluster_manager, bool json) {
+  // Envoy's /clusters layout: "cluster::host::stat::value" lines; ?format=json for tools.
+  std::string out;
+  std::vector<std::string> json_clusters;
+  cluster_manager.forEachCluster([&](const Upstream::ClusterManagerImpl::ClusterView& view) {
+    const std::string& name = view.info.name();
+    std::vector<std::string> json_hosts;
+    if (!json) {
+      absl::StrAppend(&out, name, "::observability_name::", name, "\n");
+      absl::StrAppend(&out, name, "::added_via_api::", view.added_via_api ? "true" : "false", "\n");
+    }
+    for (const Upstream::HostConstSharedPtr& host : view.hosts.hosts) {
+      const Upstream::HostStats& st = host->stats();
+      const std::string health =
+          host->health() == Upstream::HealthStatus::Unhealthy  ? "/failed_eds_health"
+          : host->health() == Upstream::HealthStatus::Draining ? "/pending_dynamic_removal"
+                                                               : "healthy";
+      const std::pair<const char*, int64_t> stats[] = {
+          {"cx_active", st.cx_active.load()},
+          {"cx_connect_fail", static_cast<int64_t>(st.cx_connect_fail.load())},
+          {"cx_total", static_cast<int64_t>(st.cx_total.load())},
+          {"rq_active", st.rq_active.load()},
+          {"rq_error", static_cast<int64_t>(st.rq_error.load())},
+          {"rq_success", static_cast<int64_t>(st.rq_success.load())},
+          {"rq_timeout", static_cast<int64_t>(st.rq_timeout.load())},
+          {"rq_total", static_cast<int64_t>(st.rq_total.load())},
+      };
+      const std::string address = host->address().asString();
+      if (json) {
+        std::vector<std::string> items;
+        for (const auto& [stat, value] : stats) {
+          items.push_back(absl::StrCat("{\"name\":\"", stat, "\",\"value\":", value, "}"));
+        }
+        json_hosts.push_back(absl::StrCat(
+            "{\"address\":{\"socket_address\":{\"address\":", jsonString(host->address().ip()),
+            ",\"port_value\":", host->address().port(), "}},\"stats\":[", absl::StrJoin(items, ","),
+            "],\"health_status\":{\"eds_health_status\":\"",
+            health == "healthy"              ? "HEALTHY"
+            : health == "/failed_eds_health" ? "UNHEALTHY"
+                                             : "DRAINING",
+            "\"},\"weight\":", host->weight(), ",\"hostname\":", jsonString(host->hostname()),
+            ",\"priority\":", host->priority(), "}"));
+        continue;
+      }
+      for (const auto& [stat, value] : stats) {
+        absl::StrAppend(&out, name, "::", address, "::", stat, "::", value, "\n");
+      }
+      absl::StrAppend(&out, name, "::", address, "::hostname::", host->hostname(), "\n");
+      absl::StrAppend(&out, name, "::", address, "::health_flags::", health, "\n");
+      absl::StrAppend(&out, name, "::", address, "::weight::", host->weight(), "\n");
+      absl::StrAppend(&out, name, "::", address, "::priority::", host->priority(), "\n");
+    }
+    if (json) {
+      json_clusters.push_back(
+          absl::StrCat("{\"name\":", jsonString(name),
+                       ",\"added_via_api\":", view.added_via_api ? "true" : "false",
+                       ",\"host_statuses\":[", absl::StrJoin(json_hosts, ","), "]}"));
+    }
+  });
+  if (json) {
+    return absl::StrCat("{\"cluster_statuses\":[", absl::StrJoin(json_clusters, ","), "]}\n");
+  }
+  return out;
+}
+
+}  // namespace Proxy::Admin
