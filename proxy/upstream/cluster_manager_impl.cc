@@ -239,12 +239,32 @@ absl::Status ClusterManagerImpl::addOrUpdateCluster(
 
   auto data = std::make_unique<ClusterData>();
   bool warm = true;
+  // The service names the replaced versions watched: forgotten below if nobody watches them now.
+  std::vector<std::string> previous_services;
+  for (const ClusterData* previous : {active, latest}) {
+    if (previous != nullptr &&
+        previous->info->discoveryType() == ClusterInfoImpl::DiscoveryType::Eds) {
+      previous_services.push_back(previous->info->edsServiceName());
+    }
+  }
   if ((*info)->discoveryType() == ClusterInfoImpl::DiscoveryType::Eds) {
-    eds_index_[(*info)->edsServiceName()].insert(name);
+    const std::string& service = (*info)->edsServiceName();
+    eds_index_[service].insert(name);
+    const envoy::config::endpoint::v3::ClusterLoadAssignment* watched = nullptr;
     if (active != nullptr && active->info->discoveryType() == ClusterInfoImpl::DiscoveryType::Eds &&
-        active->info->edsServiceName() == (*info)->edsServiceName()) {
+        active->info->edsServiceName() == service) {
       // Same ClusterLoadAssignment: its hosts stay valid, no need to warm again.
       data->hosts = active->hosts;
+    } else if ((watched = watchedAssignment(service, name)) != nullptr) {
+      // Another cluster watches this assignment: the xDS subscription does not change, so it
+      // is not sent again. This cluster takes the one the other has.
+      absl::StatusOr<HostSetConstSharedPtr> hosts = buildHostSet(*watched, nullptr, name);
+      if (hosts.ok()) {
+        data->hosts = std::move(*hosts);
+      } else {
+        data->hosts = emptyHostSet();
+        warm = false;
+      }
     } else {
       data->hosts = emptyHostSet();
       warm = false;
@@ -276,8 +296,48 @@ absl::Status ClusterManagerImpl::addOrUpdateCluster(
     // An older active version, if any, keeps serving until this one has hosts.
     warming_[name] = std::move(data);
   }
+  for (const std::string& service : previous_services) {
+    forgetUnwatchedAssignment(service);
+  }
   updateGauges(was_warming);
   return absl::OkStatus();
+}
+
+bool ClusterManagerImpl::watchedByAnother(std::string_view service, std::string_view except) const {
+  // The index lists every cluster that may watch `service` (a superset: see eds_index_).
+  auto indexed = eds_index_.find(service);
+  if (indexed == eds_index_.end()) {
+    return false;
+  }
+  for (const std::string& other : indexed->second) {
+    if (other == except) {
+      continue;
+    }
+    for (const ClusterMap* map : {&active_, &warming_}) {
+      auto it = map->find(other);
+      if (it != map->end() &&
+          it->second->info->discoveryType() == ClusterInfoImpl::DiscoveryType::Eds &&
+          it->second->info->edsServiceName() == service) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+const envoy::config::endpoint::v3::ClusterLoadAssignment* ClusterManagerImpl::watchedAssignment(
+    std::string_view service, std::string_view except) const {
+  auto cached = eds_assignments_.find(service);
+  if (cached == eds_assignments_.end() || !watchedByAnother(service, except)) {
+    return nullptr;
+  }
+  return cached->second.get();
+}
+
+void ClusterManagerImpl::forgetUnwatchedAssignment(const std::string& service) {
+  if (eds_assignments_.count(service) != 0 && !watchedByAnother(service, /*except=*/"")) {
+    eds_assignments_.erase(service);
+  }
 }
 
 bool ClusterManagerImpl::removeCluster(std::string_view name) {
@@ -291,10 +351,12 @@ bool ClusterManagerImpl::removeCluster(std::string_view name) {
     return false;
   }
   const bool was_warming = !warming_.empty();
-  auto unindex = [this](const ClusterData& data) {
+  std::vector<std::string> services;
+  auto unindex = [this, &services](const ClusterData& data) {
     if (data.info->discoveryType() != ClusterInfoImpl::DiscoveryType::Eds) {
       return;
     }
+    services.push_back(data.info->edsServiceName());
     auto indexed = eds_index_.find(data.info->edsServiceName());
     if (indexed != eds_index_.end()) {
       indexed->second.erase(data.info->name());
@@ -320,6 +382,9 @@ bool ClusterManagerImpl::removeCluster(std::string_view name) {
       static_cast<ThreadLocalClusterManagerImpl&>(*object).removeCluster(info);
     });
     active_.erase(active_it);
+  }
+  for (const std::string& service : services) {
+    forgetUnwatchedAssignment(service);
   }
   cluster_removed_.inc();
   updateGauges(was_warming);
@@ -358,6 +423,9 @@ absl::Status ClusterManagerImpl::updateClusterLoadAssignment(
     }
   }
   if (targets.empty()) {
+    if (auto cached = eds_assignments_.find(eds_service_name); cached != eds_assignments_.end()) {
+      eds_assignments_.erase(cached);
+    }
     return absl::NotFoundError(absl::StrCat(
         "cluster_load_assignment '", std::string(eds_service_name), "': no EDS cluster uses it"));
   }
@@ -378,6 +446,8 @@ absl::Status ClusterManagerImpl::updateClusterLoadAssignment(
     target.hosts = std::move(*hosts);
   }
 
+  eds_assignments_[std::string(eds_service_name)] =
+      std::make_shared<const envoy::config::endpoint::v3::ClusterLoadAssignment>(cla);
   const bool was_warming = !warming_.empty();
   for (Target& target : targets) {
     if (target.map == &warming_) {

@@ -126,9 +126,10 @@ class ClusterManagerImpl : public ClusterManager {
   // with IP addresses) clusters take their hosts from load_assignment and are active at once;
   // an EDS cluster warms (invisible to workers) until updateClusterLoadAssignment() gives it
   // hosts, except that an update of an active EDS cluster with the same service name keeps
-  // its current hosts. Errors: "cluster 'x': lb_policy: unsupported load balancing policy
-  // 'RING_HASH'". A static (bootstrap, added_via_api=false) cluster cannot be replaced by an
-  // API update.
+  // its current hosts, and one whose service name another cluster already watches takes the
+  // assignment that cluster has (the xDS subscription does not change: nobody sends it again).
+  // Errors: "cluster 'x': lb_policy: unsupported load balancing policy 'RING_HASH'". A static
+  // (bootstrap, added_via_api=false) cluster cannot be replaced by an API update.
   absl::Status addOrUpdateCluster(const envoy::config::cluster::v3::Cluster& config,
                                   const std::string& version_info, bool added_via_api = true);
   // Remove an API-added cluster (active or warming). False when there is none by that name or
@@ -176,6 +177,15 @@ class ClusterManagerImpl : public ClusterManager {
 
   // Make `data` the active version and publish it to every thread.
   void activate(std::unique_ptr<ClusterData> data);
+  // A cluster other than `except` (active or warming) watches EDS service `service`.
+  bool watchedByAnother(std::string_view service, std::string_view except) const;
+  // The last assignment applied to EDS service `service`, if a cluster other than `except`
+  // (active or warming) watches it now; null otherwise.
+  const envoy::config::endpoint::v3::ClusterLoadAssignment* watchedAssignment(
+      std::string_view service, std::string_view except) const;
+  // Forgets the assignment of `service` once no cluster watches it (its subscription ends; a
+  // later one brings the current assignment).
+  void forgetUnwatchedAssignment(const std::string& service);
   void updateMembershipStats(const ClusterData& data);
   // Refresh the gauges; run the warming-done callback if warming just ended.
   void updateGauges(bool was_warming);
@@ -191,6 +201,11 @@ class ClusterManagerImpl : public ClusterManager {
   // ClusterLoadAssignment scanned every cluster: 10,000 clusters' assignments in one response
   // cost O(n^2) (found by xds_cluster_scale_bench: 20 s instead of well under one).
   std::map<std::string, std::set<std::string>, std::less<>> eds_index_;
+  // EDS service name -> the last ClusterLoadAssignment applied, while a cluster watches it: a
+  // new cluster on an already watched name takes it (watchedAssignment()).
+  std::map<std::string, std::shared_ptr<const envoy::config::endpoint::v3::ClusterLoadAssignment>,
+           std::less<>>
+      eds_assignments_;
   std::function<void()> warming_done_cb_;
 
   Stats::Counter& cluster_added_;

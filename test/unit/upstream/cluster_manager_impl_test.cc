@@ -261,6 +261,40 @@ TEST_F(ClusterManagerTest, EdsClusterWarmsUntilItsFirstAssignment) {
   }
 }
 
+TEST_F(ClusterManagerTest, NewEdsClusterTakesTheAssignmentItsServiceNameAlreadyHas) {
+  // "backend" watches "shared-svc" and has its assignment.
+  ASSERT_TRUE(cm_->addOrUpdateCluster(edsCluster("backend", "shared-svc"), "1").ok());
+  ASSERT_TRUE(cm_->updateClusterLoadAssignment(
+                     "shared-svc", makeAssignment("shared-svc", {{.port = 8001}, {.port = 8002}}))
+                  .ok());
+
+  // A second cluster on the same assignment: the xDS subscription does not change, so nothing
+  // will send the assignment again. It takes the one the first cluster has, and is active.
+  ASSERT_TRUE(cm_->addOrUpdateCluster(edsCluster("mirror", "shared-svc"), "2").ok());
+  EXPECT_FALSE(cm_->isWarming("mirror"));
+  EXPECT_EQ(0, gauge("cluster_manager.warming_clusters"));
+  EXPECT_EQ(2u, onWorker(0, [this]() {
+              return cm_->getThreadLocalCluster("mirror")->hostSet()->hosts.size();
+            }));
+  EXPECT_EQ("mirror", onWorker(1, [this]() {
+              return cm_->getThreadLocalCluster("mirror")->hostSet()->hosts[0]->clusterName();
+            }));
+
+  // A later assignment updates both.
+  ASSERT_TRUE(
+      cm_->updateClusterLoadAssignment("shared-svc", makeAssignment("shared-svc", {{.port = 8003}}))
+          .ok());
+  EXPECT_EQ(1u, cm_->getHostSet("backend")->hosts.size());
+  EXPECT_EQ(1u, cm_->getHostSet("mirror")->hosts.size());
+
+  // Once no cluster watches the name, its assignment is forgotten: a new cluster on it warms
+  // until the (new) subscription brings the current one.
+  ASSERT_TRUE(cm_->removeCluster("backend"));
+  ASSERT_TRUE(cm_->removeCluster("mirror"));
+  ASSERT_TRUE(cm_->addOrUpdateCluster(edsCluster("late", "shared-svc"), "3").ok());
+  EXPECT_TRUE(cm_->isWarming("late"));
+}
+
 TEST_F(ClusterManagerTest, EdsHostUpdateKeepsPoolsOfRemainingHostsAndRetiresTheOthers) {
   ASSERT_TRUE(cm_->addOrUpdateCluster(edsCluster("backend", ""), "1").ok());
   // service_name empty: the cluster name is the resource name.
