@@ -69,16 +69,35 @@ RequestOutcome DeltaStreamState::onRequest(const DeltaDiscoveryRequest& request)
   for (const std::string& name : request.resource_names_subscribe()) {
     if (name == "*") {
       state.wildcard = true;
-    } else {
-      state.names.insert(name);
+      continue;
+    }
+    state.names.insert(name);
+    if (!first) {
+      // Subscribed (again): sent (or reported absent) again, even if the client had it. Envoy
+      // subscribes again a name it unsubscribed before its next request, and may have dropped
+      // its copy meanwhile.
+      state.client_versions.erase(name);
+      state.reported_absent.erase(name);
     }
   }
   for (const std::string& name : request.resource_names_unsubscribe()) {
     if (name == "*") {
       state.wildcard = false;
+      continue;
+    }
+    state.names.erase(name);
+    state.reported_absent.erase(name);
+    if (state.wildcard) {
+      // Still of interest through the wildcard, but the client cannot know that: Envoy keeps it
+      // as "ambiguous" and waits for the server to say. Sent again (or reported removed), as
+      // go-control-plane does.
+      auto held = state.client_versions.find(name);
+      if (held != state.client_versions.end()) {
+        held->second.clear();
+      }
     } else {
-      state.names.erase(name);
-      state.reported_absent.erase(name);
+      // The client drops it: subscribed again, it is sent again.
+      state.client_versions.erase(name);
     }
   }
   if (first && request.resource_names_subscribe().empty() && isWildcardType(*kind)) {
@@ -129,6 +148,18 @@ std::optional<OutgoingResponse> DeltaStreamState::nextResponse(const Snapshot* s
     }
     if (updated.empty() && removed.empty() && !state.answer_first) {
       continue;
+    }
+    if (kind == ResourceKind::Cluster && !only_.has_value()) {
+      // ADS: an EDS cluster added or changed whose assignment the client already holds. Envoy
+      // warms the new cluster until it receives the assignment and subscribes to nothing new
+      // (its subscription has the name), so it is sent again after this response.
+      TypeState& endpoints = types_[index(ResourceKind::Endpoint)];
+      for (const Resource* cluster : updated) {
+        const std::string service = edsServiceName(*cluster);
+        if (!service.empty() && endpoints.subscribed && endpoints.interested(service)) {
+          endpoints.client_versions.erase(service);
+        }
+      }
     }
 
     // The first request of a type is always answered, even with nothing in it: a client that

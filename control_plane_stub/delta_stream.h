@@ -8,6 +8,14 @@
 //   request's changes are applied, whatever its nonce (dropping one would lose the change).
 //   "*" subscribes to (or unsubscribes from) the wildcard; the first request of a Listener or
 //   Cluster type that subscribes to nothing is a wildcard subscription (legacy wildcard).
+// - A name subscribed after the first request is sent (or reported absent) even if the client
+//   held it: a client that unsubscribes and subscribes again between two requests sends only
+//   the subscription, and may have dropped its copy. A name unsubscribed while the wildcard
+//   still covers it is sent again (or reported removed): Envoy then holds it as "ambiguous"
+//   and waits for the server to say.
+// - ADS: a Cluster response that adds or changes an EDS cluster whose ClusterLoadAssignment the
+//   client holds is followed by that assignment again: Envoy warms the new cluster until one
+//   arrives, and asks for nothing new.
 // - Each resource's version is a stable hash of its contents (snapshot.h), so the server knows
 //   exactly what the client holds: a resource is sent when its version differs from the
 //   client's, and a resource the client holds that left the snapshot is listed in

@@ -85,6 +85,15 @@ const std::string& resourceName(ResourceKind kind, const google::protobuf::Messa
   return kEmpty;
 }
 
+std::string edsServiceName(const Resource& cluster) {
+  const auto* config = dynamic_cast<const envoy::config::cluster::v3::Cluster*>(cluster.message);
+  if (config == nullptr || config->type() != envoy::config::cluster::v3::Cluster::EDS) {
+    return "";
+  }
+  const std::string& service = config->eds_cluster_config().service_name();
+  return service.empty() ? config->name() : service;
+}
+
 std::vector<const google::protobuf::Message*> resourcesOf(const SnapshotFile& file,
                                                           ResourceKind kind) {
   std::vector<const google::protobuf::Message*> out;

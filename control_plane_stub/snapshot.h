@@ -92,6 +92,10 @@ class Snapshot : public std::enable_shared_from_this<Snapshot> {
 // The name of a resource message: `name`, or `cluster_name` for a ClusterLoadAssignment.
 const std::string& resourceName(ResourceKind kind, const google::protobuf::Message& message);
 
+// The ClusterLoadAssignment an EDS cluster takes its endpoints from: its
+// eds_cluster_config.service_name, or its name. "" for a resource that is no EDS cluster.
+std::string edsServiceName(const Resource& cluster);
+
 // The resources of `kind` in `file`, in file order.
 std::vector<const google::protobuf::Message*> resourcesOf(const SnapshotFile& file,
                                                           ResourceKind kind);

@@ -88,10 +88,16 @@ RequestOutcome SotwStreamState::onRequest(const DiscoveryRequest& request,
   const bool legacy =
       isWildcardType(*kind) && !star && names.empty() && (first || state.legacy_wildcard);
   const bool wildcard = star || legacy;
-  if (!first && !state.wildcard) {
-    bool added = wildcard;
+  // Names no longer requested are forgotten: asked for again, they are answered again.
+  for (auto it = state.sent_names.begin(); it != state.sent_names.end();) {
+    it = names.count(*it) == 0 ? state.sent_names.erase(it) : std::next(it);
+  }
+  if (!state.wildcard) {
+    // A wildcard the stream did not have, or names it did not answer for (on a new stream:
+    // every name, whatever version_info says).
+    bool added = !first && wildcard;
     for (const std::string& name : names) {
-      added = added || state.names.count(name) == 0;
+      added = added || state.sent_names.count(name) == 0;
     }
     state.names_added = state.names_added || added;
   }
@@ -117,7 +123,7 @@ bool SotwStreamState::needsResponse(ResourceKind kind, const TypeState& state,
   if (!state.known || state.ack.sent_version != version || state.sent_hash != hash) {
     return true;
   }
-  return state.names_added;
+  return state.names_added || state.resend;
 }
 
 OutgoingResponse SotwStreamState::buildResponse(ResourceKind kind, TypeState& state,
@@ -151,6 +157,21 @@ OutgoingResponse SotwStreamState::buildResponse(ResourceKind kind, TypeState& st
     } else {
       for (const Resource* resource : selected) {
         held[resource->name] = HeldCluster{owner, resource};
+      }
+    }
+    // An EDS cluster added or changed whose assignment the client already watches: the client
+    // will not ask for it again, but warms the cluster until it gets it.
+    TypeState& endpoints = types_[index(ResourceKind::Endpoint)];
+    for (const auto& [name, cluster] : held) {
+      auto before = held_clusters_.find(name);
+      if (before != held_clusters_.end() &&
+          before->second.resource->version == cluster.resource->version) {
+        continue;
+      }
+      const std::string service = edsServiceName(*cluster.resource);
+      if (!service.empty() && endpoints.subscribed &&
+          (endpoints.wildcard || endpoints.names.count(service) > 0)) {
+        endpoints.resend = true;
       }
     }
     kept_clusters_ = false;
@@ -190,6 +211,8 @@ OutgoingResponse SotwStreamState::buildResponse(ResourceKind kind, TypeState& st
   state.known = true;
   state.sent_hash = snapshot.typeHash(kind);
   state.names_added = false;
+  state.resend = false;
+  state.sent_names = state.names;
   state.ack.onSent(response.version, response.nonce);
   return response;
 }
@@ -212,6 +235,7 @@ std::optional<OutgoingResponse> SotwStreamState::nextResponse(const Snapshot* sn
     // A NACKed version is not resent when names are added either; the flag would otherwise
     // force the rejected version out with the next unrelated change.
     state.names_added = false;
+    state.resend = false;
   }
   return std::nullopt;
 }

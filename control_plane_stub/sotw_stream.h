@@ -12,10 +12,13 @@
 //   names select resources. Route and Endpoint are always named; "*" is a wildcard there too
 //   and an empty list means no interest.
 // - A type is answered when the snapshot's type version (or contents) differs from what the
-//   stream last sent, or when a request added names (the client is told about the new names
-//   at once, even at an unchanged version). On the first request of a type, a version_info
-//   equal to the snapshot's type version is trusted: a client that reconnects is not resent
-//   what it has.
+//   stream last sent, or when a request names resources this stream has not answered for (the
+//   client is told about the new names at once, even at an unchanged version, as the xDS spec
+//   requires). On the first request of a type, a version_info equal to the snapshot's type
+//   version is trusted for a wildcard subscription: a client that reconnects is not resent the
+//   listeners and clusters it has. Named resources are compared with what this stream sent,
+//   as go-control-plane does: a reconnecting client's names may include some it never received
+//   (the xDS spec allows the shortcut only where the client cannot subscribe to new names).
 // - Named subscriptions get the requested resources that exist. Names the snapshot lacks are
 //   left out and the response is sent anyway, so a client learns at once that they are missing
 //   (Envoy then initialises the route or cluster as empty) instead of waiting forever, which is
@@ -35,6 +38,11 @@
 //   client holds that the new snapshot dropped (from the snapshot they came from, at the new
 //   type version), so a route never points at a removed cluster. The removal follows once the
 //   listeners and routes are ACKed. Per-type streams cannot order across types and do neither.
+// - ADS: a CDS response that adds or changes an EDS cluster whose ClusterLoadAssignment the
+//   client already watches is followed by EDS again, even at an unchanged version. Envoy warms
+//   the new cluster until it receives an assignment and subscribes to nothing new (its
+//   subscription already has the name), so without it the cluster would warm until its initial
+//   fetch timeout. (On per-type streams Envoy opens a new EDS stream for each new cluster.)
 
 #include <array>
 #include <cstdint>
@@ -79,8 +87,12 @@ class SotwStreamState {
     // Still in "legacy wildcard" mode: every request so far had no names.
     bool legacy_wildcard = false;
     std::set<std::string> names;
+    // Named subscriptions: the names this stream answered for (those still requested).
+    std::set<std::string> sent_names;
     // A request added names: answer even if the version did not change.
     bool names_added = false;
+    // EDS on ADS: a cluster using a watched assignment changed; send it again.
+    bool resend = false;
     // What the client holds: the type version and type hash of the last response (or of the
     // version it reported on its first request).
     bool known = false;

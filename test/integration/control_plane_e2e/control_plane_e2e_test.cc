@@ -11,6 +11,8 @@
 //  - a snapshot the data plane NACKs (a listener on a port another socket holds) shows in the
 //    control plane's /v1/status, is not resent, the previous config keeps serving, and the next
 //    snapshot applies normally;
+//  - a CDS change that keeps a cluster's endpoints, and a new cluster that shares another's
+//    ClusterLoadAssignment, finish warming (Envoy waits for a fresh assignment);
 //  - the control plane SIGKILLed and restarted on the same port: traffic keeps flowing on the
 //    last good config, then the data plane reconnects and picks up the new snapshot;
 //  - malformed (400) and inconsistent (409) snapshots are refused with the line/field or what
@@ -332,6 +334,49 @@ TEST_P(ControlPlaneE2eTest, NackedSnapshotIsVisibleAndThePreviousConfigKeepsServ
   ASSERT_TRUE(put(demo(/*version=*/"3", /*service1=*/"upstream-b", /*service2=*/"upstream-a")));
   ASSERT_TRUE(waitForUpstream("/service/1", "upstream-b"));
   ASSERT_TRUE(waitForAcks("3", {"lds", "eds"}));
+}
+
+TEST_P(ControlPlaneE2eTest, ClusterChangesThatKeepTheirEndpointsFinishWarming) {
+  const SnapshotSpec v1 = demo(/*version=*/"1", /*service1=*/"upstream-a",
+                               /*service2=*/"upstream-b");
+  ASSERT_TRUE(startAll(v1));
+  ASSERT_TRUE(waitForAcks("1"));
+
+  // v2 changes service1's cluster (connect_timeout) but not its ClusterLoadAssignment: the EDS
+  // type version stays 1. Envoy warms the new service1 until a ClusterLoadAssignment arrives,
+  // even an unchanged one (its "warming of Cluster is completed only when a new
+  // ClusterLoadAssignment response is supplied"), so the control plane sends it again; without
+  // it the cluster would warm until its initial fetch timeout (15 s) gave up on it.
+  SnapshotSpec v2 = v1;
+  v2.version = "2";
+  v2.connect_timeouts["service1"] = "2s";
+  ASSERT_TRUE(put(v2));
+  ASSERT_TRUE(waitForAcks("2", {"cds"}));
+  ASSERT_TRUE(Integration::waitUntil([&] { return stat("cluster_manager.warming_clusters") == 0; },
+                                     20s, "no warming cluster"));
+  if (envoy()) {
+    // Warm by an assignment, not by giving up on one. (The replaced service1 may count the
+    // resent assignment too: both versions share the cluster's stats.)
+    EXPECT_EQ(stat("cluster.service1.init_fetch_timeout"), 0);
+    EXPECT_GE(stat("cluster.service1.update_success"), 2);
+  }
+  EXPECT_EQ(upstreamFor("/service/1"), "upstream-a");
+
+  // v3 adds a cluster that takes its endpoints from service1's ClusterLoadAssignment
+  // (eds_cluster_config.service_name), which the data plane already watches: nothing new to
+  // subscribe to, so the data plane must use the assignment it has, or be sent it again.
+  SnapshotSpec v3 = v2;
+  v3.version = "3";
+  v3.routes.push_back({"/mirror", "service1-mirror"});
+  v3.clusters.push_back({"service1-mirror", {port("upstream-a")}});
+  v3.eds_service_names["service1-mirror"] = "service1";
+  ASSERT_TRUE(put(v3));
+  ASSERT_TRUE(waitForUpstream("/mirror", "upstream-a"));
+  ASSERT_TRUE(waitForAcks("3", {"cds", "rds"}));
+  EXPECT_EQ(stat("cluster_manager.warming_clusters"), 0);
+  if (envoy()) {
+    EXPECT_EQ(stat("cluster.service1-mirror.init_fetch_timeout"), 0);
+  }
 }
 
 TEST_P(ControlPlaneE2eTest, ControlPlaneKilledAndRestartedWhileTrafficFlows) {

@@ -150,6 +150,57 @@ TEST_F(DeltaStreamTest, UnsubscribingTheWildcard) {
   EXPECT_FALSE(stream_.status()[0].wildcard);
 }
 
+TEST_F(DeltaStreamTest, NameSubscribedAgainIsSentAgain) {
+  stream_.onRequest(deltaRequest(kEndpointTypeUrl, {"service1"}, {}, "", {}, "proxy-1"));
+  EXPECT_EQ(next(), "eds version='1' nonce='1' [service1] removed=[]");
+  stream_.onRequest(deltaRequest(kEndpointTypeUrl, {}, {}, "1"));
+  EXPECT_EQ(next(), "none");
+
+  // Envoy unsubscribes and subscribes again between two requests (a cluster replaced by one
+  // with the same assignment): the request only subscribes, to a name it already had. It may
+  // have dropped its copy: sent again.
+  stream_.onRequest(deltaRequest(kEndpointTypeUrl, {"service1"}, {}, "1"));
+  EXPECT_EQ(next(), "eds version='1' nonce='2' [service1] removed=[]");
+  EXPECT_EQ(next(), "none");
+
+  // Unsubscribed, then subscribed again before the stream looked for a response: sent again.
+  stream_.onRequest(deltaRequest(kEndpointTypeUrl, {}, {"service1"}, "2"));
+  stream_.onRequest(deltaRequest(kEndpointTypeUrl, {"service1"}, {}, "2"));
+  EXPECT_EQ(next(), "eds version='1' nonce='3' [service1] removed=[]");
+  EXPECT_EQ(next(), "none");
+}
+
+TEST_F(DeltaStreamTest, UnsubscribingANameTheWildcardStillCoversIsAnswered) {
+  stream_.onRequest(deltaRequest(kClusterTypeUrl, {"*", "service1"}, {}, "", {}, "proxy-1"));
+  EXPECT_EQ(next(), "cds version='1' nonce='1' [service1, service2] removed=[]");
+  stream_.onRequest(deltaRequest(kClusterTypeUrl, {}, {}, "1"));
+  EXPECT_EQ(next(), "none");
+
+  // service1 is unsubscribed, but the wildcard still covers it. The client cannot know that
+  // (Envoy keeps it as "ambiguous" and waits for the server): it is sent again.
+  stream_.onRequest(deltaRequest(kClusterTypeUrl, {}, {"service1"}, "1"));
+  EXPECT_EQ(next(), "cds version='1' nonce='2' [service1] removed=[]");
+  EXPECT_EQ(next(), "none");
+}
+
+TEST_F(DeltaStreamTest, ClusterChangeThatKeepsItsAssignmentIsFollowedByItAgain) {
+  stream_.onRequest(deltaRequest(kClusterTypeUrl, {}, {}, "", {}, "proxy-1"));
+  EXPECT_EQ(next(), "cds version='1' nonce='1' [service1, service2] removed=[]");
+  stream_.onRequest(deltaRequest(kEndpointTypeUrl, {"service1", "service2"}, {}, "1"));
+  EXPECT_EQ(next(), "eds version='1' nonce='2' [service1, service2] removed=[]");
+  stream_.onRequest(deltaRequest(kEndpointTypeUrl, {}, {}, "2"));
+  EXPECT_EQ(next(), "none");
+
+  // Version 2 changes service1's cluster, not its assignment. Envoy warms the new cluster until
+  // an assignment arrives and subscribes to nothing new: service1's follows, unchanged.
+  SnapshotFile v2 = TestUtil::parseOrDie(snapshotYaml("2"));
+  v2.mutable_resources()->mutable_clusters(0)->mutable_connect_timeout()->set_seconds(2);
+  snapshot_ = Snapshot::create(v2, snapshot_.get());
+  EXPECT_EQ(next(), "cds version='2' nonce='3' [service1] removed=[]");
+  EXPECT_EQ(next(), "eds version='1' nonce='4' [service1] removed=[]");
+  EXPECT_EQ(next(), "none");
+}
+
 TEST(DeltaPerTypeStreamTest, WrongTypeEndsTheStream) {
   TestUtil::FakeTimeSource time;
   DeltaStreamState stream(time, /*only=*/ResourceKind::Listener);

@@ -256,6 +256,66 @@ TEST_F(SotwStreamTest, ReconnectingClientWithTheCurrentVersionIsNotResent) {
   EXPECT_EQ(next(), "lds version='1' nonce='1' [ingress]");
 }
 
+TEST_F(SotwStreamTest, NewStreamAnswersNamesItNeverSentWhateverTheVersion) {
+  // A reconnecting client reports EDS version 1, the current one. But it may have subscribed to
+  // a name on its last stream that never arrived there: this stream sent it nothing, so the
+  // names are answered (go-control-plane compares them with what the stream returned too).
+  request(
+      sotwRequest(kEndpointTypeUrl, /*version_info=*/"1", {"service1", "service2"}, "", "proxy-1"));
+  EXPECT_EQ(next(), "eds version='1' nonce='1' [service1, service2]");
+  EXPECT_EQ(next(), "none");
+  request(sotwRequest(kEndpointTypeUrl, "1", {"service1", "service2"}, "1"));
+  EXPECT_EQ(next(), "none");
+
+  // A name dropped and asked for again on this stream is answered again (the xDS spec: newly
+  // requested resources are sent even if they were sent before).
+  request(sotwRequest(kEndpointTypeUrl, "1", {"service1"}, "1"));
+  EXPECT_EQ(next(), "none");
+  request(sotwRequest(kEndpointTypeUrl, "1", {"service1", "service2"}, "1"));
+  EXPECT_EQ(next(), "eds version='1' nonce='2' [service1, service2]");
+}
+
+TEST_F(SotwStreamTest, ClusterChangeThatKeepsItsAssignmentIsFollowedByItAgain) {
+  subscribeToEverythingAndAck();
+
+  // Version 2 changes service1's cluster but not its ClusterLoadAssignment (EDS stays at
+  // version 1). Envoy warms the new service1 until an assignment arrives and asks for nothing
+  // new: EDS follows the clusters, unchanged.
+  SnapshotFile v2 = TestUtil::parseOrDie(snapshotYaml("2"));
+  v2.mutable_resources()->mutable_clusters(0)->mutable_connect_timeout()->set_seconds(2);
+  snapshot_ = Snapshot::create(v2, snapshot_.get());
+  EXPECT_EQ(next(), "cds version='2' nonce='5' [service1, service2]");
+  EXPECT_EQ(next(), "eds version='1' nonce='6' [service1, service2]");
+  EXPECT_EQ(next(), "none");
+  request(sotwRequest(kClusterTypeUrl, "2", {}, "5"));
+  request(sotwRequest(kEndpointTypeUrl, "1", {"service1", "service2"}, "6"));
+  EXPECT_EQ(next(), "none");
+
+  // Version 3 adds a cluster that takes service1's assignment: the same.
+  SnapshotFile v3 = v2;
+  v3.set_version("3");
+  auto* mirror = v3.mutable_resources()->add_clusters();
+  *mirror = v2.resources().clusters(0);
+  mirror->set_name("mirror");
+  mirror->mutable_eds_cluster_config()->set_service_name("service1");
+  snapshot_ = Snapshot::create(v3, snapshot_.get());
+  EXPECT_EQ(next(), "cds version='3' nonce='7' [mirror, service1, service2]");
+  EXPECT_EQ(next(), "eds version='1' nonce='8' [service1, service2]");
+  EXPECT_EQ(next(), "none");
+
+  // A cluster that moves to an assignment the client does not watch yet: the client asks for
+  // it (a new name), nothing is sent unasked.
+  request(sotwRequest(kClusterTypeUrl, "3", {}, "7"));
+  request(sotwRequest(kEndpointTypeUrl, "1", {"service1", "service2"}, "8"));
+  SnapshotFile v4 = v3;
+  v4.set_version("4");
+  v4.mutable_resources()->mutable_clusters(1)->mutable_eds_cluster_config()->set_service_name(
+      "elsewhere");
+  snapshot_ = Snapshot::create(v4, snapshot_.get());
+  EXPECT_EQ(next(), "cds version='4' nonce='9' [mirror, service1, service2]");
+  EXPECT_EQ(next(), "none");
+}
+
 TEST_F(SotwStreamTest, SameVersionStringWithOtherContentsIsResent) {
   // The stream got version 1 of the default snapshot...
   request(sotwRequest(kClusterTypeUrl, "", {}, "", "proxy-1"));
