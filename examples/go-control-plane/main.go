@@ -4,14 +4,16 @@
 //
 // The snapshot file has control-plane-stub's format (version + resources.listeners / routes /
 // clusters / endpoints, each resource in Envoy's YAML or JSON form, typed_config with "@type").
-// One snapshot serves every node. It is loaded at startup and replaced with
+// The default snapshot serves every node without one of its own. It is loaded at startup and
+// replaced with
 //
 //	curl -X PUT --data-binary @snapshot.yaml http://127.0.0.1:ADMIN/v1/snapshot
 //
-// which answers 200 once the new version is in the cache, 400 naming what does not parse, or
-// 409 when the snapshot is not consistent (a route or endpoint set nobody refers to is fine; a
-// listener naming a missing route configuration is not). NACKs from clients are logged with
-// their error_detail and listed by GET /v1/status.
+// and a node gets its own with `PUT /v1/snapshot?node=ID` (as control-plane-stub). Each answers
+// 200 once the new version is in the cache, 400 naming what does not parse, or 409 when the
+// snapshot is not consistent (a route or endpoint set nobody refers to is fine; a listener naming
+// a missing route configuration is not). NACKs from clients are logged with their node and
+// error_detail and listed by GET /v1/status.
 //
 // Serves SotW and Delta, ADS and the per-type services, on one gRPC port.
 package main
@@ -42,15 +44,9 @@ import (
 	"google.golang.org/grpc"
 )
 
-// allNodes serves one snapshot to every client, whatever its node id.
-type allNodes struct{}
-
-func (allNodes) ID(*core.Node) string { return "all" }
-
-const nodeKey = "all"
-
 // nack is one rejected response, as a client reported it.
 type nack struct {
+	Node        string `json:"node"`
 	TypeURL     string `json:"type_url"`
 	Version     string `json:"version"`
 	Nonce       string `json:"nonce"`
@@ -58,32 +54,67 @@ type nack struct {
 	Delta       bool   `json:"delta"`
 }
 
-// callbacks logs and records NACKs; the server calls them from its stream goroutines.
+// callbacks give each node its snapshot before its first request is served, and log and
+// record NACKs; the server calls them from its stream goroutines, before it handles the request.
 type callbacks struct {
 	server.CallbackFuncs
+	cp    *controlPlane
 	mu    sync.Mutex
 	nacks []nack
+	// The node of each stream: only a stream's first request has to carry it. (SotW and Delta
+	// streams are numbered separately.)
+	nodes map[streamKey]string
+}
+
+type streamKey struct {
+	id    int64
+	delta bool
 }
 
 func (c *callbacks) record(n nack) {
-	log.Printf("NACK type=%s version=%s nonce=%s delta=%t error_detail=%q",
-		n.TypeURL, n.Version, n.Nonce, n.Delta, n.ErrorDetail)
+	log.Printf("NACK node=%s type=%s version=%s nonce=%s delta=%t error_detail=%q",
+		n.Node, n.TypeURL, n.Version, n.Nonce, n.Delta, n.ErrorDetail)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.nacks = append(c.nacks, n)
 }
 
-func (c *callbacks) OnStreamRequest(_ int64, req *discovery.DiscoveryRequest) error {
+// nodeOf returns the node of a stream, learning it from the stream's first request.
+func (c *callbacks) nodeOf(key streamKey, node *core.Node) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if name, ok := c.nodes[key]; ok {
+		return name
+	}
+	c.nodes[key] = node.GetId()
+	return node.GetId()
+}
+
+func (c *callbacks) forget(key streamKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.nodes, key)
+}
+
+func (c *callbacks) OnStreamClosed(id int64, _ *core.Node) { c.forget(streamKey{id, false}) }
+
+func (c *callbacks) OnDeltaStreamClosed(id int64, _ *core.Node) { c.forget(streamKey{id, true}) }
+
+func (c *callbacks) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) error {
+	node := c.nodeOf(streamKey{id, false}, req.GetNode())
+	c.cp.ensureNode(node)
 	if req.GetErrorDetail() != nil {
-		c.record(nack{TypeURL: req.GetTypeUrl(), Version: req.GetVersionInfo(),
+		c.record(nack{Node: node, TypeURL: req.GetTypeUrl(), Version: req.GetVersionInfo(),
 			Nonce: req.GetResponseNonce(), ErrorDetail: req.GetErrorDetail().GetMessage()})
 	}
 	return nil
 }
 
-func (c *callbacks) OnStreamDeltaRequest(_ int64, req *discovery.DeltaDiscoveryRequest) error {
+func (c *callbacks) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRequest) error {
+	node := c.nodeOf(streamKey{id, true}, req.GetNode())
+	c.cp.ensureNode(node)
 	if req.GetErrorDetail() != nil {
-		c.record(nack{TypeURL: req.GetTypeUrl(), Nonce: req.GetResponseNonce(),
+		c.record(nack{Node: node, TypeURL: req.GetTypeUrl(), Nonce: req.GetResponseNonce(),
 			ErrorDetail: req.GetErrorDetail().GetMessage(), Delta: true})
 	}
 	return nil
@@ -95,17 +126,22 @@ func (c *callbacks) snapshotNacks() []nack {
 	return append([]nack{}, c.nacks...)
 }
 
-// controlPlane owns the cache and applies snapshots to it.
+// controlPlane owns the cache (keyed by node id) and applies snapshots to it.
 type controlPlane struct {
 	cache     cache.SnapshotCache
 	callbacks *callbacks
 	mu        sync.Mutex
-	version   string
+	// The default snapshot, and the nodes that have one of their own.
+	defaultSnapshot *cache.Snapshot
+	own             map[string]*cache.Snapshot
+	// The nodes seen so far (each has a snapshot in the cache).
+	known map[string]bool
 }
 
-// apply parses `text` and, when it is a consistent snapshot, makes it the served one.
-// The returned int is the HTTP status for the admin API.
-func (cp *controlPlane) apply(text []byte) (int, error) {
+// apply parses `text` and, when it is a consistent snapshot, makes it the one served to `node`
+// ("": the default, for every node without its own). The returned int is the HTTP status for
+// the admin API.
+func (cp *controlPlane) apply(text []byte, node string) (int, error) {
 	snapshot, err := parseSnapshot(text)
 	if err != nil {
 		return http.StatusBadRequest, err
@@ -115,12 +151,42 @@ func (cp *controlPlane) apply(text []byte) (int, error) {
 	}
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
-	if err := cp.cache.SetSnapshot(context.Background(), nodeKey, snapshot); err != nil {
-		return http.StatusInternalServerError, err
+	targets := []string{node}
+	if node == "" {
+		cp.defaultSnapshot = snapshot
+		targets = targets[:0]
+		for known := range cp.known {
+			if _, ok := cp.own[known]; !ok {
+				targets = append(targets, known)
+			}
+		}
+	} else {
+		cp.own[node] = snapshot
+		cp.known[node] = true
 	}
-	cp.version = snapshotVersion(snapshot)
-	log.Printf("serving snapshot version %q", cp.version)
+	for _, target := range targets {
+		if err := cp.cache.SetSnapshot(context.Background(), target, snapshot); err != nil {
+			return http.StatusInternalServerError, err
+		}
+	}
+	log.Printf("serving snapshot version %q to node %q", snapshotVersion(snapshot), node)
 	return http.StatusOK, nil
+}
+
+// ensureNode gives a node seen for the first time the default snapshot, before the server
+// looks the node up in the cache.
+func (cp *controlPlane) ensureNode(node string) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if cp.known[node] {
+		return
+	}
+	cp.known[node] = true
+	if cp.defaultSnapshot != nil {
+		if err := cp.cache.SetSnapshot(context.Background(), node, cp.defaultSnapshot); err != nil {
+			log.Printf("node %q: %v", node, err)
+		}
+	}
 }
 
 func (cp *controlPlane) adminHandler() http.Handler {
@@ -141,17 +207,25 @@ func (cp *controlPlane) adminHandler() http.Handler {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		status, err := cp.apply(body)
+		node := r.URL.Query().Get("node")
+		status, err := cp.apply(body, node)
 		if err != nil {
 			http.Error(w, err.Error(), status)
 			return
 		}
-		fmt.Fprintf(w, "version %s\n", cp.currentVersion())
+		fmt.Fprintf(w, "version %s\n", cp.currentVersion(node))
 	})
 	mux.HandleFunc("/v1/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("content-type", "application/json")
+		nodes := map[string]string{}
+		cp.mu.Lock()
+		for node := range cp.known {
+			nodes[node] = cp.versionLocked(node)
+		}
+		cp.mu.Unlock()
 		_ = json.NewEncoder(w).Encode(map[string]any{
-			"version": cp.currentVersion(),
+			"version": cp.currentVersion(""),
+			"nodes":   nodes,
 			"nacks":   cp.callbacks.snapshotNacks(),
 		})
 	})
@@ -161,10 +235,22 @@ func (cp *controlPlane) adminHandler() http.Handler {
 	return mux
 }
 
-func (cp *controlPlane) currentVersion() string {
+// currentVersion is the version served to `node` ("": the default snapshot's).
+func (cp *controlPlane) currentVersion(node string) string {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
-	return cp.version
+	return cp.versionLocked(node)
+}
+
+func (cp *controlPlane) versionLocked(node string) string {
+	snapshot, ok := cp.own[node]
+	if !ok {
+		snapshot = cp.defaultSnapshot
+	}
+	if snapshot == nil {
+		return ""
+	}
+	return snapshotVersion(snapshot)
 }
 
 const maxSnapshotBytes = 64 << 20
@@ -176,14 +262,20 @@ func main() {
 	flag.Parse()
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
 
-	cb := &callbacks{}
-	cp := &controlPlane{cache: cache.NewSnapshotCache(true, allNodes{}, nil), callbacks: cb}
+	// ads=false: with true, the cache answers a request only once it names every resource of
+	// the type in the snapshot, and Envoy's per-type EDS streams (one per cluster, each naming
+	// its own assignment) would never be answered. SotW responses carry the requested names
+	// either way.
+	cp := &controlPlane{cache: cache.NewSnapshotCache(false, cache.IDHash{}, nil),
+		own: map[string]*cache.Snapshot{}, known: map[string]bool{}}
+	cb := &callbacks{cp: cp, nodes: map[streamKey]string{}}
+	cp.callbacks = cb
 	if *snapshotPath != "" {
 		text, err := os.ReadFile(*snapshotPath)
 		if err != nil {
 			log.Fatalf("snapshot: %v", err)
 		}
-		if _, err := cp.apply(text); err != nil {
+		if _, err := cp.apply(text, ""); err != nil {
 			log.Fatalf("snapshot %s: %v", *snapshotPath, err)
 		}
 	}

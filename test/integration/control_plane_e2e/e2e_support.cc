@@ -77,6 +77,10 @@ std::string name(XdsMode mode) {
   return "?";
 }
 
+void PrintTo(XdsMode mode, std::ostream* out) {
+  *out << name(mode);
+}
+
 absl::StatusOr<std::string> envoyBinary() {
   if (const char* env = std::getenv("ENVOY_BINARY"); env != nullptr && *env != '\0') {
     return executable(env, "Envoy");

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -34,6 +35,8 @@ enum class XdsMode {
 
 std::string name(DataPlane data_plane);  // "Proxy", "Envoy"
 std::string name(XdsMode mode);          // "AdsSotw", "AdsDelta", "PerTypeSotw"
+// What gtest (and so ctest's test list) prints for a parameter.
+void PrintTo(XdsMode mode, std::ostream* out);
 
 // The pinned peers (deploy/install-peers.sh): $ENVOY_BINARY / $GO_CONTROL_PLANE_BINARY, else
 // what the script wrote under $PEERS_DIR (default ${XDG_CACHE_HOME:-~/.cache}/xds-proxy-peers).
