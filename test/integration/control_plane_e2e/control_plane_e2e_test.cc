@@ -103,8 +103,8 @@ class ControlPlaneE2eTest : public testing::TestWithParam<E2eParam> {
 
   // Starts the control plane serving `spec`, then the data plane against it, and waits until
   // the data plane is ready (/ready 200: every xDS type answered and the listener active).
-  testing::AssertionResult startAll(const SnapshotSpec& spec) {
-    if (auto started = control_plane_.start(snapshotYaml(spec)); !started) {
+  testing::AssertionResult startAll(const SnapshotSpec& spec, uint32_t xds_port = 0) {
+    if (auto started = control_plane_.start(snapshotYaml(spec), xds_port); !started) {
       return started;
     }
     data_plane_ =
@@ -380,14 +380,17 @@ TEST_P(ControlPlaneE2eTest, ClusterChangesThatKeepTheirEndpointsFinishWarming) {
 }
 
 TEST_P(ControlPlaneE2eTest, ControlPlaneKilledAndRestartedWhileTrafficFlows) {
-  ASSERT_TRUE(
-      startAll(demo(/*version=*/"1", /*service1=*/"upstream-a", /*service2=*/"upstream-b")));
+  // The control plane's xDS port, held by this test for its whole life (bound with
+  // SO_REUSEPORT, as gRPC binds its own, never listening): between the kill and the restart no
+  // other socket can take it (a freed port is soon someone's ephemeral port under ctest -j2).
+  PortHolder xds_port(PortHolder::Mode::ReservedForReusePort);
+  ASSERT_TRUE(startAll(demo(/*version=*/"1", /*service1=*/"upstream-a", /*service2=*/"upstream-b"),
+                       xds_port.port()));
   ASSERT_TRUE(data_plane_->waitForConnectedState(1));
   LoadLoop load(listener_port_.port(), {"/service/1", "/service/2"}, /*clients=*/2);
   ASSERT_TRUE(load.waitForMoreRequests(100));
 
   // SIGKILL: the data plane sees its streams fail and keeps serving its last good config.
-  const uint32_t xds_port = control_plane_.xdsPort();
   control_plane_.kill();
   ASSERT_TRUE(data_plane_->waitForConnectedState(0));
   ASSERT_TRUE(load.waitForMoreRequests(200));
@@ -397,7 +400,7 @@ TEST_P(ControlPlaneE2eTest, ControlPlaneKilledAndRestartedWhileTrafficFlows) {
   // reconnects (with its backoff) and picks it up.
   ASSERT_TRUE(control_plane_.start(
       snapshotYaml(demo(/*version=*/"2", /*service1=*/"upstream-b", /*service2=*/"upstream-a")),
-      xds_port));
+      xds_port.port()));
   ASSERT_TRUE(load.waitForAnswer("/service/1", "upstream-b"));
   ASSERT_TRUE(waitForAcks("2", {"eds"}));
   ASSERT_TRUE(data_plane_->waitForConnectedState(1));
