@@ -9,11 +9,8 @@
 #include "grpcpp/support/server_callback.h"
 
 // This file is built without TSAN instrumentation (see the header); TSAN builds pass
-// CONTROL_PLANE_TSAN_ANNOTATE to keep the annotations on the bytes it hands to gRPC.
-#ifdef CONTROL_PLANE_TSAN_ANNOTATE
-extern "C" void __tsan_acquire(void* addr);
-extern "C" void __tsan_release(void* addr);
-#endif
+// PROXY_TSAN_ANNOTATE to keep its annotations (proxy/common/tsan.h).
+#include "proxy/common/tsan.h"
 
 namespace Proxy::ControlPlane {
 
@@ -28,15 +25,11 @@ class ServerStreamShim : public grpc::ServerGenericBidiReactor {
     slices.reserve(pieces.size());
     for (auto& piece : pieces) {
       auto* holder = new std::shared_ptr<const std::string>(std::move(piece));
-#ifdef CONTROL_PLANE_TSAN_ANNOTATE
-      __tsan_release(holder);
-#endif
+      PROXY_TSAN_HAPPENS_BEFORE(holder);
       slices.emplace_back(
           const_cast<char*>((*holder)->data()), (*holder)->size(),
           [](void* p) {
-#ifdef CONTROL_PLANE_TSAN_ANNOTATE
-            __tsan_acquire(p);
-#endif
+            PROXY_TSAN_HAPPENS_AFTER(p);
             delete static_cast<std::shared_ptr<const std::string>*>(p);
           },
           holder);
@@ -63,12 +56,8 @@ class ServerStreamShim : public grpc::ServerGenericBidiReactor {
       reactions_->onRead(true, {});
     }
   }
-  void OnWriteDone(bool ok) override {
-    reactions_->onWriteDone(ok);
-  }
-  void OnCancel() override {
-    reactions_->onCancel();
-  }
+  void OnWriteDone(bool ok) override { reactions_->onWriteDone(ok); }
+  void OnCancel() override { reactions_->onCancel(); }
   void OnDone() override {
     reactions_->onDone();
     delete this;

@@ -2,39 +2,9 @@
 
 #include <cstdio>
 
-namespace Proxy::ControlPlane {
+#include "proxy/common/json.h"
 
-void JsonWriter::appendEscaped(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out.append("\\\"");
-        break;
-      case '\\':
-        out.append("\\\\");
-        break;
-      case '\n':
-        out.append("\\n");
-        break;
-      case '\r':
-        out.append("\\r");
-        break;
-      case '\t':
-        out.append("\\t");
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned>(c));
-          out.append(buf);
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-}
+namespace Proxy::ControlPlane {
 
 void JsonWriter::newline() {
   out_.push_back('\n');
@@ -61,7 +31,7 @@ JsonWriter& JsonWriter::key(std::string_view name) {
   }
   has_element_.back() = true;
   newline();
-  appendEscaped(out_, name);
+  Json::appendString(out_, name);
   out_.append(": ");
   after_key_ = true;
   return *this;
@@ -86,7 +56,7 @@ JsonWriter& JsonWriter::close(char c) {
 
 JsonWriter& JsonWriter::value(std::string_view s) {
   beforeValue();
-  appendEscaped(out_, s);
+  Json::appendString(out_, s);
   return *this;
 }
 

@@ -34,8 +34,6 @@ class JsonWriter {
   // The document, with a final newline.
   std::string str() const { return out_ + "\n"; }
 
-  static void appendEscaped(std::string& out, std::string_view s);
-
  private:
   JsonWriter& open(char c);
   JsonWriter& close(char c);

@@ -7,24 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "envoy/service/discovery/v3/discovery.pb.h"
+#include "proxy/common/tsan.h"
 #include "spdlog/spdlog.h"
-
-#if defined(__SANITIZE_THREAD__)
-#define CONTROL_PLANE_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CONTROL_PLANE_TSAN 1
-#endif
-#endif
-#ifdef CONTROL_PLANE_TSAN
-extern "C" void __tsan_acquire(void* addr);
-extern "C" void __tsan_release(void* addr);
-#define CP_HAPPENS_BEFORE(addr) __tsan_release(const_cast<void*>(static_cast<const void*>(addr)))
-#define CP_HAPPENS_AFTER(addr) __tsan_acquire(const_cast<void*>(static_cast<const void*>(addr)))
-#else
-#define CP_HAPPENS_BEFORE(addr) (void)(addr)
-#define CP_HAPPENS_AFTER(addr) (void)(addr)
-#endif
 
 namespace Proxy::ControlPlane {
 namespace {
@@ -106,7 +90,7 @@ XdsStream::XdsStream(XdsServerImpl& server, uint64_t id, const XdsMethod& method
 }
 
 XdsStream::~XdsStream() {
-  CP_HAPPENS_AFTER(this);
+  PROXY_TSAN_HAPPENS_AFTER(this);
 }
 
 void XdsStream::start(std::shared_ptr<XdsStream> self) {
@@ -117,7 +101,7 @@ void XdsStream::start(std::shared_ptr<XdsStream> self) {
   server_.cache().addStream(self);
   spdlog::info("xds stream {} open: method={} peer={}", id_, shortMethod(method_.name), peer_);
   ServerStreamShim* shim = shim_;
-  CP_HAPPENS_BEFORE(this);
+  PROXY_TSAN_HAPPENS_BEFORE(this);
   shimStartRead(shim);
 }
 
@@ -129,13 +113,13 @@ std::string XdsStream::nodeLocked() const {
 }
 
 void XdsStream::onSnapshotChanged() {
-  CP_HAPPENS_AFTER(this);
+  PROXY_TSAN_HAPPENS_AFTER(this);
   maybeWrite();
-  CP_HAPPENS_BEFORE(this);
+  PROXY_TSAN_HAPPENS_BEFORE(this);
 }
 
 StreamStatus XdsStream::status() const {
-  CP_HAPPENS_AFTER(this);
+  PROXY_TSAN_HAPPENS_AFTER(this);
   StreamStatus status;
   status.id = id_;
   status.method = std::string(method_.name);
@@ -149,12 +133,12 @@ StreamStatus XdsStream::status() const {
     status.responses = responses_;
     status.types = sotw_ != nullptr ? sotw_->status() : delta_->status();
   }
-  CP_HAPPENS_BEFORE(this);
+  PROXY_TSAN_HAPPENS_BEFORE(this);
   return status;
 }
 
 void XdsStream::onRead(bool ok, absl::string_view bytes) {
-  CP_HAPPENS_AFTER(this);
+  PROXY_TSAN_HAPPENS_AFTER(this);
   if (!ok) {
     // The client half-closed or the call was cancelled: nothing more will be read.
     finish(grpc_status::kOk, "");
@@ -199,7 +183,7 @@ void XdsStream::onRead(bool ok, absl::string_view bytes) {
   // The next read. Nothing may touch this stream after: the read can complete (and a later
   // onDone() destroy the stream) on another thread at once.
   ServerStreamShim* shim = shim_;
-  CP_HAPPENS_BEFORE(this);
+  PROXY_TSAN_HAPPENS_BEFORE(this);
   shimStartRead(shim);
 }
 
@@ -280,12 +264,12 @@ void XdsStream::maybeWrite() {
   // Outside the lock: gRPC may run a reaction on this thread from inside the write. While
   // writing_ is set nothing finishes the call, so the shim is alive.
   ServerStreamShim* shim = shim_;
-  CP_HAPPENS_BEFORE(this);
+  PROXY_TSAN_HAPPENS_BEFORE(this);
   shimWrite(shim, std::move(pieces));
 }
 
 void XdsStream::onWriteDone(bool ok) {
-  CP_HAPPENS_AFTER(this);
+  PROXY_TSAN_HAPPENS_AFTER(this);
   bool finish_now = false;
   int code = 0;
   std::string message;
@@ -305,12 +289,12 @@ void XdsStream::onWriteDone(bool ok) {
   }
   if (finish_now) {
     ServerStreamShim* shim = shim_;
-    CP_HAPPENS_BEFORE(this);
+    PROXY_TSAN_HAPPENS_BEFORE(this);
     shimFinish(shim, code, message);
     return;
   }
   maybeWrite();
-  CP_HAPPENS_BEFORE(this);
+  PROXY_TSAN_HAPPENS_BEFORE(this);
 }
 
 void XdsStream::finish(int code, const std::string& message) {
@@ -329,21 +313,21 @@ void XdsStream::finish(int code, const std::string& message) {
   }
   // After this the call may end (and this stream be destroyed) at any moment.
   ServerStreamShim* shim = shim_;
-  CP_HAPPENS_BEFORE(this);
+  PROXY_TSAN_HAPPENS_BEFORE(this);
   shimFinish(shim, code, message);
 }
 
 void XdsStream::onCancel() {
-  CP_HAPPENS_AFTER(this);
+  PROXY_TSAN_HAPPENS_AFTER(this);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     cancelled_ = true;
   }
-  CP_HAPPENS_BEFORE(this);
+  PROXY_TSAN_HAPPENS_BEFORE(this);
 }
 
 void XdsStream::onDone() {
-  CP_HAPPENS_AFTER(this);
+  PROXY_TSAN_HAPPENS_AFTER(this);
   server_.cache().removeStream(id_);
   std::string node;
   uint64_t requests;
@@ -373,7 +357,7 @@ void XdsStream::onDone() {
   spdlog::info("xds stream {} closed: node='{}' requests={} responses={} duration={:.3f}s ({})",
                id_, node, requests, responses, seconds, reason);
   XdsServerImpl& server = server_;
-  CP_HAPPENS_BEFORE(this);
+  PROXY_TSAN_HAPPENS_BEFORE(this);
   // Our own reference goes last: this may destroy the stream (unless a notifier still holds
   // one; it then finds done_ set and does nothing).
   self.reset();

@@ -9,12 +9,9 @@
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/client_callback.h"
 
-// This file is built without TSAN instrumentation (see the header), so the build passes
-// XDS_TSAN_ANNOTATE in TSAN builds to keep the one annotation it needs.
-#ifdef XDS_TSAN_ANNOTATE
-extern "C" void __tsan_acquire(void* addr);
-extern "C" void __tsan_release(void* addr);
-#endif
+// This file is built without TSAN instrumentation (see the header); TSAN builds pass
+// PROXY_TSAN_ANNOTATE to keep its annotations (proxy/common/tsan.h).
+#include "proxy/common/tsan.h"
 
 namespace Proxy::Xds {
 
@@ -37,15 +34,11 @@ class ReactorShim : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteB
     // The slice takes the string over instead of copying it (an EDS request can be large).
     // gRPC frees it on one of its threads when it is done with it.
     auto* owned = new std::string(std::move(bytes));
-#ifdef XDS_TSAN_ANNOTATE
-    __tsan_release(owned);
-#endif
+    PROXY_TSAN_HAPPENS_BEFORE(owned);
     grpc::Slice slice(
         owned->data(), owned->size(),
         [](void* p) {
-#ifdef XDS_TSAN_ANNOTATE
-          __tsan_acquire(p);
-#endif
+          PROXY_TSAN_HAPPENS_AFTER(p);
           delete static_cast<std::string*>(p);
         },
         owned);
@@ -53,17 +46,11 @@ class ReactorShim : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteB
     StartWrite(&write_buffer_);
   }
 
-  void cancel() {
-    context_.TryCancel();
-  }
-  void releaseHold() {
-    RemoveHold();
-  }
+  void cancel() { context_.TryCancel(); }
+  void releaseHold() { RemoveHold(); }
 
   // grpc::ClientBidiReactor
-  void OnReadInitialMetadataDone(bool ok) override {
-    reactions_->onInitialMetadata(ok);
-  }
+  void OnReadInitialMetadataDone(bool ok) override { reactions_->onInitialMetadata(ok); }
 
   void OnReadDone(bool ok) override {
     if (!ok) {
@@ -80,9 +67,7 @@ class ReactorShim : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteB
     StartRead(&read_buffer_);
   }
 
-  void OnWriteDone(bool ok) override {
-    reactions_->onWriteDone(ok);
-  }
+  void OnWriteDone(bool ok) override { reactions_->onWriteDone(ok); }
 
   void OnDone(const grpc::Status& status) override {
     std::function<void()> after =

@@ -14,6 +14,7 @@
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "proxy/common/assert.h"
+#include "proxy/common/tsan.h"
 #include "spdlog/spdlog.h"
 #include "xds_client/config.h"
 #include "xds_client/grpc_reactor_shim.h"
@@ -21,23 +22,8 @@
 // gRPC orders a reactor's reactions after the operations that started them (StartCall,
 // StartRead, RemoveHold, ...), but through its own synchronization, which TSAN cannot see in
 // Debian's uninstrumented libgrpc. These annotations state that ordering on the reactor's
-// address: release before handing the reactor to gRPC, acquire when gRPC calls back.
-#if defined(__SANITIZE_THREAD__)
-#define XDS_TSAN_ENABLED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define XDS_TSAN_ENABLED 1
-#endif
-#endif
-#ifdef XDS_TSAN_ENABLED
-extern "C" void __tsan_acquire(void* addr);
-extern "C" void __tsan_release(void* addr);
-#define XDS_HAPPENS_BEFORE(addr) __tsan_release(addr)
-#define XDS_HAPPENS_AFTER(addr) __tsan_acquire(addr)
-#else
-#define XDS_HAPPENS_BEFORE(addr) (void)(addr)
-#define XDS_HAPPENS_AFTER(addr) (void)(addr)
-#endif
+// address: release before handing the reactor to gRPC, acquire when gRPC calls back
+// (PROXY_TSAN_HAPPENS_BEFORE / _AFTER, proxy/common/tsan.h).
 
 namespace Proxy::Xds {
 namespace {
@@ -139,7 +125,7 @@ class StreamCore : public StreamReactions {
     // Outside the lock: a reaction may run inline from the write.
     if (to_start.has_value()) {
       ReactorShim* shim = shim_;  // read before the release: nothing of ours is read after it
-      XDS_HAPPENS_BEFORE(this);
+      PROXY_TSAN_HAPPENS_BEFORE(this);
       reactorShimWrite(shim, std::move(*to_start));
     }
   }
@@ -147,21 +133,21 @@ class StreamCore : public StreamReactions {
   // Main thread, once.
   void releaseHold() {
     ReactorShim* shim = shim_;
-    XDS_HAPPENS_BEFORE(this);
+    PROXY_TSAN_HAPPENS_BEFORE(this);
     reactorShimReleaseHold(shim);
   }
 
   // StreamReactions (gRPC threads)
   void onInitialMetadata(bool ok) override {
-    XDS_HAPPENS_AFTER(this);
+    PROXY_TSAN_HAPPENS_AFTER(this);
     if (ok) {
       reportConnected();
     }
-    XDS_HAPPENS_BEFORE(this);
+    PROXY_TSAN_HAPPENS_BEFORE(this);
   }
 
   void onRead(bool ok, absl::string_view bytes) override {
-    XDS_HAPPENS_AFTER(this);
+    PROXY_TSAN_HAPPENS_AFTER(this);
     if (!ok) {
       // The server ended the stream (or it broke). The status comes with onDone, which needs
       // the main side's hold released: ask the main thread to do it.
@@ -179,11 +165,11 @@ class StreamCore : public StreamReactions {
         handler.onResponse(std::make_unique<DecodedResponse>(std::move(*response)));
       });
     }
-    XDS_HAPPENS_BEFORE(this);
+    PROXY_TSAN_HAPPENS_BEFORE(this);
   }
 
   void onWriteDone(bool ok) override {
-    XDS_HAPPENS_AFTER(this);
+    PROXY_TSAN_HAPPENS_AFTER(this);
     if (ok) {
       reportConnected();
     }
@@ -203,14 +189,14 @@ class StreamCore : public StreamReactions {
       }
     }
     ReactorShim* shim = shim_;
-    XDS_HAPPENS_BEFORE(this);
+    PROXY_TSAN_HAPPENS_BEFORE(this);
     if (next.has_value()) {
       reactorShimWrite(shim, std::move(*next));
     }
   }
 
   std::function<void()> onDone(int code, const std::string& message) override {
-    XDS_HAPPENS_AFTER(this);
+    PROXY_TSAN_HAPPENS_AFTER(this);
     shared_->post([status = absl::Status(static_cast<absl::StatusCode>(code), message)](
                       XdsTransport::EventHandler& handler) { handler.onStreamClosed(status); });
     // Runs after the shim (and this) are deleted.
@@ -247,7 +233,7 @@ class GrpcXdsTransport : public XdsTransport {
     core_ = core.get();
     shim_ = createReactorShim(std::move(channel), std::string(method), std::move(core));
     core_->setShim(shim_);
-    XDS_HAPPENS_BEFORE(core_);
+    PROXY_TSAN_HAPPENS_BEFORE(core_);
     reactorShimStart(shim_);
   }
 

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "proxy/common/assert.h"
+#include "proxy/common/string_util.h"
 #include "proxy/http/codec_impl.h"
 #include "proxy/network/connection_impl.h"
 #include "proxy/network/listen_socket.h"
@@ -202,7 +203,7 @@ void AdminConnection::decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool en
     body_.reserve(announced);
   }
   const std::string_view expect = headers_->getValue(Http::Headers::Expect);
-  if (absl::EqualsIgnoreCase(absl::string_view(expect.data(), expect.size()), "100-continue")) {
+  if (StringUtil::equalsIgnoreCase(expect, "100-continue")) {
     encoder_->encode100ContinueHeaders();
   }
 }

@@ -7,16 +7,17 @@
 #include "absl/strings/str_join.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
 #include "proxy/admin/json_util.h"
+#include "proxy/common/json.h"
 
 namespace Proxy::Admin {
 
 std::string renderConfigDump(const ConfigDumpSources& sources, bool include_eds) {
   using ListenerView = Listener::ListenerManagerImpl::ListenerView;
-  const std::string boot_time = jsonString(timestamp(sources.start_time));
+  const std::string boot_time = Json::quote(timestamp(sources.start_time));
   auto state = [](const ListenerView& l) {
-    return absl::StrCat("{\"version_info\":", jsonString(l.version_info),
+    return absl::StrCat("{\"version_info\":", Json::quote(l.version_info),
                         ",\"listener\":", toJson(l.config.proto()),
-                        ",\"last_updated\":", jsonString(timestamp(l.last_updated)), "}");
+                        ",\"last_updated\":", Json::quote(timestamp(l.last_updated)), "}");
   };
   // Envoy's ListenersConfigDump: static listeners, then per dynamic listener its active,
   // warming and draining versions and its last rejected config.
@@ -41,13 +42,13 @@ std::string renderConfigDump(const ConfigDumpSources& sources, bool include_eds)
   for (const auto& [name, error] : sources.listener_manager.errorStates()) {
     dynamic[name].push_back(absl::StrCat(
         "\"error_state\":{\"failed_configuration\":", toJson(error.failed_configuration),
-        ",\"last_update_attempt\":", jsonString(timestamp(error.last_update_attempt)),
-        ",\"details\":", jsonString(error.details), "}"));
+        ",\"last_update_attempt\":", Json::quote(timestamp(error.last_update_attempt)),
+        ",\"details\":", Json::quote(error.details), "}"));
   }
   std::vector<std::string> dynamic_listeners;
   for (const auto& [name, parts] : dynamic) {
     dynamic_listeners.push_back(
-        absl::StrCat("{\"name\":", jsonString(name), ",", absl::StrJoin(parts, ","), "}"));
+        absl::StrCat("{\"name\":", Json::quote(name), ",", absl::StrJoin(parts, ","), "}"));
   }
 
   // Routes: inline ones are static; RDS ones dynamic, with their version.
@@ -67,9 +68,9 @@ std::string renderConfigDump(const ConfigDumpSources& sources, bool include_eds)
   sources.rds_manager.forEach([&](const Filters::RdsRouteConfigProvider& provider) {
     if (!provider.proto().name().empty()) {
       dynamic_routes.push_back(
-          absl::StrCat("{\"version_info\":", jsonString(provider.versionInfo()),
+          absl::StrCat("{\"version_info\":", Json::quote(provider.versionInfo()),
                        ",\"route_config\":", toJson(provider.proto()),
-                       ",\"last_updated\":", jsonString(timestamp(provider.lastUpdated())), "}"));
+                       ",\"last_updated\":", Json::quote(timestamp(provider.lastUpdated())), "}"));
     }
   });
 
@@ -80,9 +81,9 @@ std::string renderConfigDump(const ConfigDumpSources& sources, bool include_eds)
   sources.cluster_manager.forEachCluster([&](const Upstream::ClusterManagerImpl::ClusterView& c) {
     const std::string entry = absl::StrCat(
         "{",
-        c.added_via_api ? absl::StrCat("\"version_info\":", jsonString(c.version_info), ",") : "",
+        c.added_via_api ? absl::StrCat("\"version_info\":", Json::quote(c.version_info), ",") : "",
         "\"cluster\":", toJson(c.config),
-        ",\"last_updated\":", jsonString(timestamp(c.last_updated)), "}");
+        ",\"last_updated\":", Json::quote(timestamp(c.last_updated)), "}");
     if (!c.added_via_api) {
       static_clusters.push_back(entry);
     } else if (c.warming) {
@@ -106,15 +107,15 @@ std::string renderConfigDump(const ConfigDumpSources& sources, bool include_eds)
                                                                                   : "HEALTHY";
         lb_endpoints.push_back(absl::StrCat(
             "{\"endpoint\":{\"address\":{\"socket_address\":{\"address\":",
-            jsonString(host->address().ip()), ",\"port_value\":", host->address().port(),
+            Json::quote(host->address().ip()), ",\"port_value\":", host->address().port(),
             "}}},\"health_status\":\"", health, "\",\"load_balancing_weight\":", host->weight(),
             ",\"priority\":", host->priority(), "}"));
       }
       const std::string entry = absl::StrCat(
-          "{\"endpoint_config\":{\"cluster_name\":", jsonString(c.info.name()),
+          "{\"endpoint_config\":{\"cluster_name\":", Json::quote(c.info.name()),
           ",\"endpoints\":[{\"lb_endpoints\":[", absl::StrJoin(lb_endpoints, ","), "]}]}",
-          c.added_via_api ? absl::StrCat(",\"version_info\":", jsonString(c.version_info)) : "",
-          ",\"last_updated\":", jsonString(timestamp(c.last_updated)), "}");
+          c.added_via_api ? absl::StrCat(",\"version_info\":", Json::quote(c.version_info)) : "",
+          ",\"last_updated\":", Json::quote(timestamp(c.last_updated)), "}");
       (c.added_via_api ? dynamic_eps : static_eps).push_back(entry);
     });
     endpoints =

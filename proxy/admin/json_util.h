@@ -1,8 +1,7 @@
 #pragma once
 
 // JSON pieces shared by the admin pages: a protobuf message as Envoy prints it (proto field
-// names, unknown Any types shown as {"@type": url}), a JSON string literal, and a UTC
-// timestamp in the form Envoy's config dump uses.
+// names, unknown Any types shown as {"@type": url}) and a UTC timestamp in the form Envoy's config dump uses.
 
 #include <string>
 #include <string_view>
@@ -13,7 +12,6 @@
 namespace Proxy::Admin {
 
 std::string toJson(const google::protobuf::Message& message);
-std::string jsonString(std::string_view s);
 std::string timestamp(SystemTime t);
 
 }  // namespace Proxy::Admin

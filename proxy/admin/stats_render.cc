@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "proxy/admin/json_util.h"
+#include "proxy/common/json.h"
 
 namespace Proxy::Admin {
 
@@ -13,11 +14,11 @@ std::string renderStatsJson(const Stats::Store& store) {
   std::vector<std::string> items;
   store.forEachCounter([&](const Stats::Counter& c) {
     items.push_back(
-        absl::StrCat("{\"name\":", jsonString(c.name()), ",\"value\":", c.value(), "}"));
+        absl::StrCat("{\"name\":", Json::quote(c.name()), ",\"value\":", c.value(), "}"));
   });
   store.forEachGauge([&](const Stats::Gauge& g) {
     items.push_back(
-        absl::StrCat("{\"name\":", jsonString(g.name()), ",\"value\":", g.value(), "}"));
+        absl::StrCat("{\"name\":", Json::quote(g.name()), ",\"value\":", g.value(), "}"));
   });
   return absl::StrCat("{\"stats\":[", absl::StrJoin(items, ","), "]}\n");
 }

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "proxy/admin/json_util.h"
+#include "proxy/common/json.h"
 
 namespace Proxy::Admin {
 
@@ -16,8 +17,8 @@ std::string renderListeners(const Listener::ListenerManagerImpl& listener_manage
     const Network::Address& address = l.config.address();
     if (json) {
       items.push_back(absl::StrCat(
-          "{\"name\":", jsonString(l.config.name()),
-          ",\"local_address\":{\"socket_address\":{\"address\":", jsonString(address.ip()),
+          "{\"name\":", Json::quote(l.config.name()),
+          ",\"local_address\":{\"socket_address\":{\"address\":", Json::quote(address.ip()),
           ",\"port_value\":", address.port(), "}}}"));
     } else {
       absl::StrAppend(&out, l.config.name(), "::", address.asString(), "\n");
@@ -63,13 +64,13 @@ std::string renderClusters(const Upstream::ClusterManagerImpl& cluster_manager, 
           items.push_back(absl::StrCat("{\"name\":\"", stat, "\",\"value\":", value, "}"));
         }
         json_hosts.push_back(absl::StrCat(
-            "{\"address\":{\"socket_address\":{\"address\":", jsonString(host->address().ip()),
+            "{\"address\":{\"socket_address\":{\"address\":", Json::quote(host->address().ip()),
             ",\"port_value\":", host->address().port(), "}},\"stats\":[", absl::StrJoin(items, ","),
             "],\"health_status\":{\"eds_health_status\":\"",
             health == "healthy"              ? "HEALTHY"
             : health == "/failed_eds_health" ? "UNHEALTHY"
                                              : "DRAINING",
-            "\"},\"weight\":", host->weight(), ",\"hostname\":", jsonString(host->hostname()),
+            "\"},\"weight\":", host->weight(), ",\"hostname\":", Json::quote(host->hostname()),
             ",\"priority\":", host->priority(), "}"));
         continue;
       }
@@ -83,7 +84,7 @@ std::string renderClusters(const Upstream::ClusterManagerImpl& cluster_manager, 
     }
     if (json) {
       json_clusters.push_back(
-          absl::StrCat("{\"name\":", jsonString(name),
+          absl::StrCat("{\"name\":", Json::quote(name),
                        ",\"added_via_api\":", view.added_via_api ? "true" : "false",
                        ",\"host_statuses\":[", absl::StrJoin(json_hosts, ","), "]}"));
     }

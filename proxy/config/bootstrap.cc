@@ -8,6 +8,7 @@
 
 #include <google/protobuf/util/message_differencer.h>
 
+#include "proxy/common/status.h"
 #include "proxy/config/field_support.h"
 #include "proxy/config/filter_config.h"
 #include "proxy/config/message_util.h"
@@ -18,14 +19,6 @@ namespace {
 
 using envoy::config::core::v3::ApiConfigSource;
 using envoy::config::core::v3::ConfigSource;
-
-#define RETURN_IF_ERROR(expr)      \
-  do {                             \
-    absl::Status status_ = (expr); \
-    if (!status_.ok()) {           \
-      return status_;              \
-    }                              \
-  } while (false)
 
 absl::Status error(const std::string& path, absl::string_view message) {
   return absl::InvalidArgumentError(absl::StrCat(path, ": ", message));

@@ -47,28 +47,6 @@ bool isNegative(const google::protobuf::Duration& d) {
   return d.seconds() < 0 || d.nanos() < 0;
 }
 
-// RFC 7230 token characters; header names may also be HTTP/2 pseudo-headers (":path").
-bool isValidHeaderName(absl::string_view name) {
-  if (absl::StartsWith(name, ":")) {
-    name.remove_prefix(1);
-  }
-  if (name.empty()) {
-    return false;
-  }
-  for (char c : name) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) &&
-        absl::string_view("!#$%&'*+-.^_`|~").find(c) == absl::string_view::npos) {
-      return false;
-    }
-  }
-  return true;
-}
-
-// A value must not smuggle a second header or line into the request.
-bool isValidHeaderValue(absl::string_view value) {
-  return value.find_first_of(absl::string_view("\r\n\0", 3)) == absl::string_view::npos;
-}
-
 // Envoy's rule for header mutations: pseudo-headers and Host are off limits.
 bool isModifiableHeader(absl::string_view name) {
   return !absl::StartsWith(name, ":") && !absl::EqualsIgnoreCase(name, "host");

@@ -15,15 +15,10 @@
 #include "envoy/config/route/v3/route.pb.h"
 #include "google/protobuf/duration.pb.h"
 
-namespace Proxy::Config {
+#include "proxy/common/header_utility.h"
+#include "proxy/common/status.h"
 
-#define RETURN_IF_ERROR(expr)      \
-  do {                             \
-    absl::Status status_ = (expr); \
-    if (!status_.ok()) {           \
-      return status_;              \
-    }                              \
-  } while (false)
+namespace Proxy::Config {
 
 // "path.field", or "field" at the top of a resource.
 std::string join(const std::string& path, absl::string_view field);
@@ -35,10 +30,11 @@ absl::Status error(const std::string& path, absl::string_view message);
 bool isPositive(const google::protobuf::Duration& d);
 bool isNegative(const google::protobuf::Duration& d);
 
-// RFC 7230 token characters; header names may also be HTTP/2 pseudo-headers (":path").
-bool isValidHeaderName(absl::string_view name);
-// A value must not smuggle a second header or line into the request.
-bool isValidHeaderValue(absl::string_view value);
+// Header names in a config may also be HTTP/2 pseudo-headers (":path").
+inline bool isValidHeaderName(std::string_view name) {
+  return HeaderUtility::isValidHeaderName(name, /*allow_pseudo=*/true);
+}
+using HeaderUtility::isValidHeaderValue;
 // Envoy's rule for header mutations: pseudo-headers and Host are off limits.
 bool isModifiableHeader(absl::string_view name);
 

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 
+#include "proxy/common/json.h"
 #include "proxy/config/yaml_guard.h"
 #include "proxy/config/yaml_to_json_converter.h"
 
@@ -63,44 +64,6 @@ bool isValidUtf8(std::string_view s) {
 }
 
 }  // namespace
-
-void appendJsonString(std::string& out, absl::string_view s) {
-  out.push_back('"');
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out.append("\\\"");
-        break;
-      case '\\':
-        out.append("\\\\");
-        break;
-      case '\n':
-        out.append("\\n");
-        break;
-      case '\r':
-        out.append("\\r");
-        break;
-      case '\t':
-        out.append("\\t");
-        break;
-      case '\b':
-        out.append("\\b");
-        break;
-      case '\f':
-        out.append("\\f");
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned>(c));
-          out.append(buf);
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-}
 
 std::string describe(const YAML::Node& node) {
   switch (node.Type()) {
@@ -250,7 +213,7 @@ absl::Status YamlToJsonConverter::convertFields(const YAML::Node& node, const De
       out.push_back(',');
     }
     first = false;
-    appendJsonString(out, field->name());
+    Json::appendString(out, field->name());
     out.push_back(':');
     status = convertField(value, *field, join(path, field->name()), out);
     if (!status.ok()) {
@@ -339,7 +302,7 @@ absl::Status YamlToJsonConverter::convertMap(const YAML::Node& node, const Field
       out.push_back(',');
     }
     first = false;
-    appendJsonString(out, key.Scalar());
+    Json::appendString(out, key.Scalar());
     out.push_back(':');
     status = convertSingle(value, value_field, entry_path, out);
     if (!status.ok()) {
@@ -375,7 +338,7 @@ absl::Status YamlToJsonConverter::convertEnum(const YAML::Node& node, const Enum
   }
   const std::string& text = node.Scalar();
   if (const EnumValueDescriptor* v = e.FindValueByName(text); v != nullptr) {
-    appendJsonString(out, v->name());
+    Json::appendString(out, v->name());
     return absl::OkStatus();
   }
   // proto3 enums are open: a number is accepted even when it names no value.
@@ -408,7 +371,7 @@ absl::Status YamlToJsonConverter::convertScalar(const YAML::Node& node,
       } else if (!isValidUtf8(text)) {
         return error(path, "invalid UTF-8 in a string");
       }
-      appendJsonString(out, text);
+      Json::appendString(out, text);
       return absl::OkStatus();
     case FieldDescriptor::CPPTYPE_BOOL: {
       bool value = false;

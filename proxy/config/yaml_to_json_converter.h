@@ -27,10 +27,6 @@ using google::protobuf::OneofDescriptor;
 
 inline constexpr absl::string_view kTypeUrlPrefix = "type.googleapis.com/";
 
-// Appends `s` as a JSON string literal. Bytes >= 0x80 pass through: protobuf's parser checks
-// that strings are UTF-8 and reports it for us.
-void appendJsonString(std::string& out, absl::string_view s);
-
 // How `node` reads in an error message: "a mapping", "a list", "'text'" or "null".
 std::string describe(const YAML::Node& node);
 // "path.field", or "field" at the top.

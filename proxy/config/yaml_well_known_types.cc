@@ -16,6 +16,8 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 
+#include "proxy/common/json.h"
+
 namespace Proxy::Config::YamlToJson {
 namespace {
 
@@ -72,7 +74,7 @@ absl::Status YamlToJsonConverter::convertWellKnown(const YAML::Node& node, const
     if (!node.IsScalar() || !isValidDuration(node.Scalar())) {
       return error(path, absl::StrCat("invalid duration ", describe(node)));
     }
-    appendJsonString(out, node.Scalar());
+    Json::appendString(out, node.Scalar());
     return absl::OkStatus();
   }
   if (n == "google.protobuf.Timestamp") {
@@ -81,7 +83,7 @@ absl::Status YamlToJsonConverter::convertWellKnown(const YAML::Node& node, const
     if (!node.IsScalar() || !absl::ParseTime(absl::RFC3339_full, node.Scalar(), &t, &err)) {
       return error(path, absl::StrCat("invalid timestamp ", describe(node)));
     }
-    appendJsonString(out, node.Scalar());
+    Json::appendString(out, node.Scalar());
     return absl::OkStatus();
   }
   if (n == "google.protobuf.FieldMask") {
@@ -100,7 +102,7 @@ absl::Status YamlToJsonConverter::convertWellKnown(const YAML::Node& node, const
     } else if (!node.IsNull()) {
       return error(path, absl::StrCat("invalid field mask ", describe(node)));
     }
-    appendJsonString(out, absl::StrJoin(paths, ","));
+    Json::appendString(out, absl::StrJoin(paths, ","));
     return absl::OkStatus();
   }
   if (n == "google.protobuf.Struct") {
@@ -167,7 +169,7 @@ absl::Status YamlToJsonConverter::convertAny(const YAML::Node& node, const std::
   out.push_back('{');
   out.append("\"@type\":");
   // Protobuf's resolver wants the canonical prefix; "example.com/pkg.Msg" would not resolve.
-  appendJsonString(out, absl::StrCat(kTypeUrlPrefix, inner->full_name()));
+  Json::appendString(out, absl::StrCat(kTypeUrlPrefix, inner->full_name()));
   if (isWellKnownType(*inner)) {
     // The JSON form of an Any holding a well-known type keeps the value under "value".
     Entries entries;
@@ -218,7 +220,7 @@ absl::Status YamlToJsonConverter::convertFreeForm(const YAML::Node& node, const 
           out.push_back(',');
         }
         first = false;
-        appendJsonString(out, key.Scalar());
+        Json::appendString(out, key.Scalar());
         out.push_back(':');
         status = convertFreeForm(value, join(path, key.Scalar()), out);
         if (!status.ok()) {
@@ -245,7 +247,7 @@ absl::Status YamlToJsonConverter::convertFreeForm(const YAML::Node& node, const 
     case YAML::NodeType::Scalar: {
       const std::string& text = node.Scalar();
       if (node.Tag() == "!") {
-        appendJsonString(out, text);
+        Json::appendString(out, text);
         return absl::OkStatus();
       }
       bool b = false;
@@ -258,7 +260,7 @@ absl::Status YamlToJsonConverter::convertFreeForm(const YAML::Node& node, const 
       } else if (absl::SimpleAtod(text, &d) && std::isfinite(d)) {
         appendDouble(out, d);
       } else {
-        appendJsonString(out, text);
+        Json::appendString(out, text);
       }
       return absl::OkStatus();
     }

@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "envoy/extensions/access_loggers/file/v3/file.pb.h"
 #include "envoy/extensions/access_loggers/stream/v3/stream.pb.h"
+#include "proxy/common/string_util.h"
 
 namespace Proxy::Filters {
 
@@ -25,24 +26,6 @@ constexpr std::string_view kDefaultFormat =
     "%RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% "
     "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% \"%REQ(X-FORWARDED-FOR)%\" \"%REQ(USER-AGENT)%\" "
     "\"%REQ(X-REQUEST-ID)%\" \"%REQ(:AUTHORITY)%\" \"%UPSTREAM_HOST%\"\n";
-
-bool startsWith(std::string_view s, std::string_view prefix) {
-  return s.substr(0, prefix.size()) == prefix;
-}
-
-bool endsWith(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-  }
-  return out;
-}
 
 // One piece of a compiled format: literal text or a command.
 struct Token {
@@ -106,17 +89,17 @@ absl::StatusOr<std::vector<Token>> compile(std::string_view format) {
     auto headerArg = [&](std::string_view prefix) {
       std::string_view arg = command.substr(prefix.size(), command.size() - prefix.size() - 1);
       const size_t q = arg.find('?');
-      token.header = lower(arg.substr(0, q));
+      token.header = StringUtil::toLower(arg.substr(0, q));
       if (q != std::string_view::npos) {
-        token.fallback = lower(arg.substr(q + 1));
+        token.fallback = StringUtil::toLower(arg.substr(q + 1));
       }
     };
     if (command == "START_TIME") {
       token.kind = Token::Kind::StartTime;
-    } else if (startsWith(command, "REQ(") && endsWith(command, ")")) {
+    } else if (StringUtil::startsWith(command, "REQ(") && StringUtil::endsWith(command, ")")) {
       token.kind = Token::Kind::Req;
       headerArg("REQ(");
-    } else if (startsWith(command, "RESP(") && endsWith(command, ")")) {
+    } else if (StringUtil::startsWith(command, "RESP(") && StringUtil::endsWith(command, ")")) {
       token.kind = Token::Kind::Resp;
       headerArg("RESP(");
     } else if (command == "PROTOCOL") {

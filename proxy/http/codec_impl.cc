@@ -6,6 +6,8 @@
 
 #include "absl/strings/ascii.h"
 #include "proxy/common/assert.h"
+#include "proxy/common/header_utility.h"
+#include "proxy/common/string_util.h"
 
 namespace Proxy::Http {
 namespace {
@@ -17,43 +19,6 @@ constexpr std::string_view k100Continue = "HTTP/1.1 100 Continue\r\n\r\n";
 constexpr size_t kReservedHeaders = 16;
 // Details for the errors llhttp finds itself (anything not from the codec's own checks).
 constexpr std::string_view kCodecError = "http1.codec_error";
-
-// RFC 9110 5.6.2 token characters.
-bool isTchar(char c) {
-  if (absl::ascii_isalnum(static_cast<unsigned char>(c))) {
-    return true;
-  }
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
-// What Envoy's header validation rejects in values; llhttp already refuses most controls.
-bool isValidHeaderValue(std::string_view value) {
-  for (char c : value) {
-    if (c == '\0' || c == '\r' || c == '\n') {
-      return false;
-    }
-  }
-  return true;
-}
 
 // Connection-scoped headers the codec owns: it writes its own framing and Connection header.
 bool isHopByHop(std::string_view name) {
@@ -68,20 +33,8 @@ bool isBodilessMethod(std::string_view method) {
   return method == "GET" || method == "HEAD" || method == "DELETE" || method == "TRACE";
 }
 
-// Debian's absl::string_view is not std::string_view, so the few string helpers the codec needs
-// are written here rather than converted at every call.
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < a.size(); i++) {
-    if (absl::ascii_tolower(static_cast<unsigned char>(a[i])) !=
-        absl::ascii_tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
+using HeaderUtility::isValidHeaderValue;
+using StringUtil::equalsIgnoreCase;
 
 std::string_view stripWhitespace(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
@@ -451,7 +404,7 @@ int Http1ConnectionBase::onHeaderFieldComplete() {
     return fail(error_http_code_, "http1.invalid_characters", "empty header name");
   }
   for (char& c : current_field_) {
-    if (!isTchar(c)) {
+    if (!HeaderUtility::isTokenChar(c)) {
       return fail(error_http_code_, "http1.invalid_characters", "invalid header name");
     }
     c = absl::ascii_tolower(static_cast<unsigned char>(c));

@@ -96,7 +96,7 @@ absl::StatusOr<std::shared_ptr<const ConfigImpl>> ConfigImpl::create(
     }
     // Validation rejected duplicate domains, so every insertion below is new.
     for (const std::string& domain_config : vhost_config.domains()) {
-      const std::string domain = lower(domain_config);
+      const std::string domain = StringUtil::toLower(domain_config);
       if (domain == "*") {
         impl->default_ = vhost.get();
       } else if (domain.front() == '*') {
@@ -140,11 +140,11 @@ const VirtualHostImpl* ConfigImpl::virtualHostFor(std::string_view host) const {
   std::string_view lowered;
   if (host.size() <= sizeof(buffer)) {
     for (size_t i = 0; i < host.size(); i++) {
-      buffer[i] = lowerChar(host[i]);
+      buffer[i] = StringUtil::toLower(host[i]);
     }
     lowered = std::string_view(buffer, host.size());
   } else {
-    large = lower(host);
+    large = StringUtil::toLower(host);
     lowered = large;
   }
   // Envoy's order: exact, longest suffix wildcard, longest prefix wildcard, then "*".

@@ -14,52 +14,6 @@ re2::StringPiece sp(std::string_view s) {
   return re2::StringPiece(s.data(), s.size());
 }
 
-char lowerChar(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    c = lowerChar(c);
-  }
-  return out;
-}
-
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < a.size(); i++) {
-    if (lowerChar(a[i]) != lowerChar(b[i])) {
-      return false;
-    }
-  }
-  return true;
-}
-
-bool startsWith(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
-}
-
-bool endsWith(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// `lower_needle` is already lower-case.
-bool containsIgnoreCase(std::string_view haystack, std::string_view lower_needle) {
-  if (lower_needle.size() > haystack.size()) {
-    return false;
-  }
-  for (size_t i = 0; i + lower_needle.size() <= haystack.size(); i++) {
-    if (equalsIgnoreCase(haystack.substr(i, lower_needle.size()), lower_needle)) {
-      return true;
-    }
-  }
-  return false;
-}
-
 // The path without "?query" and "#fragment" (Envoy's PathUtil::removeQueryAndFragment).
 std::string_view stripQuery(std::string_view path) {
   return path.substr(0, path.find_first_of("?#"));

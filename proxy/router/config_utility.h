@@ -14,6 +14,7 @@
 #include "envoy/config/route/v3/route_components.pb.h"
 #include "google/protobuf/duration.pb.h"
 
+#include "proxy/common/string_util.h"
 #include "proxy/http/header_map.h"
 #include "proxy/router/router.h"
 
@@ -24,14 +25,6 @@ namespace Proxy::Router {
 // Debian's abseil predates absl::string_view == std::string_view.
 absl::string_view av(std::string_view s);
 re2::StringPiece sp(std::string_view s);
-
-char lowerChar(char c);
-std::string lower(std::string_view s);
-bool equalsIgnoreCase(std::string_view a, std::string_view b);
-bool startsWith(std::string_view s, std::string_view prefix);
-bool endsWith(std::string_view s, std::string_view suffix);
-// `lower_needle` is already lower-case.
-bool containsIgnoreCase(std::string_view haystack, std::string_view lower_needle);
 
 // The path without "?query" and "#fragment" (Envoy's PathUtil::removeQueryAndFragment).
 std::string_view stripQuery(std::string_view path);

@@ -39,10 +39,10 @@ HeaderMutations::HeaderMutations(const HeaderValueOptions& to_add, const HeaderN
       action = option.append().value() ? HeaderValueOption::APPEND_IF_EXISTS_OR_ADD
                                        : HeaderValueOption::OVERWRITE_IF_EXISTS_OR_ADD;
     }
-    to_add_.push_back(Entry{lower(header.key()), std::move(value), action});
+    to_add_.push_back(Entry{StringUtil::toLower(header.key()), std::move(value), action});
   }
   for (const std::string& name : to_remove) {
-    to_remove_.push_back(lower(name));
+    to_remove_.push_back(StringUtil::toLower(name));
   }
 }
 

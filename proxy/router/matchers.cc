@@ -34,23 +34,24 @@ StringMatcher::StringMatcher(const envoy::type::matcher::v3::StringMatcher& conf
       break;
   }
   if (ignore_case_) {
-    value_ = lower(value_);
+    value_ = StringUtil::toLower(value_);
   }
 }
 
 bool StringMatcher::match(std::string_view value) const {
   switch (type_) {
     case Type::Exact:
-      return ignore_case_ ? equalsIgnoreCase(value, value_) : value == value_;
+      return ignore_case_ ? StringUtil::equalsIgnoreCase(value, value_) : value == value_;
     case Type::Prefix:
-      return ignore_case_ ? equalsIgnoreCase(value.substr(0, value_.size()), value_)
-                          : startsWith(value, value_);
+      return ignore_case_ ? StringUtil::equalsIgnoreCase(value.substr(0, value_.size()), value_)
+                          : StringUtil::startsWith(value, value_);
     case Type::Suffix:
       return ignore_case_ ? value.size() >= value_.size() &&
-                                equalsIgnoreCase(value.substr(value.size() - value_.size()), value_)
-                          : endsWith(value, value_);
+                                StringUtil::equalsIgnoreCase(
+                                    value.substr(value.size() - value_.size()), value_)
+                          : StringUtil::endsWith(value, value_);
     case Type::Contains:
-      return ignore_case_ ? containsIgnoreCase(value, value_)
+      return ignore_case_ ? StringUtil::containsIgnoreCase(value, value_)
                           : value.find(value_) != std::string_view::npos;
     case Type::Regex:
       return RE2::FullMatch(sp(value), *regex_);
@@ -61,7 +62,7 @@ bool StringMatcher::match(std::string_view value) const {
 // --- HeaderMatcher ------------------------------------------------------------------------
 
 HeaderMatcher::HeaderMatcher(const envoy::config::route::v3::HeaderMatcher& config)
-    : name_(lower(config.name())),
+    : name_(StringUtil::toLower(config.name())),
       invert_(config.invert_match()),
       treat_missing_as_empty_(config.treat_missing_header_as_empty()) {
   using envoy::config::route::v3::HeaderMatcher;
@@ -146,9 +147,9 @@ bool HeaderMatcher::matchValue(std::string_view value) const {
     case Type::Present:
       return present_;
     case Type::Prefix:
-      return startsWith(value, value_);
+      return StringUtil::startsWith(value, value_);
     case Type::Suffix:
-      return endsWith(value, value_);
+      return StringUtil::endsWith(value, value_);
     case Type::Contains:
       return value.find(value_) != std::string_view::npos;
     case Type::StringMatch:

@@ -11,8 +11,9 @@ namespace {
 
 bool isGrpcRequest(const Http::RequestHeaderMap& headers) {
   std::string_view content_type = headers.getValue(Http::Headers::ContentType);
-  return content_type == "application/grpc" || startsWith(content_type, "application/grpc+") ||
-         startsWith(content_type, "application/grpc;");
+  return content_type == "application/grpc" ||
+         StringUtil::startsWith(content_type, "application/grpc+") ||
+         StringUtil::startsWith(content_type, "application/grpc;");
 }
 
 const std::string kEmptyString;
@@ -31,7 +32,7 @@ class RouteEntryImpl::WeightedClusterEntry : public RouteEntry {
                        const envoy::config::route::v3::WeightedCluster::ClusterWeight& config)
       : parent_(parent),
         name_(config.name()),
-        cluster_header_(lower(config.cluster_header())),
+        cluster_header_(StringUtil::toLower(config.cluster_header())),
         weight_(config.weight().value()),
         host_rewrite_(config.host_rewrite_literal()),
         request_mutations_(config.request_headers_to_add(), config.request_headers_to_remove()),
@@ -144,14 +145,14 @@ RouteEntryImpl::RouteEntryImpl(const VirtualHostImpl& vhost,
       action_ = Router::RouteAction::Forward;
       switch (ra.cluster_specifier_case()) {
         case RouteAction::kClusterHeader:
-          cluster_header_ = lower(ra.cluster_header());
+          cluster_header_ = StringUtil::toLower(ra.cluster_header());
           break;
         case RouteAction::kWeightedClusters:
           for (const auto& cluster : ra.weighted_clusters().clusters()) {
             weighted_clusters_.push_back(std::make_unique<WeightedClusterEntry>(*this, cluster));
             total_weight_ += weighted_clusters_.back()->weight();
           }
-          random_value_header_ = lower(ra.weighted_clusters().header_name());
+          random_value_header_ = StringUtil::toLower(ra.weighted_clusters().header_name());
           break;
         default:
           cluster_name_ = ra.cluster();
@@ -180,7 +181,7 @@ RouteEntryImpl::RouteEntryImpl(const VirtualHostImpl& vhost,
           break;
         case RouteAction::kHostRewriteHeader:
           host_rewrite_ = HostRewrite::Header;
-          host_rewrite_value_ = lower(ra.host_rewrite_header());
+          host_rewrite_value_ = StringUtil::toLower(ra.host_rewrite_header());
           break;
         case RouteAction::kHostRewritePathRegex:
           host_rewrite_ = HostRewrite::PathRegex;
@@ -268,18 +269,20 @@ std::string_view RouteEntryImpl::clusterName(const Http::RequestHeaderMap& heade
 bool RouteEntryImpl::matchesPath(std::string_view path) const {
   switch (path_match_) {
     case PathMatch::Prefix:
-      return case_sensitive_ ? startsWith(path, path_value_)
-                             : equalsIgnoreCase(path.substr(0, path_value_.size()), path_value_);
+      return case_sensitive_
+                 ? StringUtil::startsWith(path, path_value_)
+                 : StringUtil::equalsIgnoreCase(path.substr(0, path_value_.size()), path_value_);
     case PathMatch::Path: {
       const std::string_view p = stripQuery(path);
-      return case_sensitive_ ? p == path_value_ : equalsIgnoreCase(p, path_value_);
+      return case_sensitive_ ? p == path_value_ : StringUtil::equalsIgnoreCase(p, path_value_);
     }
     case PathMatch::Regex:
       return RE2::FullMatch(sp(stripQuery(path)), *path_regex_);
     case PathMatch::PathSeparatedPrefix: {
       const std::string_view p = stripQuery(path);
       const std::string_view head = p.substr(0, path_value_.size());
-      if (!(case_sensitive_ ? head == path_value_ : equalsIgnoreCase(head, path_value_))) {
+      if (!(case_sensitive_ ? head == path_value_
+                            : StringUtil::equalsIgnoreCase(head, path_value_))) {
         return false;
       }
       return p.size() == path_value_.size() || p[path_value_.size()] == '/';
@@ -496,7 +499,7 @@ std::string RouteEntryImpl::requestUri(const Http::RequestHeaderMap& headers) co
     std::optional<std::string> rewritten = rewritePath(headers.path());
     path = rewritten.has_value() ? std::move(*rewritten) : std::string(headers.path());
   }
-  if (!startsWith(path, "/")) {
+  if (!StringUtil::startsWith(path, "/")) {
     path.insert(0, "/");
   }
   if (!path_redirect_has_query_ && strip_query_) {

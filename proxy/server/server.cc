@@ -14,6 +14,7 @@
 #include "proxy/admin/stats_render.h"
 #include "proxy/admin/status_render.h"
 #include "proxy/common/assert.h"
+#include "proxy/common/json.h"
 #include "proxy/event/dispatcher_impl.h"
 #include "proxy/filters/access_log.h"
 #include "proxy/server/version.h"
@@ -22,7 +23,6 @@
 
 namespace Proxy::Server {
 
-using Admin::jsonString;
 using Admin::toJson;
 
 Server::Server(Config::Options options, envoy::config::bootstrap::v3::Bootstrap bootstrap)
@@ -373,16 +373,16 @@ std::string Server::serverInfoJson() const {
       std::chrono::duration_cast<std::chrono::seconds>(time_source_.systemTime() - start_time_)
           .count();
   return absl::StrCat(
-      "{\"version\":", jsonString(kVersionString), ",\"state\":", jsonString(state),
-      ",\"uptime_current_epoch\":", jsonString(absl::StrCat(uptime, "s")),
-      ",\"uptime_all_epochs\":", jsonString(absl::StrCat(uptime, "s")),
+      "{\"version\":", Json::quote(kVersionString), ",\"state\":", Json::quote(state),
+      ",\"uptime_current_epoch\":", Json::quote(absl::StrCat(uptime, "s")),
+      ",\"uptime_all_epochs\":", Json::quote(absl::StrCat(uptime, "s")),
       ",\"node\":", toJson(bootstrap_.node()),
       ",\"command_line_options\":{\"concurrency\":", options_.concurrency,
-      ",\"drain_time\":", jsonString(absl::StrCat(options_.drain_time.count(), "s")),
-      ",\"config_path\":", jsonString(options_.config_path),
-      ",\"log_level\":", jsonString(Config::logLevelName(options_.log_level)),
-      ",\"service_node\":", jsonString(options_.service_node),
-      ",\"service_cluster\":", jsonString(options_.service_cluster), "}}\n");
+      ",\"drain_time\":", Json::quote(absl::StrCat(options_.drain_time.count(), "s")),
+      ",\"config_path\":", Json::quote(options_.config_path),
+      ",\"log_level\":", Json::quote(Config::logLevelName(options_.log_level)),
+      ",\"service_node\":", Json::quote(options_.service_node),
+      ",\"service_cluster\":", Json::quote(options_.service_cluster), "}}\n");
 }
 
 }  // namespace Proxy::Server

@@ -32,6 +32,8 @@
 #include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/unknown_field_set.h"
 #include "google/protobuf/util/json_util.h"
+#include "proxy/common/json.h"
+#include "proxy/common/string_view.h"
 #include "proxy/event/dispatcher_impl.h"
 #include "proxy/stats/stats.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
@@ -42,32 +44,6 @@
 
 namespace Proxy::Xds {
 namespace {
-
-std::string jsonString(absl::string_view value) {
-  std::string out = "\"";
-  for (unsigned char c : value) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
 
 // Field numbers our protos do not know, with where they are ("filter_chains[0].filters[0]#7");
 // Anys are opened when their type is linked in.
@@ -121,18 +97,18 @@ std::string resourceJson(const DecodedResource& resource) {
   const auto status =
       google::protobuf::util::MessageToJsonString(*resource.message, &json, options);
   if (!status.ok()) {
-    json = absl::StrCat("{\"json_error\":", jsonString(status.ToString()), "}");
+    json = absl::StrCat("{\"json_error\":", Json::quote(status.ToString()), "}");
   }
   std::vector<std::string> unknown;
   collectUnknownFields(*resource.message, "", unknown);
   std::vector<std::string> quoted;
   for (const auto& u : unknown) {
-    quoted.push_back(jsonString(u));
+    quoted.push_back(Json::quote(u));
   }
   return absl::StrCat(
-      "{\"name\":", jsonString(resource.name), ",\"version\":", jsonString(resource.version),
+      "{\"name\":", Json::quote(resource.name), ",\"version\":", Json::quote(resource.version),
       ",\"resource\":", json, ",\"unknown_fields\":[", absl::StrJoin(quoted, ","),
-      "],\"bytes\":", jsonString(absl::Base64Escape(resource.message->SerializeAsString())), "}");
+      "],\"bytes\":", Json::quote(absl::Base64Escape(resource.message->SerializeAsString())), "}");
 }
 
 void emit(const std::string& line) {
@@ -153,17 +129,17 @@ class PrintingWatcher : public Watcher {
     }
     std::vector<std::string> names;
     for (const auto& name : removed) {
-      names.push_back(jsonString(name));
+      names.push_back(Json::quote(name));
     }
-    emit(absl::StrCat("{\"event\":\"update\",\"type\":", jsonString(type_), ",\"version\":",
-                      jsonString(version), ",\"added\":[", absl::StrJoin(resources, ","),
+    emit(absl::StrCat("{\"event\":\"update\",\"type\":", Json::quote(type_), ",\"version\":",
+                      Json::quote(version), ",\"added\":[", absl::StrJoin(resources, ","),
                       "],\"removed\":[", absl::StrJoin(names, ","), "]}"));
     return absl::OkStatus();
   }
 
   void onConfigUpdateFailed(FailureReason reason) override {
-    emit(absl::StrCat("{\"event\":\"failed\",\"type\":", jsonString(type_),
-                      ",\"reason\":", jsonString(failureReasonName(reason)), "}"));
+    emit(absl::StrCat("{\"event\":\"failed\",\"type\":", Json::quote(type_),
+                      ",\"reason\":", Json::quote(asStd(failureReasonName(reason))), "}"));
   }
 
  private:
@@ -210,14 +186,14 @@ int run(int argc, char** argv) {
   envoy::config::bootstrap::v3::Bootstrap bootstrap;
   if (auto status = google::protobuf::util::JsonStringToMessage(text.str(), &bootstrap);
       !status.ok()) {
-    emit(absl::StrCat("{\"event\":\"config_error\",\"message\":", jsonString(status.ToString()),
+    emit(absl::StrCat("{\"event\":\"config_error\",\"message\":", Json::quote(status.ToString()),
                       "}"));
     return 1;
   }
   auto config = xdsConfigFromBootstrap(bootstrap);
   if (!config.ok()) {
     emit(absl::StrCat(
-        "{\"event\":\"config_error\",\"message\":", jsonString(config.status().message()), "}"));
+        "{\"event\":\"config_error\",\"message\":", Json::quote(asStd(config.status().message())), "}"));
     return 1;
   }
 
@@ -239,8 +215,8 @@ int run(int argc, char** argv) {
       if (handle.ok()) {
         handles.push_back(*std::move(handle));
       } else {
-        emit(absl::StrCat(
-            "{\"event\":\"watch_error\",\"message\":", jsonString(handle.status().message()), "}"));
+        emit(absl::StrCat("{\"event\":\"watch_error\",\"message\":",
+                          Json::quote(asStd(handle.status().message())), "}"));
       }
     };
     watch(kClusterTypeUrl, {}, cds);
@@ -278,11 +254,11 @@ int run(int argc, char** argv) {
 
   std::vector<std::string> counters;
   store.forEachCounter([&](const Stats::Counter& c) {
-    counters.push_back(absl::StrCat(jsonString(c.name()), ":", c.value()));
+    counters.push_back(absl::StrCat(Json::quote(c.name()), ":", c.value()));
   });
   std::vector<std::string> gauges;
   store.forEachGauge([&](const Stats::Gauge& g) {
-    gauges.push_back(absl::StrCat(jsonString(g.name()), ":", g.value()));
+    gauges.push_back(absl::StrCat(Json::quote(g.name()), ":", g.value()));
   });
   emit(absl::StrCat("{\"event\":\"stats\",\"counters\":{", absl::StrJoin(counters, ","),
                     "},\"gauges\":{", absl::StrJoin(gauges, ","), "}}"));

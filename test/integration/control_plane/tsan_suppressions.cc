@@ -1,38 +1,16 @@
-// ThreadSanitizer suppressions for what this test uses but TSAN cannot see into: Debian's
-// libgrpc, libgpr and libabsl are not instrumented, so TSAN sees their interceptor calls
-// (epoll, memcpy, free, ...) without the synchronization between them and reports races that
-// are not there. The gRPC shims (control_plane_stub/grpc_server_shim.cc and the test client,
-// xds_test_client.cc) are built uninstrumented for the same reason, but their calls to
-// new/delete are still seen: races reported from inside them are gRPC's ordering. The control
-// plane's own logic is not suppressed: it states gRPC's ordering with explicit annotations
+// ThreadSanitizer suppressions for this test (empty outside TSAN builds): the gRPC list every
+// executable needs (proxy/common/tsan.h), and the gRPC shims built uninstrumented
+// (control_plane_stub/grpc_server_shim.cc and the test client, xds_test_client.cc), whose calls
+// to new/delete TSAN still sees: races reported from inside them are gRPC's ordering. The
+// control plane's own logic is not suppressed: it states gRPC's ordering with annotations
 // (control_plane_stub/xds_server_impl.cc).
 
-#if defined(__SANITIZE_THREAD__)
-#define CONTROL_PLANE_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CONTROL_PLANE_TEST_TSAN 1
-#endif
-#endif
+#include "proxy/common/tsan.h"
 
-#ifdef CONTROL_PLANE_TEST_TSAN
+#ifdef PROXY_TSAN_ENABLED
 extern "C" const char* __tsan_default_suppressions() {
-  return "called_from_lib:libgrpc.so.29\n"
-         "called_from_lib:libgrpc++.so\n"
-         "called_from_lib:libgpr.so.29\n"
-         "called_from_lib:libupb.so\n"
-         "called_from_lib:libabsl_graphcycles_internal.so\n"
-         "called_from_lib:libabsl_synchronization.so\n"
-         "called_from_lib:libabsl_status.so\n"
-         "called_from_lib:libabsl_cord.so\n"
-         "called_from_lib:libabsl_cord_internal.so\n"
-         "called_from_lib:libabsl_strings.so\n"
-         "called_from_lib:libabsl_time.so\n"
-         "called_from_lib:libabsl_time_zone.so.20220623\n"
-         "race:grpc::internal::\n"
-         "race:grpc_server_shim.cc\n"
-         "race:xds_test_client.cc\n"
-         "race:std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> "
-         ">::_M_construct<char*>\n";
+  return PROXY_TSAN_GRPC_SUPPRESSIONS
+      "race:grpc_server_shim.cc\n"
+      "race:xds_test_client.cc\n";
 }
 #endif
