@@ -104,6 +104,8 @@ Http::Http1Settings codecSettings(const HcmConfig& config) {
   Http::Http1Settings settings;
   settings.max_request_headers_kb = config.max_request_headers_kb;
   settings.max_headers_count = config.max_headers_count;
+  settings.accept_http_10 = config.accept_http_10;
+  settings.default_host_for_http_10 = config.default_host_for_http_10;
   return settings;
 }
 
@@ -1025,6 +1027,9 @@ HcmConfig::create(const HttpConnectionManager& proto, Stats::Store& store,
     }
     config->max_request_headers_kb = kb;
   }
+  // Only these two Http1ProtocolOptions fields are implemented; field_support refuses the rest.
+  config->accept_http_10 = proto.http_protocol_options().accept_http_10();
+  config->default_host_for_http_10 = proto.http_protocol_options().default_host_for_http_10();
   const auto& common = proto.common_http_protocol_options();
   if (common.has_max_headers_count()) {
     config->max_headers_count = common.max_headers_count().value();

@@ -104,6 +104,10 @@ struct HcmConfig {
   std::shared_ptr<RdsRouteConfigProvider> rds_provider;
   uint32_t max_request_headers_kb = 60;
   uint32_t max_headers_count = 100;
+  // http_protocol_options: HTTP/1.0 is answered 426 unless accepted; an accepted one without
+  // Host takes default_host_for_http_10.
+  bool accept_http_10 = false;
+  std::string default_host_for_http_10;
   std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};     // connection, no streams
   std::chrono::milliseconds stream_idle_timeout{std::chrono::minutes(5)};
   std::chrono::milliseconds request_timeout{0};                      // 0 = disabled

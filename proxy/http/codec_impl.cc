@@ -547,7 +547,9 @@ ServerConnectionImpl::ServerConnectionImpl(CodecOutput& output,
                                            const Http1Settings& settings)
     : Http1ConnectionBase(output, HTTP_REQUEST, settings.max_request_headers_kb * 1024,
                           settings.max_headers_count, /*error_http_code=*/400),
-      callbacks_(callbacks) {}
+      callbacks_(callbacks),
+      accept_http_10_(settings.accept_http_10),
+      default_host_for_http_10_(settings.default_host_for_http_10) {}
 
 absl::Status ServerConnectionImpl::dispatch(Buffer::Instance& data) {
   ASSERT(!dispatching_);
@@ -650,6 +652,11 @@ int ServerConnectionImpl::onHeadersCompleteImpl() {
     return fail(505, "http1.unsupported_http_version", "unsupported HTTP version");
   }
   http10_ = parser_.http_minor == 0;
+  // Envoy treats every 1.x other than 1.1 (HTTP/1.0, also "HTTP/1.2") as a low version.
+  if (parser_.http_minor != 1 && !accept_http_10_) {
+    // Envoy: "Upgrade required for HTTP/1.0 or HTTP/0.9", answered 426 and closed.
+    return fail(426, "low_version", "HTTP/1.0 is not accepted (accept_http_10)");
+  }
   if (parser_.method == HTTP_CONNECT) {
     return fail(405, "http1.connect_not_supported", "CONNECT is not supported");
   }
@@ -659,8 +666,14 @@ int ServerConnectionImpl::onHeadersCompleteImpl() {
   if (int rc = resolveRequestTarget(); rc != 0) {
     return rc;
   }
-  if (!http10_ && !headers_->has(Headers::Authority)) {
-    return fail(400, "missing_host_header", "HTTP/1.1 request without Host");
+  if (!headers_->has(Headers::Authority)) {
+    // An HTTP/1.0 request may come without Host; Envoy gives it the configured default, and
+    // never forwards a request with none.
+    if (http10_ && !default_host_for_http_10_.empty()) {
+      headers_->addCopy(Headers::Authority, default_host_for_http_10_);
+    } else {
+      return fail(400, "missing_host_header", "request without Host");
+    }
   }
   if (llhttp_get_upgrade(&parser_) != 0) {
     stripUpgrade();

@@ -14,7 +14,8 @@
 //   limit 431 "http1.headers_too_large"; too many headers 431 "http1.too_many_headers";
 //   Content-Length with Transfer-Encoding 400 "http1.content_length_and_chunked_not_allowed";
 //   Transfer-Encoding other than exactly "chunked" 501 "http1.invalid_transfer_encoding";
-//   HTTP/1.1 without Host 400 "missing_host_header"; two Host headers 400
+//   a request without Host 400 "missing_host_header" (HTTP/1.0 too, unless
+//   default_host_for_http_10 gives it one); HTTP/1.0 when not accepted 426 "low_version"; two Host headers 400
 //   "http1.duplicate_host_header"; bad absolute-form URL 400 "http1.invalid_url"
 //   ("http1.invalid_scheme", "http1.https_url_on_plaintext_connection"); a version other than
 //   1.x 505 "http1.unsupported_http_version".
@@ -45,6 +46,12 @@ struct Http1Settings {
   uint32_t max_response_headers_kb = 60;
   // Header lines per message.
   uint32_t max_headers_count = 100;
+  // Server: HTTP/1.0 requests are answered 426 Upgrade Required unless accepted
+  // (Http1ProtocolOptions.accept_http_10, off by default as in Envoy).
+  bool accept_http_10 = false;
+  // Server: the Host given to an accepted HTTP/1.0 request that has none
+  // (default_host_for_http_10). Without one, such a request is a 400 like HTTP/1.1's.
+  std::string default_host_for_http_10;
 };
 
 // "OK", "Not Found", ...; "Unknown" for codes without a registered phrase.
@@ -216,6 +223,8 @@ class ServerConnectionImpl : public ServerConnection, private Http1ConnectionBas
   RequestDecoder* decoder_ = nullptr;  // null once the response completed or the stream reset
 
   // Stream state; one stream at a time.
+  const bool accept_http_10_;
+  const std::string default_host_for_http_10_;
   bool stream_active_ = false;
   bool request_complete_ = false;
   bool headers_deferred_ = false;  // no body: decodeHeaders(end_stream=true) at message complete

@@ -176,9 +176,17 @@ class ServerCodecTest : public testing::Test {
     return std::to_string(codec_.lastError().http_code) + " " + codec_.lastError().details;
   }
 
+  // HTTP/1.0 is refused (426) unless accepted; the fixture accepts it so that the HTTP/1.0
+  // framing tests can run, and Http10IsRefusedWith426UnlessAccepted uses a codec of its own.
+  static Http1Settings acceptingHttp10() {
+    Http1Settings settings;
+    settings.accept_http_10 = true;
+    return settings;
+  }
+
   FakeOutput output_;
   FakeServerCallbacks callbacks_;
-  Http1Settings settings_;
+  Http1Settings settings_ = acceptingHttp10();
   ServerConnectionImpl codec_{output_, callbacks_, settings_};
   Buffer::Instance input_;  // the owner's read buffer
 };
@@ -386,11 +394,37 @@ TEST_F(ServerCodecTest, PipelinedRequestsAnsweredSynchronouslyInOneDispatch) {
             "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
 }
 
+TEST_F(ServerCodecTest, Http10IsRefusedWith426UnlessAccepted) {
+  // Envoy's default (accept_http_10 false): HTTP/1.0 gets 426 Upgrade Required.
+  Http1Settings settings;
+  ServerConnectionImpl codec(output_, callbacks_, settings);
+  input_.add("GET / HTTP/1.0\r\nHost: a\r\n\r\n");
+  EXPECT_FALSE(codec.dispatch(input_).ok());
+  EXPECT_EQ(codec.lastError().http_code, 426u);
+  EXPECT_EQ(codec.lastError().details, "low_version");
+}
+
+TEST_F(ServerCodecTest, Http10WithoutHostTakesTheDefaultHostOrIs400) {
+  // With default_host_for_http_10, a Host-less HTTP/1.0 request gets that :authority.
+  Http1Settings settings = acceptingHttp10();
+  settings.default_host_for_http_10 = "fallback.example.com";
+  ServerConnectionImpl codec(output_, callbacks_, settings);
+  input_.add("GET /old HTTP/1.0\r\n\r\n");
+  ASSERT_TRUE(codec.dispatch(input_).ok());
+  EXPECT_EQ(callbacks_.decoder(0).headers_->host(), "fallback.example.com");
+
+  // Without one it is refused like an HTTP/1.1 request without Host: never forwarded bare.
+  EXPECT_EQ(std::string(dispatch("GET /old HTTP/1.0\r\n\r\n").message()),
+            "http/1.1 protocol error: request without Host");
+  EXPECT_EQ(error(), "400 missing_host_header");
+}
+
 TEST_F(ServerCodecTest, Http10CloseByDefault) {
-  // An HTTP/1.0 request without Host and without keep-alive.
-  ASSERT_TRUE(dispatch("GET /old HTTP/1.0\r\n\r\n").ok());
+  // An HTTP/1.0 request without keep-alive.
+  ASSERT_TRUE(dispatch("GET /old HTTP/1.0\r\nHost: a\r\n\r\n").ok());
   EXPECT_TRUE(codec_.isHttp10());
-  EXPECT_EQ(dump(*callbacks_.decoder(0).headers_), ":method: GET\n:path: /old\n:scheme: http\n");
+  EXPECT_EQ(dump(*callbacks_.decoder(0).headers_),
+            ":method: GET\n:path: /old\n:scheme: http\n:authority: a\n");
 
   // The connection closes after the response, which says so.
   EXPECT_TRUE(codec_.closeAfterResponse());
@@ -401,7 +435,7 @@ TEST_F(ServerCodecTest, Http10CloseByDefault) {
 
 TEST_F(ServerCodecTest, Http10KeepAlive) {
   // HTTP/1.0 asking for keep-alive keeps the connection and is told so.
-  ASSERT_TRUE(dispatch("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").ok());
+  ASSERT_TRUE(dispatch("GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n").ok());
   EXPECT_FALSE(codec_.closeAfterResponse());
   callbacks_.encoder(0).encodeHeaders(responseHeaders(200), /*end_stream=*/true);
   EXPECT_EQ(output_.take(),
@@ -411,7 +445,7 @@ TEST_F(ServerCodecTest, Http10KeepAlive) {
 
 TEST_F(ServerCodecTest, Http10StreamedResponseIsDelimitedByClose) {
   // A keep-alive HTTP/1.0 request whose response has no length: no chunking, close instead.
-  ASSERT_TRUE(dispatch("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").ok());
+  ASSERT_TRUE(dispatch("GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n").ok());
   callbacks_.encoder(0).encodeHeaders(responseHeaders(200), /*end_stream=*/false);
   encodeBody(callbacks_.encoder(0), "abc", false);
   encodeBody(callbacks_.encoder(0), "def", true);
@@ -619,8 +653,7 @@ TEST_F(ServerCodecTest, ChunkedNotLastIs501) {
 
 TEST_F(ServerCodecTest, MissingHostIs400) {
   const absl::Status status = dispatch("GET / HTTP/1.1\r\nAccept: */*\r\n\r\n");
-  EXPECT_EQ(std::string(status.message()),
-            "http/1.1 protocol error: HTTP/1.1 request without Host");
+  EXPECT_EQ(std::string(status.message()), "http/1.1 protocol error: request without Host");
   EXPECT_EQ(error(), "400 missing_host_header");
   // The stream exists, so the owner can answer on it; the reply closes the connection.
   ASSERT_EQ(callbacks_.encoders_.size(), 1u);
