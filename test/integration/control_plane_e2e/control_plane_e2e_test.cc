@@ -301,8 +301,13 @@ TEST_P(ControlPlaneE2eTest, NackedSnapshotIsVisibleAndThePreviousConfigKeepsServ
   }
   EXPECT_EQ(typeField("lds", "acked_version"), "1");
   EXPECT_EQ(typeField("lds", "pending_nonce"), "");
-  // The control plane logged it in one line; the data plane counted it.
-  EXPECT_TRUE(absl::StrContains(control_plane_.log(), "NACK")) << control_plane_.log();
+  // The control plane logged it in one line; the data plane counted it. (The log line and the
+  // counter may trail the status the control plane already shows: wait for them.)
+  EXPECT_TRUE(
+      Integration::waitUntil([&] { return absl::StrContains(control_plane_.log(), "NACK"); },
+                             std::chrono::seconds(10), "the control plane logs the NACK"))
+      << control_plane_.log();
+  EXPECT_TRUE(data_plane_->waitForStat("listener_manager.lds.update_rejected", rejected + 1));
   EXPECT_EQ(stat("listener_manager.lds.update_rejected"), rejected + 1);
 
   // Our proxy's /config_dump: `blocked` has an error_state with the reason; `ingress` is still
