@@ -46,7 +46,12 @@ FileEventImpl::FileEventImpl(DispatcherImpl& dispatcher, event_base& base, int f
     : dispatcher_(dispatcher), base_(base), fd_(fd), trigger_(trigger), cb_(std::move(cb)) {
   ASSERT(cb_ != nullptr);
   ASSERT((events & kAllReadyTypes) == events);
+  evtimer_assign(&activation_event_, &base_, &FileEventImpl::onActivation, this);
   assignEvents(events);
+}
+
+FileEventImpl::~FileEventImpl() {
+  event_del(&activation_event_);
 }
 
 void FileEventImpl::assignEvents(uint32_t events) {
@@ -64,21 +69,27 @@ void FileEventImpl::assignEvents(uint32_t events) {
 void FileEventImpl::activate(uint32_t events) {
   ASSERT(dispatcher_.isThreadSafe());
   ASSERT(events != 0 && (events & kAllReadyTypes) == events);
+  const bool scheduled = injected_events_ != 0;
   injected_events_ |= events;
-  // If raw_event_ is already active libevent merges the flags; it fires once either way.
-  event_active(&raw_event_, toLibeventFlags(events), 0);
+  if (!scheduled) {
+    const timeval zero{0, 0};
+    RELEASE_ASSERT(event_add(&activation_event_, &zero) == 0, "event_add failed for activation");
+  }
 }
 
 void FileEventImpl::setEnabled(uint32_t events) {
   ASSERT(dispatcher_.isThreadSafe());
   ASSERT((events & kAllReadyTypes) == events);
-  // event_assign() needs a non-pending event; event_del() also drops a pending activation,
-  // which is re-armed below.
+  // event_assign() needs a non-pending event. A pending activation is a separate timer and
+  // stays scheduled.
   event_del(&raw_event_);
   assignEvents(events);
-  if (injected_events_ != 0) {
-    event_active(&raw_event_, toLibeventFlags(injected_events_), 0);
-  }
+}
+
+void FileEventImpl::onActivation(int, short, void* arg) {
+  // No readiness of its own: onReady() with nothing but the injected events (which a real
+  // event in between may already have delivered).
+  onReady(-1, 0, arg);
 }
 
 void FileEventImpl::onReady(int, short what, void* arg) {

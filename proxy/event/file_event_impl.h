@@ -12,16 +12,19 @@ class FileEventImpl : public FileEvent, private EventImplBase {
  public:
   FileEventImpl(DispatcherImpl& dispatcher, event_base& base, int fd, FileReadyCb cb,
                 FileTriggerType trigger, uint32_t events);
+  ~FileEventImpl();
 
   // FileEvent
-  // The injected events are merged with real readiness into one callback on a later loop
-  // iteration; they survive a setEnabled() in between.
+  // The injected events are merged with real readiness into one callback on the next loop
+  // iteration (after the next poll, never in the current pass, as Envoy's FileEventImpl does);
+  // they survive a setEnabled() in between.
   void activate(uint32_t events) override;
   // Re-registers the fd with the new interest set (epoll_ctl), keeping the trigger type.
   void setEnabled(uint32_t events) override;
 
  private:
   static void onReady(int fd, short what, void* arg);
+  static void onActivation(int fd, short what, void* arg);
   // (Re)assigns raw_event_ for `events` and adds it to the loop when non-empty.
   void assignEvents(uint32_t events);
 
@@ -30,8 +33,15 @@ class FileEventImpl : public FileEvent, private EventImplBase {
   const int fd_;
   const FileTriggerType trigger_;
   FileReadyCb cb_;
-  // activate() bits not yet delivered; raw_event_ is active while this is non-zero.
+  // activate() bits not yet delivered; activation_event_ is pending while this is non-zero.
   uint32_t injected_events_ = 0;
+  // A zero-delay timer: libevent moves expired timers to the work list after polling, so one
+  // added from a callback runs on the next iteration. event_active() would run it in the
+  // current pass, and a connection that re-arms itself (reading on after a full buffer) would
+  // keep the loop from polling, from its timers and deferred deletions, and the worker's other
+  // connections from their turn (found by flow_control_integration_test: a pipelining client
+  // kept 60,000 finished streams from being deleted).
+  event activation_event_{};
 };
 
 }  // namespace Proxy::Event

@@ -437,6 +437,36 @@ TEST_F(DispatcherTest, ActivateInjectsEventsOnALaterIterationNotInline) {
   EXPECT_EQ((std::vector<uint32_t>{FileReadyType::Read | FileReadyType::Write}), calls);
 }
 
+TEST_F(DispatcherTest, ActivationFromTheCallbackWaitsForTheNextIteration) {
+  // A watcher that re-activates itself from its own callback 100 times (a connection reading
+  // on after a full buffer); on its first call it also arms a zero-delay timer.
+  SocketPair sockets;
+  int calls = 0;
+  int calls_when_timer_ran = -1;
+  TimerPtr timer = dispatcher_.createTimer([&] { calls_when_timer_ran = calls; });
+  FileEventPtr event;
+  event = dispatcher_.createFileEvent(
+      sockets.watched(),
+      [&](uint32_t) {
+        if (++calls == 1) {
+          timer->enableTimer(std::chrono::milliseconds(0));
+        }
+        if (calls < 100) {
+          event->activate(FileReadyType::Read);
+        }
+      },
+      FileTriggerType::Edge, /*events=*/0);
+  event->activate(FileReadyType::Read);
+
+  // Each re-activation waits for the next iteration, so the timer gets its turn after one or
+  // two calls, not after all of them: a busy watcher cannot keep the loop from polling, from
+  // its timers (deferred deletion is one) or from other sockets.
+  dispatcher_.run(Dispatcher::RunType::NonBlock);
+  EXPECT_EQ(calls, 100);
+  EXPECT_GE(calls_when_timer_ran, 1);
+  EXPECT_LE(calls_when_timer_ran, 2);
+}
+
 TEST_F(DispatcherTest, ActivationSurvivesSetEnabled) {
   SocketPair sockets;
   std::vector<uint32_t> calls;
