@@ -372,15 +372,18 @@ void ConnectionImpl::onReadReady() {
   // After a FIN (half-close mode) the socket has nothing more to say; only redeliveries remain.
   if (!read_end_stream_) {
     while (true) {
-      const uint64_t max_length = buffer_limit_ == 0 ? 0 : buffer_limit_ - bytes_read;
+      // The limit bounds what the read buffer holds, not what one event reads: bytes the filter
+      // left behind (pipelined requests held back) count, so a filter that consumes a little
+      // per event cannot make the buffer grow by a whole limit each time. A full buffer also
+      // ends this event's reading (fairness: other connections get their turn).
+      if (buffer_limit_ != 0 && read_buffer_.length() >= buffer_limit_) {
+        read_pending_ = true;
+        break;
+      }
+      const uint64_t max_length = buffer_limit_ == 0 ? 0 : buffer_limit_ - read_buffer_.length();
       const Buffer::IoResult result = socket_.read(read_buffer_, max_length);
       if (result.rc > 0) {
         bytes_read += static_cast<uint64_t>(result.rc);
-        if (buffer_limit_ != 0 && bytes_read >= buffer_limit_) {
-          // Fairness: give other connections a turn, continue on the next iteration.
-          read_pending_ = true;
-          break;
-        }
         continue;
       }
       if (result.rc == 0) {
@@ -410,7 +413,10 @@ void ConnectionImpl::onReadReady() {
     closeSocket(ConnectionEvent::RemoteClose);
     return;
   }
-  if (read_pending_ && state_ == State::Open && read_disable_count_ == 0) {
+  // Read on next iteration, unless the buffer is still full: then the filter holds bytes it
+  // cannot take yet and has disabled reading (or will drain them); re-arming would spin.
+  if (read_pending_ && state_ == State::Open && read_disable_count_ == 0 &&
+      (buffer_limit_ == 0 || read_buffer_.length() < buffer_limit_)) {
     file_event_->activate(Event::FileReadyType::Read);
   }
 }

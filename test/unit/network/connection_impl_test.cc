@@ -124,6 +124,31 @@ TEST_F(ConnectionImplTest, ReadsAreBoundedByTheBufferLimitPerEvent) {
   EXPECT_GE(client_->on_data_calls, 7);
 }
 
+TEST_F(ConnectionImplTest, RetainedBytesCountTowardsTheReadLimit) {
+  connectPair();
+  // A 16 KiB limit and a filter that consumes one KiB per call and keeps the rest, pausing
+  // reading while it holds bytes (as the HTTP codec holds pipelined requests).
+  client_->connection->setBufferLimits(16 * 1024);
+  size_t largest = 0;
+  client_->on_data = [&](Buffer::Instance& data, bool) {
+    largest = std::max<size_t>(largest, data.length());
+    const size_t take = std::min<size_t>(data.length(), 1024);
+    client_->received += data.toString().substr(0, take);
+    data.drain(take);
+    if (data.length() > 0) {
+      client_->connection->readDisable(true);
+      dispatcher_.post([this] { client_->connection->readDisable(false); });
+    }
+  };
+  const std::string payload = pattern(/*size=*/100 * 1024);
+  write(*server_, payload);
+  ASSERT_TRUE(runUntil([&]() { return client_->received.size() == payload.size(); }));
+  EXPECT_TRUE(client_->received == payload);
+  // The buffer never held more than the limit: each event reads only what the retained bytes
+  // leave room for.
+  EXPECT_LE(largest, 16u * 1024);
+}
+
 TEST_F(ConnectionImplTest, ReadDisableStopsOnDataAndReEnableRedeliversRetainedBytes) {
   connectPair();
 
