@@ -56,12 +56,35 @@ void Instance::add(const Instance& other) {
   }
 }
 
+void Instance::appendSliceForTest(std::string_view data) {
+  Instance slice;
+  slice.add(data);
+  evbuffer_add_buffer(buffer_, slice.buffer_);
+}
+
 void Instance::prepend(std::string_view data) { evbuffer_prepend(buffer_, data.data(), data.size()); }
 
 void Instance::move(Instance& other) {
-  if (&other != this) {
-    evbuffer_add_buffer(buffer_, other.buffer_);
+  if (&other == this) {
+    return;
   }
+  const size_t size = other.length();
+  if (size > 0 && size < kCopyThreshold && length() > 0) {
+    // Copied into our tail chain instead of linked: a linked small buffer pins a whole chain
+    // (libevent allocates at least 1 KiB each) for a few bytes, and a connection's write buffer
+    // full of small responses would take ten times its byte count in memory (Envoy's
+    // OwnedImpl::move coalesces small slices the same way).
+    evbuffer_iovec slices[4];
+    const int n = evbuffer_peek(other.buffer_, -1, nullptr, slices, 4);
+    if (n > 0 && n <= 4) {
+      for (int i = 0; i < n; i++) {
+        evbuffer_add(buffer_, slices[i].iov_base, slices[i].iov_len);
+      }
+      evbuffer_drain(other.buffer_, size);
+      return;
+    }
+  }
+  evbuffer_add_buffer(buffer_, other.buffer_);
 }
 
 void Instance::move(Instance& other, uint64_t length) {

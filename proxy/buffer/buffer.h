@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -39,8 +40,15 @@ public:
   void add(std::string_view data) { add(data.data(), data.size()); }
   // Copy every byte of `other` (other is unchanged).
   void add(const Instance& other);
+  // Append `data` as a slice of its own, never coalesced: tests build buffers whose slice
+  // boundaries fall where separate socket reads would put them.
+  void appendSliceForTest(std::string_view data);
   void prepend(std::string_view data);
-  // Move all of `other` to the end of this buffer without copying. `other` ends up empty.
+  // Below this many bytes, move() copies into this buffer's tail instead of relinking.
+  static constexpr size_t kCopyThreshold = 512;
+
+  // Move all of `other` to the end of this buffer, relinking its slices without copying (a
+  // source smaller than kCopyThreshold is copied into the tail). `other` ends up empty.
   void move(Instance& other);
   // Move the first `length` bytes of `other`.
   void move(Instance& other, uint64_t length);

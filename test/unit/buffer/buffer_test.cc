@@ -16,13 +16,10 @@
 namespace Proxy::Buffer {
 namespace {
 
-// A buffer made of several slices: each move() relinks the source's chain instead of
-// copying into ours, so every part below stays a slice of its own.
+// A buffer made of several slices, one per part.
 void addAsSeparateSlices(Instance& buffer, const std::vector<std::string>& parts) {
   for (const std::string& part : parts) {
-    Instance slice;
-    slice.add(part);
-    buffer.move(slice);
+    buffer.appendSliceForTest(part);
   }
 }
 
@@ -118,6 +115,33 @@ TEST(BufferTest, MoveTransfersEverythingAndEmptiesTheSource) {
   // Moving a buffer into itself changes nothing.
   destination.move(destination);
   EXPECT_EQ("head-tail", destination.toString());
+}
+
+TEST(BufferTest, MoveCopiesASmallSourceIntoTheTailAndRelinksALargeOne) {
+  // Many small moves (responses into a connection's write buffer) share chains instead of
+  // pinning one chain each.
+  Instance destination;
+  destination.add("HTTP/1.1 200 OK\r\n");
+  for (int i = 0; i < 10; i++) {
+    Instance small;
+    small.add("content-length: 0\r\n\r\n");
+    destination.move(small);
+    EXPECT_EQ(0u, small.length());
+  }
+  EXPECT_EQ(1u, destination.getRawSlices(nullptr, 0));
+  EXPECT_EQ(17u + 10 * 21u, destination.length());
+
+  // A source of kCopyThreshold bytes or more is relinked: its slice is not copied.
+  Instance large;
+  large.add(std::string(Instance::kCopyThreshold, 'x'));
+  RawSlice large_slice;
+  large.getRawSlices(&large_slice, 1);
+  destination.move(large);
+  std::vector<RawSlice> slices(destination.getRawSlices(nullptr, 0));
+  destination.getRawSlices(slices.data(), slices.size());
+  ASSERT_EQ(2u, slices.size());
+  EXPECT_EQ(large_slice.mem, slices[1].mem);
+  EXPECT_EQ(0u, large.length());
 }
 
 TEST(BufferTest, MoveWithLengthTransfersOnlyThePrefix) {
