@@ -30,6 +30,10 @@ HcmStats::HcmStats(Stats::Scope s)
       downstream_cx_idle_timeout(s.counter("downstream_cx_idle_timeout")),
       downstream_cx_rx_bytes_total(s.counter("downstream_cx_rx_bytes_total")),
       downstream_cx_tx_bytes_total(s.counter("downstream_cx_tx_bytes_total")),
+      downstream_flow_control_paused_reading_total(
+          s.counter("downstream_flow_control_paused_reading_total")),
+      downstream_flow_control_resumed_reading_total(
+          s.counter("downstream_flow_control_resumed_reading_total")),
       downstream_rq_total(s.counter("downstream_rq_total")),
       downstream_rq_http1_total(s.counter("downstream_rq_http1_total")),
       downstream_rq_active(s.gauge("downstream_rq_active")),
@@ -329,6 +333,7 @@ public:
     stream_ = std::make_unique<ActiveStream>(*this, encoder);
     return *stream_;
   }
+  void onReadingPaused(bool paused) override { countFlowControl(paused); }
 
   // Http::CodecOutput
   void write(Buffer::Instance& data, bool end_stream) override {
@@ -336,6 +341,14 @@ public:
     connection_.write(data, end_stream);
   }
   void readDisable(bool disable) override { connection_.readDisable(disable); }
+
+  void countFlowControl(bool paused) {
+    if (paused) {
+      stats_.downstream_flow_control_paused_reading_total.inc();
+    } else {
+      stats_.downstream_flow_control_resumed_reading_total.inc();
+    }
+  }
 
   // Called by the stream when its exchange is over (both directions, or reset).
   void onStreamComplete(bool close_connection) {
@@ -903,6 +916,7 @@ void ActiveStream::readDisableDownstream(bool disable) {
     return;
   }
   downstream_read_disabled_ = disable;
+  parent_.countFlowControl(disable);
   parent_.readDisable(disable);
 }
 

@@ -61,6 +61,10 @@ struct HcmStats {
   Stats::Counter& downstream_cx_idle_timeout;
   Stats::Counter& downstream_cx_rx_bytes_total;
   Stats::Counter& downstream_cx_tx_bytes_total;
+  // Reading the client paused / resumed by flow control: the upstream (or the pool) cannot
+  // take the request body yet, or the client is not reading its responses.
+  Stats::Counter& downstream_flow_control_paused_reading_total;
+  Stats::Counter& downstream_flow_control_resumed_reading_total;
   Stats::Counter& downstream_rq_total;
   Stats::Counter& downstream_rq_http1_total;
   Stats::Gauge& downstream_rq_active;

@@ -117,7 +117,11 @@ class Connection {
   // and calls ServerConnectionCallbacks::onResponseComplete(); the owner then calls dispatch()
   // again with the retained bytes (the network connection re-offers them when reading resumes).
   // A response encoded synchronously from inside dispatch() lets the same dispatch() go on to
-  // the next request. Never call dispatch() re-entrantly from a codec callback.
+  // the next request, up to a limit per dispatch(); past it, and whenever a response leaves
+  // the connection's write buffer above its high watermark, the codec stops with the rest in
+  // `data` and uses readDisable() so that the connection re-offers it later (on the next loop
+  // iteration, or at the low watermark). Never call dispatch() re-entrantly from a codec
+  // callback.
   virtual absl::Status dispatch(Buffer::Instance& data) = 0;
   virtual const CodecError& lastError() const = 0;
   // The underlying connection's write buffer crossed its watermarks.
@@ -136,6 +140,9 @@ class ServerConnectionCallbacks {
   // the connection once the write buffer is flushed; otherwise retained pipelined bytes may be
   // dispatched again (see Connection::dispatch). Added by the codec; the default does nothing.
   virtual void onResponseComplete() {}
+  // Reading stopped (true) or resumed (false) because the connection's write buffer was above
+  // its high watermark when the next request would have begun; for flow-control stats.
+  virtual void onReadingPaused(bool /*paused*/) {}
 };
 
 class ServerConnection : public Connection {

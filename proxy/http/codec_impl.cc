@@ -559,8 +559,12 @@ absl::Status ServerConnectionImpl::dispatch(Buffer::Instance& data) {
   if (connection_done_) {
     return absl::OkStatus();  // closing: whatever follows is never parsed
   }
+  if (read_disabled_for_watermark_) {
+    return absl::OkStatus();  // the next request waits for the low watermark
+  }
   if (!(stream_active_ && request_complete_)) {
     dispatching_ = true;
+    answered_in_dispatch_ = 0;
     const absl::Status status = dispatchBase(data);
     dispatching_ = false;
     if (!status.ok()) {
@@ -573,6 +577,16 @@ absl::Status ServerConnectionImpl::dispatch(Buffer::Instance& data) {
     flushOutput();
     if (!status.ok()) {
       return status;
+    }
+  }
+  if (yielded_) {
+    // Answered kMaxRequestsPerDispatch requests: the rest is offered again from the event
+    // loop (re-enabling reading makes the connection re-offer the bytes it holds, on the next
+    // iteration), after the finished streams were deleted and other connections had a turn.
+    yielded_ = false;
+    if (data.length() > 0 && !connection_done_ && !read_disabled_for_watermark_) {
+      output_.readDisable(true);
+      output_.readDisable(false);
     }
   }
   // A complete request is waiting for its response: hold back the next one (back-pressure on
@@ -589,6 +603,8 @@ void ServerConnectionImpl::onUnderlyingConnectionAboveWriteBufferHighWatermark()
   above_high_watermark_ = true;
   if (stream_active_) {
     encoder_.callbacks_.runAboveHighWatermark();
+  } else {
+    pauseForWatermark();
   }
 }
 
@@ -597,6 +613,21 @@ void ServerConnectionImpl::onUnderlyingConnectionBelowWriteBufferLowWatermark() 
   if (stream_active_) {
     encoder_.callbacks_.runBelowLowWatermark();
   }
+  if (read_disabled_for_watermark_) {
+    read_disabled_for_watermark_ = false;
+    callbacks_.onReadingPaused(false);
+    // The connection re-offers the requests it holds from the event loop, not from here.
+    output_.readDisable(false);
+  }
+}
+
+void ServerConnectionImpl::pauseForWatermark() {
+  if (read_disabled_for_watermark_ || connection_done_ || stream_active_) {
+    return;
+  }
+  read_disabled_for_watermark_ = true;
+  callbacks_.onReadingPaused(true);
+  output_.readDisable(true);
 }
 
 int ServerConnectionImpl::onMessageBeginImpl() {
@@ -777,8 +808,15 @@ int ServerConnectionImpl::onMessageCompleteImpl() {
   if (stream_active_ && response_complete_) {
     finishStream();
   }
-  if (stream_active_ || connection_done_) {
+  if (stream_active_ || connection_done_ || read_disabled_for_watermark_) {
     // One request at a time: stop here; the next request's bytes stay in the owner's buffer.
+    // Also when the response went out but left the write buffer above its high watermark:
+    // answering more requests now would only grow it (a client that pipelines and never
+    // reads).
+    return HPE_PAUSED;
+  }
+  if (++answered_in_dispatch_ >= kMaxRequestsPerDispatch) {
+    yielded_ = true;
     return HPE_PAUSED;
   }
   return 0;  // the response is already out: go straight on to a pipelined request
@@ -797,6 +835,11 @@ void ServerConnectionImpl::onResponseEncodeComplete() {
   if (request_complete_) {
     finishStream();
     resume_reading = read_disabled_for_pipelining_ && !connection_done_;
+    if (above_high_watermark_) {
+      // The response is written but not yet sent: the next request waits for the low
+      // watermark (pauseForWatermark() disables reading before the pipelining hold lifts).
+      pauseForWatermark();
+    }
   } else {
     // The rest of the request body would have to be read and dropped to find the next
     // request; closing is simpler and what Envoy does.

@@ -8,7 +8,11 @@
 // - Body bytes are streamed: each dispatch() hands the body bytes it parsed to one
 //   decodeData() call (end_stream=true on message complete). Bytes are moved out of the
 //   owner's read buffer, not copied, wherever they fill whole buffer slices.
-// - One request at a time: see the pipelining contract on Connection::dispatch().
+// - One request at a time: see the pipelining contract on Connection::dispatch(). Between
+//   requests, a write buffer above its high watermark also holds the next request back (and
+//   disables reading) until the low watermark: a client that pipelines without reading the
+//   responses cannot make the connection buffer more than its limit. And one dispatch()
+//   answers at most kMaxRequestsPerDispatch pipelined requests itself (local replies).
 // - Errors (lastError().http_code / details): malformed input 400 "http1.codec_error";
 //   invalid header name/value characters 400 "http1.invalid_characters"; header bytes over the
 //   limit 431 "http1.headers_too_large"; too many headers 431 "http1.too_many_headers";
@@ -168,6 +172,12 @@ class StreamCallbackList {
 
 class ServerConnectionImpl : public ServerConnection, private Http1ConnectionBase {
  public:
+  // Pipelined requests answered from inside one dispatch() (local replies) before it stops
+  // and lets the connection offer the rest again from the event loop. Each answered request
+  // leaves a finished stream for deferred deletion, which only runs between loop iterations:
+  // unbounded, one read of a 1 MiB buffer of small requests kept tens of thousands alive.
+  static constexpr uint32_t kMaxRequestsPerDispatch = 32;
+
   ServerConnectionImpl(CodecOutput& output, ServerConnectionCallbacks& callbacks,
                        const Http1Settings& settings);
 
@@ -216,6 +226,9 @@ class ServerConnectionImpl : public ServerConnection, private Http1ConnectionBas
   void stripUpgrade();
   void onResponseEncodeComplete();
   void finishStream();
+  // Between requests with the write buffer above its high watermark: stop reading (and
+  // parsing) until the low watermark.
+  void pauseForWatermark();
 
   ServerConnectionCallbacks& callbacks_;
   ResponseEncoderImpl encoder_{*this};
@@ -240,6 +253,11 @@ class ServerConnectionImpl : public ServerConnection, private Http1ConnectionBas
   bool close_after_response_ = false;
   bool connection_done_ = false;  // no further request will be parsed (closing, reset, error)
   bool read_disabled_for_pipelining_ = false;
+  bool read_disabled_for_watermark_ = false;
+  // Requests answered synchronously (local replies) in the current dispatch(); at the limit the
+  // dispatch yields.
+  uint32_t answered_in_dispatch_ = 0;
+  bool yielded_ = false;
 };
 
 class ClientConnectionImpl : public ClientConnection, private Http1ConnectionBase {

@@ -59,9 +59,7 @@ std::string dump(const HeaderMap& headers) {
 // Fills `buffer` so that each fragment is its own slice (as separate socket reads would).
 void addSlices(Buffer::Instance& buffer, const std::vector<std::string>& fragments) {
   for (const std::string& fragment : fragments) {
-    Buffer::Instance piece;
-    piece.add(fragment);
-    buffer.move(piece);
+    buffer.appendSliceForTest(fragment);
   }
 }
 
@@ -110,6 +108,7 @@ class FakeServerCallbacks : public ServerConnectionCallbacks {
     return *decoders_.back();
   }
   void onResponseComplete() override { responses_complete_++; }
+  void onReadingPaused(bool paused) override { reading_paused_.push_back(paused); }
 
   RecordingRequestDecoder& decoder(size_t i) { return *decoders_.at(i); }
   ResponseEncoder& encoder(size_t i) { return *encoders_.at(i); }
@@ -118,6 +117,7 @@ class FakeServerCallbacks : public ServerConnectionCallbacks {
   std::vector<std::unique_ptr<RecordingRequestDecoder>> decoders_;
   std::function<void(RecordingRequestDecoder&)> on_new_stream_;
   int responses_complete_ = 0;
+  std::vector<bool> reading_paused_;
 };
 
 class RecordingStreamCallbacks : public StreamCallbacks {
@@ -392,6 +392,93 @@ TEST_F(ServerCodecTest, PipelinedRequestsAnsweredSynchronouslyInOneDispatch) {
             "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"
             "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"
             "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+}
+
+TEST_F(ServerCodecTest, PipelinedLocalRepliesYieldAfterTheLimitPerDispatch) {
+  // Every request is answered from inside decodeHeaders, and many are pipelined in one read.
+  callbacks_.on_new_stream_ = [this](RecordingRequestDecoder& decoder) {
+    const size_t index = callbacks_.decoders_.size() - 1;
+    decoder.on_headers_ = [this, index] { encodeLocalReply(callbacks_.encoder(index), 404, ""); };
+  };
+  const std::string request = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+  const uint32_t limit = ServerConnectionImpl::kMaxRequestsPerDispatch;
+  std::string batch;
+  for (uint32_t i = 0; i < limit + 5; i++) {
+    batch += request;
+  }
+  ASSERT_TRUE(dispatch(batch).ok());
+
+  // One dispatch answers `limit` of them, then asks (a readDisable pair, leaving reading
+  // enabled) for the rest to be offered again from the event loop.
+  EXPECT_EQ(callbacks_.responses_complete_, static_cast<int>(limit));
+  EXPECT_EQ(input_.length(), 5 * request.size());
+  EXPECT_EQ(output_.read_disable_calls_, 2);
+  EXPECT_EQ(output_.read_disable_count_, 0);
+
+  // The next dispatch answers the rest.
+  ASSERT_TRUE(codec_.dispatch(input_).ok());
+  EXPECT_EQ(callbacks_.responses_complete_, static_cast<int>(limit) + 5);
+  EXPECT_EQ(input_.length(), 0u);
+}
+
+TEST_F(ServerCodecTest, PipelinedRequestsWaitForTheLowWatermark) {
+  // Requests answered synchronously, as above, but the first response leaves the connection's
+  // write buffer above its high watermark (a client that pipelines and does not read).
+  callbacks_.on_new_stream_ = [this](RecordingRequestDecoder& decoder) {
+    const size_t index = callbacks_.decoders_.size() - 1;
+    decoder.on_headers_ = [this, index] {
+      if (index == 0) {
+        codec_.onUnderlyingConnectionAboveWriteBufferHighWatermark();
+      }
+      encodeLocalReply(callbacks_.encoder(index), 404, "");
+    };
+  };
+  const std::string rest = "GET /2 HTTP/1.1\r\nHost: h\r\n\r\nGET /3 HTTP/1.1\r\nHost: h\r\n\r\n";
+  ASSERT_TRUE(dispatch("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n" + rest).ok());
+
+  // Only the first is answered; the rest stay in the buffer, reading is paused, and the owner
+  // hears why.
+  EXPECT_EQ(callbacks_.decoders_.size(), 1u);
+  EXPECT_EQ(callbacks_.responses_complete_, 1);
+  EXPECT_EQ(input_.length(), rest.size());
+  EXPECT_EQ(output_.read_disable_count_, 1);
+  EXPECT_EQ(callbacks_.reading_paused_, (std::vector<bool>{true}));
+
+  // Dispatching again while above the watermark parses nothing.
+  ASSERT_TRUE(codec_.dispatch(input_).ok());
+  EXPECT_EQ(callbacks_.decoders_.size(), 1u);
+
+  // The low watermark resumes reading; the owner re-dispatches and the rest is answered.
+  codec_.onUnderlyingConnectionBelowWriteBufferLowWatermark();
+  EXPECT_EQ(output_.read_disable_count_, 0);
+  EXPECT_EQ(callbacks_.reading_paused_, (std::vector<bool>{true, false}));
+  ASSERT_TRUE(codec_.dispatch(input_).ok());
+  EXPECT_EQ(callbacks_.decoders_.size(), 3u);
+  EXPECT_EQ(callbacks_.responses_complete_, 3);
+  EXPECT_EQ(input_.length(), 0u);
+}
+
+TEST_F(ServerCodecTest, ResponseCompletingAboveTheWatermarkHoldsTheNextRequest) {
+  // An asynchronous response (from an upstream) that crosses the high watermark while the next
+  // request waits in the buffer.
+  const std::string second = "GET /2 HTTP/1.1\r\nHost: h\r\n\r\n";
+  ASSERT_TRUE(dispatch("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n" + second).ok());
+  EXPECT_EQ(output_.read_disable_count_, 1);  // held for pipelining
+  callbacks_.encoder(0).encodeHeaders(responseHeaders(200), /*end_stream=*/false);
+  codec_.onUnderlyingConnectionAboveWriteBufferHighWatermark();
+  encodeBody(callbacks_.encoder(0), "big", /*end_stream=*/true);
+
+  // The response is complete, but reading stays disabled until the low watermark.
+  EXPECT_EQ(callbacks_.responses_complete_, 1);
+  EXPECT_EQ(output_.read_disable_count_, 1);
+  ASSERT_TRUE(codec_.dispatch(input_).ok());
+  EXPECT_EQ(callbacks_.decoders_.size(), 1u);
+
+  codec_.onUnderlyingConnectionBelowWriteBufferLowWatermark();
+  EXPECT_EQ(output_.read_disable_count_, 0);
+  ASSERT_TRUE(codec_.dispatch(input_).ok());
+  ASSERT_EQ(callbacks_.decoders_.size(), 2u);
+  EXPECT_EQ(callbacks_.decoder(1).headers_->path(), "/2");
 }
 
 TEST_F(ServerCodecTest, Http10IsRefusedWith426UnlessAccepted) {
