@@ -29,6 +29,7 @@ Server::Server(Config::Options options, envoy::config::bootstrap::v3::Bootstrap 
     : options_(std::move(options)), bootstrap_(std::move(bootstrap)) {
   start_time_ = time_source_.systemTime();
   dispatcher_ = std::make_unique<Event::DispatcherImpl>("main", time_source_);
+  memory_releaser_ = std::make_unique<FreeMemoryReleaser>(*dispatcher_, store_);
   tls_ = std::make_unique<ThreadLocal::InstanceImpl>();
   tls_->registerThread(*dispatcher_, /*main_thread=*/true);
 }

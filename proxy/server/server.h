@@ -15,6 +15,7 @@
 #include "proxy/event/dispatcher.h"
 #include "proxy/filters/route_config_provider_manager.h"
 #include "proxy/listener/listener_manager.h"
+#include "proxy/server/memory_release.h"
 #include "proxy/server/worker.h"
 #include "proxy/server/xds_config.h"
 #include "proxy/stats/stats.h"
@@ -49,6 +50,7 @@ class Server {
   mutable RealTimeSource time_source_;
   Stats::Store store_;
   Event::DispatcherPtr dispatcher_;
+  std::unique_ptr<FreeMemoryReleaser> memory_releaser_;
   ThreadLocal::InstancePtr tls_;
   std::unique_ptr<Upstream::ClusterManagerImpl> cluster_manager_;
   std::vector<WorkerPtr> workers_;

@@ -1,0 +1,43 @@
+#pragma once
+
+// Gives memory the allocator holds free back to the kernel, and publishes Envoy's
+// server.memory_allocated / server.memory_heap_size gauges. glibc keeps what the process frees
+// in its arenas (each worker thread allocates from its own) and returns only the free top of a
+// heap, so a burst of connection buffers (a hundred connections each holding its buffer limit,
+// as in a pipelining flood) left the resident set at its peak for the life of the process,
+// though nothing was in use any more. Envoy's tcmalloc releases free memory in the background;
+// with glibc the equivalent is malloc_trim(), which also returns free pages inside an arena.
+// Main thread only.
+
+#include <chrono>
+#include <cstdint>
+
+#include "proxy/event/dispatcher.h"
+#include "proxy/stats/stats.h"
+
+namespace Proxy::Server {
+
+class FreeMemoryReleaser {
+ public:
+  // Every `interval`, reads the allocator's totals (mallinfo2) and trims once the free memory
+  // has grown by more than `threshold_bytes` over its lowest point since the last trim: that
+  // much was in use, hence resident, and is free now. Trimming walks the free chunks with each
+  // arena locked, so it runs only when there is something worth giving back (and memory that a
+  // trim already returned still counts as free, so "free > threshold" alone would trim on
+  // every tick).
+  FreeMemoryReleaser(Event::Dispatcher& dispatcher, Stats::Store& store,
+                     std::chrono::milliseconds interval = std::chrono::seconds(2),
+                     uint64_t threshold_bytes = 16 * 1024 * 1024);
+
+ private:
+  void onTimer();
+
+  const std::chrono::milliseconds interval_;
+  const uint64_t threshold_bytes_;
+  Stats::Gauge& allocated_;
+  Stats::Gauge& heap_size_;
+  Event::TimerPtr timer_;
+  uint64_t lowest_free_ = UINT64_MAX;
+};
+
+}  // namespace Proxy::Server
