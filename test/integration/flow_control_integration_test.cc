@@ -77,18 +77,22 @@ class StalledUpstream {
   uint32_t port_ = 0;
 };
 
-std::string staticCluster(const std::string& name, uint32_t port) {
-  return absl::StrCat("{name: ", name,
-                      ", type: STATIC, connect_timeout: 1s, load_assignment: {cluster_name: ", name,
+// `fields`: extra "key: value, " pairs of the cluster.
+std::string staticCluster(const std::string& name, uint32_t port, const std::string& fields = "") {
+  return absl::StrCat("{name: ", name, ", ", fields,
+                      "type: STATIC, connect_timeout: 1s, load_assignment: {cluster_name: ", name,
                       ", endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: ",
                       "{address: 127.0.0.1, port_value: ", port, "}}}}]}]}}");
 }
 
 // One listener, one HTTP connection manager: /ping answered by the proxy itself ("pong\n"),
 // /service to `service` (a FakeUpstream), /upload to `stalled` (a StalledUpstream).
-// `listener_fields` are extra "key: value" lines of the listener.
-std::string bootstrapYaml(uint32_t service_port, uint32_t stalled_port,
-                          const std::string& listener_fields = "") {
+// `extra`: a "key: value" line for the listener, "key: value, " pairs for the stalled cluster.
+struct ExtraFields {
+  std::string listener;
+  std::string stalled_cluster;
+};
+std::string bootstrapYaml(uint32_t service_port, uint32_t stalled_port, const ExtraFields& extra) {
   return absl::StrCat(R"(admin:
   address: {socket_address: {address: 127.0.0.1, port_value: 0}}
 static_resources:
@@ -96,7 +100,7 @@ static_resources:
   - name: ingress
     address: {socket_address: {address: 127.0.0.1, port_value: 0}}
 )",
-                      listener_fields.empty() ? "" : absl::StrCat("    ", listener_fields, "\n"),
+                      extra.listener.empty() ? "" : absl::StrCat("    ", extra.listener, "\n"),
                       R"(    filter_chains:
     - filters:
       - name: envoy.filters.network.http_connection_manager
@@ -117,7 +121,7 @@ static_resources:
   clusters:
   - )",
                       staticCluster("service", service_port), "\n  - ",
-                      staticCluster("stalled", stalled_port), "\n");
+                      staticCluster("stalled", stalled_port, extra.stalled_cluster), "\n");
 }
 
 // A GET of `path` padded to ~`size` bytes with a header, as browsers' requests are.
@@ -141,10 +145,11 @@ class FlowControlIntegrationTest : public testing::Test {
     ASSERT_NE(stalled_.port(), 0u);
   }
 
-  void startProxy(const std::string& listener_fields = "") {
+  void startProxy(const ExtraFields& extra = {}) {
     ProxyOptions options;
-    options.bootstrap_yaml = bootstrapYaml(upstream_->port(), stalled_.port(), listener_fields);
+    options.bootstrap_yaml = bootstrapYaml(upstream_->port(), stalled_.port(), extra);
     options.log_level = "warning";
+    options.drain_time_s = 1;  // teardown need not wait for the upload the test left hanging
     proxy_ = std::make_unique<ProxyProcess>(std::move(options));
     ASSERT_TRUE(proxy_->start());
     absl::StatusOr<uint32_t> port = proxy_->listenerPort("ingress");
@@ -175,6 +180,13 @@ class FlowControlIntegrationTest : public testing::Test {
     }
     max_rss_kb_ = std::max(max_rss_kb_, *rss);
     return *rss < baseline_rss_kb_ + kMaxRssGrowthKb;
+  }
+
+  // How far the proxy's RSS rose over the baseline during the flood (the kernel's peak).
+  uint64_t peakGrowthKb() {
+    absl::StatusOr<uint64_t> hwm = procStatusKb(proxy_->pid(), "VmHWM");
+    EXPECT_TRUE(hwm.ok()) << hwm.status();
+    return hwm.ok() && *hwm > baseline_rss_kb_ ? *hwm - baseline_rss_kb_ : 0;
   }
 
   // The proxy's RSS grew by less than the bound, both as sampled during the flood and as the
@@ -282,6 +294,81 @@ TEST_F(FlowControlIntegrationTest, UploadToAStalledUpstreamIsHeldBack) {
 
   // Other connections are served meanwhile.
   expectPong();
+}
+
+TEST_F(FlowControlIntegrationTest, MemoryIsGivenBackOnceFloodingConnectionsClose) {
+  startProxy();
+
+  // Twenty connections pipeline without reading until the proxy holds every one of them back:
+  // each holds its buffers full (about twice the 1 MiB limit).
+  std::vector<std::unique_ptr<PipelinedClient>> owned;
+  std::vector<PipelinedClient*> flooders;
+  for (int i = 0; i < 20; i++) {
+    absl::StatusOr<std::unique_ptr<PipelinedClient>> flooder =
+        PipelinedClient::connect(port_, paddedGet("/ping", 64));
+    ASSERT_TRUE(flooder.ok()) << flooder.status();
+    flooders.push_back(flooder->get());
+    owned.push_back(std::move(*flooder));
+  }
+  absl::StatusOr<FloodResult> flood =
+      floodUntilStalled(flooders, kStall, kMaxFloodBytes, [&] { return rssWithinBound(); });
+  ASSERT_TRUE(flood.ok()) << flood.status();
+  EXPECT_TRUE(flood->stalled);
+  expectMemoryBounded();
+
+  // They go away. What their buffers took is returned to the kernel, not kept by the
+  // allocator for the life of the process.
+  owned.clear();
+  expectPong();
+  if (kRssIsMeaningful) {
+    EXPECT_TRUE(waitUntil(
+        [&] {
+          absl::StatusOr<uint64_t> rss = procStatusKb(proxy_->pid(), "VmRSS");
+          return rss.ok() && *rss < baseline_rss_kb_ + 8 * 1024;
+        },
+        20s, "VmRSS back within 8 MiB of the baseline"))
+        << "peak growth " << peakGrowthKb() << " kB";
+  }
+}
+
+TEST_F(FlowControlIntegrationTest, ListenerBufferLimitIsWhatAFloodingConnectionMayHold) {
+  // A listener that allows 16 MiB per connection instead of the default 1 MiB.
+  startProxy({/*listener=*/"per_connection_buffer_limit_bytes: 16777216", /*stalled_cluster=*/""});
+
+  absl::StatusOr<std::unique_ptr<PipelinedClient>> flooder =
+      PipelinedClient::connect(port_, paddedGet("/ping", 64));
+  ASSERT_TRUE(flooder.ok()) << flooder.status();
+  absl::StatusOr<FloodResult> flood =
+      floodUntilStalled({flooder->get()}, kStall, kMaxFloodBytes, [&] { return rssWithinBound(); });
+  ASSERT_TRUE(flood.ok()) << flood.status();
+  EXPECT_TRUE(flood->stalled);
+  expectMemoryBounded();
+  // The proxy held the connection back only once its buffers reached the listener's limit:
+  // at least 16 MiB of responses were waiting for the client.
+  if (kRssIsMeaningful) {
+    EXPECT_GE(peakGrowthKb(), 16u * 1024);
+  }
+}
+
+TEST_F(FlowControlIntegrationTest, ClusterBufferLimitIsWhatAnUploadMayHoldTowardsTheUpstream) {
+  // The stalled upstream's cluster allows 16 MiB per connection instead of the default 1 MiB.
+  startProxy(
+      {/*listener=*/"", /*stalled_cluster=*/"per_connection_buffer_limit_bytes: 16777216, "});
+
+  absl::StatusOr<std::unique_ptr<PipelinedClient>> uploader = PipelinedClient::connect(
+      port_, /*request=*/std::string(64 * 1024, 'b'),
+      /*prefix=*/
+      "POST /upload HTTP/1.1\r\nhost: example.com\r\ncontent-length: 1099511627776\r\n\r\n");
+  ASSERT_TRUE(uploader.ok()) << uploader.status();
+  absl::StatusOr<FloodResult> flood = floodUntilStalled({uploader->get()}, kStall, kMaxFloodBytes,
+                                                        [&] { return rssWithinBound(); });
+  ASSERT_TRUE(flood.ok()) << flood.status();
+  EXPECT_TRUE(flood->stalled);
+  expectMemoryBounded();
+  // The body piled up towards the upstream until the cluster's limit, not the default one.
+  if (kRssIsMeaningful) {
+    EXPECT_GE(peakGrowthKb(), 16u * 1024);
+  }
 }
 
 }  // namespace

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The pipelining memory attack of the hardening issue, as a measurement (never a test): for a
+# direct_response route and an upstream route, with 1 and with 100 connections, a fresh proxy
+# (--concurrency 1) is flooded for FLOOD_SECONDS with pipelined GETs that are never read;
+# pipeline-flood prints the proxy's VmRSS before, at the peak, after reading every response
+# back, and SETTLE_SECONDS after the connections closed.
+#
+#   bash test/bench/run_pipeline_flood.sh
+#   PROXY_BIN=/path/to/other/proxy bash test/bench/run_pipeline_flood.sh   # compare a build
+#
+# Environment: BUILD_DIR (default build), PROXY_BIN (default: the one in BUILD_DIR),
+# FLOOD_SECONDS (5), SETTLE_SECONDS (3), READ (1: read every response back before closing;
+# 0: close at once, for a proxy that buffers gigabytes), CASES (default "direct:1 direct:100
+# upstream:1 upstream:100"). Everything listens on 127.0.0.1, on ports the processes pick.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+BUILD_DIR=${BUILD_DIR:-build}
+FLOOD_SECONDS=${FLOOD_SECONDS:-5}
+SETTLE_SECONDS=${SETTLE_SECONDS:-3}
+READ=${READ:-1}
+CASES=${CASES:-"direct:1 direct:100 upstream:1 upstream:100"}
+
+echo "==> building in $BUILD_DIR"
+export CCACHE_BASEDIR="$ROOT"
+[[ -f "$BUILD_DIR/CMakeCache.txt" ]] || cmake -S . -B "$BUILD_DIR" >/dev/null
+cmake --build "$BUILD_DIR" -j"$(nproc)" --target proxy demo-upstream pipeline-flood >/dev/null
+PROXY_BIN=${PROXY_BIN:-$(find "$BUILD_DIR/proxy" -maxdepth 3 -type f -name proxy -perm -u+x | head -n1)}
+UPSTREAM_BIN="$BUILD_DIR/test/integration/demo-upstream"
+FLOOD_BIN="$BUILD_DIR/test/integration/pipeline-flood"
+
+RUN_DIR=$(mktemp -d /tmp/pipeline-flood.XXXXXX)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$RUN_DIR"
+}
+trap cleanup EXIT
+
+# Wait (bounded) for a regex in a file written by a process that must stay alive.
+wait_for() {
+  local file=$1 pattern=$2 pid=$3
+  for _ in $(seq 1 200); do
+    grep -qE "$pattern" "$file" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || { cat "$file" >&2; return 1; }
+    sleep 0.05
+  done
+  echo "run_pipeline_flood.sh: timed out waiting for '$pattern' in $file" >&2
+  return 1
+}
+
+"$UPSTREAM_BIN" --port 0 --name upstream >"$RUN_DIR/upstream.log" 2>&1 &
+UPSTREAM_PID=$!
+PIDS+=("$UPSTREAM_PID")
+wait_for "$RUN_DIR/upstream.log" "listening on 127\.0\.0\.1:[0-9]+" "$UPSTREAM_PID"
+UPSTREAM_PORT=$(grep -oE "[0-9]+$" <(grep -m1 "listening on" "$RUN_DIR/upstream.log"))
+
+cat >"$RUN_DIR/bootstrap.yaml" <<YAML
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+static_resources:
+  listeners:
+  - name: ingress
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress_http
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - {match: {path: "/direct"}, direct_response: {status: 200, body: {inline_string: "hello\n"}}}
+              - {match: {prefix: "/"}, route: {cluster: upstream}}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+  clusters:
+  - {name: upstream, type: STATIC, connect_timeout: 1s, load_assignment: {cluster_name: upstream, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $UPSTREAM_PORT}}}}]}]}}
+YAML
+
+for case in $CASES; do
+  route=${case%%:*}
+  connections=${case##*:}
+  path=/direct
+  [[ $route == upstream ]] && path=/upstream
+  rm -f "$RUN_DIR/admin_address"
+  "$PROXY_BIN" -c "$RUN_DIR/bootstrap.yaml" --concurrency 1 --log-level warning --drain-time-s 1 \
+    --admin-address-path "$RUN_DIR/admin_address" >"$RUN_DIR/proxy.log" 2>&1 &
+  PROXY_PID=$!
+  PIDS+=("$PROXY_PID")
+  wait_for "$RUN_DIR/admin_address" ":[0-9]+" "$PROXY_PID"
+  ADMIN=$(cat "$RUN_DIR/admin_address")
+  for _ in $(seq 1 200); do
+    curl -fsS "http://$ADMIN/ready" >/dev/null 2>&1 && break
+    sleep 0.05
+  done
+  PROXY_PORT=$(curl -fsS "http://$ADMIN/listeners?format=json" |
+    grep -oE '"port_value": *[0-9]+' | head -n1 | grep -oE '[0-9]+$')
+  curl -fsS "http://127.0.0.1:$PROXY_PORT$path" >/dev/null
+
+  echo
+  echo "==> $route route ($path), $connections connection(s), proxy $PROXY_BIN"
+  "$FLOOD_BIN" --port "$PROXY_PORT" --pid "$PROXY_PID" --connections "$connections" \
+    --seconds "$FLOOD_SECONDS" --settle-seconds "$SETTLE_SECONDS" --path "$path" \
+    $([[ $READ == 1 ]] && echo --read)
+  kill -TERM "$PROXY_PID" 2>/dev/null || true
+  wait "$PROXY_PID" 2>/dev/null || true
+done
