@@ -19,15 +19,14 @@ namespace Proxy::Server {
 
 class FreeMemoryReleaser {
  public:
-  // Every `interval`, reads the allocator's totals (mallinfo2) and trims once the free memory
-  // has grown by more than `threshold_bytes` over its lowest point since the last trim: that
-  // much was in use, hence resident, and is free now. Trimming walks the free chunks with each
-  // arena locked, so it runs only when there is something worth giving back (and memory that a
-  // trim already returned still counts as free, so "free > threshold" alone would trim on
-  // every tick).
+  // Every `interval`, compares the resident set with what the allocator has in use: the
+  // difference is code, stacks and the like, plus free memory the allocator keeps resident.
+  // When it exceeds its lowest value so far (the first part alone, roughly) by more than
+  // `threshold_bytes`, the allocator is trimmed. Trimming walks the free chunks with each arena
+  // locked, so it runs only when there is something worth giving back.
   FreeMemoryReleaser(Event::Dispatcher& dispatcher, Stats::Store& store,
                      std::chrono::milliseconds interval = std::chrono::seconds(2),
-                     uint64_t threshold_bytes = 16 * 1024 * 1024);
+                     uint64_t threshold_bytes = 8 * 1024 * 1024);
 
  private:
   void onTimer();
@@ -37,7 +36,8 @@ class FreeMemoryReleaser {
   Stats::Gauge& allocated_;
   Stats::Gauge& heap_size_;
   Event::TimerPtr timer_;
-  uint64_t lowest_free_ = UINT64_MAX;
+  // Resident but not allocated, at its lowest (or right after the last trim).
+  uint64_t reference_unused_ = UINT64_MAX;
 };
 
 }  // namespace Proxy::Server
