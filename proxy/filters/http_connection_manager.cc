@@ -398,8 +398,12 @@ private:
   }
 
   void onProtocolError() {
-    stats_.downstream_cx_protocol_error.inc();
     const Http::CodecError& error = codec_->lastError();
+    // Envoy finds a missing Host in the connection manager, after the codec: not a protocol
+    // error there.
+    if (error.details != "missing_host_header") {
+      stats_.downstream_cx_protocol_error.inc();
+    }
     spdlog::debug("[C{}] protocol error: {} ({})", connection_.id(), error.details,
                   error.http_code);
     // The byte stream cannot be trusted any more: answer if we still can, then close.

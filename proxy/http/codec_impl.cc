@@ -890,7 +890,9 @@ void ServerConnectionImpl::ResponseEncoderImpl::encodeHeaders(const ResponseHead
 
   std::string& out = c.scratch_;
   out.clear();
-  out.append("HTTP/1.1 ");
+  // An accepted HTTP/1.0 request gets an HTTP/1.0 answer, as from Envoy; the 426 that refuses
+  // one (not accepted) says HTTP/1.1, the version to upgrade to.
+  out.append(c.http10_ && c.accept_http_10_ ? "HTTP/1.0 " : "HTTP/1.1 ");
   appendNumber(out, status, 10);
   out.append(" ");
   out.append(reasonPhrase(status));
@@ -1166,6 +1168,9 @@ void ClientConnectionImpl::RequestEncoderImpl::encodeHeaders(const RequestHeader
   const std::string_view method = headers.method();
   const std::string_view path = headers.path();
   const std::string_view authority = headers.host();
+  // A request with an empty Host ("Host:" and nothing) goes up with an empty one, as Envoy
+  // sends it; only a request without :authority at all has none.
+  const bool has_authority = headers.has(Headers::Authority);
   c.head_request_ = method == "HEAD";
 
   std::string& out = c.scratch_;
@@ -1174,13 +1179,13 @@ void ClientConnectionImpl::RequestEncoderImpl::encodeHeaders(const RequestHeader
   out.append(" ");
   out.append(path.empty() ? std::string_view("/") : path);
   out.append(" HTTP/1.1\r\n");
-  if (!authority.empty()) {
+  if (has_authority) {
     c.appendHeaderLine(Headers::Host, authority);
   }
   bool saw_content_length = false;
   for (const HeaderEntry& entry : headers) {
     if (entry.key.empty() || entry.key[0] == ':' || isHopByHop(entry.key) ||
-        (entry.key == Headers::Host && !authority.empty())) {
+        (entry.key == Headers::Host && has_authority)) {
       continue;
     }
     if (entry.key == Headers::ContentLength) {

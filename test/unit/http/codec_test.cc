@@ -491,6 +491,27 @@ TEST_F(ServerCodecTest, Http10IsRefusedWith426UnlessAccepted) {
   EXPECT_EQ(codec.lastError().details, "low_version");
 }
 
+TEST_F(ServerCodecTest, Http10IsAnsweredAsHttp10WhenAcceptedAndAs11WhenRefused) {
+  // Accepted: the response's status line says HTTP/1.0, as Envoy's does.
+  ASSERT_TRUE(dispatch("GET / HTTP/1.0\r\nHost: a\r\n\r\n").ok());
+  callbacks_.encoder(0).encodeHeaders(responseHeaders(204), /*end_stream=*/true);
+  EXPECT_EQ(output_.take(), "HTTP/1.0 204 No Content\r\nconnection: close\r\n\r\n");
+
+  // Refused (accept_http_10 off): the 426 asks for HTTP/1.1 and says so itself.
+  FakeOutput output;
+  FakeServerCallbacks callbacks;
+  Http1Settings settings;
+  ServerConnectionImpl codec(output, callbacks, settings);
+  Buffer::Instance input;
+  input.add("GET / HTTP/1.0\r\nHost: a\r\n\r\n");
+  EXPECT_FALSE(codec.dispatch(input).ok());
+  ASSERT_EQ(callbacks.encoders_.size(), 1u);
+  encodeLocalReply(callbacks.encoder(0), codec.lastError().http_code, "Upgrade Required");
+  EXPECT_EQ(output.take(),
+            "HTTP/1.1 426 Upgrade Required\r\ncontent-type: text/plain\r\n"
+            "content-length: 16\r\nconnection: close\r\n\r\nUpgrade Required");
+}
+
 TEST_F(ServerCodecTest, Http10WithoutHostTakesTheDefaultHostOrIs400) {
   // With default_host_for_http_10, a Host-less HTTP/1.0 request gets that :authority.
   Http1Settings settings = acceptingHttp10();
@@ -517,7 +538,7 @@ TEST_F(ServerCodecTest, Http10CloseByDefault) {
   EXPECT_TRUE(codec_.closeAfterResponse());
   callbacks_.encoder(0).encodeHeaders(responseHeaders(200, {{"content-length", "2"}}), false);
   encodeBody(callbacks_.encoder(0), "ok", true);
-  EXPECT_EQ(output_.take(), "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+  EXPECT_EQ(output_.take(), "HTTP/1.0 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
 }
 
 TEST_F(ServerCodecTest, Http10KeepAlive) {
@@ -526,7 +547,7 @@ TEST_F(ServerCodecTest, Http10KeepAlive) {
   EXPECT_FALSE(codec_.closeAfterResponse());
   callbacks_.encoder(0).encodeHeaders(responseHeaders(200), /*end_stream=*/true);
   EXPECT_EQ(output_.take(),
-            "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: keep-alive\r\n\r\n");
+            "HTTP/1.0 200 OK\r\ncontent-length: 0\r\nconnection: keep-alive\r\n\r\n");
   EXPECT_FALSE(codec_.closeAfterResponse());
 }
 
@@ -536,7 +557,7 @@ TEST_F(ServerCodecTest, Http10StreamedResponseIsDelimitedByClose) {
   callbacks_.encoder(0).encodeHeaders(responseHeaders(200), /*end_stream=*/false);
   encodeBody(callbacks_.encoder(0), "abc", false);
   encodeBody(callbacks_.encoder(0), "def", true);
-  EXPECT_EQ(output_.take(), "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nabcdef");
+  EXPECT_EQ(output_.take(), "HTTP/1.0 200 OK\r\nconnection: close\r\n\r\nabcdef");
   EXPECT_TRUE(codec_.closeAfterResponse());
 }
 
@@ -1087,6 +1108,12 @@ TEST_F(ClientCodecTest, GetRequestEncoding) {
       requestHeaders("GET", "/x?y=1", "up.example", {{"user-agent", "t/1"}, {"accept", "*/*"}}));
   EXPECT_EQ(output_.take(),
             "GET /x?y=1 HTTP/1.1\r\nhost: up.example\r\nuser-agent: t/1\r\naccept: */*\r\n\r\n");
+}
+
+TEST_F(ClientCodecTest, EmptyAuthorityIsSentAsAnEmptyHost) {
+  // The client sent "Host:" with nothing after it: the upstream gets the same, not no Host.
+  sendRequest(requestHeaders("GET", "/", ""));
+  EXPECT_EQ(output_.take(), "GET / HTTP/1.1\r\nhost: \r\n\r\n");
 }
 
 TEST_F(ClientCodecTest, HeadRequestEncoding) {
