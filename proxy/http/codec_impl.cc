@@ -310,7 +310,9 @@ absl::Status Http1ConnectionBase::dispatchBase(Buffer::Instance& data) {
       std::string message = llhttp_errno_name(err);
       message.append(": ");
       message.append(llhttp_get_error_reason(&parser_));
-      if (err == HPE_INVALID_TRANSFER_ENCODING) {
+      if (err == HPE_INVALID_VERSION && onInvalidVersion() != 0) {
+        // Answered by the codec (a low HTTP/1 version).
+      } else if (err == HPE_INVALID_TRANSFER_ENCODING) {
         fail(parser_.type == HTTP_REQUEST ? 501 : error_http_code_,
              "http1.invalid_transfer_encoding", message);
       } else if (err == HPE_UNEXPECTED_CONTENT_LENGTH && saw_content_length_ &&
@@ -638,6 +640,10 @@ int ServerConnectionImpl::onMessageBeginImpl() {
     return fail(400, kCodecError, "request began while another is active");
   }
   beginMessage();
+  // llhttp keeps the previous request's version until it reads this one's: onInvalidVersion()
+  // must not take a keep-alive predecessor's "1" for this request's major version.
+  parser_.http_major = 0;
+  parser_.http_minor = 0;
   headers_ = std::make_unique<RequestHeaderMap>();
   headers_->reserve(kReservedHeaders);
   stream_active_ = true;
@@ -675,6 +681,16 @@ int ServerConnectionImpl::onHeader(std::string_view name, std::string_view value
     return 0;
   }
   headers_->addCopy(name, value);
+  return 0;
+}
+
+int ServerConnectionImpl::onInvalidVersion() {
+  // llhttp knows HTTP/0.9, 1.0, 1.1 and 2.0 and stops at any other after storing its digits;
+  // Envoy takes every HTTP/1.x but 1.1 for a low version. An accepted one would be served as
+  // HTTP/1.0 by Envoy, but llhttp cannot go on parsing: that stays a 400.
+  if (parser_.http_major == 1 && !accept_http_10_) {
+    return fail(426, "low_version", "HTTP/1.0 is not accepted (accept_http_10)");
+  }
   return 0;
 }
 

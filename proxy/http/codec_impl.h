@@ -85,6 +85,9 @@ class Http1ConnectionBase {
   virtual int onMessageBeginImpl() = 0;
   virtual int onUrlComplete() { return 0; }
   virtual int onStatusComplete() { return 0; }
+  // llhttp stopped at a version it does not know (HPE_INVALID_VERSION, e.g. "HTTP/1.2"): the
+  // codec may answer it otherwise than 400. Returns non-zero after fail(), 0 for the default.
+  virtual int onInvalidVersion() { return 0; }
   // A complete header line; `name` is lower-case and valid, `value` trimmed.
   virtual int onHeader(std::string_view name, std::string_view value) = 0;
   virtual int onHeadersCompleteImpl() = 0;
@@ -218,6 +221,7 @@ class ServerConnectionImpl : public ServerConnection, private Http1ConnectionBas
   int onUrlComplete() override;
   int onHeader(std::string_view name, std::string_view value) override;
   int onHeadersCompleteImpl() override;
+  int onInvalidVersion() override;
   int onMessageCompleteImpl() override;
   bool wantsBody() const override { return decoder_ != nullptr; }
   void flushBody() override;

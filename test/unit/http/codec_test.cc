@@ -491,6 +491,34 @@ TEST_F(ServerCodecTest, Http10IsRefusedWith426UnlessAccepted) {
   EXPECT_EQ(codec.lastError().details, "low_version");
 }
 
+TEST_F(ServerCodecTest, OtherHttp1MinorVersionsAreLowVersionsAsInEnvoy) {
+  // Envoy takes every HTTP/1.x but 1.1 for a low version: "HTTP/1.2" is refused with 426 when
+  // HTTP/1.0 is not accepted (llhttp itself stops at the version; the codec reads what it saw).
+  Http1Settings settings;
+  ServerConnectionImpl codec(output_, callbacks_, settings);
+  input_.add("GET / HTTP/1.2\r\nHost: a\r\n\r\n");
+  EXPECT_FALSE(codec.dispatch(input_).ok());
+  EXPECT_EQ(codec.lastError().http_code, 426u);
+  EXPECT_EQ(codec.lastError().details, "low_version");
+
+  // Not an HTTP/1 version at all: 400 as before.
+  ServerConnectionImpl other(output_, callbacks_, settings);
+  Buffer::Instance input;
+  input.add("GET / HTTP/3.7\r\nHost: a\r\n\r\n");
+  EXPECT_FALSE(other.dispatch(input).ok());
+  EXPECT_EQ(other.lastError().http_code, 400u);
+
+  // A broken version after a good HTTP/1.1 request on the same connection: still 400.
+  ServerConnectionImpl keep_alive(output_, callbacks_, settings);
+  Buffer::Instance second;
+  second.add("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  ASSERT_TRUE(keep_alive.dispatch(second).ok());
+  callbacks_.encoders_.back()->encodeHeaders(responseHeaders(204), /*end_stream=*/true);
+  second.add("GET / HTTP/x\r\nHost: a\r\n\r\n");
+  EXPECT_FALSE(keep_alive.dispatch(second).ok());
+  EXPECT_EQ(keep_alive.lastError().http_code, 400u);
+}
+
 TEST_F(ServerCodecTest, Http10IsAnsweredAsHttp10WhenAcceptedAndAs11WhenRefused) {
   // Accepted: the response's status line says HTTP/1.0, as Envoy's does.
   ASSERT_TRUE(dispatch("GET / HTTP/1.0\r\nHost: a\r\n\r\n").ok());
