@@ -41,6 +41,7 @@ uint64_t rssKb(int pid) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each sample as it is taken, even into a file
   uint32_t port = 0;
   int pid = 0;
   uint32_t connections = 1;
