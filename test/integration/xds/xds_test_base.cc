@@ -87,8 +87,9 @@ const google::protobuf::Struct* ConfigDump::section(const std::string& type) con
   }
   for (const google::protobuf::Value& config : configs->second.list_value().values()) {
     auto at_type = config.struct_value().fields().find("@type");
+    // The whole last component: Envoy's dump also has a ScopedRoutesConfigDump.
     if (at_type != config.struct_value().fields().end() &&
-        absl::EndsWith(at_type->second.string_value(), type)) {
+        absl::EndsWith(at_type->second.string_value(), absl::StrCat(".", type))) {
       return &config.struct_value();
     }
   }
