@@ -51,7 +51,7 @@ class ServerStreamShim : public grpc::ServerGenericBidiReactor {
     grpc::Slice slice;
     if (read_buffer_.DumpToSingleSlice(&slice).ok()) {
       reactions_->onRead(
-          true, absl::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()));
+          true, std::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()));
     } else {
       reactions_->onRead(true, {});
     }

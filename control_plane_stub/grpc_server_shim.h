@@ -13,9 +13,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
-
-#include "absl/strings/string_view.h"
 
 namespace Proxy::ControlPlane {
 
@@ -29,7 +28,7 @@ class ServerStreamReactions {
   virtual ~ServerStreamReactions() = default;
   // A message (`ok`; `bytes` valid during the call only), or the end of the client's side
   // (!ok). The next read starts only when shimStartRead() is called again.
-  virtual void onRead(bool ok, absl::string_view bytes) = 0;
+  virtual void onRead(bool ok, std::string_view bytes) = 0;
   virtual void onWriteDone(bool ok) = 0;
   // The call was cancelled (client gone, deadline, server shutdown).
   virtual void onCancel() = 0;

@@ -137,7 +137,7 @@ StreamStatus XdsStream::status() const {
   return status;
 }
 
-void XdsStream::onRead(bool ok, absl::string_view bytes) {
+void XdsStream::onRead(bool ok, std::string_view bytes) {
   PROXY_TSAN_HAPPENS_AFTER(this);
   if (!ok) {
     // The client half-closed or the call was cancelled: nothing more will be read.

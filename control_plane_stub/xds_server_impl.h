@@ -60,7 +60,7 @@ class XdsStream : public ServerStreamReactions, public StreamWatcher {
   StreamStatus status() const override;
 
   // ServerStreamReactions (gRPC threads)
-  void onRead(bool ok, absl::string_view bytes) override;
+  void onRead(bool ok, std::string_view bytes) override;
   void onWriteDone(bool ok) override;
   void onCancel() override;
   void onDone() override;

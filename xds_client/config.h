@@ -54,7 +54,7 @@ struct XdsTypeConfig {
   std::chrono::milliseconds initial_fetch_timeout = kDefaultInitialFetchTimeout;
 };
 
-inline constexpr absl::string_view kUserAgentName = "xds-proxy";
+inline constexpr char kUserAgentName[] = "xds-proxy";
 inline constexpr uint32_t kVersionMajor = 0;
 inline constexpr uint32_t kVersionMinor = 1;
 inline constexpr uint32_t kVersionPatch = 0;

@@ -20,7 +20,7 @@ using google::protobuf::internal::WireFormatLite;
 // The last value of string field `field_number` in serialized bytes, read without parsing the
 // message: used when a body does not parse, or to read the type and nonce of a response that
 // does not. Stops at the first malformed field.
-std::optional<std::string> readStringField(absl::string_view bytes, int field_number) {
+std::optional<std::string> readStringField(std::string_view bytes, int field_number) {
   google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
                                             static_cast<int>(bytes.size()));
   std::optional<std::string> result;
@@ -89,7 +89,7 @@ class Decoder {
  public:
   explicit Decoder(DecodedResponse& out) : out_(out) {}
 
-  void add(size_t index, std::string name, std::string version, absl::string_view bytes,
+  void add(size_t index, std::string name, std::string version, std::string_view bytes,
            std::shared_ptr<google::protobuf::Message> message) {
     auto [it, inserted] = first_index_.emplace(name, index);
     if (!inserted) {
@@ -142,7 +142,7 @@ class Decoder {
   absl::flat_hash_set<std::string> duplicates_;
 };
 
-void decodeSotw(absl::string_view bytes, DecodedResponse& out) {
+void decodeSotw(std::string_view bytes, DecodedResponse& out) {
   // The response is a temporary: on an arena, its thousands of Any values are freed at once.
   google::protobuf::Arena arena;
   auto& response =
@@ -196,7 +196,7 @@ void decodeSotw(absl::string_view bytes, DecodedResponse& out) {
   decoder.finish();
 }
 
-void decodeDelta(absl::string_view bytes, DecodedResponse& out) {
+void decodeDelta(std::string_view bytes, DecodedResponse& out) {
   google::protobuf::Arena arena;
   auto& response = *google::protobuf::Arena::CreateMessage<
       envoy::service::discovery::v3::DeltaDiscoveryResponse>(&arena);
@@ -256,11 +256,11 @@ std::string ResourceError::format() const {
   return absl::StrCat("resource index ", index, ": ", name, ": ", reason);
 }
 
-uint64_t hashResourceBytes(absl::string_view bytes) {
-  return std::hash<std::string_view>()(std::string_view(bytes.data(), bytes.size()));
+uint64_t hashResourceBytes(std::string_view bytes) {
+  return std::hash<std::string_view>()(bytes);
 }
 
-DecodedResponsePtr decodeResponse(absl::string_view bytes, bool delta) {
+DecodedResponsePtr decodeResponse(std::string_view bytes, bool delta) {
   auto out = std::make_unique<DecodedResponse>();
   out->delta = delta;
   out->wire_bytes = bytes.size();

@@ -9,10 +9,10 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/string_view.h"
 #include "xds_client/xds_client.h"
 
 namespace Proxy::Xds {
@@ -58,9 +58,9 @@ struct DecodedResponse {
 using DecodedResponsePtr = std::unique_ptr<DecodedResponse>;
 
 // Decode one response of the given flavour. Never fails: problems are in the result.
-DecodedResponsePtr decodeResponse(absl::string_view bytes, bool delta);
+DecodedResponsePtr decodeResponse(std::string_view bytes, bool delta);
 
 // The hash DecodedResource::hash holds, for owners comparing with bytes they hold.
-uint64_t hashResourceBytes(absl::string_view bytes);
+uint64_t hashResourceBytes(std::string_view bytes);
 
 }  // namespace Proxy::Xds

@@ -60,7 +60,7 @@ class ReactorShim : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteB
     grpc::Slice slice;
     if (read_buffer_.DumpToSingleSlice(&slice).ok()) {
       reactions_->onRead(
-          true, absl::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()));
+          true, std::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()));
     } else {
       reactions_->onRead(true, {});
     }

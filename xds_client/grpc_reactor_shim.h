@@ -9,8 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
-
-#include "absl/strings/string_view.h"
+#include <string_view>
 
 namespace grpc {
 class Channel;
@@ -25,7 +24,7 @@ class StreamReactions {
   virtual ~StreamReactions() = default;
   virtual void onInitialMetadata(bool ok) = 0;
   // `bytes` is valid during the call only. The next read starts when it returns (if ok).
-  virtual void onRead(bool ok, absl::string_view bytes) = 0;
+  virtual void onRead(bool ok, std::string_view bytes) = 0;
   virtual void onWriteDone(bool ok) = 0;
   // The call is over; `code` is a grpc::StatusCode. The shim deletes itself (and the
   // reactions) right after, then calls the function returned.

@@ -146,7 +146,7 @@ class StreamCore : public StreamReactions {
     PROXY_TSAN_HAPPENS_BEFORE(this);
   }
 
-  void onRead(bool ok, absl::string_view bytes) override {
+  void onRead(bool ok, std::string_view bytes) override {
     PROXY_TSAN_HAPPENS_AFTER(this);
     if (!ok) {
       // The server ended the stream (or it broke). The status comes with onDone, which needs
@@ -224,7 +224,7 @@ class StreamCore : public StreamReactions {
 class GrpcXdsTransport : public XdsTransport {
  public:
   GrpcXdsTransport(Event::Dispatcher& main, std::shared_ptr<grpc::Channel> channel,
-                   absl::string_view method, bool delta, EventHandler& handler,
+                   std::string_view method, bool delta, EventHandler& handler,
                    std::chrono::milliseconds shutdown_wait)
       : shared_(std::make_shared<StreamShared>(main)), shutdown_wait_(shutdown_wait) {
     shared_->setSelf(shared_);
@@ -278,7 +278,7 @@ GrpcXdsTransportFactory::GrpcXdsTransportFactory(Event::Dispatcher& main,
 GrpcXdsTransportFactory::~GrpcXdsTransportFactory() = default;
 
 XdsTransportPtr GrpcXdsTransportFactory::createTransport(const std::string& target,
-                                                         absl::string_view method, bool delta,
+                                                         std::string_view method, bool delta,
                                                          XdsTransport::EventHandler& handler) {
   ASSERT(main_.isThreadSafe());
   auto& channel = channels_[target];

@@ -40,7 +40,7 @@ class GrpcXdsTransportFactory : public XdsTransportFactory {
   ~GrpcXdsTransportFactory() override;
 
   // Streams to one target share one channel (one HTTP/2 connection). Main thread.
-  XdsTransportPtr createTransport(const std::string& target, absl::string_view method, bool delta,
+  XdsTransportPtr createTransport(const std::string& target, std::string_view method, bool delta,
                                   XdsTransport::EventHandler& handler) override;
 
  private:

@@ -12,6 +12,7 @@
 #include "envoy/config/listener/v3/listener.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
 #include "google/protobuf/descriptor.h"
+#include "proxy/common/string_view.h"
 
 namespace Proxy::Xds {
 namespace {
@@ -104,11 +105,11 @@ Table& table() {
 
 }  // namespace
 
-const ResourceType* findResourceType(absl::string_view type_url) {
-  return table().find(type_url);
+const ResourceType* findResourceType(std::string_view type_url) {
+  return table().find(asAbsl(type_url));
 }
 
-std::string shortTypeName(absl::string_view type_url) {
+std::string shortTypeName(std::string_view type_url) {
   const ResourceType* type = findResourceType(type_url);
   return type != nullptr ? type->short_name : std::string(type_url);
 }

@@ -5,8 +5,8 @@
 // per-type gRPC methods. A fixed table, not a registry (STYLE.md #3).
 
 #include <string>
+#include <string_view>
 
-#include "absl/strings/string_view.h"
 #include "google/protobuf/message.h"
 #include "proxy/common/xds_type_urls.h"
 
@@ -21,9 +21,9 @@ using ::Proxy::kResourceWrapperTypeUrl;
 using ::Proxy::kRouteConfigurationTypeUrl;
 
 // The ADS methods; per-type methods are in ResourceType.
-inline constexpr absl::string_view kAdsSotwMethod =
+inline constexpr std::string_view kAdsSotwMethod =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
-inline constexpr absl::string_view kAdsDeltaMethod =
+inline constexpr std::string_view kAdsDeltaMethod =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
 
 struct ResourceType {
@@ -49,9 +49,9 @@ struct ResourceType {
 // or a message without a string `name` field. The four types the proxy uses are built in;
 // any other message type with a `name` field works over ADS. Thread-safe: the table is built
 // once and never changes.
-const ResourceType* findResourceType(absl::string_view type_url);
+const ResourceType* findResourceType(std::string_view type_url);
 
 // "lds" for the Listener type URL, ...; the type URL itself for others.
-std::string shortTypeName(absl::string_view type_url);
+std::string shortTypeName(std::string_view type_url);
 
 }  // namespace Proxy::Xds

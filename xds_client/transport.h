@@ -6,9 +6,9 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
-#include "absl/strings/string_view.h"
 #include "xds_client/decoder.h"
 
 namespace Proxy::Xds {
@@ -44,7 +44,7 @@ class XdsTransportFactory {
   // Open a stream to `target` on `method` ("/envoy.service.discovery.v3.Aggregated...").
   // Responses are decoded with decodeResponse(bytes, delta) before they reach `handler`.
   // Main thread.
-  virtual XdsTransportPtr createTransport(const std::string& target, absl::string_view method,
+  virtual XdsTransportPtr createTransport(const std::string& target, std::string_view method,
                                           bool delta, XdsTransport::EventHandler& handler) = 0;
 };
 using XdsTransportFactoryPtr = std::unique_ptr<XdsTransportFactory>;

@@ -14,11 +14,11 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/strings/string_view.h"
 #include "google/protobuf/message.h"
 #include "xds_client/config.h"
 #include "xds_client/decoder.h"

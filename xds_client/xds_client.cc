@@ -5,10 +5,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "proxy/common/string_view.h"
 
 namespace Proxy::Xds {
 
-absl::string_view failureReasonName(FailureReason reason) {
+std::string_view failureReasonName(FailureReason reason) {
   switch (reason) {
     case FailureReason::FetchTimedOut:
       return "FetchTimedOut";
@@ -18,12 +19,12 @@ absl::string_view failureReasonName(FailureReason reason) {
   return "unknown";
 }
 
-void ResourceErrors::add(const DecodedResource& resource, absl::string_view reason) {
+void ResourceErrors::add(const DecodedResource& resource, std::string_view reason) {
   entries_.push_back(
-      absl::StrCat("resource index ", resource.index, ": ", resource.name, ": ", reason));
+      absl::StrCat("resource index ", resource.index, ": ", resource.name, ": ", asAbsl(reason)));
 }
 
-void ResourceErrors::addGeneral(absl::string_view reason) {
+void ResourceErrors::addGeneral(std::string_view reason) {
   entries_.emplace_back(reason);
 }
 

@@ -14,11 +14,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/string_view.h"
 #include "google/protobuf/message.h"
 #include "proxy/common/assert.h"
 #include "proxy/stats/stats.h"
@@ -57,7 +57,7 @@ enum class FailureReason {
   // with backoff. Reported on every failure; the last good config stays valid.
   ConnectionFailure,
 };
-absl::string_view failureReasonName(FailureReason reason);
+std::string_view failureReasonName(FailureReason reason);
 
 // Receives the updates of one watch. Main thread only.
 class Watcher {
@@ -88,9 +88,9 @@ class Watcher {
 // with "; " into one INVALID_ARGUMENT status.
 class ResourceErrors {
  public:
-  void add(const DecodedResource& resource, absl::string_view reason);
+  void add(const DecodedResource& resource, std::string_view reason);
   // For a problem that is not about one resource of the response.
-  void addGeneral(absl::string_view reason);
+  void addGeneral(std::string_view reason);
   bool empty() const { return entries_.empty(); }
   absl::Status toStatus() const;
 
@@ -128,11 +128,11 @@ class XdsClient {
   // the first watch; requests are sent on a later loop iteration, so watches added together
   // (e.g. one per cluster from a CDS update) go out as one request. `watcher` must outlive the
   // handle. Fails when the config has no source for `type_url` or the type is unknown.
-  virtual absl::StatusOr<WatchHandle> watch(absl::string_view type_url,
+  virtual absl::StatusOr<WatchHandle> watch(std::string_view type_url,
                                             const std::vector<std::string>& resource_names,
                                             Watcher& watcher, WatchOptions options) = 0;
 
-  absl::StatusOr<WatchHandle> watch(absl::string_view type_url,
+  absl::StatusOr<WatchHandle> watch(std::string_view type_url,
                                     const std::vector<std::string>& resource_names,
                                     Watcher& watcher) {
     return watch(type_url, resource_names, watcher, WatchOptions{});

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "proxy/common/assert.h"
+#include "proxy/common/string_view.h"
 #include "spdlog/spdlog.h"
 
 namespace Proxy::Xds {
@@ -99,17 +100,17 @@ XdsClientImpl::~XdsClientImpl() {
   connected_state_.set(0);
 }
 
-std::string XdsClientImpl::acceptedVersion(absl::string_view type_url) const {
+std::string XdsClientImpl::acceptedVersion(std::string_view type_url) const {
   auto it = types_.find(type_url);
   return it != types_.end() ? it->second.accepted_version : std::string();
 }
 
-TypeState* XdsClientImpl::findType(absl::string_view type_url) {
+TypeState* XdsClientImpl::findType(std::string_view type_url) {
   auto it = types_.find(type_url);
   return it != types_.end() ? &it->second : nullptr;
 }
 
-absl::StatusOr<WatchHandle> XdsClientImpl::watch(absl::string_view type_url,
+absl::StatusOr<WatchHandle> XdsClientImpl::watch(std::string_view type_url,
                                                  const std::vector<std::string>& resource_names,
                                                  Watcher& watcher, WatchOptions options) {
   ASSERT(main_.isThreadSafe());
@@ -146,17 +147,19 @@ absl::StatusOr<WatchHandle> XdsClientImpl::watch(absl::string_view type_url,
   return WatchHandle(std::move(watch));
 }
 
-absl::StatusOr<TypeState*> XdsClientImpl::typeForWatch(absl::string_view type_url) {
+absl::StatusOr<TypeState*> XdsClientImpl::typeForWatch(std::string_view type_url) {
   if (TypeState* type = findType(type_url); type != nullptr) {
     return type;
   }
   const ResourceType* info = findResourceType(type_url);
   if (info == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown xDS resource type '", type_url, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown xDS resource type '", asAbsl(type_url), "'"));
   }
   auto config = config_.types.find(type_url);
   if (config == config_.types.end()) {
-    return absl::FailedPreconditionError(absl::StrCat("no xDS config source for '", type_url, "'"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("no xDS config source for '", asAbsl(type_url), "'"));
   }
   // The stream that serves it: the ADS stream (shared, opened for the first ADS type), or a
   // stream of its own.
@@ -165,8 +168,8 @@ absl::StatusOr<TypeState*> XdsClientImpl::typeForWatch(absl::string_view type_ur
   XdsStream* stream = nullptr;
   if (config->second.ads) {
     if (!config_.ads.has_value()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("'", type_url, "' is configured for ADS but there is no ads_config"));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "'", asAbsl(type_url), "' is configured for ADS but there is no ads_config"));
     }
     if (ads_stream_ == nullptr) {
       ads_stream_ = std::make_unique<XdsStream>(
@@ -179,8 +182,8 @@ absl::StatusOr<TypeState*> XdsClientImpl::typeForWatch(absl::string_view type_ur
     const std::string& method =
         config->second.stream.delta ? info->delta_method : info->sotw_method;
     if (method.empty()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("'", type_url, "' has no per-type xDS service: configure it over ADS"));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "'", asAbsl(type_url), "' has no per-type xDS service: configure it over ADS"));
     }
     std::string label = absl::AsciiStrToUpper(info->short_name);
     if (config->second.stream.delta) {

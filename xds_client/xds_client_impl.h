@@ -45,13 +45,13 @@ class XdsClientImpl : public XdsClient, private XdsStream::Callbacks {
   // become inert. Main thread; never from inside a Watcher callback.
   ~XdsClientImpl() override;
 
-  absl::StatusOr<WatchHandle> watch(absl::string_view type_url,
+  absl::StatusOr<WatchHandle> watch(std::string_view type_url,
                                     const std::vector<std::string>& resource_names,
                                     Watcher& watcher, WatchOptions options) override;
   using XdsClient::watch;
 
   // The last version_info accepted for a type ("" if none): admin and tests.
-  std::string acceptedVersion(absl::string_view type_url) const;
+  std::string acceptedVersion(std::string_view type_url) const;
 
  private:
   friend class WatchImpl;
@@ -61,7 +61,7 @@ class XdsClientImpl : public XdsClient, private XdsStream::Callbacks {
   void updateWatchNames(WatchImpl& watch, const std::vector<std::string>& names);
   void onInitFetchTimeout(uint64_t watch_id, TypeState& type);
   // The type's state, creating it and the stream that serves it on first use.
-  absl::StatusOr<TypeState*> typeForWatch(absl::string_view type_url);
+  absl::StatusOr<TypeState*> typeForWatch(std::string_view type_url);
   Stats::Scope& defaultScope(const TypeState& type);
 
   // Run on the next loop iteration: send what is pending, deliver cached resources to new
@@ -92,7 +92,7 @@ class XdsClientImpl : public XdsClient, private XdsStream::Callbacks {
   void nackUpdate(XdsStream& stream, TypeState& type, const DecodedResponse& response,
                   const std::vector<std::string>& removed, const std::vector<std::string>& errors);
 
-  TypeState* findType(absl::string_view type_url);
+  TypeState* findType(std::string_view type_url);
 
   Event::Dispatcher& main_;
   XdsClientConfig config_;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_split.h"
 #include "proxy/common/assert.h"
 #include "proxy/common/string_util.h"
+#include "proxy/common/string_view.h"
 #include "proxy/http/codec_impl.h"
 #include "proxy/network/connection_impl.h"
 #include "proxy/network/listen_socket.h"
@@ -137,8 +138,7 @@ public:
     request.path = full_path.substr(0, q);
     request.body = body;
     if (q != std::string_view::npos) {
-      for (absl::string_view pair : absl::StrSplit(
-               absl::string_view(full_path.data() + q + 1, full_path.size() - q - 1), '&')) {
+      for (absl::string_view pair : absl::StrSplit(asAbsl(full_path.substr(q + 1)), '&')) {
         if (pair.empty()) {
           continue;
         }
@@ -195,7 +195,7 @@ void AdminConnection::decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool en
   const uint64_t limit = parent_.options().max_request_body_bytes;
   uint64_t announced = 0;
   const std::string_view length = headers_->getValue(Http::Headers::ContentLength);
-  if (absl::SimpleAtoi(absl::string_view(length.data(), length.size()), &announced)) {
+  if (absl::SimpleAtoi(asAbsl(length), &announced)) {
     if (announced > limit) {
       refuseBody();
       return;

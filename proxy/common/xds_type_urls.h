@@ -5,8 +5,8 @@
 // (control_plane_stub/resource_kind.h) both take them from here. Upstream's exact strings
 // (DESIGN.md: wire compatibility is the contract).
 //
-// Plain character arrays, so that they convert to std::string_view (the control plane) and to
-// absl::string_view (the client), which are different types with the Debian build of abseil.
+// Plain character arrays: constants that convert to std::string_view (the project's string view)
+// and go into absl::StrCat as they are.
 
 namespace Proxy {
 

@@ -9,6 +9,7 @@
 #include <google/protobuf/util/message_differencer.h>
 
 #include "proxy/common/status.h"
+#include "proxy/config/field_path.h"
 #include "proxy/config/field_support.h"
 #include "proxy/config/filter_config.h"
 #include "proxy/config/message_util.h"
@@ -19,10 +20,6 @@ namespace {
 
 using envoy::config::core::v3::ApiConfigSource;
 using envoy::config::core::v3::ConfigSource;
-
-absl::Status error(const std::string& path, absl::string_view message) {
-  return absl::InvalidArgumentError(absl::StrCat(path, ": ", message));
-}
 
 // Checks that what an xDS config source refers to exists in this bootstrap.
 class ConfigSourceChecker {

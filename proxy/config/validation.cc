@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
+#include "proxy/common/string_util.h"
 #include "proxy/config/validation_util.h"
 
 namespace Proxy::Config {
@@ -25,19 +26,6 @@ using envoy::config::core::v3::Address;
 using envoy::config::core::v3::ApiConfigSource;
 using envoy::config::core::v3::ConfigSource;
 using envoy::config::core::v3::SocketAddress;
-
-std::string join(const std::string& path, absl::string_view field) {
-  return path.empty() ? std::string(field) : absl::StrCat(path, ".", field);
-}
-
-std::string at(const std::string& path, absl::string_view field, int index) {
-  return absl::StrCat(join(path, field), "[", index, "]");
-}
-
-absl::Status error(const std::string& path, absl::string_view message) {
-  return absl::InvalidArgumentError(path.empty() ? std::string(message)
-                                                 : absl::StrCat(path, ": ", message));
-}
 
 bool isPositive(const google::protobuf::Duration& d) {
   return d.seconds() > 0 || (d.seconds() == 0 && d.nanos() > 0);
@@ -48,8 +36,8 @@ bool isNegative(const google::protobuf::Duration& d) {
 }
 
 // Envoy's rule for header mutations: pseudo-headers and Host are off limits.
-bool isModifiableHeader(absl::string_view name) {
-  return !absl::StartsWith(name, ":") && !absl::EqualsIgnoreCase(name, "host");
+bool isModifiableHeader(std::string_view name) {
+  return !StringUtil::startsWith(name, ":") && !StringUtil::equalsIgnoreCase(name, "host");
 }
 
 absl::Status validateSocketAddress(const std::string& path, const Address& address,

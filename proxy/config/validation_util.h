@@ -1,14 +1,14 @@
 #pragma once
 
 // What the validation files (route_validation.cc, listener_validation.cc, cluster_validation.cc)
-// share: field paths and errors in validation.h's format, checks on durations and header names
+// share (besides field_path.h's paths and errors): checks on durations and header names
 // and values, socket addresses and config sources. Internal to proxy_config: callers include
 // validation.h. Pure functions: safe from any thread.
 
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
-#include "absl/strings/string_view.h"
 
 #include "envoy/config/core/v3/address.pb.h"
 #include "envoy/config/core/v3/config_source.pb.h"
@@ -17,15 +17,9 @@
 
 #include "proxy/common/header_utility.h"
 #include "proxy/common/status.h"
+#include "proxy/config/field_path.h"
 
 namespace Proxy::Config {
-
-// "path.field", or "field" at the top of a resource.
-std::string join(const std::string& path, absl::string_view field);
-// "path.field[index]".
-std::string at(const std::string& path, absl::string_view field, int index);
-// An InvalidArgument "path: message" (just the message at the top of a resource).
-absl::Status error(const std::string& path, absl::string_view message);
 
 bool isPositive(const google::protobuf::Duration& d);
 bool isNegative(const google::protobuf::Duration& d);
@@ -36,7 +30,7 @@ inline bool isValidHeaderName(std::string_view name) {
 }
 using HeaderUtility::isValidHeaderValue;
 // Envoy's rule for header mutations: pseudo-headers and Host are off limits.
-bool isModifiableHeader(absl::string_view name);
+bool isModifiableHeader(std::string_view name);
 
 // A TCP socket_address with an IP literal; an endpoint's also needs a port other than 0.
 absl::Status validateSocketAddress(const std::string& path,

@@ -14,6 +14,7 @@
 #include "absl/strings/strip.h"
 
 #include "proxy/common/json.h"
+#include "proxy/common/string_view.h"
 #include "proxy/config/yaml_guard.h"
 #include "proxy/config/yaml_to_json_converter.h"
 
@@ -76,15 +77,6 @@ std::string describe(const YAML::Node& node) {
     default:
       return "null";
   }
-}
-
-std::string join(const std::string& path, absl::string_view field) {
-  return path.empty() ? std::string(field) : absl::StrCat(path, ".", field);
-}
-
-absl::Status error(const std::string& path, absl::string_view message) {
-  return absl::InvalidArgumentError(path.empty() ? std::string(message)
-                                                 : absl::StrCat(path, ": ", message));
 }
 
 bool isWrapperType(const Descriptor& d) {
@@ -431,8 +423,8 @@ absl::Status YamlToJsonConverter::convertScalar(const YAML::Node& node,
 }
 
 // YAML spells infinities and NaN ".inf" / ".nan"; absl accepts "inf" / "nan".
-bool YamlToJsonConverter::parseDouble(absl::string_view text, double& value) {
-  absl::string_view t = absl::StripAsciiWhitespace(text);
+bool YamlToJsonConverter::parseDouble(std::string_view text, double& value) {
+  absl::string_view t = absl::StripAsciiWhitespace(asAbsl(text));
   bool negative = absl::ConsumePrefix(&t, "-");
   if (!negative) {
     absl::ConsumePrefix(&t, "+");
@@ -446,7 +438,7 @@ bool YamlToJsonConverter::parseDouble(absl::string_view text, double& value) {
     value = std::numeric_limits<double>::quiet_NaN();
     return true;
   }
-  return absl::SimpleAtod(text, &value);
+  return absl::SimpleAtod(asAbsl(text), &value);
 }
 
 void YamlToJsonConverter::appendDouble(std::string& out, double value) {
@@ -479,11 +471,10 @@ std::string YamlToJsonConverter::typeName(const FieldDescriptor& field) {
 
 namespace {
 
-absl::Status parseYaml(absl::string_view yaml, YAML::Node& root) {
+absl::Status parseYaml(std::string_view yaml, YAML::Node& root) {
   // Before yaml-cpp builds the tree: an alias cycle would make the conversion below recurse
   // until the stack ends, and an alias bomb would expand into gigabytes (yaml_guard.h).
-  if (absl::Status aliases = checkYamlAliases(std::string_view(yaml.data(), yaml.size()));
-      !aliases.ok()) {
+  if (absl::Status aliases = checkYamlAliases(yaml); !aliases.ok()) {
     return aliases;
   }
   try {
@@ -518,7 +509,7 @@ absl::StatusOr<std::string> convert(const YAML::Node& root, const Descriptor& de
 absl::StatusOr<std::string> yamlToJson(std::string_view yaml,
                                        const google::protobuf::Descriptor& descriptor) {
   YAML::Node root;
-  absl::Status status = YamlToJson::parseYaml(absl::string_view(yaml.data(), yaml.size()), root);
+  absl::Status status = YamlToJson::parseYaml(yaml, root);
   if (!status.ok()) {
     return status;
   }

@@ -7,14 +7,16 @@
 // Value, ListValue, Empty, wrappers).
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/string_view.h"
 
 #include <google/protobuf/descriptor.h>
 #include <yaml-cpp/yaml.h>
+
+#include "proxy/config/field_path.h"
 
 namespace Proxy::Config::YamlToJson {
 
@@ -25,14 +27,10 @@ using google::protobuf::EnumValueDescriptor;
 using google::protobuf::FieldDescriptor;
 using google::protobuf::OneofDescriptor;
 
-inline constexpr absl::string_view kTypeUrlPrefix = "type.googleapis.com/";
+inline constexpr char kTypeUrlPrefix[] = "type.googleapis.com/";
 
 // How `node` reads in an error message: "a mapping", "a list", "'text'" or "null".
 std::string describe(const YAML::Node& node);
-// "path.field", or "field" at the top.
-std::string join(const std::string& path, absl::string_view field);
-// An InvalidArgument "path: message" (just the message at the top).
-absl::Status error(const std::string& path, absl::string_view message);
 
 bool isWrapperType(const Descriptor& d);
 // Messages whose JSON form is not an object of their fields (protobuf's JSON mapping).
@@ -75,7 +73,7 @@ class YamlToJsonConverter {
                                     const std::string& path, std::string& out);
 
   // YAML spells infinities and NaN ".inf" / ".nan"; absl accepts "inf" / "nan".
-  static bool parseDouble(absl::string_view text, double& value);
+  static bool parseDouble(std::string_view text, double& value);
 
   static void appendDouble(std::string& out, double value);
 

@@ -12,14 +12,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "proxy/common/string_view.h"
 
 namespace Proxy::Filters::ConnManagerUtility {
 namespace {
-
-// Debian's abseil predates absl::string_view == std::string_view.
-absl::string_view av(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
 
 // x-envoy-* request headers a client outside the trusted network may not set: removed from
 // every external request (Envoy's ConnectionManagerUtility::cleanInternalHeaders), and these
@@ -75,11 +71,11 @@ std::string lastXffAddress(const Http::RequestHeaderMap& headers, bool& single) 
     return {};
   }
   const size_t comma = xff.rfind(',');
-  const absl::string_view trimmed =
-      absl::StripAsciiWhitespace(av(comma == std::string_view::npos ? xff : xff.substr(comma + 1)));
+  const absl::string_view trimmed = absl::StripAsciiWhitespace(
+      asAbsl(comma == std::string_view::npos ? xff : xff.substr(comma + 1)));
   bool v6 = false;
   std::array<uint8_t, 16> bytes;
-  if (!parseIp(std::string_view(trimmed.data(), trimmed.size()), v6, bytes)) {
+  if (!parseIp(asStd(trimmed), v6, bytes)) {
     return {};
   }
   single = comma == std::string_view::npos;
@@ -92,7 +88,8 @@ void appendXff(Http::RequestHeaderMap& headers, std::string_view address) {
     headers.setCopy(Http::Headers::XForwardedFor, address);
     return;
   }
-  headers.setCopy(Http::Headers::XForwardedFor, absl::StrCat(av(existing), ",", av(address)));
+  headers.setCopy(Http::Headers::XForwardedFor,
+                  absl::StrCat(asAbsl(existing), ",", asAbsl(address)));
 }
 
 }  // namespace
@@ -183,7 +180,7 @@ void stripPortFromHost(Http::RequestHeaderMap& headers, std::optional<uint32_t> 
     return;  // "[::1]": the colon is the address's own
   }
   uint32_t port = 0;
-  if (!absl::SimpleAtoi(av(host.substr(colon + 1)), &port)) {
+  if (!absl::SimpleAtoi(asAbsl(host.substr(colon + 1)), &port)) {
     return;
   }
   if (listener_port.has_value() && port != *listener_port) {
@@ -224,7 +221,7 @@ bool sanitizeConnectionHeader(Http::RequestHeaderMap& headers) {
         return false;
       }
       bool trailers = false;
-      for (absl::string_view value : absl::StrSplit(av(te), ',')) {
+      for (absl::string_view value : absl::StrSplit(asAbsl(te), ',')) {
         trailers |= absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(value), "trailers");
       }
       if (trailers) {
@@ -254,7 +251,7 @@ void sanitizeTeHeader(Http::RequestHeaderMap& headers) {
     headers.remove(Http::Headers::Te);
     return;
   }
-  for (absl::string_view value : absl::StrSplit(av(te), ',')) {
+  for (absl::string_view value : absl::StrSplit(asAbsl(te), ',')) {
     if (absl::StripAsciiWhitespace(value) == "trailers") {
       headers.setCopy(Http::Headers::Te, "trailers");
       return;

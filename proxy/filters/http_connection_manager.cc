@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
 #include "proxy/common/assert.h"
+#include "proxy/common/string_view.h"
 #include "proxy/filters/route_config_provider_manager.h"
 #include "proxy/http/codec_impl.h"
 #include "proxy/router/config_impl.h"
@@ -651,14 +652,14 @@ void ActiveStream::setTimeout() {
   uint64_t ms = 0;
   if (headers.has(kTimeoutMs)) {
     const std::string_view value = headers.getValue(kTimeoutMs);
-    if (absl::SimpleAtoi(absl::string_view(value.data(), value.size()), &ms)) {
+    if (absl::SimpleAtoi(asAbsl(value), &ms)) {
       global_timeout_ = std::chrono::milliseconds(ms);
     }
     headers.remove(kTimeoutMs);
   }
   if (headers.has(kPerTryTimeoutMs)) {
     const std::string_view value = headers.getValue(kPerTryTimeoutMs);
-    if (absl::SimpleAtoi(absl::string_view(value.data(), value.size()), &ms)) {
+    if (absl::SimpleAtoi(asAbsl(value), &ms)) {
       per_try = std::chrono::milliseconds(ms);
     }
     headers.remove(kPerTryTimeoutMs);

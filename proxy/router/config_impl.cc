@@ -122,7 +122,7 @@ const VirtualHostImpl* ConfigImpl::findWildcard(std::string_view host, const Wil
     }
     const std::string_view key =
         suffix ? host.substr(host.size() - length) : host.substr(0, length);
-    auto it = domains.find(av(key));
+    auto it = domains.find(asAbsl(key));
     if (it != domains.end()) {
       return it->second;
     }
@@ -148,7 +148,7 @@ const VirtualHostImpl* ConfigImpl::virtualHostFor(std::string_view host) const {
     lowered = large;
   }
   // Envoy's order: exact, longest suffix wildcard, longest prefix wildcard, then "*".
-  auto it = exact_.find(av(lowered));
+  auto it = exact_.find(asAbsl(lowered));
   if (it != exact_.end()) {
     return it->second;
   }

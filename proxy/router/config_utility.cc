@@ -7,13 +7,6 @@
 
 namespace Proxy::Router {
 
-absl::string_view av(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
-re2::StringPiece sp(std::string_view s) {
-  return re2::StringPiece(s.data(), s.size());
-}
-
 // The path without "?query" and "#fragment" (Envoy's PathUtil::removeQueryAndFragment).
 std::string_view stripQuery(std::string_view path) {
   return path.substr(0, path.find_first_of("?#"));
@@ -71,7 +64,7 @@ RetryPolicy parseRetryPolicy(const envoy::config::route::v3::RetryPolicy& config
   for (absl::string_view token : absl::StrSplit(config.retry_on(), ',')) {
     token = absl::StripAsciiWhitespace(token);
     for (const auto& [name, bit] : kNames) {
-      if (token == av(name)) {
+      if (token == asAbsl(name)) {
         policy.retry_on |= bit;
       }
     }

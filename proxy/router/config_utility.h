@@ -9,22 +9,17 @@
 #include <string>
 #include <string_view>
 
-#include "absl/strings/string_view.h"
-
 #include "envoy/config/route/v3/route_components.pb.h"
 #include "google/protobuf/duration.pb.h"
 
 #include "proxy/common/string_util.h"
+#include "proxy/common/string_view.h"
 #include "proxy/http/header_map.h"
 #include "proxy/router/router.h"
 
 #include <re2/re2.h>
 
 namespace Proxy::Router {
-
-// Debian's abseil predates absl::string_view == std::string_view.
-absl::string_view av(std::string_view s);
-re2::StringPiece sp(std::string_view s);
 
 // The path without "?query" and "#fragment" (Envoy's PathUtil::removeQueryAndFragment).
 std::string_view stripQuery(std::string_view path);

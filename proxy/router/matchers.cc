@@ -54,7 +54,7 @@ bool StringMatcher::match(std::string_view value) const {
       return ignore_case_ ? StringUtil::containsIgnoreCase(value, value_)
                           : value.find(value_) != std::string_view::npos;
     case Type::Regex:
-      return RE2::FullMatch(sp(value), *regex_);
+      return RE2::FullMatch(value, *regex_);
   }
   return false;
 }
@@ -139,10 +139,11 @@ bool HeaderMatcher::matchValue(std::string_view value) const {
     case Type::Value:
       return value_.empty() || value == value_;
     case Type::Regex:
-      return RE2::FullMatch(sp(value), *regex_);
+      return RE2::FullMatch(value, *regex_);
     case Type::Range: {
       int64_t number = 0;
-      return absl::SimpleAtoi(av(value), &number) && number >= range_start_ && number < range_end_;
+      return absl::SimpleAtoi(asAbsl(value), &number) && number >= range_start_ &&
+             number < range_end_;
     }
     case Type::Present:
       return present_;

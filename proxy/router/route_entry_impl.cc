@@ -277,7 +277,7 @@ bool RouteEntryImpl::matchesPath(std::string_view path) const {
       return case_sensitive_ ? p == path_value_ : StringUtil::equalsIgnoreCase(p, path_value_);
     }
     case PathMatch::Regex:
-      return RE2::FullMatch(sp(stripQuery(path)), *path_regex_);
+      return RE2::FullMatch(stripQuery(path), *path_regex_);
     case PathMatch::PathSeparatedPrefix: {
       const std::string_view p = stripQuery(path);
       const std::string_view head = p.substr(0, path_value_.size());
@@ -328,7 +328,7 @@ const RouteEntry* RouteEntryImpl::pick(const Http::RequestHeaderMap& headers,
   if (!random_value_header_.empty()) {
     // A request may carry its own "random" value, to pin a client to one cluster.
     uint64_t from_header = 0;
-    if (absl::SimpleAtoi(av(headers.getValue(random_value_header_)), &from_header)) {
+    if (absl::SimpleAtoi(asAbsl(headers.getValue(random_value_header_)), &from_header)) {
       random_value = from_header;
     }
   }
@@ -505,7 +505,7 @@ std::string RouteEntryImpl::requestUri(const Http::RequestHeaderMap& headers) co
   if (!path_redirect_has_query_ && strip_query_) {
     path.erase(std::min(path.find('?'), path.size()));
   }
-  return absl::StrCat(av(scheme), "://", av(host), port_redirect_, path);
+  return absl::StrCat(asAbsl(scheme), "://", asAbsl(host), port_redirect_, path);
 }
 
 // --- SslRedirectEntry ---------------------------------------------------------------------
@@ -525,7 +525,7 @@ const std::string& SslRedirectEntry::responseBody() const {
 
 std::string SslRedirectEntry::redirectLocation(const Http::RequestHeaderMap& headers) const {
   // Envoy's createSslRedirectPath: the host is kept as sent, port included.
-  return absl::StrCat("https://", av(headers.host()), av(headers.path()));
+  return absl::StrCat("https://", asAbsl(headers.host()), asAbsl(headers.path()));
 }
 
 }  // namespace Proxy::Router

@@ -8,6 +8,7 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "proxy/common/assert.h"
+#include "proxy/common/string_view.h"
 #include "proxy/config/field_support.h"
 #include "proxy/network/connection_impl.h"
 #include "proxy/upstream/host_impl.h"
@@ -143,8 +144,8 @@ ThreadLocalClusterManagerImpl::~ThreadLocalClusterManagerImpl() {
 }
 
 ThreadLocalClusterImpl* ThreadLocalClusterManagerImpl::find(std::string_view name) {
-  // absl::string_view for the heterogeneous lookup (Debian's abseil is not std::string_view).
-  auto it = clusters_.find(absl::string_view(name.data(), name.size()));
+  // absl::string_view for the heterogeneous lookup (proxy/common/string_view.h).
+  auto it = clusters_.find(asAbsl(name));
   return it == clusters_.end() ? nullptr : it->second.get();
 }
 

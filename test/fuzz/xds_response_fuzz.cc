@@ -28,14 +28,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const bool delta = data[0] & 1;
   Xds::DecodedResponsePtr response = Xds::decodeResponse(
-      absl::string_view(reinterpret_cast<const char*>(data + 1), size - 1), delta);
+      std::string_view(reinterpret_cast<const char*>(data + 1), size - 1), delta);
   FUZZ_CHECK(response != nullptr);
   for (const Xds::ResourceError& error : response->errors) {
     FUZZ_CHECK(!error.reason.empty());
   }
   for (const Xds::DecodedResource& resource : response->resources) {
     FUZZ_CHECK(resource.message != nullptr);
-    const absl::string_view type_url = response->type_url;
+    const std::string_view type_url = response->type_url;
     absl::Status status;
     if (type_url == Xds::kListenerTypeUrl) {
       status = Config::validateListener(resource.as<envoy::config::listener::v3::Listener>());

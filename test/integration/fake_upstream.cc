@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "proxy/buffer/buffer.h"
 #include "proxy/common/assert.h"
+#include "proxy/common/string_view.h"
 #include "proxy/common/time.h"
 #include "proxy/event/dispatcher_impl.h"
 #include "proxy/http/codec.h"
@@ -28,16 +29,12 @@ namespace {
 // write high watermark.
 constexpr uint64_t kStreamSlice = 64 * 1024;
 
-absl::string_view av(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
-
 // A request header's numeric value, or `fallback` when absent or not a number.
 uint64_t headerNumber(const Http::RequestHeaderMap& headers, std::string_view name,
                       uint64_t fallback) {
   uint64_t value = 0;
   const std::string_view text = headers.getValue(name);
-  return !text.empty() && absl::SimpleAtoi(av(text), &value) ? value : fallback;
+  return !text.empty() && absl::SimpleAtoi(asAbsl(text), &value) ? value : fallback;
 }
 
 }  // namespace
@@ -277,7 +274,7 @@ void FakeConnection::respond() {
     for (const Http::HeaderEntry& entry : request) {
       // ":path" -> "x-echo-path"; "x-forwarded-for" -> "x-echo-x-forwarded-for".
       const std::string_view key = std::string_view(entry.key).substr(entry.key[0] == ':');
-      headers.addCopy(absl::StrCat("x-echo-", av(key)), entry.value);
+      headers.addCopy(absl::StrCat("x-echo-", asAbsl(key)), entry.value);
     }
   }
   headers.addCopy("x-request-body-bytes", std::to_string(request_body_bytes_));
@@ -287,7 +284,7 @@ void FakeConnection::respond() {
   stream_offset_ = 0;
   std::string greeting;
   if (stream_remaining_ == 0) {
-    greeting = absl::StrCat("hello from ", options_.name, "\npath: ", av(request.path()), "\n");
+    greeting = absl::StrCat("hello from ", options_.name, "\npath: ", asAbsl(request.path()), "\n");
   }
   headers.addCopy(Http::Headers::ContentLength,
                   std::to_string(stream_remaining_ > 0 ? stream_remaining_ : greeting.size()));

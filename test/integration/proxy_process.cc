@@ -24,16 +24,12 @@
 #include "absl/strings/strip.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "proxy/common/string_view.h"
 
 namespace Proxy::Integration {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Debian's abseil has its own string_view type (ABSL_OPTION_USE_STD_STRING_VIEW is 0).
-absl::string_view av(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
 
 struct Spawned {
   pid_t pid;
@@ -417,7 +413,7 @@ absl::StatusOr<uint32_t> ProxyProcess::listenerPort(std::string_view listener_na
     return static_cast<uint32_t>(port->second.number_value());
   }
   return absl::NotFoundError(
-      absl::StrCat("listener '", av(listener_name), "' not in /listeners: ", response->body));
+      absl::StrCat("listener '", asAbsl(listener_name), "' not in /listeners: ", response->body));
 }
 
 absl::StatusOr<std::map<std::string, int64_t>> ProxyProcess::stats() {
@@ -447,7 +443,7 @@ absl::StatusOr<int64_t> ProxyProcess::counter(std::string_view name) {
   }
   auto it = all->find(std::string(name));
   if (it == all->end()) {
-    return absl::NotFoundError(absl::StrCat("no stat named '", av(name), "'"));
+    return absl::NotFoundError(absl::StrCat("no stat named '", asAbsl(name), "'"));
   }
   return it->second;
 }
@@ -461,7 +457,7 @@ testing::AssertionResult ProxyProcess::waitForCounterGe(std::string_view name, i
         last = current.ok() ? *current : -1;
         return last >= value;
       },
-      timeout, absl::StrCat(av(name), " >= ", value));
+      timeout, absl::StrCat(asAbsl(name), " >= ", value));
   if (!result) {
     result << " (last value " << last << ")";
   }

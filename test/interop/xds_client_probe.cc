@@ -139,7 +139,7 @@ class PrintingWatcher : public Watcher {
 
   void onConfigUpdateFailed(FailureReason reason) override {
     emit(absl::StrCat("{\"event\":\"failed\",\"type\":", Json::quote(type_),
-                      ",\"reason\":", Json::quote(asStd(failureReasonName(reason))), "}"));
+                      ",\"reason\":", Json::quote(failureReasonName(reason)), "}"));
   }
 
  private:
@@ -206,7 +206,7 @@ int run(int argc, char** argv) {
                          Stats::Scope(store, ""));
     PrintingWatcher lds("lds"), cds("cds"), rds("rds"), eds("eds");
     std::vector<WatchHandle> handles;
-    auto watch = [&](absl::string_view type_url, const std::vector<std::string>& names,
+    auto watch = [&](std::string_view type_url, const std::vector<std::string>& names,
                      Watcher& watcher) {
       if (config->types.count(std::string(type_url)) == 0) {
         return;

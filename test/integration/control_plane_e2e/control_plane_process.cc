@@ -12,15 +12,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
+#include "proxy/common/string_view.h"
 #include "test/integration/proxy_process.h"
 
 namespace Proxy::ControlPlaneE2e {
 namespace {
-
-// Debian's abseil has its own string_view type (ABSL_OPTION_USE_STD_STRING_VIEW is 0).
-absl::string_view av(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
 
 const google::protobuf::Value* find(const google::protobuf::Struct& s, const std::string& key) {
   auto it = s.fields().find(key);
@@ -139,7 +135,7 @@ absl::StatusOr<Integration::HttpResponse> ControlPlaneProcess::admin(std::string
 
 absl::StatusOr<Integration::HttpResponse> ControlPlaneProcess::putSnapshot(std::string_view yaml,
                                                                            std::string_view query) {
-  return admin("PUT", query.empty() ? "/v1/snapshot" : absl::StrCat("/v1/snapshot?", av(query)),
+  return admin("PUT", query.empty() ? "/v1/snapshot" : absl::StrCat("/v1/snapshot?", asAbsl(query)),
                yaml);
 }
 
@@ -209,7 +205,7 @@ absl::StatusOr<google::protobuf::Struct> ControlPlaneProcess::typeStatus(std::st
   }
   if (all->empty()) {
     return absl::NotFoundError(
-        absl::StrCat("no open stream of node '", av(node), "' subscribes to ", av(type)));
+        absl::StrCat("no open stream of node '", asAbsl(node), "' subscribes to ", asAbsl(type)));
   }
   return all->front();
 }
@@ -254,7 +250,8 @@ testing::AssertionResult ControlPlaneProcess::waitForAck(std::string_view node,
         return all;
       },
       timeout,
-      absl::StrCat("node '", av(node), "' to ACK ", av(type), " version '", av(version), "'"));
+      absl::StrCat("node '", asAbsl(node), "' to ACK ", asAbsl(type), " version '", asAbsl(version),
+                   "'"));
   if (!acked) {
     acked << " (last seen: " << last << ")";
   }

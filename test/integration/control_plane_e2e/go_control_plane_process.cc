@@ -11,16 +11,12 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "proxy/common/string_view.h"
 #include "test/integration/control_plane_e2e/e2e_support.h"
 #include "test/integration/proxy_process.h"
 
 namespace Proxy::ControlPlaneE2e {
 namespace {
-
-// Debian's abseil has its own string_view type (ABSL_OPTION_USE_STD_STRING_VIEW is 0).
-absl::string_view av(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
 
 std::string stringOf(const google::protobuf::Struct& s, const std::string& key) {
   auto it = s.fields().find(key);
@@ -109,7 +105,7 @@ testing::AssertionResult GoControlPlaneProcess::putSnapshot(std::string_view yam
                                                             std::string_view node) {
   Integration::HttpRequest request;
   request.method = "PUT";
-  request.path = absl::StrCat("/v1/snapshot?node=", av(node));
+  request.path = absl::StrCat("/v1/snapshot?node=", asAbsl(node));
   request.host = "127.0.0.1";
   request.body = std::string(yaml);
   request.headers.emplace_back("content-type", "application/yaml");
@@ -175,7 +171,7 @@ absl::StatusOr<GoControlPlaneProcess::Nack> GoControlPlaneProcess::waitForNack(
         }
         return false;
       },
-      timeout, absl::StrCat("a NACK of ", av(type_url), " from node '", av(node), "'"));
+      timeout, absl::StrCat("a NACK of ", asAbsl(type_url), " from node '", asAbsl(node), "'"));
   if (!seen) {
     return absl::DeadlineExceededError(seen.message());
   }

@@ -104,7 +104,7 @@ class XdsClientIntegrationTest : public ::testing::Test {
         Stats::Scope(store_, ""));
   }
 
-  WatchHandle watch(absl::string_view type_url, const std::vector<std::string>& names,
+  WatchHandle watch(std::string_view type_url, const std::vector<std::string>& names,
                     Watcher& watcher) {
     auto handle = client_->watch(type_url, names, watcher);
     EXPECT_TRUE(handle.ok()) << handle.status();

@@ -159,7 +159,7 @@ class XdsConfigTest : public ::testing::Test {
   }
 
   // The management server answers (nonces count up: "n1", "n2", ...).
-  void respond(absl::string_view type_url, const std::string& version,
+  void respond(std::string_view type_url, const std::string& version,
                const std::vector<google::protobuf::Any>& resources) {
     stream().respond(sotwResponse(type_url, version, absl::StrCat("n", ++nonce_), resources));
     dispatcher_.runUntilIdle();

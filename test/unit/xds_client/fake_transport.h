@@ -114,7 +114,7 @@ class FakeTransportFactory : public Xds::XdsTransportFactory {
 
   explicit FakeTransportFactory(std::shared_ptr<Streams> streams) : streams_(std::move(streams)) {}
 
-  Xds::XdsTransportPtr createTransport(const std::string& target, absl::string_view method,
+  Xds::XdsTransportPtr createTransport(const std::string& target, std::string_view method,
                                        bool delta,
                                        Xds::XdsTransport::EventHandler& handler) override {
     auto stream = std::make_shared<FakeStream>(target, std::string(method), delta);

@@ -50,7 +50,7 @@ class XdsClientTest : public ::testing::Test {
         Stats::Scope(store_, ""));
   }
 
-  WatchHandle watch(absl::string_view type_url, const std::vector<std::string>& names,
+  WatchHandle watch(std::string_view type_url, const std::vector<std::string>& names,
                     Watcher& watcher, WatchOptions options = {}) {
     auto handle = client_->watch(type_url, names, watcher, std::move(options));
     EXPECT_TRUE(handle.ok()) << handle.status();

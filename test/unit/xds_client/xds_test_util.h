@@ -19,6 +19,7 @@
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
+#include "proxy/common/string_view.h"
 #include "xds_client/xds_client.h"
 
 namespace Proxy::Test {
@@ -70,7 +71,7 @@ inline envoy::config::endpoint::v3::ClusterLoadAssignment endpoints(const std::s
 
 // A SotW response: sotwResponse(kListenerTypeUrl, /*version_info=*/"1", /*nonce=*/"A", {...}).
 inline envoy::service::discovery::v3::DiscoveryResponse sotwResponse(
-    absl::string_view type_url, const std::string& version_info, const std::string& nonce,
+    std::string_view type_url, const std::string& version_info, const std::string& nonce,
     const std::vector<google::protobuf::Any>& resources) {
   envoy::service::discovery::v3::DiscoveryResponse response;
   response.set_type_url(std::string(type_url));
@@ -93,7 +94,7 @@ inline envoy::service::discovery::v3::Resource deltaResource(
 }
 
 inline envoy::service::discovery::v3::DeltaDiscoveryResponse deltaResponse(
-    absl::string_view type_url, const std::string& nonce,
+    std::string_view type_url, const std::string& nonce,
     const std::vector<envoy::service::discovery::v3::Resource>& resources,
     const std::vector<std::string>& removed) {
   envoy::service::discovery::v3::DeltaDiscoveryResponse response;
@@ -159,7 +160,7 @@ class RecordingWatcher : public Xds::Watcher {
   }
 
   void onConfigUpdateFailed(Xds::FailureReason reason) override {
-    events.push_back(absl::StrCat("failed ", Xds::failureReasonName(reason)));
+    events.push_back(absl::StrCat("failed ", asAbsl(Xds::failureReasonName(reason))));
   }
 
   // The events since the last call.
