@@ -9,7 +9,7 @@
 #include "proxy/common/assert.h"
 #include "proxy/common/string_util.h"
 #include "proxy/common/string_view.h"
-#include "proxy/http/codec_impl.h"
+#include "proxy/http/http1/server_connection_impl.h"
 #include "proxy/network/connection_impl.h"
 #include "proxy/network/listen_socket.h"
 #include "proxy/network/tcp_listener_impl.h"

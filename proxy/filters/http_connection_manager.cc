@@ -11,7 +11,7 @@
 #include "proxy/common/assert.h"
 #include "proxy/common/string_view.h"
 #include "proxy/filters/route_config_provider_manager.h"
-#include "proxy/http/codec_impl.h"
+#include "proxy/http/http1/server_connection_impl.h"
 #include "proxy/router/config_impl.h"
 #include "spdlog/spdlog.h"
 

@@ -1,7 +1,7 @@
 #include "proxy/upstream/http_conn_pool_impl.h"
 
 #include "proxy/common/assert.h"
-#include "proxy/http/codec_impl.h"
+#include "proxy/http/http1/client_connection_impl.h"
 #include "proxy/network/connection_impl.h"
 
 namespace Proxy::Upstream {

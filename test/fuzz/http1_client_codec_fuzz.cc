@@ -9,7 +9,7 @@
 #include <string>
 
 #include "proxy/buffer/buffer.h"
-#include "proxy/http/codec_impl.h"
+#include "proxy/http/http1/client_connection_impl.h"
 #include "test/fuzz/fuzz_util.h"
 
 namespace Proxy::Http {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "proxy/buffer/buffer.h"
-#include "proxy/http/codec_impl.h"
+#include "proxy/http/http1/server_connection_impl.h"
 #include "test/fuzz/fuzz_util.h"
 
 namespace Proxy::Http {
