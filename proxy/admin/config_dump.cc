@@ -65,7 +65,7 @@ std::string renderConfigDump(const ConfigDumpSources& sources, bool include_eds)
     }
   });
   std::vector<std::string> dynamic_routes;
-  sources.rds_manager.forEach([&](const Filters::RdsRouteConfigProvider& provider) {
+  sources.rds_manager.forEach([&](const Router::RdsRouteConfigProvider& provider) {
     if (!provider.proto().name().empty()) {
       dynamic_routes.push_back(
           absl::StrCat("{\"version_info\":", Json::quote(provider.versionInfo()),

@@ -7,7 +7,7 @@
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
 #include "proxy/common/time.h"
-#include "proxy/filters/route_config_provider_manager.h"
+#include "proxy/router/rds_impl.h"
 #include "proxy/listener/listener_manager.h"
 #include "proxy/upstream/cluster_manager_impl.h"
 
@@ -18,7 +18,7 @@ struct ConfigDumpSources {
   SystemTime start_time;  // the static resources' last_updated
   const Listener::ListenerManagerImpl& listener_manager;
   const Upstream::ClusterManagerImpl& cluster_manager;
-  const Filters::RouteConfigProviderManager& rds_manager;
+  const Router::RouteConfigProviderManager& rds_manager;
 };
 
 std::string renderConfigDump(const ConfigDumpSources& sources, bool include_eds);

@@ -10,7 +10,7 @@
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
 #include "proxy/common/assert.h"
 #include "proxy/common/string_view.h"
-#include "proxy/filters/route_config_provider_manager.h"
+#include "proxy/router/rds_impl.h"
 #include "proxy/http/http1/server_connection_impl.h"
 #include "proxy/router/config_impl.h"
 #include "spdlog/spdlog.h"
@@ -969,7 +969,7 @@ void ActiveStream::finish() {
 
 absl::StatusOr<std::shared_ptr<const HcmConfig>>
 HcmConfig::create(const HttpConnectionManager& proto, Stats::Store& store,
-                  RouteConfigProviderManager* rds) {
+                  Router::RouteConfigProviderManager* rds) {
   auto config = std::make_shared<HcmConfig>();
   if (proto.stat_prefix().empty()) {
     return absl::InvalidArgumentError("stat_prefix: must not be empty");
@@ -1021,7 +1021,7 @@ HcmConfig::create(const HttpConnectionManager& proto, Stats::Store& store,
       return absl::InvalidArgumentError(
           absl::StrCat("route_config.", table.status().message()));
     }
-    config->route_provider = std::make_shared<StaticRouteConfigProvider>(*std::move(table));
+    config->route_provider = std::make_shared<Router::StaticRouteConfigProvider>(*std::move(table));
   } else if (proto.has_rds()) {
     if (rds == nullptr) {
       return absl::InvalidArgumentError(

@@ -20,32 +20,17 @@
 #include "proxy/filters/stream_info.h"
 #include "proxy/http/codec.h"
 #include "proxy/http/path_normalization.h"
+#include "proxy/router/rds.h"
 #include "proxy/router/router.h"
 #include "proxy/stats/stats.h"
 #include "proxy/upstream/upstream.h"
 
+namespace Proxy::Router {
+class RouteConfigProviderManager;
+class RdsRouteConfigProvider;
+} // namespace Proxy::Router
+
 namespace Proxy::Filters {
-
-// Supplies the current route table. config() is called on workers once per request; the
-// returned snapshot stays valid for that request even if a newer one is published meanwhile.
-class RouteConfigProvider {
-public:
-  virtual ~RouteConfigProvider() = default;
-  virtual std::shared_ptr<const Router::Config> config() const = 0;
-};
-
-using RouteConfigProviderSharedPtr = std::shared_ptr<RouteConfigProvider>;
-
-// A provider for an inline route_config: one immutable table forever.
-class StaticRouteConfigProvider : public RouteConfigProvider {
-public:
-  explicit StaticRouteConfigProvider(std::shared_ptr<const Router::Config> config)
-      : config_(std::move(config)) {}
-  std::shared_ptr<const Router::Config> config() const override { return config_; }
-
-private:
-  const std::shared_ptr<const Router::Config> config_;
-};
 
 // "http.<stat_prefix>." stats with Envoy's names.
 struct HcmStats {
@@ -89,9 +74,6 @@ struct HcmStats {
 };
 
 // Everything a connection manager needs, immutable after create().
-class RouteConfigProviderManager;
-class RdsRouteConfigProvider;
-
 struct HcmConfig {
   // Builds the config; errors are relative to the HttpConnectionManager message
   // ("route_config.virtual_hosts[0]...: ...", "http_filters[0]: ...").
@@ -99,13 +81,13 @@ struct HcmConfig {
   static absl::StatusOr<std::shared_ptr<const HcmConfig>>
   create(const envoy::extensions::filters::network::http_connection_manager::v3::
              HttpConnectionManager& proto,
-         Stats::Store& store, RouteConfigProviderManager* rds);
+         Stats::Store& store, Router::RouteConfigProviderManager* rds);
 
   std::string stat_prefix;
   std::unique_ptr<HcmStats> stats;
-  RouteConfigProviderSharedPtr route_provider;
+  Router::RouteConfigProviderSharedPtr route_provider;
   // Set when the routes come from RDS: the listener warms until it is ready.
-  std::shared_ptr<RdsRouteConfigProvider> rds_provider;
+  std::shared_ptr<Router::RdsRouteConfigProvider> rds_provider;
   uint32_t max_request_headers_kb = 60;
   uint32_t max_headers_count = 100;
   // http_protocol_options: HTTP/1.0 is answered 426 unless accepted; an accepted one without

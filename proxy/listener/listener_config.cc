@@ -300,8 +300,8 @@ bool ListenerConfig::hasFilterChain(const FilterChain* chain) const {
   return default_filter_chain_.get() == chain;
 }
 
-std::vector<std::shared_ptr<Filters::RdsRouteConfigProvider>> ListenerConfig::rdsProviders() const {
-  std::vector<std::shared_ptr<Filters::RdsRouteConfigProvider>> out;
+std::vector<std::shared_ptr<Router::RdsRouteConfigProvider>> ListenerConfig::rdsProviders() const {
+  std::vector<std::shared_ptr<Router::RdsRouteConfigProvider>> out;
   auto add = [&out](const FilterChainConstSharedPtr& chain) {
     if (chain != nullptr && chain->hcm != nullptr && chain->hcm->rds_provider != nullptr) {
       out.push_back(chain->hcm->rds_provider);

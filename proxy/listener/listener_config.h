@@ -13,7 +13,7 @@
 #include "absl/status/statusor.h"
 #include "envoy/config/listener/v3/listener.pb.h"
 #include "proxy/filters/http_connection_manager.h"
-#include "proxy/filters/route_config_provider_manager.h"
+#include "proxy/router/rds_impl.h"
 #include "proxy/filters/tcp_proxy.h"
 #include "proxy/network/listen_socket.h"
 #include "proxy/stats/stats.h"
@@ -59,7 +59,7 @@ struct ListenerBuildContext {
   uint32_t workers = 1;
   Stats::Store* store = nullptr;
   // RDS providers for HCMs with `rds` (null: only inline route_config is accepted).
-  Filters::RouteConfigProviderManager* rds = nullptr;
+  Router::RouteConfigProviderManager* rds = nullptr;
   // Whether a cluster of that name exists (active or warming): Envoy's validate_clusters for
   // route configurations inline in the listener. Null: not checked.
   std::function<bool(std::string_view)> cluster_exists;
@@ -91,7 +91,7 @@ public:
   // True when `chain` (by identity) is one of this version's chains.
   bool hasFilterChain(const FilterChain* chain) const;
   // RDS providers this listener's chains use (it is warm when all are ready).
-  std::vector<std::shared_ptr<Filters::RdsRouteConfigProvider>> rdsProviders() const;
+  std::vector<std::shared_ptr<Router::RdsRouteConfigProvider>> rdsProviders() const;
   // True when `other` differs from this listener only in its filter chains (Envoy's condition
   // for an in-place filter chain update).
   bool onlyFilterChainsDiffer(const ListenerConfig& other) const;

@@ -22,7 +22,7 @@ ListenerManagerStats::ListenerManagerStats(Stats::Scope s)
 
 ListenerManagerImpl::ListenerManagerImpl(Event::Dispatcher& main_dispatcher,
                                          std::vector<WorkerHandle*> workers, Stats::Store& store,
-                                         Filters::RouteConfigProviderManager* rds,
+                                         Router::RouteConfigProviderManager* rds,
                                          std::chrono::milliseconds drain_time)
     : main_dispatcher_(main_dispatcher), workers_(std::move(workers)), store_(store), rds_(rds),
       drain_time_(drain_time), stats_(Stats::Scope(store, "listener_manager.")) {}

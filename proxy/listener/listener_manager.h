@@ -68,7 +68,7 @@ public:
   };
 
   ListenerManagerImpl(Event::Dispatcher& main_dispatcher, std::vector<WorkerHandle*> workers,
-                      Stats::Store& store, Filters::RouteConfigProviderManager* rds,
+                      Stats::Store& store, Router::RouteConfigProviderManager* rds,
                       std::chrono::milliseconds drain_time);
   ~ListenerManagerImpl();
 
@@ -143,7 +143,7 @@ private:
   Event::Dispatcher& main_dispatcher_;
   std::vector<WorkerHandle*> workers_;
   Stats::Store& store_;
-  Filters::RouteConfigProviderManager* rds_;
+  Router::RouteConfigProviderManager* rds_;
   std::function<bool(std::string_view)> cluster_exists_;
   const std::chrono::milliseconds drain_time_;
   ListenerManagerStats stats_;

@@ -91,7 +91,7 @@ absl::Status Server::initialize() {
   const bool dynamic =
       bootstrap_.has_dynamic_resources() && (bootstrap_.dynamic_resources().has_lds_config() ||
                                              bootstrap_.dynamic_resources().has_ads_config());
-  rds_manager_ = std::make_unique<Filters::RouteConfigProviderManager>(*dispatcher_, *tls_, store_);
+  rds_manager_ = std::make_unique<Router::RouteConfigProviderManager>(*dispatcher_, *tls_, store_);
   std::vector<Listener::WorkerHandle*> handles;
   for (WorkerPtr& worker : workers_) {
     handles.push_back(worker.get());

@@ -13,7 +13,7 @@
 #include "proxy/admin/admin.h"
 #include "proxy/config/options.h"
 #include "proxy/event/dispatcher.h"
-#include "proxy/filters/route_config_provider_manager.h"
+#include "proxy/router/rds_impl.h"
 #include "proxy/listener/listener_manager.h"
 #include "proxy/server/memory_release.h"
 #include "proxy/server/worker.h"
@@ -54,7 +54,7 @@ class Server {
   ThreadLocal::InstancePtr tls_;
   std::unique_ptr<Upstream::ClusterManagerImpl> cluster_manager_;
   std::vector<WorkerPtr> workers_;
-  std::unique_ptr<Filters::RouteConfigProviderManager> rds_manager_;
+  std::unique_ptr<Router::RouteConfigProviderManager> rds_manager_;
   std::unique_ptr<Listener::ListenerManagerImpl> listener_manager_;
   std::unique_ptr<XdsConfig> xds_;
   std::unique_ptr<Admin::Admin> admin_;

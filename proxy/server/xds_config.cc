@@ -233,7 +233,7 @@ class XdsConfig::EdsWatcher : public Xds::Watcher {
 XdsConfig::XdsConfig(Event::Dispatcher& main, Stats::Store& store,
                      Upstream::ClusterManagerImpl& clusters,
                      Listener::ListenerManagerImpl& listeners,
-                     Filters::RouteConfigProviderManager& routes,
+                     Router::RouteConfigProviderManager& routes,
                      Xds::XdsTransportFactoryPtr transport_factory)
     : main_(main),
       store_(store),

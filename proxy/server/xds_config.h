@@ -17,7 +17,7 @@
 
 #include "absl/status/status.h"
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
-#include "proxy/filters/route_config_provider_manager.h"
+#include "proxy/router/rds_impl.h"
 #include "proxy/listener/listener_manager.h"
 #include "proxy/upstream/cluster_manager_impl.h"
 #include "xds_client/transport.h"
@@ -30,7 +30,7 @@ class XdsConfig {
   // `transport_factory`: how the xDS client reaches the management server; null for gRPC (unit
   // tests give a fake one).
   XdsConfig(Event::Dispatcher& main, Stats::Store& store, Upstream::ClusterManagerImpl& clusters,
-            Listener::ListenerManagerImpl& listeners, Filters::RouteConfigProviderManager& routes,
+            Listener::ListenerManagerImpl& listeners, Router::RouteConfigProviderManager& routes,
             Xds::XdsTransportFactoryPtr transport_factory = nullptr);
   ~XdsConfig();
 
@@ -63,7 +63,7 @@ class XdsConfig {
   Stats::Store& store_;
   Upstream::ClusterManagerImpl& clusters_;
   Listener::ListenerManagerImpl& listeners_;
-  Filters::RouteConfigProviderManager& routes_;
+  Router::RouteConfigProviderManager& routes_;
   Xds::XdsTransportFactoryPtr transport_factory_;
   Xds::XdsClientPtr client_;
   // What checkResourceConfigSources checks listeners and clusters against.

@@ -20,13 +20,17 @@
 #include "envoy/config/route/v3/route.pb.h"
 #include "gtest/gtest.h"
 #include "proxy/event/dispatcher_impl.h"
-#include "proxy/filters/route_config_provider_manager.h"
+#include "proxy/router/rds_impl.h"
 #include "proxy/router/router.h"
 #include "proxy/stats/stats.h"
 #include "proxy/thread_local/thread_local_impl.h"
 
 namespace Proxy::Filters {
 namespace {
+
+using Router::RdsRouteConfigProvider;
+using Router::RdsRouteConfigProviderSharedPtr;
+using Router::RouteConfigProviderManager;
 
 using namespace std::chrono_literals;
 

@@ -3,7 +3,7 @@
 // publishing route tables, rejections, readiness. Publishing to real worker threads is covered
 // by test/integration/xds/rds_thread_local_test.cc.
 
-#include "proxy/filters/route_config_provider_manager.h"
+#include "proxy/router/rds_impl.h"
 
 #include <memory>
 #include <string>
@@ -19,6 +19,10 @@
 
 namespace Proxy::Filters {
 namespace {
+
+using Router::RdsRouteConfigProvider;
+using Router::RdsRouteConfigProviderSharedPtr;
+using Router::RouteConfigProviderManager;
 
 using envoy::config::route::v3::RouteConfiguration;
 using ::testing::ElementsAre;

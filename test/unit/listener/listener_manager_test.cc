@@ -10,7 +10,7 @@
 #include "gtest/gtest.h"
 #include "proxy/config/message_util.h"
 #include "proxy/event/dispatcher_impl.h"
-#include "proxy/filters/route_config_provider_manager.h"
+#include "proxy/router/rds_impl.h"
 #include "proxy/listener/listener_manager.h"
 #include "proxy/thread_local/thread_local_impl.h"
 
@@ -52,7 +52,7 @@ class ListenerManagerTest : public testing::Test {
 protected:
   ListenerManagerTest() {
     tls_.registerThread(dispatcher_, /*main_thread=*/true);
-    rds_ = std::make_unique<Filters::RouteConfigProviderManager>(dispatcher_, tls_, store_);
+    rds_ = std::make_unique<Router::RouteConfigProviderManager>(dispatcher_, tls_, store_);
     manager_ = std::make_unique<ListenerManagerImpl>(dispatcher_, std::vector<WorkerHandle*>{},
                                                      store_, rds_.get(),
                                                      std::chrono::milliseconds(100));
@@ -71,7 +71,7 @@ protected:
   Event::DispatcherImpl dispatcher_{"main", time_};
   ThreadLocal::InstanceImpl tls_;
   Stats::Store store_;
-  std::unique_ptr<Filters::RouteConfigProviderManager> rds_;
+  std::unique_ptr<Router::RouteConfigProviderManager> rds_;
   std::unique_ptr<ListenerManagerImpl> manager_;
 };
 

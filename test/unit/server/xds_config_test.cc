@@ -105,7 +105,7 @@ class XdsConfigTest : public ::testing::Test {
   XdsConfigTest() {
     tls_.registerThread(dispatcher_, /*main_thread=*/true);
     clusters_ = std::make_unique<Upstream::ClusterManagerImpl>(dispatcher_, tls_, store_);
-    routes_ = std::make_unique<Filters::RouteConfigProviderManager>(dispatcher_, tls_, store_);
+    routes_ = std::make_unique<Router::RouteConfigProviderManager>(dispatcher_, tls_, store_);
     listeners_ = std::make_unique<Listener::ListenerManagerImpl>(
         dispatcher_, std::vector<Listener::WorkerHandle*>{}, store_, routes_.get(),
         std::chrono::milliseconds(100));
@@ -199,7 +199,7 @@ class XdsConfigTest : public ::testing::Test {
   std::shared_ptr<::Proxy::Test::FakeTransportFactory::Streams> streams_ =
       std::make_shared<::Proxy::Test::FakeTransportFactory::Streams>();
   std::unique_ptr<Upstream::ClusterManagerImpl> clusters_;
-  std::unique_ptr<Filters::RouteConfigProviderManager> routes_;
+  std::unique_ptr<Router::RouteConfigProviderManager> routes_;
   std::unique_ptr<Listener::ListenerManagerImpl> listeners_;
   std::unique_ptr<XdsConfig> xds_;
   bool started_ = false;

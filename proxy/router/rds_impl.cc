@@ -1,4 +1,4 @@
-#include "proxy/filters/route_config_provider_manager.h"
+#include "proxy/router/rds_impl.h"
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -8,7 +8,7 @@
 #include "proxy/router/config_impl.h"
 #include "spdlog/spdlog.h"
 
-namespace Proxy::Filters {
+namespace Proxy::Router {
 
 namespace {
 
@@ -84,8 +84,8 @@ absl::Status RdsRouteConfigProvider::onConfigUpdate(
     update_rejected_.inc();
     return table.status();
   }
-  if (manager_.clusterExists() && Config::validatesClusters(config, /*inline_default=*/false)) {
-    absl::Status status = Config::validateRouteClusters(config, manager_.clusterExists());
+  if (manager_.clusterExists() && Proxy::Config::validatesClusters(config, /*inline_default=*/false)) {
+    absl::Status status = Proxy::Config::validateRouteClusters(config, manager_.clusterExists());
     if (!status.ok()) {
       update_rejected_.inc();
       return status;
@@ -209,4 +209,4 @@ void RouteConfigProviderManager::scheduleNamesChanged() {
   });
 }
 
-} // namespace Proxy::Filters
+} // namespace Proxy::Router

@@ -16,12 +16,13 @@
 #include "absl/status/status.h"
 #include "envoy/config/core/v3/config_source.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
+#include "proxy/common/time.h"
 #include "proxy/event/dispatcher.h"
-#include "proxy/filters/http_connection_manager.h"
+#include "proxy/router/rds.h"
 #include "proxy/stats/stats.h"
 #include "proxy/thread_local/thread_local.h"
 
-namespace Proxy::Filters {
+namespace Proxy::Router {
 
 class RouteConfigProviderManager;
 
@@ -139,4 +140,4 @@ private:
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
-} // namespace Proxy::Filters
+} // namespace Proxy::Router
