@@ -4,13 +4,11 @@
 #include <ctime>
 #include <random>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "proxy/common/assert.h"
-#include "proxy/common/string_view.h"
 #include "proxy/http/http1/server_connection_impl.h"
-#include "proxy/router/config_impl.h"
+#include "proxy/router/router.h"
 #include "spdlog/spdlog.h"
 
 namespace Proxy::Filters {
@@ -69,10 +67,11 @@ Http::Http1Settings codecSettings(const HcmConfig& config) {
   return settings;
 }
 
-// One request/response exchange, and (as the router filter) its upstream leg. HTTP/1 carries
-// one at a time per connection.
+// One request/response exchange, downstream side; its upstream leg is the router filter
+// (proxy/router/router.h). HTTP/1 carries one at a time per connection.
 class ActiveStream : public Http::RequestDecoder,
-                     public Http::StreamCallbacks { // downstream stream events
+                     public Http::StreamCallbacks, // downstream stream events
+                     public Router::FilterCallbacks {
 public:
   ActiveStream(ConnectionManagerImpl& parent, Http::ResponseEncoder& encoder);
   ~ActiveStream() override;
@@ -86,10 +85,28 @@ public:
   void onAboveWriteBufferHighWatermark() override;
   void onBelowWriteBufferLowWatermark() override;
 
+  // Router::FilterCallbacks
+  Http::RequestHeaderMap& requestHeaders() override { return *request_headers_; }
+  const Router::RouteEntry* route() const override { return route_entry_; }
+  StreamInfo& streamInfo() override { return info_; }
+  bool requestComplete() const override { return request_complete_; }
+  Event::Dispatcher& dispatcher() override;
+  Event::Timer& routeTimer() override;
+  void sendLocalReply(uint32_t code, std::string_view body, uint32_t flag,
+                      std::string_view details) override;
+  void encodeHeaders(Http::ResponseHeaderMapPtr&& headers, bool end_stream) override {
+    response_headers_ = std::move(headers);
+    encodeResponseHeaders(*response_headers_, end_stream);
+  }
+  void encodeData(Buffer::Instance& data, bool end_stream) override {
+    encodeResponseData(data, end_stream);
+  }
+  void readDisableDownstream(bool disable) override;
+
   // Called when the downstream connection goes away mid-stream.
   void onDownstreamReset();
   // The route timeout fired (the connection's timer, armed by this stream).
-  void onRouteTimeout();
+  void onRouteTimeout() { router_->onRouteTimeout(); }
   // The request could not be parsed: answer `code` (400, 431, ...) and close.
   void onCodecError(uint32_t code, std::string_view details) {
     // Envoy's codec errors carry the reason phrase as body; a missing Host is found by its
@@ -100,95 +117,32 @@ public:
   bool responseStarted() const { return response_headers_sent_; }
 
 private:
-  // The router's upstream leg: pool callbacks, the upstream response, and the upstream
-  // stream's resets and watermarks, forwarded to the stream. (A separate object because the
-  // request and response decoder interfaces share method names.)
-  class UpstreamLeg : public Http::ResponseDecoder,
-                      public Http::StreamCallbacks,
-                      public Upstream::HttpPoolCallbacks {
-  public:
-    explicit UpstreamLeg(ActiveStream& parent) : parent_(parent) {}
-    // Upstream::HttpPoolCallbacks
-    void onPoolReady(Http::RequestEncoder& encoder,
-                     const Upstream::HostConstSharedPtr& host) override {
-      parent_.onPoolReady(encoder, host);
-    }
-    void onPoolFailure(Upstream::PoolFailureReason reason, std::string_view details,
-                       const Upstream::HostConstSharedPtr& host) override {
-      parent_.onPoolFailure(reason, details, host);
-    }
-    // Http::ResponseDecoder
-    void decode100ContinueHeaders(Http::ResponseHeaderMapPtr&&) override {
-      // The client already got our own 100 Continue; the upstream's is swallowed.
-    }
-    void decodeHeaders(Http::ResponseHeaderMapPtr&& headers, bool end_stream) override {
-      parent_.onUpstreamHeaders(std::move(headers), end_stream);
-    }
-    void decodeData(Buffer::Instance& data, bool end_stream) override {
-      parent_.encodeResponseData(data, end_stream);
-    }
-    // Http::StreamCallbacks
-    void onResetStream(Http::StreamResetReason reason) override { parent_.onUpstreamReset(reason); }
-    void onAboveWriteBufferHighWatermark() override { parent_.readDisableDownstream(true); }
-    void onBelowWriteBufferLowWatermark() override { parent_.readDisableDownstream(false); }
-
-  private:
-    ActiveStream& parent_;
-  };
-
-  void onPoolReady(Http::RequestEncoder& encoder, const Upstream::HostConstSharedPtr& host);
-  void onPoolFailure(Upstream::PoolFailureReason reason, std::string_view details,
-                     const Upstream::HostConstSharedPtr& host);
-  void onUpstreamHeaders(Http::ResponseHeaderMapPtr&& headers, bool end_stream);
   // Applies the configured path normalisation to :path; false when a 400 or a 307 answered the
   // request instead.
   bool normalizePath(bool end_stream);
+  // Matches the route, then hands the request to the router.
   void route();
-  void setTimeout();
-  void sendLocalReply(uint32_t code, std::string_view body, uint32_t flag,
-                      std::string_view details);
   void encodeResponseHeaders(Http::ResponseHeaderMap& headers, bool end_stream);
   void encodeResponseData(Buffer::Instance& data, bool end_stream);
   void onRequestComplete();
   void onResponseComplete();
-  void onUpstreamReset(Http::StreamResetReason reason);
-  void resetUpstream();
-  void readDisableDownstream(bool disable);
-  void readDisableUpstream(bool disable);
   void finish();
 
   ConnectionManagerImpl& parent_;
   Http::ResponseEncoder& encoder_;
-  UpstreamLeg upstream_leg_{*this};
   Http::RequestHeaderMapPtr request_headers_;
   Http::ResponseHeaderMapPtr response_headers_;
   std::shared_ptr<const Router::Config> route_config_; // held for the whole request
   const Router::RouteEntry* route_entry_ = nullptr;
-  // The cluster's settings and stats, held for the whole request. Not the ThreadLocalCluster:
-  // that is only valid synchronously (a CDS removal or update destroys it on this worker while
-  // the request is in flight, its pools draining), so nothing after route() may touch it.
-  // Found by xds_traffic_integration_test RemovedClusterLetsItsInFlightRequestFinish (a use
-  // after free when the response arrived).
-  Upstream::ClusterInfoConstSharedPtr cluster_info_;
-  Upstream::HostConstSharedPtr host_;
-  Upstream::Cancellable* pool_handle_ = nullptr;
-  Http::RequestEncoder* upstream_encoder_ = nullptr;
-  Buffer::Instance pending_body_; // request body that arrived before the pool was ready
-  // The connection's route timer (HTTP/1: one stream at a time), armed for this stream.
-  Event::Timer* route_timer_ = nullptr;
   StreamInfo info_;
-  MonotonicTime upstream_start_;
-  // The route timeout, or what an internal client asked for in x-envoy-upstream-rq-timeout-ms.
-  std::chrono::milliseconds global_timeout_{0};
-  // 504, or 204 when an internal client sent x-envoy-upstream-rq-timeout-alt-response.
-  uint32_t timeout_response_code_ = 504;
   bool request_complete_ = false;
   bool response_complete_ = false;
   bool response_headers_sent_ = false;
-  bool pending_end_stream_ = false;
   bool downstream_read_disabled_ = false; // by us, for upstream backpressure
-  bool upstream_read_disabled_ = false;   // by us, for downstream backpressure
   bool finished_ = false;
+  // The upstream leg; last, so that it goes first (its destructor cancels a pending pool
+  // request).
+  Router::FilterPtr router_;
 };
 
 class ConnectionManagerImpl : public NetworkFilter,
@@ -200,6 +154,11 @@ public:
                         Network::Connection& connection)
       : config_(std::move(config)), context_(context), connection_(connection),
         stats_(*config_->stats),
+        router_config_{context_.cluster_manager,
+                       context_.per_connection_buffer_limit,
+                       config_->suppress_envoy_headers,
+                       {stats_.no_route, stats_.no_cluster, stats_.rq_redirect,
+                        stats_.rq_direct_response, stats_.downstream_rq_timeout}},
         codec_(std::make_unique<Http::ServerConnectionImpl>(*this, *this, codecSettings(*config_))) {
     connection_.addConnectionCallbacks(*this);
     stats_.downstream_cx_total.inc();
@@ -334,6 +293,7 @@ public:
   }
 
   const HcmConfig& config() const { return *config_; }
+  const Router::FilterConfig& routerConfig() const { return router_config_; }
   HcmStats& stats() { return stats_; }
   HcmContext& context() { return context_; }
   Network::Connection& connection() { return connection_; }
@@ -408,6 +368,7 @@ private:
   HcmContext context_;
   Network::Connection& connection_;
   HcmStats& stats_;
+  const Router::FilterConfig router_config_;
   std::unique_ptr<Http::ServerConnectionImpl> codec_;
   std::unique_ptr<ActiveStream> stream_;
   Event::TimerPtr idle_timer_;
@@ -417,7 +378,8 @@ private:
 };
 
 ActiveStream::ActiveStream(ConnectionManagerImpl& parent, Http::ResponseEncoder& encoder)
-    : parent_(parent), encoder_(encoder) {
+    : parent_(parent), encoder_(encoder),
+      router_(Router::createFilter(parent.routerConfig(), *this)) {
   Event::Dispatcher& dispatcher = parent_.connection().dispatcher();
   info_.start_monotonic = dispatcher.approximateMonotonicTime();
   info_.start_system = dispatcher.timeSource().systemTime();
@@ -433,10 +395,8 @@ ActiveStream::~ActiveStream() {
   // after its connection manager, which goes with the connection. The manager counts
   // downstream_rq_active down when it lets go of the stream. (Found under ASan by
   // xds_listener_integration_test DrainWindowEndClosesConnectionsOnRemovedChains..., which
-  // closes connections with requests in flight: heap-use-after-free here.)
-  if (pool_handle_ != nullptr) {
-    pool_handle_->cancel();
-  }
+  // closes connections with requests in flight: heap-use-after-free here.) The router's
+  // destructor cancels a pending pool request.
 }
 
 void ActiveStream::decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool end_stream) {
@@ -521,118 +481,9 @@ bool ActiveStream::normalizePath(bool end_stream) {
 
 void ActiveStream::route() {
   route_config_ = parent_.config().route_provider->config();
-  const Router::RouteEntry* route =
+  route_entry_ =
       route_config_ == nullptr ? nullptr : route_config_->route(*request_headers_, threadRandom()());
-  if (route == nullptr) {
-    parent_.stats().no_route.inc();
-    sendLocalReply(404, "", NoRouteFound, "route_not_found");
-    return;
-  }
-  route_entry_ = route;
-  switch (route->action()) {
-  case Router::RouteAction::Redirect: {
-    parent_.stats().rq_redirect.inc();
-    auto headers = std::make_unique<Http::ResponseHeaderMap>();
-    headers->setStatus(route->responseCode());
-    headers->addCopy(Http::Headers::Location, route->redirectLocation(*request_headers_));
-    headers->addCopy(Http::Headers::ContentLength, "0");
-    route->finalizeResponseHeaders(*headers);
-    response_headers_ = std::move(headers);
-    encodeResponseHeaders(*response_headers_, true);
-    return;
-  }
-  case Router::RouteAction::DirectResponse:
-    parent_.stats().rq_direct_response.inc();
-    sendLocalReply(route->responseCode(), route->responseBody(), 0, "direct_response");
-    return;
-  case Router::RouteAction::Forward:
-    break;
-  }
-  const std::string_view cluster_name = route->clusterName(*request_headers_);
-  info_.upstream_cluster = std::string(cluster_name);
-  Upstream::ThreadLocalCluster* cluster =
-      parent_.context().cluster_manager.getThreadLocalCluster(cluster_name);
-  if (cluster == nullptr) {
-    parent_.stats().no_cluster.inc();
-    sendLocalReply(route->clusterNotFoundResponseCode(), "", NoClusterFound,
-                   "cluster_not_found");
-    return;
-  }
-  cluster_info_ = cluster->info();
-  host_ = cluster->loadBalancer().chooseHost();
-  Upstream::HttpConnPool* pool = host_ == nullptr ? nullptr : cluster->httpConnPool(host_);
-  if (pool == nullptr) {
-    cluster_info_->stats().upstream_cx_none_healthy.inc();
-    sendLocalReply(503, "no healthy upstream", NoHealthyUpstream, "no_healthy_upstream");
-    return;
-  }
-  info_.upstream_host = host_->address().asString();
-
-  setTimeout();
-  // Rewrites happen before the request leaves: headers to add/remove, prefix/host rewrite.
-  route_entry_->finalizeRequestHeaders(*request_headers_,
-                                       /*insert_envoy_original_path=*/!parent_.config().suppress_envoy_headers);
-
-  const std::chrono::milliseconds timeout = global_timeout_;
-  if (timeout.count() > 0) {
-    route_timer_ = &parent_.routeTimer();
-    // Envoy starts the route timeout once the whole request was received; for a request that
-    // is still streaming its body the timer starts in onRequestComplete().
-    if (request_complete_) {
-      route_timer_->enableTimer(timeout);
-    }
-  }
-  upstream_start_ = parent_.connection().dispatcher().approximateMonotonicTime();
-  pool_handle_ = pool->newStream(upstream_leg_, upstream_leg_);
-}
-
-void ActiveStream::setTimeout() {
-  // Envoy's router (FilterUtility::finalTimeout): the route's timeout unless the request names
-  // its own (only an internal request still has the header: the connection manager removed it
-  // from external ones). The upstream learns the time it has in x-envoy-expected-rq-timeout-ms,
-  // the per-try timeout when there is one. The router consumes its control headers.
-  static constexpr std::string_view kTimeoutMs = "x-envoy-upstream-rq-timeout-ms";
-  static constexpr std::string_view kPerTryTimeoutMs = "x-envoy-upstream-rq-per-try-timeout-ms";
-  static constexpr std::string_view kAltResponse = "x-envoy-upstream-rq-timeout-alt-response";
-  static constexpr std::string_view kExpectedTimeoutMs = "x-envoy-expected-rq-timeout-ms";
-  static constexpr std::string_view kRetryHeaders[] = {"x-envoy-retry-on",
-                                                       "x-envoy-retry-grpc-on",
-                                                       "x-envoy-max-retries",
-                                                       "x-envoy-hedge-on-per-try-timeout",
-                                                       "x-envoy-retriable-header-names",
-                                                       "x-envoy-retriable-status-codes"};
-  Http::RequestHeaderMap& headers = *request_headers_;
-  global_timeout_ = route_entry_->timeout();
-  std::chrono::milliseconds per_try = route_entry_->retryPolicy().per_try_timeout;
-  uint64_t ms = 0;
-  if (headers.has(kTimeoutMs)) {
-    const std::string_view value = headers.getValue(kTimeoutMs);
-    if (absl::SimpleAtoi(asAbsl(value), &ms)) {
-      global_timeout_ = std::chrono::milliseconds(ms);
-    }
-    headers.remove(kTimeoutMs);
-  }
-  if (headers.has(kPerTryTimeoutMs)) {
-    const std::string_view value = headers.getValue(kPerTryTimeoutMs);
-    if (absl::SimpleAtoi(asAbsl(value), &ms)) {
-      per_try = std::chrono::milliseconds(ms);
-    }
-    headers.remove(kPerTryTimeoutMs);
-  }
-  if (headers.has(kAltResponse)) {
-    timeout_response_code_ = 204;
-    headers.remove(kAltResponse);
-  }
-  for (std::string_view name : kRetryHeaders) {
-    headers.remove(name);
-  }
-  if (per_try >= global_timeout_ && global_timeout_.count() != 0) {
-    per_try = std::chrono::milliseconds(0);
-  }
-  const std::chrono::milliseconds expected = per_try.count() > 0 ? per_try : global_timeout_;
-  if (expected.count() > 0 && !parent_.config().suppress_envoy_headers) {
-    headers.setCopy(kExpectedTimeoutMs, std::to_string(expected.count()));
-  }
+  router_->decodeHeaders();
 }
 
 void ActiveStream::decodeData(Buffer::Instance& data, bool end_stream) {
@@ -644,79 +495,14 @@ void ActiveStream::decodeData(Buffer::Instance& data, bool end_stream) {
     data.drain(data.length()); // a local reply was sent already; the body has nowhere to go
     return;
   }
-  if (upstream_encoder_ != nullptr) {
-    upstream_encoder_->encodeData(data, end_stream);
-    return;
-  }
-  // The pool is not ready yet: hold the body, but only up to the buffer limit.
-  pending_body_.move(data);
-  pending_end_stream_ = end_stream;
-  if (pending_body_.length() > parent_.context().per_connection_buffer_limit) {
-    readDisableDownstream(true);
-  }
+  router_->decodeData(data, end_stream);
 }
 
 void ActiveStream::onRequestComplete() {
   // Pipelined requests behind this one wait in the connection's buffer: the codec stops
   // reading until this response is complete.
   request_complete_ = true;
-  if (route_timer_ != nullptr && !route_timer_->enabled() && route_entry_ != nullptr &&
-      global_timeout_.count() > 0) {
-    route_timer_->enableTimer(global_timeout_);
-  }
-}
-
-void ActiveStream::onPoolReady(Http::RequestEncoder& encoder,
-                               const Upstream::HostConstSharedPtr& host) {
-  pool_handle_ = nullptr;
-  upstream_encoder_ = &encoder;
-  host_ = host;
-  info_.upstream_host = host->address().asString();
-  encoder.getStream().addCallbacks(upstream_leg_);
-  const bool headers_only = request_complete_ && pending_body_.length() == 0;
-  encoder.encodeHeaders(*request_headers_, headers_only);
-  if (!headers_only && (pending_body_.length() > 0 || pending_end_stream_)) {
-    encoder.encodeData(pending_body_, pending_end_stream_);
-  }
-  readDisableDownstream(false);
-}
-
-void ActiveStream::onPoolFailure(Upstream::PoolFailureReason reason, std::string_view details,
-                                 const Upstream::HostConstSharedPtr& host) {
-  pool_handle_ = nullptr;
-  if (reason == Upstream::PoolFailureReason::Overflow) {
-    sendLocalReply(503, "upstream connect error or disconnect/reset before headers. reset reason: overflow",
-                   UpstreamOverflow, "upstream_overflow");
-    return;
-  }
-  const std::string body =
-      absl::StrCat("upstream connect error or disconnect/reset before headers. reset reason: ",
-                   reason == Upstream::PoolFailureReason::Timeout ? "connection timeout"
-                                                                  : "remote connection failure");
-  sendLocalReply(503, body, UpstreamConnectionFailure, details);
-}
-
-void ActiveStream::onUpstreamHeaders(Http::ResponseHeaderMapPtr&& headers, bool end_stream) {
-  response_headers_ = std::move(headers);
-  const uint32_t code = response_headers_->status();
-  auto& cstats = cluster_info_->stats();
-  if (code >= 500) {
-    cstats.upstream_rq_5xx.inc();
-  } else if (code >= 400) {
-    cstats.upstream_rq_4xx.inc();
-  } else if (code >= 300) {
-    cstats.upstream_rq_3xx.inc();
-  } else if (code >= 200) {
-    cstats.upstream_rq_2xx.inc();
-  }
-  if (!parent_.config().suppress_envoy_headers) {
-    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-        parent_.connection().dispatcher().approximateMonotonicTime() - upstream_start_);
-    response_headers_->setCopy(Http::Headers::XEnvoyUpstreamServiceTime,
-                               std::to_string(elapsed.count()));
-  }
-  route_entry_->finalizeResponseHeaders(*response_headers_);
-  encodeResponseHeaders(*response_headers_, end_stream);
+  router_->onRequestComplete();
 }
 
 void ActiveStream::encodeResponseHeaders(Http::ResponseHeaderMap& headers, bool end_stream) {
@@ -766,12 +552,12 @@ void ActiveStream::sendLocalReply(uint32_t code, std::string_view body, uint32_t
   info_.response_code_details = std::string(details);
   if (response_headers_sent_) {
     // Mid-response there is no way to signal an error on HTTP/1 but to cut the connection.
-    resetUpstream();
+    router_->resetUpstream();
     finish();
     parent_.onStreamComplete(/*close_connection=*/true);
     return;
   }
-  resetUpstream();
+  router_->resetUpstream();
   auto headers = std::make_unique<Http::ResponseHeaderMap>();
   headers->setStatus(code);
   if (!body.empty()) {
@@ -803,57 +589,10 @@ void ActiveStream::sendLocalReply(uint32_t code, std::string_view body, uint32_t
 
 void ActiveStream::onResponseComplete() {
   response_complete_ = true;
-  if (route_timer_ != nullptr) {
-    route_timer_->disableTimer();
-  }
-  if (!request_complete_) {
-    // The upstream answered before it got the whole body: that upstream connection is not
-    // reusable, and neither is the downstream one.
-    resetUpstream();
-  }
+  router_->onResponseComplete();
   finish();
   // If the request is not complete yet its remaining bytes cannot be skipped reliably: close.
   parent_.onStreamComplete(/*close_connection=*/!request_complete_);
-}
-
-void ActiveStream::onUpstreamReset(Http::StreamResetReason reason) {
-  upstream_encoder_ = nullptr;
-  const bool overflow = reason == Http::StreamResetReason::Overflow;
-  sendLocalReply(503,
-                 absl::StrCat("upstream connect error or disconnect/reset before headers. "
-                              "reset reason: ",
-                              overflow ? "overflow" : "connection termination"),
-                 overflow ? UpstreamOverflow : UpstreamConnectionTermination,
-                 "upstream_reset_before_response_started");
-}
-
-void ActiveStream::onRouteTimeout() {
-  parent_.stats().downstream_rq_timeout.inc();
-  if (cluster_info_ != nullptr) {
-    cluster_info_->stats().upstream_rq_timeout.inc();
-  }
-  if (host_ != nullptr) {
-    host_->stats().rq_timeout.fetch_add(1, std::memory_order_relaxed);
-  }
-  sendLocalReply(timeout_response_code_,
-                 timeout_response_code_ == 504 ? "upstream request timeout" : "",
-                 UpstreamRequestTimeout, "upstream_response_timeout");
-}
-
-void ActiveStream::resetUpstream() {
-  if (pool_handle_ != nullptr) {
-    pool_handle_->cancel();
-    pool_handle_ = nullptr;
-  }
-  if (upstream_encoder_ != nullptr) {
-    Http::RequestEncoder* encoder = upstream_encoder_;
-    upstream_encoder_ = nullptr;
-    encoder->getStream().removeCallbacks(upstream_leg_);
-    encoder->getStream().resetStream(Http::StreamResetReason::LocalReset);
-  }
-  if (route_timer_ != nullptr) {
-    route_timer_->disableTimer();
-  }
 }
 
 void ActiveStream::onDownstreamReset() {
@@ -862,14 +601,17 @@ void ActiveStream::onDownstreamReset() {
   }
   info_.setFlag(DownstreamConnectionTermination);
   parent_.stats().downstream_rq_rx_reset.inc();
-  resetUpstream();
+  router_->resetUpstream();
   finish();
 }
 
 void ActiveStream::onResetStream(Http::StreamResetReason) { onDownstreamReset(); }
 
-void ActiveStream::onAboveWriteBufferHighWatermark() { readDisableUpstream(true); }
-void ActiveStream::onBelowWriteBufferLowWatermark() { readDisableUpstream(false); }
+void ActiveStream::onAboveWriteBufferHighWatermark() { router_->readDisableUpstream(true); }
+void ActiveStream::onBelowWriteBufferLowWatermark() { router_->readDisableUpstream(false); }
+
+Event::Dispatcher& ActiveStream::dispatcher() { return parent_.connection().dispatcher(); }
+Event::Timer& ActiveStream::routeTimer() { return parent_.routeTimer(); }
 
 void ActiveStream::readDisableDownstream(bool disable) {
   if (downstream_read_disabled_ == disable) {
@@ -880,29 +622,13 @@ void ActiveStream::readDisableDownstream(bool disable) {
   parent_.readDisable(disable);
 }
 
-void ActiveStream::readDisableUpstream(bool disable) {
-  if (upstream_read_disabled_ == disable || upstream_encoder_ == nullptr) {
-    return;
-  }
-  upstream_read_disabled_ = disable;
-  upstream_encoder_->getStream().readDisable(disable);
-}
-
 void ActiveStream::finish() {
   if (finished_) {
     return;
   }
   finished_ = true;
   readDisableDownstream(false);
-  if (upstream_read_disabled_ && upstream_encoder_ != nullptr) {
-    upstream_encoder_->getStream().readDisable(false);
-  }
-  upstream_read_disabled_ = false;
-  if (upstream_encoder_ != nullptr) {
-    // The pool may hand this upstream connection to another request from now on.
-    upstream_encoder_->getStream().removeCallbacks(upstream_leg_);
-    upstream_encoder_ = nullptr;
-  }
+  router_->onStreamComplete();
   encoder_.getStream().removeCallbacks(*this);
   info_.end_monotonic = parent_.connection().dispatcher().approximateMonotonicTime();
   if (info_.response_code != 0) {

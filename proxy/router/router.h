@@ -1,7 +1,8 @@
 #pragma once
 
 // The route table of an HTTP connection manager: which virtual host and route a request
-// matches, and what to do with it (forward to a cluster, answer directly, redirect).
+// matches, and what to do with it (forward to a cluster, answer directly, redirect). At the end,
+// the router filter (router.cc) that acts on the matched route for one stream.
 //
 // A Config is built once on the main thread from a RouteConfiguration (config_impl.h) and is
 // immutable afterwards; workers share it through a shared_ptr<const Config> and read it without
@@ -16,6 +17,25 @@
 #include <vector>
 
 #include "proxy/http/header_map.h"
+
+namespace Proxy {
+namespace Buffer {
+class Instance;
+}
+namespace Event {
+class Dispatcher;
+class Timer;
+} // namespace Event
+namespace Filters {
+struct StreamInfo;
+}
+namespace Stats {
+class Counter;
+}
+namespace Upstream {
+class ClusterManager;
+}
+} // namespace Proxy
 
 namespace Proxy::Router {
 
@@ -123,5 +143,84 @@ class Config {
 };
 
 using ConfigConstSharedPtr = std::shared_ptr<const Config>;
+
+// --- The router filter ------------------------------------------------------------------------
+// The HTTP connection manager's one HTTP filter (Envoy's source/common/router/router.cc): the
+// upstream leg of one stream. It acts on the route the connection manager matched (404, redirect,
+// direct response, or forward), picks the cluster and host, asks the worker's connection pool for
+// an upstream stream, sends the request, forwards the response back through FilterCallbacks, and
+// owns the upstream timeouts. The connection manager keeps the downstream side: the codec, the
+// request's header handling, local replies, downstream flow control and the access log.
+
+// The counters the router bumps; they live in the connection manager's "http.<stat_prefix>."
+// scope (HcmStats).
+struct FilterStats {
+  Stats::Counter& no_route;
+  Stats::Counter& no_cluster;
+  Stats::Counter& rq_redirect;
+  Stats::Counter& rq_direct_response;
+  Stats::Counter& downstream_rq_timeout;
+};
+
+// Per connection, immutable; outlives every filter made with it.
+struct FilterConfig {
+  Upstream::ClusterManager& cluster_manager;
+  uint32_t per_connection_buffer_limit;
+  bool suppress_envoy_headers;
+  FilterStats stats;
+};
+
+// What the router needs from the connection manager's stream (Envoy's
+// StreamDecoderFilterCallbacks).
+class FilterCallbacks {
+ public:
+  virtual ~FilterCallbacks() = default;
+  // The request's headers, complete (and normalised) before Filter::decodeHeaders().
+  virtual Http::RequestHeaderMap& requestHeaders() = 0;
+  // The route the connection manager matched; null when none did.
+  virtual const RouteEntry* route() const = 0;
+  virtual Filters::StreamInfo& streamInfo() = 0;
+  // True once the whole request was received from the client.
+  virtual bool requestComplete() const = 0;
+  virtual Event::Dispatcher& dispatcher() = 0;
+  // The connection's route timer (HTTP/1: one stream at a time), for this stream to arm.
+  virtual Event::Timer& routeTimer() = 0;
+  // Answers the client locally (or cuts the connection when the response has started).
+  virtual void sendLocalReply(uint32_t code, std::string_view body, uint32_t flag,
+                              std::string_view details) = 0;
+  // The response to send the client: the upstream's, or a redirect.
+  virtual void encodeHeaders(Http::ResponseHeaderMapPtr&& headers, bool end_stream) = 0;
+  virtual void encodeData(Buffer::Instance& data, bool end_stream) = 0;
+  // Upstream backpressure: stop / resume reading the client.
+  virtual void readDisableDownstream(bool disable) = 0;
+};
+
+// One per stream, created when the stream is; the connection manager calls it.
+class Filter {
+ public:
+  virtual ~Filter() = default;
+  // The request headers were decoded and the route matched: answer locally, or start the
+  // upstream request.
+  virtual void decodeHeaders() = 0;
+  // Request body for the upstream (the connection manager has counted it and checked that the
+  // stream still wants it).
+  virtual void decodeData(Buffer::Instance& data, bool end_stream) = 0;
+  // The whole request was received (requestComplete() is now true).
+  virtual void onRequestComplete() = 0;
+  // The whole response was sent to the client.
+  virtual void onResponseComplete() = 0;
+  // The connection's route timer fired for this stream.
+  virtual void onRouteTimeout() = 0;
+  // Abandons the upstream request (pool request or upstream stream) and the route timer.
+  virtual void resetUpstream() = 0;
+  // Downstream backpressure: stop / resume reading the upstream response.
+  virtual void readDisableUpstream(bool disable) = 0;
+  // The stream is over: the upstream connection may serve other requests from now on.
+  virtual void onStreamComplete() = 0;
+};
+
+using FilterPtr = std::unique_ptr<Filter>;
+
+FilterPtr createFilter(const FilterConfig& config, FilterCallbacks& callbacks);
 
 }  // namespace Proxy::Router

@@ -1,0 +1,381 @@
+// The router filter: the upstream leg of a stream (router.h).
+
+#include "proxy/router/router.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "proxy/buffer/buffer.h"
+#include "proxy/common/string_view.h"
+#include "proxy/event/dispatcher.h"
+#include "proxy/filters/stream_info.h"
+#include "proxy/http/codec.h"
+#include "proxy/stats/stats.h"
+#include "proxy/upstream/upstream.h"
+
+namespace Proxy::Router {
+
+namespace {
+
+using Filters::NoClusterFound;
+using Filters::NoHealthyUpstream;
+using Filters::NoRouteFound;
+using Filters::UpstreamConnectionFailure;
+using Filters::UpstreamConnectionTermination;
+using Filters::UpstreamOverflow;
+using Filters::UpstreamRequestTimeout;
+
+class FilterImpl : public Filter {
+public:
+  FilterImpl(const FilterConfig& config, FilterCallbacks& callbacks)
+      : config_(config), callbacks_(callbacks) {}
+  ~FilterImpl() override;
+
+  // Filter
+  void decodeHeaders() override;
+  void decodeData(Buffer::Instance& data, bool end_stream) override;
+  void onRequestComplete() override;
+  void onResponseComplete() override;
+  void onRouteTimeout() override;
+  void resetUpstream() override;
+  void readDisableUpstream(bool disable) override;
+  void onStreamComplete() override;
+
+private:
+  // The router's upstream leg: pool callbacks, the upstream response, and the upstream
+  // stream's resets and watermarks, forwarded to the stream. (A separate object because the
+  // request and response decoder interfaces share method names.)
+  class UpstreamLeg : public Http::ResponseDecoder,
+                      public Http::StreamCallbacks,
+                      public Upstream::HttpPoolCallbacks {
+  public:
+    explicit UpstreamLeg(FilterImpl& parent) : parent_(parent) {}
+    // Upstream::HttpPoolCallbacks
+    void onPoolReady(Http::RequestEncoder& encoder,
+                     const Upstream::HostConstSharedPtr& host) override {
+      parent_.onPoolReady(encoder, host);
+    }
+    void onPoolFailure(Upstream::PoolFailureReason reason, std::string_view details,
+                       const Upstream::HostConstSharedPtr& host) override {
+      parent_.onPoolFailure(reason, details, host);
+    }
+    // Http::ResponseDecoder
+    void decode100ContinueHeaders(Http::ResponseHeaderMapPtr&&) override {
+      // The client already got our own 100 Continue; the upstream's is swallowed.
+    }
+    void decodeHeaders(Http::ResponseHeaderMapPtr&& headers, bool end_stream) override {
+      parent_.onUpstreamHeaders(std::move(headers), end_stream);
+    }
+    void decodeData(Buffer::Instance& data, bool end_stream) override {
+      parent_.callbacks_.encodeData(data, end_stream);
+    }
+    // Http::StreamCallbacks
+    void onResetStream(Http::StreamResetReason reason) override { parent_.onUpstreamReset(reason); }
+    void onAboveWriteBufferHighWatermark() override { parent_.readDisableDownstream(true); }
+    void onBelowWriteBufferLowWatermark() override { parent_.readDisableDownstream(false); }
+
+  private:
+    FilterImpl& parent_;
+  };
+
+  void onPoolReady(Http::RequestEncoder& encoder, const Upstream::HostConstSharedPtr& host);
+  void onPoolFailure(Upstream::PoolFailureReason reason, std::string_view details,
+                     const Upstream::HostConstSharedPtr& host);
+  void onUpstreamHeaders(Http::ResponseHeaderMapPtr&& headers, bool end_stream);
+  void onUpstreamReset(Http::StreamResetReason reason);
+  void setTimeout();
+  void readDisableDownstream(bool disable) { callbacks_.readDisableDownstream(disable); }
+
+  const FilterConfig& config_;
+  FilterCallbacks& callbacks_;
+  UpstreamLeg upstream_leg_{*this};
+  // The cluster's settings and stats, held for the whole request. Not the ThreadLocalCluster:
+  // that is only valid synchronously (a CDS removal or update destroys it on this worker while
+  // the request is in flight, its pools draining), so nothing after decodeHeaders() may touch
+  // it. Found by xds_traffic_integration_test RemovedClusterLetsItsInFlightRequestFinish (a use
+  // after free when the response arrived).
+  Upstream::ClusterInfoConstSharedPtr cluster_info_;
+  Upstream::HostConstSharedPtr host_;
+  Upstream::Cancellable* pool_handle_ = nullptr;
+  Http::RequestEncoder* upstream_encoder_ = nullptr;
+  Buffer::Instance pending_body_; // request body that arrived before the pool was ready
+  // The connection's route timer (HTTP/1: one stream at a time), armed for this stream.
+  Event::Timer* route_timer_ = nullptr;
+  MonotonicTime upstream_start_;
+  // The route timeout, or what an internal client asked for in x-envoy-upstream-rq-timeout-ms.
+  std::chrono::milliseconds global_timeout_{0};
+  // 504, or 204 when an internal client sent x-envoy-upstream-rq-timeout-alt-response.
+  uint32_t timeout_response_code_ = 504;
+  bool pending_end_stream_ = false;
+  bool upstream_read_disabled_ = false; // by us, for downstream backpressure
+};
+
+FilterImpl::~FilterImpl() {
+  // Nothing of the callbacks here: the stream is being destroyed (see ActiveStream's).
+  if (pool_handle_ != nullptr) {
+    pool_handle_->cancel();
+  }
+}
+
+void FilterImpl::decodeHeaders() {
+  const RouteEntry* route = callbacks_.route();
+  if (route == nullptr) {
+    config_.stats.no_route.inc();
+    callbacks_.sendLocalReply(404, "", NoRouteFound, "route_not_found");
+    return;
+  }
+  switch (route->action()) {
+  case Router::RouteAction::Redirect: {
+    config_.stats.rq_redirect.inc();
+    auto headers = std::make_unique<Http::ResponseHeaderMap>();
+    headers->setStatus(route->responseCode());
+    headers->addCopy(Http::Headers::Location, route->redirectLocation(callbacks_.requestHeaders()));
+    headers->addCopy(Http::Headers::ContentLength, "0");
+    route->finalizeResponseHeaders(*headers);
+    callbacks_.encodeHeaders(std::move(headers), true);
+    return;
+  }
+  case Router::RouteAction::DirectResponse:
+    config_.stats.rq_direct_response.inc();
+    callbacks_.sendLocalReply(route->responseCode(), route->responseBody(), 0, "direct_response");
+    return;
+  case Router::RouteAction::Forward:
+    break;
+  }
+  const std::string_view cluster_name = route->clusterName(callbacks_.requestHeaders());
+  callbacks_.streamInfo().upstream_cluster = std::string(cluster_name);
+  Upstream::ThreadLocalCluster* cluster =
+      config_.cluster_manager.getThreadLocalCluster(cluster_name);
+  if (cluster == nullptr) {
+    config_.stats.no_cluster.inc();
+    callbacks_.sendLocalReply(route->clusterNotFoundResponseCode(), "", NoClusterFound,
+                              "cluster_not_found");
+    return;
+  }
+  cluster_info_ = cluster->info();
+  host_ = cluster->loadBalancer().chooseHost();
+  Upstream::HttpConnPool* pool = host_ == nullptr ? nullptr : cluster->httpConnPool(host_);
+  if (pool == nullptr) {
+    cluster_info_->stats().upstream_cx_none_healthy.inc();
+    callbacks_.sendLocalReply(503, "no healthy upstream", NoHealthyUpstream,
+                              "no_healthy_upstream");
+    return;
+  }
+  callbacks_.streamInfo().upstream_host = host_->address().asString();
+
+  setTimeout();
+  // Rewrites happen before the request leaves: headers to add/remove, prefix/host rewrite.
+  route->finalizeRequestHeaders(callbacks_.requestHeaders(),
+                                /*insert_envoy_original_path=*/!config_.suppress_envoy_headers);
+
+  const std::chrono::milliseconds timeout = global_timeout_;
+  if (timeout.count() > 0) {
+    route_timer_ = &callbacks_.routeTimer();
+    // Envoy starts the route timeout once the whole request was received; for a request that
+    // is still streaming its body the timer starts in onRequestComplete().
+    if (callbacks_.requestComplete()) {
+      route_timer_->enableTimer(timeout);
+    }
+  }
+  upstream_start_ = callbacks_.dispatcher().approximateMonotonicTime();
+  pool_handle_ = pool->newStream(upstream_leg_, upstream_leg_);
+}
+
+void FilterImpl::setTimeout() {
+  // Envoy's router (FilterUtility::finalTimeout): the route's timeout unless the request names
+  // its own (only an internal request still has the header: the connection manager removed it
+  // from external ones). The upstream learns the time it has in x-envoy-expected-rq-timeout-ms,
+  // the per-try timeout when there is one. The router consumes its control headers.
+  static constexpr std::string_view kTimeoutMs = "x-envoy-upstream-rq-timeout-ms";
+  static constexpr std::string_view kPerTryTimeoutMs = "x-envoy-upstream-rq-per-try-timeout-ms";
+  static constexpr std::string_view kAltResponse = "x-envoy-upstream-rq-timeout-alt-response";
+  static constexpr std::string_view kExpectedTimeoutMs = "x-envoy-expected-rq-timeout-ms";
+  static constexpr std::string_view kRetryHeaders[] = {"x-envoy-retry-on",
+                                                       "x-envoy-retry-grpc-on",
+                                                       "x-envoy-max-retries",
+                                                       "x-envoy-hedge-on-per-try-timeout",
+                                                       "x-envoy-retriable-header-names",
+                                                       "x-envoy-retriable-status-codes"};
+  Http::RequestHeaderMap& headers = callbacks_.requestHeaders();
+  global_timeout_ = callbacks_.route()->timeout();
+  std::chrono::milliseconds per_try = callbacks_.route()->retryPolicy().per_try_timeout;
+  uint64_t ms = 0;
+  if (headers.has(kTimeoutMs)) {
+    const std::string_view value = headers.getValue(kTimeoutMs);
+    if (absl::SimpleAtoi(asAbsl(value), &ms)) {
+      global_timeout_ = std::chrono::milliseconds(ms);
+    }
+    headers.remove(kTimeoutMs);
+  }
+  if (headers.has(kPerTryTimeoutMs)) {
+    const std::string_view value = headers.getValue(kPerTryTimeoutMs);
+    if (absl::SimpleAtoi(asAbsl(value), &ms)) {
+      per_try = std::chrono::milliseconds(ms);
+    }
+    headers.remove(kPerTryTimeoutMs);
+  }
+  if (headers.has(kAltResponse)) {
+    timeout_response_code_ = 204;
+    headers.remove(kAltResponse);
+  }
+  for (std::string_view name : kRetryHeaders) {
+    headers.remove(name);
+  }
+  if (per_try >= global_timeout_ && global_timeout_.count() != 0) {
+    per_try = std::chrono::milliseconds(0);
+  }
+  const std::chrono::milliseconds expected = per_try.count() > 0 ? per_try : global_timeout_;
+  if (expected.count() > 0 && !config_.suppress_envoy_headers) {
+    headers.setCopy(kExpectedTimeoutMs, std::to_string(expected.count()));
+  }
+}
+
+void FilterImpl::decodeData(Buffer::Instance& data, bool end_stream) {
+  if (upstream_encoder_ != nullptr) {
+    upstream_encoder_->encodeData(data, end_stream);
+    return;
+  }
+  // The pool is not ready yet: hold the body, but only up to the buffer limit.
+  pending_body_.move(data);
+  pending_end_stream_ = end_stream;
+  if (pending_body_.length() > config_.per_connection_buffer_limit) {
+    readDisableDownstream(true);
+  }
+}
+
+void FilterImpl::onRequestComplete() {
+  if (route_timer_ != nullptr && !route_timer_->enabled() && callbacks_.route() != nullptr &&
+      global_timeout_.count() > 0) {
+    route_timer_->enableTimer(global_timeout_);
+  }
+}
+
+void FilterImpl::onPoolReady(Http::RequestEncoder& encoder,
+                             const Upstream::HostConstSharedPtr& host) {
+  pool_handle_ = nullptr;
+  upstream_encoder_ = &encoder;
+  host_ = host;
+  callbacks_.streamInfo().upstream_host = host->address().asString();
+  encoder.getStream().addCallbacks(upstream_leg_);
+  const bool headers_only = callbacks_.requestComplete() && pending_body_.length() == 0;
+  encoder.encodeHeaders(callbacks_.requestHeaders(), headers_only);
+  if (!headers_only && (pending_body_.length() > 0 || pending_end_stream_)) {
+    encoder.encodeData(pending_body_, pending_end_stream_);
+  }
+  readDisableDownstream(false);
+}
+
+void FilterImpl::onPoolFailure(Upstream::PoolFailureReason reason, std::string_view details,
+                               const Upstream::HostConstSharedPtr& host) {
+  pool_handle_ = nullptr;
+  if (reason == Upstream::PoolFailureReason::Overflow) {
+    callbacks_.sendLocalReply(
+        503, "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+        UpstreamOverflow, "upstream_overflow");
+    return;
+  }
+  const std::string body =
+      absl::StrCat("upstream connect error or disconnect/reset before headers. reset reason: ",
+                   reason == Upstream::PoolFailureReason::Timeout ? "connection timeout"
+                                                                  : "remote connection failure");
+  callbacks_.sendLocalReply(503, body, UpstreamConnectionFailure, details);
+}
+
+void FilterImpl::onUpstreamHeaders(Http::ResponseHeaderMapPtr&& headers, bool end_stream) {
+  const uint32_t code = headers->status();
+  auto& cstats = cluster_info_->stats();
+  if (code >= 500) {
+    cstats.upstream_rq_5xx.inc();
+  } else if (code >= 400) {
+    cstats.upstream_rq_4xx.inc();
+  } else if (code >= 300) {
+    cstats.upstream_rq_3xx.inc();
+  } else if (code >= 200) {
+    cstats.upstream_rq_2xx.inc();
+  }
+  if (!config_.suppress_envoy_headers) {
+    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+        callbacks_.dispatcher().approximateMonotonicTime() - upstream_start_);
+    headers->setCopy(Http::Headers::XEnvoyUpstreamServiceTime, std::to_string(elapsed.count()));
+  }
+  callbacks_.route()->finalizeResponseHeaders(*headers);
+  callbacks_.encodeHeaders(std::move(headers), end_stream);
+}
+
+void FilterImpl::onResponseComplete() {
+  if (route_timer_ != nullptr) {
+    route_timer_->disableTimer();
+  }
+  if (!callbacks_.requestComplete()) {
+    // The upstream answered before it got the whole body: that upstream connection is not
+    // reusable, and neither is the downstream one.
+    resetUpstream();
+  }
+}
+
+void FilterImpl::onUpstreamReset(Http::StreamResetReason reason) {
+  upstream_encoder_ = nullptr;
+  const bool overflow = reason == Http::StreamResetReason::Overflow;
+  callbacks_.sendLocalReply(503,
+                            absl::StrCat("upstream connect error or disconnect/reset before "
+                                         "headers. reset reason: ",
+                                         overflow ? "overflow" : "connection termination"),
+                            overflow ? UpstreamOverflow : UpstreamConnectionTermination,
+                            "upstream_reset_before_response_started");
+}
+
+void FilterImpl::onRouteTimeout() {
+  config_.stats.downstream_rq_timeout.inc();
+  if (cluster_info_ != nullptr) {
+    cluster_info_->stats().upstream_rq_timeout.inc();
+  }
+  if (host_ != nullptr) {
+    host_->stats().rq_timeout.fetch_add(1, std::memory_order_relaxed);
+  }
+  callbacks_.sendLocalReply(timeout_response_code_,
+                            timeout_response_code_ == 504 ? "upstream request timeout" : "",
+                            UpstreamRequestTimeout, "upstream_response_timeout");
+}
+
+void FilterImpl::resetUpstream() {
+  if (pool_handle_ != nullptr) {
+    pool_handle_->cancel();
+    pool_handle_ = nullptr;
+  }
+  if (upstream_encoder_ != nullptr) {
+    Http::RequestEncoder* encoder = upstream_encoder_;
+    upstream_encoder_ = nullptr;
+    encoder->getStream().removeCallbacks(upstream_leg_);
+    encoder->getStream().resetStream(Http::StreamResetReason::LocalReset);
+  }
+  if (route_timer_ != nullptr) {
+    route_timer_->disableTimer();
+  }
+}
+
+void FilterImpl::readDisableUpstream(bool disable) {
+  if (upstream_read_disabled_ == disable || upstream_encoder_ == nullptr) {
+    return;
+  }
+  upstream_read_disabled_ = disable;
+  upstream_encoder_->getStream().readDisable(disable);
+}
+
+void FilterImpl::onStreamComplete() {
+  if (upstream_read_disabled_ && upstream_encoder_ != nullptr) {
+    upstream_encoder_->getStream().readDisable(false);
+  }
+  upstream_read_disabled_ = false;
+  if (upstream_encoder_ != nullptr) {
+    // The pool may hand this upstream connection to another request from now on.
+    upstream_encoder_->getStream().removeCallbacks(upstream_leg_);
+    upstream_encoder_ = nullptr;
+  }
+}
+
+} // namespace
+
+FilterPtr createFilter(const FilterConfig& config, FilterCallbacks& callbacks) {
+  return std::make_unique<FilterImpl>(config, callbacks);
+}
+
+} // namespace Proxy::Router
