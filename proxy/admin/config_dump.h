@@ -7,8 +7,8 @@
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
 #include "proxy/common/time.h"
-#include "proxy/router/rds_impl.h"
 #include "proxy/listener/listener_manager.h"
+#include "proxy/router/rds_impl.h"
 #include "proxy/upstream/cluster_manager_impl.h"
 
 namespace Proxy::Admin {

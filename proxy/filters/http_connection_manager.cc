@@ -26,8 +26,8 @@ std::string uuid4() {
   std::mt19937_64& rng = threadRandom();
   uint64_t hi = rng();
   uint64_t lo = rng();
-  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL; // version 4
-  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL; // variant 10
+  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
+  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 10
   return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", hi >> 32, (hi >> 16) & 0xffff, hi & 0xffff,
                          lo >> 48, lo & 0xffffffffffffULL);
 }
@@ -70,9 +70,9 @@ Http::Http1Settings codecSettings(const HcmConfig& config) {
 // One request/response exchange, downstream side; its upstream leg is the router filter
 // (proxy/router/router.h). HTTP/1 carries one at a time per connection.
 class ActiveStream : public Http::RequestDecoder,
-                     public Http::StreamCallbacks, // downstream stream events
+                     public Http::StreamCallbacks,  // downstream stream events
                      public Router::FilterCallbacks {
-public:
+ public:
   ActiveStream(ConnectionManagerImpl& parent, Http::ResponseEncoder& encoder);
   ~ActiveStream() override;
 
@@ -116,7 +116,7 @@ public:
   }
   bool responseStarted() const { return response_headers_sent_; }
 
-private:
+ private:
   // Applies the configured path normalisation to :path; false when a 400 or a 307 answered the
   // request instead.
   bool normalizePath(bool end_stream);
@@ -132,13 +132,13 @@ private:
   Http::ResponseEncoder& encoder_;
   Http::RequestHeaderMapPtr request_headers_;
   Http::ResponseHeaderMapPtr response_headers_;
-  std::shared_ptr<const Router::Config> route_config_; // held for the whole request
+  std::shared_ptr<const Router::Config> route_config_;  // held for the whole request
   const Router::RouteEntry* route_entry_ = nullptr;
   StreamInfo info_;
   bool request_complete_ = false;
   bool response_complete_ = false;
   bool response_headers_sent_ = false;
-  bool downstream_read_disabled_ = false; // by us, for upstream backpressure
+  bool downstream_read_disabled_ = false;  // by us, for upstream backpressure
   bool finished_ = false;
   // The upstream leg; last, so that it goes first (its destructor cancels a pending pool
   // request).
@@ -149,17 +149,20 @@ class ConnectionManagerImpl : public NetworkFilter,
                               public Network::ConnectionCallbacks,
                               public Http::ServerConnectionCallbacks,
                               public Http::CodecOutput {
-public:
+ public:
   ConnectionManagerImpl(HcmConfigConstSharedPtr config, HcmContext context,
                         Network::Connection& connection)
-      : config_(std::move(config)), context_(context), connection_(connection),
+      : config_(std::move(config)),
+        context_(context),
+        connection_(connection),
         stats_(*config_->stats),
         router_config_{context_.cluster_manager,
                        context_.per_connection_buffer_limit,
                        config_->suppress_envoy_headers,
                        {stats_.no_route, stats_.no_cluster, stats_.rq_redirect,
                         stats_.rq_direct_response, stats_.downstream_rq_timeout}},
-        codec_(std::make_unique<Http::ServerConnectionImpl>(*this, *this, codecSettings(*config_))) {
+        codec_(
+            std::make_unique<Http::ServerConnectionImpl>(*this, *this, codecSettings(*config_))) {
     connection_.addConnectionCallbacks(*this);
     stats_.downstream_cx_total.inc();
     stats_.downstream_cx_active.inc();
@@ -243,7 +246,7 @@ public:
   Http::RequestDecoder& newStream(Http::ResponseEncoder& encoder) override {
     ASSERT(stream_ == nullptr);
     if (route_timer_ != nullptr) {
-      route_timer_->disableTimer(); // whatever the previous stream armed is not ours
+      route_timer_->disableTimer();  // whatever the previous stream armed is not ours
     }
     stream_ = std::make_unique<ActiveStream>(*this, encoder);
     return *stream_;
@@ -299,7 +302,7 @@ public:
   Network::Connection& connection() { return connection_; }
   Http::ServerConnection& codec() { return *codec_; }
 
-private:
+ private:
   void destroyStream() {
     if (stream_ != nullptr) {
       stats_.downstream_rq_active.dec();
@@ -331,7 +334,7 @@ private:
     connection_.close(Network::ConnectionCloseType::NoFlush);
   }
 
-public:
+ public:
   void countResponse(uint32_t code) {
     if (code >= 500) {
       stats_.downstream_rq_5xx.inc();
@@ -346,7 +349,7 @@ public:
     }
   }
 
-private:
+ private:
   // Idle: close now. Busy: the response in flight says "connection: close".
   void drainNow() {
     if (stream_ == nullptr) {
@@ -378,7 +381,8 @@ private:
 };
 
 ActiveStream::ActiveStream(ConnectionManagerImpl& parent, Http::ResponseEncoder& encoder)
-    : parent_(parent), encoder_(encoder),
+    : parent_(parent),
+      encoder_(encoder),
       router_(Router::createFilter(parent.routerConfig(), *this)) {
   Event::Dispatcher& dispatcher = parent_.connection().dispatcher();
   info_.start_monotonic = dispatcher.approximateMonotonicTime();
@@ -481,8 +485,9 @@ bool ActiveStream::normalizePath(bool end_stream) {
 
 void ActiveStream::route() {
   route_config_ = parent_.config().route_provider->config();
-  route_entry_ =
-      route_config_ == nullptr ? nullptr : route_config_->route(*request_headers_, threadRandom()());
+  route_entry_ = route_config_ == nullptr
+                     ? nullptr
+                     : route_config_->route(*request_headers_, threadRandom()());
   router_->decodeHeaders();
 }
 
@@ -492,7 +497,7 @@ void ActiveStream::decodeData(Buffer::Instance& data, bool end_stream) {
     onRequestComplete();
   }
   if (finished_ || response_complete_) {
-    data.drain(data.length()); // a local reply was sent already; the body has nowhere to go
+    data.drain(data.length());  // a local reply was sent already; the body has nowhere to go
     return;
   }
   router_->decodeData(data, end_stream);
@@ -605,13 +610,23 @@ void ActiveStream::onDownstreamReset() {
   finish();
 }
 
-void ActiveStream::onResetStream(Http::StreamResetReason) { onDownstreamReset(); }
+void ActiveStream::onResetStream(Http::StreamResetReason) {
+  onDownstreamReset();
+}
 
-void ActiveStream::onAboveWriteBufferHighWatermark() { router_->readDisableUpstream(true); }
-void ActiveStream::onBelowWriteBufferLowWatermark() { router_->readDisableUpstream(false); }
+void ActiveStream::onAboveWriteBufferHighWatermark() {
+  router_->readDisableUpstream(true);
+}
+void ActiveStream::onBelowWriteBufferLowWatermark() {
+  router_->readDisableUpstream(false);
+}
 
-Event::Dispatcher& ActiveStream::dispatcher() { return parent_.connection().dispatcher(); }
-Event::Timer& ActiveStream::routeTimer() { return parent_.routeTimer(); }
+Event::Dispatcher& ActiveStream::dispatcher() {
+  return parent_.connection().dispatcher();
+}
+Event::Timer& ActiveStream::routeTimer() {
+  return parent_.routeTimer();
+}
 
 void ActiveStream::readDisableDownstream(bool disable) {
   if (downstream_read_disabled_ == disable) {
@@ -646,11 +661,11 @@ void ActiveStream::finish() {
   }
 }
 
-} // namespace
+}  // namespace
 
 NetworkFilterPtr createHttpConnectionManager(HcmConfigConstSharedPtr config, HcmContext context,
                                              Network::Connection& connection) {
   return std::make_unique<ConnectionManagerImpl>(std::move(config), context, connection);
 }
 
-} // namespace Proxy::Filters
+}  // namespace Proxy::Filters

@@ -25,4 +25,4 @@ struct HcmContext {
 NetworkFilterPtr createHttpConnectionManager(HcmConfigConstSharedPtr config, HcmContext context,
                                              Network::Connection& connection);
 
-} // namespace Proxy::Filters
+}  // namespace Proxy::Filters

@@ -43,8 +43,10 @@ HcmStats::HcmStats(Stats::Scope s)
       downstream_rq_failed_path_normalization(s.counter("downstream_rq_failed_path_normalization")),
       downstream_rq_redirected_with_normalized_path(
           s.counter("downstream_rq_redirected_with_normalized_path")),
-      no_route(s.counter("no_route")), no_cluster(s.counter("no_cluster")),
-      rq_direct_response(s.counter("rq_direct_response")), rq_redirect(s.counter("rq_redirect")) {}
+      no_route(s.counter("no_route")),
+      no_cluster(s.counter("no_cluster")),
+      rq_direct_response(s.counter("rq_direct_response")),
+      rq_redirect(s.counter("rq_redirect")) {}
 
 namespace {
 
@@ -52,24 +54,24 @@ std::chrono::milliseconds toMillis(const google::protobuf::Duration& d) {
   return std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1000000);
 }
 
-} // namespace
+}  // namespace
 
-absl::StatusOr<std::shared_ptr<const HcmConfig>>
-HcmConfig::create(const HttpConnectionManager& proto, Stats::Store& store,
-                  Router::RouteConfigProviderManager* rds) {
+absl::StatusOr<std::shared_ptr<const HcmConfig>> HcmConfig::create(
+    const HttpConnectionManager& proto, Stats::Store& store,
+    Router::RouteConfigProviderManager* rds) {
   auto config = std::make_shared<HcmConfig>();
   if (proto.stat_prefix().empty()) {
     return absl::InvalidArgumentError("stat_prefix: must not be empty");
   }
   config->stat_prefix = proto.stat_prefix();
-  config->stats = std::make_unique<HcmStats>(Stats::Scope(store, absl::StrCat("http.", proto.stat_prefix(), ".")));
+  config->stats = std::make_unique<HcmStats>(
+      Stats::Scope(store, absl::StrCat("http.", proto.stat_prefix(), ".")));
 
   if (proto.codec_type() == HttpConnectionManager::HTTP2 ||
       proto.codec_type() == HttpConnectionManager::HTTP3) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("codec_type: unsupported codec '",
-                     HttpConnectionManager::CodecType_Name(proto.codec_type()),
-                     "' (HTTP/1.1 only for now)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "codec_type: unsupported codec '",
+        HttpConnectionManager::CodecType_Name(proto.codec_type()), "' (HTTP/1.1 only for now)"));
   }
 
   // The filter chain must be exactly the router: it is the only HTTP filter we have.
@@ -91,8 +93,8 @@ HcmConfig::create(const HttpConnectionManager& proto, Stats::Store& store,
                                     : ""));
     }
     if (i != proto.http_filters_size() - 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "http_filters[", i, "]: the router must be the last HTTP filter"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("http_filters[", i, "]: the router must be the last HTTP filter"));
     }
     envoy::extensions::filters::http::router::v3::Router router;
     if (filter.has_typed_config() && !filter.typed_config().UnpackTo(&router)) {
@@ -105,8 +107,7 @@ HcmConfig::create(const HttpConnectionManager& proto, Stats::Store& store,
   if (proto.has_route_config()) {
     auto table = Router::ConfigImpl::create(proto.route_config());
     if (!table.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("route_config.", table.status().message()));
+      return absl::InvalidArgumentError(absl::StrCat("route_config.", table.status().message()));
     }
     config->route_provider = std::make_shared<Router::StaticRouteConfigProvider>(*std::move(table));
   } else if (proto.has_rds()) {
@@ -221,4 +222,4 @@ HcmConfig::create(const HttpConnectionManager& proto, Stats::Store& store,
   return config;
 }
 
-} // namespace Proxy::Filters
+}  // namespace Proxy::Filters

@@ -22,7 +22,7 @@
 namespace Proxy::Router {
 class RouteConfigProviderManager;
 class RdsRouteConfigProvider;
-} // namespace Proxy::Router
+}  // namespace Proxy::Router
 
 namespace Proxy::Filters {
 
@@ -72,10 +72,10 @@ struct HcmConfig {
   // Builds the config; errors are relative to the HttpConnectionManager message
   // ("route_config.virtual_hosts[0]...: ...", "http_filters[0]: ...").
   // `rds` hands out RDS providers (null: RDS is not available, e.g. a static-only server).
-  static absl::StatusOr<std::shared_ptr<const HcmConfig>>
-  create(const envoy::extensions::filters::network::http_connection_manager::v3::
-             HttpConnectionManager& proto,
-         Stats::Store& store, Router::RouteConfigProviderManager* rds);
+  static absl::StatusOr<std::shared_ptr<const HcmConfig>> create(
+      const envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager&
+          proto,
+      Stats::Store& store, Router::RouteConfigProviderManager* rds);
 
   std::string stat_prefix;
   std::unique_ptr<HcmStats> stats;
@@ -88,12 +88,12 @@ struct HcmConfig {
   // Host takes default_host_for_http_10.
   bool accept_http_10 = false;
   std::string default_host_for_http_10;
-  std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};     // connection, no streams
+  std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};  // connection, no streams
   std::chrono::milliseconds stream_idle_timeout{std::chrono::minutes(5)};
-  std::chrono::milliseconds request_timeout{0};                      // 0 = disabled
+  std::chrono::milliseconds request_timeout{0};  // 0 = disabled
   std::string server_name = "envoy";
-  bool overwrite_server_header = true; // ServerHeaderTransformation OVERWRITE
-  bool pass_through_server_header = false; // PASS_THROUGH: the upstream's, or none
+  bool overwrite_server_header = true;      // ServerHeaderTransformation OVERWRITE
+  bool pass_through_server_header = false;  // PASS_THROUGH: the upstream's, or none
   bool use_remote_address = false;
   bool skip_xff_append = false;
   bool generate_request_id = true;
@@ -114,4 +114,4 @@ struct HcmConfig {
 
 using HcmConfigConstSharedPtr = std::shared_ptr<const HcmConfig>;
 
-} // namespace Proxy::Filters
+}  // namespace Proxy::Filters

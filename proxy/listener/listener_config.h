@@ -13,9 +13,9 @@
 #include "absl/status/statusor.h"
 #include "envoy/config/listener/v3/listener.pb.h"
 #include "proxy/filters/http_connection_manager.h"
-#include "proxy/router/rds_impl.h"
 #include "proxy/filters/tcp_proxy.h"
 #include "proxy/network/listen_socket.h"
+#include "proxy/router/rds_impl.h"
 #include "proxy/stats/stats.h"
 
 namespace Proxy::Listener {

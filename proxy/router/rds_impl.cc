@@ -22,12 +22,14 @@ uint64_t hashOf(const google::protobuf::Message& message) {
   return std::hash<std::string>{}(bytes);
 }
 
-} // namespace
+}  // namespace
 
 RdsRouteConfigProvider::RdsRouteConfigProvider(RouteConfigProviderManager& manager,
                                                std::string name,
                                                envoy::config::core::v3::ConfigSource config_source)
-    : manager_(manager), name_(std::move(name)), config_source_(std::move(config_source)),
+    : manager_(manager),
+      name_(std::move(name)),
+      config_source_(std::move(config_source)),
       slot_(manager.tls().allocateSlot()),
       update_success_(manager.store().counter(absl::StrCat("http.rds.", name_, ".update_success"))),
       update_rejected_(
@@ -47,12 +49,13 @@ RdsRouteConfigProvider::~RdsRouteConfigProvider() {
     return;
   }
   auto slot = std::make_shared<ThreadLocal::SlotPtr>(std::move(slot_));
-  main.post([slot, &manager = manager_, name = name_, alive = std::weak_ptr<bool>(manager_.alive_)] {
-    slot->reset();
-    if (!alive.expired()) {
-      manager.onProviderDestroyed(name);
-    }
-  });
+  main.post(
+      [slot, &manager = manager_, name = name_, alive = std::weak_ptr<bool>(manager_.alive_)] {
+        slot->reset();
+        if (!alive.expired()) {
+          manager.onProviderDestroyed(name);
+        }
+      });
 }
 
 std::shared_ptr<const Router::Config> RdsRouteConfigProvider::config() const {
@@ -84,7 +87,8 @@ absl::Status RdsRouteConfigProvider::onConfigUpdate(
     update_rejected_.inc();
     return table.status();
   }
-  if (manager_.clusterExists() && Proxy::Config::validatesClusters(config, /*inline_default=*/false)) {
+  if (manager_.clusterExists() &&
+      Proxy::Config::validatesClusters(config, /*inline_default=*/false)) {
     absl::Status status = Proxy::Config::validateRouteClusters(config, manager_.clusterExists());
     if (!status.ok()) {
       update_rejected_.inc();
@@ -209,4 +213,4 @@ void RouteConfigProviderManager::scheduleNamesChanged() {
   });
 }
 
-} // namespace Proxy::Router
+}  // namespace Proxy::Router

@@ -27,7 +27,7 @@ namespace Proxy::Router {
 class RouteConfigProviderManager;
 
 class RdsRouteConfigProvider : public RouteConfigProvider {
-public:
+ public:
   RdsRouteConfigProvider(RouteConfigProviderManager& manager, std::string name,
                          envoy::config::core::v3::ConfigSource config_source);
   ~RdsRouteConfigProvider() override;
@@ -63,7 +63,7 @@ public:
   // The last accepted configuration (empty before the first).
   const envoy::config::route::v3::RouteConfiguration& proto() const { return proto_; }
 
-private:
+ private:
   struct ThreadLocalConfig : public ThreadLocal::ThreadLocalObject {
     std::shared_ptr<const Router::Config> config;
   };
@@ -91,7 +91,7 @@ using RdsRouteConfigProviderSharedPtr = std::shared_ptr<RdsRouteConfigProvider>;
 // Main thread. Hands out shared providers by name and tells the xDS layer which names are
 // wanted (the RDS subscription is the set of names some listener uses).
 class RouteConfigProviderManager {
-public:
+ public:
   RouteConfigProviderManager(Event::Dispatcher& main_dispatcher, ThreadLocal::Instance& tls,
                              Stats::Store& store)
       : main_dispatcher_(main_dispatcher), tls_(tls), store_(store) {}
@@ -124,7 +124,7 @@ public:
   ThreadLocal::Instance& tls() { return tls_; }
   Stats::Store& store() { return store_; }
 
-private:
+ private:
   friend class RdsRouteConfigProvider;
   void onProviderDestroyed(const std::string& name);
   void scheduleNamesChanged();
@@ -140,4 +140,4 @@ private:
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
-} // namespace Proxy::Router
+}  // namespace Proxy::Router

@@ -25,7 +25,7 @@ using Filters::UpstreamOverflow;
 using Filters::UpstreamRequestTimeout;
 
 class FilterImpl : public Filter {
-public:
+ public:
   FilterImpl(const FilterConfig& config, FilterCallbacks& callbacks)
       : config_(config), callbacks_(callbacks) {}
   ~FilterImpl() override;
@@ -40,14 +40,14 @@ public:
   void readDisableUpstream(bool disable) override;
   void onStreamComplete() override;
 
-private:
+ private:
   // The router's upstream leg: pool callbacks, the upstream response, and the upstream
   // stream's resets and watermarks, forwarded to the stream. (A separate object because the
   // request and response decoder interfaces share method names.)
   class UpstreamLeg : public Http::ResponseDecoder,
                       public Http::StreamCallbacks,
                       public Upstream::HttpPoolCallbacks {
-  public:
+   public:
     explicit UpstreamLeg(FilterImpl& parent) : parent_(parent) {}
     // Upstream::HttpPoolCallbacks
     void onPoolReady(Http::RequestEncoder& encoder,
@@ -73,7 +73,7 @@ private:
     void onAboveWriteBufferHighWatermark() override { parent_.readDisableDownstream(true); }
     void onBelowWriteBufferLowWatermark() override { parent_.readDisableDownstream(false); }
 
-  private:
+   private:
     FilterImpl& parent_;
   };
 
@@ -97,7 +97,7 @@ private:
   Upstream::HostConstSharedPtr host_;
   Upstream::Cancellable* pool_handle_ = nullptr;
   Http::RequestEncoder* upstream_encoder_ = nullptr;
-  Buffer::Instance pending_body_; // request body that arrived before the pool was ready
+  Buffer::Instance pending_body_;  // request body that arrived before the pool was ready
   // The connection's route timer (HTTP/1: one stream at a time), armed for this stream.
   Event::Timer* route_timer_ = nullptr;
   MonotonicTime upstream_start_;
@@ -106,7 +106,7 @@ private:
   // 504, or 204 when an internal client sent x-envoy-upstream-rq-timeout-alt-response.
   uint32_t timeout_response_code_ = 504;
   bool pending_end_stream_ = false;
-  bool upstream_read_disabled_ = false; // by us, for downstream backpressure
+  bool upstream_read_disabled_ = false;  // by us, for downstream backpressure
 };
 
 FilterImpl::~FilterImpl() {
@@ -124,22 +124,23 @@ void FilterImpl::decodeHeaders() {
     return;
   }
   switch (route->action()) {
-  case Router::RouteAction::Redirect: {
-    config_.stats.rq_redirect.inc();
-    auto headers = std::make_unique<Http::ResponseHeaderMap>();
-    headers->setStatus(route->responseCode());
-    headers->addCopy(Http::Headers::Location, route->redirectLocation(callbacks_.requestHeaders()));
-    headers->addCopy(Http::Headers::ContentLength, "0");
-    route->finalizeResponseHeaders(*headers);
-    callbacks_.encodeHeaders(std::move(headers), true);
-    return;
-  }
-  case Router::RouteAction::DirectResponse:
-    config_.stats.rq_direct_response.inc();
-    callbacks_.sendLocalReply(route->responseCode(), route->responseBody(), 0, "direct_response");
-    return;
-  case Router::RouteAction::Forward:
-    break;
+    case Router::RouteAction::Redirect: {
+      config_.stats.rq_redirect.inc();
+      auto headers = std::make_unique<Http::ResponseHeaderMap>();
+      headers->setStatus(route->responseCode());
+      headers->addCopy(Http::Headers::Location,
+                       route->redirectLocation(callbacks_.requestHeaders()));
+      headers->addCopy(Http::Headers::ContentLength, "0");
+      route->finalizeResponseHeaders(*headers);
+      callbacks_.encodeHeaders(std::move(headers), true);
+      return;
+    }
+    case Router::RouteAction::DirectResponse:
+      config_.stats.rq_direct_response.inc();
+      callbacks_.sendLocalReply(route->responseCode(), route->responseBody(), 0, "direct_response");
+      return;
+    case Router::RouteAction::Forward:
+      break;
   }
   const std::string_view cluster_name = route->clusterName(callbacks_.requestHeaders());
   callbacks_.streamInfo().upstream_cluster = std::string(cluster_name);
@@ -156,8 +157,7 @@ void FilterImpl::decodeHeaders() {
   Upstream::HttpConnPool* pool = host_ == nullptr ? nullptr : cluster->httpConnPool(host_);
   if (pool == nullptr) {
     cluster_info_->stats().upstream_cx_none_healthy.inc();
-    callbacks_.sendLocalReply(503, "no healthy upstream", NoHealthyUpstream,
-                              "no_healthy_upstream");
+    callbacks_.sendLocalReply(503, "no healthy upstream", NoHealthyUpstream, "no_healthy_upstream");
     return;
   }
   callbacks_.streamInfo().upstream_host = host_->address().asString();
@@ -372,10 +372,10 @@ void FilterImpl::onStreamComplete() {
   }
 }
 
-} // namespace
+}  // namespace
 
 FilterPtr createFilter(const FilterConfig& config, FilterCallbacks& callbacks) {
   return std::make_unique<FilterImpl>(config, callbacks);
 }
 
-} // namespace Proxy::Router
+}  // namespace Proxy::Router

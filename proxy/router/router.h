@@ -25,7 +25,7 @@ class Instance;
 namespace Event {
 class Dispatcher;
 class Timer;
-} // namespace Event
+}  // namespace Event
 namespace Filters {
 struct StreamInfo;
 }
@@ -35,7 +35,7 @@ class Counter;
 namespace Upstream {
 class ClusterManager;
 }
-} // namespace Proxy
+}  // namespace Proxy
 
 namespace Proxy::Router {
 

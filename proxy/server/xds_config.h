@@ -17,8 +17,8 @@
 
 #include "absl/status/status.h"
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
-#include "proxy/router/rds_impl.h"
 #include "proxy/listener/listener_manager.h"
+#include "proxy/router/rds_impl.h"
 #include "proxy/upstream/cluster_manager_impl.h"
 #include "xds_client/transport.h"
 #include "xds_client/xds_client.h"

@@ -10,8 +10,8 @@
 #include "gtest/gtest.h"
 #include "proxy/config/message_util.h"
 #include "proxy/event/dispatcher_impl.h"
-#include "proxy/router/rds_impl.h"
 #include "proxy/listener/listener_manager.h"
+#include "proxy/router/rds_impl.h"
 #include "proxy/thread_local/thread_local_impl.h"
 
 namespace Proxy::Listener {
