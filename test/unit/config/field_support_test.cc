@@ -548,7 +548,7 @@ eds_cluster_config:
     api_config_source: {api_type: GRPC, transport_api_version: V3, grpc_services: [{envoy_grpc: {cluster_name: xds}}]}
 )");
   // Whether an api_config_source names that server depends on the bootstrap
-  // (checkResourceConfigSources, config_test.cc): the resource alone is fine.
+  // (checkResourceConfigSources, bootstrap_test.cc): the resource alone is fine.
   EXPECT_EQ(message(validateCluster(eds)), "OK");
 }
 
