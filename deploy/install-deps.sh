@@ -10,7 +10,7 @@ PACKAGES=(
   build-essential cmake pkg-config ccache git ca-certificates
   # clang + compiler-rt: the libFuzzer harnesses (test/fuzz/); clang-format: the format check
   clang libclang-rt-dev clang-format
-  # libraries (see ../README.md and DESIGN.md: every dependency is a Debian package)
+  # libraries (see ../README.md and ARCHITECTURE.md: every dependency is a Debian package)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libevent-dev libyaml-cpp-dev libre2-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   # llhttp, the HTTP/1 parser Node.js uses, as C sources

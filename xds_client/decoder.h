@@ -3,8 +3,8 @@
 // Turns the bytes of a DiscoveryResponse / DeltaDiscoveryResponse into typed resources.
 // Stateless and thread-safe: the gRPC transport runs it on gRPC's threads so that the main
 // thread only does the protocol bookkeeping. Problems are collected per resource, keeping the
-// resource's name whenever it can be read (STYLE.md #10), so the NACK names the right resource
-// and its last good version keeps serving.
+// resource's name whenever it can be read (ARCHITECTURE.md, convention 10), so the NACK names the
+// right resource and its last good version keeps serving.
 
 #include <cstddef>
 #include <memory>

@@ -2,7 +2,7 @@
 
 // What the client knows about each xDS resource type: its type URL, its message type, where
 // its name lives, whether a SotW response carries the whole state of the world, and the
-// per-type gRPC methods. A fixed table, not a registry (STYLE.md #3).
+// per-type gRPC methods. A fixed table, not a registry (ARCHITECTURE.md, convention 3).
 
 #include <string>
 #include <string_view>
@@ -31,7 +31,8 @@ struct ResourceType {
   // A default instance of the message; New() makes the ones decoding fills.
   const google::protobuf::Message* prototype = nullptr;
   // The string field holding the resource name: `name`, or `cluster_name` for a
-  // ClusterLoadAssignment. Read from the wire when the body does not parse (STYLE.md #10).
+  // ClusterLoadAssignment. Read from the wire when the body does not parse (ARCHITECTURE.md,
+  // convention 10).
   const google::protobuf::FieldDescriptor* name_field = nullptr;
   // Listener and Cluster: a SotW response holds every resource, so absence means removal.
   bool all_resources_required_in_sotw = false;

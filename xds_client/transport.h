@@ -2,7 +2,7 @@
 
 // The seam between the xDS protocol logic and the wire: one bidirectional gRPC stream. The
 // real implementation is gRPC C++ (grpc_transport_impl.h); unit tests use a fake that needs no
-// network (STYLE.md #13).
+// network (ARCHITECTURE.md, convention 13).
 
 #include <memory>
 #include <string>

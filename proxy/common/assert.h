@@ -1,6 +1,6 @@
 #pragma once
 
-// Three tiers of checks (STYLE.md #9):
+// Three tiers of checks (ARCHITECTURE.md, convention 9):
 //   ASSERT(cond)          debug-only invariant; compiled out in release builds.
 //   RELEASE_ASSERT(c, m)  a state the process cannot survive; aborts with a message.
 // Anything that comes from the network or from config is never asserted on: it is handled
@@ -9,17 +9,17 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define RELEASE_ASSERT(cond, msg)                                                          \
-  do {                                                                                     \
-    if (!(cond)) {                                                                         \
+#define RELEASE_ASSERT(cond, msg)                                                           \
+  do {                                                                                      \
+    if (!(cond)) {                                                                          \
       ::fprintf(stderr, "%s:%d: assert failure: %s: %s\n", __FILE__, __LINE__, #cond, msg); \
-      ::abort();                                                                           \
-    }                                                                                      \
+      ::abort();                                                                            \
+    }                                                                                       \
   } while (false)
 
 #ifdef NDEBUG
-#define ASSERT(cond) \
-  do {               \
+#define ASSERT(cond)    \
+  do {                  \
     (void)sizeof(cond); \
   } while (false)
 #else

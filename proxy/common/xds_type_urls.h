@@ -3,7 +3,7 @@
 // The type URLs of the xDS resources, in one place for everything that speaks xDS: the client
 // (xds_client/resource_type.h) and the reference management server
 // (control_plane_stub/resource_kind.h) both take them from here. Upstream's exact strings
-// (DESIGN.md: wire compatibility is the contract).
+// (wire compatibility with Envoy is the contract: README.md).
 //
 // Plain character arrays: constants that convert to std::string_view (the project's string view)
 // and go into absl::StrCat as they are.

@@ -3,7 +3,7 @@
 // The handful of typed_config types this proxy understands, and helpers to unpack them.
 // Filters are recognised by the type URL of their typed_config, not by their name (the name is
 // informational, as in current Envoy). A switch on these is all the "registry" we need
-// (STYLE.md #3).
+// (ARCHITECTURE.md, convention 3).
 
 #include <string>
 #include <string_view>

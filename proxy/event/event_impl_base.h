@@ -2,7 +2,7 @@
 
 // Shared base of FileEventImpl, TimerImpl and SignalEventImpl: owns one libevent `struct event`
 // embedded in the object, so a timer or socket watcher costs one allocation, not two, and
-// unregisters it on destruction (STYLE.md #4). Internal to proxy/event.
+// unregisters it on destruction (ARCHITECTURE.md, convention 4). Internal to proxy/event.
 
 #include <event2/event.h>
 #include <event2/event_struct.h>

@@ -1,7 +1,8 @@
 #pragma once
 
 // Process-wide libevent setup and the RAII owners of heap-allocated libevent objects
-// (STYLE.md #4). Internal to proxy/event: nothing outside this folder sees an event_base.
+// (ARCHITECTURE.md, convention 4). Internal to proxy/event: nothing outside this folder sees an
+// event_base.
 
 #include <memory>
 

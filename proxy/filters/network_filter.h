@@ -1,7 +1,7 @@
 #pragma once
 
-// The terminal network filters a listener's filter chain can run (STYLE.md #3: we have two —
-// the HTTP connection manager and tcp_proxy — so they are constructed directly).
+// The terminal network filters a listener's filter chain can run (ARCHITECTURE.md, convention 3: we
+// have two — the HTTP connection manager and tcp_proxy — so they are constructed directly).
 
 #include <chrono>
 #include <memory>
@@ -13,7 +13,7 @@ namespace Proxy::Filters {
 // One per downstream connection, owned next to it by the worker's connection handler.
 // Dispatcher (worker) thread only.
 class NetworkFilter : public Network::ReadFilter {
-public:
+ public:
   // The listener is draining: finish what is in flight, then close (HTTP: "connection: close"
   // on the next response and close when idle; TCP: nothing until the drain deadline). With a
   // non-zero `spread` the connection starts draining at a random moment within it, so that
@@ -23,4 +23,4 @@ public:
 
 using NetworkFilterPtr = std::unique_ptr<NetworkFilter>;
 
-} // namespace Proxy::Filters
+}  // namespace Proxy::Filters

@@ -2,7 +2,7 @@
 
 // The process: owns the main dispatcher, the thread-local registry, stats, the cluster
 // manager, the listeners, the workers and the admin server, and runs Envoy's startup and
-// shutdown order (DESIGN.md "Threads and the flow of a config update").
+// shutdown order (ARCHITECTURE.md "The path of one xDS update").
 
 #include <memory>
 #include <string>

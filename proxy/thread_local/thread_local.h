@@ -1,7 +1,7 @@
 #pragma once
 
 // Thread-local slots: the main thread publishes immutable state and every registered thread
-// (main + workers) holds its own copy, read without locks (DESIGN.md "Threads").
+// (main + workers) holds its own copy, read without locks (ARCHITECTURE.md "Threads").
 
 #include <cstdint>
 #include <functional>
@@ -13,7 +13,7 @@ namespace Proxy::ThreadLocal {
 
 // What a slot holds on one thread. Destroyed on the thread that owns it.
 class ThreadLocalObject {
-public:
+ public:
   virtual ~ThreadLocalObject() = default;
 };
 
@@ -22,7 +22,7 @@ using ThreadLocalObjectSharedPtr = std::shared_ptr<ThreadLocalObject>;
 // One slot, allocated on the main thread. All methods are main thread only, except get(),
 // which any registered thread calls for its own copy.
 class Slot {
-public:
+ public:
   using InitializeCb = std::function<ThreadLocalObjectSharedPtr(Event::Dispatcher& dispatcher)>;
   using UpdateCb = std::function<void(ThreadLocalObjectSharedPtr& object)>;
 
@@ -31,7 +31,10 @@ public:
   // This thread's copy; null until set() reached this thread.
   virtual ThreadLocalObjectSharedPtr get() = 0;
   // Typed accessor, for callers that know what they stored.
-  template <class T> T& getTyped() { return *static_cast<T*>(get().get()); }
+  template <class T>
+  T& getTyped() {
+    return *static_cast<T*>(get().get());
+  }
 
   // Create every thread's copy by running `cb` on that thread (posted to workers, run
   // inline on main).
@@ -48,7 +51,7 @@ using SlotPtr = std::unique_ptr<Slot>;
 
 // Owns the slots and the list of registered threads. Main thread only unless noted.
 class Instance {
-public:
+ public:
   virtual ~Instance() = default;
 
   // Allocate a slot. Destroying the returned SlotPtr frees its index on every thread; posted
@@ -65,9 +68,9 @@ public:
   // threads before they exit, then main).
   virtual void shutdownThread() = 0;
 
-  virtual Event::Dispatcher& dispatcher() = 0; // the calling thread's dispatcher
+  virtual Event::Dispatcher& dispatcher() = 0;  // the calling thread's dispatcher
 };
 
 using InstancePtr = std::unique_ptr<Instance>;
 
-} // namespace Proxy::ThreadLocal
+}  // namespace Proxy::ThreadLocal

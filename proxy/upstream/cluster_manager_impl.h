@@ -2,7 +2,7 @@
 
 // The cluster manager: clusters are applied on the main thread (CDS, EDS, bootstrap) and
 // published to every thread as immutable snapshots through one thread-local slot. Each thread
-// keeps, per cluster, a load balancer and its connection pools (DESIGN.md).
+// keeps, per cluster, a load balancer and its connection pools (ARCHITECTURE.md "Threads").
 //
 // Publishing: an update posts one small closure per thread carrying two shared_ptrs, the
 // ClusterInfo and the HostSet; the snapshots are shared, never copied per worker.

@@ -2,8 +2,8 @@
 
 // Clusters, hosts and load balancing. The main thread owns clusters and builds immutable host
 // snapshots; each worker holds, per cluster, its own load balancer and connection pools, fed
-// by those snapshots through a thread-local slot (DESIGN.md). Nothing here takes a lock on the
-// request path.
+// by those snapshots through a thread-local slot (ARCHITECTURE.md "Threads"). Nothing here takes a
+// lock on the request path.
 
 #include <atomic>
 #include <chrono>

@@ -1,8 +1,9 @@
 #pragma once
 
-// A Dispatcher with simulated time for unit tests (STYLE.md #12): timers fire only when the
-// test advances time, posted callbacks run when the test runs the loop. Single-threaded: the
-// test thread is the dispatcher thread. Only what the xDS client uses is implemented.
+// A Dispatcher with simulated time for unit tests (ARCHITECTURE.md, convention 12): timers fire
+// only when the test advances time, posted callbacks run when the test runs the loop.
+// Single-threaded: the test thread is the dispatcher thread. Only what the xDS client uses is
+// implemented.
 
 #include <algorithm>
 #include <chrono>
