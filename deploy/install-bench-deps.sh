@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Packages only the benchmark needs (not part of the build or the tests): wrk as the load
-# generator and nginx-light as the reference proxy. Idempotent, like install-deps.sh.
+# generator, nginx-light and haproxy as reference proxies; Envoy, the third, comes from
+# deploy/install-peers.sh (run at the end). Idempotent, like install-deps.sh.
 set -euo pipefail
 
-PACKAGES=(wrk nginx-light)
+PACKAGES=(wrk nginx-light haproxy)
 
 if [[ $(id -u) -eq 0 ]]; then
   SUDO=()
@@ -22,14 +23,14 @@ for pkg in "${PACKAGES[@]}"; do
 done
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "install-bench-deps.sh: all packages already installed"
-  exit 0
+else
+  export DEBIAN_FRONTEND=noninteractive
+  lists=(/var/lib/apt/lists/*_Packages)
+  if [[ ! -e ${lists[0]} ]] || [[ -n $(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages' -mtime +1 -print -quit) ]]; then
+    "${SUDO[@]}" apt-get update -q
+  fi
+  # nginx-light's and haproxy's postinst start the packaged services where an init system runs;
+  # the benchmark never uses them (it runs its own with generated configs).
+  "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-
-export DEBIAN_FRONTEND=noninteractive
-lists=(/var/lib/apt/lists/*_Packages)
-if [[ ! -e ${lists[0]} ]] || [[ -n $(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages' -mtime +1 -print -quit) ]]; then
-  "${SUDO[@]}" apt-get update -q
-fi
-# nginx-light's postinst starts the packaged service on port 80 where an init system runs;
-# the benchmark never uses it (it runs its own nginx with a generated config).
-"${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+bash "$(dirname "${BASH_SOURCE[0]}")/install-peers.sh"
