@@ -46,6 +46,7 @@ std::string renderConfigDump(const ConfigDumpSources& sources, bool include_eds)
         ",\"details\":", Json::quote(error.details), "}"));
   }
   std::vector<std::string> dynamic_listeners;
+  dynamic_listeners.reserve(dynamic.size());
   for (const auto& [name, parts] : dynamic) {
     dynamic_listeners.push_back(
         absl::StrCat("{\"name\":", Json::quote(name), ",", absl::StrJoin(parts, ","), "}"));

@@ -248,8 +248,8 @@ private:
     cluster_info_->stats().upstream_cx_active.dec();
     cluster_info_->stats().upstream_cx_destroy.inc();
     host_->stats().cx_active.fetch_sub(1, std::memory_order_relaxed);
-    Network::ClientConnectionPtr upstream = std::move(upstream_);
-    upstream->dispatcher().deferredDelete(std::move(upstream));
+    Event::Dispatcher& dispatcher = upstream_->dispatcher();
+    dispatcher.deferredDelete(std::move(upstream_));
   }
 
   const TcpProxyConfigConstSharedPtr config_;
