@@ -187,9 +187,6 @@ class ConnectionManagerImpl : public NetworkFilter,
   // Network::ReadFilter
   void onData(Buffer::Instance& data, bool end_stream) override {
     stats_.downstream_cx_rx_bytes_total.add(data.length());
-    if (idle_timer_ != nullptr) {
-      idle_timer_->disableTimer();
-    }
     const absl::Status status = codec_->dispatch(data);
     if (!status.ok()) {
       onProtocolError();
@@ -245,6 +242,11 @@ class ConnectionManagerImpl : public NetworkFilter,
   // Http::ServerConnectionCallbacks
   Http::RequestDecoder& newStream(Http::ResponseEncoder& encoder) override {
     ASSERT(stream_ == nullptr);
+    // Idle means no stream, as in Envoy: bytes that begin no request (a stray CRLF) leave the
+    // timer running, or a client could hold an idle connection forever with one empty line.
+    if (idle_timer_ != nullptr) {
+      idle_timer_->disableTimer();
+    }
     if (route_timer_ != nullptr) {
       route_timer_->disableTimer();  // whatever the previous stream armed is not ours
     }
