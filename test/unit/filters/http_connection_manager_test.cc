@@ -867,5 +867,57 @@ TEST_F(HttpConnectionManagerTest, HeadToADirectResponseHasItsLengthButNoBody) {
   EXPECT_EQ(read(), pong());
 }
 
+TEST_F(HttpConnectionManagerTest, MalformedBodyMidUpstreamRequestIs400AndResetsTheUpstream) {
+  start();
+
+  // A chunked upload: the first chunk goes upstream...
+  send(
+      "POST /service/1 HTTP/1.1\r\nhost: example.com\r\ntransfer-encoding: chunked\r\n\r\n"
+      "4\r\nabcd\r\n");
+  ASSERT_EQ(backend().requests.size(), 1u);
+  FakeUpstreamRequest& upstream = *backend().requests[0];
+  upstream.ready(backend().host());
+  EXPECT_EQ(upstream.body, "abcd");
+
+  // ...then a chunk size that is not hex: the client gets the codec's 400 and the connection
+  // closes; the upstream request is abandoned.
+  send("zz\r\n");
+  EXPECT_TRUE(upstream.reset);
+  EXPECT_EQ(read(), absl::StrCat("HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\n"
+                                 "content-length: 11\r\nserver: envoy\r\n",
+                                 kDate, "connection: close\r\n\r\nBad Request"));
+  EXPECT_TRUE(closed());
+  EXPECT_EQ(counter("downstream_cx_protocol_error"), 1u);
+  EXPECT_EQ(gauge("downstream_rq_active"), 0);
+}
+
+TEST_F(HttpConnectionManagerTest, ProtocolErrorAfterTheResponseStartedCutsTheConnection) {
+  start();
+
+  send(
+      "POST /service/1 HTTP/1.1\r\nhost: example.com\r\ntransfer-encoding: chunked\r\n\r\n"
+      "4\r\nabcd\r\n");
+  ASSERT_EQ(backend().requests.size(), 1u);
+  FakeUpstreamRequest& upstream = *backend().requests[0];
+  upstream.ready(backend().host());
+  // The upstream starts answering while the upload goes on: the response says "connection:
+  // close", since it began before the request ended.
+  auto headers = std::make_unique<Http::ResponseHeaderMap>();
+  headers->setStatus(200);
+  upstream.decoder.decodeHeaders(std::move(headers), /*end_stream=*/false);
+  EXPECT_EQ(read(), absl::StrCat("HTTP/1.1 200 OK\r\nx-envoy-upstream-service-time: 0\r\n"
+                                 "server: envoy\r\n",
+                                 kDate, "transfer-encoding: chunked\r\nconnection: close\r\n\r\n"));
+
+  // Then a malformed chunk: with the response under way, a protocol error can only end the
+  // connection, at once.
+  send("zz\r\n");
+  EXPECT_TRUE(closed());
+  EXPECT_EQ(read(), "");
+  EXPECT_TRUE(upstream.reset);
+  EXPECT_EQ(counter("downstream_cx_protocol_error"), 1u);
+  EXPECT_EQ(gauge("downstream_rq_active"), 0);
+}
+
 }  // namespace
 }  // namespace Proxy::Filters
