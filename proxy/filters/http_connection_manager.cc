@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "proxy/common/assert.h"
 #include "proxy/http/http1/server_connection_impl.h"
+#include "proxy/http/utility.h"
 #include "proxy/router/router.h"
 #include "spdlog/spdlog.h"
 
@@ -111,7 +112,7 @@ class ActiveStream : public Http::RequestDecoder,
   void onCodecError(uint32_t code, std::string_view details) {
     // Envoy's codec errors carry the reason phrase as body; a missing Host is found by its
     // connection manager, whose 400 has none.
-    sendLocalReply(code, details == "missing_host_header" ? "" : Http::reasonPhrase(code),
+    sendLocalReply(code, details == "missing_host_header" ? "" : Http::Utility::reasonPhrase(code),
                    DownstreamProtocolError, details);
   }
   bool responseStarted() const { return response_headers_sent_; }
@@ -425,7 +426,7 @@ void ActiveStream::decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool end_s
   // Hop-by-hop headers the client nominated go no further; a hostile nomination is a 400.
   if (!ConnManagerUtility::sanitizeConnectionHeader(*request_headers_)) {
     parent_.codec().setCloseAfterResponse();
-    sendLocalReply(400, Http::reasonPhrase(400), DownstreamProtocolError,
+    sendLocalReply(400, Http::Utility::reasonPhrase(400), DownstreamProtocolError,
                    "http1.connection_header_rejected");
     return;
   }

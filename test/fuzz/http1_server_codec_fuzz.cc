@@ -11,6 +11,7 @@
 
 #include "proxy/buffer/buffer.h"
 #include "proxy/http/http1/server_connection_impl.h"
+#include "proxy/http/utility.h"
 #include "test/fuzz/fuzz_util.h"
 
 namespace Proxy::Http {
@@ -46,7 +47,7 @@ class RequestStream : public RequestDecoder {
   void respond() {
     FUZZ_CHECK(!responded_);
     responded_ = true;
-    encodeLocalReply(encoder_, 200, "ok");
+    Utility::encodeLocalReply(encoder_, 200, "ok");
   }
 
   ResponseEncoder& encoder_;

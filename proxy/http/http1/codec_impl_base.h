@@ -58,13 +58,6 @@ struct Http1Settings {
   std::string default_host_for_http_10;
 };
 
-// "OK", "Not Found", ...; "Unknown" for codes without a registered phrase.
-std::string_view reasonPhrase(uint32_t code);
-
-// Encodes a complete locally generated response through `encoder`: ":status" `code`,
-// "content-type: text/plain" when `body` is not empty, content-length, body.
-void encodeLocalReply(ResponseEncoder& encoder, uint32_t code, std::string_view body);
-
 // What the server and client codecs share: the llhttp parser and the dispatch loop, header
 // accumulation with limits, body streaming and chunk framing on output. Not an interface.
 class Http1ConnectionBase {

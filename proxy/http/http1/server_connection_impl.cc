@@ -6,6 +6,7 @@
 #include "proxy/common/assert.h"
 #include "proxy/common/string_util.h"
 #include "proxy/http/http1/codec_helpers.h"
+#include "proxy/http/utility.h"
 
 namespace Proxy::Http {
 namespace {
@@ -399,7 +400,7 @@ void ServerConnectionImpl::ResponseEncoderImpl::encodeHeaders(const ResponseHead
   out.append(c.http10_ && c.accept_http_10_ ? "HTTP/1.0 " : "HTTP/1.1 ");
   appendNumber(out, status, 10);
   out.append(" ");
-  out.append(reasonPhrase(status));
+  out.append(Utility::reasonPhrase(status));
   out.append(kCrlf);
   bool saw_content_length = false;
   for (const HeaderEntry& entry : headers) {

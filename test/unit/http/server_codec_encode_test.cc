@@ -10,6 +10,7 @@
 #include "proxy/buffer/buffer.h"
 #include "proxy/http/codec.h"
 #include "proxy/http/http1/server_connection_impl.h"
+#include "proxy/http/utility.h"
 #include "test/unit/http/codec_test_util.h"
 
 namespace Proxy::Http {
@@ -118,7 +119,7 @@ TEST_F(ServerEncodeTest, SetCloseAfterResponse) {
 TEST_F(ServerEncodeTest, ReplyFromInsideDispatchIsOneWrite) {
   // A local reply with a body, sent from decodeHeaders: headers and body leave together.
   callbacks_.on_new_stream_ = [this](RecordingRequestDecoder& decoder) {
-    decoder.on_headers_ = [this] { encodeLocalReply(callbacks_.encoder(0), 200, "pong"); };
+    decoder.on_headers_ = [this] { Utility::encodeLocalReply(callbacks_.encoder(0), 200, "pong"); };
   };
   ASSERT_TRUE(dispatch(kGet).ok());
   EXPECT_EQ(output_.writes_, 1);

@@ -9,6 +9,7 @@
 #include "proxy/buffer/buffer.h"
 #include "proxy/http/codec.h"
 #include "proxy/http/http1/server_connection_impl.h"
+#include "proxy/http/utility.h"
 #include "test/unit/http/codec_test_util.h"
 
 namespace Proxy::Http {
@@ -203,7 +204,9 @@ TEST_F(ServerCodecTest, PipelinedRequestsAnsweredSynchronouslyInOneDispatch) {
   // Every request is answered from inside decodeHeaders (a local reply).
   callbacks_.on_new_stream_ = [this](RecordingRequestDecoder& decoder) {
     const size_t index = callbacks_.decoders_.size() - 1;
-    decoder.on_headers_ = [this, index] { encodeLocalReply(callbacks_.encoder(index), 404, ""); };
+    decoder.on_headers_ = [this, index] {
+      Utility::encodeLocalReply(callbacks_.encoder(index), 404, "");
+    };
   };
   ASSERT_TRUE(dispatch("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n"
                        "GET /3 HTTP/1.1\r\nHost: h\r\n\r\n")
@@ -224,7 +227,9 @@ TEST_F(ServerCodecTest, PipelinedLocalRepliesYieldAfterTheLimitPerDispatch) {
   // Every request is answered from inside decodeHeaders, and many are pipelined in one read.
   callbacks_.on_new_stream_ = [this](RecordingRequestDecoder& decoder) {
     const size_t index = callbacks_.decoders_.size() - 1;
-    decoder.on_headers_ = [this, index] { encodeLocalReply(callbacks_.encoder(index), 404, ""); };
+    decoder.on_headers_ = [this, index] {
+      Utility::encodeLocalReply(callbacks_.encoder(index), 404, "");
+    };
   };
   const std::string request = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
   const uint32_t limit = ServerConnectionImpl::kMaxRequestsPerDispatch;
@@ -256,7 +261,7 @@ TEST_F(ServerCodecTest, PipelinedRequestsWaitForTheLowWatermark) {
       if (index == 0) {
         codec_.onUnderlyingConnectionAboveWriteBufferHighWatermark();
       }
-      encodeLocalReply(callbacks_.encoder(index), 404, "");
+      Utility::encodeLocalReply(callbacks_.encoder(index), 404, "");
     };
   };
   const std::string rest = "GET /2 HTTP/1.1\r\nHost: h\r\n\r\nGET /3 HTTP/1.1\r\nHost: h\r\n\r\n";
@@ -360,7 +365,7 @@ TEST_F(ServerCodecTest, Http10IsAnsweredAsHttp10WhenAcceptedAndAs11WhenRefused) 
   input.add("GET / HTTP/1.0\r\nHost: a\r\n\r\n");
   EXPECT_FALSE(codec.dispatch(input).ok());
   ASSERT_EQ(callbacks.encoders_.size(), 1u);
-  encodeLocalReply(callbacks.encoder(0), codec.lastError().http_code, "Upgrade Required");
+  Utility::encodeLocalReply(callbacks.encoder(0), codec.lastError().http_code, "Upgrade Required");
   EXPECT_EQ(output.take(),
             "HTTP/1.1 426 Upgrade Required\r\ncontent-type: text/plain\r\n"
             "content-length: 16\r\nconnection: close\r\n\r\nUpgrade Required");
@@ -619,7 +624,7 @@ TEST_F(ServerCodecTest, MissingHostIs400) {
   EXPECT_EQ(error(), "400 missing_host_header");
   // The stream exists, so the owner can answer on it; the reply closes the connection.
   ASSERT_EQ(callbacks_.encoders_.size(), 1u);
-  encodeLocalReply(callbacks_.encoder(0), codec_.lastError().http_code, "Bad Request");
+  Utility::encodeLocalReply(callbacks_.encoder(0), codec_.lastError().http_code, "Bad Request");
   EXPECT_EQ(output_.take(),
             "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\n"
             "content-length: 11\r\nconnection: close\r\n\r\nBad Request");
