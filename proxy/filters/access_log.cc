@@ -30,9 +30,21 @@ constexpr std::string_view kDefaultFormat =
 // One piece of a compiled format: literal text or a command.
 struct Token {
   enum class Kind {
-    Literal, StartTime, Req, Resp, Protocol, ResponseCode, ResponseFlags, BytesReceived,
-    BytesSent, Duration, UpstreamHost, UpstreamCluster, DownstreamRemoteAddress,
-    DownstreamRemoteAddressNoPort, ResponseCodeDetails
+    Literal,
+    StartTime,
+    Req,
+    Resp,
+    Protocol,
+    ResponseCode,
+    ResponseFlags,
+    BytesReceived,
+    BytesSent,
+    Duration,
+    UpstreamHost,
+    UpstreamCluster,
+    DownstreamRemoteAddress,
+    DownstreamRemoteAddressNoPort,
+    ResponseCodeDetails
   };
   static Token literal(std::string text) {
     Token token;
@@ -41,9 +53,9 @@ struct Token {
   }
 
   Kind kind = Kind::Literal;
-  std::string text;     // literal text
-  std::string header;   // REQ/RESP: main header (lower-case)
-  std::string fallback; // REQ(A?B): alternative header
+  std::string text;      // literal text
+  std::string header;    // REQ/RESP: main header (lower-case)
+  std::string fallback;  // REQ(A?B): alternative header
   size_t max_length = 0;
 };
 
@@ -125,7 +137,7 @@ absl::StatusOr<std::vector<Token>> compile(std::string_view format) {
     } else if (command == "RESPONSE_CODE_DETAILS") {
       token.kind = Token::Kind::ResponseCodeDetails;
     } else if (command.empty()) {
-      token.kind = Token::Kind::Literal; // "%%" is a literal percent sign
+      token.kind = Token::Kind::Literal;  // "%%" is a literal percent sign
       token.text = "%";
     } else {
       return absl::InvalidArgumentError(
@@ -145,67 +157,69 @@ void appendValue(std::string& out, std::string_view value, size_t max_length) {
 }
 
 void render(const std::vector<Token>& tokens, const Http::RequestHeaderMap* request,
-            const Http::ResponseHeaderMap* response, const StreamInfo& info, std::string& out) {
+            const Http::ResponseHeaderMap* response, const StreamInfo::StreamInfo& info,
+            std::string& out) {
   for (const Token& t : tokens) {
     switch (t.kind) {
-    case Token::Kind::Literal:
-      out.append(t.text);
-      break;
-    case Token::Kind::StartTime:
-      out.append(startTime(info.start_system));
-      break;
-    case Token::Kind::Req:
-    case Token::Kind::Resp: {
-      const Http::HeaderMap* map = t.kind == Token::Kind::Req
-                                       ? static_cast<const Http::HeaderMap*>(request)
-                                       : static_cast<const Http::HeaderMap*>(response);
-      std::string_view value;
-      if (map != nullptr) {
-        // Envoy's REQ(:PATH) etc. use pseudo-header names; "host" means :authority on HTTP/1.
-        const std::string& name = t.header == "host" ? std::string(":authority") : t.header;
-        value = map->getValue(name);
-        if (value.empty() && !t.fallback.empty()) {
-          value = map->getValue(t.fallback);
+      case Token::Kind::Literal:
+        out.append(t.text);
+        break;
+      case Token::Kind::StartTime:
+        out.append(startTime(info.start_system));
+        break;
+      case Token::Kind::Req:
+      case Token::Kind::Resp: {
+        const Http::HeaderMap* map = t.kind == Token::Kind::Req
+                                         ? static_cast<const Http::HeaderMap*>(request)
+                                         : static_cast<const Http::HeaderMap*>(response);
+        std::string_view value;
+        if (map != nullptr) {
+          // Envoy's REQ(:PATH) etc. use pseudo-header names; "host" means :authority on HTTP/1.
+          const std::string& name = t.header == "host" ? std::string(":authority") : t.header;
+          value = map->getValue(name);
+          if (value.empty() && !t.fallback.empty()) {
+            value = map->getValue(t.fallback);
+          }
         }
+        appendValue(out, value, t.max_length);
+        break;
       }
-      appendValue(out, value, t.max_length);
-      break;
-    }
-    case Token::Kind::Protocol:
-      out.append(request != nullptr ? "HTTP/1.1" : "-");
-      break;
-    case Token::Kind::ResponseCode:
-      absl::StrAppend(&out, info.response_code);
-      break;
-    case Token::Kind::ResponseFlags:
-      out.append(responseFlagsToString(info.response_flags));
-      break;
-    case Token::Kind::BytesReceived:
-      absl::StrAppend(&out, info.bytes_received);
-      break;
-    case Token::Kind::BytesSent:
-      absl::StrAppend(&out, info.bytes_sent);
-      break;
-    case Token::Kind::Duration:
-      absl::StrAppend(&out, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                info.end_monotonic - info.start_monotonic)
-                                .count());
-      break;
-    case Token::Kind::UpstreamHost:
-      appendValue(out, info.upstream_host, 0);
-      break;
-    case Token::Kind::UpstreamCluster:
-      appendValue(out, info.upstream_cluster, 0);
-      break;
-    case Token::Kind::DownstreamRemoteAddress:
-      appendValue(out, info.downstream_remote.valid() ? info.downstream_remote.asString() : "", 0);
-      break;
-    case Token::Kind::DownstreamRemoteAddressNoPort:
-      appendValue(out, info.downstream_remote.valid() ? info.downstream_remote.ip() : "", 0);
-      break;
-    case Token::Kind::ResponseCodeDetails:
-      appendValue(out, info.response_code_details, 0);
-      break;
+      case Token::Kind::Protocol:
+        out.append(request != nullptr ? "HTTP/1.1" : "-");
+        break;
+      case Token::Kind::ResponseCode:
+        absl::StrAppend(&out, info.response_code);
+        break;
+      case Token::Kind::ResponseFlags:
+        out.append(StreamInfo::responseFlagsToString(info.response_flags));
+        break;
+      case Token::Kind::BytesReceived:
+        absl::StrAppend(&out, info.bytes_received);
+        break;
+      case Token::Kind::BytesSent:
+        absl::StrAppend(&out, info.bytes_sent);
+        break;
+      case Token::Kind::Duration:
+        absl::StrAppend(&out, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  info.end_monotonic - info.start_monotonic)
+                                  .count());
+        break;
+      case Token::Kind::UpstreamHost:
+        appendValue(out, info.upstream_host, 0);
+        break;
+      case Token::Kind::UpstreamCluster:
+        appendValue(out, info.upstream_cluster, 0);
+        break;
+      case Token::Kind::DownstreamRemoteAddress:
+        appendValue(out, info.downstream_remote.valid() ? info.downstream_remote.asString() : "",
+                    0);
+        break;
+      case Token::Kind::DownstreamRemoteAddressNoPort:
+        appendValue(out, info.downstream_remote.valid() ? info.downstream_remote.ip() : "", 0);
+        break;
+      case Token::Kind::ResponseCodeDetails:
+        appendValue(out, info.response_code_details, 0);
+        break;
     }
   }
 }
@@ -213,7 +227,7 @@ void render(const std::vector<Token>& tokens, const Http::RequestHeaderMap* requ
 // Writes whole lines to one fd; shared read-only by every worker. A file log (`path` set) can
 // be reopened: the new file takes over the same descriptor number.
 class FdAccessLog : public AccessLog {
-public:
+ public:
   FdAccessLog(int fd, bool owns_fd, std::vector<Token> tokens, std::string path = "")
       : fd_(fd), owns_fd_(owns_fd), tokens_(std::move(tokens)), path_(std::move(path)) {}
   ~FdAccessLog() override {
@@ -223,7 +237,7 @@ public:
   }
 
   void log(const Http::RequestHeaderMap* request, const Http::ResponseHeaderMap* response,
-           const StreamInfo& info) override {
+           const StreamInfo::StreamInfo& info) override {
     // One buffer per thread keeps its capacity: no allocation per line in the steady state.
     thread_local std::string line;
     line.clear();
@@ -237,7 +251,7 @@ public:
         continue;
       }
       if (rc <= 0) {
-        return; // a full disk or closed pipe must not take the proxy down
+        return;  // a full disk or closed pipe must not take the proxy down
       }
       data += rc;
       left -= static_cast<size_t>(rc);
@@ -260,7 +274,7 @@ public:
     return absl::OkStatus();
   }
 
-private:
+ private:
   const int fd_;
   const bool owns_fd_;
   const std::vector<Token> tokens_;
@@ -270,9 +284,9 @@ private:
 // Every file access log alive, for reopenAccessLogs(). Logs are created on the main thread but
 // the last reference may go on any worker; a weak_ptr is enough to tell.
 class FileLogRegistry {
-public:
+ public:
   static FileLogRegistry& get() {
-    static FileLogRegistry* registry = new FileLogRegistry(); // never destroyed: no exit order
+    static FileLogRegistry* registry = new FileLogRegistry();  // never destroyed: no exit order
     return *registry;
   }
 
@@ -295,7 +309,7 @@ public:
     return out;
   }
 
-private:
+ private:
   std::mutex mu_;
   std::vector<std::weak_ptr<FdAccessLog>> logs_ ABSL_GUARDED_BY(mu_);
 };
@@ -326,36 +340,7 @@ absl::StatusOr<std::vector<Token>> formatFrom(const LogFormatHolder& config) {
   return tokens;
 }
 
-} // namespace
-
-std::string responseFlagsToString(uint32_t flags) {
-  static constexpr std::pair<ResponseFlag, std::string_view> kNames[] = {
-      {NoRouteFound, "NR"},
-      {NoHealthyUpstream, "UH"},
-      {UpstreamConnectionFailure, "UF"},
-      {UpstreamOverflow, "UO"},
-      {UpstreamRequestTimeout, "UT"},
-      {NoClusterFound, "NC"},
-      {UpstreamConnectionTermination, "UC"},
-      {DownstreamConnectionTermination, "DC"},
-      {LocalReset, "LR"},
-      {UpstreamRemoteReset, "UR"},
-      {StreamIdleTimeout, "SI"},
-      {DownstreamProtocolError, "DPE"},
-      {UpstreamProtocolError, "UPE"},
-      {DurationTimeout, "DT"},
-  };
-  std::string out;
-  for (const auto& [flag, name] : kNames) {
-    if ((flags & flag) != 0) {
-      if (!out.empty()) {
-        out.push_back(',');
-      }
-      out.append(name);
-    }
-  }
-  return out.empty() ? "-" : out;
-}
+}  // namespace
 
 absl::StatusOr<size_t> reopenAccessLogs() {
   // Outside the registry's lock: opening files may block.
@@ -377,15 +362,16 @@ absl::StatusOr<size_t> reopenAccessLogs() {
 }
 
 std::string formatDefault(const Http::RequestHeaderMap* request,
-                          const Http::ResponseHeaderMap* response, const StreamInfo& info) {
+                          const Http::ResponseHeaderMap* response,
+                          const StreamInfo::StreamInfo& info) {
   static const std::vector<Token> tokens = *compile(kDefaultFormat);
   std::string out;
   render(tokens, request, response, info, out);
   return out;
 }
 
-absl::StatusOr<AccessLogSharedPtr>
-createAccessLog(const envoy::config::accesslog::v3::AccessLog& config) {
+absl::StatusOr<AccessLogSharedPtr> createAccessLog(
+    const envoy::config::accesslog::v3::AccessLog& config) {
   const google::protobuf::Any& any = config.typed_config();
   envoy::extensions::access_loggers::file::v3::FileAccessLog file;
   envoy::extensions::access_loggers::stream::v3::StdoutAccessLog stdout_log;
@@ -400,8 +386,8 @@ createAccessLog(const envoy::config::accesslog::v3::AccessLog& config) {
     }
     const int fd = ::open(file.path().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("typed_config.path: cannot open '",
-                                                     file.path(), "': ", strerror(errno)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("typed_config.path: cannot open '", file.path(), "': ", strerror(errno)));
     }
     auto log = std::make_shared<FdAccessLog>(fd, true, std::move(*tokens), file.path());
     FileLogRegistry::get().add(log);
@@ -425,4 +411,4 @@ createAccessLog(const envoy::config::accesslog::v3::AccessLog& config) {
       absl::StrCat("typed_config: unsupported access logger type '", any.type_url(), "'"));
 }
 
-} // namespace Proxy::Filters
+}  // namespace Proxy::Filters

@@ -10,17 +10,17 @@
 
 #include "absl/status/statusor.h"
 #include "envoy/config/accesslog/v3/accesslog.pb.h"
-#include "proxy/filters/stream_info.h"
 #include "proxy/http/header_map.h"
+#include "proxy/stream_info/stream_info.h"
 
 namespace Proxy::Filters {
 
 class AccessLog {
-public:
+ public:
   virtual ~AccessLog() = default;
   // Any thread. `request`/`response` may be null (no request parsed, no response sent).
   virtual void log(const Http::RequestHeaderMap* request, const Http::ResponseHeaderMap* response,
-                   const StreamInfo& info) = 0;
+                   const StreamInfo::StreamInfo& info) = 0;
 };
 
 using AccessLogSharedPtr = std::shared_ptr<AccessLog>;
@@ -39,6 +39,7 @@ absl::StatusOr<size_t> reopenAccessLogs();
 
 // Envoy's default text format, expanded for one request (exposed for tests).
 std::string formatDefault(const Http::RequestHeaderMap* request,
-                          const Http::ResponseHeaderMap* response, const StreamInfo& info);
+                          const Http::ResponseHeaderMap* response,
+                          const StreamInfo::StreamInfo& info);
 
-} // namespace Proxy::Filters
+}  // namespace Proxy::Filters

@@ -89,7 +89,7 @@ class ActiveStream : public Http::RequestDecoder,
   // Router::FilterCallbacks
   Http::RequestHeaderMap& requestHeaders() override { return *request_headers_; }
   const Router::RouteEntry* route() const override { return route_entry_; }
-  StreamInfo& streamInfo() override { return info_; }
+  StreamInfo::StreamInfo& streamInfo() override { return info_; }
   bool requestComplete() const override { return request_complete_; }
   Event::Dispatcher& dispatcher() override;
   Event::Timer& routeTimer() override;
@@ -113,7 +113,7 @@ class ActiveStream : public Http::RequestDecoder,
     // Envoy's codec errors carry the reason phrase as body; a missing Host is found by its
     // connection manager, whose 400 has none.
     sendLocalReply(code, details == "missing_host_header" ? "" : Http::Utility::reasonPhrase(code),
-                   DownstreamProtocolError, details);
+                   StreamInfo::DownstreamProtocolError, details);
   }
   bool responseStarted() const { return response_headers_sent_; }
 
@@ -135,7 +135,7 @@ class ActiveStream : public Http::RequestDecoder,
   Http::ResponseHeaderMapPtr response_headers_;
   std::shared_ptr<const Router::Config> route_config_;  // held for the whole request
   const Router::RouteEntry* route_entry_ = nullptr;
-  StreamInfo info_;
+  StreamInfo::StreamInfo info_;
   bool request_complete_ = false;
   bool response_complete_ = false;
   bool response_headers_sent_ = false;
@@ -426,7 +426,7 @@ void ActiveStream::decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool end_s
   // Hop-by-hop headers the client nominated go no further; a hostile nomination is a 400.
   if (!ConnManagerUtility::sanitizeConnectionHeader(*request_headers_)) {
     parent_.codec().setCloseAfterResponse();
-    sendLocalReply(400, Http::Utility::reasonPhrase(400), DownstreamProtocolError,
+    sendLocalReply(400, Http::Utility::reasonPhrase(400), StreamInfo::DownstreamProtocolError,
                    "http1.connection_header_rejected");
     return;
   }
@@ -607,7 +607,7 @@ void ActiveStream::onDownstreamReset() {
   if (finished_) {
     return;
   }
-  info_.setFlag(DownstreamConnectionTermination);
+  info_.setFlag(StreamInfo::DownstreamConnectionTermination);
   parent_.stats().downstream_rq_rx_reset.inc();
   router_->resetUpstream();
   finish();
@@ -660,7 +660,7 @@ void ActiveStream::finish() {
     spdlog::debug("[C{}] {} {} -> {} {}", parent_.connection().id(),
                   request_headers_ ? request_headers_->method() : "-",
                   request_headers_ ? request_headers_->path() : "-", info_.response_code,
-                  responseFlagsToString(info_.response_flags));
+                  StreamInfo::responseFlagsToString(info_.response_flags));
   }
 }
 

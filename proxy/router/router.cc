@@ -7,22 +7,22 @@
 #include "proxy/buffer/buffer.h"
 #include "proxy/common/string_view.h"
 #include "proxy/event/dispatcher.h"
-#include "proxy/filters/stream_info.h"
 #include "proxy/http/codec.h"
 #include "proxy/stats/stats.h"
+#include "proxy/stream_info/stream_info.h"
 #include "proxy/upstream/upstream.h"
 
 namespace Proxy::Router {
 
 namespace {
 
-using Filters::NoClusterFound;
-using Filters::NoHealthyUpstream;
-using Filters::NoRouteFound;
-using Filters::UpstreamConnectionFailure;
-using Filters::UpstreamConnectionTermination;
-using Filters::UpstreamOverflow;
-using Filters::UpstreamRequestTimeout;
+using StreamInfo::NoClusterFound;
+using StreamInfo::NoHealthyUpstream;
+using StreamInfo::NoRouteFound;
+using StreamInfo::UpstreamConnectionFailure;
+using StreamInfo::UpstreamConnectionTermination;
+using StreamInfo::UpstreamOverflow;
+using StreamInfo::UpstreamRequestTimeout;
 
 class FilterImpl : public Filter {
  public:

@@ -26,7 +26,7 @@ namespace Event {
 class Dispatcher;
 class Timer;
 }  // namespace Event
-namespace Filters {
+namespace StreamInfo {
 struct StreamInfo;
 }
 namespace Stats {
@@ -179,7 +179,7 @@ class FilterCallbacks {
   virtual Http::RequestHeaderMap& requestHeaders() = 0;
   // The route the connection manager matched; null when none did.
   virtual const RouteEntry* route() const = 0;
-  virtual Filters::StreamInfo& streamInfo() = 0;
+  virtual StreamInfo::StreamInfo& streamInfo() = 0;
   // True once the whole request was received from the client.
   virtual bool requestComplete() const = 0;
   virtual Event::Dispatcher& dispatcher() = 0;

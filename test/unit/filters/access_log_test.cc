@@ -12,14 +12,14 @@
 namespace Proxy::Filters {
 namespace {
 
-StreamInfo exampleInfo() {
-  StreamInfo info;
+StreamInfo::StreamInfo exampleInfo() {
+  StreamInfo::StreamInfo info;
   // 2026-11-21T10:00:00.123Z
   info.start_system = SystemTime(std::chrono::milliseconds(1795255200123));
   info.start_monotonic = MonotonicTime(std::chrono::milliseconds(1000));
   info.end_monotonic = MonotonicTime(std::chrono::milliseconds(1042));
   info.response_code = 503;
-  info.response_flags = UpstreamConnectionFailure;
+  info.response_flags = StreamInfo::UpstreamConnectionFailure;
   info.bytes_received = 12;
   info.bytes_sent = 91;
   info.upstream_host = "127.0.0.1:8081";
@@ -42,9 +42,11 @@ TEST(AccessLogTest, DefaultFormatMatchesEnvoys) {
 }
 
 TEST(AccessLogTest, ResponseFlagsUseEnvoysShortNames) {
-  EXPECT_EQ(responseFlagsToString(0), "-");
-  EXPECT_EQ(responseFlagsToString(NoRouteFound), "NR");
-  EXPECT_EQ(responseFlagsToString(NoHealthyUpstream | UpstreamRequestTimeout), "UH,UT");
+  EXPECT_EQ(StreamInfo::responseFlagsToString(0), "-");
+  EXPECT_EQ(StreamInfo::responseFlagsToString(StreamInfo::NoRouteFound), "NR");
+  EXPECT_EQ(StreamInfo::responseFlagsToString(StreamInfo::NoHealthyUpstream |
+                                              StreamInfo::UpstreamRequestTimeout),
+            "UH,UT");
 }
 
 TEST(AccessLogTest, FileLoggerWritesCustomFormat) {
@@ -85,5 +87,5 @@ TEST(AccessLogTest, UnknownCommandIsAConfigError) {
             "typed_config.log_format.text_format: unsupported format command '%NOPE%'");
 }
 
-} // namespace
-} // namespace Proxy::Filters
+}  // namespace
+}  // namespace Proxy::Filters
