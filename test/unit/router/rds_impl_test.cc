@@ -17,12 +17,8 @@
 #include "proxy/thread_local/thread_local_impl.h"
 #include "test/unit/xds_client/simulated_dispatcher.h"
 
-namespace Proxy::Filters {
+namespace Proxy::Router {
 namespace {
-
-using Router::RdsRouteConfigProvider;
-using Router::RdsRouteConfigProviderSharedPtr;
-using Router::RouteConfigProviderManager;
 
 using envoy::config::route::v3::RouteConfiguration;
 using ::testing::ElementsAre;
@@ -31,10 +27,10 @@ using ::testing::IsEmpty;
 // Every request gets `status` as a direct response.
 RouteConfiguration directResponse(const std::string& name, int status) {
   RouteConfiguration config;
-  const absl::Status loaded = Config::loadFromYaml(absl::StrCat("name: ", name, R"(
+  const absl::Status loaded = Proxy::Config::loadFromYaml(absl::StrCat("name: ", name, R"(
 virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: "/"}, direct_response: {status: )",
-                                                                status, "}}]}]"),
-                                                   config);
+                                                                       status, "}}]}]"),
+                                                          config);
   EXPECT_TRUE(loaded.ok()) << loaded;
   return config;
 }
@@ -210,4 +206,4 @@ TEST_F(RouteConfigProviderManagerTest, TheProviderKeepsTheConfigSourceOfTheListe
 }
 
 }  // namespace
-}  // namespace Proxy::Filters
+}  // namespace Proxy::Router
