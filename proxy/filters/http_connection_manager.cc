@@ -1,3 +1,7 @@
+// The HTTP connection manager: ConnectionManagerImpl and its ActiveStream (the downstream side
+// of one request). Over ~600 lines on purpose: the two classes are private to this file and share
+// their state; the config is http_connection_manager_config.cc, the upstream leg router.cc.
+
 #include "proxy/filters/http_connection_manager.h"
 
 #include <cstdio>

@@ -1,6 +1,9 @@
 // DispatcherImpl: post() across threads, exit(), timers, file events, signals, deferred
 // deletion, thread affinity and the cached clock. Every test is a script over a real libevent
 // loop; waits are bounded by deadlines, never by sleeps.
+//
+// Over ~600 lines on purpose: one concept, the Dispatcher's contract as a real loop shows it;
+// the tests share LoopThread, SocketPair and the fixture, which a split would move to a header.
 
 #include "proxy/event/dispatcher_impl.h"
 

@@ -1,5 +1,8 @@
 // HTTP/1.1 server codec tests, decoding requests: each test is a short script — bytes in, the
 // exact decoder calls out; encoder calls in, the exact bytes out.
+//
+// Over ~600 lines on purpose: only the decoding half of the server codec (the encoding half is
+// server_codec_encode_test.cc), one fixture, each test a few lines over it.
 
 #include <string>
 #include <string_view>

@@ -1,5 +1,8 @@
 // proxy_router: route tables built from RouteConfiguration YAML (through proxy_config's loader,
 // so these tests exercise it too) and matched against requests.
+//
+// Over ~600 lines on purpose: one concept, building and matching a route table; every test
+// goes through build() / buildError() and the request helpers at the top.
 
 #include <unistd.h>
 
