@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, three ways:
+# The whole test suite: first the format check (deploy/check-format.sh: every tracked C++ file
+# as clang-format writes it), then four ways:
 #   1. build/       the normal build (RelWithDebInfo): every test, ctest -j2, after
 #                   deploy/install-peers.sh (Envoy and the go-control-plane example, the real
 #                   peers of test/integration/control_plane_e2e/ and test/conformance/).
@@ -129,6 +130,7 @@ fuzz() {
   (cd "$BUILD_FUZZ" && ctest -j2 -L fuzz --output-on-failure --no-tests=error)
 }
 
+stage "format (clang-format 14, deploy/check-format.sh)" bash "$ROOT/deploy/check-format.sh"
 stage "build + all tests (build/)" normal
 if [[ ${SKIP_TSAN:-0} != 1 ]]; then
   stage "ThreadSanitizer: threading tests (build-tsan/)" tsan
