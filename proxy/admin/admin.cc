@@ -22,8 +22,7 @@ std::string percentDecode(std::string_view in) {
   std::string out;
   out.reserve(in.size());
   for (size_t i = 0; i < in.size(); i++) {
-    if (in[i] == '%' && i + 2 < in.size() &&
-        std::isxdigit(static_cast<unsigned char>(in[i + 1])) &&
+    if (in[i] == '%' && i + 2 < in.size() && std::isxdigit(static_cast<unsigned char>(in[i + 1])) &&
         std::isxdigit(static_cast<unsigned char>(in[i + 2]))) {
       out.push_back(static_cast<char>(std::stoi(std::string(in.substr(i + 1, 2)), nullptr, 16)));
       i += 2;
@@ -46,7 +45,7 @@ class AdminConnection : public Network::ReadFilter,
                         public Http::CodecOutput,
                         public Http::RequestDecoder,
                         public Event::DeferredDeletable {
-public:
+ public:
   AdminConnection(AdminImpl& parent, Network::ConnectionPtr connection);
   ~AdminConnection() override { connection_->removeConnectionCallbacks(*this); }
 
@@ -66,7 +65,7 @@ public:
 
   std::list<std::unique_ptr<AdminConnection>>::iterator it;
 
-private:
+ private:
   void respond();
   void encode(const Response& response);
   // 413 before the body was read; onData() then reads the rest away (see lingerForClose()).
@@ -85,7 +84,7 @@ private:
 };
 
 class AdminImpl : public Admin, public Network::TcpListenerCallbacks {
-public:
+ public:
   AdminImpl(Event::Dispatcher& dispatcher, Network::ListenSocketPtr socket, AdminOptions options)
       : dispatcher_(dispatcher), socket_(std::move(socket)), options_(std::move(options)) {
     listener_ = std::make_unique<Network::TcpListenerImpl>(dispatcher_, *socket_, *this);
@@ -117,8 +116,8 @@ public:
 
   void onAccept(Network::IoHandle socket, const Network::Address& remote,
                 const Network::Address& local) override {
-    auto connection = std::make_unique<Network::ConnectionImpl>(dispatcher_, std::move(socket),
-                                                                remote, local);
+    auto connection =
+        std::make_unique<Network::ConnectionImpl>(dispatcher_, std::move(socket), remote, local);
     auto admin_connection = std::make_unique<AdminConnection>(*this, std::move(connection));
     connections_.push_front(std::move(admin_connection));
     connections_.front()->it = connections_.begin();
@@ -162,7 +161,7 @@ public:
     it->second.handler(request, response);
   }
 
-private:
+ private:
   struct Entry {
     std::string help;
     bool mutates_state;
@@ -178,7 +177,8 @@ private:
 };
 
 AdminConnection::AdminConnection(AdminImpl& parent, Network::ConnectionPtr connection)
-    : parent_(parent), connection_(std::move(connection)),
+    : parent_(parent),
+      connection_(std::move(connection)),
       codec_(std::make_unique<Http::ServerConnectionImpl>(*this, *this, Http::Http1Settings{})) {
   connection_->addConnectionCallbacks(*this);
   connection_->setReadFilter(this);
@@ -233,8 +233,8 @@ void AdminConnection::refuseBody() {
   const AdminOptions& options = parent_.options();
   Response response;
   response.code = 413;
-  response.body = absl::StrCat("request body exceeds the limit of ",
-                               options.max_request_body_bytes, " bytes");
+  response.body =
+      absl::StrCat("request body exceeds the limit of ", options.max_request_body_bytes, " bytes");
   if (!options.max_request_body_flag.empty()) {
     absl::StrAppend(&response.body, " (", options.max_request_body_flag, ")");
   }
@@ -326,7 +326,7 @@ void AdminConnection::encode(const Response& response) {
   }
 }
 
-} // namespace
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Admin>> createAdmin(Event::Dispatcher& dispatcher,
                                                    const Network::Address& address,
@@ -338,4 +338,4 @@ absl::StatusOr<std::unique_ptr<Admin>> createAdmin(Event::Dispatcher& dispatcher
   return std::make_unique<AdminImpl>(dispatcher, *std::move(socket), std::move(options));
 }
 
-} // namespace Proxy::Admin
+}  // namespace Proxy::Admin

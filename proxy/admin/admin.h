@@ -34,7 +34,7 @@ struct Response {
 using Handler = std::function<void(const Request& request, Response& response)>;
 
 class Admin {
-public:
+ public:
   virtual ~Admin() = default;
   // `mutates_state` handlers answer 405 unless the method is POST (Envoy's rule).
   virtual void addHandler(std::string path, std::string help, bool mutates_state,
@@ -60,4 +60,4 @@ absl::StatusOr<std::unique_ptr<Admin>> createAdmin(Event::Dispatcher& dispatcher
                                                    const Network::Address& address,
                                                    AdminOptions options = {});
 
-} // namespace Proxy::Admin
+}  // namespace Proxy::Admin

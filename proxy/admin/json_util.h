@@ -1,7 +1,8 @@
 #pragma once
 
 // JSON pieces shared by the admin pages: a protobuf message as Envoy prints it (proto field
-// names, unknown Any types shown as {"@type": url}) and a UTC timestamp in the form Envoy's config dump uses.
+// names, unknown Any types shown as {"@type": url}) and a UTC timestamp in the form Envoy's config
+// dump uses.
 
 #include <string>
 #include <string_view>

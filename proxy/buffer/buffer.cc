@@ -10,13 +10,17 @@
 
 namespace Proxy::Buffer {
 
-bool IoResult::wouldBlock() const { return rc < 0 && (error == EAGAIN || error == EWOULDBLOCK); }
+bool IoResult::wouldBlock() const {
+  return rc < 0 && (error == EAGAIN || error == EWOULDBLOCK);
+}
 
 Instance::Instance() : buffer_(evbuffer_new()) {
   RELEASE_ASSERT(buffer_ != nullptr, "evbuffer_new failed");
 }
 
-Instance::~Instance() { evbuffer_free(buffer_); }
+Instance::~Instance() {
+  evbuffer_free(buffer_);
+}
 
 void Instance::add(const void* data, size_t size) {
   if (size > 0) {
@@ -41,8 +45,8 @@ void Instance::add(const Instance& other) {
   evbuffer_ptr pos;
   evbuffer_ptr_set(other.buffer_, &pos, 0, EVBUFFER_PTR_SET);
   while (copied < total) {
-    const int n = evbuffer_peek(other.buffer_, static_cast<ev_ssize_t>(total - copied), &pos,
-                                slices, kBatch);
+    const int n =
+        evbuffer_peek(other.buffer_, static_cast<ev_ssize_t>(total - copied), &pos, slices, kBatch);
     size_t batch_bytes = 0;
     for (int i = 0; i < std::min(n, kBatch); i++) {
       evbuffer_add(buffer_, slices[i].iov_base, slices[i].iov_len);
@@ -62,7 +66,9 @@ void Instance::appendSliceForTest(std::string_view data) {
   evbuffer_add_buffer(buffer_, slice.buffer_);
 }
 
-void Instance::prepend(std::string_view data) { evbuffer_prepend(buffer_, data.data(), data.size()); }
+void Instance::prepend(std::string_view data) {
+  evbuffer_prepend(buffer_, data.data(), data.size());
+}
 
 void Instance::move(Instance& other) {
   if (&other == this) {
@@ -91,9 +97,13 @@ void Instance::move(Instance& other, uint64_t length) {
   evbuffer_remove_buffer(other.buffer_, buffer_, length);
 }
 
-void Instance::drain(uint64_t size) { evbuffer_drain(buffer_, size); }
+void Instance::drain(uint64_t size) {
+  evbuffer_drain(buffer_, size);
+}
 
-uint64_t Instance::length() const { return evbuffer_get_length(buffer_); }
+uint64_t Instance::length() const {
+  return evbuffer_get_length(buffer_);
+}
 
 size_t Instance::getRawSlices(RawSlice* out, size_t max_slices) const {
   // RawSlice and evbuffer_iovec are both {void*, size_t}; peek into a local array to stay
@@ -112,7 +122,9 @@ size_t Instance::getRawSlices(RawSlice* out, size_t max_slices) const {
   return static_cast<size_t>(n);
 }
 
-void* Instance::linearize(uint64_t size) { return evbuffer_pullup(buffer_, size); }
+void* Instance::linearize(uint64_t size) {
+  return evbuffer_pullup(buffer_, size);
+}
 
 ssize_t Instance::search(std::string_view needle, size_t start) const {
   if (start > length()) {
@@ -179,4 +191,4 @@ IoResult Instance::writeToFd(int fd) {
   return IoResult{rc, rc < 0 ? errno : 0};
 }
 
-} // namespace Proxy::Buffer
+}  // namespace Proxy::Buffer

@@ -30,7 +30,7 @@ struct IoResult {
 };
 
 class Instance {
-public:
+ public:
   Instance();
   ~Instance();
   Instance(const Instance&) = delete;
@@ -73,10 +73,10 @@ public:
 
   evbuffer* raw() { return buffer_; }
 
-private:
+ private:
   evbuffer* buffer_;
 };
 
 using InstancePtr = std::unique_ptr<Instance>;
 
-} // namespace Proxy::Buffer
+}  // namespace Proxy::Buffer

@@ -18,7 +18,7 @@ namespace Proxy::Event {
 struct FileReadyType {
   static constexpr uint32_t Read = 0x1;
   static constexpr uint32_t Write = 0x2;
-  static constexpr uint32_t Closed = 0x4; // peer closed (EV_CLOSED); only with Edge triggers
+  static constexpr uint32_t Closed = 0x4;  // peer closed (EV_CLOSED); only with Edge triggers
 };
 
 enum class FileTriggerType { Level, Edge };
@@ -31,7 +31,7 @@ using PostCb = std::function<void()>;
 // Watches one file descriptor. Destroying it unregisters it; it never closes the fd.
 // Dispatcher thread only.
 class FileEvent {
-public:
+ public:
   virtual ~FileEvent() = default;
   // Run the callback on the next loop iteration as if `events` fired.
   virtual void activate(uint32_t events) = 0;
@@ -41,7 +41,7 @@ public:
 
 // A one-shot timer; re-arm it from its callback for periodic work. Dispatcher thread only.
 class Timer {
-public:
+ public:
   virtual ~Timer() = default;
   virtual void enableTimer(std::chrono::milliseconds duration) = 0;
   virtual void disableTimer() = 0;
@@ -50,14 +50,14 @@ public:
 
 // A signal handler that runs on the dispatcher's thread (not in signal context).
 class SignalEvent {
-public:
+ public:
   virtual ~SignalEvent() = default;
 };
 
 // Anything handed to Dispatcher::deferredDelete(): destroyed on a later loop iteration, so an
 // object is never destroyed while one of its own callbacks is still on the stack.
 class DeferredDeletable {
-public:
+ public:
   virtual ~DeferredDeletable() = default;
 };
 
@@ -67,11 +67,11 @@ using SignalEventPtr = std::unique_ptr<SignalEvent>;
 using DeferredDeletablePtr = std::unique_ptr<DeferredDeletable>;
 
 class Dispatcher {
-public:
+ public:
   enum class RunType {
-    Block,       // run until there are no more events to handle, then return
-    NonBlock,    // handle the events that are ready now, then return
-    RunUntilExit // run until exit() is called, even with nothing to watch
+    Block,        // run until there are no more events to handle, then return
+    NonBlock,     // handle the events that are ready now, then return
+    RunUntilExit  // run until exit() is called, even with nothing to watch
   };
 
   virtual ~Dispatcher() = default;
@@ -112,4 +112,4 @@ public:
 
 using DispatcherPtr = std::unique_ptr<Dispatcher>;
 
-} // namespace Proxy::Event
+}  // namespace Proxy::Event

@@ -17,8 +17,8 @@ TcpProxyStats::TcpProxyStats(Stats::Scope s)
       idle_timeout(s.counter("idle_timeout")),
       upstream_flush_total(s.counter("upstream_flush_total")) {}
 
-absl::StatusOr<std::shared_ptr<const TcpProxyConfig>>
-TcpProxyConfig::create(const TcpProxy& proto, Stats::Store& store) {
+absl::StatusOr<std::shared_ptr<const TcpProxyConfig>> TcpProxyConfig::create(const TcpProxy& proto,
+                                                                             Stats::Store& store) {
   if (proto.stat_prefix().empty()) {
     return absl::InvalidArgumentError("stat_prefix: must not be empty");
   }
@@ -76,7 +76,7 @@ std::mt19937_64& threadRandom() {
 }
 
 class TcpProxyFilter : public NetworkFilter, public Network::ConnectionCallbacks {
-public:
+ public:
   TcpProxyFilter(TcpProxyConfigConstSharedPtr config, Upstream::ClusterManager& cm,
                  Network::Connection& downstream)
       : config_(std::move(config)), downstream_(downstream) {
@@ -162,7 +162,7 @@ public:
     }
   }
 
-private:
+ private:
   // Upstream bytes → downstream.
   struct UpstreamReader : public Network::ReadFilter {
     explicit UpstreamReader(TcpProxyFilter& parent) : parent_(parent) {}
@@ -265,7 +265,7 @@ private:
   bool read_disabled_for_connect_ = false;
 };
 
-} // namespace
+}  // namespace
 
 NetworkFilterPtr createTcpProxy(TcpProxyConfigConstSharedPtr config,
                                 Upstream::ClusterManager& cluster_manager,
@@ -273,4 +273,4 @@ NetworkFilterPtr createTcpProxy(TcpProxyConfigConstSharedPtr config,
   return std::make_unique<TcpProxyFilter>(std::move(config), cluster_manager, downstream);
 }
 
-} // namespace Proxy::Filters
+}  // namespace Proxy::Filters

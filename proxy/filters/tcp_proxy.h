@@ -29,9 +29,9 @@ struct TcpProxyStats {
 };
 
 struct TcpProxyConfig {
-  static absl::StatusOr<std::shared_ptr<const TcpProxyConfig>>
-  create(const envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy& proto,
-         Stats::Store& store);
+  static absl::StatusOr<std::shared_ptr<const TcpProxyConfig>> create(
+      const envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy& proto,
+      Stats::Store& store);
 
   // Picks the cluster for a new connection (weighted_clusters by `random`).
   const std::string& clusterName(uint64_t random) const;
@@ -40,9 +40,9 @@ struct TcpProxyConfig {
     std::string name;
     uint64_t weight;
   };
-  std::vector<WeightedCluster> clusters; // one entry with weight 1 for `cluster`
+  std::vector<WeightedCluster> clusters;  // one entry with weight 1 for `cluster`
   uint64_t total_weight = 0;
-  std::chrono::milliseconds idle_timeout{std::chrono::hours(1)}; // 0 = disabled
+  std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};  // 0 = disabled
   std::unique_ptr<TcpProxyStats> stats;
 };
 
@@ -52,4 +52,4 @@ NetworkFilterPtr createTcpProxy(TcpProxyConfigConstSharedPtr config,
                                 Upstream::ClusterManager& cluster_manager,
                                 Network::Connection& downstream);
 
-} // namespace Proxy::Filters
+}  // namespace Proxy::Filters

@@ -74,7 +74,7 @@ void ConnectionHandler::closeDrainingConnections(uint64_t tag) {
 void ConnectionHandler::removeListener(uint64_t tag) {
   for (auto it = listeners_.begin(); it != listeners_.end(); ++it) {
     if ((*it)->config->tag() == tag) {
-      listeners_.erase(it); // closes its remaining connections
+      listeners_.erase(it);  // closes its remaining connections
       return;
     }
   }
@@ -153,10 +153,10 @@ void ConnectionHandler::ActiveListener::onAccept(Network::IoHandle socket,
   const FilterChainConstSharedPtr* chain = config->findFilterChain(local);
   if (chain == nullptr) {
     config->stats().no_filter_chain_match.inc();
-    return; // `socket` closes as it goes out of scope
+    return;  // `socket` closes as it goes out of scope
   }
-  auto connection = std::make_unique<Network::ConnectionImpl>(parent.dispatcher_,
-                                                              std::move(socket), remote, local);
+  auto connection = std::make_unique<Network::ConnectionImpl>(parent.dispatcher_, std::move(socket),
+                                                              remote, local);
   connection->setBufferLimits(config->perConnectionBufferLimitBytes());
   ListenerStats& stats = config->stats();
   stats.downstream_cx_total.inc();
@@ -221,4 +221,4 @@ void ConnectionHandler::ActiveConnection::onEvent(Network::ConnectionEvent event
   }
 }
 
-} // namespace Proxy::Listener
+}  // namespace Proxy::Listener

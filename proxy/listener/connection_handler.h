@@ -18,7 +18,7 @@
 namespace Proxy::Listener {
 
 class ConnectionHandler {
-public:
+ public:
   ConnectionHandler(Event::Dispatcher& dispatcher, uint32_t worker_index,
                     Upstream::ClusterManager& cluster_manager);
   ~ConnectionHandler();
@@ -48,7 +48,7 @@ public:
   void closeConnections();
   uint64_t numConnections() const { return num_connections_; }
 
-private:
+ private:
   class ActiveListener;
 
   // One downstream connection and its terminal filter. The filter is declared after the
@@ -61,7 +61,7 @@ private:
 
     ActiveListener& listener;
     Network::ConnectionPtr connection;
-    FilterChainConstSharedPtr chain; // keeps the chain's config alive for this connection
+    FilterChainConstSharedPtr chain;  // keeps the chain's config alive for this connection
     Filters::NetworkFilterPtr filter;
     bool draining = false;
     // The update whose drain window this connection is in: closeDrainingConnections(tag) closes
@@ -74,7 +74,7 @@ private:
   };
 
   class ActiveListener : public Network::TcpListenerCallbacks {
-  public:
+   public:
     ActiveListener(ConnectionHandler& parent, ListenerConfigConstSharedPtr config);
     ~ActiveListener() override;
     void onAccept(Network::IoHandle socket, const Network::Address& remote,
@@ -82,7 +82,8 @@ private:
     void removeConnection(ActiveConnection& connection);
     void stopAccepting() { listener.reset(); }
     // Drain the connections `pred` selects, in the drain window of the update tagged `tag`.
-    template <class Pred> void drain(uint64_t tag, std::chrono::milliseconds spread, Pred pred);
+    template <class Pred>
+    void drain(uint64_t tag, std::chrono::milliseconds spread, Pred pred);
     // Close the connections draining in the window of the update tagged `tag`.
     void closeDraining(uint64_t tag);
 
@@ -101,4 +102,4 @@ private:
   uint64_t num_connections_ = 0;
 };
 
-} // namespace Proxy::Listener
+}  // namespace Proxy::Listener

@@ -65,9 +65,9 @@ absl::StatusOr<FilterChain> buildFilterChain(const envoy::config::listener::v3::
     const std::string where = absl::StrCat("filters[", i, "]");
     if (i != proto.filters_size() - 1) {
       // Both filters we have are terminal: anything before the last one is unsupported.
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, ": unsupported network filter '", filter.name(),
-          "' (only a terminal http_connection_manager or tcp_proxy is supported)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": unsupported network filter '", filter.name(),
+                       "' (only a terminal http_connection_manager or tcp_proxy is supported)"));
     }
     const google::protobuf::Any& any = filter.typed_config();
     envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager hcm;
@@ -105,10 +105,9 @@ absl::StatusOr<FilterChain> buildFilterChain(const envoy::config::listener::v3::
 }
 
 // An unchanged chain of the previous version is shared rather than rebuilt.
-absl::StatusOr<FilterChainConstSharedPtr>
-buildOrReuse(const envoy::config::listener::v3::FilterChain& proto,
-             const ListenerBuildContext& context,
-             const std::vector<FilterChainConstSharedPtr>& previous) {
+absl::StatusOr<FilterChainConstSharedPtr> buildOrReuse(
+    const envoy::config::listener::v3::FilterChain& proto, const ListenerBuildContext& context,
+    const std::vector<FilterChainConstSharedPtr>& previous) {
   const uint64_t hash = messageHash(proto);
   for (const FilterChainConstSharedPtr& chain : previous) {
     if (chain != nullptr && chain->hash == hash) {
@@ -163,10 +162,10 @@ absl::Status validateInlineRouteClusters(const Listener& proto,
              : absl::OkStatus();
 }
 
-} // namespace
+}  // namespace
 
-absl::StatusOr<std::shared_ptr<ListenerConfig>>
-ListenerConfig::create(const Listener& proto, const ListenerBuildContext& context) {
+absl::StatusOr<std::shared_ptr<ListenerConfig>> ListenerConfig::create(
+    const Listener& proto, const ListenerBuildContext& context) {
   if (absl::Status status = Config::validateListener(proto); !status.ok()) {
     return status;
   }
@@ -197,9 +196,9 @@ ListenerConfig::create(const Listener& proto, const ListenerBuildContext& contex
         absl::StrCat("address.socket_address: ", address.status().message()));
   }
   if (proto.listener_filters_size() > 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "listener_filters[0]: unsupported listener filter '", proto.listener_filters(0).name(),
-        "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("listener_filters[0]: unsupported listener filter '",
+                     proto.listener_filters(0).name(), "'"));
   }
   if (proto.filter_chains_size() == 0 && !proto.has_default_filter_chain()) {
     return absl::InvalidArgumentError("filter_chains: at least one filter chain is required");
@@ -274,12 +273,12 @@ ListenerConfig::create(const Listener& proto, const ListenerBuildContext& contex
   return config;
 }
 
-const FilterChainConstSharedPtr*
-ListenerConfig::findFilterChain(const Network::Address& local) const {
+const FilterChainConstSharedPtr* ListenerConfig::findFilterChain(
+    const Network::Address& local) const {
   const FilterChainConstSharedPtr* any_port = nullptr;
   for (const FilterChainConstSharedPtr& chain : filter_chains_) {
     if (chain->destination_port != 0 && chain->destination_port == local.port()) {
-      return &chain; // the most specific match wins, as in Envoy
+      return &chain;  // the most specific match wins, as in Envoy
     }
     if (chain->destination_port == 0 && any_port == nullptr) {
       any_port = &chain;
@@ -324,4 +323,4 @@ bool ListenerConfig::onlyFilterChainsDiffer(const ListenerConfig& other) const {
   return messageHash(a) == messageHash(b);
 }
 
-} // namespace Proxy::Listener
+}  // namespace Proxy::Listener

@@ -40,10 +40,10 @@ struct ListenerStats {
 // change: that is what lets an in-place update leave those connections alone.
 struct FilterChain {
   std::string name;
-  uint64_t hash = 0;             // of the FilterChain proto
-  uint32_t destination_port = 0; // filter_chain_match.destination_port, 0 = any
-  Filters::HcmConfigConstSharedPtr hcm;            // set for http_connection_manager
-  Filters::TcpProxyConfigConstSharedPtr tcp_proxy; // set for tcp_proxy
+  uint64_t hash = 0;                                // of the FilterChain proto
+  uint32_t destination_port = 0;                    // filter_chain_match.destination_port, 0 = any
+  Filters::HcmConfigConstSharedPtr hcm;             // set for http_connection_manager
+  Filters::TcpProxyConfigConstSharedPtr tcp_proxy;  // set for tcp_proxy
 };
 
 using FilterChainConstSharedPtr = std::shared_ptr<const FilterChain>;
@@ -71,11 +71,11 @@ struct ListenerBuildContext {
 };
 
 class ListenerConfig {
-public:
+ public:
   // Validates `proto`, builds its filter chains and binds one socket per worker. Errors name
   // the field relative to the listener ("filter_chains[0].filters[0].typed_config: ...").
-  static absl::StatusOr<std::shared_ptr<ListenerConfig>>
-  create(const envoy::config::listener::v3::Listener& proto, const ListenerBuildContext& context);
+  static absl::StatusOr<std::shared_ptr<ListenerConfig>> create(
+      const envoy::config::listener::v3::Listener& proto, const ListenerBuildContext& context);
 
   // Unique per built version: workers tell versions of the same listener apart by it.
   uint64_t tag() const { return tag_; }
@@ -103,7 +103,7 @@ public:
   // Main thread: let go of the sockets (they close once no other version shares them).
   void releaseSockets() { sockets_.reset(); }
 
-private:
+ private:
   ListenerConfig() = default;
 
   uint64_t tag_ = 0;
@@ -125,4 +125,4 @@ using ListenerConfigConstSharedPtr = std::shared_ptr<const ListenerConfig>;
 // Deterministic hash of a message's serialized bytes (what "unchanged" means for xDS).
 uint64_t messageHash(const google::protobuf::Message& message);
 
-} // namespace Proxy::Listener
+}  // namespace Proxy::Listener

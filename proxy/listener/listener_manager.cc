@@ -24,8 +24,12 @@ ListenerManagerImpl::ListenerManagerImpl(Event::Dispatcher& main_dispatcher,
                                          std::vector<WorkerHandle*> workers, Stats::Store& store,
                                          Router::RouteConfigProviderManager* rds,
                                          std::chrono::milliseconds drain_time)
-    : main_dispatcher_(main_dispatcher), workers_(std::move(workers)), store_(store), rds_(rds),
-      drain_time_(drain_time), stats_(Stats::Scope(store, "listener_manager.")) {}
+    : main_dispatcher_(main_dispatcher),
+      workers_(std::move(workers)),
+      store_(store),
+      rds_(rds),
+      drain_time_(drain_time),
+      stats_(Stats::Scope(store, "listener_manager.")) {}
 
 ListenerManagerImpl::~ListenerManagerImpl() {
   // Workers are stopped by now; what is left is main-thread state.
@@ -37,16 +41,16 @@ ListenerManagerImpl::~ListenerManagerImpl() {
 absl::Status ListenerManagerImpl::checkDuplicateAddress(const Listener& config) const {
   const std::string address = config.address().SerializeAsString();
   if (config.address().socket_address().port_value() == 0) {
-    return absl::OkStatus(); // port 0 binds a fresh port every time
+    return absl::OkStatus();  // port 0 binds a fresh port every time
   }
   for (const auto* list : {&active_, &warming_}) {
     for (const auto& [name, listener] : *list) {
       if (name != config.name() &&
           listener->config->proto().address().SerializeAsString() == address) {
         const auto& sa = config.address().socket_address();
-        return absl::InvalidArgumentError(absl::StrCat(
-            "address: '", sa.address(), ":", sa.port_value(),
-            "' is already used by listener '", name, "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("address: '", sa.address(), ":", sa.port_value(),
+                         "' is already used by listener '", name, "'"));
       }
     }
   }
@@ -55,8 +59,7 @@ absl::Status ListenerManagerImpl::checkDuplicateAddress(const Listener& config) 
 
 void ListenerManagerImpl::recordError(const Listener& config, const std::string& details) {
   stats_.listener_create_failure.inc();
-  errors_[config.name()] =
-      ErrorState{config, main_dispatcher_.timeSource().systemTime(), details};
+  errors_[config.name()] = ErrorState{config, main_dispatcher_.timeSource().systemTime(), details};
 }
 
 absl::StatusOr<bool> ListenerManagerImpl::addOrUpdateListener(const Listener& config,
@@ -69,7 +72,7 @@ absl::StatusOr<bool> ListenerManagerImpl::addOrUpdateListener(const Listener& co
   }
   auto active = active_.find(name);
   auto warming = warming_.find(name);
-  ListenerImpl* newest = warming != warming_.end()  ? warming->second.get()
+  ListenerImpl* newest = warming != warming_.end() ? warming->second.get()
                          : active != active_.end() ? active->second.get()
                                                    : nullptr;
   if (stopped_) {
@@ -79,7 +82,7 @@ absl::StatusOr<bool> ListenerManagerImpl::addOrUpdateListener(const Listener& co
   }
   const uint64_t hash = messageHash(config);
   if (newest != nullptr && newest->config->hash() == hash) {
-    return false; // identical: nothing to build, warm or drain
+    return false;  // identical: nothing to build, warm or drain
   }
   if (newest != nullptr && !newest->added_via_api && added_via_api) {
     const std::string details = "cannot update a static listener (from the bootstrap)";
@@ -175,8 +178,7 @@ void ListenerManagerImpl::activate(ListenerImplPtr listener) {
   }
   ListenerConfigConstSharedPtr config = listener->config;
   if (old == active_.end()) {
-    runOnAllWorkers([config](ConnectionHandler& handler) { handler.addListener(config); },
-                    nullptr);
+    runOnAllWorkers([config](ConnectionHandler& handler) { handler.addListener(config); }, nullptr);
     active_[name] = std::move(listener);
     return;
   }
@@ -264,8 +266,8 @@ void ListenerManagerImpl::onDrainDone(std::list<DrainingListener>::iterator it) 
     updateGauges();
   };
   if (it->in_place) {
-    runOnAllWorkers(
-        [tag](ConnectionHandler& handler) { handler.closeDrainingConnections(tag); }, erase);
+    runOnAllWorkers([tag](ConnectionHandler& handler) { handler.closeDrainingConnections(tag); },
+                    erase);
   } else {
     runOnAllWorkers([tag](ConnectionHandler& handler) { handler.removeListener(tag); }, erase);
   }
@@ -398,4 +400,4 @@ void ListenerManagerImpl::forEachDraining(
   }
 }
 
-} // namespace Proxy::Listener
+}  // namespace Proxy::Listener

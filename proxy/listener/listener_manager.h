@@ -30,7 +30,7 @@ namespace Proxy::Listener {
 
 // How the manager reaches one worker's connection handler.
 class WorkerHandle {
-public:
+ public:
   virtual ~WorkerHandle() = default;
   // Safe from the main thread: runs `cb` on the worker's thread.
   virtual void post(std::function<void(ConnectionHandler&)> cb) = 0;
@@ -52,7 +52,7 @@ struct ListenerManagerStats {
 };
 
 class ListenerManagerImpl {
-public:
+ public:
   // What admin shows of one listener version.
   struct ListenerView {
     const ListenerConfig& config;
@@ -109,7 +109,7 @@ public:
   const std::map<std::string, ErrorState>& errorStates() const { return errors_; }
   ListenerManagerStats& stats() { return stats_; }
 
-private:
+ private:
   struct ListenerImpl {
     ListenerConfigSharedPtr config;
     std::string version_info;
@@ -123,7 +123,7 @@ private:
 
   struct DrainingListener {
     ListenerImplPtr listener;
-    uint64_t tag; // the version on the workers that is draining
+    uint64_t tag;  // the version on the workers that is draining
     bool in_place;
     Event::TimerPtr timer;
   };
@@ -158,4 +158,4 @@ private:
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
-} // namespace Proxy::Listener
+}  // namespace Proxy::Listener

@@ -14,7 +14,7 @@
 namespace Proxy::Network {
 
 class Address {
-public:
+ public:
   Address() = default;
   // From a numeric IP literal ("127.0.0.1", "::1", "0.0.0.0", "::") and a port.
   static absl::StatusOr<Address> fromIpPort(std::string_view ip, uint32_t port);
@@ -25,9 +25,9 @@ public:
 
   bool valid() const { return len_ != 0; }
   int family() const { return storage_.ss_family; }
-  std::string ip() const;      // "127.0.0.1" or "::1"
+  std::string ip() const;  // "127.0.0.1" or "::1"
   uint32_t port() const;
-  std::string asString() const; // "127.0.0.1:80" or "[::1]:80"
+  std::string asString() const;  // "127.0.0.1:80" or "[::1]:80"
   // True for the wildcard addresses 0.0.0.0 and :: (a listener bound there accepts on every
   // local address, so an accepted socket's local address must be asked for).
   bool isAnyAddress() const;
@@ -37,9 +37,9 @@ public:
   bool operator==(const Address& other) const;
   bool operator!=(const Address& other) const { return !(*this == other); }
 
-private:
+ private:
   sockaddr_storage storage_{};
   socklen_t len_ = 0;
 };
 
-} // namespace Proxy::Network
+}  // namespace Proxy::Network

@@ -15,18 +15,18 @@
 namespace Proxy::Network {
 
 enum class ConnectionEvent {
-  RemoteClose, // the peer closed or reset, or an I/O error occurred
-  LocalClose,  // close() was called on this side
-  Connected,   // an outgoing connect() completed
+  RemoteClose,  // the peer closed or reset, or an I/O error occurred
+  LocalClose,   // close() was called on this side
+  Connected,    // an outgoing connect() completed
 };
 
 enum class ConnectionCloseType {
-  FlushWrite, // send what is buffered, then close
-  NoFlush,    // close now, dropping buffered bytes
+  FlushWrite,  // send what is buffered, then close
+  NoFlush,     // close now, dropping buffered bytes
 };
 
 class ConnectionCallbacks {
-public:
+ public:
   virtual ~ConnectionCallbacks() = default;
   virtual void onEvent(ConnectionEvent event) = 0;
   // The write buffer crossed the high watermark: stop producing until the low one.
@@ -38,13 +38,13 @@ public:
 // upstream codec). onData() drains what it consumed; bytes it leaves stay in the buffer and
 // are offered again with the next read, or when reading is re-enabled.
 class ReadFilter {
-public:
+ public:
   virtual ~ReadFilter() = default;
   virtual void onData(Buffer::Instance& data, bool end_stream) = 0;
 };
 
 class Connection : public Event::DeferredDeletable {
-public:
+ public:
   enum class State { Open, Closing, Closed };
 
   virtual void addConnectionCallbacks(ConnectionCallbacks& callbacks) = 0;
@@ -84,11 +84,11 @@ public:
 // follows. The connect timeout belongs to the caller (a Timer). Virtual base, so that
 // ClientConnectionImpl can reuse ConnectionImpl's implementation of Connection.
 class ClientConnection : public virtual Connection {
-public:
+ public:
   virtual void connect() = 0;
 };
 
 using ConnectionPtr = std::unique_ptr<Connection>;
 using ClientConnectionPtr = std::unique_ptr<ClientConnection>;
 
-} // namespace Proxy::Network
+}  // namespace Proxy::Network

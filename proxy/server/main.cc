@@ -15,25 +15,25 @@ namespace {
 spdlog::level::level_enum toSpdlog(Proxy::Config::LogLevel level) {
   using Proxy::Config::LogLevel;
   switch (level) {
-  case LogLevel::Trace:
-    return spdlog::level::trace;
-  case LogLevel::Debug:
-    return spdlog::level::debug;
-  case LogLevel::Info:
-    return spdlog::level::info;
-  case LogLevel::Warn:
-    return spdlog::level::warn;
-  case LogLevel::Error:
-    return spdlog::level::err;
-  case LogLevel::Critical:
-    return spdlog::level::critical;
-  case LogLevel::Off:
-    return spdlog::level::off;
+    case LogLevel::Trace:
+      return spdlog::level::trace;
+    case LogLevel::Debug:
+      return spdlog::level::debug;
+    case LogLevel::Info:
+      return spdlog::level::info;
+    case LogLevel::Warn:
+      return spdlog::level::warn;
+    case LogLevel::Error:
+      return spdlog::level::err;
+    case LogLevel::Critical:
+      return spdlog::level::critical;
+    case LogLevel::Off:
+      return spdlog::level::off;
   }
   return spdlog::level::info;
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
   auto options = Proxy::Config::parseOptions(argc, argv);

@@ -6,7 +6,8 @@
 namespace Proxy::Server {
 
 Worker::Worker(uint32_t index, ThreadLocal::Instance& tls, TimeSource& time_source)
-    : index_(index), tls_(tls),
+    : index_(index),
+      tls_(tls),
       dispatcher_(
           std::make_unique<Event::DispatcherImpl>(absl::StrCat("worker_", index), time_source)) {
   tls_.registerThread(*dispatcher_, /*main_thread=*/false);
@@ -16,7 +17,9 @@ void Worker::initialize(Upstream::ClusterManager& cluster_manager) {
   handler_ = std::make_unique<Listener::ConnectionHandler>(*dispatcher_, index_, cluster_manager);
 }
 
-Worker::~Worker() { ASSERT(!thread_.joinable()); }
+Worker::~Worker() {
+  ASSERT(!thread_.joinable());
+}
 
 void Worker::start(std::function<void()> on_started) {
   thread_ = std::thread([this, cb = std::move(on_started)]() mutable { threadRoutine(cb); });
@@ -43,4 +46,4 @@ void Worker::threadRoutine(std::function<void()> on_started) {
   dispatcher_->clearDeferredDeleteList();
 }
 
-} // namespace Proxy::Server
+}  // namespace Proxy::Server

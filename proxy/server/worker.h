@@ -18,7 +18,7 @@
 namespace Proxy::Server {
 
 class Worker : public Listener::WorkerHandle {
-public:
+ public:
   // Main thread: creates the dispatcher and registers it with `tls` (before any slot is set).
   Worker(uint32_t index, ThreadLocal::Instance& tls, TimeSource& time_source);
   // Main thread, before start(): the cluster manager exists only once every thread is
@@ -37,7 +37,7 @@ public:
   Event::Dispatcher& dispatcher() { return *dispatcher_; }
   uint32_t index() const { return index_; }
 
-private:
+ private:
   void threadRoutine(std::function<void()> on_started);
 
   const uint32_t index_;
@@ -49,4 +49,4 @@ private:
 
 using WorkerPtr = std::unique_ptr<Worker>;
 
-} // namespace Proxy::Server
+}  // namespace Proxy::Server

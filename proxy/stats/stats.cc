@@ -6,7 +6,8 @@ namespace Proxy::Stats {
 
 namespace {
 
-template <class T, class Map> T& findOrCreate(Map& map, std::string_view name) {
+template <class T, class Map>
+T& findOrCreate(Map& map, std::string_view name) {
   auto it = map.find(name);
   if (it == map.end()) {
     it = map.emplace(std::string(name), std::make_unique<T>(std::string(name))).first;
@@ -26,7 +27,7 @@ std::string prometheusName(std::string_view name) {
   return out;
 }
 
-} // namespace
+}  // namespace
 
 Counter& Store::counter(std::string_view name) {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -91,4 +92,4 @@ std::string Store::renderPrometheus() const {
   return out;
 }
 
-} // namespace Proxy::Stats
+}  // namespace Proxy::Stats

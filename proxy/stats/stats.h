@@ -19,20 +19,20 @@
 namespace Proxy::Stats {
 
 class Counter {
-public:
+ public:
   explicit Counter(std::string name) : name_(std::move(name)) {}
   void inc() { value_.fetch_add(1, std::memory_order_relaxed); }
   void add(uint64_t amount) { value_.fetch_add(amount, std::memory_order_relaxed); }
   uint64_t value() const { return value_.load(std::memory_order_relaxed); }
   const std::string& name() const { return name_; }
 
-private:
+ private:
   const std::string name_;
   std::atomic<uint64_t> value_{0};
 };
 
 class Gauge {
-public:
+ public:
   explicit Gauge(std::string name) : name_(std::move(name)) {}
   void inc() { add(1); }
   void dec() { sub(1); }
@@ -42,14 +42,14 @@ public:
   int64_t value() const { return value_.load(std::memory_order_relaxed); }
   const std::string& name() const { return name_; }
 
-private:
+ private:
   const std::string name_;
   std::atomic<int64_t> value_{0};
 };
 
 // Text metrics ("version_text") as Envoy keeps them: written and read rarely, so a lock is fine.
 class TextReadout {
-public:
+ public:
   explicit TextReadout(std::string name) : name_(std::move(name)) {}
   void set(std::string value) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -61,7 +61,7 @@ public:
   }
   const std::string& name() const { return name_; }
 
-private:
+ private:
   const std::string name_;
   mutable std::mutex mutex_;
   std::string value_ ABSL_GUARDED_BY(mutex_);
@@ -70,7 +70,7 @@ private:
 // Owns every stat. Lookup/creation takes a lock and belongs to config time, never to a
 // request; iteration (admin) takes the same lock and reads values atomically.
 class Store {
-public:
+ public:
   Counter& counter(std::string_view name);
   Gauge& gauge(std::string_view name);
   TextReadout& textReadout(std::string_view name);
@@ -85,7 +85,7 @@ public:
   // Prometheus exposition format, names prefixed "envoy_" with '.' mapped to '_'.
   std::string renderPrometheus() const;
 
-private:
+ private:
   mutable std::mutex mutex_;
   std::map<std::string, std::unique_ptr<Counter>, std::less<>> counters_ ABSL_GUARDED_BY(mutex_);
   std::map<std::string, std::unique_ptr<Gauge>, std::less<>> gauges_ ABSL_GUARDED_BY(mutex_);
@@ -95,7 +95,7 @@ private:
 
 // A name prefix over a Store ("cluster.service1." + "upstream_rq_total").
 class Scope {
-public:
+ public:
   Scope(Store& store, std::string prefix) : store_(store), prefix_(std::move(prefix)) {}
   Counter& counter(std::string_view name) { return store_.counter(prefix_ + std::string(name)); }
   Gauge& gauge(std::string_view name) { return store_.gauge(prefix_ + std::string(name)); }
@@ -108,9 +108,9 @@ public:
   Store& store() { return store_; }
   const std::string& prefix() const { return prefix_; }
 
-private:
+ private:
   Store& store_;
   std::string prefix_;
 };
 
-} // namespace Proxy::Stats
+}  // namespace Proxy::Stats

@@ -192,8 +192,8 @@ int run(int argc, char** argv) {
   }
   auto config = xdsConfigFromBootstrap(bootstrap);
   if (!config.ok()) {
-    emit(absl::StrCat(
-        "{\"event\":\"config_error\",\"message\":", Json::quote(asStd(config.status().message())), "}"));
+    emit(absl::StrCat("{\"event\":\"config_error\",\"message\":",
+                      Json::quote(asStd(config.status().message())), "}"));
     return 1;
   }
 

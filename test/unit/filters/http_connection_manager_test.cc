@@ -5,6 +5,9 @@
 // see. The router's upstream leg reaches a fake cluster manager whose one cluster hands out
 // FakeUpstreamRequests at the HttpConnPool seam (the real pool needs sockets: it is covered by
 // test/unit/upstream/http_conn_pool_impl_test.cc and the integration tests).
+//
+// Over ~600 lines on purpose: one concept, the connection manager's behaviour seen from its
+// connection; every test shares the fixture (config, fake connection, fake pool) at the top.
 
 #include "proxy/filters/http_connection_manager.h"
 

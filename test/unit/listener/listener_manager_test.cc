@@ -23,11 +23,10 @@ using envoy::config::listener::v3::Listener;
 Listener httpListener(const std::string& name, uint32_t port, const std::string& rds_name,
                       const std::string& stat_prefix = "ingress") {
   const std::string routes =
-      rds_name.empty()
-          ? R"(route_config: {name: local, virtual_hosts: [{name: all, domains: ["*"],
+      rds_name.empty() ? R"(route_config: {name: local, virtual_hosts: [{name: all, domains: ["*"],
                routes: [{match: {prefix: "/"}, direct_response: {status: 200}}]}]})"
-          : "rds: {route_config_name: " + rds_name +
-                ", config_source: {ads: {}, resource_api_version: V3}}";
+                       : "rds: {route_config_name: " + rds_name +
+                             ", config_source: {ads: {}, resource_api_version: V3}}";
   const std::string yaml = "name: " + name +
                            "\naddress: {socket_address: {address: 127.0.0.1, port_value: " +
                            std::to_string(port) + "}}\n" + R"(filter_chains:
@@ -35,8 +34,8 @@ Listener httpListener(const std::string& name, uint32_t port, const std::string&
   - name: envoy.filters.network.http_connection_manager
     typed_config:
       "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-      stat_prefix: )" + stat_prefix + "\n      " +
-                           routes + R"(
+      stat_prefix: )" + stat_prefix +
+                           "\n      " + routes + R"(
       http_filters:
       - name: envoy.filters.http.router
         typed_config:
@@ -49,13 +48,13 @@ Listener httpListener(const std::string& name, uint32_t port, const std::string&
 }
 
 class ListenerManagerTest : public testing::Test {
-protected:
+ protected:
   ListenerManagerTest() {
     tls_.registerThread(dispatcher_, /*main_thread=*/true);
     rds_ = std::make_unique<Router::RouteConfigProviderManager>(dispatcher_, tls_, store_);
-    manager_ = std::make_unique<ListenerManagerImpl>(dispatcher_, std::vector<WorkerHandle*>{},
-                                                     store_, rds_.get(),
-                                                     std::chrono::milliseconds(100));
+    manager_ =
+        std::make_unique<ListenerManagerImpl>(dispatcher_, std::vector<WorkerHandle*>{}, store_,
+                                              rds_.get(), std::chrono::milliseconds(100));
   }
   ~ListenerManagerTest() override {
     manager_.reset();
@@ -128,17 +127,16 @@ TEST_F(ListenerManagerTest, DuplicateAddressIsRejectedWithErrorStateAndTheOtherK
   // Listener "a" owns a fixed port (we learn a free one from a port-0 bind first).
   ASSERT_TRUE(manager_->addOrUpdateListener(httpListener("probe", 0, ""), "1", true).ok());
   uint32_t port = 0;
-  manager_->forEachActive([&](const ListenerManagerImpl::ListenerView& l) {
-    port = l.config.address().port();
-  });
+  manager_->forEachActive(
+      [&](const ListenerManagerImpl::ListenerView& l) { port = l.config.address().port(); });
   ASSERT_TRUE(manager_->removeListener("probe"));
   ASSERT_TRUE(manager_->addOrUpdateListener(httpListener("a", port, ""), "1", true).ok());
 
   // Listener "b" on the same address is rejected, naming the field and the owner.
   auto b = manager_->addOrUpdateListener(httpListener("b", port, ""), "2", true);
   ASSERT_FALSE(b.ok());
-  EXPECT_EQ(b.status().message(), "address: '127.0.0.1:" + std::to_string(port) +
-                                      "' is already used by listener 'a'");
+  EXPECT_EQ(b.status().message(),
+            "address: '127.0.0.1:" + std::to_string(port) + "' is already used by listener 'a'");
   EXPECT_EQ(counter("listener_manager.listener_create_failure"), 1u);
   ASSERT_EQ(manager_->errorStates().count("b"), 1u);
   EXPECT_EQ(manager_->errorStates().at("b").details, std::string(b.status().message()));
@@ -163,9 +161,8 @@ TEST_F(ListenerManagerTest, BadFilterIsRejectedAndThePreviousVersionStays) {
       << result.status();
   // Version 1 is still the active one.
   std::string version;
-  manager_->forEachActive([&](const ListenerManagerImpl::ListenerView& l) {
-    version = l.version_info;
-  });
+  manager_->forEachActive(
+      [&](const ListenerManagerImpl::ListenerView& l) { version = l.version_info; });
   EXPECT_EQ(version, "1");
 }
 
@@ -187,5 +184,5 @@ TEST_F(ListenerManagerTest, RemovingAWarmingListenerDropsIt) {
   EXPECT_FALSE(manager_->removeListener("a"));
 }
 
-} // namespace
-} // namespace Proxy::Listener
+}  // namespace
+}  // namespace Proxy::Listener

@@ -40,13 +40,15 @@ TEST(StatsTest, RendersEnvoyTextAndPrometheusFormats) {
   store.textReadout("control_plane.identifier").set("cp-1");
 
   // Envoy's /stats: "name: value" lines in name order; text readouts quoted.
-  EXPECT_EQ(store.renderText(), "control_plane.identifier: \"cp-1\"\n"
-                                "http.ingress.downstream_rq_total: 7\n"
-                                "server.live: 1\n");
-  EXPECT_EQ(store.renderPrometheus(), "# TYPE envoy_http_ingress_downstream_rq_total counter\n"
-                                      "envoy_http_ingress_downstream_rq_total 7\n"
-                                      "# TYPE envoy_server_live gauge\n"
-                                      "envoy_server_live 1\n");
+  EXPECT_EQ(store.renderText(),
+            "control_plane.identifier: \"cp-1\"\n"
+            "http.ingress.downstream_rq_total: 7\n"
+            "server.live: 1\n");
+  EXPECT_EQ(store.renderPrometheus(),
+            "# TYPE envoy_http_ingress_downstream_rq_total counter\n"
+            "envoy_http_ingress_downstream_rq_total 7\n"
+            "# TYPE envoy_server_live gauge\n"
+            "envoy_server_live 1\n");
 }
 
 TEST(StatsTest, ConcurrentUpdatesAreNotLost) {
@@ -71,5 +73,5 @@ TEST(StatsTest, ConcurrentUpdatesAreNotLost) {
   EXPECT_EQ(gauge.value(), 0);
 }
 
-} // namespace
-} // namespace Proxy::Stats
+}  // namespace
+}  // namespace Proxy::Stats
