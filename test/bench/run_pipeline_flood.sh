@@ -32,30 +32,8 @@ PROXY_BIN=${PROXY_BIN:-$(find "$BUILD_DIR/proxy" -maxdepth 3 -type f -name proxy
 UPSTREAM_BIN="$BUILD_DIR/test/integration/demo-upstream"
 FLOOD_BIN="$BUILD_DIR/test/integration/pipeline-flood"
 
-RUN_DIR=$(mktemp -d /tmp/pipeline-flood.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$RUN_DIR"
-}
-trap cleanup EXIT
-
-# Wait (bounded) for a regex in a file written by a process that must stay alive.
-wait_for() {
-  local file=$1 pattern=$2 pid=$3
-  for _ in $(seq 1 200); do
-    grep -qE "$pattern" "$file" 2>/dev/null && return 0
-    kill -0 "$pid" 2>/dev/null || { cat "$file" >&2; return 1; }
-    sleep 0.05
-  done
-  echo "run_pipeline_flood.sh: timed out waiting for '$pattern' in $file" >&2
-  return 1
-}
+source "$ROOT/test/bench/bench_lib.sh"
+bench_init run_pipeline_flood.sh
 
 "$UPSTREAM_BIN" --port 0 --name upstream >"$RUN_DIR/upstream.log" 2>&1 &
 UPSTREAM_PID=$!

@@ -72,30 +72,8 @@ cmake --build "$BUILD_DIR" -j"$(nproc)" --target proxy demo-upstream >/dev/null
 PROXY_BIN=$(find "$BUILD_DIR/proxy" -maxdepth 3 -type f -name proxy -perm -u+x | head -n1)
 UPSTREAM_BIN="$BUILD_DIR/test/integration/demo-upstream"
 
-RUN_DIR=$(mktemp -d /tmp/proxy-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$RUN_DIR"
-}
-trap cleanup EXIT
-
-# Wait (bounded) for a regex in a file written by a process that must stay alive.
-wait_for() {
-  local file=$1 pattern=$2 pid=$3
-  for _ in $(seq 1 400); do
-    grep -qE "$pattern" "$file" 2>/dev/null && return 0
-    kill -0 "$pid" 2>/dev/null || { cat "$file" >&2; return 1; }
-    sleep 0.05
-  done
-  echo "run_wrk.sh: timed out waiting for '$pattern' in $file" >&2
-  return 1
-}
+source "$ROOT/test/bench/bench_lib.sh"
+bench_init run_wrk.sh
 
 # A currently free port on 127.0.0.1, for nginx and haproxy (whose configs need a number).
 free_port() {
