@@ -15,6 +15,13 @@ PACKAGES=(
   libevent-dev libyaml-cpp-dev libre2-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   # llhttp, the HTTP/1 parser Node.js uses, as C sources
   node-llhttp
+  # HTTP/2 framing (issue 11): nghttp2, the library curl uses; its client tools (nghttp, h2load)
+  # are test peers and the HTTP/2 benchmark client
+  libnghttp2-dev nghttp2-client
+  # TLS (issue 12): OpenSSL 3 and its command line (test certificates, s_client/s_server peers)
+  libssl-dev openssl
+  # DNS clusters (issue 13): c-ares, the asynchronous resolver Envoy uses
+  libc-ares-dev
   # the demo prints curl commands; interop tests (later issues) run Node.js
   curl nodejs npm
   # benchmark client (test/bench/run_wrk.sh)
