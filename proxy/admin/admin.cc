@@ -62,6 +62,11 @@ class AdminConnection : public Network::ReadFilter,
   void readDisable(bool disable) override { connection_->readDisable(disable); }
   void decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool end_stream) override;
   void decodeData(Buffer::Instance& data, bool end_stream) override;
+  // Admin's codec does not enable trailers, so this never runs; the request ends either way.
+  void decodeTrailers(Http::RequestTrailerMapPtr&&) override {
+    Buffer::Instance empty;
+    decodeData(empty, /*end_stream=*/true);
+  }
 
   std::list<std::unique_ptr<AdminConnection>>::iterator it;
 

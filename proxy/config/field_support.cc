@@ -197,6 +197,9 @@ const std::vector<ImplementedField>& table() {
        nullptr},
       {"envoy.config.core.v3.Http1ProtocolOptions", "default_host_for_http_10", kHcmHttp1Options,
        nullptr, nullptr},
+      // HTTP/1 chunked trailers decoded/encoded (proxy/http/http1/codec_impl_base.cc).
+      {"envoy.config.core.v3.Http1ProtocolOptions", "enable_trailers", kHcmHttp1Options, nullptr,
+       nullptr},
       {"envoy.extensions.filters.network.http_connection_manager.v3.Rds", "config_source", nullptr,
        nullptr, nullptr},
       {"envoy.extensions.filters.network.http_connection_manager.v3.Rds", "route_config_name",

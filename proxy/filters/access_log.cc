@@ -185,7 +185,7 @@ void render(const std::vector<Token>& tokens, const Http::RequestHeaderMap* requ
         break;
       }
       case Token::Kind::Protocol:
-        out.append(request != nullptr ? "HTTP/1.1" : "-");
+        out.append(info.protocol.has_value() ? Http::protocolString(*info.protocol) : "-");
         break;
       case Token::Kind::ResponseCode:
         absl::StrAppend(&out, info.response_code);

@@ -69,6 +69,7 @@ Http::Http1Settings codecSettings(const HcmConfig& config) {
   settings.max_headers_count = config.max_headers_count;
   settings.accept_http_10 = config.accept_http_10;
   settings.default_host_for_http_10 = config.default_host_for_http_10;
+  settings.enable_trailers = config.enable_trailers;
   return settings;
 }
 
@@ -84,6 +85,7 @@ class ActiveStream : public Http::RequestDecoder,
   // Http::RequestDecoder
   void decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool end_stream) override;
   void decodeData(Buffer::Instance& data, bool end_stream) override;
+  void decodeTrailers(Http::RequestTrailerMapPtr&& trailers) override;
 
   // Http::StreamCallbacks (downstream): the client's connection is backed up or reset.
   void onResetStream(Http::StreamResetReason reason) override;
@@ -106,6 +108,7 @@ class ActiveStream : public Http::RequestDecoder,
   void encodeData(Buffer::Instance& data, bool end_stream) override {
     encodeResponseData(data, end_stream);
   }
+  void encodeTrailers(Http::ResponseTrailerMapPtr&& trailers) override;
   void readDisableDownstream(bool disable) override;
 
   // Called when the downstream connection goes away mid-stream.
@@ -137,6 +140,8 @@ class ActiveStream : public Http::RequestDecoder,
   Http::ResponseEncoder& encoder_;
   Http::RequestHeaderMapPtr request_headers_;
   Http::ResponseHeaderMapPtr response_headers_;
+  Http::RequestTrailerMapPtr request_trailers_;
+  Http::ResponseTrailerMapPtr response_trailers_;
   std::shared_ptr<const Router::Config> route_config_;  // held for the whole request
   const Router::RouteEntry* route_entry_ = nullptr;
   StreamInfo::StreamInfo info_;
@@ -412,6 +417,7 @@ ActiveStream::~ActiveStream() {
 
 void ActiveStream::decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool end_stream) {
   request_headers_ = std::move(headers);
+  info_.protocol = parent_.codec().protocol();
   const HcmConfig& config = parent_.config();
 
   // The path is normalised before anything looks at it, routing included, as Envoy does: a
@@ -510,6 +516,15 @@ void ActiveStream::decodeData(Buffer::Instance& data, bool end_stream) {
   router_->decodeData(data, end_stream);
 }
 
+void ActiveStream::decodeTrailers(Http::RequestTrailerMapPtr&& trailers) {
+  request_trailers_ = std::move(trailers);
+  onRequestComplete();
+  if (finished_ || response_complete_) {
+    return;  // answered already; the trailers have nowhere to go
+  }
+  router_->decodeTrailers(*request_trailers_);
+}
+
 void ActiveStream::onRequestComplete() {
   // Pipelined requests behind this one wait in the connection's buffer: the codec stops
   // reading until this response is complete.
@@ -556,6 +571,15 @@ void ActiveStream::encodeResponseData(Buffer::Instance& data, bool end_stream) {
   if (end_stream) {
     onResponseComplete();
   }
+}
+
+void ActiveStream::encodeTrailers(Http::ResponseTrailerMapPtr&& trailers) {
+  response_trailers_ = std::move(trailers);
+  if (!request_complete_) {
+    parent_.codec().setCloseAfterResponse();
+  }
+  encoder_.encodeTrailers(*response_trailers_);
+  onResponseComplete();
 }
 
 void ActiveStream::sendLocalReply(uint32_t code, std::string_view body, uint32_t flag,

@@ -134,9 +134,10 @@ absl::StatusOr<std::shared_ptr<const HcmConfig>> HcmConfig::create(
     }
     config->max_request_headers_kb = kb;
   }
-  // Only these two Http1ProtocolOptions fields are implemented; field_support refuses the rest.
+  // Only these Http1ProtocolOptions fields are implemented; field_support refuses the rest.
   config->accept_http_10 = proto.http_protocol_options().accept_http_10();
   config->default_host_for_http_10 = proto.http_protocol_options().default_host_for_http_10();
+  config->enable_trailers = proto.http_protocol_options().enable_trailers();
   const auto& common = proto.common_http_protocol_options();
   if (common.has_max_headers_count()) {
     config->max_headers_count = common.max_headers_count().value();

@@ -88,6 +88,9 @@ struct HcmConfig {
   // Host takes default_host_for_http_10.
   bool accept_http_10 = false;
   std::string default_host_for_http_10;
+  // http_protocol_options.enable_trailers: HTTP/1 chunked trailers decoded and encoded (else
+  // dropped, as in Envoy).
+  bool enable_trailers = false;
   std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};  // connection, no streams
   std::chrono::milliseconds stream_idle_timeout{std::chrono::minutes(5)};
   std::chrono::milliseconds request_timeout{0};  // 0 = disabled

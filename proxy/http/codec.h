@@ -1,9 +1,12 @@
 #pragma once
 
-// HTTP/1.1 codecs: bytes <-> header maps and body chunks, one connection each. The server
-// codec parses requests and encodes responses (downstream); the client codec encodes requests
-// and parses responses (upstream). Parsing is llhttp's; the codec never buffers a whole body:
-// every dispatch() hands body bytes on as they arrive. Dispatcher-thread only.
+// HTTP codecs: bytes <-> header maps, body chunks and trailers, one connection each (HTTP/1.1 in
+// http1/, HTTP/2 in http2/). A server codec parses requests and encodes responses (downstream);
+// a client codec encodes requests and parses responses (upstream). A codec never buffers a whole
+// body: every dispatch() hands body bytes on as they arrive. Dispatcher-thread only.
+//
+// A message ends with exactly one of: headers with end_stream, data with end_stream, or
+// trailers (which always end it).
 
 #include <cstdint>
 #include <memory>
@@ -12,6 +15,7 @@
 #include "absl/status/status.h"
 #include "proxy/buffer/buffer.h"
 #include "proxy/http/header_map.h"
+#include "proxy/http/protocol.h"
 
 namespace Proxy::Http {
 
@@ -53,6 +57,9 @@ class ResponseEncoder {
   // the caller provides neither, and "connection: close" when the connection will close.
   virtual void encodeHeaders(const ResponseHeaderMap& headers, bool end_stream) = 0;
   virtual void encodeData(Buffer::Instance& data, bool end_stream) = 0;
+  // Ends the response with trailers. HTTP/1 writes them after a chunked body only when
+  // enable_trailers is set (Envoy's Http1ProtocolOptions), else just ends the body.
+  virtual void encodeTrailers(const ResponseTrailerMap& trailers) = 0;
   virtual Stream& getStream() = 0;
 };
 
@@ -62,6 +69,8 @@ class RequestDecoder {
   virtual ~RequestDecoder() = default;
   virtual void decodeHeaders(RequestHeaderMapPtr&& headers, bool end_stream) = 0;
   virtual void decodeData(Buffer::Instance& data, bool end_stream) = 0;
+  // The request's trailers; the request is complete (no end_stream call precedes them).
+  virtual void decodeTrailers(RequestTrailerMapPtr&& trailers) = 0;
 };
 
 // Sends a request upstream.
@@ -71,6 +80,8 @@ class RequestEncoder {
   // `headers` carries ":method", ":path" and ":authority" (sent as Host).
   virtual void encodeHeaders(const RequestHeaderMap& headers, bool end_stream) = 0;
   virtual void encodeData(Buffer::Instance& data, bool end_stream) = 0;
+  // Ends the request with trailers (HTTP/1: see ResponseEncoder::encodeTrailers).
+  virtual void encodeTrailers(const RequestTrailerMap& trailers) = 0;
   virtual Stream& getStream() = 0;
 };
 
@@ -81,6 +92,8 @@ class ResponseDecoder {
   virtual void decode100ContinueHeaders(ResponseHeaderMapPtr&& headers) = 0;
   virtual void decodeHeaders(ResponseHeaderMapPtr&& headers, bool end_stream) = 0;
   virtual void decodeData(Buffer::Instance& data, bool end_stream) = 0;
+  // The response's trailers; the response is complete.
+  virtual void decodeTrailers(ResponseTrailerMapPtr&& trailers) = 0;
 };
 
 // Why dispatch() failed; a server answers with `http_code` (400, 431, ...) then closes.
@@ -124,6 +137,9 @@ class Connection {
   // callback.
   virtual absl::Status dispatch(Buffer::Instance& data) = 0;
   virtual const CodecError& lastError() const = 0;
+  // The protocol this connection speaks; for an HTTP/1 server, the current (or last) request's
+  // version (Http10 or Http11).
+  virtual Protocol protocol() const = 0;
   // The underlying connection's write buffer crossed its watermarks.
   virtual void onUnderlyingConnectionAboveWriteBufferHighWatermark() = 0;
   virtual void onUnderlyingConnectionBelowWriteBufferLowWatermark() = 0;

@@ -156,7 +156,14 @@ class ResponseHeaderMap : public HeaderMap {
   void setStatus(uint32_t code) { setCopy(Headers::Status, std::to_string(code)); }
 };
 
+// Trailers: header fields after the body (HTTP/1 chunked trailers, HTTP/2's last HEADERS frame).
+// No pseudo-headers. Distinct types, as Envoy's, so a trailer map is never passed for headers.
+class RequestTrailerMap : public HeaderMap {};
+class ResponseTrailerMap : public HeaderMap {};
+
 using RequestHeaderMapPtr = std::unique_ptr<RequestHeaderMap>;
 using ResponseHeaderMapPtr = std::unique_ptr<ResponseHeaderMap>;
+using RequestTrailerMapPtr = std::unique_ptr<RequestTrailerMap>;
+using ResponseTrailerMapPtr = std::unique_ptr<ResponseTrailerMap>;
 
 }  // namespace Proxy::Http

@@ -33,6 +33,7 @@ class FilterImpl : public Filter {
   // Filter
   void decodeHeaders() override;
   void decodeData(Buffer::Instance& data, bool end_stream) override;
+  void decodeTrailers(Http::RequestTrailerMap& trailers) override;
   void onRequestComplete() override;
   void onResponseComplete() override;
   void onRouteTimeout() override;
@@ -68,6 +69,9 @@ class FilterImpl : public Filter {
     void decodeData(Buffer::Instance& data, bool end_stream) override {
       parent_.callbacks_.encodeData(data, end_stream);
     }
+    void decodeTrailers(Http::ResponseTrailerMapPtr&& trailers) override {
+      parent_.callbacks_.encodeTrailers(std::move(trailers));
+    }
     // Http::StreamCallbacks
     void onResetStream(Http::StreamResetReason reason) override { parent_.onUpstreamReset(reason); }
     void onAboveWriteBufferHighWatermark() override { parent_.readDisableDownstream(true); }
@@ -98,6 +102,8 @@ class FilterImpl : public Filter {
   Upstream::Cancellable* pool_handle_ = nullptr;
   Http::RequestEncoder* upstream_encoder_ = nullptr;
   Buffer::Instance pending_body_;  // request body that arrived before the pool was ready
+  // Request trailers that arrived before the pool was ready (the stream's map).
+  Http::RequestTrailerMap* pending_trailers_ = nullptr;
   // The connection's route timer (HTTP/1: one stream at a time), armed for this stream.
   Event::Timer* route_timer_ = nullptr;
   MonotonicTime upstream_start_;
@@ -242,6 +248,14 @@ void FilterImpl::decodeData(Buffer::Instance& data, bool end_stream) {
   }
 }
 
+void FilterImpl::decodeTrailers(Http::RequestTrailerMap& trailers) {
+  if (upstream_encoder_ != nullptr) {
+    upstream_encoder_->encodeTrailers(trailers);
+    return;
+  }
+  pending_trailers_ = &trailers;  // sent after the held body once the pool is ready
+}
+
 void FilterImpl::onRequestComplete() {
   if (route_timer_ != nullptr && !route_timer_->enabled() && callbacks_.route() != nullptr &&
       global_timeout_.count() > 0) {
@@ -256,10 +270,17 @@ void FilterImpl::onPoolReady(Http::RequestEncoder& encoder,
   host_ = host;
   callbacks_.streamInfo().upstream_host = host->address().asString();
   encoder.getStream().addCallbacks(upstream_leg_);
-  const bool headers_only = callbacks_.requestComplete() && pending_body_.length() == 0;
+  Http::RequestTrailerMap* trailers = pending_trailers_;
+  pending_trailers_ = nullptr;
+  const bool headers_only =
+      callbacks_.requestComplete() && pending_body_.length() == 0 && trailers == nullptr;
   encoder.encodeHeaders(callbacks_.requestHeaders(), headers_only);
-  if (!headers_only && (pending_body_.length() > 0 || pending_end_stream_)) {
-    encoder.encodeData(pending_body_, pending_end_stream_);
+  if (!headers_only &&
+      (pending_body_.length() > 0 || (pending_end_stream_ && trailers == nullptr))) {
+    encoder.encodeData(pending_body_, pending_end_stream_ && trailers == nullptr);
+  }
+  if (trailers != nullptr && upstream_encoder_ != nullptr) {
+    upstream_encoder_->encodeTrailers(*trailers);
   }
   readDisableDownstream(false);
 }

@@ -191,6 +191,8 @@ class FilterCallbacks {
   // The response to send the client: the upstream's, or a redirect.
   virtual void encodeHeaders(Http::ResponseHeaderMapPtr&& headers, bool end_stream) = 0;
   virtual void encodeData(Buffer::Instance& data, bool end_stream) = 0;
+  // Ends the response with the upstream's trailers.
+  virtual void encodeTrailers(Http::ResponseTrailerMapPtr&& trailers) = 0;
   // Upstream backpressure: stop / resume reading the client.
   virtual void readDisableDownstream(bool disable) = 0;
 };
@@ -205,6 +207,9 @@ class Filter {
   // Request body for the upstream (the connection manager has counted it and checked that the
   // stream still wants it).
   virtual void decodeData(Buffer::Instance& data, bool end_stream) = 0;
+  // The request's trailers, which end it (after onRequestComplete()); the connection manager
+  // owns the map and keeps it for the whole stream.
+  virtual void decodeTrailers(Http::RequestTrailerMap& trailers) = 0;
   // The whole request was received (requestComplete() is now true).
   virtual void onRequestComplete() = 0;
   // The whole response was sent to the client.

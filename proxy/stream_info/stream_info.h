@@ -6,9 +6,11 @@
 // (proxy_router) sets response flags in it, and neither depends on the other's library for it.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "proxy/common/time.h"
+#include "proxy/http/protocol.h"
 #include "proxy/network/address.h"
 
 namespace Proxy::StreamInfo {
@@ -46,6 +48,8 @@ struct StreamInfo {
   std::string upstream_cluster;
   std::string response_code_details;
   Network::Address downstream_remote;
+  // The downstream request's HTTP version, once its headers were decoded (%PROTOCOL%).
+  std::optional<Http::Protocol> protocol;
 
   void setFlag(ResponseFlag flag) { response_flags |= flag; }
   bool hasFlag(ResponseFlag flag) const { return (response_flags & flag) != 0; }

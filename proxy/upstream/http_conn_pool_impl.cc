@@ -157,6 +157,14 @@ void HttpConnPoolImpl::ActiveClient::encodeData(Buffer::Instance& data, bool end
   codec_encoder_->encodeData(data, end_stream);
 }
 
+void HttpConnPoolImpl::ActiveClient::encodeTrailers(const Http::RequestTrailerMap& trailers) {
+  if (!stream_active_) {
+    return;
+  }
+  request_complete_ = true;
+  codec_encoder_->encodeTrailers(trailers);
+}
+
 void HttpConnPoolImpl::ActiveClient::decode100ContinueHeaders(
     Http::ResponseHeaderMapPtr&& headers) {
   if (stream_active_) {
@@ -194,6 +202,16 @@ void HttpConnPoolImpl::ActiveClient::decodeData(Buffer::Instance& data, bool end
   if (end_stream) {
     onResponseComplete();
   }
+}
+
+void HttpConnPoolImpl::ActiveClient::decodeTrailers(Http::ResponseTrailerMapPtr&& trailers) {
+  if (!stream_active_) {
+    return;
+  }
+  Http::ResponseDecoder* decoder = decoder_;
+  endStream();
+  decoder->decodeTrailers(std::move(trailers));
+  onResponseComplete();
 }
 
 void HttpConnPoolImpl::ActiveClient::addCallbacks(Http::StreamCallbacks& callbacks) {

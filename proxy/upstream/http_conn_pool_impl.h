@@ -113,11 +113,13 @@ class HttpConnPoolImpl : public HttpConnPool, public Event::DeferredDeletable {
     // Http::RequestEncoder
     void encodeHeaders(const Http::RequestHeaderMap& headers, bool end_stream) override;
     void encodeData(Buffer::Instance& data, bool end_stream) override;
+    void encodeTrailers(const Http::RequestTrailerMap& trailers) override;
     Http::Stream& getStream() override { return *this; }
     // Http::ResponseDecoder
     void decode100ContinueHeaders(Http::ResponseHeaderMapPtr&& headers) override;
     void decodeHeaders(Http::ResponseHeaderMapPtr&& headers, bool end_stream) override;
     void decodeData(Buffer::Instance& data, bool end_stream) override;
+    void decodeTrailers(Http::ResponseTrailerMapPtr&& trailers) override;
     // Http::Stream
     void addCallbacks(Http::StreamCallbacks& callbacks) override;
     void removeCallbacks(Http::StreamCallbacks& callbacks) override;

@@ -37,6 +37,11 @@ class Exchange : public ResponseDecoder, public StreamCallbacks {
     data.drain(data.length());
     ended_ = end_stream;
   }
+  void decodeTrailers(ResponseTrailerMapPtr&& trailers) override {
+    FUZZ_CHECK(headers_seen_ && !ended_ && !reset_);
+    FUZZ_CHECK(trailers != nullptr && !trailers->empty());
+    ended_ = true;
+  }
   void onResetStream(StreamResetReason) override {
     FUZZ_CHECK(!ended_);
     reset_ = true;
@@ -62,6 +67,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   DiscardOutput output;
   Http1Settings settings;
   settings.max_response_headers_kb = 8;
+  settings.enable_trailers = true;  // the trailer path too
   settings.max_headers_count = 20;
   ClientConnectionImpl codec(output, settings);
 

@@ -44,6 +44,12 @@ class RequestStream : public RequestDecoder {
     data.drain(data.length());
     ended_ = end_stream;
   }
+  void decodeTrailers(RequestTrailerMapPtr&& trailers) override {
+    FUZZ_CHECK(headers_seen_);
+    FUZZ_CHECK(!ended_);
+    FUZZ_CHECK(trailers != nullptr && !trailers->empty());
+    ended_ = true;
+  }
   void respond() {
     FUZZ_CHECK(!responded_);
     responded_ = true;
@@ -90,6 +96,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Callbacks callbacks(splitter);
   Http1Settings settings;
   settings.max_request_headers_kb = 8;  // small limits reach the 431 paths with short inputs
+  settings.enable_trailers = true;      // the trailer path too
   settings.max_headers_count = 20;
   ServerConnectionImpl codec(output, callbacks, settings);
 

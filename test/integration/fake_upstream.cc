@@ -77,6 +77,7 @@ class FakeConnection : public Network::ReadFilter,
   // Http::RequestDecoder
   void decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool end_stream) override;
   void decodeData(Buffer::Instance& data, bool end_stream) override;
+  void decodeTrailers(Http::RequestTrailerMapPtr&& trailers) override;
 
  private:
   void onRequestComplete();
@@ -93,6 +94,7 @@ class FakeConnection : public Network::ReadFilter,
   // The request in flight.
   Http::ResponseEncoder* encoder_ = nullptr;
   Http::RequestHeaderMapPtr request_headers_;
+  Http::RequestTrailerMapPtr request_trailers_;
   uint64_t request_body_bytes_ = 0;
   Fnv1a request_body_digest_;
   Event::TimerPtr delay_timer_;
@@ -178,7 +180,9 @@ class FakeUpstream::Server : public Network::TcpListenerCallbacks {
 FakeConnection::FakeConnection(FakeUpstream::Server& server, const FakeUpstreamOptions& options,
                                FakeUpstream& counters, Network::ConnectionPtr connection)
     : server_(server), options_(options), counters_(counters), connection_(std::move(connection)) {
-  codec_ = std::make_unique<Http::ServerConnectionImpl>(*this, *this, Http::Http1Settings{});
+  Http::Http1Settings settings;
+  settings.enable_trailers = options.enable_trailers;
+  codec_ = std::make_unique<Http::ServerConnectionImpl>(*this, *this, settings);
   connection_->addConnectionCallbacks(*this);
   connection_->setReadFilter(this);
   connection_->noDelay(true);
@@ -207,6 +211,7 @@ void FakeConnection::onEvent(Network::ConnectionEvent event) {
 Http::RequestDecoder& FakeConnection::newStream(Http::ResponseEncoder& response_encoder) {
   encoder_ = &response_encoder;
   request_headers_.reset();
+  request_trailers_.reset();
   request_body_bytes_ = 0;
   request_body_digest_ = Fnv1a();
   stream_remaining_ = 0;
@@ -251,6 +256,14 @@ void FakeConnection::decodeData(Buffer::Instance& data, bool end_stream) {
   }
 }
 
+void FakeConnection::decodeTrailers(Http::RequestTrailerMapPtr&& trailers) {
+  if (closed() || request_headers_ == nullptr) {
+    return;
+  }
+  request_trailers_ = std::move(trailers);
+  onRequestComplete();
+}
+
 void FakeConnection::onRequestComplete() {
   const auto delay = std::chrono::milliseconds(headerNumber(
       *request_headers_, "x-fake-delay-ms", static_cast<uint64_t>(options_.delay.count())));
@@ -277,6 +290,11 @@ void FakeConnection::respond() {
       headers.addCopy(absl::StrCat("x-echo-", asAbsl(key)), entry.value);
     }
   }
+  if (request_trailers_ != nullptr) {
+    for (const Http::HeaderEntry& entry : *request_trailers_) {
+      headers.addCopy(absl::StrCat("x-echo-trailer-", entry.key), entry.value);
+    }
+  }
   headers.addCopy("x-request-body-bytes", std::to_string(request_body_bytes_));
   headers.addCopy("x-request-body-fnv1a", request_body_digest_.hex());
 
@@ -286,8 +304,11 @@ void FakeConnection::respond() {
   if (stream_remaining_ == 0) {
     greeting = absl::StrCat("hello from ", options_.name, "\npath: ", asAbsl(request.path()), "\n");
   }
-  headers.addCopy(Http::Headers::ContentLength,
-                  std::to_string(stream_remaining_ > 0 ? stream_remaining_ : greeting.size()));
+  const std::string_view trailer = request.getValue("x-fake-response-trailer");
+  if (trailer.empty() || stream_remaining_ > 0) {
+    headers.addCopy(Http::Headers::ContentLength,
+                    std::to_string(stream_remaining_ > 0 ? stream_remaining_ : greeting.size()));
+  }
   counters_.responses_started_.fetch_add(1);
   encoder_->encodeHeaders(headers, /*end_stream=*/false);
   if (stream_remaining_ > 0) {
@@ -296,7 +317,16 @@ void FakeConnection::respond() {
   }
   Buffer::Instance body;
   body.add(greeting);
-  encoder_->encodeData(body, /*end_stream=*/true);
+  if (trailer.empty()) {
+    encoder_->encodeData(body, /*end_stream=*/true);
+    return;
+  }
+  encoder_->encodeData(body, /*end_stream=*/false);
+  const size_t eq = trailer.find('=');
+  Http::ResponseTrailerMap trailers;
+  trailers.addCopy(trailer.substr(0, eq),
+                   eq == std::string_view::npos ? std::string_view() : trailer.substr(eq + 1));
+  encoder_->encodeTrailers(trailers);
 }
 
 void FakeConnection::continueStreaming() {

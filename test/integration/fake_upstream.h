@@ -18,6 +18,10 @@
 //                             backpressure (content-length N)
 //   x-fake-close: 1           close the connection without responding, once the request head
 //                             arrived
+//   x-fake-response-trailer: NAME=VALUE
+//                             end the greeting (chunked) with the trailer NAME: VALUE; sent on
+//                             the wire only with enable_trailers
+// With enable_trailers, request trailers are decoded and echoed as "x-echo-trailer-<name>".
 
 #include <atomic>
 #include <chrono>
@@ -47,6 +51,8 @@ struct FakeUpstreamOptions {
   uint64_t response_bytes = 0;  // 0: the greeting body
   bool close_without_response = false;
   bool echo_headers = true;
+  // Http1ProtocolOptions.enable_trailers for the upstream's codec.
+  bool enable_trailers = false;
 };
 
 class FakeUpstream {

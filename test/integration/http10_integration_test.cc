@@ -305,11 +305,10 @@ TEST_F(Http10IntegrationTest, AnEmptyHostIsForwardedEmpty) {
 }
 
 TEST_F(Http10IntegrationTest, OtherHttpProtocolOptionsAreRefusedByName) {
-  // Only accept_http_10 and default_host_for_http_10 are implemented; any other field of
-  // http_protocol_options stops the proxy with its path.
-  for (const std::string field :
-       {"header_key_format: {proper_case_words: {}}", "enable_trailers: true",
-        "allow_chunked_length: true", "send_fully_qualified_url: true"}) {
+  // Only accept_http_10, default_host_for_http_10 and enable_trailers are implemented; any other
+  // field of http_protocol_options stops the proxy with its path.
+  for (const std::string field : {"header_key_format: {proper_case_words: {}}",
+                                  "allow_chunked_length: true", "send_fully_qualified_url: true"}) {
     ProxyOptions options;
     options.bootstrap_yaml = absl::StrCat(R"(static_resources:
   listeners:

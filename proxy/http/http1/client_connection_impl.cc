@@ -24,7 +24,9 @@ bool isBodilessMethod(std::string_view method) {
 
 ClientConnectionImpl::ClientConnectionImpl(CodecOutput& output, const Http1Settings& settings)
     : Http1ConnectionBase(output, HTTP_RESPONSE, settings.max_response_headers_kb * 1024,
-                          settings.max_headers_count, /*error_http_code=*/502) {}
+                          settings.max_headers_count, /*error_http_code=*/502) {
+  enable_trailers_ = settings.enable_trailers;
+}
 
 absl::Status ClientConnectionImpl::dispatch(Buffer::Instance& data) {
   ASSERT(!dispatching_);
@@ -98,6 +100,7 @@ void ClientConnectionImpl::resetActive(StreamResetReason reason) {
   }
   decoder_ = nullptr;
   headers_.reset();
+  trailers_.reset();
   encoder_.callbacks_.runReset(reason);
 }
 
@@ -108,6 +111,7 @@ int ClientConnectionImpl::onMessageBeginImpl() {
   beginMessage();
   headers_ = std::make_unique<ResponseHeaderMap>();
   headers_->reserve(kReservedHeaders);
+  trailers_.reset();
   informational_ = false;
   headers_deferred_ = false;
   return 0;
@@ -123,6 +127,14 @@ int ClientConnectionImpl::onStatusComplete() {
 
 int ClientConnectionImpl::onHeader(std::string_view name, std::string_view value) {
   headers_->addCopy(name, value);
+  return 0;
+}
+
+int ClientConnectionImpl::onTrailer(std::string_view name, std::string_view value) {
+  if (trailers_ == nullptr) {
+    trailers_ = std::make_unique<ResponseTrailerMap>();
+  }
+  trailers_->addCopy(name, value);
   return 0;
 }
 
@@ -188,10 +200,16 @@ int ClientConnectionImpl::onMessageCompleteImpl() {
     if (headers_deferred_) {
       headers_deferred_ = false;
       decoder->decodeHeaders(std::move(headers_), /*end_stream=*/true);
+    } else if (trailers_ != nullptr) {
+      if (body_buffer_.length() > 0) {
+        decoder->decodeData(body_buffer_, /*end_stream=*/false);
+      }
+      decoder->decodeTrailers(std::move(trailers_));
     } else {
       decoder->decodeData(body_buffer_, /*end_stream=*/true);
     }
   }
+  trailers_.reset();
   body_buffer_.drain(body_buffer_.length());
   return 0;
 }
@@ -274,6 +292,19 @@ void ClientConnectionImpl::RequestEncoderImpl::encodeData(Buffer::Instance& data
   if (end_stream) {
     c.request_complete_ = true;
   }
+}
+
+void ClientConnectionImpl::RequestEncoderImpl::encodeTrailers(const RequestTrailerMap& trailers) {
+  ClientConnectionImpl& c = parent_;
+  if (c.decoder_ == nullptr || !c.request_started_ || c.request_complete_) {
+    return;
+  }
+  // Only a chunked body can carry trailers; a Content-Length body just ends.
+  if (c.request_chunked_) {
+    c.encodeLastChunk(trailers);
+  }
+  c.flushOutput();
+  c.request_complete_ = true;
 }
 
 void ClientConnectionImpl::RequestEncoderImpl::addCallbacks(StreamCallbacks& callbacks) {

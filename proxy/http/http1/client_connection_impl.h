@@ -25,6 +25,7 @@ class ClientConnectionImpl : public ClientConnection, private Http1ConnectionBas
   const CodecError& lastError() const override { return error_; }
   void onUnderlyingConnectionAboveWriteBufferHighWatermark() override;
   void onUnderlyingConnectionBelowWriteBufferLowWatermark() override;
+  Protocol protocol() const override { return Protocol::Http11; }
   // ClientConnection
   // One request at a time: the previous response must be complete (or the stream reset).
   RequestEncoder& newStream(ResponseDecoder& response_decoder) override;
@@ -41,6 +42,7 @@ class ClientConnectionImpl : public ClientConnection, private Http1ConnectionBas
     // RequestEncoder
     void encodeHeaders(const RequestHeaderMap& headers, bool end_stream) override;
     void encodeData(Buffer::Instance& data, bool end_stream) override;
+    void encodeTrailers(const RequestTrailerMap& trailers) override;
     Stream& getStream() override { return *this; }
     // Stream
     void addCallbacks(StreamCallbacks& callbacks) override;
@@ -56,6 +58,7 @@ class ClientConnectionImpl : public ClientConnection, private Http1ConnectionBas
   int onMessageBeginImpl() override;
   int onStatusComplete() override;
   int onHeader(std::string_view name, std::string_view value) override;
+  int onTrailer(std::string_view name, std::string_view value) override;
   int onHeadersCompleteImpl() override;
   int onMessageCompleteImpl() override;
   bool wantsBody() const override { return decoder_ != nullptr && !informational_; }
@@ -66,6 +69,7 @@ class ClientConnectionImpl : public ClientConnection, private Http1ConnectionBas
 
   RequestEncoderImpl encoder_{*this};
   ResponseHeaderMapPtr headers_;        // the response being parsed, until decodeHeaders()
+  ResponseTrailerMapPtr trailers_;      // its trailers (enable_trailers), until decodeTrailers()
   ResponseDecoder* decoder_ = nullptr;  // set by newStream(), cleared when the exchange ends
 
   bool request_started_ = false;

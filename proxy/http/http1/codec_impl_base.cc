@@ -265,6 +265,8 @@ int Http1ConnectionBase::onHeaderValueComplete() {
       saw_transfer_encoding_ = true;
     }
     rc = onHeader(current_field_, current_value_);
+  } else if (enable_trailers_) {
+    rc = onTrailer(current_field_, current_value_);
   }
   current_field_.clear();
   current_value_.clear();
@@ -311,6 +313,23 @@ void Http1ConnectionBase::encodeChunkedData(Buffer::Instance& data, bool end_str
   if (end_stream) {
     pending_output_.add(kLastChunk);
   }
+}
+
+void Http1ConnectionBase::encodeLastChunk(const HeaderMap& trailers) {
+  if (!enable_trailers_) {
+    pending_output_.add(kLastChunk);
+    return;
+  }
+  scratch_.clear();
+  scratch_.append("0\r\n");
+  for (const HeaderEntry& entry : trailers) {
+    if (entry.key.empty() || entry.key[0] == ':' || Http1Helpers::isHopByHop(entry.key)) {
+      continue;
+    }
+    appendHeaderLine(entry.key, entry.value);
+  }
+  scratch_.append(kCrlf);
+  pending_output_.add(scratch_);
 }
 
 void Http1ConnectionBase::appendHeaderLine(std::string_view name, std::string_view value) {

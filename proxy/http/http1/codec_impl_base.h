@@ -13,6 +13,9 @@
 //   disables reading) until the low watermark: a client that pipelines without reading the
 //   responses cannot make the connection buffer more than its limit. And one dispatch()
 //   answers at most kMaxRequestsPerDispatch pipelined requests itself (local replies).
+// - Trailers after a chunked body reach decodeTrailers() only with enable_trailers (Envoy's
+//   Http1ProtocolOptions); otherwise they are parsed against the header limits and dropped, and
+//   the message ends with decodeData(end_stream=true), as Envoy's HTTP/1 codec does.
 // - Errors (lastError().http_code / details): malformed input 400 "http1.codec_error";
 //   invalid header name/value characters 400 "http1.invalid_characters"; header bytes over the
 //   limit 431 "http1.headers_too_large"; too many headers 431 "http1.too_many_headers";
@@ -56,6 +59,10 @@ struct Http1Settings {
   // Server: the Host given to an accepted HTTP/1.0 request that has none
   // (default_host_for_http_10). Without one, such a request is a 400 like HTTP/1.1's.
   std::string default_host_for_http_10;
+  // Http1ProtocolOptions.enable_trailers (off by default, as in Envoy): chunked trailers are
+  // decoded (decodeTrailers) and encoded after a chunked body. Off, received trailers are
+  // dropped and encodeTrailers() just ends the body.
+  bool enable_trailers = false;
 };
 
 // What the server and client codecs share: the llhttp parser and the dispatch loop, header
@@ -83,6 +90,9 @@ class Http1ConnectionBase {
   virtual int onInvalidVersion() { return 0; }
   // A complete header line; `name` is lower-case and valid, `value` trimmed.
   virtual int onHeader(std::string_view name, std::string_view value) = 0;
+  // A complete trailer line after a chunked body (only with enable_trailers_; same checks and
+  // limits as headers).
+  virtual int onTrailer(std::string_view name, std::string_view value) = 0;
   virtual int onHeadersCompleteImpl() = 0;
   virtual int onMessageCompleteImpl() = 0;
   // Whether parsed body bytes are kept for the decoder (false: the stream is gone, drop them).
@@ -107,6 +117,9 @@ class Http1ConnectionBase {
   // Output: every encoder writes into `pending_output_`; flushOutput() hands it to the owner.
   void flushOutput();
   void encodeChunkedData(Buffer::Instance& data, bool end_stream);
+  // The last chunk of a chunked body, with `trailers` when enable_trailers_ (pseudo-headers and
+  // hop-by-hop names skipped).
+  void encodeLastChunk(const HeaderMap& trailers);
   // One "name: value\r\n" line into scratch_.
   void appendHeaderLine(std::string_view name, std::string_view value);
 
@@ -122,7 +135,8 @@ class Http1ConnectionBase {
   bool saw_content_length_ = false;
   bool saw_transfer_encoding_ = false;
   bool transfer_encoding_unsupported_ = false;
-  std::string url_;  // request target (server), accumulated across llhttp calls
+  bool enable_trailers_ = false;  // set by the derived codec from Http1Settings
+  std::string url_;               // request target (server), accumulated across llhttp calls
 
  private:
   friend struct LlhttpCallbacks;
@@ -142,7 +156,9 @@ class Http1ConnectionBase {
   uint32_t headers_count_ = 0;
   std::string error_message_;
   bool error_set_ = false;
-  bool in_trailers_ = false;  // header callbacks after the headers are trailers: dropped
+  // Header callbacks after the headers are trailers: onTrailer() with enable_trailers_, else
+  // dropped.
+  bool in_trailers_ = false;
 
   // Where the dispatch loop is: the buffer being parsed, the start of the slice handed to
   // llhttp and how many of that slice's bytes have already left the buffer (moved to

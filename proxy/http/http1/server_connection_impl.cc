@@ -40,7 +40,9 @@ ServerConnectionImpl::ServerConnectionImpl(CodecOutput& output,
                           settings.max_headers_count, /*error_http_code=*/400),
       callbacks_(callbacks),
       accept_http_10_(settings.accept_http_10),
-      default_host_for_http_10_(settings.default_host_for_http_10) {}
+      default_host_for_http_10_(settings.default_host_for_http_10) {
+  enable_trailers_ = settings.enable_trailers;
+}
 
 absl::Status ServerConnectionImpl::dispatch(Buffer::Instance& data) {
   ASSERT(!dispatching_);
@@ -135,6 +137,7 @@ int ServerConnectionImpl::onMessageBeginImpl() {
   parser_.http_minor = 0;
   headers_ = std::make_unique<RequestHeaderMap>();
   headers_->reserve(kReservedHeaders);
+  trailers_.reset();
   stream_active_ = true;
   request_complete_ = false;
   headers_deferred_ = false;
@@ -170,6 +173,14 @@ int ServerConnectionImpl::onHeader(std::string_view name, std::string_view value
     return 0;
   }
   headers_->addCopy(name, value);
+  return 0;
+}
+
+int ServerConnectionImpl::onTrailer(std::string_view name, std::string_view value) {
+  if (trailers_ == nullptr) {
+    trailers_ = std::make_unique<RequestTrailerMap>();
+  }
+  trailers_->addCopy(name, value);
   return 0;
 }
 
@@ -305,10 +316,19 @@ int ServerConnectionImpl::onMessageCompleteImpl() {
     if (headers_deferred_) {
       headers_deferred_ = false;
       decoder_->decodeHeaders(std::move(headers_), /*end_stream=*/true);
+    } else if (trailers_ != nullptr) {
+      // The body bytes parsed in this dispatch go first; the trailers end the request.
+      if (body_buffer_.length() > 0) {
+        decoder_->decodeData(body_buffer_, /*end_stream=*/false);
+      }
+      if (decoder_ != nullptr) {
+        decoder_->decodeTrailers(std::move(trailers_));
+      }
     } else {
       decoder_->decodeData(body_buffer_, /*end_stream=*/true);
     }
   }
+  trailers_.reset();
   body_buffer_.drain(body_buffer_.length());
   if (stream_active_ && response_complete_) {
     finishStream();
@@ -459,6 +479,19 @@ void ServerConnectionImpl::ResponseEncoderImpl::encodeData(Buffer::Instance& dat
   if (end_stream) {
     c.onResponseEncodeComplete();
   }
+}
+
+void ServerConnectionImpl::ResponseEncoderImpl::encodeTrailers(const ResponseTrailerMap& trailers) {
+  ServerConnectionImpl& c = parent_;
+  if (!c.stream_active_ || !c.response_started_ || c.response_complete_) {
+    return;
+  }
+  // Only a chunked body can carry trailers (RFC 9112 7.1.2); otherwise the body just ends.
+  if (c.response_chunked_ && !c.response_bodiless_) {
+    c.encodeLastChunk(trailers);
+  }
+  c.flushOutput();
+  c.onResponseEncodeComplete();
 }
 
 void ServerConnectionImpl::ResponseEncoderImpl::addCallbacks(StreamCallbacks& callbacks) {

@@ -32,6 +32,7 @@ class ServerConnectionImpl : public ServerConnection, private Http1ConnectionBas
   const CodecError& lastError() const override { return error_; }
   void onUnderlyingConnectionAboveWriteBufferHighWatermark() override;
   void onUnderlyingConnectionBelowWriteBufferLowWatermark() override;
+  Protocol protocol() const override { return http10_ ? Protocol::Http10 : Protocol::Http11; }
   // ServerConnection
   void setCloseAfterResponse() override { close_after_response_ = true; }
   bool closeAfterResponse() const override { return close_after_response_; }
@@ -48,6 +49,7 @@ class ServerConnectionImpl : public ServerConnection, private Http1ConnectionBas
     void encode100ContinueHeaders() override;
     void encodeHeaders(const ResponseHeaderMap& headers, bool end_stream) override;
     void encodeData(Buffer::Instance& data, bool end_stream) override;
+    void encodeTrailers(const ResponseTrailerMap& trailers) override;
     Stream& getStream() override { return *this; }
     // Stream
     void addCallbacks(StreamCallbacks& callbacks) override;
@@ -63,6 +65,7 @@ class ServerConnectionImpl : public ServerConnection, private Http1ConnectionBas
   int onMessageBeginImpl() override;
   int onUrlComplete() override;
   int onHeader(std::string_view name, std::string_view value) override;
+  int onTrailer(std::string_view name, std::string_view value) override;
   int onHeadersCompleteImpl() override;
   int onInvalidVersion() override;
   int onMessageCompleteImpl() override;
@@ -80,6 +83,7 @@ class ServerConnectionImpl : public ServerConnection, private Http1ConnectionBas
   ServerConnectionCallbacks& callbacks_;
   ResponseEncoderImpl encoder_{*this};
   RequestHeaderMapPtr headers_;        // the request being parsed, until decodeHeaders()
+  RequestTrailerMapPtr trailers_;      // its trailers (enable_trailers), until decodeTrailers()
   RequestDecoder* decoder_ = nullptr;  // null once the response completed or the stream reset
 
   // Stream state; one stream at a time.

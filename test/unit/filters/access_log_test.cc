@@ -23,6 +23,7 @@ StreamInfo::StreamInfo exampleInfo() {
   info.bytes_received = 12;
   info.bytes_sent = 91;
   info.upstream_host = "127.0.0.1:8081";
+  info.protocol = Http::Protocol::Http11;
   return info;
 }
 
@@ -39,6 +40,22 @@ TEST(AccessLogTest, DefaultFormatMatchesEnvoys) {
   EXPECT_EQ(formatDefault(&request, &response, exampleInfo()),
             "[2026-11-21T10:00:00.123Z] \"POST /service/1?x=1 HTTP/1.1\" 503 UF 12 91 42 - \"-\" "
             "\"curl/7.88\" \"abc\" \"example.com\" \"127.0.0.1:8081\"\n");
+}
+
+TEST(AccessLogTest, ProtocolIsTheDownstreamRequestsVersion) {
+  // %PROTOCOL% as Envoy prints it: HTTP/1.0, HTTP/2, or "-" before any request was decoded.
+  Http::RequestHeaderMap request;
+  request.addCopy(":method", "GET");
+  request.addCopy(":path", "/");
+  Http::ResponseHeaderMap response;
+  response.setStatus(200);
+  StreamInfo::StreamInfo info = exampleInfo();
+  info.protocol = Http::Protocol::Http2;
+  EXPECT_NE(formatDefault(&request, &response, info).find("\"GET / HTTP/2\""), std::string::npos);
+  info.protocol = Http::Protocol::Http10;
+  EXPECT_NE(formatDefault(&request, &response, info).find("\"GET / HTTP/1.0\""), std::string::npos);
+  info.protocol.reset();
+  EXPECT_NE(formatDefault(&request, &response, info).find("\"GET / -\""), std::string::npos);
 }
 
 TEST(AccessLogTest, ResponseFlagsUseEnvoysShortNames) {

@@ -107,6 +107,10 @@ struct FakeUpstreamRequest : public Upstream::Cancellable,
     data.drain(data.length());
     body_end_stream = end_stream;
   }
+  void encodeTrailers(const Http::RequestTrailerMap& sent) override {
+    trailers = sent;
+    body_end_stream = true;
+  }
   Http::Stream& getStream() override { return *this; }
   // Http::Stream
   void addCallbacks(Http::StreamCallbacks& added) override { stream_callbacks = &added; }
@@ -122,6 +126,7 @@ struct FakeUpstreamRequest : public Upstream::Cancellable,
   Upstream::HttpPoolCallbacks& pool_callbacks;
   Http::StreamCallbacks* stream_callbacks = nullptr;
   Http::RequestHeaderMap headers;
+  Http::RequestTrailerMap trailers;
   bool headers_end_stream = false;
   std::string body;
   bool body_end_stream = false;

@@ -47,6 +47,58 @@ TEST_F(HttpConnectionManagerTest, ForwardedRequestAndResponse) {
   EXPECT_EQ(connection_->state(), Network::Connection::State::Open);
 }
 
+TEST_F(HttpConnectionManagerTest, TrailersGoEndToEndWithEnableTrailers) {
+  start("http_protocol_options: {enable_trailers: true}\n");
+
+  // A chunked upload ends with a trailer before the pool has a connection: body and trailers
+  // are held by the router.
+  send(
+      "POST /service/up HTTP/1.1\r\nhost: example.com\r\ntransfer-encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n0\r\nx-sum: 7\r\n\r\n");
+  ASSERT_EQ(backend().requests.size(), 1u);
+  FakeUpstreamRequest& upstream = *backend().requests[0];
+
+  // The pool is ready: headers (not ending the request), the body, then the trailers.
+  upstream.ready(backend().host());
+  EXPECT_FALSE(upstream.headers_end_stream);
+  EXPECT_EQ(upstream.body, "hello");
+  EXPECT_EQ(Http::dump(upstream.trailers), "x-sum: 7\n");
+  EXPECT_TRUE(upstream.body_end_stream);
+
+  // The upstream answers with a body and trailers: the client gets them chunked.
+  auto headers = std::make_unique<Http::ResponseHeaderMap>();
+  headers->setStatus(200);
+  upstream.decoder.decodeHeaders(std::move(headers), /*end_stream=*/false);
+  Buffer::Instance body;
+  body.add("ok");
+  upstream.decoder.decodeData(body, /*end_stream=*/false);
+  auto trailers = std::make_unique<Http::ResponseTrailerMap>();
+  trailers->addCopy("grpc-status", "0");
+  upstream.decoder.decodeTrailers(std::move(trailers));
+  dispatcher_.runUntilIdle();
+  EXPECT_EQ(read(), absl::StrCat("HTTP/1.1 200 OK\r\nx-envoy-upstream-service-time: 0\r\n"
+                                 "server: envoy\r\n",
+                                 kDate,
+                                 "transfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+                                 "grpc-status: 0\r\n\r\n"));
+  EXPECT_EQ(counter("downstream_rq_2xx"), 1u);
+  EXPECT_EQ(connection_->state(), Network::Connection::State::Open);
+}
+
+TEST_F(HttpConnectionManagerTest, TrailersArriveAfterThePoolIsReady) {
+  start("http_protocol_options: {enable_trailers: true}\n");
+
+  // The head first; the pool is ready before the body: body and trailers go straight through.
+  send("POST /service/up HTTP/1.1\r\nhost: example.com\r\ntransfer-encoding: chunked\r\n\r\n");
+  FakeUpstreamRequest& upstream = *backend().requests[0];
+  upstream.ready(backend().host());
+  EXPECT_FALSE(upstream.headers_end_stream);
+  send("3\r\nabc\r\n0\r\nx-a: 1\r\nx-b: 2\r\n\r\n");
+  EXPECT_EQ(upstream.body, "abc");
+  EXPECT_EQ(Http::dump(upstream.trailers), "x-a: 1\nx-b: 2\n");
+  EXPECT_TRUE(upstream.body_end_stream);
+}
+
 TEST_F(HttpConnectionManagerTest, UpstreamSlowerThanTheRouteTimeoutIs504) {
   start();
 

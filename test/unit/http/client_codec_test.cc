@@ -58,8 +58,17 @@ class RecordingResponseDecoder : public ResponseDecoder {
       on_end_();
     }
   }
+  void decodeTrailers(ResponseTrailerMapPtr&& trailers) override {
+    EXPECT_FALSE(ended_) << "trailers after end_stream";
+    trailers_ = std::move(trailers);
+    ended_ = true;
+    if (on_end_) {
+      on_end_();
+    }
+  }
 
   ResponseHeaderMapPtr continue_headers_;
+  ResponseTrailerMapPtr trailers_;
   ResponseHeaderMapPtr headers_;
   bool headers_end_stream_ = false;
   bool ended_ = false;

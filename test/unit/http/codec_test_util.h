@@ -86,8 +86,17 @@ class RecordingRequestDecoder : public RequestDecoder {
       on_end_();
     }
   }
+  void decodeTrailers(RequestTrailerMapPtr&& trailers) override {
+    EXPECT_FALSE(ended_) << "trailers after end_stream";
+    trailers_ = std::move(trailers);
+    ended_ = true;
+    if (on_end_) {
+      on_end_();
+    }
+  }
 
   RequestHeaderMapPtr headers_;
+  RequestTrailerMapPtr trailers_;
   std::vector<const void*> first_slices_;  // where each decodeData's bytes live
   bool headers_end_stream_ = false;
   bool ended_ = false;

@@ -215,6 +215,7 @@ class CountingDecoder : public RequestDecoder {
     data.drain(data.length());
     ended_ = end_stream;
   }
+  void decodeTrailers(RequestTrailerMapPtr&&) override { ended_ = true; }
   uint64_t calls_ = 0;
   uint64_t largest_ = 0;
   uint64_t total_ = 0;

@@ -134,6 +134,7 @@ struct TestStream : public HttpPoolCallbacks,
     data.drain(data.length());
     complete = end_stream;
   }
+  void decodeTrailers(Http::ResponseTrailerMapPtr&&) override { complete = true; }
   // Http::StreamCallbacks
   void onResetStream(Http::StreamResetReason reason) override {
     reset = true;
