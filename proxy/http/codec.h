@@ -25,6 +25,11 @@ enum class StreamResetReason {
   ConnectionTermination,  // the connection closed mid-stream
   Overflow,
   ProtocolError,  // the peer sent bytes the codec could not parse (added by the codec)
+  // HTTP/2 (Envoy's names): the peer reset the stream (RST_STREAM); with REFUSED_STREAM, or
+  // above a GOAWAY's last stream id, the peer never processed it, so it is safe to retry.
+  RemoteReset,
+  RemoteRefusedStreamReset,
+  LocalRefusedStreamReset,
 };
 
 // Lifetime events of one stream (request/response exchange).
