@@ -144,54 +144,6 @@ std::string addressKey(const envoy::config::core::v3::Address& address) {
              : absl::StrCat("[", sa.address(), "]:", sa.port_value());
 }
 
-// The static clusters that the xDS client's gRPC channels connect to (envoy_grpc): the only
-// clusters spoken to in HTTP/2 (xds_client/config.cc), so the only ones that may ask for it.
-absl::flat_hash_set<std::string> grpcServiceClusters(const Bootstrap& bootstrap) {
-  absl::flat_hash_set<std::string> names;
-  auto add = [&names](const ApiConfigSource& api) {
-    for (const auto& service : api.grpc_services()) {
-      if (service.has_envoy_grpc()) {
-        names.insert(service.envoy_grpc().cluster_name());
-      }
-    }
-  };
-  const auto& dynamic = bootstrap.dynamic_resources();
-  add(dynamic.ads_config());
-  add(dynamic.lds_config().api_config_source());
-  add(dynamic.cds_config().api_config_source());
-  return names;
-}
-
-// The proxy speaks HTTP/1.1 upstream: only the xDS client's gRPC channel speaks HTTP/2 to a
-// cluster, so a route to such a cluster would be spoken to in the wrong protocol.
-// (Routes that come over RDS are not checked here.)
-absl::Status checkNoRouteToGrpcCluster(const envoy::config::route::v3::RouteConfiguration& rc,
-                                       const absl::flat_hash_set<std::string>& grpc_clusters,
-                                       const std::string& path) {
-  auto refuse = [](const std::string& field_path, const std::string& name) {
-    return error(field_path, absl::StrCat("cluster '", name,
-                                          "' is a gRPC service's (HTTP/2); routing HTTP "
-                                          "requests to it is not supported (the proxy speaks "
-                                          "HTTP/1.1 upstream)"));
-  };
-  for (int v = 0; v < rc.virtual_hosts_size(); v++) {
-    for (int r = 0; r < rc.virtual_hosts(v).routes_size(); r++) {
-      const auto& action = rc.virtual_hosts(v).routes(r).route();
-      const std::string rp = absl::StrCat(path, ".virtual_hosts[", v, "].routes[", r, "].route");
-      if (grpc_clusters.contains(action.cluster())) {
-        return refuse(rp + ".cluster", action.cluster());
-      }
-      for (int i = 0; i < action.weighted_clusters().clusters_size(); i++) {
-        const std::string& name = action.weighted_clusters().clusters(i).name();
-        if (grpc_clusters.contains(name)) {
-          return refuse(absl::StrCat(rp, ".weighted_clusters.clusters[", i, "].name"), name);
-        }
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::Status checkResourceConfigSources(const envoy::config::listener::v3::Listener& listener,
@@ -236,14 +188,11 @@ absl::Status checkResourceConfigSources(const envoy::config::cluster::v3::Cluste
 absl::Status validateBootstrap(const Bootstrap& bootstrap) {
   const auto& resources = bootstrap.static_resources();
 
-  const absl::flat_hash_set<std::string> grpc_clusters = grpcServiceClusters(bootstrap);
   absl::flat_hash_set<std::string> cluster_names;
   for (int i = 0; i < resources.clusters_size(); i++) {
     const auto& cluster = resources.clusters(i);
     const std::string path = absl::StrCat("static_resources.clusters[", i, "]");
-    FieldCheckContext context;
-    context.grpc_service_cluster = grpc_clusters.contains(cluster.name());
-    RETURN_IF_ERROR(validateCluster(cluster, path, context));
+    RETURN_IF_ERROR(validateCluster(cluster, path));
     RETURN_IF_ERROR(checkResourceConfigSources(cluster, bootstrap.dynamic_resources(), path));
     if (!cluster_names.insert(cluster.name()).second) {
       return error(path, absl::StrCat("duplicate cluster name '", cluster.name(), "'"));
@@ -281,12 +230,6 @@ absl::Status validateBootstrap(const Bootstrap& bootstrap) {
           continue;
         }
         absl::StatusOr<HttpConnectionManager> hcm = unpackHcm(filters.Get(f));
-        if (hcm.ok() && hcm->has_route_config()) {
-          RETURN_IF_ERROR(
-              checkNoRouteToGrpcCluster(hcm->route_config(), grpc_clusters,
-                                        absl::StrCat(path, ".filter_chains[", c, "].filters[", f,
-                                                     "].typed_config.route_config")));
-        }
         if (hcm.ok() && hcm->has_rds()) {
           RETURN_IF_ERROR(sources.check(hcm->rds().config_source(),
                                         absl::StrCat(path, ".filter_chains[", c, "].filters[", f,
@@ -334,7 +277,6 @@ absl::Status validateBootstrap(const Bootstrap& bootstrap) {
 }
 
 std::vector<UnsupportedField> findUnsupportedBootstrapFields(const Bootstrap& bootstrap) {
-  const absl::flat_hash_set<std::string> grpc_clusters = grpcServiceClusters(bootstrap);
   std::vector<UnsupportedField> out;
   auto append = [&out](std::vector<UnsupportedField> more) {
     out.insert(out.end(), std::make_move_iterator(more.begin()),
@@ -342,10 +284,8 @@ std::vector<UnsupportedField> findUnsupportedBootstrapFields(const Bootstrap& bo
   };
   const auto& resources = bootstrap.static_resources();
   for (int i = 0; i < resources.clusters_size(); i++) {
-    FieldCheckContext context;
-    context.grpc_service_cluster = grpc_clusters.contains(resources.clusters(i).name());
     append(findUnsupportedFields(resources.clusters(i),
-                                 absl::StrCat("static_resources.clusters[", i, "]"), context));
+                                 absl::StrCat("static_resources.clusters[", i, "]")));
   }
   for (int i = 0; i < resources.listeners_size(); i++) {
     append(findUnsupportedFields(resources.listeners(i),

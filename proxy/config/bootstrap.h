@@ -47,8 +47,7 @@ absl::Status checkResourceConfigSources(const envoy::config::cluster::v3::Cluste
                                         const Bootstrap::DynamicResources& dynamic,
                                         const std::string& path = "");
 
-// Every field of `bootstrap` the proxy would refuse as not implemented (field_support.h), with
-// the context validateBootstrap uses (a gRPC service's static cluster may ask for HTTP/2).
+// Every field of `bootstrap` the proxy would refuse as not implemented (field_support.h).
 std::vector<UnsupportedField> findUnsupportedBootstrapFields(const Bootstrap& bootstrap);
 
 }  // namespace Proxy::Config

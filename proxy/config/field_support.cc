@@ -23,10 +23,6 @@ bool boolValueIs(const Message& parent, const FieldDescriptor& field, const Fiel
   return value != nullptr && wrapper.GetReflection()->GetBool(wrapper, value) == expected;
 }
 
-bool grpcServiceCluster(const Message&, const FieldDescriptor&, const FieldCheckContext& context) {
-  return context.grpc_service_cluster;
-}
-
 // --- the table ----------------------------------------------------------------------------
 
 constexpr const char* kHcm =
@@ -42,6 +38,11 @@ constexpr const char* kHcmInternalRanges =
     "InternalAddressConfig.cidr_ranges";
 constexpr const char* kClusterCommonOptions =
     "envoy.config.cluster.v3.Cluster.common_http_protocol_options";
+constexpr const char* kClusterHttp2Options =
+    "envoy.config.cluster.v3.Cluster.http2_protocol_options";
+constexpr const char* kExplicitHttp2Options =
+    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig."
+    "http2_protocol_options";
 constexpr const char* kUpstreamCommonOptions =
     "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.common_http_protocol_options";
 
@@ -421,10 +422,12 @@ const std::vector<ImplementedField>& table() {
       {"envoy.config.cluster.v3.Cluster", "circuit_breakers", nullptr, nullptr, nullptr},
       {"envoy.config.cluster.v3.Cluster", "common_http_protocol_options", nullptr, nullptr,
        nullptr},
-      // An empty message: "HTTP/1.1 upstream", which is what the proxy speaks.
+      // An empty message: "HTTP/1.1 upstream".
       {"envoy.config.cluster.v3.Cluster", "http_protocol_options", nullptr, nullptr, nullptr},
-      {"envoy.config.cluster.v3.Cluster", "http2_protocol_options", nullptr, "a gRPC service",
-       &grpcServiceCluster},
+      // Deprecated upstream but still honoured by Envoy 1.40: HTTP/2 upstream unless the typed
+      // HttpProtocolOptions is present (cluster_info_impl.cc; the pool in
+      // http2_conn_pool_impl.cc, the codec in proxy/http/http2/client_connection_impl.cc).
+      {"envoy.config.cluster.v3.Cluster", "http2_protocol_options", nullptr, nullptr, nullptr},
       {"envoy.config.cluster.v3.Cluster", "typed_extension_protocol_options", nullptr, nullptr,
        nullptr},
       {"envoy.config.cluster.v3.Cluster", "least_request_lb_config", nullptr, nullptr, nullptr},
@@ -466,7 +469,20 @@ const std::vector<ImplementedField>& table() {
       {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig",
        "http_protocol_options", nullptr, nullptr, nullptr},
       {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig",
-       "http2_protocol_options", nullptr, "a gRPC service", &grpcServiceCluster},
+       "http2_protocol_options", nullptr, nullptr, nullptr},
+      // The upstream HTTP/2 codec's settings (cluster_info_impl.cc -> Http2Settings).
+      {"envoy.config.core.v3.Http2ProtocolOptions", "max_concurrent_streams", kClusterHttp2Options,
+       nullptr, nullptr},
+      {"envoy.config.core.v3.Http2ProtocolOptions", "initial_stream_window_size",
+       kClusterHttp2Options, nullptr, nullptr},
+      {"envoy.config.core.v3.Http2ProtocolOptions", "initial_connection_window_size",
+       kClusterHttp2Options, nullptr, nullptr},
+      {"envoy.config.core.v3.Http2ProtocolOptions", "max_concurrent_streams", kExplicitHttp2Options,
+       nullptr, nullptr},
+      {"envoy.config.core.v3.Http2ProtocolOptions", "initial_stream_window_size",
+       kExplicitHttp2Options, nullptr, nullptr},
+      {"envoy.config.core.v3.Http2ProtocolOptions", "initial_connection_window_size",
+       kExplicitHttp2Options, nullptr, nullptr},
       // Downstream is always HTTP/1, so its HTTP/1 options are the ones that apply (empty).
       {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig",
        "http_protocol_options", nullptr, nullptr, nullptr},

@@ -39,12 +39,9 @@
 
 namespace Proxy::Config {
 
-struct FieldCheckContext {
-  // The message is a static cluster that a gRPC config source (envoy_grpc) names: the xDS
-  // client's gRPC channel speaks HTTP/2 to it, so its http2_protocol_options are honoured.
-  // Everywhere else the proxy speaks HTTP/1.1 upstream and HTTP/2 options are refused.
-  bool grpc_service_cluster = false;
-};
+// Where the message sits, for rows whose support depends on it (`accepts`). None does today:
+// HTTP/2 upstream, once only for the xDS client's gRPC clusters, is supported for every cluster.
+struct FieldCheckContext {};
 
 // The first field set in `message` (recursively) that the proxy does not implement, as
 // "<path>.<field>: not supported". `path` is prepended ("" for an xDS resource).

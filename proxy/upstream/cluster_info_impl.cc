@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
+#include "proxy/common/status.h"
 
 namespace Proxy::Upstream {
 
@@ -85,11 +86,48 @@ ClusterStats::ClusterStats(Stats::Scope scope)
       membership_healthy(scope.gauge("membership_healthy")),
       upstream_cx_overflow(scope.counter("upstream_cx_overflow")),
       upstream_rq_cancelled(scope.counter("upstream_rq_cancelled")),
-      upstream_cx_max_requests(scope.counter("upstream_cx_max_requests")) {}
+      upstream_cx_max_requests(scope.counter("upstream_cx_max_requests")),
+      upstream_cx_http2_total(scope.counter("upstream_cx_http2_total")),
+      upstream_cx_close_notify(scope.counter("upstream_cx_close_notify")) {}
 
 ClusterInfoImpl::ClusterInfoImpl(const Cluster& config, Stats::Store& store,
                                  const std::string& stat_name)
     : name_(config.name()), stats_(Stats::Scope(store, absl::StrCat("cluster.", stat_name, "."))) {}
+
+namespace {
+
+// Http2ProtocolOptions -> the codec's settings, with Envoy's ranges.
+absl::Status http2SettingsFrom(const std::string& name, absl::string_view field,
+                               const envoy::config::core::v3::Http2ProtocolOptions& options,
+                               Http::Http2::Http2Settings& settings) {
+  if (options.has_max_concurrent_streams()) {
+    const uint32_t value = options.max_concurrent_streams().value();
+    if (value < 1 || value > Http::Http2::kMaxWindowSize) {
+      return clusterError(name, absl::StrCat(field, ".max_concurrent_streams"),
+                          "must be between 1 and 2147483647");
+    }
+    settings.max_concurrent_streams = value;
+  }
+  if (options.has_initial_stream_window_size()) {
+    const uint32_t value = options.initial_stream_window_size().value();
+    if (value < Http::Http2::kMinWindowSize || value > Http::Http2::kMaxWindowSize) {
+      return clusterError(name, absl::StrCat(field, ".initial_stream_window_size"),
+                          "must be between 65535 and 2147483647");
+    }
+    settings.initial_stream_window_size = value;
+  }
+  if (options.has_initial_connection_window_size()) {
+    const uint32_t value = options.initial_connection_window_size().value();
+    if (value < Http::Http2::kMinWindowSize || value > Http::Http2::kMaxWindowSize) {
+      return clusterError(name, absl::StrCat(field, ".initial_connection_window_size"),
+                          "must be between 65535 and 2147483647");
+    }
+    settings.initial_connection_window_size = value;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(const Cluster& config,
                                                                       Stats::Store& store) {
@@ -198,9 +236,42 @@ absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(const Clus
   envoy::extensions::upstreams::http::v3::HttpProtocolOptions typed_options;
   auto typed = config.typed_extension_protocol_options().find(
       "envoy.extensions.upstreams.http.v3.HttpProtocolOptions");
-  if (typed != config.typed_extension_protocol_options().end() &&
-      typed->second.UnpackTo(&typed_options) &&
-      typed_options.common_http_protocol_options().has_max_requests_per_connection()) {
+  const bool has_typed = typed != config.typed_extension_protocol_options().end() &&
+                         typed->second.UnpackTo(&typed_options);
+  // The upstream protocol, as Envoy 1.40 decides it: the typed HttpProtocolOptions when present
+  // (the deprecated fields are then ignored), else the deprecated http2_protocol_options.
+  // use_downstream_protocol_config follows the request: downstream is HTTP/1.1 here, so its
+  // http_protocol_options apply.
+  info->http2_settings_.stream_buffer_limit = info->buffer_limit_;
+  if (has_typed) {
+    if (typed_options.has_explicit_http_config() &&
+        typed_options.explicit_http_config().has_http2_protocol_options()) {
+      info->protocol_ = UpstreamHttpProtocol::Http2;
+      RETURN_IF_ERROR(http2SettingsFrom(
+          name,
+          "typed_extension_protocol_options['envoy.extensions.upstreams.http.v3."
+          "HttpProtocolOptions'].explicit_http_config.http2_protocol_options",
+          typed_options.explicit_http_config().http2_protocol_options(), info->http2_settings_));
+    }
+  } else if (config.has_http2_protocol_options()) {
+    if (config.has_http_protocol_options() &&
+        config.protocol_selection() == Cluster::USE_CONFIGURED_PROTOCOL) {
+      // Envoy's words, with the resource and field named.
+      return clusterError(name, "http2_protocol_options",
+                          "Both HTTP1 and HTTP2 options may only be configured with non-default "
+                          "'protocol_selection' values");
+    }
+    if (config.protocol_selection() == Cluster::USE_CONFIGURED_PROTOCOL) {
+      info->protocol_ = UpstreamHttpProtocol::Http2;
+    }
+    RETURN_IF_ERROR(http2SettingsFrom(name, "http2_protocol_options",
+                                      config.http2_protocol_options(), info->http2_settings_));
+  }
+  if (info->protocol_ == UpstreamHttpProtocol::Http2) {
+    info->http2_codec_stats_ = std::make_unique<Http::Http2::ClientCodecStats>(
+        Stats::Scope(store, absl::StrCat("cluster.", stat_name, ".")));
+  }
+  if (has_typed && typed_options.common_http_protocol_options().has_max_requests_per_connection()) {
     info->max_requests_per_connection_ =
         typed_options.common_http_protocol_options().max_requests_per_connection().value();
   } else if (config.common_http_protocol_options().has_max_requests_per_connection()) {

@@ -37,6 +37,11 @@ class ClusterInfoImpl : public ClusterInfo {
   uint32_t maxRequests() const override { return max_requests_; }
   ClusterResources& resources() const override { return resources_; }
   ClusterStats& stats() const override { return stats_; }
+  UpstreamHttpProtocol upstreamHttpProtocol() const override { return protocol_; }
+  const Http::Http2::Http2Settings& http2Settings() const override { return http2_settings_; }
+  Http::Http2::ClientCodecStats* http2CodecStats() const override {
+    return http2_codec_stats_.get();
+  }
 
   DiscoveryType discoveryType() const { return type_; }
   // "STATIC", "EDS", ... as in the proto, for admin output.
@@ -60,9 +65,12 @@ class ClusterInfoImpl : public ClusterInfo {
   uint32_t max_connections_ = 1024;
   uint32_t max_pending_requests_ = 1024;
   uint32_t max_requests_ = 1024;
+  UpstreamHttpProtocol protocol_ = UpstreamHttpProtocol::Http1;
+  Http::Http2::Http2Settings http2_settings_;
   // Mutable: counters updated from every worker (atomics) on an otherwise immutable object.
   mutable ClusterResources resources_;
   mutable ClusterStats stats_;
+  std::unique_ptr<Http::Http2::ClientCodecStats> http2_codec_stats_;  // HTTP/2 clusters only
 };
 
 }  // namespace Proxy::Upstream

@@ -63,7 +63,12 @@ HttpConnPool* ThreadLocalClusterImpl::httpConnPool(const HostConstSharedPtr& hos
   }
   auto [it, inserted] = pools_.try_emplace(host.get());
   if (inserted) {
-    it->second = std::make_unique<HttpConnPoolImpl>(parent_.dispatcher(), host, info_);
+    // The cluster's upstream protocol picks the kind of pool.
+    if (info_->upstreamHttpProtocol() == UpstreamHttpProtocol::Http2) {
+      it->second = std::make_unique<Http2ConnPoolImpl>(parent_.dispatcher(), host, info_);
+    } else {
+      it->second = std::make_unique<HttpConnPoolImpl>(parent_.dispatcher(), host, info_);
+    }
   }
   return it->second.get();
 }
@@ -97,14 +102,14 @@ void ThreadLocalClusterImpl::updateHosts(HostSetConstSharedPtr host_set) {
   }
   // Built only if some pool's host object was replaced.
   absl::flat_hash_map<std::string, HostConstSharedPtr> by_address;
-  std::vector<HttpConnPoolImplPtr> rekeyed;
+  std::vector<HttpConnPoolBasePtr> rekeyed;
 
   for (auto it = pools_.begin(); it != pools_.end();) {
     if (current.contains(it->first)) {
       ++it;
       continue;
     }
-    HttpConnPoolImplPtr pool = std::move(it->second);
+    HttpConnPoolBasePtr pool = std::move(it->second);
     pools_.erase(it++);
     if (by_address.empty()) {
       for (const HostConstSharedPtr& host : host_set_->hosts) {
@@ -120,7 +125,7 @@ void ThreadLocalClusterImpl::updateHosts(HostSetConstSharedPtr host_set) {
       parent_.retirePool(std::move(pool));
     }
   }
-  for (HttpConnPoolImplPtr& pool : rekeyed) {
+  for (HttpConnPoolBasePtr& pool : rekeyed) {
     const Host* key = pool->host().get();
     auto [it, inserted] = pools_.try_emplace(key);
     if (inserted) {
@@ -175,7 +180,7 @@ void ThreadLocalClusterManagerImpl::removeCluster(const ClusterInfoConstSharedPt
   }
 }
 
-void ThreadLocalClusterManagerImpl::retirePool(HttpConnPoolImplPtr pool) {
+void ThreadLocalClusterManagerImpl::retirePool(HttpConnPoolBasePtr pool) {
   if (shutting_down_) {
     return;  // destroyed here, quietly
   }

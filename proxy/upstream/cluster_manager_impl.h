@@ -33,6 +33,7 @@
 #include "proxy/stats/stats.h"
 #include "proxy/thread_local/thread_local.h"
 #include "proxy/upstream/cluster_info_impl.h"
+#include "proxy/upstream/http2_conn_pool_impl.h"
 #include "proxy/upstream/http_conn_pool_impl.h"
 #include "proxy/upstream/load_balancer_impl.h"
 #include "proxy/upstream/upstream.h"
@@ -70,7 +71,7 @@ class ThreadLocalClusterImpl : public ThreadLocalCluster {
   LoadBalancerPtr lb_;
   // Keyed by Host identity; each pool holds its host, so a key cannot be reused by a new
   // object while the pool exists.
-  absl::flat_hash_map<const Host*, HttpConnPoolImplPtr> pools_;
+  absl::flat_hash_map<const Host*, HttpConnPoolBasePtr> pools_;
 };
 
 // Everything one thread knows about clusters: the object in the cluster manager's slot.
@@ -88,7 +89,7 @@ class ThreadLocalClusterManagerImpl : public ThreadLocal::ThreadLocalObject {
   void removeCluster(const ClusterInfoConstSharedPtr& info);
 
   // Take ownership of `pool` until it has drained.
-  void retirePool(HttpConnPoolImplPtr pool);
+  void retirePool(HttpConnPoolBasePtr pool);
   // A seed for a new load balancer: every LB on every thread starts somewhere else.
   uint64_t nextSeed() { return seed_rng_(); }
 
@@ -99,7 +100,7 @@ class ThreadLocalClusterManagerImpl : public ThreadLocal::ThreadLocalObject {
   Event::Dispatcher& dispatcher_;
   std::mt19937_64 seed_rng_;
   absl::flat_hash_map<std::string, std::unique_ptr<ThreadLocalClusterImpl>> clusters_;
-  std::list<HttpConnPoolImplPtr> draining_pools_;
+  std::list<HttpConnPoolBasePtr> draining_pools_;
   bool shutting_down_ = false;
 };
 

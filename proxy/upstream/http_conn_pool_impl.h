@@ -21,11 +21,12 @@
 #include "proxy/event/dispatcher.h"
 #include "proxy/http/codec.h"
 #include "proxy/network/connection.h"
+#include "proxy/upstream/conn_pool_base.h"
 #include "proxy/upstream/upstream.h"
 
 namespace Proxy::Upstream {
 
-class HttpConnPoolImpl : public HttpConnPool, public Event::DeferredDeletable {
+class HttpConnPoolImpl : public HttpConnPoolBase {
  public:
   HttpConnPoolImpl(Event::Dispatcher& dispatcher, HostConstSharedPtr host,
                    ClusterInfoConstSharedPtr cluster);
@@ -42,15 +43,12 @@ class HttpConnPoolImpl : public HttpConnPool, public Event::DeferredDeletable {
   // established are kept for the queued requests. New streams get new connections.
   void drainConnections() override;
 
-  // The host changed attributes (weight, health) but not its address: same connections.
-  void updateHost(HostConstSharedPtr host);
-  const HostConstSharedPtr& host() const { return host_; }
-
-  // Stop taking part: drain, close every connection as soon as it is idle, and call
-  // `drained_cb` (once, possibly before this returns) when no connection and no queued request
-  // remain. Nobody calls newStream() on a retired pool.
-  void retire(std::function<void()> drained_cb);
-  bool drained() const;
+  // HttpConnPoolBase
+  void updateHost(HostConstSharedPtr host) override;
+  const HostConstSharedPtr& host() const override { return host_; }
+  // Closes every connection as soon as it is idle.
+  void retire(std::function<void()> drained_cb) override;
+  bool drained() const override;
 
   // For tests and admin.
   size_t connectingCount() const { return connecting_.size(); }

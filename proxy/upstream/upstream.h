@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "proxy/http/codec.h"
+#include "proxy/http/http2/client_connection_impl.h"
 #include "proxy/network/address.h"
 #include "proxy/network/connection.h"
 #include "proxy/stats/stats.h"
@@ -61,6 +62,10 @@ using HostSetConstSharedPtr = std::shared_ptr<const HostSet>;
 
 enum class LbPolicy { RoundRobin, LeastRequest, Random };
 
+// The HTTP version a cluster speaks upstream (HttpProtocolOptions' explicit_http_config, or the
+// deprecated Cluster.http2_protocol_options); it picks the kind of connection pool.
+enum class UpstreamHttpProtocol { Http1, Http2 };
+
 // Cluster stats with Envoy's names, under "cluster.<name>.". Who maintains what (as in Envoy):
 // the HTTP pool keeps upstream_cx_*, upstream_rq_total/active (and the host's rq_total/active/
 // success/error), upstream_rq_pending_*, upstream_rq_cancelled and upstream_rq_rx_reset/
@@ -94,6 +99,8 @@ struct ClusterStats {
   Stats::Counter& upstream_cx_overflow;      // a new connection was refused by max_connections
   Stats::Counter& upstream_rq_cancelled;     // a pending request was cancelled before a connection
   Stats::Counter& upstream_cx_max_requests;  // closed after max_requests_per_connection
+  Stats::Counter& upstream_cx_http2_total;   // HTTP/2 connections opened
+  Stats::Counter& upstream_cx_close_notify;  // the upstream said it closes (HTTP/2 GOAWAY)
 };
 
 // Circuit-breaker accounting, cluster-wide across every worker's pools (Envoy's semantics:
@@ -120,6 +127,11 @@ class ClusterInfo {
   virtual uint32_t maxRequests() const = 0;
   virtual ClusterResources& resources() const = 0;
   virtual ClusterStats& stats() const = 0;
+  virtual UpstreamHttpProtocol upstreamHttpProtocol() const = 0;
+  // For HTTP/2 clusters: the codec's settings (Http2ProtocolOptions) and its http2.* stats
+  // (null for HTTP/1 clusters).
+  virtual const Http::Http2::Http2Settings& http2Settings() const = 0;
+  virtual Http::Http2::ClientCodecStats* http2CodecStats() const = 0;
 };
 using ClusterInfoConstSharedPtr = std::shared_ptr<const ClusterInfo>;
 

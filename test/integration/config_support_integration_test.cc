@@ -140,18 +140,10 @@ TEST(ConfigSupportIntegrationTest, ValidateRefusesAnUnimplementedFieldOfEachPart
   // Route configuration.
   EXPECT_EQ(validateRefusal(with(&Extra::routes, "internal_only_headers: [x-internal]")),
             routes + "internal_only_headers: not supported");
-  // Cluster: HTTP/2 upstream, asked for both ways (the proxy would speak HTTP/1.1).
+  // Cluster: an HTTP/2 setting the upstream codec does not implement.
   const std::string cluster = "error: static_resources.clusters[0].";
-  EXPECT_EQ(validateRefusal(with(&Extra::cluster, "http2_protocol_options: {}")),
-            cluster + "http2_protocol_options: not supported (only for a gRPC service)");
-  EXPECT_EQ(
-      validateRefusal(with(
-          &Extra::cluster,
-          R"(typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {"@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, explicit_http_config: {http2_protocol_options: {}}}})")),
-      cluster +
-          "typed_extension_protocol_options['envoy.extensions.upstreams.http.v3."
-          "HttpProtocolOptions'].explicit_http_config.http2_protocol_options: not supported "
-          "(only for a gRPC service)");
+  EXPECT_EQ(validateRefusal(with(&Extra::cluster, "http2_protocol_options: {allow_connect: true}")),
+            cluster + "http2_protocol_options.allow_connect: not supported");
   EXPECT_EQ(validateRefusal(with(&Extra::cluster, "outlier_detection: {consecutive_5xx: 5}")),
             cluster + "outlier_detection: not supported");
   // Its endpoints (ClusterLoadAssignment).

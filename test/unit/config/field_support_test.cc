@@ -132,9 +132,7 @@ const std::set<std::string>& refusedOnPurpose() {
       "envoy.config.route.v3.RouteAction.idle_timeout",
       "envoy.config.route.v3.Route.decorator",
       "envoy.config.cluster.v3.Cluster.health_checks",
-      "envoy.config.cluster.v3.Cluster.http2_protocol_options",
-      "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig."
-      "http2_protocol_options",
+      "envoy.config.core.v3.Http2ProtocolOptions.hpack_table_size",
       "envoy.config.endpoint.v3.ClusterLoadAssignment.policy",
       "envoy.config.endpoint.v3.LbEndpoint.metadata",
   };
@@ -484,13 +482,15 @@ load_assignment: {cluster_name: c}
 health_checks: [{timeout: 1s, interval: 1s, tcp_health_check: {}}]
 )"))),
             "health_checks: not supported");
+  // HTTP/2 upstream, both ways, with the settings the codec implements; any other HTTP/2
+  // setting is refused with its path.
   EXPECT_EQ(message(validateCluster(parse<Cluster>(R"(
 name: c
 type: STATIC
 load_assignment: {cluster_name: c}
-http2_protocol_options: {}
+http2_protocol_options: {max_concurrent_streams: 10, initial_stream_window_size: 65535}
 )"))),
-            "http2_protocol_options: not supported (only for a gRPC service)");
+            "OK");
   const Cluster h2 = parse<Cluster>(R"(
 name: c
 type: STATIC
@@ -498,15 +498,16 @@ load_assignment: {cluster_name: c}
 typed_extension_protocol_options:
   envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
     "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-    explicit_http_config: {http2_protocol_options: {}}
+    explicit_http_config: {http2_protocol_options: {initial_connection_window_size: 1048576}}
 )");
-  EXPECT_EQ(message(validateCluster(h2)),
-            "typed_extension_protocol_options['envoy.extensions.upstreams.http.v3."
-            "HttpProtocolOptions'].explicit_http_config.http2_protocol_options: not supported "
-            "(only for a gRPC service)");
-  FieldCheckContext grpc;
-  grpc.grpc_service_cluster = true;
-  EXPECT_EQ(message(validateCluster(h2, "", grpc)), "OK");
+  EXPECT_EQ(message(validateCluster(h2)), "OK");
+  EXPECT_EQ(message(validateCluster(parse<Cluster>(R"(
+name: c
+type: STATIC
+load_assignment: {cluster_name: c}
+http2_protocol_options: {hpack_table_size: 0}
+)"))),
+            "http2_protocol_options.hpack_table_size: not supported");
 
   // ClusterLoadAssignment.
   EXPECT_EQ(message(validateClusterLoadAssignment(parse<ClusterLoadAssignment>(R"(
@@ -577,9 +578,9 @@ dynamic_resources:
             "request_headers_timeout: not supported");
 }
 
-TEST(FieldSupportTest, AGrpcServicesClusterMayAskForHttp2InTheBootstrap) {
-  // The xDS client's channel is gRPC, hence HTTP/2: the demo's bootstrap says so, as Envoy
-  // requires. The same cluster without being a gRPC service would be refused.
+TEST(FieldSupportTest, AnyClusterMayAskForHttp2InTheBootstrapAndBeRoutedTo) {
+  // The xDS client's channel is gRPC, hence HTTP/2, as Envoy requires; the proxy's own pools
+  // speak HTTP/2 to such a cluster too, so routes may name it, with or without a gRPC service.
   const std::string clusters = R"(
 static_resources:
   clusters:
@@ -593,17 +594,13 @@ static_resources:
       cluster_name: xds_cluster
       endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 18000}}}}]}]
 )";
-  EXPECT_EQ(message(validateBootstrap(parse<Bootstrap>(clusters + R"(
+  const std::string ads = R"(
 dynamic_resources:
   ads_config: {api_type: GRPC, transport_api_version: V3, grpc_services: [{envoy_grpc: {cluster_name: xds_cluster}}]}
   cds_config: {ads: {}, resource_api_version: V3}
-)"))),
-            "OK");
-  EXPECT_EQ(message(validateBootstrap(parse<Bootstrap>(clusters))),
-            "static_resources.clusters[0].typed_extension_protocol_options['envoy.extensions."
-            "upstreams.http.v3.HttpProtocolOptions'].explicit_http_config.http2_protocol_options: "
-            "not supported (only for a gRPC service)");
-  // HTTP routes to that cluster would speak HTTP/1.1 to it: refused.
+)";
+  EXPECT_EQ(message(validateBootstrap(parse<Bootstrap>(clusters + ads))), "OK");
+  EXPECT_EQ(message(validateBootstrap(parse<Bootstrap>(clusters))), "OK");
   EXPECT_EQ(message(validateBootstrap(parse<Bootstrap>(clusters + R"(
   listeners:
   - name: ingress
@@ -616,14 +613,8 @@ dynamic_resources:
           stat_prefix: ingress_http
           route_config: {name: r, virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: xds_cluster}}]}]}
           http_filters: [{name: envoy.filters.http.router}]
-dynamic_resources:
-  ads_config: {api_type: GRPC, transport_api_version: V3, grpc_services: [{envoy_grpc: {cluster_name: xds_cluster}}]}
-  cds_config: {ads: {}, resource_api_version: V3}
-)"))),
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config."
-            "virtual_hosts[0].routes[0].route.cluster: cluster 'xds_cluster' is a gRPC service's "
-            "(HTTP/2); routing HTTP requests to it is not supported (the proxy speaks HTTP/1.1 "
-            "upstream)");
+)" + ads))),
+            "OK");
 }
 
 TEST(FieldSupportTest, UnknownFieldsFromTheWireAreRefusedByNumber) {
