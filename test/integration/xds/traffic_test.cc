@@ -11,8 +11,10 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "test/integration/fake_h2_upstream.h"
 #include "test/integration/xds/xds_test_base.h"
 
 namespace Proxy::XdsIntegration {
@@ -412,6 +414,65 @@ TEST_F(XdsTrafficTest, RemovedClusterLetsItsInFlightRequestFinish) {
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(response->status, 503u);
   EXPECT_TRUE(waitForAccessLog("\"GET /after HTTP/1.1\" 503 NC "));
+}
+
+// An HTTP/2 cluster ("h2") to `port`, with a stream limit (which the update below changes).
+Cluster http2Cluster(uint32_t port, uint32_t max_concurrent_streams) {
+  Cluster cluster = staticCluster("h2", {port});
+  envoy::extensions::upstreams::http::v3::HttpProtocolOptions options;
+  options.mutable_explicit_http_config()
+      ->mutable_http2_protocol_options()
+      ->mutable_max_concurrent_streams()
+      ->set_value(max_concurrent_streams);
+  (*cluster.mutable_typed_extension_protocol_options())
+      ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+          .PackFrom(options);
+  return cluster;
+}
+
+TEST_F(XdsTrafficTest, Http2ClusterUpdatedWhileStreamsRunDrainsItsOldConnection) {
+  absl::StatusOr<Integration::FakeH2UpstreamPtr> h2 = Integration::FakeH2Upstream::create({});
+  ASSERT_TRUE(h2.ok()) << h2.status();
+  Integration::FakeH2Upstream& upstream = **h2;
+  ASSERT_TRUE(startProxy(/*concurrency=*/1, /*drain_time_s=*/2));
+  ASSERT_TRUE(initialize({http2Cluster(upstream.port(), 100)}, /*endpoints=*/{},
+                         {rdsListener("ingress", "routes")},
+                         {routeConfig("routes", {{"/", "h2"}})}));
+  const uint32_t port = listenerPort("ingress");
+
+  // Five streams in flight on one HTTP/2 connection (the upstream answers after 500 ms).
+  std::vector<HttpClientPtr> slow;
+  for (int i = 0; i < 5; i++) {
+    absl::StatusOr<HttpClientPtr> client = HttpClient::connect(port);
+    ASSERT_TRUE(client.ok()) << client.status();
+    HttpRequest request;
+    request.path = absl::StrCat("/slow/", i);
+    request.headers = {{"x-fake-delay-ms", "500"}};
+    ASSERT_TRUE((*client)->sendRaw(HttpClient::serialize(request)).ok());
+    slow.push_back(std::move(*client));
+  }
+  ASSERT_TRUE(upstream.waitForRequests(5));
+  EXPECT_EQ(upstream.connectionsAccepted(), 1u);
+
+  // CDS changes the cluster: its old pool drains, new requests open a new connection.
+  ASSERT_TRUE(applyClusters({http2Cluster(upstream.port(), 50)}));
+  EXPECT_EQ(stat("cluster_manager.cluster_modified"), 1);
+  absl::StatusOr<HttpResponse> response = get(port, "/after-update");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200u);
+  EXPECT_EQ(upstream.connectionsAccepted(), 2u);
+
+  // The streams that were running finish normally on the old connection, which then closes.
+  for (HttpClientPtr& client : slow) {
+    response = client->readResponse();
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->status, 200u);
+  }
+  EXPECT_TRUE(Integration::waitUntil([&] { return upstream.activeConnections() == 1; }, 10s,
+                                     "the old pool's connection closed"));
+  EXPECT_EQ(stat("cluster.h2.upstream_rq_2xx"), 6);
+  EXPECT_EQ(stat("cluster.h2.upstream_rq_rx_reset"), 0);
+  EXPECT_EQ(stat("cluster.h2.upstream_cx_http2_total"), 2);
 }
 
 TEST_F(XdsTrafficTest, RouteToAnUnknownClusterAnswers503UntilCdsAddsIt) {
