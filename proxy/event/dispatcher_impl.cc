@@ -16,12 +16,15 @@ DispatcherImpl::DispatcherImpl(std::string name, TimeSource& time_source)
       time_source_(time_source),
       base_(Libevent::newBase()),
       post_event_(event_new(base_.get(), -1, 0, &DispatcherImpl::onPostWakeup, this)),
+      post_next_iteration_event_(evtimer_new(base_.get(), &DispatcherImpl::onPostWakeup, this)),
       deferred_delete_event_(
           evtimer_new(base_.get(), &DispatcherImpl::onDeferredDeleteTimer, this)),
       owner_thread_id_(std::this_thread::get_id()),
       approximate_monotonic_time_(time_source_.monotonicTime()),
       current_to_delete_(&to_delete_1_) {
-  RELEASE_ASSERT(post_event_ != nullptr && deferred_delete_event_ != nullptr, "event_new failed");
+  RELEASE_ASSERT(post_event_ != nullptr && post_next_iteration_event_ != nullptr &&
+                     deferred_delete_event_ != nullptr,
+                 "event_new failed");
 }
 
 DispatcherImpl::~DispatcherImpl() {
@@ -101,12 +104,13 @@ void DispatcherImpl::post(PostCb cb) {
   bool wake_up;
   {
     std::lock_guard<std::mutex> lock(post_lock_);
-    wake_up = post_callbacks_.empty();
+    wake_up = post_callbacks_.empty() && !running_post_callbacks_;
     post_callbacks_.push_back(std::move(cb));
   }
   // Only the empty->non-empty transition wakes the loop: every callback queued before the
-  // drain swaps the queue out rides on that one activation. event_active() takes the base's
-  // lock and writes the base's wake-up fd if the loop is polling on another thread.
+  // drain swaps the queue out rides on that one activation; what is queued while a batch runs
+  // is picked up at its end (runPostCallbacks). event_active() takes the base's lock and
+  // writes the base's wake-up fd if the loop is polling on another thread.
   if (wake_up) {
     event_active(post_event_.get(), EV_TIMEOUT, 0);
   }
@@ -125,6 +129,7 @@ void DispatcherImpl::runPostCallbacks() {
   {
     std::lock_guard<std::mutex> lock(post_lock_);
     callbacks.swap(post_callbacks_);
+    running_post_callbacks_ = true;
   }
   // Run outside the lock: a callback may post() (to this or another dispatcher). Each one is
   // destroyed right after it ran, so its captures are released before the next runs.
@@ -134,6 +139,17 @@ void DispatcherImpl::runPostCallbacks() {
   }
   callbacks.clear();
   spare_post_callbacks_.swap(callbacks);
+  bool more;
+  {
+    std::lock_guard<std::mutex> lock(post_lock_);
+    running_post_callbacks_ = false;
+    more = !post_callbacks_.empty();
+  }
+  // Posted during the batch: next iteration (see post_next_iteration_event_).
+  if (more) {
+    const timeval zero{0, 0};
+    evtimer_add(post_next_iteration_event_.get(), &zero);
+  }
 }
 
 void DispatcherImpl::onDeferredDeleteTimer(int, short, void* arg) {

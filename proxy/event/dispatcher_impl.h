@@ -68,8 +68,14 @@ class DispatcherImpl : public Dispatcher {
   TimeSource& time_source_;
   // Declared before the events below so that they are freed first.
   Libevent::BasePtr base_;
-  // Never added to the loop, only activated: by post() when the queue goes empty->non-empty.
+  // Never added to the loop, only activated: by post() when the queue goes empty->non-empty
+  // while no batch is running.
   Libevent::EventPtr post_event_;
+  // A zero-delay timer for callbacks posted while a batch ran: they run on the next loop
+  // iteration, after the poll and the due timers. (An activation during a batch would join the
+  // pass libevent is running, so a stream of posts — a callback that posts, or another thread
+  // posting as fast as this one drains — would starve every timer and socket of the loop.)
+  Libevent::EventPtr post_next_iteration_event_;
   // A zero-delay timer: a timeout is processed after the next poll, so objects queued during
   // an iteration are destroyed in a later one, never while their callback is on the stack.
   Libevent::EventPtr deferred_delete_event_;
@@ -83,6 +89,8 @@ class DispatcherImpl : public Dispatcher {
   // so TSAN cannot see absl::Mutex ordering and reports false races; pthread mutexes it sees.
   std::mutex post_lock_;
   std::vector<PostCb> post_callbacks_ ABSL_GUARDED_BY(post_lock_);
+  // A batch is running: post() leaves the wake-up to the end of the batch.
+  bool running_post_callbacks_ ABSL_GUARDED_BY(post_lock_) = false;
   // The drained batch's vector, kept (empty, with its capacity) for the next swap, so a batch
   // allocates nothing in the steady state. Dispatcher thread only.
   std::vector<PostCb> spare_post_callbacks_;

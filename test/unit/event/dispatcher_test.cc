@@ -202,6 +202,31 @@ TEST_F(DispatcherTest, PostFromACallbackRunsAfterItNotInline) {
   EXPECT_EQ((std::vector<std::string>{"A begins", "A ends", "B"}), steps);
 }
 
+TEST_F(DispatcherTest, CallbacksThatKeepPostingDoNotStarveTimers) {
+  // A callback that posts itself again, as a gRPC thread that posts each message it reads
+  // while this thread drains them does: the chain must yield to the loop's timers. Bounded so
+  // that a starving loop ends the test (and fails it) instead of hanging it.
+  constexpr int kLimit = 200000;
+  int runs = 0;
+  int runs_when_timer_fired = -1;
+  std::function<void()> again = [&] {
+    if (++runs < kLimit && runs_when_timer_fired < 0) {
+      dispatcher_.post(again);
+    }
+  };
+  dispatcher_.post(again);
+  auto timer = dispatcher_.createTimer([&] {
+    runs_when_timer_fired = runs;
+    dispatcher_.exit();
+  });
+  timer->enableTimer(std::chrono::milliseconds(1));
+
+  dispatcher_.run(Dispatcher::RunType::RunUntilExit);
+  // The timer fired while the chain was still posting.
+  EXPECT_GT(runs_when_timer_fired, 0);
+  EXPECT_LT(runs_when_timer_fired, kLimit);
+}
+
 TEST_F(DispatcherTest, ACallbackIsDestroyedBeforeTheNextOneRuns) {
   // The first callback owns a token; the second looks at whether it is gone.
   auto token = std::make_shared<int>(0);
