@@ -46,6 +46,7 @@ class ReactorShim : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteB
     StartWrite(&write_buffer_);
   }
 
+  void startRead() { StartRead(&read_buffer_); }
   void cancel() { context_.TryCancel(); }
   void releaseHold() { RemoveHold(); }
 
@@ -58,13 +59,16 @@ class ReactorShim : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteB
       return;
     }
     grpc::Slice slice;
+    bool read_next;
     if (read_buffer_.DumpToSingleSlice(&slice).ok()) {
-      reactions_->onRead(
+      read_next = reactions_->onRead(
           true, std::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()));
     } else {
-      reactions_->onRead(true, {});
+      read_next = reactions_->onRead(true, {});
     }
-    StartRead(&read_buffer_);
+    if (read_next) {
+      startRead();
+    }
   }
 
   void OnWriteDone(bool ok) override { reactions_->onWriteDone(ok); }
@@ -94,6 +98,9 @@ ReactorShim* createReactorShim(std::shared_ptr<grpc::Channel> channel, std::stri
 }
 void reactorShimStart(ReactorShim* shim) {
   shim->start();
+}
+void reactorShimStartRead(ReactorShim* shim) {
+  shim->startRead();
 }
 void reactorShimWrite(ReactorShim* shim, std::string bytes) {
   shim->write(std::move(bytes));

@@ -23,8 +23,9 @@ class StreamReactions {
  public:
   virtual ~StreamReactions() = default;
   virtual void onInitialMetadata(bool ok) = 0;
-  // `bytes` is valid during the call only. The next read starts when it returns (if ok).
-  virtual void onRead(bool ok, std::string_view bytes) = 0;
+  // `bytes` is valid during the call only. Returns whether the next read starts now; if not,
+  // the owner starts it later with reactorShimStartRead().
+  virtual bool onRead(bool ok, std::string_view bytes) = 0;
   virtual void onWriteDone(bool ok) = 0;
   // The call is over; `code` is a grpc::StatusCode. The shim deletes itself (and the
   // reactions) right after, then calls the function returned.
@@ -42,6 +43,8 @@ ReactorShim* createReactorShim(std::shared_ptr<grpc::Channel> channel, std::stri
                                std::unique_ptr<StreamReactions> reactions);
 // Starts the call and its first read.
 void reactorShimStart(ReactorShim* shim);
+// The next read, after an onRead() that returned false; while the owner holds its hold.
+void reactorShimStartRead(ReactorShim* shim);
 // One write at a time: the next only after onWriteDone. Takes the bytes over.
 void reactorShimWrite(ReactorShim* shim, std::string bytes);
 void reactorShimCancel(ReactorShim* shim);

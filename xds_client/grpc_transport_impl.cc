@@ -146,7 +146,7 @@ class StreamCore : public StreamReactions {
     PROXY_TSAN_HAPPENS_BEFORE(this);
   }
 
-  void onRead(bool ok, std::string_view bytes) override {
+  bool onRead(bool ok, std::string_view bytes) override {
     PROXY_TSAN_HAPPENS_AFTER(this);
     if (!ok) {
       // The server ended the stream (or it broke). The status comes with onDone, which needs
@@ -161,11 +161,27 @@ class StreamCore : public StreamReactions {
       reportConnected();
       // Decoded here so that the main thread only does the bookkeeping.
       std::shared_ptr<DecodedResponse> response = decodeResponse(bytes, delta_);
-      shared_->post([response](XdsTransport::EventHandler& handler) {
-        handler.onResponse(std::make_unique<DecodedResponse>(std::move(*response)));
+      // The next read starts once the main thread has taken this response: at most one
+      // decoded response waits for it, and a management server that sends faster than the
+      // main thread applies is held back by the stream's HTTP/2 flow control (as when Envoy
+      // reads on its main thread) instead of queueing here without bound.
+      shared_->postInternal([this, response](StreamShared& shared) {
+        shared.handler->onResponse(std::make_unique<DecodedResponse>(std::move(*response)));
+        // The handler may have destroyed the transport (which clears both).
+        if (shared.handler != nullptr && !shared.hold_released) {
+          startRead();
+        }
       });
     }
     PROXY_TSAN_HAPPENS_BEFORE(this);
+    return false;
+  }
+
+  // Main thread, while the main side holds its hold on the shim.
+  void startRead() {
+    ReactorShim* shim = shim_;
+    PROXY_TSAN_HAPPENS_BEFORE(this);
+    reactorShimStartRead(shim);
   }
 
   void onWriteDone(bool ok) override {

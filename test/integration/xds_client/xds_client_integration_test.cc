@@ -378,5 +378,43 @@ TEST_F(XdsClientIntegrationTest, ClientDestroyedWhileStreamsAreBusy) {
   runFor(std::chrono::milliseconds(50));
 }
 
+TEST_F(XdsClientIntegrationTest, AServerFasterThanTheMainThreadIsHeldBackByFlowControl) {
+  createClient(configFor(adsDynamicResources("GRPC")));
+  RecordingWatcher listeners;
+  auto lds = watch(kListenerTypeUrl, {}, listeners);
+  auto stream = sotwStream(0);
+  ASSERT_NE(stream, nullptr);
+
+  // The server pushes 400 responses of 64 KiB (25 MiB) while the main thread is busy elsewhere
+  // (its loop does not run). The client reads one response ahead of the main thread, so the
+  // stream's HTTP/2 window fills and the server's writes block after a few; a client that
+  // kept reading would queue all of them in memory and let the server finish at once.
+  constexpr int kResponses = 400;
+  const std::string padding(64 * 1024, 'v');
+  std::atomic<int> sent{0};
+  std::thread pusher([&] {
+    for (int i = 0; i < kResponses; ++i) {
+      if (!stream->send(sotwResponse(kListenerTypeUrl, padding + std::to_string(i),
+                                     std::to_string(i),
+                                     {packed(listener("listener_a", 10000 + i % 100))}))) {
+        return;
+      }
+      sent++;
+    }
+  });
+  // Wait without running the loop: up to a second, or until the server sent everything.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (sent.load() < kResponses && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_LT(sent.load(), kResponses / 4);
+
+  // The main thread comes back: the updates flow again.
+  ASSERT_TRUE(runUntil([&] { return listeners.events.size() >= 3; }));
+  lds.reset();
+  client_.reset();  // cancels the stream: the server's blocked write fails
+  pusher.join();
+}
+
 }  // namespace
 }  // namespace Proxy::Xds
