@@ -62,6 +62,17 @@ void Http2ConnPoolImpl::ActiveStream::decodeData(Buffer::Instance& data, bool en
   client.onStreamEnded();
 }
 
+void Http2ConnPoolImpl::ActiveStream::decodeTrailers(Http::ResponseTrailerMapPtr&& trailers) {
+  if (decoder_ == nullptr) {
+    return;
+  }
+  Http::ResponseDecoder* decoder = decoder_;
+  ActiveClient& client = client_;
+  end(success_);
+  decoder->decodeTrailers(std::move(trailers));
+  client.onStreamEnded();
+}
+
 void Http2ConnPoolImpl::ActiveStream::onResetStream(Http::StreamResetReason reason) {
   if (decoder_ == nullptr) {
     return;

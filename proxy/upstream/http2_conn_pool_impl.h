@@ -87,6 +87,7 @@ class Http2ConnPoolImpl : public HttpConnPoolBase {
     void decode100ContinueHeaders(Http::ResponseHeaderMapPtr&& headers) override;
     void decodeHeaders(Http::ResponseHeaderMapPtr&& headers, bool end_stream) override;
     void decodeData(Buffer::Instance& data, bool end_stream) override;
+    void decodeTrailers(Http::ResponseTrailerMapPtr&& trailers) override;
     // Http::StreamCallbacks
     void onResetStream(Http::StreamResetReason reason) override;
     void onAboveWriteBufferHighWatermark() override {}

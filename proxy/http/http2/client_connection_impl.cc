@@ -425,6 +425,20 @@ void ClientConnectionImpl::StreamImpl::encodeData(Buffer::Instance& data, bool e
   parent_.sendPendingFrames();
 }
 
+void ClientConnectionImpl::StreamImpl::encodeTrailers(const RequestTrailerMap& trailers) {
+  if (closed_ || !headers_started_ || local_end_stream_) {
+    return;
+  }
+  // The body (if any) goes first; the data source ends it without END_STREAM and submits these.
+  pending_trailers_ = std::make_unique<RequestTrailerMap>(trailers);
+  local_end_stream_ = true;
+  if (data_deferred_ && stream_id_ > 0) {
+    data_deferred_ = false;
+    nghttp2_session_resume_data(parent_.session_, stream_id_);
+  }
+  parent_.sendPendingFrames();
+}
+
 void ClientConnectionImpl::StreamImpl::addCallbacks(StreamCallbacks& callbacks) {
   callbacks_.add(callbacks, watermark_count_ > 0);
 }
@@ -484,6 +498,20 @@ ssize_t ClientConnectionImpl::StreamImpl::onDataSourceRead(size_t length, uint32
   *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
   if (local_end_stream_ && n == available) {
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (pending_trailers_ != nullptr) {
+      // The stream ends with the trailers' HEADERS frame instead of this DATA frame.
+      *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      std::vector<nghttp2_nv> nva;
+      nva.reserve(pending_trailers_->size());
+      for (const HeaderEntry& entry : *pending_trailers_) {
+        if (!entry.key.empty() && entry.key[0] != ':' &&
+            !isConnectionSpecific(entry.key, entry.value)) {
+          nva.push_back(makeNv(entry.key, entry.value));
+        }
+      }
+      nghttp2_submit_trailer(parent_.session_, stream_id_, nva.data(), nva.size());
+      pending_trailers_.reset();
+    }
   }
   return static_cast<ssize_t>(n);
 }
@@ -544,8 +572,12 @@ void ClientConnectionImpl::StreamImpl::onHeadersComplete(bool end_stream) {
   remote_end_stream_ = true;
   ResponseDecoder* decoder = decoder_;
   decoder_ = nullptr;
-  Buffer::Instance empty;
-  decoder->decodeData(empty, true);
+  auto trailers = std::make_unique<ResponseTrailerMap>();
+  trailers->reserve(headers->size());
+  for (const HeaderEntry& entry : *headers) {
+    trailers->addCopy(entry.key, entry.value);
+  }
+  decoder->decodeTrailers(std::move(trailers));
 }
 
 void ClientConnectionImpl::StreamImpl::onData(const uint8_t* data, size_t length) {

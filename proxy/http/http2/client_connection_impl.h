@@ -89,6 +89,7 @@ class ClientConnectionImpl : public ClientConnection {
   // Connection
   absl::Status dispatch(Buffer::Instance& data) override;
   const CodecError& lastError() const override { return error_; }
+  Protocol protocol() const override { return Protocol::Http2; }
   void onUnderlyingConnectionAboveWriteBufferHighWatermark() override;
   void onUnderlyingConnectionBelowWriteBufferLowWatermark() override;
   // ClientConnection
@@ -117,6 +118,9 @@ class ClientConnectionImpl : public ClientConnection {
     // RequestEncoder
     void encodeHeaders(const RequestHeaderMap& headers, bool end_stream) override;
     void encodeData(Buffer::Instance& data, bool end_stream) override;
+    // A HEADERS frame with END_STREAM after the body (gRPC's trailers travel the other way, but
+    // a request may carry them too).
+    void encodeTrailers(const RequestTrailerMap& trailers) override;
     Stream& getStream() override { return *this; }
     // Stream
     void addCallbacks(StreamCallbacks& callbacks) override;
@@ -144,7 +148,8 @@ class ClientConnectionImpl : public ClientConnection {
     StreamCallbackList callbacks_;
     int32_t stream_id_ = -1;
     Buffer::Instance pending_send_data_;
-    ResponseHeaderMapPtr headers_;  // the header block being received
+    std::unique_ptr<RequestTrailerMap> pending_trailers_;  // sent once the body is out
+    ResponseHeaderMapPtr headers_;  // the header block being received (headers or trailers)
     uint64_t receiving_bytes_ = 0;
     bool header_overflow_ = false;
     bool messaging_error_ = false;  // nghttp2 refused a frame of this stream

@@ -176,12 +176,17 @@ class Response : public ResponseDecoder, public StreamCallbacks {
     data.drain(data.length());
     complete_ = end_stream;
   }
+  void decodeTrailers(ResponseTrailerMapPtr&& trailers) override {
+    trailers_ = std::move(trailers);
+    complete_ = true;
+  }
   void onResetStream(StreamResetReason reason) override { reset_ = static_cast<int>(reason); }
   void onAboveWriteBufferHighWatermark() override { above_++; }
   void onBelowWriteBufferLowWatermark() override { below_++; }
 
   std::string status_;
   ResponseHeaderMapPtr headers_;
+  ResponseTrailerMapPtr trailers_;
   std::string body_;
   bool complete_ = false;
   int continues_ = 0;
@@ -286,10 +291,29 @@ TEST_F(Http2ClientCodecTest, RequestWithBodyAndResponseWithTrailers) {
   EXPECT_EQ("200", response.status_);
   EXPECT_EQ("world", response.body_);
   EXPECT_TRUE(response.complete_);
+  ASSERT_NE(nullptr, response.trailers_);
+  EXPECT_EQ("0", response.trailers_->getValue("grpc-status"));
   EXPECT_EQ(-1, response.reset_);
   EXPECT_EQ(1u, stats_.trailers.value());
   EXPECT_EQ(0u, codec_->activeStreams());
   EXPECT_EQ(0, stats_.streams_active.value());
+}
+
+TEST_F(Http2ClientCodecTest, RequestTrailersFollowTheBody) {
+  // Body then trailers: DATA without END_STREAM, then a HEADERS frame that ends the stream.
+  Response response;
+  RequestEncoder& encoder = start(response, "POST", "/svc.Echo/Call", /*end_stream=*/false);
+  Buffer::Instance body;
+  body.add("payload");
+  encoder.encodeData(body, /*end_stream=*/false);
+  RequestTrailerMap trailers;
+  trailers.addCopy("x-checksum", "abc");
+  encoder.encodeTrailers(trailers);
+  pump();
+  const TestServer::Request& seen = server_.requests_[1];
+  EXPECT_EQ("payload", seen.body);
+  EXPECT_EQ("abc", seen.header("x-checksum"));
+  EXPECT_TRUE(seen.end_stream);
 }
 
 TEST_F(Http2ClientCodecTest, StreamsAreMultiplexedAndIndependent) {
