@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 #include "proxy/buffer/buffer.h"
 #include "proxy/event/dispatcher.h"
@@ -78,6 +79,11 @@ class Connection : public Event::DeferredDeletable {
   virtual const Address& localAddress() const = 0;
   virtual uint64_t bytesReceived() const = 0;
   virtual uint64_t bytesSent() const = 0;
+  // The application protocol the transport negotiated (TLS ALPN: "h2", "http/1.1"), empty
+  // when none was (plaintext, or no ALPN): what chooses the HTTP codec.
+  virtual std::string_view nextProtocol() const { return {}; }
+  // Why the transport failed (a TLS handshake error), empty otherwise.
+  virtual std::string_view transportFailureReason() const { return {}; }
 };
 
 // An outgoing connection: connect() starts a non-blocking connect; Connected or RemoteClose

@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "proxy/common/assert.h"
+#include "proxy/network/raw_buffer_socket.h"
 #include "spdlog/spdlog.h"
 
 namespace Proxy::Network {
@@ -25,20 +26,24 @@ IoHandle createClientSocket(const Address& remote_address) {
 }  // namespace
 
 ConnectionImpl::ConnectionImpl(Event::Dispatcher& dispatcher, IoHandle socket,
-                               const Address& remote_address, const Address& local_address)
+                               const Address& remote_address, const Address& local_address,
+                               TransportSocketPtr transport_socket)
     : ConnectionImpl(dispatcher, std::move(socket), remote_address, local_address,
-                     /*connecting=*/false) {}
+                     /*connecting=*/false, std::move(transport_socket)) {}
 
 ConnectionImpl::ConnectionImpl(Event::Dispatcher& dispatcher, IoHandle socket,
                                const Address& remote_address, const Address& local_address,
-                               bool connecting)
+                               bool connecting, TransportSocketPtr transport_socket)
     : dispatcher_(dispatcher),
       socket_(std::move(socket)),
+      transport_socket_(transport_socket != nullptr ? std::move(transport_socket)
+                                                    : std::make_unique<RawBufferSocket>()),
       remote_address_(remote_address),
       local_address_(local_address),
       connecting_(connecting),
       id_(next_connection_id.fetch_add(1, std::memory_order_relaxed)) {
   ASSERT(dispatcher_.isThreadSafe());
+  transport_socket_->setTransportSocketCallbacks(*this);
   if (!socket_.isOpen()) {
     return;  // only a client whose socket() failed; connect() reports it
   }
@@ -77,6 +82,20 @@ void ConnectionImpl::removeConnectionCallbacks(ConnectionCallbacks& callbacks) {
       entry = nullptr;
       return;
     }
+  }
+}
+
+void ConnectionImpl::flushWriteBuffer() {
+  if (state_ != State::Closed && file_event_ != nullptr && !connecting_) {
+    write_blocked_ = false;
+    file_event_->activate(Event::FileReadyType::Write);
+  }
+}
+
+void ConnectionImpl::setTransportSocketIsReadable() {
+  if (state_ == State::Open && file_event_ != nullptr && !connecting_) {
+    // A read pass even without a Read edge; reading while disabled is remembered as usual.
+    file_event_->activate(Event::FileReadyType::Read);
   }
 }
 
@@ -140,6 +159,9 @@ void ConnectionImpl::closeSocket(ConnectionEvent event) {
   if (delayed_close_timer_ != nullptr) {
     // Disabled, not destroyed: this may be running inside the timer's own callback.
     delayed_close_timer_->disableTimer();
+  }
+  if (socket_.isOpen()) {
+    transport_socket_->closeSocket(event);
   }
   socket_.close();
   // Callbacks may deferredDelete() us; that keeps `this` valid until we return to the loop.
@@ -295,7 +317,8 @@ void ConnectionImpl::onWriteReady() {
     }
     connecting_ = false;
     local_address_ = Address::fromLocal(socket_.fd());
-    raiseEvent(ConnectionEvent::Connected);
+    // The raw socket raises Connected now; TLS once its handshake completes.
+    transport_socket_->onConnected();
     if (state_ == State::Closed) {
       return;
     }
@@ -317,24 +340,16 @@ void ConnectionImpl::onWriteReady() {
     }
   }
 
-  if (write_buffer_.length() > 0) {
-    while (true) {
-      const Buffer::IoResult result = socket_.write(write_buffer_);
-      if (result.ok()) {
-        bytes_sent_ += static_cast<uint64_t>(result.rc);
-        if (write_buffer_.length() == 0 || result.rc == 0) {
-          break;
-        }
-        continue;
-      }
-      if (result.wouldBlock()) {
-        write_blocked_ = true;  // the next Write edge resumes us
-        break;
-      }
-      spdlog::debug("[C{}] write error: {}", id_, errorDetails(result.error));
+  if (write_buffer_.length() > 0 || transport_socket_->wantsWriteEvents()) {
+    const TransportIoResult result = transport_socket_->doWrite(write_buffer_);
+    bytes_sent_ += result.bytes_processed;
+    if (result.action == PostIoAction::Close) {
       closeSocket(ConnectionEvent::RemoteClose);
       return;
     }
+    // Bytes left: the socket (or a TLS handshake) would block; the next Write edge, or
+    // flushWriteBuffer(), resumes us.
+    write_blocked_ = write_buffer_.length() > 0;
     checkLowWatermark();
     if (state_ == State::Closed) {
       return;
@@ -371,28 +386,16 @@ void ConnectionImpl::onReadReady() {
   bool error = false;
   // After a FIN (half-close mode) the socket has nothing more to say; only redeliveries remain.
   if (!read_end_stream_) {
-    while (true) {
-      // The limit bounds what the read buffer holds, not what one event reads: bytes the filter
-      // left behind (pipelined requests held back) count, so a filter that consumes a little
-      // per event cannot make the buffer grow by a whole limit each time. A full buffer also
-      // ends this event's reading (fairness: other connections get their turn).
-      if (buffer_limit_ != 0 && read_buffer_.length() >= buffer_limit_) {
-        read_pending_ = true;
-        break;
-      }
-      const uint64_t max_length = buffer_limit_ == 0 ? 0 : buffer_limit_ - read_buffer_.length();
-      const Buffer::IoResult result = socket_.read(read_buffer_, max_length);
-      if (result.rc > 0) {
-        bytes_read += static_cast<uint64_t>(result.rc);
-        continue;
-      }
-      if (result.rc == 0) {
-        eof = true;
-      } else if (!result.wouldBlock()) {
-        spdlog::debug("[C{}] read error: {}", id_, errorDetails(result.error));
-        error = true;
-      }
-      break;
+    // The limit bounds what the read buffer holds, not what one event reads: bytes the filter
+    // left behind (pipelined requests held back) count, so a filter that consumes a little
+    // per event cannot make the buffer grow by a whole limit each time. A full buffer also
+    // ends this event's reading (fairness: other connections get their turn).
+    const TransportIoResult result = transport_socket_->doRead(read_buffer_, buffer_limit_);
+    bytes_read = result.bytes_processed;
+    eof = result.end_stream_read;
+    error = result.action == PostIoAction::Close;
+    if (!eof && !error && buffer_limit_ != 0 && read_buffer_.length() >= buffer_limit_) {
+      read_pending_ = true;
     }
   }
   bytes_received_ += bytes_read;
@@ -422,9 +425,10 @@ void ConnectionImpl::onReadReady() {
 }
 
 ClientConnectionImpl::ClientConnectionImpl(Event::Dispatcher& dispatcher,
-                                           const Address& remote_address)
+                                           const Address& remote_address,
+                                           TransportSocketPtr transport_socket)
     : ConnectionImpl(dispatcher, createClientSocket(remote_address), remote_address, Address(),
-                     /*connecting=*/true) {
+                     /*connecting=*/true, std::move(transport_socket)) {
   if (!socket_.isOpen()) {
     spdlog::debug("[C{}] cannot create a socket for {}: {}", id(), remote_address.asString(),
                   errorDetails(errno));

@@ -15,18 +15,20 @@
 #include "proxy/network/address.h"
 #include "proxy/network/connection.h"
 #include "proxy/network/io_handle.h"
+#include "proxy/network/transport_socket.h"
 
 namespace Proxy::Network {
 
-class ConnectionImpl : public virtual Connection {
+class ConnectionImpl : public virtual Connection, protected TransportSocketCallbacks {
  public:
   // Buffer limit until setBufferLimits() is called: high watermark and most bytes per read.
   static constexpr uint32_t kDefaultBufferLimit = 1024 * 1024;
   static constexpr std::chrono::milliseconds kDefaultDelayedCloseTimeout{1000};
 
-  // A connected (accepted) socket.
+  // A connected (accepted) socket, read and written through `transport_socket` (null: the raw
+  // socket, RawBufferSocket).
   ConnectionImpl(Event::Dispatcher& dispatcher, IoHandle socket, const Address& remote_address,
-                 const Address& local_address);
+                 const Address& local_address, TransportSocketPtr transport_socket = nullptr);
   // Destroying an open connection closes the socket without raising events (shutdown path);
   // normal owners close() first and delete through deferredDelete().
   ~ConnectionImpl() override;
@@ -51,6 +53,10 @@ class ConnectionImpl : public virtual Connection {
   const Address& localAddress() const override { return local_address_; }
   uint64_t bytesReceived() const override { return bytes_received_; }
   uint64_t bytesSent() const override { return bytes_sent_; }
+  std::string_view nextProtocol() const override { return transport_socket_->protocol(); }
+  std::string_view transportFailureReason() const override {
+    return transport_socket_->failureReason();
+  }
 
   // How long close(FlushWrite) waits for the write buffer to drain before closing anyway, so a
   // peer that never reads cannot pin the connection. Zero waits forever.
@@ -64,17 +70,26 @@ class ConnectionImpl : public virtual Connection {
   // For ClientConnectionImpl: `connecting` defers reads and writes until connect() completes,
   // and the FileEvent is only created by connect() (an unconnected socket polls as writable).
   ConnectionImpl(Event::Dispatcher& dispatcher, IoHandle socket, const Address& remote_address,
-                 const Address& local_address, bool connecting);
+                 const Address& local_address, bool connecting,
+                 TransportSocketPtr transport_socket);
 
   // Close the socket and raise `event` to every callback exactly once.
   void closeSocket(ConnectionEvent event);
-  void raiseEvent(ConnectionEvent event);
+
+  // TransportSocketCallbacks
+  IoHandle& ioHandle() override { return socket_; }
+  Connection& connection() override { return *this; }
+  void raiseEvent(ConnectionEvent event) override;
+  void flushWriteBuffer() override;
+  void setTransportSocketIsReadable() override;
+
   void onFileEvent(uint32_t events);
   // Register the socket with the dispatcher (once it is connected or connecting).
   void createFileEvent();
 
   Event::Dispatcher& dispatcher_;
   IoHandle socket_;
+  TransportSocketPtr transport_socket_;
   Address remote_address_;
   Address local_address_;
   Event::FileEventPtr file_event_;
@@ -129,7 +144,8 @@ class ConnectionImpl : public virtual Connection {
 // later loop iteration, never from inside connect().
 class ClientConnectionImpl : public ConnectionImpl, public ClientConnection {
  public:
-  ClientConnectionImpl(Event::Dispatcher& dispatcher, const Address& remote_address);
+  ClientConnectionImpl(Event::Dispatcher& dispatcher, const Address& remote_address,
+                       TransportSocketPtr transport_socket = nullptr);
   ~ClientConnectionImpl() override;
 
   // ClientConnection
