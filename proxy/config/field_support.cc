@@ -46,6 +46,16 @@ constexpr const char* kExplicitHttp2Options =
 constexpr const char* kUpstreamCommonOptions =
     "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.common_http_protocol_options";
 
+constexpr const char* kDownstreamTls =
+    "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
+constexpr const char* kCommonTls = "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext";
+constexpr const char* kTlsCertificate = "envoy.extensions.transport_sockets.tls.v3.TlsCertificate";
+constexpr const char* kTlsParameters = "envoy.extensions.transport_sockets.tls.v3.TlsParameters";
+constexpr const char* kValidationContext =
+    "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext";
+constexpr const char* kSanMatcher =
+    "envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher";
+
 // Each row: a field with an effect, and where that effect lives. Identifiers (names) count:
 // they name the resource in stats, errors, /config_dump and the protocol.
 const std::vector<ImplementedField>& table() {
@@ -134,6 +144,9 @@ const std::vector<ImplementedField>& table() {
       {"envoy.config.listener.v3.FilterChain", "use_proxy_proto", nullptr, nullptr,
        nullptr},  // true is refused by validation.cc
       {"envoy.config.listener.v3.FilterChain", "transport_socket", nullptr, nullptr, nullptr},
+      // proxy/listener/connection_handler.cc: a TLS handshake not done by then closes.
+      {"envoy.config.listener.v3.FilterChain", "transport_socket_connect_timeout", nullptr, nullptr,
+       nullptr},
       {"envoy.config.listener.v3.FilterChain", "name", nullptr, nullptr, nullptr},
       // Only the destination port selects a chain (listener_config.cc); server_names,
       // transport_protocol and application_protocols are refused there (they need TLS).
@@ -405,6 +418,26 @@ const std::vector<ImplementedField>& table() {
       {"envoy.config.core.v3.HeaderValue", "key", nullptr, nullptr, nullptr},
       {"envoy.config.core.v3.HeaderValue", "value", nullptr, nullptr, nullptr},
       {"envoy.config.core.v3.HeaderValue", "raw_value", nullptr, nullptr, nullptr},
+
+      // --- TLS (proxy/tls/context_impl.cc) ------------------------------------------------
+      {kDownstreamTls, "common_tls_context", nullptr, nullptr, nullptr},
+      {kDownstreamTls, "require_client_certificate", nullptr, nullptr, nullptr},
+      {kCommonTls, "tls_params", nullptr, nullptr, nullptr},
+      {kCommonTls, "tls_certificates", nullptr, nullptr, nullptr},
+      {kCommonTls, "validation_context", nullptr, nullptr, nullptr},
+      {kCommonTls, "alpn_protocols", nullptr, nullptr, nullptr},
+      {kTlsCertificate, "certificate_chain", nullptr, nullptr, nullptr},
+      {kTlsCertificate, "private_key", nullptr, nullptr, nullptr},
+      {kTlsParameters, "tls_minimum_protocol_version", nullptr, nullptr, nullptr},
+      {kTlsParameters, "tls_maximum_protocol_version", nullptr, nullptr, nullptr},
+      {kTlsParameters, "cipher_suites", nullptr, nullptr, nullptr},
+      {kTlsParameters, "ecdh_curves", nullptr, nullptr, nullptr},
+      {kValidationContext, "trusted_ca", nullptr, nullptr, nullptr},
+      {kValidationContext, "match_typed_subject_alt_names", nullptr, nullptr, nullptr},
+      {kValidationContext, "crl", nullptr, nullptr, nullptr},
+      {kValidationContext, "only_verify_leaf_cert_crl", nullptr, nullptr, nullptr},
+      {kSanMatcher, "san_type", nullptr, nullptr, nullptr},
+      {kSanMatcher, "matcher", nullptr, nullptr, nullptr},
 
       // --- Cluster (proxy/upstream/cluster_info_impl.cc, cluster_manager_impl.cc) ---------
       {"envoy.config.cluster.v3.Cluster", "name", nullptr, nullptr, nullptr},

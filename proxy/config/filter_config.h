@@ -37,6 +37,10 @@ inline constexpr std::string_view kHttpProtocolOptionsName =
     "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 inline constexpr std::string_view kRawBufferTypeName =
     "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
+inline constexpr std::string_view kDownstreamTlsContextTypeName =
+    "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
+inline constexpr std::string_view kUpstreamTlsContextTypeName =
+    "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
 
 // "type.googleapis.com/<full name of T>".
 template <class T>

@@ -121,7 +121,8 @@ absl::Status validateTcpProxyAt(const std::string& path, const TcpProxy& tcp) {
 absl::Status validateFilterChain(const std::string& path, const FilterChain& chain) {
   if (chain.has_transport_socket()) {
     const auto& ts = chain.transport_socket();
-    if (!ts.has_typed_config() || typeName(ts.typed_config()) != kRawBufferTypeName) {
+    if (!ts.has_typed_config() || (typeName(ts.typed_config()) != kRawBufferTypeName &&
+                                   typeName(ts.typed_config()) != kDownstreamTlsContextTypeName)) {
       return error(
           join(path, "transport_socket"),
           absl::StrCat("unsupported transport socket type '",

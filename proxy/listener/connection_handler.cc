@@ -5,6 +5,7 @@
 #include "proxy/common/assert.h"
 #include "proxy/network/connection_impl.h"
 #include "proxy/network/tcp_listener_impl.h"
+#include "proxy/tls/ssl_socket.h"
 #include "spdlog/spdlog.h"
 
 namespace Proxy::Listener {
@@ -155,8 +156,12 @@ void ConnectionHandler::ActiveListener::onAccept(Network::IoHandle socket,
     config->stats().no_filter_chain_match.inc();
     return;  // `socket` closes as it goes out of scope
   }
+  Network::TransportSocketPtr transport;
+  if ((*chain)->tls_context != nullptr) {
+    transport = std::make_unique<Tls::SslSocket>((*chain)->tls_context);
+  }
   auto connection = std::make_unique<Network::ConnectionImpl>(parent.dispatcher_, std::move(socket),
-                                                              remote, local);
+                                                              remote, local, std::move(transport));
   connection->setBufferLimits(config->perConnectionBufferLimitBytes());
   ListenerStats& stats = config->stats();
   stats.downstream_cx_total.inc();
@@ -170,6 +175,16 @@ void ConnectionHandler::ActiveListener::onAccept(Network::IoHandle socket,
   connections.push_front(std::move(active));
   ref.it = connections.begin();
   const FilterChain& c = *ref.chain;
+  if (c.tls_context != nullptr && c.transport_socket_connect_timeout.count() > 0) {
+    // A handshake that stalls (a peer that connects and says nothing, or stops halfway) must
+    // not hold the connection: Envoy's transport_socket_connect_timeout.
+    ref.handshake_timer = parent.dispatcher_.createTimer([&ref]() {
+      spdlog::debug("[C{}] transport socket connect timeout", ref.connection->id());
+      ref.listener.config->stats().downstream_cx_transport_socket_connect_timeout.inc();
+      ref.connection->close(Network::ConnectionCloseType::NoFlush);
+    });
+    ref.handshake_timer->enableTimer(c.transport_socket_connect_timeout);
+  }
   if (c.hcm != nullptr) {
     ref.filter = Filters::createHttpConnectionManager(
         c.hcm,
@@ -215,6 +230,9 @@ ConnectionHandler::ActiveConnection::~ActiveConnection() {
 }
 
 void ConnectionHandler::ActiveConnection::onEvent(Network::ConnectionEvent event) {
+  if (handshake_timer != nullptr) {
+    handshake_timer->disableTimer();  // Connected: the handshake is done; or closed
+  }
   if (event == Network::ConnectionEvent::RemoteClose ||
       event == Network::ConnectionEvent::LocalClose) {
     listener.removeConnection(*this);

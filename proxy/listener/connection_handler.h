@@ -63,6 +63,8 @@ class ConnectionHandler {
     Network::ConnectionPtr connection;
     FilterChainConstSharedPtr chain;  // keeps the chain's config alive for this connection
     Filters::NetworkFilterPtr filter;
+    // transport_socket_connect_timeout, until the TLS handshake completes (Connected).
+    Event::TimerPtr handshake_timer;
     bool draining = false;
     // The update whose drain window this connection is in: closeDrainingConnections(tag) closes
     // exactly these. (Matching the listener's current tag instead missed connections drained by

@@ -6,6 +6,7 @@
 #include "absl/strings/str_replace.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "proxy/config/filter_config.h"
 #include "proxy/config/validation.h"
 
 namespace Proxy::Listener {
@@ -27,7 +28,9 @@ ListenerStats::ListenerStats(Stats::Scope s, uint32_t workers)
     : downstream_cx_total(s.counter("downstream_cx_total")),
       downstream_cx_active(s.gauge("downstream_cx_active")),
       downstream_cx_destroy(s.counter("downstream_cx_destroy")),
-      no_filter_chain_match(s.counter("no_filter_chain_match")) {
+      no_filter_chain_match(s.counter("no_filter_chain_match")),
+      downstream_cx_transport_socket_connect_timeout(
+          s.counter("downstream_cx_transport_socket_connect_timeout")) {
   for (uint32_t i = 0; i < workers; i++) {
     Stats::Scope worker = s.child(absl::StrCat("worker_", i));
     per_worker.push_back(
@@ -54,8 +57,24 @@ absl::StatusOr<FilterChain> buildFilterChain(const envoy::config::listener::v3::
       chain.destination_port = match.destination_port().value();
     }
   }
-  if (proto.has_transport_socket()) {
-    return absl::InvalidArgumentError("transport_socket: TLS is not supported yet");
+  if (proto.has_transport_socket() && Config::typeName(proto.transport_socket().typed_config()) ==
+                                          Config::kDownstreamTlsContextTypeName) {
+    envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext tls;
+    if (!proto.transport_socket().typed_config().UnpackTo(&tls)) {
+      return absl::InvalidArgumentError(
+          "transport_socket.typed_config: cannot decode DownstreamTlsContext");
+    }
+    auto context = Tls::ContextImpl::createServer(tls);
+    if (!context.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("transport_socket.typed_config.", context.status().message()));
+    }
+    chain.tls_context = *std::move(context);
+  }
+  if (proto.has_transport_socket_connect_timeout()) {
+    const auto& d = proto.transport_socket_connect_timeout();
+    chain.transport_socket_connect_timeout =
+        std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1000000);
   }
   if (proto.filters_size() == 0) {
     return absl::InvalidArgumentError("filters: must contain a terminal network filter");
@@ -233,9 +252,9 @@ absl::StatusOr<std::shared_ptr<ListenerConfig>> ListenerConfig::create(
 
   if (!context.bind_sockets) {
     config->address_ = *address;
-    config->stats_ = std::make_unique<ListenerStats>(
-        Stats::Scope(*context.store, absl::StrCat("listener.", config->name_, ".")),
-        context.workers);
+    Stats::Scope scope(*context.store, absl::StrCat("listener.", config->name_, "."));
+    config->stats_ = std::make_unique<ListenerStats>(scope, context.workers);
+    config->bindTlsStats(scope);
     return config;
   }
   // The same address as the version this one replaces: take over its sockets, so the kernel's
@@ -268,8 +287,9 @@ absl::StatusOr<std::shared_ptr<ListenerConfig>> ListenerConfig::create(
                           "_", config->address_.port());
     prefix = absl::StrReplaceAll(prefix, {{":", "_"}});
   }
-  config->stats_ = std::make_unique<ListenerStats>(
-      Stats::Scope(*context.store, absl::StrCat("listener.", prefix, ".")), context.workers);
+  Stats::Scope scope(*context.store, absl::StrCat("listener.", prefix, "."));
+  config->stats_ = std::make_unique<ListenerStats>(scope, context.workers);
+  config->bindTlsStats(scope);
   return config;
 }
 
@@ -288,6 +308,20 @@ const FilterChainConstSharedPtr* ListenerConfig::findFilterChain(
     return any_port;
   }
   return default_filter_chain_ != nullptr ? &default_filter_chain_ : nullptr;
+}
+
+void ListenerConfig::bindTlsStats(const Stats::Scope& scope) {
+  // Before the config is shared with any worker; a chain reused from the previous version
+  // keeps the stats it was bound to.
+  auto bind = [&scope](const FilterChainConstSharedPtr& chain) {
+    if (chain != nullptr && chain->tls_context != nullptr && !chain->tls_context->hasStats()) {
+      chain->tls_context->initStats(scope);
+    }
+  };
+  for (const FilterChainConstSharedPtr& chain : filter_chains_) {
+    bind(chain);
+  }
+  bind(default_filter_chain_);
 }
 
 bool ListenerConfig::hasFilterChain(const FilterChain* chain) const {

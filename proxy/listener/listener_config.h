@@ -4,6 +4,7 @@
 // bound before any worker sees them, so a bind failure rejects the config), the filter chain
 // and stats. Immutable once built; shared read-only by every worker.
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -17,6 +18,7 @@
 #include "proxy/network/listen_socket.h"
 #include "proxy/router/rds_impl.h"
 #include "proxy/stats/stats.h"
+#include "proxy/tls/context_impl.h"
 
 namespace Proxy::Listener {
 
@@ -28,6 +30,7 @@ struct ListenerStats {
   Stats::Gauge& downstream_cx_active;
   Stats::Counter& downstream_cx_destroy;
   Stats::Counter& no_filter_chain_match;
+  Stats::Counter& downstream_cx_transport_socket_connect_timeout;
   struct PerWorker {
     Stats::Counter* downstream_cx_total;
     Stats::Gauge* downstream_cx_active;
@@ -44,6 +47,11 @@ struct FilterChain {
   uint32_t destination_port = 0;                    // filter_chain_match.destination_port, 0 = any
   Filters::HcmConfigConstSharedPtr hcm;             // set for http_connection_manager
   Filters::TcpProxyConfigConstSharedPtr tcp_proxy;  // set for tcp_proxy
+  // transport_socket envoy.transport_sockets.tls (null: plaintext). Its stats scope is the
+  // listener's, bound once the listener's stat prefix is known (ListenerConfig::create).
+  std::shared_ptr<Tls::ContextImpl> tls_context;
+  // transport_socket_connect_timeout: a TLS handshake not done by then closes the connection.
+  std::chrono::milliseconds transport_socket_connect_timeout{0};
 };
 
 using FilterChainConstSharedPtr = std::shared_ptr<const FilterChain>;
@@ -105,6 +113,7 @@ class ListenerConfig {
 
  private:
   ListenerConfig() = default;
+  void bindTlsStats(const Stats::Scope& scope);
 
   uint64_t tag_ = 0;
   std::string name_;

@@ -1,0 +1,562 @@
+#include "proxy/tls/context_impl.h"
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+
+namespace Proxy::Tls {
+namespace {
+
+using envoy::config::core::v3::DataSource;
+using envoy::extensions::transport_sockets::tls::v3::CertificateValidationContext;
+using envoy::extensions::transport_sockets::tls::v3::CommonTlsContext;
+using envoy::extensions::transport_sockets::tls::v3::SubjectAltNameMatcher;
+using envoy::extensions::transport_sockets::tls::v3::TlsParameters;
+
+// Envoy's defaults (BoringSSL's "[a|b]" equal-preference groups written as OpenSSL lists).
+constexpr const char* kDefaultServerCiphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384";
+constexpr const char* kDefaultCurves = "X25519:P-256";
+
+// The most recent OpenSSL error as text (and the queue cleared).
+std::string sslErrors() {
+  std::string out;
+  unsigned long code;
+  while ((code = ERR_get_error()) != 0) {
+    char buf[256];
+    ERR_error_string_n(code, buf, sizeof(buf));
+    if (!out.empty()) {
+      out += "; ";
+    }
+    out += buf;
+  }
+  return out.empty() ? "unknown error" : out;
+}
+
+absl::Status fieldError(const std::string& field, const std::string& reason) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", reason));
+}
+
+absl::StatusOr<std::string> readDataSource(const DataSource& source, const std::string& field) {
+  switch (source.specifier_case()) {
+    case DataSource::kFilename: {
+      std::ifstream in(source.filename(), std::ios::binary);
+      if (!in) {
+        return fieldError(field, absl::StrCat("cannot read file '", source.filename(), "'"));
+      }
+      std::stringstream content;
+      content << in.rdbuf();
+      return content.str();
+    }
+    case DataSource::kInlineBytes:
+      return source.inline_bytes();
+    case DataSource::kInlineString:
+      return source.inline_string();
+    case DataSource::kEnvironmentVariable: {
+      const char* value = std::getenv(source.environment_variable().c_str());
+      if (value == nullptr) {
+        return fieldError(field, absl::StrCat("environment variable '",
+                                              source.environment_variable(), "' is not set"));
+      }
+      return std::string(value);
+    }
+    default:
+      return fieldError(field, "one of filename, inline_bytes, inline_string or "
+                               "environment_variable is required");
+  }
+}
+
+struct BioDeleter {
+  void operator()(BIO* bio) const { BIO_free(bio); }
+};
+struct X509Deleter {
+  void operator()(X509* x) const { X509_free(x); }
+};
+using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+using X509Ptr = std::unique_ptr<X509, X509Deleter>;
+
+BioPtr memBio(const std::string& pem) {
+  return BioPtr(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+}
+
+// Every certificate of a PEM bundle, in order.
+absl::StatusOr<std::vector<X509Ptr>> parseCertificates(const std::string& pem,
+                                                       const std::string& field) {
+  BioPtr bio = memBio(pem);
+  std::vector<X509Ptr> certs;
+  while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    certs.emplace_back(cert);
+  }
+  ERR_clear_error();  // the read that ended the loop
+  if (certs.empty()) {
+    return fieldError(field, "no PEM certificate found");
+  }
+  return certs;
+}
+
+int protocolVersion(TlsParameters::TlsProtocol protocol, int automatic) {
+  switch (protocol) {
+    case TlsParameters::TLSv1_0:
+      return TLS1_VERSION;
+    case TlsParameters::TLSv1_1:
+      return TLS1_1_VERSION;
+    case TlsParameters::TLSv1_2:
+      return TLS1_2_VERSION;
+    case TlsParameters::TLSv1_3:
+      return TLS1_3_VERSION;
+    default:
+      return automatic;
+  }
+}
+
+absl::Status applyTlsParams(SSL_CTX* ctx, const TlsParameters& params, bool is_server) {
+  const std::string field = "common_tls_context.tls_params";
+  const int min_version = protocolVersion(params.tls_minimum_protocol_version(), TLS1_2_VERSION);
+  const int max_version = protocolVersion(params.tls_maximum_protocol_version(), TLS1_3_VERSION);
+  if (min_version > max_version) {
+    return fieldError(field + ".tls_minimum_protocol_version",
+                      "must not be above tls_maximum_protocol_version");
+  }
+  if (min_version < TLS1_2_VERSION) {
+    // TLS 1.0/1.1 need OpenSSL's security level 0, which Debian's OpenSSL 3 refuses by policy.
+    return fieldError(field + ".tls_minimum_protocol_version",
+                      "TLS 1.0 and 1.1 are not supported");
+  }
+  SSL_CTX_set_min_proto_version(ctx, min_version);
+  SSL_CTX_set_max_proto_version(ctx, max_version);
+
+  // cipher_suites: TLS 1.2 names (OpenSSL's, which are BoringSSL's), "[a|b]" groups flattened;
+  // TLS 1.3 names (TLS_AES_...) go to the TLS 1.3 list.
+  std::vector<std::string> tls12;
+  std::vector<std::string> tls13;
+  for (int i = 0; i < params.cipher_suites_size(); i++) {
+    std::string suite = absl::StrReplaceAll(params.cipher_suites(i), {{"[", ""}, {"]", ""}});
+    for (absl::string_view name : absl::StrSplit(suite, '|', absl::SkipEmpty())) {
+      const std::string one(name);
+      const bool v13 = absl::StartsWith(one, "TLS_");
+      SSL_CTX* probe = SSL_CTX_new(TLS_method());
+      const int ok = v13 ? SSL_CTX_set_ciphersuites(probe, one.c_str())
+                         : SSL_CTX_set_cipher_list(probe, one.c_str());
+      SSL_CTX_free(probe);
+      ERR_clear_error();
+      if (ok != 1) {
+        return fieldError(absl::StrCat(field, ".cipher_suites[", i, "]"),
+                          absl::StrCat("unknown cipher suite '", one, "'"));
+      }
+      (v13 ? tls13 : tls12).push_back(one);
+    }
+  }
+  const std::string list12 = tls12.empty() ? std::string(kDefaultServerCiphers)
+                                           : absl::StrJoin(tls12, ":");
+  if (SSL_CTX_set_cipher_list(ctx, list12.c_str()) != 1) {
+    return fieldError(field + ".cipher_suites", sslErrors());
+  }
+  if (!tls13.empty() && SSL_CTX_set_ciphersuites(ctx, absl::StrJoin(tls13, ":").c_str()) != 1) {
+    return fieldError(field + ".cipher_suites", sslErrors());
+  }
+  std::vector<std::string> curves(params.ecdh_curves().begin(), params.ecdh_curves().end());
+  for (size_t i = 0; i < curves.size(); i++) {
+    SSL_CTX* probe = SSL_CTX_new(TLS_method());
+    const int ok = SSL_CTX_set1_groups_list(probe, curves[i].c_str());
+    SSL_CTX_free(probe);
+    ERR_clear_error();
+    if (ok != 1) {
+      return fieldError(absl::StrCat(field, ".ecdh_curves[", i, "]"),
+                        absl::StrCat("unknown curve '", curves[i], "'"));
+    }
+  }
+  const std::string groups = curves.empty() ? kDefaultCurves : absl::StrJoin(curves, ":");
+  if (SSL_CTX_set1_groups_list(ctx, groups.c_str()) != 1) {
+    return fieldError(field + ".ecdh_curves", sslErrors());
+  }
+  (void)is_server;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SanMatcher> buildSanMatcher(const SubjectAltNameMatcher& proto,
+                                           const std::string& field) {
+  SanMatcher m;
+  switch (proto.san_type()) {
+    case SubjectAltNameMatcher::DNS:
+      m.general_name_type = GEN_DNS;
+      break;
+    case SubjectAltNameMatcher::URI:
+      m.general_name_type = GEN_URI;
+      break;
+    case SubjectAltNameMatcher::EMAIL:
+      m.general_name_type = GEN_EMAIL;
+      break;
+    case SubjectAltNameMatcher::IP_ADDRESS:
+      m.general_name_type = GEN_IPADD;
+      break;
+    default:
+      return fieldError(field + ".san_type", "one of DNS, URI, EMAIL or IP_ADDRESS is required");
+  }
+  const auto& sm = proto.matcher();
+  m.ignore_case = sm.ignore_case();
+  switch (sm.match_pattern_case()) {
+    case envoy::type::matcher::v3::StringMatcher::kExact:
+      m.type = SanMatcher::Type::Exact;
+      m.value = sm.exact();
+      break;
+    case envoy::type::matcher::v3::StringMatcher::kPrefix:
+      m.type = SanMatcher::Type::Prefix;
+      m.value = sm.prefix();
+      break;
+    case envoy::type::matcher::v3::StringMatcher::kSuffix:
+      m.type = SanMatcher::Type::Suffix;
+      m.value = sm.suffix();
+      break;
+    case envoy::type::matcher::v3::StringMatcher::kContains:
+      m.type = SanMatcher::Type::Contains;
+      m.value = sm.contains();
+      break;
+    case envoy::type::matcher::v3::StringMatcher::kSafeRegex: {
+      m.type = SanMatcher::Type::Regex;
+      auto regex = std::make_shared<const RE2>(sm.safe_regex().regex());
+      if (!regex->ok()) {
+        return fieldError(field + ".matcher.safe_regex.regex", regex->error());
+      }
+      m.regex = std::move(regex);
+      break;
+    }
+    default:
+      return fieldError(field + ".matcher", "a match pattern is required");
+  }
+  if (m.ignore_case) {
+    m.value = absl::AsciiStrToLower(m.value);
+  }
+  return m;
+}
+
+// Envoy's DNS SAN rule: a certificate's "*.example.com" matches one label in place of '*'
+// (exact matchers only).
+bool dnsWildcardMatch(const std::string& san, const std::string& name) {
+  if (san.size() < 3 || san[0] != '*' || san[1] != '.') {
+    return false;
+  }
+  const size_t dot = name.find('.');
+  return dot != std::string::npos && dot > 0 &&
+         absl::EqualsIgnoreCase(absl::string_view(name).substr(dot),
+                                absl::string_view(san).substr(1));
+}
+
+}  // namespace
+
+TlsStats::TlsStats(Stats::Scope s)
+    : scope(s),
+      handshake(s.counter("handshake")),
+      connection_error(s.counter("connection_error")),
+      fail_verify_no_cert(s.counter("fail_verify_no_cert")),
+      fail_verify_san(s.counter("fail_verify_san")),
+      fail_verify_error(s.counter("fail_verify_error")),
+      no_certificate(s.counter("no_certificate")),
+      session_reused(s.counter("session_reused")) {}
+
+bool SanMatcher::matches(const std::string& san) const {
+  const std::string subject = ignore_case ? absl::AsciiStrToLower(san) : san;
+  switch (type) {
+    case Type::Exact:
+      return subject == value ||
+             (general_name_type == GEN_DNS && dnsWildcardMatch(subject, value));
+    case Type::Prefix:
+      return absl::StartsWith(subject, value);
+    case Type::Suffix:
+      return absl::EndsWith(subject, value);
+    case Type::Contains:
+      return absl::StrContains(subject, value);
+    case Type::Regex:
+      return RE2::FullMatch(san, *regex);
+  }
+  return false;
+}
+
+ContextImpl::~ContextImpl() {
+  SSL_CTX_free(ctx_);
+}
+
+absl::StatusOr<std::shared_ptr<ContextImpl>> ContextImpl::createServer(
+    const DownstreamTlsContext& proto) {
+  std::shared_ptr<ContextImpl> context(new ContextImpl());
+  if (proto.common_tls_context().tls_certificates_size() == 0) {
+    return fieldError("common_tls_context.tls_certificates",
+                      "a server TLS context needs at least one certificate");
+  }
+  absl::Status status = context->init(proto.common_tls_context(), /*is_server=*/true,
+                                      proto.require_client_certificate().value());
+  if (!status.ok()) {
+    return status;
+  }
+  return context;
+}
+
+absl::StatusOr<std::shared_ptr<ContextImpl>> ContextImpl::createClient(
+    const UpstreamTlsContext& proto) {
+  std::shared_ptr<ContextImpl> context(new ContextImpl());
+  context->sni_ = proto.sni();
+  absl::Status status = context->init(proto.common_tls_context(), /*is_server=*/false,
+                                      /*require_client_certificate=*/false);
+  if (!status.ok()) {
+    return status;
+  }
+  return context;
+}
+
+absl::Status ContextImpl::init(const CommonTlsContext& common, bool is_server,
+                               bool require_client_certificate) {
+  is_server_ = is_server;
+  require_client_certificate_ = require_client_certificate;
+  ctx_ = SSL_CTX_new(is_server ? TLS_server_method() : TLS_client_method());
+  if (ctx_ == nullptr) {
+    return absl::InternalError(absl::StrCat("SSL_CTX_new: ", sslErrors()));
+  }
+  // Partial writes and a moving write buffer: the connection hands SSL_write slices of an
+  // evbuffer that may be reallocated between a retry and the next. Idle connections give their
+  // record buffers back. Renegotiation is refused (a client-initiated one is an attack surface
+  // and Envoy refuses it too); an EOF without close_notify reads as an ordinary EOF.
+  SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                             SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_options(ctx_, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF |
+                                SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  if (absl::Status s = applyTlsParams(ctx_, common.tls_params(), is_server); !s.ok()) {
+    return s;
+  }
+
+  for (int i = 0; i < common.tls_certificates_size(); i++) {
+    const auto& cert = common.tls_certificates(i);
+    const std::string field = absl::StrCat("common_tls_context.tls_certificates[", i, "]");
+    if (!cert.has_certificate_chain()) {
+      return fieldError(field + ".certificate_chain", "is required");
+    }
+    if (!cert.has_private_key()) {
+      return fieldError(field + ".private_key", "is required");
+    }
+    auto chain_pem = readDataSource(cert.certificate_chain(), field + ".certificate_chain");
+    if (!chain_pem.ok()) {
+      return chain_pem.status();
+    }
+    auto certs = parseCertificates(*chain_pem, field + ".certificate_chain");
+    if (!certs.ok()) {
+      return certs.status();
+    }
+    if (SSL_CTX_use_certificate(ctx_, (*certs)[0].get()) != 1) {
+      return fieldError(field + ".certificate_chain", sslErrors());
+    }
+    SSL_CTX_clear_chain_certs(ctx_);
+    for (size_t c = 1; c < certs->size(); c++) {
+      if (SSL_CTX_add1_chain_cert(ctx_, (*certs)[c].get()) != 1) {
+        return fieldError(field + ".certificate_chain", sslErrors());
+      }
+    }
+    auto key_pem = readDataSource(cert.private_key(), field + ".private_key");
+    if (!key_pem.ok()) {
+      return key_pem.status();
+    }
+    BioPtr bio = memBio(*key_pem);
+    EVP_PKEY* key = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
+    if (key == nullptr) {
+      ERR_clear_error();
+      return fieldError(field + ".private_key", "no PEM private key found");
+    }
+    const int used = SSL_CTX_use_PrivateKey(ctx_, key);
+    EVP_PKEY_free(key);
+    if (used != 1 || SSL_CTX_check_private_key(ctx_) != 1) {
+      ERR_clear_error();
+      return fieldError(field + ".private_key", "does not match the certificate chain");
+    }
+  }
+
+  if (common.has_validation_context()) {
+    const CertificateValidationContext& vc = common.validation_context();
+    const std::string field = "common_tls_context.validation_context";
+    if (!vc.has_trusted_ca()) {
+      return fieldError(field + ".trusted_ca", "is required");
+    }
+    auto ca_pem = readDataSource(vc.trusted_ca(), field + ".trusted_ca");
+    if (!ca_pem.ok()) {
+      return ca_pem.status();
+    }
+    auto cas = parseCertificates(*ca_pem, field + ".trusted_ca");
+    if (!cas.ok()) {
+      return cas.status();
+    }
+    X509_STORE* store = SSL_CTX_get_cert_store(ctx_);
+    for (const X509Ptr& ca : *cas) {
+      X509_STORE_add_cert(store, ca.get());
+    }
+    if (vc.has_crl()) {
+      auto crl_pem = readDataSource(vc.crl(), field + ".crl");
+      if (!crl_pem.ok()) {
+        return crl_pem.status();
+      }
+      BioPtr crl_bio = memBio(*crl_pem);
+      int crls = 0;
+      while (X509_CRL* crl = PEM_read_bio_X509_CRL(crl_bio.get(), nullptr, nullptr, nullptr)) {
+        X509_STORE_add_crl(store, crl);
+        X509_CRL_free(crl);
+        crls++;
+      }
+      ERR_clear_error();
+      if (crls == 0) {
+        return fieldError(field + ".crl", "no PEM CRL found");
+      }
+      // As Envoy: every certificate of the chain is checked unless only_verify_leaf_cert_crl.
+      X509_STORE_set_flags(store, vc.only_verify_leaf_cert_crl()
+                                      ? X509_V_FLAG_CRL_CHECK
+                                      : X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+    }
+    for (int i = 0; i < vc.match_typed_subject_alt_names_size(); i++) {
+      auto m = buildSanMatcher(vc.match_typed_subject_alt_names(i),
+                               absl::StrCat(field, ".match_typed_subject_alt_names[", i, "]"));
+      if (!m.ok()) {
+        return m.status();
+      }
+      san_matchers_.push_back(*std::move(m));
+    }
+    has_validation_ = true;
+  } else if (require_client_certificate) {
+    return fieldError("common_tls_context.validation_context",
+                      "require_client_certificate needs a validation_context with trusted_ca");
+  }
+
+  if (is_server) {
+    // A client certificate is asked for only when there is something to verify it against.
+    int mode = SSL_VERIFY_NONE;
+    if (has_validation_) {
+      mode = SSL_VERIFY_PEER | (require_client_certificate ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
+    }
+    SSL_CTX_set_verify(ctx_, mode, nullptr);
+    // Sessions resume only within the same context (OpenSSL refuses to resume a session of a
+    // verifying server without one).
+    static const unsigned char kSessionContext[] = "xds-proxy";
+    SSL_CTX_set_session_id_context(ctx_, kSessionContext, sizeof(kSessionContext) - 1);
+  } else {
+    // Without a validation context an upstream's certificate is not verified (Envoy's default).
+    SSL_CTX_set_verify(ctx_, has_validation_ ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+  }
+  SSL_CTX_set_cert_verify_callback(ctx_, &ContextImpl::verifyCallback, this);
+
+  for (int i = 0; i < common.alpn_protocols_size(); i++) {
+    const std::string& protocol = common.alpn_protocols(i);
+    if (protocol.empty() || protocol.size() > 255) {
+      return fieldError(absl::StrCat("common_tls_context.alpn_protocols[", i, "]"),
+                        "must be 1 to 255 bytes long");
+    }
+    alpn_wire_.push_back(static_cast<char>(protocol.size()));
+    alpn_wire_ += protocol;
+  }
+  if (!alpn_wire_.empty()) {
+    if (is_server) {
+      SSL_CTX_set_alpn_select_cb(ctx_, &ContextImpl::alpnSelectCallback, this);
+    } else if (SSL_CTX_set_alpn_protos(ctx_,
+                                       reinterpret_cast<const unsigned char*>(alpn_wire_.data()),
+                                       static_cast<unsigned int>(alpn_wire_.size())) != 0) {
+      return fieldError("common_tls_context.alpn_protocols", sslErrors());
+    }
+  }
+  return absl::OkStatus();
+}
+
+SSL* ContextImpl::newSsl() const {
+  return SSL_new(ctx_);
+}
+
+int ContextImpl::verifyCallback(X509_STORE_CTX* store_ctx, void* arg) {
+  const ContextImpl& self = *static_cast<const ContextImpl*>(arg);
+  if (!self.has_validation_) {
+    return 1;
+  }
+  if (X509_verify_cert(store_ctx) <= 0) {
+    self.stats_->fail_verify_error.inc();
+    return 0;
+  }
+  X509* leaf = X509_STORE_CTX_get0_cert(store_ctx);
+  if (!self.san_matchers_.empty() && !self.verifySan(leaf)) {
+    self.stats_->fail_verify_san.inc();
+    X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_APPLICATION_VERIFICATION);
+    return 0;
+  }
+  return 1;
+}
+
+bool ContextImpl::verifySan(X509* cert) const {
+  GENERAL_NAMES* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (names == nullptr) {
+    return false;
+  }
+  bool matched = false;
+  for (int i = 0; i < sk_GENERAL_NAME_num(names) && !matched; i++) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
+    std::string value;
+    if (name->type == GEN_DNS || name->type == GEN_URI || name->type == GEN_EMAIL) {
+      const ASN1_IA5STRING* str = name->d.ia5;
+      value.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(str)),
+                   static_cast<size_t>(ASN1_STRING_length(str)));
+    } else if (name->type == GEN_IPADD) {
+      const ASN1_OCTET_STRING* ip = name->d.iPAddress;
+      char buf[INET6_ADDRSTRLEN] = {};
+      const int len = ASN1_STRING_length(ip);
+      if (len == 4 || len == 16) {
+        inet_ntop(len == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(ip), buf, sizeof(buf));
+      }
+      value = buf;
+    } else {
+      continue;
+    }
+    for (const SanMatcher& m : san_matchers_) {
+      if (m.general_name_type == name->type && m.matches(value)) {
+        matched = true;
+        break;
+      }
+    }
+  }
+  GENERAL_NAMES_free(names);
+  return matched;
+}
+
+int ContextImpl::alpnSelectCallback(SSL*, const unsigned char** out, unsigned char* outlen,
+                                    const unsigned char* in, unsigned int inlen, void* arg) {
+  const ContextImpl& self = *static_cast<const ContextImpl*>(arg);
+  // The server's preference order; no overlap: continue without ALPN (as Envoy does).
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outlen,
+                            reinterpret_cast<const unsigned char*>(self.alpn_wire_.data()),
+                            static_cast<unsigned int>(self.alpn_wire_.size()), in,
+                            inlen) != OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_NOACK;
+  }
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+void ContextImpl::logHandshake(SSL* ssl) const {
+  stats_->handshake.inc();
+  if (SSL_session_reused(ssl)) {
+    stats_->session_reused.inc();
+  }
+  stats_->scope.counter(absl::StrCat("versions.", SSL_get_version(ssl))).inc();
+  if (const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl); cipher != nullptr) {
+    stats_->scope.counter(absl::StrCat("ciphers.", SSL_CIPHER_get_name(cipher))).inc();
+  }
+  X509* peer = SSL_get1_peer_certificate(ssl);
+  if (peer == nullptr) {
+    stats_->no_certificate.inc();
+  }
+  X509_free(peer);
+}
+
+}  // namespace Proxy::Tls

@@ -1,0 +1,96 @@
+#pragma once
+
+// A TLS context built from Envoy's DownstreamTlsContext / UpstreamTlsContext on the main thread
+// (OpenSSL 3's SSL_CTX with the certificates, the trusted CAs, the protocol versions, ciphers
+// and curves, ALPN), immutable afterwards and shared read-only by every worker's connections
+// (SSL_new() on a configured SSL_CTX is thread-safe). Also the peer verification Envoy does on
+// top of the chain check (subject alt names) and the "ssl.*" stats with Envoy's names.
+
+#include <openssl/ssl.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "envoy/extensions/transport_sockets/tls/v3/tls.pb.h"
+#include "proxy/stats/stats.h"
+#include "re2/re2.h"
+
+namespace Proxy::Tls {
+
+// "<scope>ssl.*": listener.<address>.ssl.* downstream, cluster.<name>.ssl.* upstream. The
+// per-version and per-cipher counters are created when first used, as Envoy's are.
+struct TlsStats {
+  explicit TlsStats(Stats::Scope scope);
+  Stats::Scope scope;  // "<prefix>ssl."
+  Stats::Counter& handshake;
+  Stats::Counter& connection_error;
+  Stats::Counter& fail_verify_no_cert;
+  Stats::Counter& fail_verify_san;
+  Stats::Counter& fail_verify_error;
+  Stats::Counter& no_certificate;
+  Stats::Counter& session_reused;
+};
+
+// One match_typed_subject_alt_names entry.
+class SanMatcher {
+ public:
+  enum class Type { Exact, Prefix, Suffix, Contains, Regex };
+  int general_name_type = 0;  // GEN_DNS, GEN_URI, GEN_EMAIL, GEN_IPADD
+  Type type = Type::Exact;
+  bool ignore_case = false;
+  std::string value;
+  std::shared_ptr<const RE2> regex;
+  bool matches(const std::string& san) const;
+};
+
+class ContextImpl {
+ public:
+  using DownstreamTlsContext = envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
+  using UpstreamTlsContext = envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
+
+  // Errors name the field below the context ("common_tls_context.tls_certificates[0]...").
+  // The stats ("<scope>ssl.*") are bound by initStats() before the context is shared.
+  static absl::StatusOr<std::shared_ptr<ContextImpl>> createServer(
+      const DownstreamTlsContext& proto);
+  static absl::StatusOr<std::shared_ptr<ContextImpl>> createClient(
+      const UpstreamTlsContext& proto);
+  ~ContextImpl();
+
+  // Main thread, once, before any connection uses the context.
+  void initStats(Stats::Scope scope) { stats_ = std::make_unique<TlsStats>(scope.child("ssl")); }
+  bool hasStats() const { return stats_ != nullptr; }
+
+  bool isServer() const { return is_server_; }
+  // A new SSL for one connection (owned by the caller).
+  SSL* newSsl() const;
+  const std::string& sni() const { return sni_; }
+  TlsStats& stats() const { return *stats_; }
+
+  // The connection's handshake completed: count it as Envoy does (handshake, versions.*,
+  // ciphers.*, no_certificate, session_reused).
+  void logHandshake(SSL* ssl) const;
+
+ private:
+  ContextImpl() = default;
+  absl::Status init(const envoy::extensions::transport_sockets::tls::v3::CommonTlsContext& common,
+                    bool is_server, bool require_client_certificate);
+  static int verifyCallback(X509_STORE_CTX* store_ctx, void* arg);
+  static int alpnSelectCallback(SSL* ssl, const unsigned char** out, unsigned char* outlen,
+                                const unsigned char* in, unsigned int inlen, void* arg);
+  bool verifySan(X509* cert) const;
+
+  bool is_server_ = false;
+  SSL_CTX* ctx_ = nullptr;
+  bool has_validation_ = false;
+  bool require_client_certificate_ = false;
+  std::vector<SanMatcher> san_matchers_;
+  std::string alpn_wire_;  // length-prefixed protocol list (RFC 7301)
+  std::string sni_;
+  std::unique_ptr<TlsStats> stats_;
+};
+
+using ContextConstSharedPtr = std::shared_ptr<const ContextImpl>;
+
+}  // namespace Proxy::Tls

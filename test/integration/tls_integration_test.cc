@@ -1,0 +1,276 @@
+// Downstream TLS end to end: the real proxy binary with envoy.transport_sockets.tls on its
+// listener, real TLS peers (curl, openssl s_client) and certificates made by the openssl CLI at
+// test time (tls_test_util.h). Each test proves one behaviour a TLS edge proxy is judged by:
+// it serves HTTPS, it refuses what it must refuse (plaintext, no/expired/untrusted/wrong-SAN
+// client certificates, TLS versions outside its range, a stalled handshake) and counts each in
+// Envoy's stats.
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "test/integration/proxy_integration_test_fixture.h"
+#include "test/integration/tls_test_util.h"
+
+namespace Proxy::Integration {
+namespace {
+
+class TlsIntegrationTest : public testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto pki = TestPki::create();
+    ASSERT_TRUE(pki.ok()) << pki.status();
+    pki_ = new TestPki(*std::move(pki));
+  }
+  static void TearDownTestSuite() {
+    delete pki_;
+    pki_ = nullptr;
+  }
+
+  void SetUp() override {
+    FakeUpstreamOptions options;
+    options.name = "upstream-1";
+    auto upstream = FakeUpstream::create(options);
+    ASSERT_TRUE(upstream.ok()) << upstream.status();
+    upstream_ = std::move(*upstream);
+  }
+
+  // A bootstrap whose listener "ingress" has one filter chain: `chain_fields` (YAML fields such
+  // as transport_socket, one per line, indented by 6) and an HCM routing everything to
+  // upstream-1.
+  std::string bootstrap(const std::string& chain_fields) const {
+    return absl::StrCat(R"(admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+static_resources:
+  listeners:
+  - name: ingress
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - )",
+                        chain_fields, R"(
+      filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress_http
+          route_config:
+            virtual_hosts:
+            - {name: all, domains: ["*"], routes: [{match: {prefix: "/"}, route: {cluster: service1}}]}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+  clusters:
+  - )",
+                        staticCluster("service1", {upstream_->port()}), "\n");
+  }
+
+  // transport_socket: envoy.transport_sockets.tls with `context_fields` added to a
+  // DownstreamTlsContext serving the "server" certificate from files.
+  std::string tlsTransportSocket(const std::string& context_fields,
+                                 const std::string& common_fields = "") const {
+    return absl::StrCat(
+        R"(transport_socket: {name: envoy.transport_sockets.tls, typed_config: {"@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext, )",
+        context_fields, context_fields.empty() ? "" : ", ",
+        "common_tls_context: {tls_certificates: [{certificate_chain: {filename: ",
+        pki_->cert("server"), "}, private_key: {filename: ", pki_->key("server"), "}}]",
+        common_fields.empty() ? "" : ", ", common_fields, "}}}");
+  }
+
+  std::string validationContext(const std::string& san_matchers) const {
+    return absl::StrCat("validation_context: {trusted_ca: {filename: ", pki_->ca(), "}",
+                        san_matchers.empty() ? "" : ", match_typed_subject_alt_names: ",
+                        san_matchers, "}");
+  }
+
+  std::unique_ptr<ProxyProcess> startProxy(const std::string& yaml) {
+    ProxyOptions options;
+    options.bootstrap_yaml = yaml;
+    auto proxy = std::make_unique<ProxyProcess>(options);
+    EXPECT_TRUE(proxy->start());
+    auto port = proxy->listenerPort("ingress");
+    EXPECT_TRUE(port.ok()) << port.status();
+    port_ = port.ok() ? *port : 0;
+    return proxy;
+  }
+
+  std::string sslStat(const std::string& name) const {
+    return absl::StrCat("listener.127.0.0.1_", port_, ".ssl.", name);
+  }
+
+  // One HTTP/1.1 request over `openssl s_client` with `extra` arguments; its stdout (the
+  // handshake summary, then the response) and whether a response came back.
+  CommandResult sClient(const std::vector<std::string>& extra) const {
+    std::vector<std::string> args = {"openssl", "s_client", "-connect",
+                                     absl::StrCat("127.0.0.1:", port_), "-ign_eof"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto result = runCommand(
+        args, "GET /tls HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 10s);
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? *result : CommandResult{};
+  }
+
+  std::vector<std::string> clientCert(const std::string& name) const {
+    return {"-cert", pki_->cert(name), "-key", pki_->key(name)};
+  }
+
+  static TestPki* pki_;
+  FakeUpstreamPtr upstream_;
+  uint32_t port_ = 0;
+};
+
+TestPki* TlsIntegrationTest::pki_ = nullptr;
+
+TEST_F(TlsIntegrationTest, ServesHttpsAndRefusesPlaintextAndStalledHandshakes) {
+  // A TLS listener offering ALPN http/1.1, whose handshakes must finish within 300 ms.
+  auto proxy = startProxy(bootstrap(absl::StrCat(
+      "transport_socket_connect_timeout: 0.3s\n      ",
+      tlsTransportSocket("", "alpn_protocols: [h2, http/1.1]"))));
+
+  // curl verifies the proxy's certificate against the test CA and gets the upstream's answer.
+  auto curl = runCommand({"curl", "-sS", "--http1.1", "--cacert", pki_->ca(), "--resolve",
+                          absl::StrCat("localhost:", port_, ":127.0.0.1"),
+                          absl::StrCat("https://localhost:", port_, "/over-tls")},
+                         "", 10s);
+  ASSERT_TRUE(curl.ok()) << curl.status();
+  EXPECT_EQ(curl->exit_code, 0) << curl->stderr_text;
+  EXPECT_EQ(curl->stdout_text, "hello from upstream-1\npath: /over-tls\n");
+
+  // openssl s_client negotiates http/1.1 by ALPN and verifies the certificate too.
+  CommandResult s = sClient({"-alpn", "http/1.1", "-CAfile", pki_->ca(), "-verify_return_error",
+                             "-servername", "localhost"});
+  EXPECT_TRUE(absl::StrContains(s.stdout_text, "ALPN protocol: http/1.1")) << s.stdout_text;
+  EXPECT_TRUE(absl::StrContains(s.stdout_text, "Verify return code: 0 (ok)")) << s.stdout_text;
+  EXPECT_TRUE(absl::StrContains(s.stdout_text, "HTTP/1.1 200 OK")) << s.stdout_text;
+  EXPECT_TRUE(proxy->waitForCounterGe(sslStat("handshake"), 2));
+  EXPECT_TRUE(proxy->waitForCounterGe(sslStat("versions.TLSv1.3"), 2));
+  EXPECT_TRUE(proxy->waitForCounterGe(sslStat("no_certificate"), 2));
+
+  // Plaintext HTTP to the TLS port: the handshake fails and the connection closes, with no
+  // HTTP answer (never a plaintext fallback).
+  {
+    auto client = HttpClient::connect(port_);
+    ASSERT_TRUE(client.ok()) << client.status();
+    ASSERT_TRUE((*client)->sendRaw("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").ok());
+    auto response = (*client)->readResponse();
+    EXPECT_FALSE(response.ok());
+    EXPECT_TRUE(proxy->waitForCounterGe(sslStat("connection_error"), 1));
+  }
+
+  // A peer that connects and never says anything is closed by the handshake timeout.
+  {
+    auto client = HttpClient::connect(port_);
+    ASSERT_TRUE(client.ok()) << client.status();
+    EXPECT_TRUE((*client)->waitForClose(5s));
+    EXPECT_TRUE(proxy->waitForCounterGe(
+        absl::StrCat("listener.127.0.0.1_", port_,
+                     ".downstream_cx_transport_socket_connect_timeout"),
+        1));
+  }
+}
+
+TEST_F(TlsIntegrationTest, MutualTlsRequiresATrustedUnexpiredClientCertificateWithTheRightSan) {
+  // Client certificates are required, must chain to the test CA and carry the SAN
+  // DNS client.example.com. The server certificate comes inline this time.
+  auto proxy = startProxy(bootstrap(tlsTransportSocket(
+      "require_client_certificate: true",
+      validationContext(
+          R"([{san_type: DNS, matcher: {exact: client.example.com}}])"))));
+
+  // The right certificate: served.
+  CommandResult ok = sClient(clientCert("client"));
+  EXPECT_TRUE(absl::StrContains(ok.stdout_text, "HTTP/1.1 200 OK")) << ok.stdout_text;
+
+  // No certificate, an untrusted one, an expired one, a wrong SAN: no response, each counted.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{}, clientCert("client_untrusted"), clientCert("client_expired"),
+        clientCert("client_wrong_san")}) {
+    CommandResult refused = sClient(args);
+    EXPECT_FALSE(absl::StrContains(refused.stdout_text, "HTTP/1.1")) << refused.stdout_text;
+  }
+  EXPECT_TRUE(proxy->waitForCounterGe(sslStat("fail_verify_no_cert"), 1));
+  EXPECT_TRUE(proxy->waitForCounterGe(sslStat("fail_verify_error"), 2));
+  EXPECT_TRUE(proxy->waitForCounterGe(sslStat("fail_verify_san"), 1));
+  EXPECT_TRUE(proxy->waitForCounterGe(sslStat("connection_error"), 4));
+  auto handshakes = proxy->counter(sslStat("handshake"));
+  ASSERT_TRUE(handshakes.ok()) << handshakes.status();
+  EXPECT_EQ(*handshakes, 1);
+}
+
+TEST_F(TlsIntegrationTest, TlsParametersBoundVersionsAndCiphersAndRenegotiationIsRefused) {
+  // TLS 1.2 only, one cipher suite.
+  auto proxy = startProxy(bootstrap(tlsTransportSocket(
+      "", "tls_params: {tls_maximum_protocol_version: TLSv1_2, cipher_suites: "
+          "[ECDHE-ECDSA-AES128-GCM-SHA256], ecdh_curves: [P-256]}")));
+
+  // A TLS 1.3-only client cannot connect.
+  CommandResult v13 = sClient({"-tls1_3"});
+  EXPECT_FALSE(absl::StrContains(v13.stdout_text, "HTTP/1.1")) << v13.stdout_text;
+  EXPECT_TRUE(proxy->waitForCounterGe(sslStat("connection_error"), 1));
+
+  // A default client gets TLS 1.2 with the configured cipher, counted per version and cipher.
+  CommandResult v12 = sClient({});
+  EXPECT_TRUE(absl::StrContains(v12.stdout_text, "HTTP/1.1 200 OK")) << v12.stdout_text;
+  EXPECT_TRUE(proxy->waitForCounterGe(sslStat("versions.TLSv1.2"), 1));
+  EXPECT_TRUE(proxy->waitForCounterGe(sslStat("ciphers.ECDHE-ECDSA-AES128-GCM-SHA256"), 1));
+
+  // A client-initiated renegotiation ("R" on s_client's stdin) is refused: no second request
+  // is answered on that connection.
+  auto renegotiate = runCommand({"openssl", "s_client", "-connect",
+                                 absl::StrCat("127.0.0.1:", port_), "-tls1_2"},
+                                "R\n", 10s);
+  ASSERT_TRUE(renegotiate.ok()) << renegotiate.status();
+  EXPECT_TRUE(absl::StrContains(renegotiate->stdout_text + renegotiate->stderr_text,
+                                "no renegotiation"))
+      << renegotiate->stdout_text << renegotiate->stderr_text;
+}
+
+TEST_F(TlsIntegrationTest, BadTlsConfigIsRefusedNamingTheField) {
+  // A certificate file that does not exist.
+  {
+    ProxyOptions options;
+    options.bootstrap_yaml = bootstrap(absl::StrCat(
+        R"(transport_socket: {name: envoy.transport_sockets.tls, typed_config: {"@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext, common_tls_context: {tls_certificates: [{certificate_chain: {filename: /nonexistent.pem}, private_key: {filename: )",
+        pki_->key("server"), "}}]}}}"));
+    ProxyProcess proxy(options);
+    auto result = proxy.runToCompletion({"--mode", "validate"});
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_NE(result->exit_code, 0);
+    EXPECT_TRUE(absl::StrContains(
+        result->stderr_text,
+        "filter_chains[0].transport_socket.typed_config.common_tls_context.tls_certificates[0]."
+        "certificate_chain: cannot read file '/nonexistent.pem'"))
+        << result->stderr_text;
+  }
+  // A key that is not the certificate's.
+  {
+    ProxyOptions options;
+    options.bootstrap_yaml = bootstrap(absl::StrCat(
+        R"(transport_socket: {name: envoy.transport_sockets.tls, typed_config: {"@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext, common_tls_context: {tls_certificates: [{certificate_chain: {filename: )",
+        pki_->cert("server"), "}, private_key: {filename: ", pki_->key("client"), "}}]}}}"));
+    ProxyProcess proxy(options);
+    auto result = proxy.runToCompletion({"--mode", "validate"});
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_NE(result->exit_code, 0);
+    EXPECT_TRUE(absl::StrContains(result->stderr_text,
+                                  "tls_certificates[0].private_key: does not match the "
+                                  "certificate chain"))
+        << result->stderr_text;
+  }
+  // A field the proxy does not implement (require_sni) is refused, not ignored.
+  {
+    ProxyOptions options;
+    options.bootstrap_yaml = bootstrap(tlsTransportSocket("require_sni: true"));
+    ProxyProcess proxy(options);
+    auto result = proxy.runToCompletion({"--mode", "validate"});
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_NE(result->exit_code, 0);
+    EXPECT_TRUE(absl::StrContains(result->stderr_text,
+                                  "transport_socket.typed_config.require_sni: not supported"))
+        << result->stderr_text;
+  }
+}
+
+}  // namespace
+}  // namespace Proxy::Integration
