@@ -74,8 +74,9 @@ absl::StatusOr<std::string> readDataSource(const DataSource& source, const std::
       return std::string(value);
     }
     default:
-      return fieldError(field, "one of filename, inline_bytes, inline_string or "
-                               "environment_variable is required");
+      return fieldError(field,
+                        "one of filename, inline_bytes, inline_string or "
+                        "environment_variable is required");
   }
 }
 
@@ -132,8 +133,7 @@ absl::Status applyTlsParams(SSL_CTX* ctx, const TlsParameters& params, bool is_s
   }
   if (min_version < TLS1_2_VERSION) {
     // TLS 1.0/1.1 need OpenSSL's security level 0, which Debian's OpenSSL 3 refuses by policy.
-    return fieldError(field + ".tls_minimum_protocol_version",
-                      "TLS 1.0 and 1.1 are not supported");
+    return fieldError(field + ".tls_minimum_protocol_version", "TLS 1.0 and 1.1 are not supported");
   }
   SSL_CTX_set_min_proto_version(ctx, min_version);
   SSL_CTX_set_max_proto_version(ctx, max_version);
@@ -159,8 +159,8 @@ absl::Status applyTlsParams(SSL_CTX* ctx, const TlsParameters& params, bool is_s
       (v13 ? tls13 : tls12).push_back(one);
     }
   }
-  const std::string list12 = tls12.empty() ? std::string(kDefaultServerCiphers)
-                                           : absl::StrJoin(tls12, ":");
+  const std::string list12 =
+      tls12.empty() ? std::string(kDefaultServerCiphers) : absl::StrJoin(tls12, ":");
   if (SSL_CTX_set_cipher_list(ctx, list12.c_str()) != 1) {
     return fieldError(field + ".cipher_suites", sslErrors());
   }
@@ -270,8 +270,7 @@ bool SanMatcher::matches(const std::string& san) const {
   const std::string subject = ignore_case ? absl::AsciiStrToLower(san) : san;
   switch (type) {
     case Type::Exact:
-      return subject == value ||
-             (general_name_type == GEN_DNS && dnsWildcardMatch(subject, value));
+      return subject == value || (general_name_type == GEN_DNS && dnsWildcardMatch(subject, value));
     case Type::Prefix:
       return absl::StartsWith(subject, value);
     case Type::Suffix:
@@ -533,10 +532,9 @@ int ContextImpl::alpnSelectCallback(SSL*, const unsigned char** out, unsigned ch
   const ContextImpl& self = *static_cast<const ContextImpl*>(arg);
   // The server's preference order; no overlap: continue without ALPN (as Envoy does).
   unsigned char* selected = nullptr;
-  if (SSL_select_next_proto(&selected, outlen,
-                            reinterpret_cast<const unsigned char*>(self.alpn_wire_.data()),
-                            static_cast<unsigned int>(self.alpn_wire_.size()), in,
-                            inlen) != OPENSSL_NPN_NEGOTIATED) {
+  if (SSL_select_next_proto(
+          &selected, outlen, reinterpret_cast<const unsigned char*>(self.alpn_wire_.data()),
+          static_cast<unsigned int>(self.alpn_wire_.size()), in, inlen) != OPENSSL_NPN_NEGOTIATED) {
     return SSL_TLSEXT_ERR_NOACK;
   }
   *out = selected;

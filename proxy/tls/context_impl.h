@@ -54,8 +54,7 @@ class ContextImpl {
   // The stats ("<scope>ssl.*") are bound by initStats() before the context is shared.
   static absl::StatusOr<std::shared_ptr<ContextImpl>> createServer(
       const DownstreamTlsContext& proto);
-  static absl::StatusOr<std::shared_ptr<ContextImpl>> createClient(
-      const UpstreamTlsContext& proto);
+  static absl::StatusOr<std::shared_ptr<ContextImpl>> createClient(const UpstreamTlsContext& proto);
   ~ContextImpl();
 
   // Main thread, once, before any connection uses the context.

@@ -93,8 +93,9 @@ void SslSocket::fail(const char* where, int ssl_error) {
                                             : absl::StrCat("SSL error ", ssl_error);
   }
   if (ssl_ != nullptr && SSL_get_verify_result(ssl_) != X509_V_OK) {
-    absl::StrAppend(&reason, " (certificate: ",
-                    X509_verify_cert_error_string(SSL_get_verify_result(ssl_)), ")");
+    absl::StrAppend(&reason,
+                    " (certificate: ", X509_verify_cert_error_string(SSL_get_verify_result(ssl_)),
+                    ")");
   }
   failure_reason_ = absl::StrCat("TLS ", where, " failed: ", reason);
   spdlog::debug("[C{}] {}", callbacks_->connection().id(), failure_reason_);
@@ -106,8 +107,7 @@ void SslSocket::fail(const char* where, int ssl_error) {
   }
 }
 
-Network::TransportIoResult SslSocket::doRead(Buffer::Instance& buffer,
-                                             uint64_t max_buffer_length) {
+Network::TransportIoResult SslSocket::doRead(Buffer::Instance& buffer, uint64_t max_buffer_length) {
   Network::TransportIoResult result;
   if (state_ == State::Handshaking) {
     result.action = doHandshake();

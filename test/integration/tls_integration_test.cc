@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "gtest/gtest.h"
 #include "test/integration/proxy_integration_test_fixture.h"
 #include "test/integration/tls_test_util.h"
@@ -41,15 +42,14 @@ class TlsIntegrationTest : public testing::Test {
   // as transport_socket, one per line, indented by 6) and an HCM routing everything to
   // upstream-1.
   std::string bootstrap(const std::string& chain_fields) const {
-    return absl::StrCat(R"(admin:
+    return absl::StrReplaceAll(R"(admin:
   address: {socket_address: {address: 127.0.0.1, port_value: 0}}
 static_resources:
   listeners:
   - name: ingress
     address: {socket_address: {address: 127.0.0.1, port_value: 0}}
     filter_chains:
-    - )",
-                        chain_fields, R"(
+    - CHAIN_FIELDS
       filters:
       - name: envoy.filters.network.http_connection_manager
         typed_config:
@@ -62,8 +62,10 @@ static_resources:
           - name: envoy.filters.http.router
             typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
   clusters:
-  - )",
-                        staticCluster("service1", {upstream_->port()}), "\n");
+  - CLUSTER
+)",
+                               {{"CHAIN_FIELDS", chain_fields},
+                                {"CLUSTER", staticCluster("service1", {upstream_->port()})}});
   }
 
   // transport_socket: envoy.transport_sockets.tls with `context_fields` added to a
@@ -79,9 +81,9 @@ static_resources:
   }
 
   std::string validationContext(const std::string& san_matchers) const {
-    return absl::StrCat("validation_context: {trusted_ca: {filename: ", pki_->ca(), "}",
-                        san_matchers.empty() ? "" : ", match_typed_subject_alt_names: ",
-                        san_matchers, "}");
+    return absl::StrCat(
+        "validation_context: {trusted_ca: {filename: ", pki_->ca(), "}",
+        san_matchers.empty() ? "" : ", match_typed_subject_alt_names: ", san_matchers, "}");
   }
 
   std::unique_ptr<ProxyProcess> startProxy(const std::string& yaml) {
@@ -105,8 +107,8 @@ static_resources:
     std::vector<std::string> args = {"openssl", "s_client", "-connect",
                                      absl::StrCat("127.0.0.1:", port_), "-ign_eof"};
     args.insert(args.end(), extra.begin(), extra.end());
-    auto result = runCommand(
-        args, "GET /tls HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 10s);
+    auto result =
+        runCommand(args, "GET /tls HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 10s);
     EXPECT_TRUE(result.ok()) << result.status();
     return result.ok() ? *result : CommandResult{};
   }
@@ -124,9 +126,9 @@ TestPki* TlsIntegrationTest::pki_ = nullptr;
 
 TEST_F(TlsIntegrationTest, ServesHttpsAndRefusesPlaintextAndStalledHandshakes) {
   // A TLS listener offering ALPN http/1.1, whose handshakes must finish within 300 ms.
-  auto proxy = startProxy(bootstrap(absl::StrCat(
-      "transport_socket_connect_timeout: 0.3s\n      ",
-      tlsTransportSocket("", "alpn_protocols: [h2, http/1.1]"))));
+  auto proxy =
+      startProxy(bootstrap(absl::StrCat("transport_socket_connect_timeout: 0.3s\n      ",
+                                        tlsTransportSocket("", "alpn_protocols: [h2, http/1.1]"))));
 
   // curl verifies the proxy's certificate against the test CA and gets the upstream's answer.
   auto curl = runCommand({"curl", "-sS", "--http1.1", "--cacert", pki_->ca(), "--resolve",
@@ -163,10 +165,10 @@ TEST_F(TlsIntegrationTest, ServesHttpsAndRefusesPlaintextAndStalledHandshakes) {
     auto client = HttpClient::connect(port_);
     ASSERT_TRUE(client.ok()) << client.status();
     EXPECT_TRUE((*client)->waitForClose(5s));
-    EXPECT_TRUE(proxy->waitForCounterGe(
-        absl::StrCat("listener.127.0.0.1_", port_,
-                     ".downstream_cx_transport_socket_connect_timeout"),
-        1));
+    EXPECT_TRUE(
+        proxy->waitForCounterGe(absl::StrCat("listener.127.0.0.1_", port_,
+                                             ".downstream_cx_transport_socket_connect_timeout"),
+                                1));
   }
 }
 
@@ -175,8 +177,7 @@ TEST_F(TlsIntegrationTest, MutualTlsRequiresATrustedUnexpiredClientCertificateWi
   // DNS client.example.com. The server certificate comes inline this time.
   auto proxy = startProxy(bootstrap(tlsTransportSocket(
       "require_client_certificate: true",
-      validationContext(
-          R"([{san_type: DNS, matcher: {exact: client.example.com}}])"))));
+      validationContext(R"([{san_type: DNS, matcher: {exact: client.example.com}}])"))));
 
   // The right certificate: served.
   CommandResult ok = sClient(clientCert("client"));
@@ -200,9 +201,10 @@ TEST_F(TlsIntegrationTest, MutualTlsRequiresATrustedUnexpiredClientCertificateWi
 
 TEST_F(TlsIntegrationTest, TlsParametersBoundVersionsAndCiphersAndRenegotiationIsRefused) {
   // TLS 1.2 only, one cipher suite.
-  auto proxy = startProxy(bootstrap(tlsTransportSocket(
-      "", "tls_params: {tls_maximum_protocol_version: TLSv1_2, cipher_suites: "
-          "[ECDHE-ECDSA-AES128-GCM-SHA256], ecdh_curves: [P-256]}")));
+  auto proxy = startProxy(bootstrap(
+      tlsTransportSocket("",
+                         "tls_params: {tls_maximum_protocol_version: TLSv1_2, cipher_suites: "
+                         "[ECDHE-ECDSA-AES128-GCM-SHA256], ecdh_curves: [P-256]}")));
 
   // A TLS 1.3-only client cannot connect.
   CommandResult v13 = sClient({"-tls1_3"});
@@ -217,12 +219,12 @@ TEST_F(TlsIntegrationTest, TlsParametersBoundVersionsAndCiphersAndRenegotiationI
 
   // A client-initiated renegotiation ("R" on s_client's stdin) is refused: no second request
   // is answered on that connection.
-  auto renegotiate = runCommand({"openssl", "s_client", "-connect",
-                                 absl::StrCat("127.0.0.1:", port_), "-tls1_2"},
-                                "R\n", 10s);
+  auto renegotiate =
+      runCommand({"openssl", "s_client", "-connect", absl::StrCat("127.0.0.1:", port_), "-tls1_2"},
+                 "R\n", 10s);
   ASSERT_TRUE(renegotiate.ok()) << renegotiate.status();
-  EXPECT_TRUE(absl::StrContains(renegotiate->stdout_text + renegotiate->stderr_text,
-                                "no renegotiation"))
+  EXPECT_TRUE(
+      absl::StrContains(renegotiate->stdout_text + renegotiate->stderr_text, "no renegotiation"))
       << renegotiate->stdout_text << renegotiate->stderr_text;
 }
 

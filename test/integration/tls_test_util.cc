@@ -105,7 +105,7 @@ absl::StatusOr<CommandResult> runCommand(const std::vector<std::string>& args,
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   CommandResult result;
-  result.exit_code = WIFEXITED(status)   ? WEXITSTATUS(status)
+  result.exit_code = WIFEXITED(status)     ? WEXITSTATUS(status)
                      : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
                                            : -1;
   result.stdout_text = slurp(out_path);
@@ -141,11 +141,11 @@ absl::StatusOr<TestPki> TestPki::create() {
 default_ca = CA_default
 [ CA_default ]
 database = )",
-                                                          d, R"(/index.txt
+                                                             d, R"(/index.txt
 new_certs_dir = )",
-                                                          d, R"(
+                                                             d, R"(
 serial = )",
-                                                          d, R"(/serial
+                                                             d, R"(/serial
 default_md = sha256
 policy = policy_any
 unique_subject = no
@@ -162,10 +162,10 @@ commonName = supplied
     return s;
   }
   for (const std::string ca : {"ca", "untrusted_ca"}) {
-    if (absl::Status s = openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt",
-                                  "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-                                  d + "/" + ca + ".key", "-out", d + "/" + ca + ".pem", "-days",
-                                  "30", "-subj", "/CN=" + ca});
+    if (absl::Status s =
+            openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                     "-nodes", "-keyout", d + "/" + ca + ".key", "-out", d + "/" + ca + ".pem",
+                     "-days", "30", "-subj", "/CN=" + ca});
         !s.ok()) {
       return s;
     }
@@ -189,18 +189,27 @@ commonName = supplied
     if (absl::Status s = writeFile(base + ".ext", "subjectAltName=" + leaf.san + "\n"); !s.ok()) {
       return s;
     }
-    if (absl::Status s = openssl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                                  "-nodes", "-keyout", base + ".key", "-out", base + ".csr",
-                                  "-subj", "/CN=" + leaf.name});
+    if (absl::Status s =
+            openssl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                     "-keyout", base + ".key", "-out", base + ".csr", "-subj", "/CN=" + leaf.name});
         !s.ok()) {
       return s;
     }
-    std::vector<std::string> args = {"ca",      "-config",  d + "/ca.cnf",
-                                     "-batch",  "-notext",  "-cert",
-                                     d + "/" + leaf.ca + ".pem", "-keyfile",
-                                     d + "/" + leaf.ca + ".key", "-in",
-                                     base + ".csr", "-out", base + ".pem",
-                                     "-extfile", base + ".ext"};
+    std::vector<std::string> args = {"ca",
+                                     "-config",
+                                     d + "/ca.cnf",
+                                     "-batch",
+                                     "-notext",
+                                     "-cert",
+                                     d + "/" + leaf.ca + ".pem",
+                                     "-keyfile",
+                                     d + "/" + leaf.ca + ".key",
+                                     "-in",
+                                     base + ".csr",
+                                     "-out",
+                                     base + ".pem",
+                                     "-extfile",
+                                     base + ".ext"};
     if (leaf.expired) {
       args.insert(args.end(), {"-startdate", "20200101000000Z", "-enddate", "20200102000000Z"});
     } else {

@@ -86,7 +86,13 @@ TEST(FieldSupportTest, TheTableOnlyNamesMessagesAConfigCanReach) {
         DescriptorPool::generated_pool()->FindMessageTypeByName(
             "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"),
         DescriptorPool::generated_pool()->FindMessageTypeByName(
-            "envoy.extensions.access_loggers.stream.v3.StderrAccessLog")}) {
+            "envoy.extensions.access_loggers.stream.v3.StderrAccessLog"),
+        DescriptorPool::generated_pool()->FindMessageTypeByName(
+            "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"),
+        DescriptorPool::generated_pool()->FindMessageTypeByName(
+            "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"),
+        DescriptorPool::generated_pool()->FindMessageTypeByName(
+            "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector")}) {
     ASSERT_NE(root, nullptr);
     reachable(*root, messages);
   }
