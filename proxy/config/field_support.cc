@@ -129,6 +129,13 @@ const std::vector<ImplementedField>& table() {
       {"envoy.config.listener.v3.Listener", "enable_reuse_port", nullptr, nullptr, nullptr},
       {"envoy.config.listener.v3.Listener", "tcp_backlog_size", nullptr, nullptr, nullptr},
       {"envoy.config.listener.v3.Listener", "api_listener", nullptr, nullptr, nullptr},
+      // Only envoy.filters.listener.tls_inspector (connection_handler.cc, tls_inspector.cc).
+      {"envoy.config.listener.v3.Listener", "listener_filters", nullptr, nullptr, nullptr},
+      {"envoy.config.listener.v3.Listener", "listener_filters_timeout", nullptr, nullptr, nullptr},
+      {"envoy.config.listener.v3.Listener", "continue_on_listener_filters_timeout", nullptr,
+       nullptr, nullptr},
+      {"envoy.config.listener.v3.ListenerFilter", "name", nullptr, nullptr, nullptr},
+      {"envoy.config.listener.v3.ListenerFilter", "typed_config", nullptr, nullptr, nullptr},
       // Refused by the proxy (validation.cc); walked for control-plane-stub, which checks the
       // API listeners it serves to gRPC's clients.
       {"envoy.config.listener.v3.ApiListener", "api_listener", nullptr, nullptr, nullptr},
@@ -148,10 +155,14 @@ const std::vector<ImplementedField>& table() {
       {"envoy.config.listener.v3.FilterChain", "transport_socket_connect_timeout", nullptr, nullptr,
        nullptr},
       {"envoy.config.listener.v3.FilterChain", "name", nullptr, nullptr, nullptr},
-      // Only the destination port selects a chain (listener_config.cc); server_names,
-      // transport_protocol and application_protocols are refused there (they need TLS).
+      // ListenerConfig::findFilterChain (listener_config.cc), in Envoy's order; SNI and the
+      // transport protocol come from the tls_inspector. application_protocols is refused there.
       {"envoy.config.listener.v3.FilterChainMatch", "destination_port", nullptr, nullptr, nullptr},
       {"envoy.config.listener.v3.FilterChainMatch", "server_names", nullptr, nullptr, nullptr},
+      {"envoy.config.listener.v3.FilterChainMatch", "transport_protocol", nullptr, nullptr,
+       nullptr},
+      {"envoy.config.listener.v3.FilterChainMatch", "application_protocols", nullptr, nullptr,
+       nullptr},
       {"envoy.config.listener.v3.FilterChainMatch", "transport_protocol", nullptr, nullptr,
        nullptr},
       {"envoy.config.listener.v3.FilterChainMatch", "application_protocols", nullptr, nullptr,

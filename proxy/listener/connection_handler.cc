@@ -1,11 +1,15 @@
 #include "proxy/listener/connection_handler.h"
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <vector>
 
 #include "proxy/common/assert.h"
 #include "proxy/network/connection_impl.h"
 #include "proxy/network/tcp_listener_impl.h"
 #include "proxy/tls/ssl_socket.h"
+#include "proxy/tls/tls_inspector.h"
 #include "spdlog/spdlog.h"
 
 namespace Proxy::Listener {
@@ -114,6 +118,11 @@ ConnectionHandler::ActiveListener::ActiveListener(ConnectionHandler& parent,
 
 ConnectionHandler::ActiveListener::~ActiveListener() {
   listener.reset();
+  for (auto& pending : pending_sockets) {
+    config->stats().downstream_pre_cx_active.dec();
+    pending->file_event.reset();  // before its fd closes
+  }
+  pending_sockets.clear();
   while (!connections.empty()) {
     connections.front()->connection->close(Network::ConnectionCloseType::NoFlush);
   }
@@ -151,7 +160,88 @@ void ConnectionHandler::ActiveListener::closeDraining(uint64_t tag) {
 void ConnectionHandler::ActiveListener::onAccept(Network::IoHandle socket,
                                                  const Network::Address& remote,
                                                  const Network::Address& local) {
-  const FilterChainConstSharedPtr* chain = config->findFilterChain(local);
+  if (config->tlsInspector()) {
+    auto pending = std::make_unique<PendingSocket>(*this, std::move(socket), remote, local);
+    PendingSocket& ref = *pending;
+    pending_sockets.push_front(std::move(pending));
+    ref.it = pending_sockets.begin();
+    config->stats().downstream_pre_cx_active.inc();
+    // Registering the edge-triggered event reports bytes that are already there.
+    ref.file_event = parent.dispatcher_.createFileEvent(
+        ref.socket.fd(), [&ref](uint32_t) { ref.onReadable(); }, Event::FileTriggerType::Edge,
+        Event::FileReadyType::Read);
+    if (config->listenerFiltersTimeout().count() > 0) {
+      ref.timer = parent.dispatcher_.createTimer([&ref]() { ref.onTimeout(); });
+      ref.timer->enableTimer(config->listenerFiltersTimeout());
+    }
+    return;
+  }
+  newConnection(std::move(socket), remote, local, config->findFilterChain(local));
+}
+
+ConnectionHandler::PendingSocket::PendingSocket(ActiveListener& listener, Network::IoHandle socket,
+                                                const Network::Address& remote,
+                                                const Network::Address& local)
+    : listener(listener), socket(std::move(socket)), remote(remote), local(local) {}
+
+void ConnectionHandler::PendingSocket::onReadable() {
+  uint8_t buffer[Tls::kMaxClientHelloSize];
+  ssize_t rc;
+  do {
+    rc = ::recv(socket.fd(), buffer, sizeof(buffer), MSG_PEEK);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    return;
+  }
+  if (rc <= 0) {
+    finish(/*close=*/true, "", "");  // the peer left (or reset) before saying anything useful
+    return;
+  }
+  const Tls::ClientHelloInfo info = Tls::inspectClientHello(buffer, static_cast<size_t>(rc));
+  switch (info.result) {
+    case Tls::ClientHelloInfo::Result::NeedMoreData:
+      return;  // the next bytes come with the next edge
+    case Tls::ClientHelloInfo::Result::Tls:
+      finish(/*close=*/false, info.server_name, "tls");
+      return;
+    case Tls::ClientHelloInfo::Result::NotTls:
+      finish(/*close=*/false, "", "raw_buffer");
+      return;
+  }
+}
+
+void ConnectionHandler::PendingSocket::onTimeout() {
+  spdlog::debug("listener filters timed out for a connection from {}", remote.asString());
+  listener.config->stats().downstream_pre_cx_timeout.inc();
+  // Envoy: close, unless continue_on_listener_filters_timeout (then it is plaintext).
+  finish(/*close=*/!listener.config->continueOnListenerFiltersTimeout(), "", "raw_buffer");
+}
+
+void ConnectionHandler::PendingSocket::finish(bool close, const std::string& server_name,
+                                              std::string_view transport_protocol) {
+  ActiveListener& owner = listener;
+  owner.config->stats().downstream_pre_cx_active.dec();
+  // This may run inside the file event's or the timer's callback: both die with `this`, on the
+  // next loop iteration.
+  file_event->setEnabled(0);
+  if (timer != nullptr) {
+    timer->disableTimer();
+  }
+  std::unique_ptr<PendingSocket> self = std::move(*it);
+  owner.pending_sockets.erase(it);
+  Network::IoHandle fd = std::move(socket);
+  owner.parent.dispatcher_.deferredDelete(std::move(self));
+  if (close) {
+    return;  // `fd` closes as it goes out of scope
+  }
+  owner.newConnection(std::move(fd), remote, local,
+                      owner.config->findFilterChain(local, server_name, transport_protocol));
+}
+
+void ConnectionHandler::ActiveListener::newConnection(Network::IoHandle socket,
+                                                      const Network::Address& remote,
+                                                      const Network::Address& local,
+                                                      const FilterChainConstSharedPtr* chain) {
   if (chain == nullptr) {
     config->stats().no_filter_chain_match.inc();
     return;  // `socket` closes as it goes out of scope

@@ -75,12 +75,36 @@ class ConnectionHandler {
     std::list<std::unique_ptr<ActiveConnection>>::iterator it;
   };
 
+  // An accepted socket the listener filters (tls_inspector) are still looking at: its first
+  // bytes are peeked, not consumed, until the ClientHello is complete (or is not TLS), bounded
+  // by listener_filters_timeout. Then the filter chain is chosen and the connection created.
+  struct PendingSocket : public Event::DeferredDeletable {
+    PendingSocket(ActiveListener& listener, Network::IoHandle socket,
+                  const Network::Address& remote, const Network::Address& local);
+    void onReadable();
+    void onTimeout();
+    // Done inspecting: a connection on the chain chosen with what was found, or (chain
+    // lookup failing, `close`) the socket closed.
+    void finish(bool close, const std::string& server_name, std::string_view transport_protocol);
+
+    ActiveListener& listener;
+    Network::IoHandle socket;
+    Network::Address remote;
+    Network::Address local;
+    Event::FileEventPtr file_event;
+    Event::TimerPtr timer;
+    std::list<std::unique_ptr<PendingSocket>>::iterator it;
+  };
+
   class ActiveListener : public Network::TcpListenerCallbacks {
    public:
     ActiveListener(ConnectionHandler& parent, ListenerConfigConstSharedPtr config);
     ~ActiveListener() override;
     void onAccept(Network::IoHandle socket, const Network::Address& remote,
                   const Network::Address& local) override;
+    // A connection on `chain` (null: none matched; the socket is closed and counted).
+    void newConnection(Network::IoHandle socket, const Network::Address& remote,
+                       const Network::Address& local, const FilterChainConstSharedPtr* chain);
     void removeConnection(ActiveConnection& connection);
     void stopAccepting() { listener.reset(); }
     // Drain the connections `pred` selects, in the drain window of the update tagged `tag`.
@@ -93,6 +117,7 @@ class ConnectionHandler {
     ListenerConfigConstSharedPtr config;
     std::unique_ptr<Network::Listener> listener;
     std::list<std::unique_ptr<ActiveConnection>> connections;
+    std::list<std::unique_ptr<PendingSocket>> pending_sockets;
   };
 
   ActiveListener* find(uint64_t tag);

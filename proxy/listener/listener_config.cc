@@ -2,6 +2,8 @@
 
 #include <atomic>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -30,7 +32,9 @@ ListenerStats::ListenerStats(Stats::Scope s, uint32_t workers)
       downstream_cx_destroy(s.counter("downstream_cx_destroy")),
       no_filter_chain_match(s.counter("no_filter_chain_match")),
       downstream_cx_transport_socket_connect_timeout(
-          s.counter("downstream_cx_transport_socket_connect_timeout")) {
+          s.counter("downstream_cx_transport_socket_connect_timeout")),
+      downstream_pre_cx_timeout(s.counter("downstream_pre_cx_timeout")),
+      downstream_pre_cx_active(s.gauge("downstream_pre_cx_active")) {
   for (uint32_t i = 0; i < workers; i++) {
     Stats::Scope worker = s.child(absl::StrCat("worker_", i));
     per_worker.push_back(
@@ -47,12 +51,21 @@ absl::StatusOr<FilterChain> buildFilterChain(const envoy::config::listener::v3::
   chain.hash = messageHash(proto);
   if (proto.has_filter_chain_match()) {
     const auto& match = proto.filter_chain_match();
-    if (match.server_names_size() > 0 || !match.transport_protocol().empty() ||
-        match.application_protocols_size() > 0) {
-      return absl::InvalidArgumentError(
-          "filter_chain_match: server_names, transport_protocol and application_protocols need "
-          "TLS, which is not supported yet");
+    if (match.application_protocols_size() > 0) {
+      return absl::InvalidArgumentError("filter_chain_match.application_protocols: not supported");
     }
+    for (int i = 0; i < match.server_names_size(); i++) {
+      const std::string& name = match.server_names(i);
+      const size_t star = name.find('*');
+      if (name.empty() ||
+          (star != std::string::npos && (star != 0 || name.size() < 3 || name[1] != '.'))) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("filter_chain_match.server_names[", i, "]: '", name,
+                         "' is neither a host name nor a wildcard of the form *.example.com"));
+      }
+      chain.server_names.push_back(absl::AsciiStrToLower(name));
+    }
+    chain.transport_protocol = match.transport_protocol();
     if (match.has_destination_port()) {
       chain.destination_port = match.destination_port().value();
     }
@@ -214,11 +227,27 @@ absl::StatusOr<std::shared_ptr<ListenerConfig>> ListenerConfig::create(
     return absl::InvalidArgumentError(
         absl::StrCat("address.socket_address: ", address.status().message()));
   }
-  if (proto.listener_filters_size() > 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("listener_filters[0]: unsupported listener filter '",
-                     proto.listener_filters(0).name(), "'"));
+  for (int i = 0; i < proto.listener_filters_size(); i++) {
+    const auto& filter = proto.listener_filters(i);
+    const bool typed_inspector =
+        filter.has_typed_config() &&
+        Config::typeName(filter.typed_config()) ==
+            "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
+    if (!typed_inspector &&
+        !(filter.config_type_case() ==
+              envoy::config::listener::v3::ListenerFilter::CONFIG_TYPE_NOT_SET &&
+          filter.name() == "envoy.filters.listener.tls_inspector")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "listener_filters[", i, "]: unsupported listener filter '", filter.name(), "'"));
+    }
+    config->tls_inspector_ = true;
   }
+  if (proto.has_listener_filters_timeout()) {
+    const auto& d = proto.listener_filters_timeout();
+    config->listener_filters_timeout_ =
+        std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1000000);
+  }
+  config->continue_on_listener_filters_timeout_ = proto.continue_on_listener_filters_timeout();
   if (proto.filter_chains_size() == 0 && !proto.has_default_filter_chain()) {
     return absl::InvalidArgumentError("filter_chains: at least one filter chain is required");
   }
@@ -293,21 +322,77 @@ absl::StatusOr<std::shared_ptr<ListenerConfig>> ListenerConfig::create(
   return config;
 }
 
+namespace {
+
+// Keep the candidates `keep` accepts, if any does; report whether any did.
+template <class Pred>
+bool narrow(std::vector<const FilterChainConstSharedPtr*>& candidates, Pred keep) {
+  std::vector<const FilterChainConstSharedPtr*> kept;
+  for (const FilterChainConstSharedPtr* c : candidates) {
+    if (keep(**c)) {
+      kept.push_back(c);
+    }
+  }
+  if (kept.empty()) {
+    return false;
+  }
+  candidates.swap(kept);
+  return true;
+}
+
+bool hasServerName(const FilterChain& chain, std::string_view name) {
+  for (const std::string& n : chain.server_names) {
+    if (n == name) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 const FilterChainConstSharedPtr* ListenerConfig::findFilterChain(
-    const Network::Address& local) const {
-  const FilterChainConstSharedPtr* any_port = nullptr;
+    const Network::Address& local, std::string_view server_name,
+    std::string_view transport_protocol) const {
+  std::vector<const FilterChainConstSharedPtr*> candidates;
+  candidates.reserve(filter_chains_.size());
   for (const FilterChainConstSharedPtr& chain : filter_chains_) {
-    if (chain->destination_port != 0 && chain->destination_port == local.port()) {
-      return &chain;  // the most specific match wins, as in Envoy
-    }
-    if (chain->destination_port == 0 && any_port == nullptr) {
-      any_port = &chain;
+    candidates.push_back(&chain);
+  }
+  const FilterChainConstSharedPtr* fallback =
+      default_filter_chain_ != nullptr ? &default_filter_chain_ : nullptr;
+  // Each criterion in Envoy's order: the most specific value that some chain names wins, then
+  // chains that leave the criterion unset; none of either: no match (the default chain).
+  const uint32_t port = local.port();
+  if (!narrow(candidates, [port](const FilterChain& c) { return c.destination_port == port; }) &&
+      !narrow(candidates, [](const FilterChain& c) { return c.destination_port == 0; })) {
+    return fallback;
+  }
+  const std::string sni = absl::AsciiStrToLower(std::string(server_name));
+  bool sni_matched = false;
+  if (!sni.empty()) {
+    sni_matched =
+        narrow(candidates, [&sni](const FilterChain& c) { return hasServerName(c, sni); });
+    // "*.b.example.com", then "*.example.com", then "*.com".
+    for (size_t dot = sni.find('.'); !sni_matched && dot != std::string::npos;
+         dot = sni.find('.', dot + 1)) {
+      const std::string wildcard = absl::StrCat("*", sni.substr(dot));
+      sni_matched = narrow(
+          candidates, [&wildcard](const FilterChain& c) { return hasServerName(c, wildcard); });
     }
   }
-  if (any_port != nullptr) {
-    return any_port;
+  if (!sni_matched &&
+      !narrow(candidates, [](const FilterChain& c) { return c.server_names.empty(); })) {
+    return fallback;
   }
-  return default_filter_chain_ != nullptr ? &default_filter_chain_ : nullptr;
+  if (!narrow(candidates,
+              [transport_protocol](const FilterChain& c) {
+                return c.transport_protocol == transport_protocol;
+              }) &&
+      !narrow(candidates, [](const FilterChain& c) { return c.transport_protocol.empty(); })) {
+    return fallback;
+  }
+  return candidates.front();
 }
 
 void ListenerConfig::bindTlsStats(const Stats::Scope& scope) {

@@ -31,6 +31,8 @@ struct ListenerStats {
   Stats::Counter& downstream_cx_destroy;
   Stats::Counter& no_filter_chain_match;
   Stats::Counter& downstream_cx_transport_socket_connect_timeout;
+  Stats::Counter& downstream_pre_cx_timeout;
+  Stats::Gauge& downstream_pre_cx_active;
   struct PerWorker {
     Stats::Counter* downstream_cx_total;
     Stats::Gauge* downstream_cx_active;
@@ -43,8 +45,12 @@ struct ListenerStats {
 // change: that is what lets an in-place update leave those connections alone.
 struct FilterChain {
   std::string name;
-  uint64_t hash = 0;                                // of the FilterChain proto
-  uint32_t destination_port = 0;                    // filter_chain_match.destination_port, 0 = any
+  uint64_t hash = 0;              // of the FilterChain proto
+  uint32_t destination_port = 0;  // filter_chain_match.destination_port, 0 = any
+  // filter_chain_match.server_names ("example.com", "*.example.com"), empty = any SNI.
+  std::vector<std::string> server_names;
+  // filter_chain_match.transport_protocol ("tls", "raw_buffer"), empty = any.
+  std::string transport_protocol;
   Filters::HcmConfigConstSharedPtr hcm;             // set for http_connection_manager
   Filters::TcpProxyConfigConstSharedPtr tcp_proxy;  // set for tcp_proxy
   // transport_socket envoy.transport_sockets.tls (null: plaintext). Its stats scope is the
@@ -94,8 +100,18 @@ class ListenerConfig {
   bool drainOnShutdown() const { return drain_on_shutdown_; }
   ListenerStats& stats() const { return *stats_; }
   const envoy::config::listener::v3::Listener& proto() const { return proto_; }
-  // The chain for a connection accepted on `local` (null: no chain matches; close it).
-  const FilterChainConstSharedPtr* findFilterChain(const Network::Address& local) const;
+  // The chain for a connection accepted on `local` with the SNI and transport protocol the
+  // listener filters found ("raw_buffer" when none ran), by Envoy's rules: the most specific
+  // destination port, then server name (exact, then the longest wildcard suffix, then chains
+  // without server_names), then transport protocol. Null: no chain matches; close it.
+  const FilterChainConstSharedPtr* findFilterChain(
+      const Network::Address& local, std::string_view server_name = {},
+      std::string_view transport_protocol = "raw_buffer") const;
+  // envoy.filters.listener.tls_inspector is configured: peek at the ClientHello first.
+  bool tlsInspector() const { return tls_inspector_; }
+  // listener_filters_timeout (0: none) and continue_on_listener_filters_timeout.
+  std::chrono::milliseconds listenerFiltersTimeout() const { return listener_filters_timeout_; }
+  bool continueOnListenerFiltersTimeout() const { return continue_on_listener_filters_timeout_; }
   // True when `chain` (by identity) is one of this version's chains.
   bool hasFilterChain(const FilterChain* chain) const;
   // RDS providers this listener's chains use (it is warm when all are ready).
@@ -121,6 +137,9 @@ class ListenerConfig {
   uint64_t hash_ = 0;
   uint32_t buffer_limit_ = 1024 * 1024;
   bool drain_on_shutdown_ = true;
+  bool tls_inspector_ = false;
+  std::chrono::milliseconds listener_filters_timeout_{15000};
+  bool continue_on_listener_filters_timeout_ = false;
   envoy::config::listener::v3::Listener proto_;
   std::vector<FilterChainConstSharedPtr> filter_chains_;
   FilterChainConstSharedPtr default_filter_chain_;

@@ -1,6 +1,7 @@
 #include "proxy/tls/context_impl.h"
 
 #include <arpa/inet.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -549,6 +550,16 @@ void ContextImpl::logHandshake(SSL* ssl) const {
   stats_->scope.counter(absl::StrCat("versions.", SSL_get_version(ssl))).inc();
   if (const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl); cipher != nullptr) {
     stats_->scope.counter(absl::StrCat("ciphers.", SSL_CIPHER_get_name(cipher))).inc();
+  }
+  // Curves by BoringSSL's names, as Envoy counts them: "X25519", "P-256".
+  if (const int group = SSL_get_negotiated_group(ssl); group != NID_undef) {
+    const char* name = EC_curve_nid2nist(group);
+    if (name == nullptr) {
+      name = OBJ_nid2sn(group);
+    }
+    if (name != nullptr) {
+      stats_->scope.counter(absl::StrCat("curves.", name)).inc();
+    }
   }
   X509* peer = SSL_get1_peer_certificate(ssl);
   if (peer == nullptr) {

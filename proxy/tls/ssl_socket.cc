@@ -99,10 +99,14 @@ void SslSocket::fail(const char* where, int ssl_error) {
   }
   failure_reason_ = absl::StrCat("TLS ", where, " failed: ", reason);
   spdlog::debug("[C{}] {}", callbacks_->connection().id(), failure_reason_);
+  // As Envoy: a failed certificate verification is counted by its own stat (fail_verify_*, the
+  // others counted by the verify callback), not as a connection error.
+  const bool verify_failed =
+      no_peer_cert || (ssl_ != nullptr && SSL_get_verify_result(ssl_) != X509_V_OK);
   if (no_peer_cert) {
     context_->stats().fail_verify_no_cert.inc();
   }
-  if (handshaking) {
+  if (handshaking && !verify_failed) {
     context_->stats().connection_error.inc();
   }
 }
