@@ -111,7 +111,8 @@ static absl::Status validateClusterValues(const Cluster& cluster, const std::str
   }
   if (cluster.has_transport_socket()) {
     const auto& ts = cluster.transport_socket();
-    if (!ts.has_typed_config() || typeName(ts.typed_config()) != kRawBufferTypeName) {
+    if (!ts.has_typed_config() || (typeName(ts.typed_config()) != kRawBufferTypeName &&
+                                   typeName(ts.typed_config()) != kUpstreamTlsContextTypeName)) {
       return error(
           join(path, "transport_socket"),
           absl::StrCat("unsupported transport socket type '",

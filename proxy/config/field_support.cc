@@ -48,6 +48,7 @@ constexpr const char* kUpstreamCommonOptions =
 
 constexpr const char* kDownstreamTls =
     "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
+constexpr const char* kUpstreamTls = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
 constexpr const char* kCommonTls = "envoy.extensions.transport_sockets.tls.v3.CommonTlsContext";
 constexpr const char* kTlsCertificate = "envoy.extensions.transport_sockets.tls.v3.TlsCertificate";
 constexpr const char* kTlsParameters = "envoy.extensions.transport_sockets.tls.v3.TlsParameters";
@@ -433,6 +434,9 @@ const std::vector<ImplementedField>& table() {
       // --- TLS (proxy/tls/context_impl.cc) ------------------------------------------------
       {kDownstreamTls, "common_tls_context", nullptr, nullptr, nullptr},
       {kDownstreamTls, "require_client_certificate", nullptr, nullptr, nullptr},
+      // Upstream (proxy/upstream/cluster_info_impl.cc creates the SslSocket per connection).
+      {kUpstreamTls, "common_tls_context", nullptr, nullptr, nullptr},
+      {kUpstreamTls, "sni", nullptr, nullptr, nullptr},
       {kCommonTls, "tls_params", nullptr, nullptr, nullptr},
       {kCommonTls, "tls_certificates", nullptr, nullptr, nullptr},
       {kCommonTls, "validation_context", nullptr, nullptr, nullptr},

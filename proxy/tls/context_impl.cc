@@ -285,6 +285,7 @@ bool SanMatcher::matches(const std::string& san) const {
 }
 
 ContextImpl::~ContextImpl() {
+  SSL_SESSION_free(session_);
   SSL_CTX_free(ctx_);
 }
 
@@ -446,6 +447,9 @@ absl::Status ContextImpl::init(const CommonTlsContext& common, bool is_server,
   } else {
     // Without a validation context an upstream's certificate is not verified (Envoy's default).
     SSL_CTX_set_verify(ctx_, has_validation_ ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+    SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_set_app_data(ctx_, this);
+    SSL_CTX_sess_set_new_cb(ctx_, &ContextImpl::newSessionCallback);
   }
   SSL_CTX_set_cert_verify_callback(ctx_, &ContextImpl::verifyCallback, this);
 
@@ -471,7 +475,22 @@ absl::Status ContextImpl::init(const CommonTlsContext& common, bool is_server,
 }
 
 SSL* ContextImpl::newSsl() const {
-  return SSL_new(ctx_);
+  SSL* ssl = SSL_new(ctx_);
+  if (ssl != nullptr && !is_server_) {
+    std::lock_guard<std::mutex> lock(session_mutex_);
+    if (session_ != nullptr) {
+      SSL_set_session(ssl, session_);  // resumption; a full handshake if the server declines
+    }
+  }
+  return ssl;
+}
+
+int ContextImpl::newSessionCallback(SSL* ssl, SSL_SESSION* session) {
+  const auto* self = static_cast<const ContextImpl*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+  std::lock_guard<std::mutex> lock(self->session_mutex_);
+  SSL_SESSION_free(self->session_);
+  self->session_ = session;
+  return 1;  // we own the reference now
 }
 
 int ContextImpl::verifyCallback(X509_STORE_CTX* store_ctx, void* arg) {

@@ -9,9 +9,11 @@
 #include <openssl/ssl.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "envoy/extensions/transport_sockets/tls/v3/tls.pb.h"
 #include "proxy/stats/stats.h"
@@ -76,6 +78,7 @@ class ContextImpl {
   absl::Status init(const envoy::extensions::transport_sockets::tls::v3::CommonTlsContext& common,
                     bool is_server, bool require_client_certificate);
   static int verifyCallback(X509_STORE_CTX* store_ctx, void* arg);
+  static int newSessionCallback(SSL* ssl, SSL_SESSION* session);
   static int alpnSelectCallback(SSL* ssl, const unsigned char** out, unsigned char* outlen,
                                 const unsigned char* in, unsigned int inlen, void* arg);
   bool verifySan(X509* cert) const;
@@ -88,6 +91,10 @@ class ContextImpl {
   std::string alpn_wire_;  // length-prefixed protocol list (RFC 7301)
   std::string sni_;
   std::unique_ptr<TlsStats> stats_;
+  // Upstream: the last session the server gave us, offered on the next connection (Envoy's
+  // max_session_keys default of 1). Shared by every worker: a lock per new connection only.
+  mutable std::mutex session_mutex_;
+  mutable SSL_SESSION* session_ ABSL_GUARDED_BY(session_mutex_) = nullptr;
 };
 
 using ContextConstSharedPtr = std::shared_ptr<const ContextImpl>;

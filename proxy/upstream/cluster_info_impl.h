@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
+#include "proxy/tls/context_impl.h"
 #include "proxy/upstream/upstream.h"
 
 namespace Proxy::Upstream {
@@ -42,6 +43,7 @@ class ClusterInfoImpl : public ClusterInfo {
   Http::Http2::ClientCodecStats* http2CodecStats() const override {
     return http2_codec_stats_.get();
   }
+  Network::TransportSocketPtr createTransportSocket() const override;
 
   DiscoveryType discoveryType() const { return type_; }
   // "STATIC", "EDS", ... as in the proto, for admin output.
@@ -71,6 +73,7 @@ class ClusterInfoImpl : public ClusterInfo {
   mutable ClusterResources resources_;
   mutable ClusterStats stats_;
   std::unique_ptr<Http::Http2::ClientCodecStats> http2_codec_stats_;  // HTTP/2 clusters only
+  std::shared_ptr<const Tls::ContextImpl> tls_context_;  // transport_socket tls, else null
 };
 
 }  // namespace Proxy::Upstream

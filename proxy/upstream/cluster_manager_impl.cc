@@ -77,8 +77,8 @@ Network::ClientConnectionPtr ThreadLocalClusterImpl::tcpConnection(const HostCon
   if (host == nullptr) {
     return nullptr;
   }
-  auto connection =
-      std::make_unique<Network::ClientConnectionImpl>(parent_.dispatcher(), host->address());
+  auto connection = std::make_unique<Network::ClientConnectionImpl>(
+      parent_.dispatcher(), host->address(), info_->createTransportSocket());
   connection->setBufferLimits(info_->perConnectionBufferLimitBytes());
   connection->noDelay(true);
   // Only the attempt is counted here; the caller owns the connection's later life.

@@ -19,8 +19,8 @@ constexpr std::string_view kRequestsOverflow = "upstream max requests overflow";
 
 HttpConnPoolImpl::ActiveClient::ActiveClient(HttpConnPoolImpl& parent)
     : parent_(parent),
-      connection_(std::make_unique<Network::ClientConnectionImpl>(parent.dispatcher_,
-                                                                  parent.host_->address())) {
+      connection_(std::make_unique<Network::ClientConnectionImpl>(
+          parent.dispatcher_, parent.host_->address(), parent.cluster_->createTransportSocket())) {
   const ClusterInfo& cluster = *parent_.cluster_;
   connection_->setBufferLimits(cluster.perConnectionBufferLimitBytes());
   connection_->noDelay(true);

@@ -17,6 +17,7 @@
 #include "proxy/http/http2/client_connection_impl.h"
 #include "proxy/network/address.h"
 #include "proxy/network/connection.h"
+#include "proxy/network/transport_socket.h"
 #include "proxy/stats/stats.h"
 
 namespace Proxy::Upstream {
@@ -132,6 +133,9 @@ class ClusterInfo {
   // (null for HTTP/1 clusters).
   virtual const Http::Http2::Http2Settings& http2Settings() const = 0;
   virtual Http::Http2::ClientCodecStats* http2CodecStats() const = 0;
+  // The transport of a new upstream connection: TLS (UpstreamTlsContext) or null for the raw
+  // socket. Any thread (the TLS context is immutable and shared).
+  virtual Network::TransportSocketPtr createTransportSocket() const { return nullptr; }
 };
 using ClusterInfoConstSharedPtr = std::shared_ptr<const ClusterInfo>;
 

@@ -356,5 +356,86 @@ static_resources:
   EXPECT_TRUE(proxy->waitForCounterGe(sslStat("handshake"), 2));
 }
 
+TEST_F(TlsIntegrationTest, UpstreamTlsVerifiesTheServerPresentsAClientCertificateAndResumes) {
+  // openssl s_server as the upstream: it requires a client certificate from the test CA and
+  // answers every request with a status page (-www), closing the connection after each.
+  auto server = BackgroundProcess::start({"openssl", "s_server", "-accept", "0", "-www", "-cert",
+                                          pki_->cert("server"), "-key", pki_->key("server"),
+                                          "-Verify", "1", "-CAfile", pki_->ca()});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto banner = (*server)->waitForOutput("ACCEPT", 10s);
+  ASSERT_TRUE(banner.ok()) << banner.status();
+  const std::string after = banner->substr(banner->rfind(':') + 1);
+  const uint32_t upstream_port = static_cast<uint32_t>(std::stoul(after));
+
+  // Two clusters on that server, both presenting the "client" certificate: "secure" expects
+  // the server's SAN localhost, "pinned_elsewhere" a SAN the server does not have.
+  auto upstream_tls = [this](const std::string& san) {
+    return absl::StrCat(
+        R"(transport_socket: {name: envoy.transport_sockets.tls, typed_config: {"@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext, sni: localhost, common_tls_context: {tls_certificates: [{certificate_chain: {filename: )",
+        pki_->cert("client"), "}, private_key: {filename: ", pki_->key("client"),
+        "}}], validation_context: {trusted_ca: {filename: ", pki_->ca(),
+        "}, match_typed_subject_alt_names: [{san_type: DNS, matcher: {exact: ", san, "}}]}}}}");
+  };
+  auto cluster = [&](const std::string& name, const std::string& san) {
+    std::string c = staticCluster(name, {upstream_port});
+    c.pop_back();  // the closing brace: add the transport socket inside
+    return absl::StrCat(c, ", ", upstream_tls(san), "}");
+  };
+  const std::string yaml = absl::StrReplaceAll(
+      R"(admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+static_resources:
+  listeners:
+  - name: ingress
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress_http
+          route_config:
+            virtual_hosts:
+            - {name: all, domains: ["*"], routes: [{match: {prefix: "/wrong"}, route: {cluster: pinned_elsewhere}}, {match: {prefix: "/"}, route: {cluster: secure}}]}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+  clusters:
+  - SECURE
+  - PINNED
+)",
+      {{"SECURE", cluster("secure", "localhost")},
+       {"PINNED", cluster("pinned_elsewhere", "nobody.example.com")}});
+  auto proxy = startProxy(yaml);
+
+  // Plaintext in, TLS out: s_server's page comes back, twice (a new upstream connection each
+  // time, the second resuming the first one's session).
+  for (int i = 0; i < 2; i++) {
+    auto client = HttpClient::connect(port_);
+    ASSERT_TRUE(client.ok()) << client.status();
+    HttpRequest request;
+    request.path = "/";
+    auto response = (*client)->request(request);
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->status, 200);
+    EXPECT_TRUE(absl::StrContains(response->body, "TLSv1.3")) << response->body;
+  }
+  EXPECT_TRUE(proxy->waitForCounterGe("cluster.secure.ssl.handshake", 2));
+  EXPECT_TRUE(proxy->waitForCounterGe("cluster.secure.ssl.session_reused", 1));
+
+  // The server's certificate lacks the SAN the other cluster pins: refused, 503.
+  {
+    auto client = HttpClient::connect(port_);
+    ASSERT_TRUE(client.ok()) << client.status();
+    HttpRequest request;
+    request.path = "/wrong";
+    auto response = (*client)->request(request);
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->status, 503);
+  }
+  EXPECT_TRUE(proxy->waitForCounterGe("cluster.pinned_elsewhere.ssl.fail_verify_san", 1));
+}
+
 }  // namespace
 }  // namespace Proxy::Integration

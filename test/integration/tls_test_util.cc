@@ -117,6 +117,79 @@ absl::StatusOr<CommandResult> runCommand(const std::vector<std::string>& args,
   return result;
 }
 
+absl::StatusOr<std::unique_ptr<BackgroundProcess>> BackgroundProcess::start(
+    const std::vector<std::string>& args) {
+  std::unique_ptr<BackgroundProcess> process(new BackgroundProcess());
+  process->dir_ = makeTempDir();
+  if (process->dir_.empty()) {
+    return absl::InternalError(absl::StrCat("mkdtemp: ", std::strerror(errno)));
+  }
+  std::vector<std::string> storage = args;
+  std::vector<char*> argv;
+  for (std::string& arg : storage) {
+    argv.push_back(arg.data());
+  }
+  argv.push_back(nullptr);
+  const int in_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  const int out_fd =
+      ::open((process->dir_ + "/stdout").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int err_fd =
+      ::open((process->dir_ + "/stderr").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (in_fd < 0 || out_fd < 0 || err_fd < 0) {
+    return absl::InternalError(absl::StrCat("open: ", std::strerror(errno)));
+  }
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) {
+      ::_exit(127);
+    }
+    ::dup2(in_fd, 0);
+    ::dup2(out_fd, 1);
+    ::dup2(err_fd, 2);
+    ::execvp(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::close(in_fd);
+  ::close(out_fd);
+  ::close(err_fd);
+  if (pid < 0) {
+    return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
+  }
+  process->pid_ = pid;
+  return process;
+}
+
+BackgroundProcess::~BackgroundProcess() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+  }
+  ::unlink((dir_ + "/stdout").c_str());
+  ::unlink((dir_ + "/stderr").c_str());
+  ::rmdir(dir_.c_str());
+}
+
+absl::StatusOr<std::string> BackgroundProcess::waitForOutput(const std::string& text,
+                                                             std::chrono::milliseconds timeout) {
+  // Polling the file is the wait itself: a condition with a deadline.
+  const auto deadline = Clock::now() + timeout;
+  while (true) {
+    std::string out = slurp(dir_ + "/stdout");
+    if (out.find(text) != std::string::npos) {
+      return out;
+    }
+    if (Clock::now() > deadline) {
+      return absl::DeadlineExceededError(absl::StrCat("no '", text, "' in the output after ",
+                                                      timeout.count(), " ms: ", out,
+                                                      slurp(dir_ + "/stderr")));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
 absl::StatusOr<TestPki> TestPki::create() {
   TestPki pki;
   pki.dir_ = makeTempDir();

@@ -14,6 +14,7 @@
 // untrusted_ca.pem.
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,23 @@ struct CommandResult {
 absl::StatusOr<CommandResult> runCommand(const std::vector<std::string>& argv,
                                          const std::string& stdin_data,
                                          std::chrono::milliseconds timeout);
+
+// A long-running peer (openssl s_server) started in the background: stdout and stderr go to
+// files; the destructor SIGKILLs the one PID it started.
+class BackgroundProcess {
+ public:
+  static absl::StatusOr<std::unique_ptr<BackgroundProcess>> start(
+      const std::vector<std::string>& argv);
+  ~BackgroundProcess();
+  // Wait until the process's stdout contains `text`; its stdout then.
+  absl::StatusOr<std::string> waitForOutput(const std::string& text,
+                                            std::chrono::milliseconds timeout);
+
+ private:
+  BackgroundProcess() = default;
+  int pid_ = -1;
+  std::string dir_;
+};
 
 class TestPki {
  public:
