@@ -1,4 +1,5 @@
 #include "proxy/server/server.h"
+#include "proxy/tls/certificate_info.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -322,6 +323,11 @@ void Server::registerAdminHandlers() {
                    [this](const Admin::Request&, Admin::Response& r) {
                      r.content_type = "text/plain; version=0.0.4";
                      r.body = store_.renderPrometheus();
+                   });
+  admin.addHandler("/certs", "print certs on machine", false,
+                   [](const Admin::Request&, Admin::Response& r) {
+                     r.content_type = "application/json";
+                     r.body = Tls::renderCertificatesJson(std::chrono::system_clock::now());
                    });
   admin.addHandler("/server_info", "print server version/status information", false,
                    [this](const Admin::Request&, Admin::Response& r) {

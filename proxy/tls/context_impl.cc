@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "proxy/tls/certificate_info.h"
 
 namespace Proxy::Tls {
 namespace {
@@ -285,6 +286,7 @@ bool SanMatcher::matches(const std::string& san) const {
 }
 
 ContextImpl::~ContextImpl() {
+  unregisterContextCertificates(this);
   SSL_SESSION_free(session_);
   SSL_CTX_free(ctx_);
 }
@@ -320,6 +322,11 @@ absl::Status ContextImpl::init(const CommonTlsContext& common, bool is_server,
                                bool require_client_certificate) {
   is_server_ = is_server;
   require_client_certificate_ = require_client_certificate;
+  ContextCertificates listed;  // for /certs, registered once the context is complete
+  auto where = [](const DataSource& source) {
+    return source.specifier_case() == DataSource::kFilename ? source.filename()
+                                                            : std::string("<inline>");
+  };
   ctx_ = SSL_CTX_new(is_server ? TLS_server_method() : TLS_client_method());
   if (ctx_ == nullptr) {
     return absl::InternalError(absl::StrCat("SSL_CTX_new: ", sslErrors()));
@@ -353,6 +360,8 @@ absl::Status ContextImpl::init(const CommonTlsContext& common, bool is_server,
     if (!certs.ok()) {
       return certs.status();
     }
+    listed.cert_chain.push_back(
+        describeCertificate((*certs)[0].get(), where(cert.certificate_chain())));
     if (SSL_CTX_use_certificate(ctx_, (*certs)[0].get()) != 1) {
       return fieldError(field + ".certificate_chain", sslErrors());
     }
@@ -397,6 +406,7 @@ absl::Status ContextImpl::init(const CommonTlsContext& common, bool is_server,
     X509_STORE* store = SSL_CTX_get_cert_store(ctx_);
     for (const X509Ptr& ca : *cas) {
       X509_STORE_add_cert(store, ca.get());
+      listed.ca_cert.push_back(describeCertificate(ca.get(), where(vc.trusted_ca())));
     }
     if (vc.has_crl()) {
       auto crl_pem = readDataSource(vc.crl(), field + ".crl");
@@ -471,6 +481,7 @@ absl::Status ContextImpl::init(const CommonTlsContext& common, bool is_server,
       return fieldError("common_tls_context.alpn_protocols", sslErrors());
     }
   }
+  registerContextCertificates(this, std::move(listed));
   return absl::OkStatus();
 }
 

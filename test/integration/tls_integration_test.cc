@@ -175,7 +175,7 @@ TEST_F(TlsIntegrationTest, ServesHttpsAndRefusesPlaintextAndStalledHandshakes) {
 
 TEST_F(TlsIntegrationTest, MutualTlsRequiresATrustedUnexpiredClientCertificateWithTheRightSan) {
   // Client certificates are required, must chain to the test CA and carry the SAN
-  // DNS client.example.com. The server certificate comes inline this time.
+  // DNS client.example.com.
   auto proxy = startProxy(bootstrap(tlsTransportSocket(
       "require_client_certificate: true",
       validationContext(R"([{san_type: DNS, matcher: {exact: client.example.com}}])"))));
@@ -202,6 +202,19 @@ TEST_F(TlsIntegrationTest, MutualTlsRequiresATrustedUnexpiredClientCertificateWi
   auto errors = proxy->counter(sslStat("connection_error"));
   ASSERT_TRUE(errors.ok()) << errors.status();
   EXPECT_EQ(*errors, 0);
+
+  // /certs lists the context's CA and certificate chain as Envoy's does.
+  auto certs = proxy->adminGet("/certs");
+  ASSERT_TRUE(certs.ok()) << certs.status();
+  for (const std::string& expected :
+       {absl::StrCat("\"ca_cert\": [\n    {\n     \"path\": \"", pki_->ca(), "\""),
+        absl::StrCat("\"cert_chain\": [\n    {\n     \"path\": \"", pki_->cert("server"),
+                     "\",\n     \"serial_number\": \"1000\""),
+        std::string("{\n       \"dns\": \"localhost\"\n      }"),
+        std::string("{\n       \"ip_address\": \"127.0.0.1\"\n      }"),
+        std::string("\"days_until_expiration\": \"29\"")}) {
+    EXPECT_TRUE(absl::StrContains(certs->body, expected)) << expected << "\nin\n" << certs->body;
+  }
 }
 
 TEST_F(TlsIntegrationTest, TlsParametersBoundVersionsAndCiphersAndRenegotiationIsRefused) {
