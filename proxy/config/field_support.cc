@@ -195,6 +195,11 @@ const std::vector<ImplementedField>& table() {
       {kHcm, "server_name", nullptr, nullptr, nullptr},
       {kHcm, "server_header_transformation", nullptr, nullptr, nullptr},
       {kHcm, "max_request_headers_kb", nullptr, nullptr, nullptr},
+      // Timeouts: the stream timers and the drain sequence of http_connection_manager.cc.
+      {kHcm, "stream_idle_timeout", nullptr, nullptr, nullptr},
+      {kHcm, "request_timeout", nullptr, nullptr, nullptr},
+      {kHcm, "request_headers_timeout", nullptr, nullptr, nullptr},
+      {kHcm, "drain_timeout", nullptr, nullptr, nullptr},
       {kHcm, "access_log", nullptr, nullptr, nullptr},
       {kHcm, "use_remote_address", nullptr, nullptr, nullptr},
       {kHcm, "skip_xff_append", nullptr, nullptr, nullptr},
@@ -218,6 +223,10 @@ const std::vector<ImplementedField>& table() {
        nullptr},
       {"envoy.config.core.v3.HttpProtocolOptions", "max_headers_count", kHcmCommonOptions, nullptr,
        nullptr},
+      {"envoy.config.core.v3.HttpProtocolOptions", "max_connection_duration", kHcmCommonOptions,
+       nullptr, nullptr},
+      {"envoy.config.core.v3.HttpProtocolOptions", "max_stream_duration", kHcmCommonOptions,
+       nullptr, nullptr},
       // HTTP/1.0, being implemented in the codec/HCM (hard-mem).
       {"envoy.config.core.v3.Http1ProtocolOptions", "accept_http_10", kHcmHttp1Options, nullptr,
        nullptr},
@@ -389,6 +398,8 @@ const std::vector<ImplementedField>& table() {
       {"envoy.config.route.v3.RouteAction", "host_rewrite_header", nullptr, nullptr, nullptr},
       {"envoy.config.route.v3.RouteAction", "host_rewrite_path_regex", nullptr, nullptr, nullptr},
       {"envoy.config.route.v3.RouteAction", "timeout", nullptr, nullptr, nullptr},
+      // Replaces the HCM's stream_idle_timeout for the stream (http_connection_manager.cc).
+      {"envoy.config.route.v3.RouteAction", "idle_timeout", nullptr, nullptr, nullptr},
       {"envoy.config.route.v3.WeightedCluster", "clusters", nullptr, nullptr, nullptr},
       {"envoy.config.route.v3.WeightedCluster", "total_weight", nullptr, nullptr, nullptr},
       {"envoy.config.route.v3.WeightedCluster", "runtime_key_prefix", nullptr, nullptr,
@@ -508,6 +519,11 @@ const std::vector<ImplementedField>& table() {
        kClusterCommonOptions, nullptr, nullptr},
       {"envoy.config.core.v3.HttpProtocolOptions", "max_requests_per_connection",
        kUpstreamCommonOptions, nullptr, nullptr},
+      // Idle pooled connections close after it (http_conn_pool_impl.cc).
+      {"envoy.config.core.v3.HttpProtocolOptions", "idle_timeout", kClusterCommonOptions, nullptr,
+       nullptr},
+      {"envoy.config.core.v3.HttpProtocolOptions", "idle_timeout", kUpstreamCommonOptions, nullptr,
+       nullptr},
       {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions", "common_http_protocol_options",
        nullptr, nullptr, nullptr},
       {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions", "explicit_http_config", nullptr,

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <ctime>
 #include <random>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -63,6 +64,16 @@ std::string_view httpDate(SystemTime now) {
 
 class ConnectionManagerImpl;
 
+// The stream timers (Envoy's ActiveStream timers). The connection keeps one of each, reused by
+// each stream in turn (HTTP/1: one stream at a time): no timer allocation per request.
+enum class StreamTimer : size_t {
+  Idle,            // stream_idle_timeout, or the route's idle_timeout: no activity either way
+  Request,         // request_timeout: the whole request received
+  RequestHeaders,  // request_headers_timeout: the request's headers received
+  MaxDuration,     // common_http_protocol_options.max_stream_duration
+  Count,
+};
+
 Http::Http1Settings codecSettings(const HcmConfig& config) {
   Http::Http1Settings settings;
   settings.max_request_headers_kb = config.max_request_headers_kb;
@@ -115,6 +126,8 @@ class ActiveStream : public Http::RequestDecoder,
   void onDownstreamReset();
   // The route timeout fired (the connection's timer, armed by this stream).
   void onRouteTimeout() { router_->onRouteTimeout(); }
+  // One of the stream timers fired.
+  void onStreamTimer(StreamTimer which);
   // The request could not be parsed: answer `code` (400, 431, ...) and close.
   void onCodecError(uint32_t code, std::string_view details) {
     // Envoy's codec errors carry the reason phrase as body; a missing Host is found by its
@@ -135,6 +148,8 @@ class ActiveStream : public Http::RequestDecoder,
   void onRequestComplete();
   void onResponseComplete();
   void finish();
+  // Re-arms the stream idle timer: something moved, either way.
+  void resetIdleTimer();
 
   ConnectionManagerImpl& parent_;
   Http::ResponseEncoder& encoder_;
@@ -150,6 +165,8 @@ class ActiveStream : public Http::RequestDecoder,
   bool response_headers_sent_ = false;
   bool downstream_read_disabled_ = false;  // by us, for upstream backpressure
   bool finished_ = false;
+  // The stream idle timeout: the connection manager's, until a route with idle_timeout matched.
+  std::chrono::milliseconds idle_timeout_;
   // The upstream leg; last, so that it goes first (its destructor cancels a pending pool
   // request).
   Router::FilterPtr router_;
@@ -179,6 +196,13 @@ class ConnectionManagerImpl : public NetworkFilter,
     if (config_->idle_timeout.count() > 0) {
       idle_timer_ = connection_.dispatcher().createTimer([this] { onIdleTimeout(); });
       idle_timer_->enableTimer(config_->idle_timeout);
+    }
+    if (config_->max_connection_duration.count() > 0) {
+      max_duration_timer_ = connection_.dispatcher().createTimer([this] {
+        stats_.downstream_cx_max_duration_reached.inc();
+        startDrainSequence();
+      });
+      max_duration_timer_->enableTimer(config_->max_connection_duration);
     }
   }
 
@@ -260,6 +284,10 @@ class ConnectionManagerImpl : public NetworkFilter,
     if (route_timer_ != nullptr) {
       route_timer_->disableTimer();  // whatever the previous stream armed is not ours
     }
+    disableStreamTimers();
+    if (drain_sequence_) {
+      codec_->setCloseAfterResponse();  // served, but the last one on this connection
+    }
     stream_ = std::make_unique<ActiveStream>(*this, encoder);
     return *stream_;
   }
@@ -305,6 +333,31 @@ class ConnectionManagerImpl : public NetworkFilter,
       });
     }
     return *route_timer_;
+  }
+
+  Event::Timer& streamTimer(StreamTimer which) {
+    Event::TimerPtr& timer = stream_timers_[static_cast<size_t>(which)];
+    if (timer == nullptr) {
+      timer = connection_.dispatcher().createTimer([this, which] {
+        if (stream_ != nullptr) {
+          stream_->onStreamTimer(which);
+        }
+      });
+    }
+    return *timer;
+  }
+  void disableStreamTimer(StreamTimer which) {
+    const Event::TimerPtr& timer = stream_timers_[static_cast<size_t>(which)];
+    if (timer != nullptr) {
+      timer->disableTimer();
+    }
+  }
+  void disableStreamTimers() {
+    for (const Event::TimerPtr& timer : stream_timers_) {
+      if (timer != nullptr) {
+        timer->disableTimer();
+      }
+    }
   }
 
   const HcmConfig& config() const { return *config_; }
@@ -379,6 +432,30 @@ class ConnectionManagerImpl : public NetworkFilter,
     }
   }
 
+  // Envoy's drain sequence on HTTP/1 (max_connection_duration): the response in flight says
+  // "connection: close" and the connection closes after it; an idle connection closes after
+  // drain_timeout, and a request that arrives meanwhile is served as the connection's last.
+  void startDrainSequence() {
+    if (drain_sequence_) {
+      return;
+    }
+    drain_sequence_ = true;
+    if (stream_ != nullptr) {
+      codec_->setCloseAfterResponse();
+      return;
+    }
+    if (config_->drain_timeout.count() == 0) {
+      connection_.close(Network::ConnectionCloseType::FlushWrite);
+      return;
+    }
+    drain_sequence_timer_ = connection_.dispatcher().createTimer([this] {
+      if (stream_ == nullptr) {
+        connection_.close(Network::ConnectionCloseType::FlushWrite);
+      }
+    });
+    drain_sequence_timer_->enableTimer(config_->drain_timeout);
+  }
+
   const HcmConfigConstSharedPtr config_;
   HcmContext context_;
   Network::Connection& connection_;
@@ -389,12 +466,17 @@ class ConnectionManagerImpl : public NetworkFilter,
   Event::TimerPtr idle_timer_;
   Event::TimerPtr drain_timer_;
   Event::TimerPtr route_timer_;
+  Event::TimerPtr stream_timers_[static_cast<size_t>(StreamTimer::Count)];
+  Event::TimerPtr max_duration_timer_;
+  Event::TimerPtr drain_sequence_timer_;
   bool draining_ = false;
+  bool drain_sequence_ = false;
 };
 
 ActiveStream::ActiveStream(ConnectionManagerImpl& parent, Http::ResponseEncoder& encoder)
     : parent_(parent),
       encoder_(encoder),
+      idle_timeout_(parent.config().stream_idle_timeout),
       router_(Router::createFilter(parent.routerConfig(), *this)) {
   Event::Dispatcher& dispatcher = parent_.connection().dispatcher();
   info_.start_monotonic = dispatcher.approximateMonotonicTime();
@@ -404,6 +486,54 @@ ActiveStream::ActiveStream(ConnectionManagerImpl& parent, Http::ResponseEncoder&
   parent_.stats().downstream_rq_total.inc();
   parent_.stats().downstream_rq_http1_total.inc();
   parent_.stats().downstream_rq_active.inc();
+  // The stream began with its first byte (the codec's message begin): every stream timer runs
+  // from here, the header timeout included, so a client trickling its headers is cut off.
+  const HcmConfig& config = parent_.config();
+  resetIdleTimer();
+  const std::pair<StreamTimer, std::chrono::milliseconds> timers[] = {
+      {StreamTimer::Request, config.request_timeout},
+      {StreamTimer::RequestHeaders, config.request_headers_timeout},
+      {StreamTimer::MaxDuration, config.max_stream_duration},
+  };
+  for (const auto& [which, timeout] : timers) {
+    if (timeout.count() > 0) {
+      parent_.streamTimer(which).enableTimer(timeout);
+    }
+  }
+}
+
+void ActiveStream::resetIdleTimer() {
+  if (idle_timeout_.count() > 0 && !finished_) {
+    parent_.streamTimer(StreamTimer::Idle).enableTimer(idle_timeout_);
+  }
+}
+
+void ActiveStream::onStreamTimer(StreamTimer which) {
+  HcmStats& stats = parent_.stats();
+  // Envoy 1.40 answers its stream timeouts 504 once the whole request was received (what is
+  // late is the response) and 408 before; the request timeouts are 408 (they cannot fire later).
+  const uint32_t late_code = request_complete_ ? 504 : 408;
+  switch (which) {
+    case StreamTimer::Idle:
+      stats.downstream_rq_idle_timeout.inc();
+      sendLocalReply(late_code, "stream timeout", StreamInfo::StreamIdleTimeout,
+                     "stream_idle_timeout");
+      return;
+    case StreamTimer::Request:
+      stats.downstream_rq_timeout.inc();
+      sendLocalReply(408, "request timeout", 0, "request_overall_timeout");
+      return;
+    case StreamTimer::RequestHeaders:
+      stats.downstream_rq_header_timeout.inc();
+      sendLocalReply(408, "request header timeout", 0, "request_header_timeout");
+      return;
+    case StreamTimer::MaxDuration:
+      stats.downstream_rq_max_duration_reached.inc();
+      sendLocalReply(late_code, "downstream duration timeout", 0, "max_duration_timeout");
+      return;
+    case StreamTimer::Count:
+      break;
+  }
 }
 
 ActiveStream::~ActiveStream() {
@@ -419,6 +549,20 @@ void ActiveStream::decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool end_s
   request_headers_ = std::move(headers);
   info_.protocol = parent_.codec().protocol();
   const HcmConfig& config = parent_.config();
+  parent_.disableStreamTimer(StreamTimer::RequestHeaders);
+  resetIdleTimer();
+
+  // Only "OPTIONS *" gets here with a path that is not origin-form (the codec turned an
+  // absolute-form target into a path): Envoy answers it 404.
+  const std::string_view path = request_headers_->path();
+  if (!path.empty() && path[0] != '/') {
+    parent_.stats().downstream_rq_non_relative_path.inc();
+    if (end_stream) {
+      onRequestComplete();
+    }
+    sendLocalReply(404, "", 0, "absolute_path");
+    return;
+  }
 
   // The path is normalised before anything looks at it, routing included, as Envoy does: a
   // route rule for /admin must also catch /public/../admin, /%61dmin and //admin.
@@ -501,11 +645,20 @@ void ActiveStream::route() {
   route_entry_ = route_config_ == nullptr
                      ? nullptr
                      : route_config_->route(*request_headers_, threadRandom()());
+  // A route's idle_timeout replaces the connection manager's stream_idle_timeout (0: none).
+  if (route_entry_ != nullptr && route_entry_->idleTimeout().has_value()) {
+    idle_timeout_ = *route_entry_->idleTimeout();
+    if (idle_timeout_.count() == 0) {
+      parent_.disableStreamTimer(StreamTimer::Idle);
+    }
+  }
+  resetIdleTimer();
   router_->decodeHeaders();
 }
 
 void ActiveStream::decodeData(Buffer::Instance& data, bool end_stream) {
   info_.bytes_received += data.length();
+  resetIdleTimer();
   if (end_stream) {
     onRequestComplete();
   }
@@ -529,6 +682,7 @@ void ActiveStream::onRequestComplete() {
   // Pipelined requests behind this one wait in the connection's buffer: the codec stops
   // reading until this response is complete.
   request_complete_ = true;
+  parent_.disableStreamTimer(StreamTimer::Request);
   router_->onRequestComplete();
 }
 
@@ -551,6 +705,7 @@ void ActiveStream::encodeResponseHeaders(Http::ResponseHeaderMap& headers, bool 
   }
   info_.response_code = headers.status();
   response_headers_sent_ = true;
+  resetIdleTimer();
   // A response that ends before the request body did leaves unread bytes on the wire: the
   // connection cannot carry another request (Envoy does the same).
   if (end_stream && !request_complete_) {
@@ -564,6 +719,7 @@ void ActiveStream::encodeResponseHeaders(Http::ResponseHeaderMap& headers, bool 
 
 void ActiveStream::encodeResponseData(Buffer::Instance& data, bool end_stream) {
   info_.bytes_sent += data.length();
+  resetIdleTimer();
   if (end_stream && !request_complete_) {
     parent_.codec().setCloseAfterResponse();
   }
@@ -587,13 +743,20 @@ void ActiveStream::sendLocalReply(uint32_t code, std::string_view body, uint32_t
   info_.response_flags |= flag;
   info_.response_code_details = std::string(details);
   if (response_headers_sent_) {
-    // Mid-response there is no way to signal an error on HTTP/1 but to cut the connection.
+    // Mid-response there is no way to signal an error on HTTP/1 but to cut the connection: a
+    // reset sent, in Envoy's words.
+    parent_.stats().downstream_rq_tx_reset.inc();
     router_->resetUpstream();
     finish();
     parent_.onStreamComplete(/*close_connection=*/true);
     return;
   }
   router_->resetUpstream();
+  if (!request_complete_) {
+    // The rest of the request cannot be skipped reliably: this is the connection's last
+    // response, and it says so ("connection: close"), as Envoy's does.
+    parent_.codec().setCloseAfterResponse();
+  }
   auto headers = std::make_unique<Http::ResponseHeaderMap>();
   headers->setStatus(code);
   if (!body.empty()) {
@@ -673,6 +836,7 @@ void ActiveStream::finish() {
     return;
   }
   finished_ = true;
+  parent_.disableStreamTimers();
   readDisableDownstream(false);
   router_->onStreamComplete();
   encoder_.getStream().removeCallbacks(*this);

@@ -19,6 +19,7 @@ HcmStats::HcmStats(Stats::Scope s)
       downstream_cx_protocol_error(s.counter("downstream_cx_protocol_error")),
       downstream_cx_drain_close(s.counter("downstream_cx_drain_close")),
       downstream_cx_idle_timeout(s.counter("downstream_cx_idle_timeout")),
+      downstream_cx_max_duration_reached(s.counter("downstream_cx_max_duration_reached")),
       downstream_cx_rx_bytes_total(s.counter("downstream_cx_rx_bytes_total")),
       downstream_cx_tx_bytes_total(s.counter("downstream_cx_tx_bytes_total")),
       downstream_flow_control_paused_reading_total(
@@ -37,6 +38,8 @@ HcmStats::HcmStats(Stats::Scope s)
       downstream_rq_rx_reset(s.counter("downstream_rq_rx_reset")),
       downstream_rq_tx_reset(s.counter("downstream_rq_tx_reset")),
       downstream_rq_timeout(s.counter("downstream_rq_timeout")),
+      downstream_rq_header_timeout(s.counter("downstream_rq_header_timeout")),
+      downstream_rq_max_duration_reached(s.counter("downstream_rq_max_duration_reached")),
       downstream_rq_idle_timeout(s.counter("downstream_rq_idle_timeout")),
       downstream_rq_non_relative_path(s.counter("downstream_rq_non_relative_path")),
       downstream_rq_too_large(s.counter("downstream_rq_too_large")),
@@ -142,14 +145,41 @@ absl::StatusOr<std::shared_ptr<const HcmConfig>> HcmConfig::create(
   if (common.has_max_headers_count()) {
     config->max_headers_count = common.max_headers_count().value();
   }
+  // Envoy's validation: none of the timeouts may be negative.
+  const std::pair<const char*, const google::protobuf::Duration*> durations[] = {
+      {"common_http_protocol_options.idle_timeout", &common.idle_timeout()},
+      {"common_http_protocol_options.max_connection_duration", &common.max_connection_duration()},
+      {"common_http_protocol_options.max_stream_duration", &common.max_stream_duration()},
+      {"drain_timeout", &proto.drain_timeout()},
+      {"stream_idle_timeout", &proto.stream_idle_timeout()},
+      {"request_timeout", &proto.request_timeout()},
+      {"request_headers_timeout", &proto.request_headers_timeout()},
+  };
+  for (const auto& [name, duration] : durations) {
+    if (duration->seconds() < 0 || duration->nanos() < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(name, ": must not be negative"));
+    }
+  }
   if (common.has_idle_timeout()) {
     config->idle_timeout = toMillis(common.idle_timeout());
+  }
+  if (common.has_max_connection_duration()) {
+    config->max_connection_duration = toMillis(common.max_connection_duration());
+  }
+  if (common.has_max_stream_duration()) {
+    config->max_stream_duration = toMillis(common.max_stream_duration());
+  }
+  if (proto.has_drain_timeout()) {
+    config->drain_timeout = toMillis(proto.drain_timeout());
   }
   if (proto.has_stream_idle_timeout()) {
     config->stream_idle_timeout = toMillis(proto.stream_idle_timeout());
   }
   if (proto.has_request_timeout()) {
     config->request_timeout = toMillis(proto.request_timeout());
+  }
+  if (proto.has_request_headers_timeout()) {
+    config->request_headers_timeout = toMillis(proto.request_headers_timeout());
   }
   if (!proto.server_name().empty()) {
     config->server_name = proto.server_name();

@@ -38,6 +38,7 @@ struct HcmStats {
   Stats::Counter& downstream_cx_protocol_error;
   Stats::Counter& downstream_cx_drain_close;
   Stats::Counter& downstream_cx_idle_timeout;
+  Stats::Counter& downstream_cx_max_duration_reached;
   Stats::Counter& downstream_cx_rx_bytes_total;
   Stats::Counter& downstream_cx_tx_bytes_total;
   // Reading the client paused / resumed by flow control: the upstream (or the pool) cannot
@@ -56,6 +57,8 @@ struct HcmStats {
   Stats::Counter& downstream_rq_rx_reset;
   Stats::Counter& downstream_rq_tx_reset;
   Stats::Counter& downstream_rq_timeout;
+  Stats::Counter& downstream_rq_header_timeout;
+  Stats::Counter& downstream_rq_max_duration_reached;
   Stats::Counter& downstream_rq_idle_timeout;
   Stats::Counter& downstream_rq_non_relative_path;
   Stats::Counter& downstream_rq_too_large;
@@ -91,9 +94,18 @@ struct HcmConfig {
   // http_protocol_options.enable_trailers: HTTP/1 chunked trailers decoded and encoded (else
   // dropped, as in Envoy).
   bool enable_trailers = false;
-  std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};  // connection, no streams
+  // Timeouts, Envoy's defaults; 0 disables each. Connection level (common_http_protocol_options):
+  // idle (no stream), total lifetime (then a drain: idle connections close after drain_timeout,
+  // a busy one after its response, which says "connection: close").
+  std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};
+  std::chrono::milliseconds max_connection_duration{0};
+  std::chrono::milliseconds drain_timeout{5000};
+  // Stream level: no activity either way (a route's idle_timeout replaces it once routed); the
+  // whole request received; its headers received; the stream's total lifetime.
   std::chrono::milliseconds stream_idle_timeout{std::chrono::minutes(5)};
-  std::chrono::milliseconds request_timeout{0};  // 0 = disabled
+  std::chrono::milliseconds request_timeout{0};
+  std::chrono::milliseconds request_headers_timeout{0};
+  std::chrono::milliseconds max_stream_duration{0};
   std::string server_name = "envoy";
   bool overwrite_server_header = true;      // ServerHeaderTransformation OVERWRITE
   bool pass_through_server_header = false;  // PASS_THROUGH: the upstream's, or none

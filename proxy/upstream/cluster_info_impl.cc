@@ -89,7 +89,15 @@ ClusterStats::ClusterStats(Stats::Scope scope)
       upstream_rq_cancelled(scope.counter("upstream_rq_cancelled")),
       upstream_cx_max_requests(scope.counter("upstream_cx_max_requests")),
       upstream_cx_http2_total(scope.counter("upstream_cx_http2_total")),
-      upstream_cx_close_notify(scope.counter("upstream_cx_close_notify")) {}
+      upstream_cx_close_notify(scope.counter("upstream_cx_close_notify")),
+      upstream_cx_idle_timeout(scope.counter("upstream_cx_idle_timeout")),
+      upstream_rq_per_try_timeout(scope.counter("upstream_rq_per_try_timeout")),
+      upstream_rq_retry(scope.counter("upstream_rq_retry")),
+      upstream_rq_retry_success(scope.counter("upstream_rq_retry_success")),
+      upstream_rq_retry_overflow(scope.counter("upstream_rq_retry_overflow")),
+      upstream_rq_retry_limit_exceeded(scope.counter("upstream_rq_retry_limit_exceeded")),
+      upstream_rq_retry_backoff_exponential(scope.counter("upstream_rq_retry_backoff_exponential")),
+      retry_or_shadow_abandoned(scope.counter("retry_or_shadow_abandoned")) {}
 
 ClusterInfoImpl::ClusterInfoImpl(const Cluster& config, Stats::Store& store,
                                  const std::string& stat_name)
@@ -304,6 +312,23 @@ absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(const Clus
   } else if (config.has_max_requests_per_connection()) {
     info->max_requests_per_connection_ = config.max_requests_per_connection().value();
   }
+  // idle_timeout, from the same places in the same order.
+  const envoy::config::core::v3::HttpProtocolOptions& common =
+      typed_options.has_common_http_protocol_options()
+          ? typed_options.common_http_protocol_options()
+          : config.common_http_protocol_options();
+  if (common.has_idle_timeout()) {
+    if (common.idle_timeout().seconds() < 0 || common.idle_timeout().nanos() < 0) {
+      return clusterError(name, "common_http_protocol_options.idle_timeout",
+                          "must not be negative");
+    }
+    // Only the HTTP/1 pool closes idle connections so far.
+    if (info->protocol_ == UpstreamHttpProtocol::Http2) {
+      return clusterError(name, "common_http_protocol_options.idle_timeout",
+                          "not supported for HTTP/2 clusters");
+    }
+    info->idle_timeout_ = toMilliseconds(common.idle_timeout());
+  }
   // Only the DEFAULT priority's thresholds apply: we do not route by priority.
   for (const auto& threshold : config.circuit_breakers().thresholds()) {
     if (threshold.priority() != envoy::config::core::v3::DEFAULT) {
@@ -317,6 +342,9 @@ absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(const Clus
     }
     if (threshold.has_max_requests()) {
       info->max_requests_ = threshold.max_requests().value();
+    }
+    if (threshold.has_max_retries()) {
+      info->max_retries_ = threshold.max_retries().value();
     }
   }
   return ClusterInfoImplConstSharedPtr(std::move(info));

@@ -36,6 +36,8 @@ class ClusterInfoImpl : public ClusterInfo {
   uint32_t maxConnections() const override { return max_connections_; }
   uint32_t maxPendingRequests() const override { return max_pending_requests_; }
   uint32_t maxRequests() const override { return max_requests_; }
+  uint32_t maxRetries() const override { return max_retries_; }
+  std::chrono::milliseconds idleTimeout() const override { return idle_timeout_; }
   ClusterResources& resources() const override { return resources_; }
   ClusterStats& stats() const override { return stats_; }
   UpstreamHttpProtocol upstreamHttpProtocol() const override { return protocol_; }
@@ -69,6 +71,8 @@ class ClusterInfoImpl : public ClusterInfo {
   uint32_t max_requests_ = 1024;
   UpstreamHttpProtocol protocol_ = UpstreamHttpProtocol::Http1;
   Http::Http2::Http2Settings http2_settings_;
+  uint32_t max_retries_ = 3;  // Envoy's default
+  std::chrono::milliseconds idle_timeout_{std::chrono::hours(1)};
   // Mutable: counters updated from every worker (atomics) on an otherwise immutable object.
   mutable ClusterResources resources_;
   mutable ClusterStats stats_;

@@ -470,6 +470,20 @@ void HttpConnPoolImpl::moveClient(ActiveClient& client, ActiveClient::State to) 
   // splice keeps the iterator valid; the front of ready_ is the warmest connection.
   to_list.splice(to_list.begin(), from_list, client.it_);
   client.state_ = to;
+  // An idle pooled connection lives for the cluster's idle_timeout (Envoy's
+  // common_http_protocol_options.idle_timeout, 1 h by default), then is closed.
+  const std::chrono::milliseconds idle_timeout = cluster_->idleTimeout();
+  if (to == ActiveClient::State::Ready && idle_timeout.count() > 0) {
+    if (client.idle_timer_ == nullptr) {
+      client.idle_timer_ = dispatcher_.createTimer([this, &client] {
+        cluster_->stats().upstream_cx_idle_timeout.inc();
+        client.close();
+      });
+    }
+    client.idle_timer_->enableTimer(idle_timeout);
+  } else if (client.idle_timer_ != nullptr) {
+    client.idle_timer_->disableTimer();
+  }
 }
 
 void HttpConnPoolImpl::onClientIdle(ActiveClient& client) {
@@ -518,6 +532,9 @@ void HttpConnPoolImpl::onClientClosed(ActiveClient& client, bool was_connecting,
   if (was_connecting) {
     cluster_->stats().upstream_cx_connect_fail.inc();
     host_->stats().cx_connect_fail++;
+  }
+  if (client.idle_timer_ != nullptr) {
+    client.idle_timer_->disableTimer();
   }
   ClientList& list = listFor(client.state_);
   ActiveClientPtr owned = std::move(*client.it_);

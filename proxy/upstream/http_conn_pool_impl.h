@@ -143,6 +143,8 @@ class HttpConnPoolImpl : public HttpConnPoolBase {
     Network::ClientConnectionPtr connection_;
     Http::ClientConnectionPtr codec_;
     Event::TimerPtr connect_timer_;
+    // Armed while the connection is Ready (no stream): the cluster's idle_timeout.
+    Event::TimerPtr idle_timer_;
     bool connect_timed_out_ = false;
     bool remote_closed_ = false;
     // The connection is closing: a response the codec completes now is not recycled.

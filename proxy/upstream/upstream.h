@@ -102,6 +102,16 @@ struct ClusterStats {
   Stats::Counter& upstream_cx_max_requests;  // closed after max_requests_per_connection
   Stats::Counter& upstream_cx_http2_total;   // HTTP/2 connections opened
   Stats::Counter& upstream_cx_close_notify;  // the upstream said it closes (HTTP/2 GOAWAY)
+  // Added for timeouts and retries (Envoy names). The pool keeps upstream_cx_idle_timeout; the
+  // router the rest.
+  Stats::Counter& upstream_cx_idle_timeout;  // an idle pooled connection closed
+  Stats::Counter& upstream_rq_per_try_timeout;
+  Stats::Counter& upstream_rq_retry;                 // a retry was started
+  Stats::Counter& upstream_rq_retry_success;         // a retried request ended with a good response
+  Stats::Counter& upstream_rq_retry_overflow;        // not retried: circuit breaker max_retries
+  Stats::Counter& upstream_rq_retry_limit_exceeded;  // not retried: num_retries used up
+  Stats::Counter& upstream_rq_retry_backoff_exponential;
+  Stats::Counter& retry_or_shadow_abandoned;  // not retried: the body outgrew the buffer limit
 };
 
 // Circuit-breaker accounting, cluster-wide across every worker's pools (Envoy's semantics:
@@ -110,6 +120,7 @@ struct ClusterResources {
   std::atomic<uint64_t> connections{0};
   std::atomic<uint64_t> pending_requests{0};
   std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> retries{0};  // retries in flight (max_retries)
 };
 
 // A cluster's settings, immutable; a cluster update builds a new one.
@@ -126,6 +137,10 @@ class ClusterInfo {
   virtual uint32_t maxConnections() const = 0;
   virtual uint32_t maxPendingRequests() const = 0;
   virtual uint32_t maxRequests() const = 0;
+  virtual uint32_t maxRetries() const = 0;
+  // common_http_protocol_options.idle_timeout: a pooled connection without a stream this long
+  // is closed (default 1 h; 0 disables).
+  virtual std::chrono::milliseconds idleTimeout() const = 0;
   virtual ClusterResources& resources() const = 0;
   virtual ClusterStats& stats() const = 0;
   virtual UpstreamHttpProtocol upstreamHttpProtocol() const = 0;

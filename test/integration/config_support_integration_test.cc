@@ -124,13 +124,13 @@ TEST(ConfigSupportIntegrationTest, ValidateRefusesAnUnimplementedFieldOfEachPart
   // Listener.
   EXPECT_EQ(validateRefusal(with(&Extra::listener, "traffic_direction: OUTBOUND")),
             listener + "traffic_direction: not supported");
-  // HTTP connection manager: the timeouts the resilience work will implement.
-  EXPECT_EQ(validateRefusal(with(&Extra::hcm, "request_headers_timeout: 10s")),
-            hcm + "request_headers_timeout: not supported");
-  EXPECT_EQ(validateRefusal(with(&Extra::hcm, "stream_idle_timeout: 300s")),
-            hcm + "stream_idle_timeout: not supported");
-  EXPECT_EQ(validateRefusal(with(&Extra::hcm, "request_timeout: 30s")),
-            hcm + "request_timeout: not supported");
+  // HTTP connection manager: fields not implemented.
+  EXPECT_EQ(validateRefusal(with(&Extra::hcm, "delayed_close_timeout: 10s")),
+            hcm + "delayed_close_timeout: not supported");
+  EXPECT_EQ(validateRefusal(with(&Extra::hcm, "xff_num_trusted_hops: 1")),
+            hcm + "xff_num_trusted_hops: not supported");
+  EXPECT_EQ(validateRefusal(with(&Extra::hcm, "proxy_100_continue: true")),
+            hcm + "proxy_100_continue: not supported");
   // Its access log.
   EXPECT_EQ(
       validateRefusal(with(
@@ -160,9 +160,9 @@ TEST(ConfigSupportIntegrationTest, ValidateRefusesAnUnimplementedFieldOfEachPart
 
 TEST(ConfigSupportIntegrationTest, ServingRefusesTheSameFieldAsValidate) {
   // Not only --mode validate: the server does not start on such a config.
-  EXPECT_EQ(refusal(bootstrap(with(&Extra::hcm, "request_headers_timeout: 10s")), {}),
+  EXPECT_EQ(refusal(bootstrap(with(&Extra::hcm, "delayed_close_timeout: 10s")), {}),
             "error: static_resources.listeners[0].filter_chains[0].filters[0].typed_config."
-            "request_headers_timeout: not supported");
+            "delayed_close_timeout: not supported");
 }
 
 // --- validate_clusters ----------------------------------------------------------------------

@@ -83,6 +83,8 @@ class FakeConnection : public Network::ReadFilter,
   void onRequestComplete();
   void respond();
   void continueStreaming();
+  // x-fake-trickle-ms / x-fake-close-after-bytes: the next body byte(s), or the cut.
+  void trickleStep();
   bool closed() const { return connection_->state() != Network::Connection::State::Open; }
 
   FakeUpstream::Server& server_;
@@ -98,6 +100,11 @@ class FakeConnection : public Network::ReadFilter,
   uint64_t request_body_bytes_ = 0;
   Fnv1a request_body_digest_;
   Event::TimerPtr delay_timer_;
+  // x-fake-trickle-ms: one body byte per tick.
+  Event::TimerPtr trickle_timer_;
+  std::chrono::milliseconds trickle_interval_{0};
+  // x-fake-close-after-bytes: body bytes still to send before closing (UINT64_MAX: no cut).
+  uint64_t close_after_bytes_ = UINT64_MAX;
   // Streaming state: body bytes still to send, and how many were sent.
   uint64_t stream_remaining_ = 0;
   uint64_t stream_offset_ = 0;
@@ -204,6 +211,9 @@ void FakeConnection::onEvent(Network::ConnectionEvent event) {
     if (delay_timer_ != nullptr) {
       delay_timer_->disableTimer();
     }
+    if (trickle_timer_ != nullptr) {
+      trickle_timer_->disableTimer();
+    }
     server_.onConnectionClosed(*this);
   }
 }
@@ -221,7 +231,11 @@ Http::RequestDecoder& FakeConnection::newStream(Http::ResponseEncoder& response_
 
 void FakeConnection::decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool end_stream) {
   request_headers_ = std::move(headers);
-  counters_.requests_received_.fetch_add(1);
+  if (counters_.requests_received_.fetch_add(1) < options_.first_requests) {
+    for (const auto& [name, value] : options_.first_requests_headers) {
+      request_headers_->setCopy(name, value);
+    }
+  }
   const bool close =
       options_.close_without_response || request_headers_->getValue("x-fake-close") == "1";
   if (close) {
@@ -311,6 +325,13 @@ void FakeConnection::respond() {
   }
   counters_.responses_started_.fetch_add(1);
   encoder_->encodeHeaders(headers, /*end_stream=*/false);
+  trickle_interval_ = std::chrono::milliseconds(headerNumber(request, "x-fake-trickle-ms", 0));
+  close_after_bytes_ = headerNumber(request, "x-fake-close-after-bytes", UINT64_MAX);
+  if (stream_remaining_ > 0 &&
+      (trickle_interval_.count() > 0 || close_after_bytes_ != UINT64_MAX)) {
+    trickleStep();
+    return;
+  }
   if (stream_remaining_ > 0) {
     continueStreaming();
     return;
@@ -327,6 +348,40 @@ void FakeConnection::respond() {
   trailers.addCopy(trailer.substr(0, eq),
                    eq == std::string_view::npos ? std::string_view() : trailer.substr(eq + 1));
   encoder_->encodeTrailers(trailers);
+}
+
+void FakeConnection::trickleStep() {
+  if (closed()) {
+    return;
+  }
+  if (close_after_bytes_ == 0) {
+    connection_->close(Network::ConnectionCloseType::FlushWrite);
+    return;
+  }
+  // One byte per tick when trickling; else the bytes before the cut at once.
+  uint64_t n = trickle_interval_.count() > 0 ? 1 : std::min(stream_remaining_, close_after_bytes_);
+  n = std::min(n, stream_remaining_);
+  slice_.resize(n);
+  fillPattern(stream_offset_, slice_.data(), n);
+  stream_offset_ += n;
+  stream_remaining_ -= n;
+  if (close_after_bytes_ != UINT64_MAX) {
+    close_after_bytes_ -= n;
+  }
+  Buffer::Instance data;
+  data.add(slice_);
+  encoder_->encodeData(data, /*end_stream=*/stream_remaining_ == 0);
+  if (stream_remaining_ == 0) {
+    return;
+  }
+  if (trickle_interval_.count() == 0) {
+    trickleStep();  // the cut
+    return;
+  }
+  if (trickle_timer_ == nullptr) {
+    trickle_timer_ = connection_->dispatcher().createTimer([this] { trickleStep(); });
+  }
+  trickle_timer_->enableTimer(trickle_interval_);
 }
 
 void FakeConnection::continueStreaming() {

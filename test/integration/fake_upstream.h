@@ -21,7 +21,12 @@
 //   x-fake-response-trailer: NAME=VALUE
 //                             end the greeting (chunked) with the trailer NAME: VALUE; sent on
 //                             the wire only with enable_trailers
+//   x-fake-trickle-ms: N      with x-fake-response-bytes: send the body one byte every N ms
+//   x-fake-close-after-bytes: N  send the headers and N body bytes of the promised
+//                             x-fake-response-bytes, then close (a response cut short)
 // With enable_trailers, request trailers are decoded and echoed as "x-echo-trailer-<name>".
+// FakeUpstreamOptions::first_requests_headers adds headers to the first first_requests requests
+// the upstream receives, so that a test can have an upstream fail its first attempts only.
 
 #include <atomic>
 #include <chrono>
@@ -29,6 +34,8 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "gtest/gtest.h"
@@ -53,6 +60,10 @@ struct FakeUpstreamOptions {
   bool echo_headers = true;
   // Http1ProtocolOptions.enable_trailers for the upstream's codec.
   bool enable_trailers = false;
+  // The first `first_requests` requests behave as if they also carried these headers (e.g.
+  // {{"x-fake-status", "503"}}): an upstream that fails its first attempts, then recovers.
+  uint64_t first_requests = 0;
+  std::vector<std::pair<std::string, std::string>> first_requests_headers;
 };
 
 class FakeUpstream {

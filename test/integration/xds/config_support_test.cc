@@ -68,17 +68,17 @@ TEST_F(XdsConfigSupportTest, AnUnimplementedFieldOfEachResourceTypeIsNackedWithI
   EXPECT_EQ(*nack,
             "resource index 0: svc_a: cluster_load_assignment 'svc_a': policy: not supported");
 
-  // LDS: the HTTP connection manager's request_headers_timeout.
+  // LDS: the HTTP connection manager's delayed_close_timeout.
   Listener listener = rdsListener("ingress", "routes");
   HttpConnectionManager hcm;
   ASSERT_TRUE(listener.filter_chains(0).filters(0).typed_config().UnpackTo(&hcm));
-  hcm.mutable_request_headers_timeout()->set_seconds(10);
+  hcm.mutable_delayed_close_timeout()->set_seconds(10);
   listener.mutable_filter_chains(0)->mutable_filters(0)->mutable_typed_config()->PackFrom(hcm);
   nack = ads_->waitForNack(kListenerType, sendListeners({listener}));
   ASSERT_TRUE(nack.ok()) << nack.status();
   EXPECT_EQ(*nack,
             "resource index 0: ingress: filter_chains[0].filters[0].typed_config."
-            "request_headers_timeout: not supported");
+            "delayed_close_timeout: not supported");
 
   // RDS: a virtual host's retry policy (the router does not retry).
   RouteConfiguration routes = routeConfig("routes", {{"/", "cluster_a"}});

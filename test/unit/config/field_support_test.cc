@@ -127,15 +127,15 @@ const std::set<std::string>& refusedOnPurpose() {
       "envoy.config.listener.v3.Listener.bind_to_port",
       "envoy.config.listener.v3.FilterChainMatch.source_prefix_ranges",
       "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager."
-      "request_headers_timeout",
+      "delayed_close_timeout",
       "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager."
-      "stream_idle_timeout",
+      "xff_num_trusted_hops",
       "envoy.config.accesslog.v3.AccessLog.filter",
       "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.access_log",
       "envoy.config.route.v3.RouteConfiguration.request_mirror_policies",
       "envoy.config.route.v3.VirtualHost.retry_policy",
       "envoy.config.route.v3.RouteAction.retry_policy",
-      "envoy.config.route.v3.RouteAction.idle_timeout",
+      "envoy.config.route.v3.RouteAction.max_grpc_timeout",
       "envoy.config.route.v3.Route.decorator",
       "envoy.config.cluster.v3.Cluster.health_checks",
       "envoy.config.core.v3.Http2ProtocolOptions.hpack_table_size",
@@ -385,7 +385,7 @@ filter_chains:
     typed_config:
       "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
       stat_prefix: ingress_http
-      request_headers_timeout: 5s
+      delayed_close_timeout: 5s
       route_config: {name: local, virtual_hosts: [{name: all, domains: ["*"]}]}
       http_filters:
       - name: envoy.filters.http.router
@@ -395,7 +395,7 @@ filter_chains:
 TEST(FieldSupportTest, AnUnimplementedFieldOfEachResourceIsRefusedWithItsPath) {
   // Listener and what it holds (HCM, tcp_proxy, access logs), relative to the listener.
   EXPECT_EQ(message(validateListener(parse<Listener>(kListener))),
-            "filter_chains[0].filters[0].typed_config.request_headers_timeout: not supported");
+            "filter_chains[0].filters[0].typed_config.delayed_close_timeout: not supported");
   EXPECT_EQ(message(validateListener(parse<Listener>(R"(
 name: l
 address: {socket_address: {address: 127.0.0.1, port_value: 0}}
@@ -405,11 +405,11 @@ filter_chains:
     typed_config:
       "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
       stat_prefix: ingress_http
-      stream_idle_timeout: 300s
+      xff_num_trusted_hops: 1
       route_config: {name: local, virtual_hosts: [{name: all, domains: ["*"]}]}
       http_filters: [{name: envoy.filters.http.router}]
 )"))),
-            "filter_chains[0].filters[0].typed_config.stream_idle_timeout: not supported");
+            "filter_chains[0].filters[0].typed_config.xff_num_trusted_hops: not supported");
   EXPECT_EQ(message(validateListener(parse<Listener>(R"(
 name: l
 address: {socket_address: {address: 127.0.0.1, port_value: 0}}
@@ -537,7 +537,7 @@ TEST(FieldSupportTest, ConfigSourcesInResourcesMayHaveANonNegativeTimeout) {
   Listener listener = parse<Listener>(kListener);
   HttpConnectionManager hcm;
   ASSERT_TRUE(listener.filter_chains(0).filters(0).typed_config().UnpackTo(&hcm));
-  hcm.clear_request_headers_timeout();
+  hcm.clear_delayed_close_timeout();
   hcm.mutable_rds()->set_route_config_name("routes");
   auto* source = hcm.mutable_rds()->mutable_config_source();
   source->mutable_ads();
@@ -581,7 +581,7 @@ dynamic_resources:
   *bootstrap.mutable_static_resources()->add_listeners() = parse<Listener>(kListener);
   EXPECT_EQ(message(validateBootstrap(bootstrap)),
             "static_resources.listeners[0].filter_chains[0].filters[0].typed_config."
-            "request_headers_timeout: not supported");
+            "delayed_close_timeout: not supported");
 }
 
 TEST(FieldSupportTest, AnyClusterMayAskForHttp2InTheBootstrapAndBeRoutedTo) {
@@ -629,7 +629,7 @@ TEST(FieldSupportTest, UnknownFieldsFromTheWireAreRefusedByNumber) {
   Listener listener = parse<Listener>(kListener);
   HttpConnectionManager hcm;
   ASSERT_TRUE(listener.filter_chains(0).filters(0).typed_config().UnpackTo(&hcm));
-  hcm.clear_request_headers_timeout();
+  hcm.clear_delayed_close_timeout();
   listener.mutable_filter_chains(0)->mutable_filters(0)->mutable_typed_config()->PackFrom(hcm);
   ASSERT_EQ(message(validateListener(listener)), "OK");
   listener.GetReflection()->MutableUnknownFields(&listener)->AddLengthDelimited(32, "x");

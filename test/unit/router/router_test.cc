@@ -359,9 +359,9 @@ virtual_hosts:
   EXPECT_EQ(fixed->timeout(), std::chrono::milliseconds(15000));  // Envoy's default
 }
 
-// The router neither retries nor times out an idle stream yet: a route configuration asking
-// for it is refused rather than accepted and ignored (field_support.h).
-TEST(RouterTest, RetriesAndIdleTimeoutAreRefused) {
+// The router does not retry yet, nor limit gRPC timeouts: a route configuration asking for it is
+// refused rather than accepted and ignored (field_support.h).
+TEST(RouterTest, RetriesAndGrpcTimeoutsAreRefused) {
   auto refused = [](const std::string& yaml) {
     envoy::config::route::v3::RouteConfiguration proto;
     EXPECT_TRUE(::Proxy::Config::loadFromYaml(yaml, proto).ok());
@@ -388,9 +388,9 @@ virtual_hosts:
   domains: ["*"]
   routes:
   - match: {prefix: "/"}
-    route: {cluster: c, idle_timeout: 30s}
+    route: {cluster: c, max_grpc_timeout: 30s}
 )"),
-            "virtual_hosts[0].routes[0].route.idle_timeout: not supported");
+            "virtual_hosts[0].routes[0].route.max_grpc_timeout: not supported");
 }
 
 TEST(RouterTest, RewritesHostAndPath) {
