@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.pb.h"
 
 #include "proxy/config/validation_util.h"
 
@@ -156,6 +157,24 @@ absl::Status validateRetryPolicy(const std::string& path,
                      "must be greater than or equal to the base_interval");
       }
     }
+  }
+  // The one retry host predicate the router implements.
+  for (int i = 0; i < policy.retry_host_predicate_size(); i++) {
+    const auto& predicate = policy.retry_host_predicate(i);
+    const bool previous_hosts =
+        predicate.has_typed_config()
+            ? predicate.typed_config()
+                  .Is<envoy::extensions::retry::host::previous_hosts::v3::PreviousHostsPredicate>()
+            : predicate.name() == "envoy.retry_host_predicates.previous_hosts";
+    if (!previous_hosts) {
+      return error(
+          at(path, "retry_host_predicate", i),
+          absl::StrCat("'", predicate.name(),
+                       "': not supported (only envoy.retry_host_predicates.previous_hosts)"));
+    }
+  }
+  if (policy.host_selection_retry_max_attempts() < 0) {
+    return error(join(path, "host_selection_retry_max_attempts"), "must not be negative");
   }
   for (int i = 0; i < policy.retriable_status_codes_size(); i++) {
     const uint32_t code = policy.retriable_status_codes(i);

@@ -191,7 +191,7 @@ void render(const std::vector<Token>& tokens, const Http::RequestHeaderMap* requ
         absl::StrAppend(&out, info.response_code);
         break;
       case Token::Kind::ResponseFlags:
-        out.append(StreamInfo::responseFlagsToString(info.response_flags));
+        out.append(StreamInfo::responseFlagsToString(info));
         break;
       case Token::Kind::BytesReceived:
         absl::StrAppend(&out, info.bytes_received);

@@ -740,7 +740,7 @@ void ActiveStream::encodeTrailers(Http::ResponseTrailerMapPtr&& trailers) {
 
 void ActiveStream::sendLocalReply(uint32_t code, std::string_view body, uint32_t flag,
                                   std::string_view details) {
-  info_.response_flags |= flag;
+  info_.setFlag(flag);
   info_.response_code_details = std::string(details);
   if (response_headers_sent_) {
     // Mid-response there is no way to signal an error on HTTP/1 but to cut the connection: a
@@ -852,7 +852,7 @@ void ActiveStream::finish() {
     spdlog::debug("[C{}] {} {} -> {} {}", parent_.connection().id(),
                   request_headers_ ? request_headers_->method() : "-",
                   request_headers_ ? request_headers_->path() : "-", info_.response_code,
-                  StreamInfo::responseFlagsToString(info_.response_flags));
+                  StreamInfo::responseFlagsToString(info_));
   }
 }
 

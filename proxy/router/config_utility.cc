@@ -1,9 +1,12 @@
 #include "proxy/router/config_utility.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
 #include "proxy/common/assert.h"
+#include "proxy/router/retry_state.h"
 
 namespace Proxy::Router {
 
@@ -47,28 +50,8 @@ std::string_view requestScheme(const Http::RequestHeaderMap& headers) {
 }
 
 RetryPolicy parseRetryPolicy(const envoy::config::route::v3::RetryPolicy& config) {
-  static const std::pair<std::string_view, RetryPolicy::RetryOn> kNames[] = {
-      {"5xx", RetryPolicy::k5xx},
-      {"gateway-error", RetryPolicy::kGatewayError},
-      {"reset", RetryPolicy::kReset},
-      {"connect-failure", RetryPolicy::kConnectFailure},
-      {"retriable-4xx", RetryPolicy::kRetriable4xx},
-      {"refused-stream", RetryPolicy::kRefusedStream},
-      {"retriable-status-codes", RetryPolicy::kRetriableStatusCodes},
-      {"retriable-headers", RetryPolicy::kRetriableHeaders},
-      {"reset-before-request", RetryPolicy::kResetBeforeRequest},
-      {"envoy-ratelimited", RetryPolicy::kEnvoyRateLimited},
-      {"http3-post-connect-failure", RetryPolicy::kHttp3PostConnectFailure},
-  };
   RetryPolicy policy;
-  for (absl::string_view token : absl::StrSplit(config.retry_on(), ',')) {
-    token = absl::StripAsciiWhitespace(token);
-    for (const auto& [name, bit] : kNames) {
-      if (token == asAbsl(name)) {
-        policy.retry_on |= bit;
-      }
-    }
-  }
+  policy.retry_on = parseRetryOn(config.retry_on());
   if (config.has_num_retries()) {
     policy.num_retries = config.num_retries().value();
   }
@@ -82,6 +65,12 @@ RetryPolicy parseRetryPolicy(const envoy::config::route::v3::RetryPolicy& config
     policy.max_interval = config.retry_back_off().has_max_interval()
                               ? toMillis(config.retry_back_off().max_interval())
                               : policy.base_interval * 10;
+  }
+  // validateRetryPolicy() let only previous_hosts through.
+  policy.avoid_previous_hosts = config.retry_host_predicate_size() > 0;
+  if (config.host_selection_retry_max_attempts() > 0) {
+    policy.host_selection_max_attempts =
+        static_cast<uint32_t>(std::min<int64_t>(config.host_selection_retry_max_attempts(), 100));
   }
   return policy;
 }

@@ -2,12 +2,18 @@
 
 #include "proxy/router/router.h"
 
+#include <algorithm>
+#include <random>
+#include <string>
+#include <vector>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "proxy/buffer/buffer.h"
 #include "proxy/common/string_view.h"
 #include "proxy/event/dispatcher.h"
 #include "proxy/http/codec.h"
+#include "proxy/router/retry_state.h"
 #include "proxy/stats/stats.h"
 #include "proxy/stream_info/stream_info.h"
 #include "proxy/upstream/upstream.h"
@@ -23,6 +29,13 @@ using StreamInfo::UpstreamConnectionFailure;
 using StreamInfo::UpstreamConnectionTermination;
 using StreamInfo::UpstreamOverflow;
 using StreamInfo::UpstreamRequestTimeout;
+using StreamInfo::UpstreamRetryLimitExceeded;
+
+// Per-worker randomness for the retry back-off's jitter.
+uint64_t threadRandom() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return rng();
+}
 
 class FilterImpl : public Filter {
  public:
@@ -89,6 +102,29 @@ class FilterImpl : public Filter {
   void setTimeout();
   void readDisableDownstream(bool disable) { callbacks_.readDisableDownstream(disable); }
 
+  // --- Attempts and retries ------------------------------------------------------------------
+  // Picks a host (avoiding earlier attempts' hosts when the policy says so) and asks its pool
+  // for a stream; answers 503 itself when there is no host.
+  void startAttempt();
+  // Lets go of the attempt in flight (pool request or upstream stream) without a callback.
+  void abandonAttempt();
+  // The attempt failed before a response: retried (true) when the policy and budget allow, the
+  // response flag for a refused retry (UO, URX) set otherwise.
+  bool maybeRetry(AttemptFailure failure);
+  // Applies a shouldRetry() verdict: the flag of a refused retry, or the back-off timer.
+  bool applyRetryStatus(RetryStatus status);
+  void onPerTryTimeout();
+  // Arms the per-try timer of the attempt in flight, once the request is complete.
+  void maybeArmPerTryTimer();
+  bool attemptInFlight() const { return pool_handle_ != nullptr || upstream_encoder_ != nullptr; }
+  // While retries are possible the request body is kept for replay, up to the buffer limit;
+  // past it, retries are given up (retry_or_shadow_abandoned), as Envoy does.
+  bool buffering() const { return retry_state_ != nullptr; }
+  void abandonRetries();
+  // "upstream connect error or disconnect/reset before headers. [retried and the latest ]reset
+  // reason: <reason>".
+  std::string resetBody(std::string_view reason) const;
+
   const FilterConfig& config_;
   FilterCallbacks& callbacks_;
   UpstreamLeg upstream_leg_{*this};
@@ -104,6 +140,8 @@ class FilterImpl : public Filter {
   Buffer::Instance pending_body_;  // request body that arrived before the pool was ready
   // Request trailers that arrived before the pool was ready (the stream's map).
   Http::RequestTrailerMap* pending_trailers_ = nullptr;
+  // The request's trailers while retries are possible (the stream's map: it outlives us).
+  Http::RequestTrailerMap* request_trailers_ = nullptr;
   // The connection's route timer (HTTP/1: one stream at a time), armed for this stream.
   Event::Timer* route_timer_ = nullptr;
   MonotonicTime upstream_start_;
@@ -113,6 +151,21 @@ class FilterImpl : public Filter {
   uint32_t timeout_response_code_ = 504;
   bool pending_end_stream_ = false;
   bool upstream_read_disabled_ = false;  // by us, for downstream backpressure
+
+  // Retries. The cluster is looked up again by name for each attempt (see cluster_info_).
+  std::string cluster_name_;
+  RetryStatePtr retry_state_;  // null: no retries (none asked for, or given up)
+  uint32_t attempt_count_ = 0;
+  // Hosts of earlier attempts, for retry_host_predicate previous_hosts.
+  std::vector<Upstream::HostConstSharedPtr> attempted_hosts_;
+  // The whole request body received so far, while it may have to be replayed.
+  Buffer::Instance retry_body_;
+  bool request_sent_ = false;        // this attempt's request headers went upstream
+  bool response_forwarded_ = false;  // the response headers went downstream: no more retries
+  std::chrono::milliseconds per_try_timeout_{0};
+  // Created only for requests that need them (a per-try timeout; a retry).
+  Event::TimerPtr per_try_timer_;
+  Event::TimerPtr retry_timer_;
 };
 
 FilterImpl::~FilterImpl() {
@@ -159,14 +212,7 @@ void FilterImpl::decodeHeaders() {
     return;
   }
   cluster_info_ = cluster->info();
-  host_ = cluster->loadBalancer().chooseHost();
-  Upstream::HttpConnPool* pool = host_ == nullptr ? nullptr : cluster->httpConnPool(host_);
-  if (pool == nullptr) {
-    cluster_info_->stats().upstream_cx_none_healthy.inc();
-    callbacks_.sendLocalReply(503, "no healthy upstream", NoHealthyUpstream, "no_healthy_upstream");
-    return;
-  }
-  callbacks_.streamInfo().upstream_host = host_->address().asString();
+  cluster_name_ = std::string(cluster_name);
 
   setTimeout();
   // Rewrites happen before the request leaves: headers to add/remove, prefix/host rewrite.
@@ -182,8 +228,128 @@ void FilterImpl::decodeHeaders() {
       route_timer_->enableTimer(timeout);
     }
   }
+  startAttempt();
+}
+
+void FilterImpl::startAttempt() {
+  attempt_count_++;
+  Upstream::ThreadLocalCluster* cluster =
+      config_.cluster_manager.getThreadLocalCluster(cluster_name_);
+  Upstream::HostConstSharedPtr host =
+      cluster == nullptr ? nullptr : cluster->loadBalancer().chooseHost();
+  // previous_hosts: pick again while the pick is a host an earlier attempt went to, at most
+  // host_selection_retry_max_attempts times (then the last pick goes, as in Envoy).
+  if (host != nullptr && retry_state_ != nullptr && retry_state_->avoidPreviousHosts()) {
+    for (uint32_t i = 0; i < retry_state_->hostSelectionMaxAttempts() &&
+                         std::find(attempted_hosts_.begin(), attempted_hosts_.end(), host) !=
+                             attempted_hosts_.end();
+         i++) {
+      host = cluster->loadBalancer().chooseHost();
+    }
+  }
+  Upstream::HttpConnPool* pool = host == nullptr ? nullptr : cluster->httpConnPool(host);
+  if (pool == nullptr) {
+    cluster_info_->stats().upstream_cx_none_healthy.inc();
+    callbacks_.sendLocalReply(503, "no healthy upstream", NoHealthyUpstream, "no_healthy_upstream");
+    return;
+  }
+  host_ = host;
+  if (retry_state_ != nullptr && retry_state_->avoidPreviousHosts()) {
+    attempted_hosts_.push_back(host);
+  }
+  callbacks_.streamInfo().upstream_host = host_->address().asString();
+  request_sent_ = false;
   upstream_start_ = callbacks_.dispatcher().approximateMonotonicTime();
+  maybeArmPerTryTimer();
+  // May call back inline (an idle connection, or overflow), and then returns null.
   pool_handle_ = pool->newStream(upstream_leg_, upstream_leg_);
+}
+
+void FilterImpl::maybeArmPerTryTimer() {
+  if (per_try_timeout_.count() == 0 || !callbacks_.requestComplete() || response_forwarded_) {
+    return;
+  }
+  if (per_try_timer_ == nullptr) {
+    per_try_timer_ = callbacks_.dispatcher().createTimer([this] { onPerTryTimeout(); });
+  }
+  if (!per_try_timer_->enabled()) {
+    per_try_timer_->enableTimer(per_try_timeout_);
+  }
+}
+
+void FilterImpl::abandonAttempt() {
+  if (per_try_timer_ != nullptr) {
+    per_try_timer_->disableTimer();
+  }
+  if (pool_handle_ != nullptr) {
+    pool_handle_->cancel();
+    pool_handle_ = nullptr;
+  }
+  if (upstream_encoder_ != nullptr) {
+    Http::RequestEncoder* encoder = upstream_encoder_;
+    upstream_encoder_ = nullptr;
+    encoder->getStream().removeCallbacks(upstream_leg_);
+    encoder->getStream().resetStream(Http::StreamResetReason::LocalReset);
+  }
+  upstream_read_disabled_ = false;
+}
+
+bool FilterImpl::maybeRetry(AttemptFailure failure) {
+  if (retry_state_ == nullptr || response_forwarded_) {
+    return false;
+  }
+  const bool would_retry = retry_state_->wouldRetryFromFailure(failure, request_sent_);
+  return applyRetryStatus(retry_state_->shouldRetry(would_retry));
+}
+
+bool FilterImpl::applyRetryStatus(RetryStatus status) {
+  switch (status) {
+    case RetryStatus::No:
+      return false;
+    case RetryStatus::NoOverflow:
+      callbacks_.streamInfo().setFlag(UpstreamOverflow);
+      return false;
+    case RetryStatus::NoRetryLimitExceeded:
+      callbacks_.streamInfo().setFlag(UpstreamRetryLimitExceeded);
+      return false;
+    case RetryStatus::Yes:
+      break;
+  }
+  if (host_ != nullptr) {
+    host_->stats().rq_error.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (retry_timer_ == nullptr) {
+    retry_timer_ = callbacks_.dispatcher().createTimer([this] { startAttempt(); });
+  }
+  // Always through the timer, even for a 0 ms back-off: the failed attempt's callbacks may be on
+  // the stack.
+  retry_timer_->enableTimer(retry_state_->nextBackOff());
+  return true;
+}
+
+void FilterImpl::abandonRetries() {
+  retry_state_.reset();
+  cluster_info_->stats().retry_or_shadow_abandoned.inc();
+}
+
+std::string FilterImpl::resetBody(std::string_view reason) const {
+  return absl::StrCat("upstream connect error or disconnect/reset before headers. ",
+                      attempt_count_ > 1 ? "retried and the latest " : "",
+                      "reset reason: ", asAbsl(reason));
+}
+
+void FilterImpl::onPerTryTimeout() {
+  cluster_info_->stats().upstream_rq_per_try_timeout.inc();
+  if (host_ != nullptr) {
+    host_->stats().rq_timeout.fetch_add(1, std::memory_order_relaxed);
+  }
+  abandonAttempt();
+  if (maybeRetry(AttemptFailure::PerTryTimeout)) {
+    return;
+  }
+  callbacks_.sendLocalReply(timeout_response_code_,
+                            timeout_response_code_ == 504 ? "upstream request timeout" : "",
+                            UpstreamRequestTimeout, "upstream_per_try_timeout");
 }
 
 void FilterImpl::setTimeout() {
@@ -223,12 +389,15 @@ void FilterImpl::setTimeout() {
     timeout_response_code_ = 204;
     headers.remove(kAltResponse);
   }
+  retry_state_ =
+      RetryState::create(callbacks_.route()->retryPolicy(), headers, cluster_info_, &threadRandom);
   for (std::string_view name : kRetryHeaders) {
     headers.remove(name);
   }
   if (per_try >= global_timeout_ && global_timeout_.count() != 0) {
     per_try = std::chrono::milliseconds(0);
   }
+  per_try_timeout_ = per_try;
   const std::chrono::milliseconds expected = per_try.count() > 0 ? per_try : global_timeout_;
   if (expected.count() > 0 && !config_.suppress_envoy_headers) {
     headers.setCopy(kExpectedTimeoutMs, std::to_string(expected.count()));
@@ -236,6 +405,31 @@ void FilterImpl::setTimeout() {
 }
 
 void FilterImpl::decodeData(Buffer::Instance& data, bool end_stream) {
+  if (buffering()) {
+    if (retry_body_.length() + data.length() <= config_.per_connection_buffer_limit) {
+      // Kept for a replay, and sent to the attempt in flight if it has a connection.
+      retry_body_.add(data);
+      pending_end_stream_ = end_stream;
+      if (upstream_encoder_ != nullptr) {
+        upstream_encoder_->encodeData(data, end_stream);
+      } else {
+        data.drain(data.length());
+      }
+      return;
+    }
+    // Too big to replay: no more retries. Between attempts that ends the request (Envoy's 507).
+    abandonRetries();
+    if (!attemptInFlight()) {
+      callbacks_.sendLocalReply(507, "exceeded request buffer limit while retrying upstream", 0,
+                                "request_payload_exceeded_retry_buffer_limit");
+      return;
+    }
+    if (upstream_encoder_ == nullptr) {
+      pending_body_.move(retry_body_);  // what the pending attempt has not been sent yet
+    } else {
+      retry_body_.drain(retry_body_.length());
+    }
+  }
   if (upstream_encoder_ != nullptr) {
     upstream_encoder_->encodeData(data, end_stream);
     return;
@@ -249,9 +443,15 @@ void FilterImpl::decodeData(Buffer::Instance& data, bool end_stream) {
 }
 
 void FilterImpl::decodeTrailers(Http::RequestTrailerMap& trailers) {
+  if (buffering()) {
+    request_trailers_ = &trailers;  // for every attempt (onPoolReady)
+  }
   if (upstream_encoder_ != nullptr) {
     upstream_encoder_->encodeTrailers(trailers);
     return;
+  }
+  if (buffering()) {
+    return;  // the next attempt sends them
   }
   pending_trailers_ = &trailers;  // sent after the held body once the pool is ready
 }
@@ -260,6 +460,9 @@ void FilterImpl::onRequestComplete() {
   if (route_timer_ != nullptr && !route_timer_->enabled() && callbacks_.route() != nullptr &&
       global_timeout_.count() > 0) {
     route_timer_->enableTimer(global_timeout_);
+  }
+  if (attemptInFlight()) {
+    maybeArmPerTryTimer();
   }
 }
 
@@ -270,6 +473,24 @@ void FilterImpl::onPoolReady(Http::RequestEncoder& encoder,
   host_ = host;
   callbacks_.streamInfo().upstream_host = host->address().asString();
   encoder.getStream().addCallbacks(upstream_leg_);
+  request_sent_ = true;
+  if (buffering()) {
+    // Every attempt gets a copy of the body received so far (and the trailers, which the stream
+    // keeps); the rest follows as it arrives.
+    const bool has_trailers = request_trailers_ != nullptr;
+    const bool headers_only =
+        callbacks_.requestComplete() && retry_body_.length() == 0 && !has_trailers;
+    encoder.encodeHeaders(callbacks_.requestHeaders(), headers_only);
+    if (!headers_only && (retry_body_.length() > 0 || (pending_end_stream_ && !has_trailers))) {
+      Buffer::Instance copy;
+      copy.add(retry_body_);
+      encoder.encodeData(copy, pending_end_stream_ && !has_trailers);
+    }
+    if (has_trailers && upstream_encoder_ != nullptr) {
+      upstream_encoder_->encodeTrailers(*request_trailers_);
+    }
+    return;
+  }
   Http::RequestTrailerMap* trailers = pending_trailers_;
   pending_trailers_ = nullptr;
   const bool headers_only =
@@ -288,21 +509,47 @@ void FilterImpl::onPoolReady(Http::RequestEncoder& encoder,
 void FilterImpl::onPoolFailure(Upstream::PoolFailureReason reason, std::string_view details,
                                const Upstream::HostConstSharedPtr& host) {
   pool_handle_ = nullptr;
+  if (per_try_timer_ != nullptr) {
+    per_try_timer_->disableTimer();
+  }
   if (reason == Upstream::PoolFailureReason::Overflow) {
-    callbacks_.sendLocalReply(
-        503, "upstream connect error or disconnect/reset before headers. reset reason: overflow",
-        UpstreamOverflow, "upstream_overflow");
+    maybeRetry(AttemptFailure::Overflow);  // never retried; counted as an outcome
+    callbacks_.sendLocalReply(503, resetBody("overflow"), UpstreamOverflow, "upstream_overflow");
     return;
   }
-  const std::string body =
-      absl::StrCat("upstream connect error or disconnect/reset before headers. reset reason: ",
-                   reason == Upstream::PoolFailureReason::Timeout ? "connection timeout"
-                                                                  : "remote connection failure");
-  callbacks_.sendLocalReply(503, body, UpstreamConnectionFailure, details);
+  if (maybeRetry(AttemptFailure::ConnectFailure)) {
+    return;
+  }
+  callbacks_.sendLocalReply(
+      503,
+      resetBody(reason == Upstream::PoolFailureReason::Timeout ? "connection timeout"
+                                                               : "remote connection failure"),
+      UpstreamConnectionFailure, details);
 }
 
 void FilterImpl::onUpstreamHeaders(Http::ResponseHeaderMapPtr&& headers, bool end_stream) {
   const uint32_t code = headers->status();
+  if (per_try_timer_ != nullptr) {
+    per_try_timer_->disableTimer();
+  }
+  if (retry_state_ != nullptr) {
+    const bool would_retry = retry_state_->wouldRetryFromHeaders(code, *headers);
+    if (applyRetryStatus(retry_state_->shouldRetry(would_retry))) {
+      // This response goes nowhere. A complete one leaves its connection to the pool; one with
+      // a body still coming cannot be skipped on HTTP/1: the connection is closed.
+      if (end_stream) {
+        upstream_encoder_->getStream().removeCallbacks(upstream_leg_);
+        upstream_encoder_ = nullptr;
+      } else {
+        abandonAttempt();
+      }
+      return;
+    }
+    // The response goes downstream: no more retries, and no more copies of the body.
+    retry_state_.reset();
+    retry_body_.drain(retry_body_.length());
+  }
+  response_forwarded_ = true;
   auto& cstats = cluster_info_->stats();
   if (code >= 500) {
     cstats.upstream_rq_5xx.inc();
@@ -335,11 +582,19 @@ void FilterImpl::onResponseComplete() {
 
 void FilterImpl::onUpstreamReset(Http::StreamResetReason reason) {
   upstream_encoder_ = nullptr;
+  if (per_try_timer_ != nullptr) {
+    per_try_timer_->disableTimer();
+  }
   const bool overflow = reason == Http::StreamResetReason::Overflow;
-  callbacks_.sendLocalReply(503,
-                            absl::StrCat("upstream connect error or disconnect/reset before "
-                                         "headers. reset reason: ",
-                                         overflow ? "overflow" : "connection termination"),
+  const AttemptFailure failure = overflow
+                                     ? AttemptFailure::Overflow
+                                     : (reason == Http::StreamResetReason::RemoteRefusedStreamReset
+                                            ? AttemptFailure::RefusedStream
+                                            : AttemptFailure::Reset);
+  if (maybeRetry(failure)) {
+    return;
+  }
+  callbacks_.sendLocalReply(503, resetBody(overflow ? "overflow" : "connection termination"),
                             overflow ? UpstreamOverflow : UpstreamConnectionTermination,
                             "upstream_reset_before_response_started");
 }
@@ -358,15 +613,9 @@ void FilterImpl::onRouteTimeout() {
 }
 
 void FilterImpl::resetUpstream() {
-  if (pool_handle_ != nullptr) {
-    pool_handle_->cancel();
-    pool_handle_ = nullptr;
-  }
-  if (upstream_encoder_ != nullptr) {
-    Http::RequestEncoder* encoder = upstream_encoder_;
-    upstream_encoder_ = nullptr;
-    encoder->getStream().removeCallbacks(upstream_leg_);
-    encoder->getStream().resetStream(Http::StreamResetReason::LocalReset);
+  abandonAttempt();
+  if (retry_timer_ != nullptr) {
+    retry_timer_->disableTimer();
   }
   if (route_timer_ != nullptr) {
     route_timer_->disableTimer();

@@ -70,6 +70,11 @@ struct RetryPolicy {
   std::vector<uint32_t> retriable_status_codes;
   std::chrono::milliseconds base_interval{25};  // Envoy's defaults
   std::chrono::milliseconds max_interval{250};
+  // retry_host_predicate envoy.retry_host_predicates.previous_hosts: a retry avoids the hosts
+  // earlier attempts went to, picking again up to host_selection_max_attempts times (Envoy's
+  // host_selection_retry_max_attempts, which defaults to 1).
+  bool avoid_previous_hosts = false;
+  uint32_t host_selection_max_attempts = 1;
 };
 
 class VirtualHost {

@@ -31,10 +31,15 @@ enum ResponseFlag : uint32_t {
   DownstreamProtocolError = 0x800,         // DPE
   UpstreamProtocolError = 0x1000,          // UPE
   DurationTimeout = 0x2000,                // DT
+  UpstreamRetryLimitExceeded = 0x4000,     // URX
 };
 
-// "UF,URX"-style string as Envoy prints %RESPONSE_FLAGS%; "-" when none.
+// "UF,UO"-style string as Envoy prints %RESPONSE_FLAGS%; "-" when none.
 std::string responseFlagsToString(uint32_t flags);
+struct StreamInfo;
+// The same for a stream: Envoy 1.40 prints the flags in the order they were set ("URX,UF": the
+// router gave up retrying, then answered the connect failure), then any set without setFlag().
+std::string responseFlagsToString(const StreamInfo& info);
 
 struct StreamInfo {
   MonotonicTime start_monotonic;
@@ -50,8 +55,20 @@ struct StreamInfo {
   Network::Address downstream_remote;
   // The downstream request's HTTP version, once its headers were decoded (%PROTOCOL%).
   std::optional<Http::Protocol> protocol;
+  // Bit indexes of the flags in the order setFlag() set them.
+  uint8_t flag_order[16];
+  uint8_t flag_order_size = 0;
 
-  void setFlag(ResponseFlag flag) { response_flags |= flag; }
+  // One flag or none (0), remembering the order.
+  void setFlag(uint32_t flag) {
+    if (flag == 0 || (response_flags & flag) == flag) {
+      return;
+    }
+    if (flag_order_size < sizeof(flag_order)) {
+      flag_order[flag_order_size++] = static_cast<uint8_t>(__builtin_ctz(flag));
+    }
+    response_flags |= flag;
+  }
   bool hasFlag(ResponseFlag flag) const { return (response_flags & flag) != 0; }
 };
 

@@ -68,6 +68,8 @@ struct BootstrapSpec {
   std::vector<std::string> clusters;
   // Extra "key: value" fields of the HttpConnectionManager.
   std::vector<std::string> hcm_fields;
+  // Extra "key: value" fields of the listener.
+  std::vector<std::string> listener_fields;
   // When set, the listener's only filter is this network filter (a flow mapping) instead of
   // the HTTP connection manager.
   std::string network_filter;
@@ -86,9 +88,11 @@ static_resources:
   listeners:
   - name: ingress
     address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
 )";
+  for (const std::string& field : spec.listener_fields) {
+    absl::StrAppend(&yaml, "    ", field, "\n");
+  }
+  absl::StrAppend(&yaml, "    filter_chains:\n    - filters:\n");
   if (!spec.network_filter.empty()) {
     absl::StrAppend(&yaml, "      - ", spec.network_filter, "\n");
   } else {

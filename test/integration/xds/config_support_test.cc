@@ -80,12 +80,14 @@ TEST_F(XdsConfigSupportTest, AnUnimplementedFieldOfEachResourceTypeIsNackedWithI
             "resource index 0: ingress: filter_chains[0].filters[0].typed_config."
             "delayed_close_timeout: not supported");
 
-  // RDS: a virtual host's retry policy (the router does not retry).
+  // RDS: a virtual host's include_request_attempt_count (no x-envoy-attempt-count header).
   RouteConfiguration routes = routeConfig("routes", {{"/", "cluster_a"}});
-  routes.mutable_virtual_hosts(0)->mutable_retry_policy()->set_retry_on("5xx");
+  routes.mutable_virtual_hosts(0)->set_include_request_attempt_count(true);
   nack = ads_->waitForNack(kRouteType, sendRoutes({routes}));
   ASSERT_TRUE(nack.ok()) << nack.status();
-  EXPECT_EQ(*nack, "resource index 0: routes: virtual_hosts[0].retry_policy: not supported");
+  EXPECT_EQ(*nack,
+            "resource index 0: routes: virtual_hosts[0].include_request_attempt_count: not "
+            "supported");
 
   // Every last good version still serves.
   expectStillServing();

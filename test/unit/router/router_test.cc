@@ -359,9 +359,10 @@ virtual_hosts:
   EXPECT_EQ(fixed->timeout(), std::chrono::milliseconds(15000));  // Envoy's default
 }
 
-// The router does not retry yet, nor limit gRPC timeouts: a route configuration asking for it is
-// refused rather than accepted and ignored (field_support.h).
-TEST(RouterTest, RetriesAndGrpcTimeoutsAreRefused) {
+// What the router does not do is refused rather than accepted and ignored (field_support.h):
+// per-try idle timeouts, retry host predicates other than previous_hosts, attempt counts, gRPC
+// timeouts.
+TEST(RouterTest, UnimplementedRetryAndTimeoutFieldsAreRefused) {
   auto refused = [](const std::string& yaml) {
     envoy::config::route::v3::RouteConfiguration proto;
     EXPECT_TRUE(::Proxy::Config::loadFromYaml(yaml, proto).ok());
@@ -370,18 +371,30 @@ TEST(RouterTest, RetriesAndGrpcTimeoutsAreRefused) {
   };
   EXPECT_EQ(refused(R"(
 virtual_hosts:
-- {name: v, domains: ["*"], retry_policy: {retry_on: "5xx", num_retries: 4}}
+- {name: v, domains: ["*"], include_request_attempt_count: true}
 )"),
-            "virtual_hosts[0].retry_policy: not supported");
+            "virtual_hosts[0].include_request_attempt_count: not supported");
   EXPECT_EQ(refused(R"(
 virtual_hosts:
 - name: v
   domains: ["*"]
   routes:
   - match: {prefix: "/"}
-    route: {cluster: c, retry_policy: {retry_on: "connect-failure", num_retries: 2}}
+    route: {cluster: c, retry_policy: {retry_on: "connect-failure", per_try_idle_timeout: 1s}}
 )"),
-            "virtual_hosts[0].routes[0].route.retry_policy: not supported");
+            "virtual_hosts[0].routes[0].route.retry_policy.per_try_idle_timeout: not supported");
+  // A retry host predicate other than previous_hosts.
+  EXPECT_EQ(refused(R"(
+virtual_hosts:
+- name: v
+  domains: ["*"]
+  routes:
+  - match: {prefix: "/"}
+    route: {cluster: c, retry_policy: {retry_on: "5xx", retry_host_predicate: [{name: envoy.retry_host_predicates.omit_canary_hosts}]}}
+)"),
+            "virtual_hosts[0].routes[0].route.retry_policy.retry_host_predicate[0]: "
+            "'envoy.retry_host_predicates.omit_canary_hosts': not supported (only "
+            "envoy.retry_host_predicates.previous_hosts)");
   EXPECT_EQ(refused(R"(
 virtual_hosts:
 - name: v
