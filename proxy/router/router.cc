@@ -114,6 +114,9 @@ class FilterImpl : public Filter {
   // Applies a shouldRetry() verdict: the flag of a refused retry, or the back-off timer.
   bool applyRetryStatus(RetryStatus status);
   void onPerTryTimeout();
+  // A retry tells the upstream the time left (Envoy: the global timeout minus the time since
+  // the request completed, or the per-try timeout when smaller).
+  void updateExpectedTimeout();
   // Arms the per-try timer of the attempt in flight, once the request is complete.
   void maybeArmPerTryTimer();
   bool attemptInFlight() const { return pool_handle_ != nullptr || upstream_encoder_ != nullptr; }
@@ -163,6 +166,7 @@ class FilterImpl : public Filter {
   bool request_sent_ = false;        // this attempt's request headers went upstream
   bool response_forwarded_ = false;  // the response headers went downstream: no more retries
   std::chrono::milliseconds per_try_timeout_{0};
+  MonotonicTime request_complete_time_;
   // Created only for requests that need them (a per-try timeout; a retry).
   Event::TimerPtr per_try_timer_;
   Event::TimerPtr retry_timer_;
@@ -254,6 +258,9 @@ void FilterImpl::startAttempt() {
     return;
   }
   host_ = host;
+  if (attempt_count_ > 1) {
+    updateExpectedTimeout();
+  }
   if (retry_state_ != nullptr && retry_state_->avoidPreviousHosts()) {
     attempted_hosts_.push_back(host);
   }
@@ -336,6 +343,21 @@ std::string FilterImpl::resetBody(std::string_view reason) const {
   return absl::StrCat("upstream connect error or disconnect/reset before headers. ",
                       attempt_count_ > 1 ? "retried and the latest " : "",
                       "reset reason: ", asAbsl(reason));
+}
+
+void FilterImpl::updateExpectedTimeout() {
+  static constexpr std::string_view kExpectedTimeoutMs = "x-envoy-expected-rq-timeout-ms";
+  if (config_.suppress_envoy_headers || global_timeout_.count() == 0) {
+    return;
+  }
+  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      callbacks_.dispatcher().approximateMonotonicTime() - request_complete_time_);
+  std::chrono::milliseconds expected = global_timeout_ - std::min(elapsed, global_timeout_);
+  if (per_try_timeout_.count() > 0 && per_try_timeout_ < expected) {
+    expected = per_try_timeout_;
+  }
+  callbacks_.requestHeaders().setCopy(kExpectedTimeoutMs,
+                                      std::to_string(std::max<int64_t>(expected.count(), 1)));
 }
 
 void FilterImpl::onPerTryTimeout() {
@@ -457,6 +479,7 @@ void FilterImpl::decodeTrailers(Http::RequestTrailerMap& trailers) {
 }
 
 void FilterImpl::onRequestComplete() {
+  request_complete_time_ = callbacks_.dispatcher().approximateMonotonicTime();
   if (route_timer_ != nullptr && !route_timer_->enabled() && callbacks_.route() != nullptr &&
       global_timeout_.count() > 0) {
     route_timer_->enableTimer(global_timeout_);
