@@ -49,7 +49,7 @@ retry_back_off: {base_interval: 0.1s}
 retry_host_predicate: [{name: envoy.retry_host_predicates.previous_hosts}]
 host_selection_retry_max_attempts: 5
 )",
-                                   proto)
+                                            proto)
                   .ok());
   policy = parseRetryPolicy(proto);
   // Unknown names are ignored, as Envoy does; spaces around names too.
