@@ -60,11 +60,11 @@ void appendDetails(std::string& out, const std::vector<CertificateDetails>& list
                       Json::quote(d.subject_alt_names[s].second), "\n", field, " }");
     }
     const int64_t days = d.not_after > now ? (d.not_after - now) / 86400 : 0;
-    absl::StrAppend(&out, d.subject_alt_names.empty() ? "]" : absl::StrCat("\n", field, "]"),
-                    ",\n", field, "\"days_until_expiration\": ", Json::quote(std::to_string(days)),
-                    ",\n", field, "\"valid_from\": ", Json::quote(formatTime(d.not_before)),
-                    ",\n", field, "\"expiration_time\": ", Json::quote(formatTime(d.not_after)),
-                    "\n", entry, "}");
+    absl::StrAppend(&out, d.subject_alt_names.empty() ? "]" : absl::StrCat("\n", field, "]"), ",\n",
+                    field, "\"days_until_expiration\": ", Json::quote(std::to_string(days)), ",\n",
+                    field, "\"valid_from\": ", Json::quote(formatTime(d.not_before)), ",\n", field,
+                    "\"expiration_time\": ", Json::quote(formatTime(d.not_after)), "\n", entry,
+                    "}");
   }
   absl::StrAppend(&out, list.empty() ? "]" : absl::StrCat("\n", indent, "]"));
 }
