@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "proxy/config/data_source.h"
 
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/core/v3/base.pb.h"
@@ -73,10 +74,5 @@ bool validatesClusters(const envoy::config::route::v3::RouteConfiguration& rc, b
 // A TCP socket_address with an IP literal (no name resolution) and a port <= 65535.
 absl::Status validateAddress(const envoy::config::core::v3::Address& address,
                              const std::string& path = "");
-
-// The contents of a DataSource (inline bytes/string, a file read now, or an environment
-// variable). `what` names the field in error messages. Larger than `max_size` -> error.
-absl::StatusOr<std::string> readDataSource(const envoy::config::core::v3::DataSource& source,
-                                           const std::string& what, size_t max_size);
 
 }  // namespace Proxy::Config
