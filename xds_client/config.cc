@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 #include "google/protobuf/util/time_util.h"
+#include "proxy/config/data_source.h"
 #include "xds_client/resource_type.h"
 
 namespace Proxy::Xds {
@@ -101,6 +102,55 @@ absl::StatusOr<std::string> clusterTarget(const envoy::config::cluster::v3::Clus
   return absl::StrCat("dns:///", socket.address(), ":", port);
 }
 
+// Certificates and keys are small; a DataSource larger than this is a mistake.
+constexpr size_t kMaxPemBytes = 1 << 20;
+
+// google_grpc.channel_credentials: only ssl_credentials (gRPC's SSL credentials).
+absl::StatusOr<ChannelTls> sslChannelCredentials(
+    const envoy::config::core::v3::GrpcService::GoogleGrpc::ChannelCredentials& credentials,
+    const std::string& field) {
+  using Credentials = envoy::config::core::v3::GrpcService::GoogleGrpc::ChannelCredentials;
+  const std::string credentials_field = absl::StrCat(field, ".channel_credentials");
+  switch (credentials.credential_specifier_case()) {
+    case Credentials::kSslCredentials:
+      break;
+    case Credentials::kGoogleDefault:
+      return fieldError(absl::StrCat(credentials_field, ".google_default"), "not supported");
+    case Credentials::kLocalCredentials:
+      return fieldError(absl::StrCat(credentials_field, ".local_credentials"), "not supported");
+    default:
+      return fieldError(credentials_field, "ssl_credentials is required");
+  }
+  const auto& ssl = credentials.ssl_credentials();
+  const std::string ssl_field = absl::StrCat(credentials_field, ".ssl_credentials");
+  ChannelTls tls;
+  tls.kind = ChannelTls::Kind::GoogleGrpcSsl;
+  struct Source {
+    bool present;
+    const envoy::config::core::v3::DataSource& source;
+    const char* name;
+    std::string* out;
+  };
+  for (const Source& source :
+       {Source{ssl.has_root_certs(), ssl.root_certs(), "root_certs", &tls.root_certs},
+        Source{ssl.has_cert_chain(), ssl.cert_chain(), "cert_chain", &tls.cert_chain},
+        Source{ssl.has_private_key(), ssl.private_key(), "private_key", &tls.private_key}}) {
+    if (!source.present) {
+      continue;
+    }
+    auto pem = Config::readDataSource(source.source, absl::StrCat(ssl_field, ".", source.name),
+                                      kMaxPemBytes);
+    if (!pem.ok()) {
+      return pem.status();
+    }
+    *source.out = *std::move(pem);
+  }
+  if (tls.cert_chain.empty() != tls.private_key.empty()) {
+    return fieldError(ssl_field, "cert_chain and private_key go together (a client certificate)");
+  }
+  return tls;
+}
+
 absl::StatusOr<XdsStreamConfig> resolveApiConfigSource(
     const ApiConfigSource& source, const envoy::config::bootstrap::v3::Bootstrap& bootstrap,
     absl::string_view field) {
@@ -157,12 +207,20 @@ absl::StatusOr<XdsStreamConfig> resolveApiConfigSource(
     if (google.target_uri().empty()) {
       return fieldError(absl::StrCat(service_field, ".google_grpc.target_uri"), "is empty");
     }
-    if (google.has_channel_credentials() || google.call_credentials_size() > 0) {
-      return fieldError(absl::StrCat(service_field, ".google_grpc"),
-                        "channel_credentials and call_credentials are not supported "
-                        "(plaintext only)");
+    if (google.call_credentials_size() > 0) {
+      return fieldError(absl::StrCat(service_field, ".google_grpc.call_credentials"),
+                        "not supported");
+    }
+    if (google.has_channel_credentials()) {
+      auto tls = sslChannelCredentials(google.channel_credentials(),
+                                       absl::StrCat(service_field, ".google_grpc"));
+      if (!tls.ok()) {
+        return tls.status();
+      }
+      stream.tls = *std::move(tls);
     }
     stream.target = google.target_uri();
+    stream.stat_prefix = google.stat_prefix();
   } else {
     return fieldError(service_field, "one of envoy_grpc or google_grpc is required");
   }

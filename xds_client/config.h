@@ -27,13 +27,39 @@ struct RateLimitSettings {
   double fill_rate = 10;  // tokens per second
 };
 
+// TLS on the channel to the management server, PEM text read from the bootstrap's
+// DataSources when it is loaded.
+struct ChannelTls {
+  // google_grpc.channel_credentials.ssl_credentials: gRPC's SSL credentials, which check the
+  // server's certificate against `root_certs` (gRPC's default roots when empty) and its name
+  // against the target's host, as Envoy's Google gRPC client does.
+  // envoy_grpc to a cluster with an UpstreamTlsContext: Envoy's TLS semantics — the chain is
+  // checked against `root_certs` (trusted_ca; no check when empty), names are not checked,
+  // and `sni` is sent as the server name.
+  enum class Kind { GoogleGrpcSsl, EnvoyTls };
+  Kind kind = Kind::GoogleGrpcSsl;
+  std::string root_certs;
+  std::string cert_chain;  // client certificate (mTLS), with private_key
+  std::string private_key;
+  std::string sni;  // EnvoyTls only
+
+  bool operator==(const ChannelTls& other) const {
+    return kind == other.kind && root_certs == other.root_certs && cert_chain == other.cert_chain &&
+           private_key == other.private_key && sni == other.sni;
+  }
+};
+
 // One gRPC stream's setup: an api_config_source.
 struct XdsStreamConfig {
   // A gRPC target: "127.0.0.1:18000", "[::1]:18000", "dns:///xds.internal:18000",
-  // "unix:/run/xds.sock". Insecure channel credentials.
+  // "unix:/run/xds.sock". Plaintext unless `tls` is set.
   std::string target;
   bool delta = false;
   RateLimitSettings rate_limit;
+  std::optional<ChannelTls> tls;
+  // google_grpc.stat_prefix: the stream counts grpc.<stat_prefix>.streams_total and
+  // .streams_closed_<code>, as Envoy's Google gRPC client does. Empty for envoy_grpc.
+  std::string stat_prefix;
 };
 
 // Envoy's initial_fetch_timeout when a ConfigSource sets none.

@@ -1,5 +1,6 @@
 #include "xds_client/grpc_transport_impl.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -7,11 +8,15 @@
 #include <mutex>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_certificate_verifier.h"
+#include "grpcpp/security/tls_credentials_options.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "proxy/common/assert.h"
 #include "proxy/common/tsan.h"
@@ -237,6 +242,50 @@ class StreamCore : public StreamReactions {
   bool write_failed_ ABSL_GUARDED_BY(mutex_) = false;
 };
 
+// The channel's credentials (see ChannelTls): plaintext, gRPC's SSL credentials, or Envoy's
+// TLS semantics through gRPC's TLS credentials (chain checked against trusted_ca only, no
+// name check, the client certificate for mTLS).
+std::shared_ptr<grpc::ChannelCredentials> channelCredentials(const std::optional<ChannelTls>& tls) {
+  if (!tls.has_value()) {
+    return grpc::InsecureChannelCredentials();
+  }
+  if (tls->kind == ChannelTls::Kind::GoogleGrpcSsl) {
+    grpc::SslCredentialsOptions options;
+    options.pem_root_certs = tls->root_certs;
+    options.pem_private_key = tls->private_key;
+    options.pem_cert_chain = tls->cert_chain;
+    return grpc::SslCredentials(options);
+  }
+  std::vector<grpc::experimental::IdentityKeyCertPair> identity;
+  if (!tls->cert_chain.empty()) {
+    identity.push_back({tls->private_key, tls->cert_chain});
+  }
+  std::shared_ptr<grpc::experimental::CertificateProviderInterface> provider;
+  if (!tls->root_certs.empty() && !identity.empty()) {
+    provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(tls->root_certs,
+                                                                                   identity);
+  } else if (!tls->root_certs.empty()) {
+    provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(tls->root_certs);
+  } else if (!identity.empty()) {
+    provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(identity);
+  }
+  grpc::experimental::TlsChannelCredentialsOptions options;
+  if (provider != nullptr) {
+    options.set_certificate_provider(provider);
+  }
+  if (!tls->root_certs.empty()) {
+    options.watch_root_certs();
+  }
+  if (!identity.empty()) {
+    options.watch_identity_key_cert_pairs();
+  }
+  // Envoy without a validation context accepts any server certificate.
+  options.set_verify_server_certs(!tls->root_certs.empty());
+  options.set_check_call_host(false);
+  options.set_certificate_verifier(std::make_shared<grpc::experimental::NoOpCertificateVerifier>());
+  return grpc::experimental::TlsCredentials(options);
+}
+
 class GrpcXdsTransport : public XdsTransport {
  public:
   GrpcXdsTransport(Event::Dispatcher& main, std::shared_ptr<grpc::Channel> channel,
@@ -293,12 +342,17 @@ GrpcXdsTransportFactory::GrpcXdsTransportFactory(Event::Dispatcher& main,
 
 GrpcXdsTransportFactory::~GrpcXdsTransportFactory() = default;
 
-XdsTransportPtr GrpcXdsTransportFactory::createTransport(const std::string& target,
-                                                         std::string_view method, bool delta,
+XdsTransportPtr GrpcXdsTransportFactory::createTransport(const XdsStreamConfig& config,
+                                                         std::string_view method,
                                                          XdsTransport::EventHandler& handler) {
   ASSERT(main_.isThreadSafe());
-  auto& channel = channels_[target];
-  if (channel == nullptr) {
+  auto existing = std::find_if(channels_.begin(), channels_.end(), [&](const Channel& channel) {
+    return channel.target == config.target && channel.tls == config.tls;
+  });
+  std::shared_ptr<grpc::Channel> channel;
+  if (existing != channels_.end()) {
+    channel = existing->channel;
+  } else {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
                 static_cast<int>(options_.reconnect_backoff_min.count()));
@@ -309,9 +363,13 @@ XdsTransportPtr GrpcXdsTransportFactory::createTransport(const std::string& targ
     args.SetString(
         GRPC_ARG_PRIMARY_USER_AGENT_STRING,
         absl::StrCat(kUserAgentName, "/", kVersionMajor, ".", kVersionMinor, ".", kVersionPatch));
-    channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+    if (config.tls.has_value() && !config.tls->sni.empty()) {
+      args.SetSslTargetNameOverride(config.tls->sni);
+    }
+    channel = grpc::CreateCustomChannel(config.target, channelCredentials(config.tls), args);
+    channels_.push_back({config.target, config.tls, channel});
   }
-  return std::make_unique<GrpcXdsTransport>(main_, channel, method, delta, handler,
+  return std::make_unique<GrpcXdsTransport>(main_, channel, method, config.delta, handler,
                                             options_.shutdown_wait);
 }
 

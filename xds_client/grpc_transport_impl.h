@@ -11,9 +11,10 @@
 // anything of ours.
 
 #include <chrono>
-#include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "proxy/event/dispatcher.h"
 #include "xds_client/transport.h"
@@ -39,14 +40,21 @@ class GrpcXdsTransportFactory : public XdsTransportFactory {
   explicit GrpcXdsTransportFactory(Event::Dispatcher& main, GrpcTransportOptions options = {});
   ~GrpcXdsTransportFactory() override;
 
-  // Streams to one target share one channel (one HTTP/2 connection). Main thread.
-  XdsTransportPtr createTransport(const std::string& target, std::string_view method, bool delta,
+  // Streams to one target with the same TLS settings share one channel (one HTTP/2
+  // connection). Main thread.
+  XdsTransportPtr createTransport(const XdsStreamConfig& config, std::string_view method,
                                   XdsTransport::EventHandler& handler) override;
 
  private:
+  struct Channel {
+    std::string target;
+    std::optional<ChannelTls> tls;
+    std::shared_ptr<grpc::Channel> channel;
+  };
+
   Event::Dispatcher& main_;
   const GrpcTransportOptions options_;
-  std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;
+  std::vector<Channel> channels_;
 };
 
 }  // namespace Proxy::Xds

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "xds_client/config.h"
 #include "xds_client/decoder.h"
 
 namespace Proxy::Xds {
@@ -41,11 +42,11 @@ using XdsTransportPtr = std::unique_ptr<XdsTransport>;
 class XdsTransportFactory {
  public:
   virtual ~XdsTransportFactory() = default;
-  // Open a stream to `target` on `method` ("/envoy.service.discovery.v3.Aggregated...").
-  // Responses are decoded with decodeResponse(bytes, delta) before they reach `handler`.
-  // Main thread.
-  virtual XdsTransportPtr createTransport(const std::string& target, std::string_view method,
-                                          bool delta, XdsTransport::EventHandler& handler) = 0;
+  // Open a stream to `config.target` (over TLS when `config.tls`) on `method`
+  // ("/envoy.service.discovery.v3.Aggregated..."). Responses are decoded with
+  // decodeResponse(bytes, config.delta) before they reach `handler`. Main thread.
+  virtual XdsTransportPtr createTransport(const XdsStreamConfig& config, std::string_view method,
+                                          XdsTransport::EventHandler& handler) = 0;
 };
 using XdsTransportFactoryPtr = std::unique_ptr<XdsTransportFactory>;
 

@@ -175,7 +175,7 @@ absl::StatusOr<TypeState*> XdsClientImpl::typeForWatch(std::string_view type_url
       ads_stream_ = std::make_unique<XdsStream>(
           config_, *config_.ads, std::string(config_.ads->delta ? kAdsDeltaMethod : kAdsSotwMethod),
           config_.ads->delta ? "ADS (delta)" : "ADS", main_, *transport_factory_,
-          rate_limit_enforced_, callbacks);
+          rate_limit_enforced_, scope_, callbacks);
     }
     stream = ads_stream_.get();
   } else {
@@ -189,8 +189,9 @@ absl::StatusOr<TypeState*> XdsClientImpl::typeForWatch(std::string_view type_url
     if (config->second.stream.delta) {
       absl::StrAppend(&label, " (delta)");
     }
-    new_stream = std::make_unique<XdsStream>(config_, config->second.stream, method, label, main_,
-                                             *transport_factory_, rate_limit_enforced_, callbacks);
+    new_stream =
+        std::make_unique<XdsStream>(config_, config->second.stream, method, label, main_,
+                                    *transport_factory_, rate_limit_enforced_, scope_, callbacks);
     new_stream->setPerType();
     stream = new_stream.get();
   }

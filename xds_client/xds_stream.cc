@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "envoy/service/discovery/v3/discovery.pb.h"
 #include "spdlog/spdlog.h"
 
@@ -25,7 +26,7 @@ struct DeferredTransport : public Event::DeferredDeletable {
 XdsStream::XdsStream(const XdsClientConfig& client_config, XdsStreamConfig config,
                      std::string method, std::string label, Event::Dispatcher& main,
                      XdsTransportFactory& transport_factory, Stats::Counter& rate_limit_enforced,
-                     Callbacks& callbacks)
+                     Stats::Scope& scope, Callbacks& callbacks)
     : client_config_(client_config),
       config_(std::move(config)),
       method_(std::move(method)),
@@ -38,6 +39,14 @@ XdsStream::XdsStream(const XdsClientConfig& client_config, XdsStreamConfig confi
       bucket_(config_.rate_limit.max_tokens, config_.rate_limit.fill_rate, main.timeSource()) {
   retry_timer_ = main_.createTimer([this] { connect(); });
   drain_timer_ = main_.createTimer([this] { flush(); });
+  if (!config_.stat_prefix.empty()) {
+    // All of them up front, as Envoy registers them.
+    const std::string prefix = absl::StrCat("grpc.", config_.stat_prefix, ".");
+    streams_total_ = &scope.counter(absl::StrCat(prefix, "streams_total"));
+    for (size_t code = 0; code < kGrpcStatusCodes; ++code) {
+      streams_closed_[code] = &scope.counter(absl::StrCat(prefix, "streams_closed_", code));
+    }
+  }
 }
 
 XdsStream::~XdsStream() {
@@ -132,6 +141,11 @@ void XdsStream::onStreamClosed(const absl::Status& status) {
     spdlog::warn("xds: {} stream to {} closed: {}", label_, config_.target, status.ToString());
   }
   main_.deferredDelete(std::make_unique<DeferredTransport>(std::move(transport_)));
+  // absl's canonical codes are gRPC's, 0..16.
+  const auto code = static_cast<size_t>(status.code());
+  if (streams_total_ != nullptr && code < kGrpcStatusCodes) {
+    streams_closed_[code]->inc();
+  }
   connected_ = false;
   drain_timer_->disableTimer();
   const auto delay = backoff_.next();
@@ -154,7 +168,10 @@ void XdsStream::connect() {
     type->resetForNewStream();
   }
   spdlog::info("xds: {} stream to {} opening (attempt {})", label_, config_.target, attempt_);
-  transport_ = transport_factory_.createTransport(config_.target, method_, config_.delta, *this);
+  transport_ = transport_factory_.createTransport(config_, method_, *this);
+  if (streams_total_ != nullptr) {
+    streams_total_->inc();
+  }
   callbacks_.onStreamStateChanged();
   callbacks_.scheduleFlush();
 }

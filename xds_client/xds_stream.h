@@ -6,6 +6,8 @@
 // client (XdsClientImpl), which owns the streams; gRPC's XdsClient calls this an AdsCall.
 // Main thread only.
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -18,6 +20,9 @@
 #include "xds_client/type_state.h"
 
 namespace Proxy::Xds {
+
+// gRPC status codes 0 (OK) .. 16 (UNAUTHENTICATED).
+inline constexpr size_t kGrpcStatusCodes = 17;
 
 class XdsStream : public XdsTransport::EventHandler {
  public:
@@ -36,10 +41,12 @@ class XdsStream : public XdsTransport::EventHandler {
   };
 
   // `client_config` (node, backoff) must outlive the stream; so must `callbacks`.
-  // `rate_limit_enforced` counts requests the rate limit held back.
+  // `rate_limit_enforced` counts requests the rate limit held back. With a google_grpc
+  // stat_prefix, the stream counts Envoy's Google gRPC client stats in `scope`
+  // (grpc.<stat_prefix>.streams_total, .streams_closed_<gRPC status code>).
   XdsStream(const XdsClientConfig& client_config, XdsStreamConfig config, std::string method,
             std::string label, Event::Dispatcher& main, XdsTransportFactory& transport_factory,
-            Stats::Counter& rate_limit_enforced, Callbacks& callbacks);
+            Stats::Counter& rate_limit_enforced, Stats::Scope& scope, Callbacks& callbacks);
   // Cancels the stream (the transport waits for gRPC to let go of it).
   ~XdsStream() override;
 
@@ -78,6 +85,9 @@ class XdsStream : public XdsTransport::EventHandler {
   Event::Dispatcher& main_;
   XdsTransportFactory& transport_factory_;
   Stats::Counter& rate_limit_enforced_;
+  // Envoy's Google gRPC client stats; null without a google_grpc stat_prefix.
+  Stats::Counter* streams_total_ = nullptr;
+  std::array<Stats::Counter*, kGrpcStatusCodes> streams_closed_{};
   Callbacks& callbacks_;
   bool per_type_ = false;
   std::vector<TypeState*> types_;  // by request_order

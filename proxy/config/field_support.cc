@@ -109,9 +109,20 @@ const std::vector<ImplementedField>& table() {
       {"envoy.config.core.v3.GrpcService", "google_grpc", nullptr, nullptr, nullptr},
       {"envoy.config.core.v3.GrpcService.EnvoyGrpc", "cluster_name", nullptr, nullptr, nullptr},
       {"envoy.config.core.v3.GrpcService.GoogleGrpc", "target_uri", nullptr, nullptr, nullptr},
-      // (channel_credentials and call_credentials are refused by xds_client/config.cc.)
+      // grpc.<stat_prefix>.streams_total / .streams_closed_<code> (xds_client/xds_stream.cc).
+      {"envoy.config.core.v3.GrpcService.GoogleGrpc", "stat_prefix", nullptr, nullptr, nullptr},
+      // TLS to the management server (xds_client/config.cc -> grpc::SslCredentials); the
+      // other channel credentials and call_credentials are refused there.
       {"envoy.config.core.v3.GrpcService.GoogleGrpc", "channel_credentials", nullptr, nullptr,
        nullptr},
+      {"envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelCredentials", "ssl_credentials",
+       nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.GrpcService.GoogleGrpc.SslCredentials", "root_certs", nullptr,
+       nullptr, nullptr},
+      {"envoy.config.core.v3.GrpcService.GoogleGrpc.SslCredentials", "cert_chain", nullptr,
+       nullptr, nullptr},
+      {"envoy.config.core.v3.GrpcService.GoogleGrpc.SslCredentials", "private_key", nullptr,
+       nullptr, nullptr},
       {"envoy.config.core.v3.GrpcService.GoogleGrpc", "call_credentials", nullptr, nullptr,
        nullptr},
 

@@ -3,6 +3,8 @@
 #include "xds_client/config.h"
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -163,6 +165,65 @@ TEST(XdsConfigTest, PerTypeDeltaStreamsWithRateLimitAndGoogleGrpc) {
   const auto& cds = config->types.at(std::string(kClusterTypeUrl));
   EXPECT_EQ(cds.stream.target, "ipv4:127.0.0.1:18000");
   EXPECT_FALSE(cds.stream.delta);
+}
+
+// An ADS config whose only gRPC service is google_grpc with these fields added (JSON, starting
+// with a comma).
+std::string googleGrpcAds(const std::string& credentials) {
+  return R"({"ads_config": {"api_type": "GRPC", "transport_api_version": "V3",
+      "grpc_services": [{"google_grpc": {"target_uri": "xds.internal:18000", "stat_prefix": "xds"
+                                         )" +
+         credentials + R"(}}]},
+    "lds_config": {"ads": {}}})";
+}
+
+TEST(XdsConfigTest, GoogleGrpcSslCredentialsAreReadFromTheirDataSources) {
+  auto config = xdsConfigFromBootstrap(bootstrapFromJson(bootstrapJson(googleGrpcAds(R"(,
+      "channel_credentials": {"ssl_credentials": {
+        "root_certs": {"inline_string": "CA PEM"},
+        "cert_chain": {"inline_bytes": "Q0VSVA=="},
+        "private_key": {"inline_string": "KEY PEM"}}})"),
+                                                                       kHttp2)));
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_TRUE(config->ads.has_value());
+  EXPECT_EQ(config->ads->target, "xds.internal:18000");
+  EXPECT_EQ(config->ads->stat_prefix, "xds");
+  ASSERT_TRUE(config->ads->tls.has_value());
+  EXPECT_EQ(config->ads->tls->kind, ChannelTls::Kind::GoogleGrpcSsl);
+  EXPECT_EQ(config->ads->tls->root_certs, "CA PEM");
+  EXPECT_EQ(config->ads->tls->cert_chain, "CERT");
+  EXPECT_EQ(config->ads->tls->private_key, "KEY PEM");
+
+  // Without channel_credentials the channel is plaintext.
+  auto plain = xdsConfigFromBootstrap(bootstrapFromJson(bootstrapJson(googleGrpcAds(""), kHttp2)));
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->ads->tls.has_value());
+}
+
+TEST(XdsConfigTest, GoogleGrpcCredentialsThatCannotBeHonouredAreRefused) {
+  const std::string field = "dynamic_resources.ads_config.grpc_services[0].google_grpc";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"(, "channel_credentials": {"ssl_credentials": {
+            "cert_chain": {"inline_string": "CERT"}}})",
+       field + ".channel_credentials.ssl_credentials: cert_chain and private_key go together (a "
+               "client certificate)"},
+      {R"(, "channel_credentials": {"ssl_credentials": {
+            "root_certs": {"filename": "/nonexistent/ca.pem"}}})",
+       field + ".channel_credentials.ssl_credentials.root_certs.filename: unable to read file "
+               "'/nonexistent/ca.pem': No such file or directory"},
+      {R"(, "channel_credentials": {"google_default": {}})",
+       field + ".channel_credentials.google_default: not supported"},
+      {R"(, "channel_credentials": {"local_credentials": {}})",
+       field + ".channel_credentials.local_credentials: not supported"},
+      {R"(, "call_credentials": [{"access_token": "secret"}])",
+       field + ".call_credentials: not supported"},
+  };
+  for (const auto& [credentials, error] : cases) {
+    auto config = xdsConfigFromBootstrap(
+        bootstrapFromJson(bootstrapJson(googleGrpcAds(credentials), kHttp2)));
+    ASSERT_FALSE(config.ok()) << credentials;
+    EXPECT_EQ(config.status().message(), error);
+  }
 }
 
 TEST(XdsConfigTest, ClusterWithoutEndpoint) {

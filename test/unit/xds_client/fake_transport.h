@@ -114,10 +114,10 @@ class FakeTransportFactory : public Xds::XdsTransportFactory {
 
   explicit FakeTransportFactory(std::shared_ptr<Streams> streams) : streams_(std::move(streams)) {}
 
-  Xds::XdsTransportPtr createTransport(const std::string& target, std::string_view method,
-                                       bool delta,
+  Xds::XdsTransportPtr createTransport(const Xds::XdsStreamConfig& config,
+                                       std::string_view method,
                                        Xds::XdsTransport::EventHandler& handler) override {
-    auto stream = std::make_shared<FakeStream>(target, std::string(method), delta);
+    auto stream = std::make_shared<FakeStream>(config.target, std::string(method), config.delta);
     streams_->all.push_back(stream);
     return std::make_unique<FakeTransport>(stream, handler);
   }
