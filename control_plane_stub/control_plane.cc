@@ -2,6 +2,9 @@
 
 #include <cstdio>
 #include <fstream>
+#include <optional>
+#include <sstream>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "control_plane_stub/admin_api.h"
@@ -130,8 +133,27 @@ absl::Status ControlPlane::start() {
     }
   }
 
+  std::optional<ServerTls> tls;
+  if (!options_.tls_cert_path.empty()) {
+    tls.emplace();
+    for (auto [flag, path, out] :
+         {std::tuple{"--tls-cert", &options_.tls_cert_path, &tls->cert_chain},
+          std::tuple{"--tls-key", &options_.tls_key_path, &tls->private_key},
+          std::tuple{"--tls-client-ca", &options_.tls_client_ca_path, &tls->client_ca}}) {
+      if (path->empty()) {
+        continue;
+      }
+      std::ifstream file(*path, std::ios::in | std::ios::binary);
+      std::stringstream contents;
+      contents << file.rdbuf();
+      if (!file || contents.str().empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read '", *path, "'"));
+      }
+      *out = contents.str();
+    }
+  }
   absl::StatusOr<XdsServerPtr> xds =
-      createXdsServer(options_.xds_address, cache_, time_source_, stats_);
+      createXdsServer(options_.xds_address, cache_, time_source_, stats_, tls);
   if (!xds.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--xds-address: ", xds.status().message()));
   }

@@ -5,6 +5,7 @@
 
 #include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
 
@@ -104,10 +105,20 @@ class GrpcServerShim::Impl : public grpc::CallbackGenericService {
 };
 
 std::unique_ptr<GrpcServerShim> GrpcServerShim::start(const std::string& address,
-                                                      ReactionsFactory factory, int* port) {
+                                                      ReactionsFactory factory, int* port,
+                                                      const std::optional<ServerTls>& tls) {
   auto impl = std::make_unique<Impl>(std::move(factory));
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (tls.has_value()) {
+    grpc::SslServerCredentialsOptions options(
+        tls->client_ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                               : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    options.pem_root_certs = tls->client_ca;
+    options.pem_key_cert_pairs.push_back({tls->private_key, tls->cert_chain});
+    credentials = grpc::SslServerCredentials(options);
+  }
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), port);
+  builder.AddListeningPort(address, credentials, port);
   builder.RegisterCallbackGenericService(impl.get());
   // Clients that keep idle streams alive with pings (gRPC's xDS client can) must not be cut
   // off with "too_many_pings" by gRPC's strict server defaults.

@@ -12,6 +12,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,12 +42,20 @@ class ServerStreamReactions {
 using ReactionsFactory = std::function<ServerStreamReactions*(
     const std::string& method, const std::string& peer, ServerStreamShim* shim)>;
 
+// TLS for the xDS port, PEM text. With `client_ca`, clients must present a certificate that
+// chains to it (mTLS); without, none is asked for.
+struct ServerTls {
+  std::string cert_chain;
+  std::string private_key;
+  std::string client_ca;
+};
+
 class GrpcServerShim {
  public:
-  // Binds `address` and starts serving every method through `factory`. Null when it cannot
-  // listen; `*port` is the bound port.
+  // Binds `address` and starts serving every method through `factory`, over TLS when `tls` is
+  // set. Null when it cannot listen; `*port` is the bound port.
   static std::unique_ptr<GrpcServerShim> start(const std::string& address, ReactionsFactory factory,
-                                               int* port);
+                                               int* port, const std::optional<ServerTls>& tls);
   ~GrpcServerShim();
 
   // Cancels every call at once and stops accepting new ones. Idempotent.

@@ -18,6 +18,9 @@ enum Flag {
   kWatchInterval,
   kLogLevel,
   kMaxSnapshotBytes,
+  kTlsCert,
+  kTlsKey,
+  kTlsClientCa,
   kHelp,
 };
 
@@ -31,6 +34,9 @@ const option kLongOptions[] = {
     {"watch-interval-ms", required_argument, nullptr, kWatchInterval},
     {"log-level", required_argument, nullptr, kLogLevel},
     {"max-snapshot-bytes", required_argument, nullptr, kMaxSnapshotBytes},
+    {"tls-cert", required_argument, nullptr, kTlsCert},
+    {"tls-key", required_argument, nullptr, kTlsKey},
+    {"tls-client-ca", required_argument, nullptr, kTlsClientCa},
     {"help", no_argument, nullptr, kHelp},
     {nullptr, 0, nullptr, 0},
 };
@@ -115,6 +121,15 @@ absl::StatusOr<Options> parseOptions(int argc, char** argv) {
               absl::StrCat("--max-snapshot-bytes: invalid value '", optarg, "'"));
         }
         break;
+      case kTlsCert:
+        options.tls_cert_path = optarg;
+        break;
+      case kTlsKey:
+        options.tls_key_path = optarg;
+        break;
+      case kTlsClientCa:
+        options.tls_client_ca_path = optarg;
+        break;
       case 'h':
       case kHelp:
         options.help = true;
@@ -127,6 +142,12 @@ absl::StatusOr<Options> parseOptions(int argc, char** argv) {
   if (optind < argc) {
     return absl::InvalidArgumentError(
         absl::StrCat("unexpected argument '", argv[optind], "' (see --help)"));
+  }
+  if (options.tls_cert_path.empty() != options.tls_key_path.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  if (!options.tls_client_ca_path.empty() && options.tls_cert_path.empty()) {
+    return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
   }
   for (const std::string* address : {&options.xds_address, &options.admin_address}) {
     absl::StatusOr<std::pair<std::string, uint32_t>> split = splitHostPort(*address);
@@ -155,6 +176,10 @@ std::string usage(const char* argv0) {
       "  --log-level LEVEL           trace|debug|info|warn|error|off (default info)\n"
       "  --max-snapshot-bytes N      largest snapshot accepted, as a PUT body (413 beyond) or\n"
       "                              as the --snapshot file (default 67108864, 64 MiB)\n"
+      "  --tls-cert FILE --tls-key FILE\n"
+      "                              serve xDS over TLS with this PEM certificate chain and key\n"
+      "  --tls-client-ca FILE        and require client certificates signed by this PEM CA\n"
+      "                              (mTLS); the admin API stays plaintext on its own port\n"
       "  --help                      this text\n\n"
       "Admin API: PUT|GET /v1/snapshot[?node=ID], DELETE /v1/snapshot?node=ID, GET /v1/status,\n"
       "GET /healthz, GET /stats. See control_plane_stub/README.md.\n\n"

@@ -21,6 +21,11 @@ struct Options {
   std::string log_level = "info";                     // --log-level
   // --max-snapshot-bytes: the largest PUT /v1/snapshot body (413 beyond) and --snapshot file.
   uint64_t max_snapshot_bytes = kDefaultMaxSnapshotBytes;
+  // --tls-cert / --tls-key: serve xDS over TLS with this certificate chain and key (PEM
+  // files); --tls-client-ca: and require client certificates that chain to this CA (mTLS).
+  std::string tls_cert_path;
+  std::string tls_key_path;
+  std::string tls_client_ca_path;
   bool help = false;
 };
 

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "control_plane_stub/grpc_server_shim.h"
 #include "control_plane_stub/snapshot_cache.h"
 #include "proxy/common/time.h"
 #include "proxy/stats/stats.h"
@@ -44,7 +45,9 @@ using XdsServerPtr = std::unique_ptr<XdsServer>;
 // `stats` must outlive the server. Counters: control_plane.streams_total, .requests_total,
 // .responses_total, .acks_total, .nacks_total, .stale_nonces_total, .unknown_types_total,
 // .bad_requests_total; gauge control_plane.streams_active.
+// Plaintext, or TLS (mTLS with tls->client_ca) when `tls` is set.
 absl::StatusOr<XdsServerPtr> createXdsServer(const std::string& address, SnapshotCache& cache,
-                                             TimeSource& time_source, Stats::Store& stats);
+                                             TimeSource& time_source, Stats::Store& stats,
+                                             const std::optional<ServerTls>& tls = std::nullopt);
 
 }  // namespace Proxy::ControlPlane

@@ -384,14 +384,14 @@ XdsServerImpl::~XdsServerImpl() {
   shutdown();
 }
 
-absl::Status XdsServerImpl::start(const std::string& address) {
+absl::Status XdsServerImpl::start(const std::string& address, const std::optional<ServerTls>& tls) {
   int port = 0;
   grpc_ = GrpcServerShim::start(
       address,
       [this](const std::string& method, const std::string& peer, ServerStreamShim* shim) {
         return createStream(method, peer, shim);
       },
-      &port);
+      &port, tls);
   if (grpc_ == nullptr) {
     return absl::UnavailableError(absl::StrCat("cannot listen on '", address, "'"));
   }
@@ -453,9 +453,10 @@ void XdsServerImpl::shutdown() {
 }
 
 absl::StatusOr<XdsServerPtr> createXdsServer(const std::string& address, SnapshotCache& cache,
-                                             TimeSource& time_source, Stats::Store& stats) {
+                                             TimeSource& time_source, Stats::Store& stats,
+                                             const std::optional<ServerTls>& tls) {
   auto server = std::make_unique<XdsServerImpl>(cache, time_source, stats);
-  absl::Status status = server->start(address);
+  absl::Status status = server->start(address, tls);
   if (!status.ok()) {
     return status;
   }

@@ -107,7 +107,7 @@ class XdsServerImpl : public XdsServer {
   XdsServerImpl(SnapshotCache& cache, TimeSource& time_source, Stats::Store& stats);
   ~XdsServerImpl() override;
 
-  absl::Status start(const std::string& address);
+  absl::Status start(const std::string& address, const std::optional<ServerTls>& tls);
 
   // XdsServer
   const std::string& address() const override { return address_; }

@@ -8,7 +8,9 @@
 #
 # Environment: BUILD_DIR (default build), LISTEN_PORT (10000), ADMIN_PORT (9901), XDS_PORT
 # (18000), CONTROL_PLANE_ADMIN_PORT (18001), CONCURRENCY (default: the proxy's, one worker per
-# core).
+# core), DEMO_TLS=1: the xDS stream over mutual TLS (certificates made by
+# deploy/make-demo-certs.sh; control-plane-stub requires the proxy's client certificate; the
+# proxy's bootstrap is deploy/examples/dynamic-demo-mtls.yaml).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,6 +20,7 @@ LISTEN_PORT=${LISTEN_PORT:-10000}
 ADMIN_PORT=${ADMIN_PORT:-9901}
 XDS_PORT=${XDS_PORT:-18000}
 CONTROL_PLANE_ADMIN_PORT=${CONTROL_PLANE_ADMIN_PORT:-18001}
+DEMO_TLS=${DEMO_TLS:-0}
 
 echo "==> building (Release) in $BUILD_DIR"
 export CCACHE_BASEDIR="$ROOT"
@@ -93,19 +96,29 @@ demo_snapshot() {
 demo_snapshot 1 "${upstream_ports[0]}" "${upstream_ports[1]}" >"$RUN_DIR/snapshot.yaml"
 demo_snapshot 2 "${upstream_ports[1]}" "${upstream_ports[0]}" >"$RUN_DIR/snapshot-swapped.yaml"
 
-echo "==> starting control-plane-stub (xDS on 127.0.0.1:$XDS_PORT, admin API on" \
-  "127.0.0.1:$CONTROL_PLANE_ADMIN_PORT)"
+tls_args=()
+bootstrap_example=deploy/examples/dynamic-demo.yaml
+if [[ $DEMO_TLS == 1 ]]; then
+  bash deploy/make-demo-certs.sh "$RUN_DIR/certs"
+  tls_args=(--tls-cert "$RUN_DIR/certs/server.pem" --tls-key "$RUN_DIR/certs/server.key"
+    --tls-client-ca "$RUN_DIR/certs/ca.pem")
+  bootstrap_example=deploy/examples/dynamic-demo-mtls.yaml
+fi
+echo "==> starting control-plane-stub (xDS on 127.0.0.1:$XDS_PORT$([[ $DEMO_TLS == 1 ]] &&
+  echo ' over mutual TLS'), admin API on 127.0.0.1:$CONTROL_PLANE_ADMIN_PORT)"
 "$CONTROL_PLANE_BIN" --xds-address "127.0.0.1:$XDS_PORT" \
   --admin-address "127.0.0.1:$CONTROL_PLANE_ADMIN_PORT" --snapshot "$RUN_DIR/snapshot.yaml" \
-  --port-file "$RUN_DIR/control-plane.ports" >"$RUN_DIR/control-plane.log" 2>&1 &
+  --port-file "$RUN_DIR/control-plane.ports" "${tls_args[@]}" >"$RUN_DIR/control-plane.log" 2>&1 &
 PIDS+=($!)
 wait_for_line "$RUN_DIR/control-plane.ports" "xds=" "$!" ||
   { cat "$RUN_DIR/control-plane.log" >&2; exit 1; }
 
 # The dynamic bootstrap, pointed at the control plane (and the chosen admin port).
 sed -e "s/port_value: 18000 }/port_value: $XDS_PORT }/" \
+    -e "s/127.0.0.1:18000 # control-plane-stub/127.0.0.1:$XDS_PORT/" \
     -e "s/port_value: 9901 }/port_value: $ADMIN_PORT }/" \
-    deploy/examples/dynamic-demo.yaml >"$RUN_DIR/bootstrap.yaml"
+    -e "s|CERTS_DIR|$RUN_DIR/certs|g" \
+    "$bootstrap_example" >"$RUN_DIR/bootstrap.yaml"
 
 proxy_args=(-c "$RUN_DIR/bootstrap.yaml" --log-level info --drain-time-s 5
   --admin-address-path "$RUN_DIR/admin_address")

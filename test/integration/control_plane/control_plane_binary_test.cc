@@ -4,6 +4,10 @@
 
 #include "test/integration/control_plane/control_plane_test_fixtures.h"
 
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace Proxy::ControlPlane {
 namespace {
 
@@ -104,6 +108,23 @@ TEST_F(ControlPlaneBinaryTest, BadStartsFailWithAMessage) {
                                   dir_ + "/stderr.log");
   EXPECT_EQ(bad_flag.waitForExit(kTimeout), std::optional<int>(1));
   EXPECT_EQ(log(), "error: unknown or incomplete option '--no-such-flag' (see --help)\n");
+
+  // TLS flags: a certificate without its key, a client CA without a certificate, a file that
+  // cannot be read.
+  const std::vector<std::pair<std::vector<std::string>, std::string>> tls_cases = {
+      {{"--tls-cert", dir_ + "/cert.pem"}, "error: --tls-cert and --tls-key go together\n"},
+      {{"--tls-client-ca", dir_ + "/ca.pem"},
+       "error: --tls-client-ca needs --tls-cert and --tls-key\n"},
+      {{"--xds-address", "127.0.0.1:0", "--admin-address", "127.0.0.1:0", "--tls-cert",
+        dir_ + "/missing.pem", "--tls-key", dir_ + "/missing.key"},
+       "error: --tls-cert: cannot read '" + dir_ + "/missing.pem'\n"},
+  };
+  for (const auto& [args, error] : tls_cases) {
+    TestUtil::ChildProcess bad_tls(CONTROL_PLANE_BINARY, args, dir_ + "/stdout.log",
+                                   dir_ + "/stderr.log");
+    EXPECT_EQ(bad_tls.waitForExit(kTimeout), std::optional<int>(1)) << args[0];
+    EXPECT_EQ(log(), error);
+  }
 }
 
 }  // namespace
