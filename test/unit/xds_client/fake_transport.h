@@ -114,8 +114,7 @@ class FakeTransportFactory : public Xds::XdsTransportFactory {
 
   explicit FakeTransportFactory(std::shared_ptr<Streams> streams) : streams_(std::move(streams)) {}
 
-  Xds::XdsTransportPtr createTransport(const Xds::XdsStreamConfig& config,
-                                       std::string_view method,
+  Xds::XdsTransportPtr createTransport(const Xds::XdsStreamConfig& config, std::string_view method,
                                        Xds::XdsTransport::EventHandler& handler) override {
     auto stream = std::make_shared<FakeStream>(config.target, std::string(method), config.delta);
     streams_->all.push_back(stream);
