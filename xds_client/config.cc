@@ -124,7 +124,6 @@ absl::StatusOr<ChannelTls> sslChannelCredentials(
   const auto& ssl = credentials.ssl_credentials();
   const std::string ssl_field = absl::StrCat(credentials_field, ".ssl_credentials");
   ChannelTls tls;
-  tls.kind = ChannelTls::Kind::GoogleGrpcSsl;
   struct Source {
     bool present;
     const envoy::config::core::v3::DataSource& source;

@@ -27,25 +27,18 @@ struct RateLimitSettings {
   double fill_rate = 10;  // tokens per second
 };
 
-// TLS on the channel to the management server, PEM text read from the bootstrap's
-// DataSources when it is loaded.
+// TLS on the channel to the management server (google_grpc channel_credentials.ssl_credentials),
+// PEM text read from the bootstrap's DataSources when it is loaded: gRPC's SSL credentials, which
+// check the server's certificate against `root_certs` (gRPC's default roots when empty) and its
+// name against the target's host, as Envoy's Google gRPC client does.
 struct ChannelTls {
-  // google_grpc.channel_credentials.ssl_credentials: gRPC's SSL credentials, which check the
-  // server's certificate against `root_certs` (gRPC's default roots when empty) and its name
-  // against the target's host, as Envoy's Google gRPC client does.
-  // envoy_grpc to a cluster with an UpstreamTlsContext: Envoy's TLS semantics — the chain is
-  // checked against `root_certs` (trusted_ca; no check when empty), names are not checked,
-  // and `sni` is sent as the server name.
-  enum class Kind { GoogleGrpcSsl, EnvoyTls };
-  Kind kind = Kind::GoogleGrpcSsl;
   std::string root_certs;
   std::string cert_chain;  // client certificate (mTLS), with private_key
   std::string private_key;
-  std::string sni;  // EnvoyTls only
 
   bool operator==(const ChannelTls& other) const {
-    return kind == other.kind && root_certs == other.root_certs && cert_chain == other.cert_chain &&
-           private_key == other.private_key && sni == other.sni;
+    return root_certs == other.root_certs && cert_chain == other.cert_chain &&
+           private_key == other.private_key;
   }
 };
 

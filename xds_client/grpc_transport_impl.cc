@@ -14,9 +14,6 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
-#include "grpcpp/security/tls_certificate_provider.h"
-#include "grpcpp/security/tls_certificate_verifier.h"
-#include "grpcpp/security/tls_credentials_options.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "proxy/common/assert.h"
 #include "proxy/common/tsan.h"
@@ -242,48 +239,16 @@ class StreamCore : public StreamReactions {
   bool write_failed_ ABSL_GUARDED_BY(mutex_) = false;
 };
 
-// The channel's credentials (see ChannelTls): plaintext, gRPC's SSL credentials, or Envoy's
-// TLS semantics through gRPC's TLS credentials (chain checked against trusted_ca only, no
-// name check, the client certificate for mTLS).
+// The channel's credentials: plaintext, or gRPC's SSL credentials (see ChannelTls).
 std::shared_ptr<grpc::ChannelCredentials> channelCredentials(const std::optional<ChannelTls>& tls) {
   if (!tls.has_value()) {
     return grpc::InsecureChannelCredentials();
   }
-  if (tls->kind == ChannelTls::Kind::GoogleGrpcSsl) {
-    grpc::SslCredentialsOptions options;
-    options.pem_root_certs = tls->root_certs;
-    options.pem_private_key = tls->private_key;
-    options.pem_cert_chain = tls->cert_chain;
-    return grpc::SslCredentials(options);
-  }
-  std::vector<grpc::experimental::IdentityKeyCertPair> identity;
-  if (!tls->cert_chain.empty()) {
-    identity.push_back({tls->private_key, tls->cert_chain});
-  }
-  std::shared_ptr<grpc::experimental::CertificateProviderInterface> provider;
-  if (!tls->root_certs.empty() && !identity.empty()) {
-    provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(tls->root_certs,
-                                                                                   identity);
-  } else if (!tls->root_certs.empty()) {
-    provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(tls->root_certs);
-  } else if (!identity.empty()) {
-    provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(identity);
-  }
-  grpc::experimental::TlsChannelCredentialsOptions options;
-  if (provider != nullptr) {
-    options.set_certificate_provider(provider);
-  }
-  if (!tls->root_certs.empty()) {
-    options.watch_root_certs();
-  }
-  if (!identity.empty()) {
-    options.watch_identity_key_cert_pairs();
-  }
-  // Envoy without a validation context accepts any server certificate.
-  options.set_verify_server_certs(!tls->root_certs.empty());
-  options.set_check_call_host(false);
-  options.set_certificate_verifier(std::make_shared<grpc::experimental::NoOpCertificateVerifier>());
-  return grpc::experimental::TlsCredentials(options);
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = tls->root_certs;
+  options.pem_private_key = tls->private_key;
+  options.pem_cert_chain = tls->cert_chain;
+  return grpc::SslCredentials(options);
 }
 
 class GrpcXdsTransport : public XdsTransport {
@@ -363,9 +328,6 @@ XdsTransportPtr GrpcXdsTransportFactory::createTransport(const XdsStreamConfig& 
     args.SetString(
         GRPC_ARG_PRIMARY_USER_AGENT_STRING,
         absl::StrCat(kUserAgentName, "/", kVersionMajor, ".", kVersionMinor, ".", kVersionPatch));
-    if (config.tls.has_value() && !config.tls->sni.empty()) {
-      args.SetSslTargetNameOverride(config.tls->sni);
-    }
     channel = grpc::CreateCustomChannel(config.target, channelCredentials(config.tls), args);
     channels_.push_back({config.target, config.tls, channel});
   }

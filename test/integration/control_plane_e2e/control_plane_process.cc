@@ -61,12 +61,14 @@ testing::AssertionResult ControlPlaneProcess::start(const std::string& snapshot_
   std::ofstream(snapshot_path_, std::ios::trunc) << snapshot_yaml;
   std::remove(port_file_.c_str());
   // --watch-interval-ms 0: tests change the snapshot through the admin API only.
+  std::vector<std::string> args{"--xds-address",       absl::StrCat("127.0.0.1:", xds_port),
+                                "--admin-address",     "127.0.0.1:0",
+                                "--snapshot",          snapshot_path_,
+                                "--port-file",         port_file_,
+                                "--watch-interval-ms", "0"};
+  args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   child_ = std::make_unique<ControlPlane::TestUtil::ChildProcess>(
-      binaryPath(),
-      std::vector<std::string>{"--xds-address", absl::StrCat("127.0.0.1:", xds_port),
-                               "--admin-address", "127.0.0.1:0", "--snapshot", snapshot_path_,
-                               "--port-file", port_file_, "--watch-interval-ms", "0"},
-      dir_ + "/stdout.log", stderr_path_);
+      binaryPath(), args, dir_ + "/stdout.log", stderr_path_);
   const std::regex ports(R"(xds=\S+:(\d+) admin=\S+:(\d+))");
   testing::AssertionResult ready = Integration::waitUntil(
       [&] {

@@ -37,6 +37,8 @@ class ControlPlaneProcess {
   // 127.0.0.1:`xds_port`, 0 = any; admin on a free port) and waits for the port file.
   testing::AssertionResult start(const std::string& snapshot_yaml, uint32_t xds_port = 0,
                                  std::chrono::milliseconds timeout = 20s);
+  // Flags added to the command line of the next start() (e.g. --tls-cert ...).
+  void setExtraArgs(std::vector<std::string> args) { extra_args_ = std::move(args); }
   // SIGKILL and reap: the process gets no chance to say goodbye to its streams.
   void kill();
   // SIGTERM; succeeds when the process exits 0.
@@ -82,6 +84,7 @@ class ControlPlaneProcess {
   std::unique_ptr<ControlPlane::TestUtil::ChildProcess> child_;
   uint32_t xds_port_ = 0;
   uint32_t admin_port_ = 0;
+  std::vector<std::string> extra_args_;
 };
 
 }  // namespace Proxy::ControlPlaneE2e

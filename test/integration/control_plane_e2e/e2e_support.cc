@@ -200,9 +200,15 @@ std::string snapshotYaml(const SnapshotSpec& spec) {
 
 DataPlaneProcess::DataPlaneProcess(DataPlane kind, XdsMode mode, std::string node,
                                    uint32_t xds_port)
+    : DataPlaneProcess(kind, mode, node, dataPlaneBootstrap(mode, xds_port, node),
+                       /*wait_for_ready=*/true) {}
+
+DataPlaneProcess::DataPlaneProcess(DataPlane kind, XdsMode mode, std::string node,
+                                   std::string bootstrap_yaml, bool wait_for_ready)
     : kind_(kind), mode_(mode), node_(std::move(node)) {
   Integration::ProxyOptions options;
-  options.bootstrap_yaml = dataPlaneBootstrap(mode, xds_port, node_);
+  options.bootstrap_yaml = std::move(bootstrap_yaml);
+  options.wait_for_ready = wait_for_ready;
   options.concurrency = 2;
   options.drain_time_s = 2;
   if (kind == DataPlane::Envoy) {

@@ -73,6 +73,10 @@ std::string snapshotYaml(const SnapshotSpec& spec);
 class DataPlaneProcess {
  public:
   DataPlaneProcess(DataPlane kind, XdsMode mode, std::string node, uint32_t xds_port);
+  // With this bootstrap instead of dataPlaneBootstrap()'s; start() returns once the admin
+  // port is known, without waiting for /ready, when `wait_for_ready` is false.
+  DataPlaneProcess(DataPlane kind, XdsMode mode, std::string node, std::string bootstrap_yaml,
+                   bool wait_for_ready);
 
   // Starts it and waits for /ready (every xDS type answered, the listener active).
   testing::AssertionResult start(std::chrono::milliseconds timeout = 30s);

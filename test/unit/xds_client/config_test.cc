@@ -189,7 +189,6 @@ TEST(XdsConfigTest, GoogleGrpcSslCredentialsAreReadFromTheirDataSources) {
   EXPECT_EQ(config->ads->target, "xds.internal:18000");
   EXPECT_EQ(config->ads->stat_prefix, "xds");
   ASSERT_TRUE(config->ads->tls.has_value());
-  EXPECT_EQ(config->ads->tls->kind, ChannelTls::Kind::GoogleGrpcSsl);
   EXPECT_EQ(config->ads->tls->root_certs, "CA PEM");
   EXPECT_EQ(config->ads->tls->cert_chain, "CERT");
   EXPECT_EQ(config->ads->tls->private_key, "KEY PEM");
