@@ -69,7 +69,8 @@ absl::StatusOr<std::string> clusterTarget(const envoy::config::cluster::v3::Clus
   if (cluster.has_transport_socket()) {
     return fieldError(field, absl::StrCat(quoted,
                                           ": transport_socket is not supported for the "
-                                          "management server (plaintext only)"));
+                                          "management server's cluster (for TLS use a "
+                                          "google_grpc service with channel_credentials)"));
   }
 
   const auto& assignment = cluster.load_assignment();
