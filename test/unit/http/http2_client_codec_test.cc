@@ -81,7 +81,8 @@ class TestServer {
   void respond(int32_t stream_id, const std::string& status, const std::string& body,
                std::vector<std::pair<std::string, std::string>> trailers = {}) {
     bodies_[stream_id] = Body{body, 0, std::move(trailers)};
-    std::vector<nghttp2_nv> nva = {nv(":status", status)};
+    static const std::string kStatus = ":status";
+    std::vector<nghttp2_nv> nva = {nv(kStatus, status)};
     nghttp2_data_provider provider;
     provider.source.ptr = this;
     provider.read_callback = [](nghttp2_session* session, int32_t id, uint8_t* buf, size_t length,
