@@ -7,8 +7,46 @@
 #include "absl/strings/str_join.h"
 #include "proxy/admin/json_util.h"
 #include "proxy/common/json.h"
+#include "proxy/upstream/host_impl.h"
 
 namespace Proxy::Admin {
+
+namespace {
+
+// Envoy's HostHealthStatus as JSON: the flags that are set, then eds_health_status.
+std::string healthStatusJson(const Upstream::Host& host) {
+  const Upstream::HostHealthState& state = host.healthState();
+  std::string out;
+  if (state.get(Upstream::HealthFlag::FailedActiveHc)) {
+    out += "\"failed_active_health_check\":true,";
+  }
+  if (state.get(Upstream::HealthFlag::FailedOutlierCheck)) {
+    out += "\"failed_outlier_check\":true,";
+  }
+  if (state.get(Upstream::HealthFlag::PendingActiveHc)) {
+    out += "\"pending_active_hc\":true,";
+  }
+  if (state.get(Upstream::HealthFlag::ActiveHcTimeout)) {
+    out += "\"active_hc_timeout\":true,";
+  }
+  const char* eds = "HEALTHY";
+  switch (host.health()) {
+    case Upstream::HealthStatus::Unhealthy:
+      eds = "UNHEALTHY";
+      break;
+    case Upstream::HealthStatus::Draining:
+      eds = "DRAINING";
+      break;
+    case Upstream::HealthStatus::Degraded:
+      eds = "DEGRADED";
+      break;
+    default:
+      break;
+  }
+  return absl::StrCat(out, "\"eds_health_status\":\"", eds, "\"");
+}
+
+}  // namespace
 
 std::string renderListeners(const Listener::ListenerManagerImpl& listener_manager, bool json) {
   std::string out;
@@ -43,10 +81,7 @@ std::string renderClusters(const Upstream::ClusterManagerImpl& cluster_manager, 
     }
     for (const Upstream::HostConstSharedPtr& host : view.hosts.hosts) {
       const Upstream::HostStats& st = host->stats();
-      const std::string health =
-          host->health() == Upstream::HealthStatus::Unhealthy  ? "/failed_eds_health"
-          : host->health() == Upstream::HealthStatus::Draining ? "/pending_dynamic_removal"
-                                                               : "healthy";
+      const std::string health = Upstream::healthFlagsString(*host);
       const std::pair<const char*, int64_t> stats[] = {
           {"cx_active", st.cx_active.load()},
           {"cx_connect_fail", static_cast<int64_t>(st.cx_connect_fail.load())},
@@ -66,12 +101,9 @@ std::string renderClusters(const Upstream::ClusterManagerImpl& cluster_manager, 
         json_hosts.push_back(absl::StrCat(
             "{\"address\":{\"socket_address\":{\"address\":", Json::quote(host->address().ip()),
             ",\"port_value\":", host->address().port(), "}},\"stats\":[", absl::StrJoin(items, ","),
-            "],\"health_status\":{\"eds_health_status\":\"",
-            health == "healthy"              ? "HEALTHY"
-            : health == "/failed_eds_health" ? "UNHEALTHY"
-                                             : "DRAINING",
-            "\"},\"weight\":", host->weight(), ",\"hostname\":", Json::quote(host->hostname()),
-            ",\"priority\":", host->priority(), "}"));
+            "],\"health_status\":{", healthStatusJson(*host), "},\"weight\":", host->weight(),
+            ",\"hostname\":", Json::quote(host->hostname()), ",\"priority\":", host->priority(),
+            "}"));
         continue;
       }
       for (const auto& [stat, value] : stats) {

@@ -525,6 +525,13 @@ const std::vector<ImplementedField>& table() {
       // The downstream side only speaks HTTP/1, so "the downstream's protocol" is HTTP/1.1.
       {"envoy.config.cluster.v3.Cluster", "protocol_selection", nullptr, nullptr, nullptr},
       {"envoy.config.cluster.v3.Cluster", "load_balancing_policy", nullptr, nullptr, nullptr},
+      // proxy/upstream/health_checker_impl.* (one checker per cluster, on the main thread).
+      {"envoy.config.cluster.v3.Cluster", "health_checks", nullptr, nullptr, nullptr},
+      // proxy/upstream/host_impl.cc computeHostSet(): priority load and panic mode.
+      {"envoy.config.cluster.v3.Cluster", "common_lb_config", nullptr, nullptr, nullptr},
+      {"envoy.config.cluster.v3.Cluster.CommonLbConfig", "healthy_panic_threshold", nullptr,
+       nullptr, nullptr},
+      {"envoy.type.v3.Percent", "value", nullptr, nullptr, nullptr},
       {"envoy.config.cluster.v3.Cluster.EdsClusterConfig", "eds_config", nullptr, nullptr, nullptr},
       {"envoy.config.cluster.v3.Cluster.EdsClusterConfig", "service_name", nullptr, nullptr,
        nullptr},
@@ -582,6 +589,38 @@ const std::vector<ImplementedField>& table() {
       // Downstream is always HTTP/1, so its HTTP/1 options are the ones that apply (empty).
       {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig",
        "http_protocol_options", nullptr, nullptr, nullptr},
+
+      // --- HealthCheck (proxy/upstream/health_checker_impl.cc, _http.cc, _tcp.cc) ---------
+      {"envoy.config.core.v3.HealthCheck", "timeout", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.HealthCheck", "interval", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.HealthCheck", "initial_jitter", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.HealthCheck", "interval_jitter", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.HealthCheck", "interval_jitter_percent", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.HealthCheck", "unhealthy_threshold", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.HealthCheck", "healthy_threshold", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.HealthCheck", "alt_port", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.HealthCheck", "reuse_connection", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.HealthCheck", "http_health_check", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.HealthCheck", "tcp_health_check", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.HealthCheck", "no_traffic_interval", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.HealthCheck", "no_traffic_healthy_interval", nullptr, nullptr,
+       nullptr},
+      {"envoy.config.core.v3.HealthCheck", "unhealthy_interval", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.HealthCheck", "unhealthy_edge_interval", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.HealthCheck", "healthy_edge_interval", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.HealthCheck.HttpHealthCheck", "host", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.HealthCheck.HttpHealthCheck", "path", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.HealthCheck.HttpHealthCheck", "request_headers_to_add", nullptr,
+       nullptr, nullptr},
+      {"envoy.config.core.v3.HealthCheck.HttpHealthCheck", "expected_statuses", nullptr, nullptr,
+       nullptr},
+      {"envoy.config.core.v3.HealthCheck.HttpHealthCheck", "retriable_statuses", nullptr, nullptr,
+       nullptr},
+      {"envoy.config.core.v3.HealthCheck.HttpHealthCheck", "method", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.HealthCheck.TcpHealthCheck", "send", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.HealthCheck.TcpHealthCheck", "receive", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.HealthCheck.Payload", "text", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.HealthCheck.Payload", "binary", nullptr, nullptr, nullptr},
 
       // --- ClusterLoadAssignment (proxy/upstream/host_impl.cc) ----------------------------
       {"envoy.config.endpoint.v3.ClusterLoadAssignment", "cluster_name", nullptr, nullptr, nullptr},

@@ -219,10 +219,26 @@ int Server::run() {
   auto start_when_warm = [this] {
     listener_manager_->setAllWarmCallback([this] { startWorkers(); });
   };
-  if (xds_->active()) {
-    xds_->start(start_when_warm);
+  auto start_xds = [this, start_when_warm] {
+    if (xds_->active()) {
+      xds_->start(start_when_warm);
+    } else {
+      start_when_warm();
+    }
+  };
+  if (cluster_manager_->warmingClusterCount() > 0) {
+    // Static clusters with health checks warm until their first round (Envoy's cluster
+    // manager initialisation) before xDS starts. Once: a later warm-up (CDS) must not start
+    // xDS again.
+    cluster_manager_->setWarmingDoneCallback([this, start_xds] {
+      if (!static_clusters_warm_) {
+        static_clusters_warm_ = true;
+        dispatcher_->post(start_xds);
+      }
+    });
   } else {
-    start_when_warm();
+    static_clusters_warm_ = true;
+    start_xds();
   }
   uptime_timer_ = dispatcher_->createTimer([this] {
     store_.gauge("server.uptime")

@@ -66,6 +66,8 @@ class Server {
   State state_ = State::Initializing;
   int exit_code_ = 0;
   bool tls_shutdown_ = false;
+  // The static clusters finished warming (their first health check round) and xDS started.
+  bool static_clusters_warm_ = false;
 };
 
 }  // namespace Proxy::Server

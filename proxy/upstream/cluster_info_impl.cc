@@ -1,6 +1,7 @@
 #include "proxy/upstream/cluster_info_impl.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -85,6 +86,8 @@ ClusterStats::ClusterStats(Stats::Scope scope)
       upstream_cx_none_healthy(scope.counter("upstream_cx_none_healthy")),
       membership_total(scope.gauge("membership_total")),
       membership_healthy(scope.gauge("membership_healthy")),
+      membership_degraded(scope.gauge("membership_degraded")),
+      lb_healthy_panic(scope.counter("lb_healthy_panic")),
       upstream_cx_overflow(scope.counter("upstream_cx_overflow")),
       upstream_rq_cancelled(scope.counter("upstream_rq_cancelled")),
       upstream_cx_max_requests(scope.counter("upstream_cx_max_requests")),
@@ -101,7 +104,9 @@ ClusterStats::ClusterStats(Stats::Scope scope)
 
 ClusterInfoImpl::ClusterInfoImpl(const Cluster& config, Stats::Store& store,
                                  const std::string& stat_name)
-    : name_(config.name()), stats_(Stats::Scope(store, absl::StrCat("cluster.", stat_name, "."))) {}
+    : name_(config.name()),
+      scope_(store, absl::StrCat("cluster.", stat_name, ".")),
+      stats_(scope_) {}
 
 namespace {
 
@@ -241,6 +246,17 @@ absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(const Clus
     }
   }
 
+  // Envoy rounds the percentage to an integer; 0 disables panic mode.
+  uint32_t panic_threshold = 50;
+  if (config.common_lb_config().has_healthy_panic_threshold()) {
+    const double value = config.common_lb_config().healthy_panic_threshold().value();
+    if (!(value >= 0.0 && value <= 100.0)) {
+      return clusterError(name, "common_lb_config.healthy_panic_threshold.value",
+                          "must be between 0 and 100");
+    }
+    panic_threshold = static_cast<uint32_t>(std::lround(value));
+  }
+
   const std::string& stat_name = config.alt_stat_name().empty() ? name : config.alt_stat_name();
   auto info = std::shared_ptr<ClusterInfoImpl>(new ClusterInfoImpl(config, store, stat_name));
   if (tls_context != nullptr) {
@@ -254,6 +270,7 @@ absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(const Clus
   info->connect_timeout_ = connect_timeout;
   info->lb_policy_ = lb_policy;
   info->choice_count_ = choice_count;
+  info->panic_threshold_ = panic_threshold;
   if (config.has_per_connection_buffer_limit_bytes()) {
     info->buffer_limit_ = config.per_connection_buffer_limit_bytes().value();
   }

@@ -38,6 +38,7 @@ class ClusterInfoImpl : public ClusterInfo {
   uint32_t maxRequests() const override { return max_requests_; }
   uint32_t maxRetries() const override { return max_retries_; }
   std::chrono::milliseconds idleTimeout() const override { return idle_timeout_; }
+  uint32_t healthyPanicThreshold() const override { return panic_threshold_; }
   ClusterResources& resources() const override { return resources_; }
   ClusterStats& stats() const override { return stats_; }
   UpstreamHttpProtocol upstreamHttpProtocol() const override { return protocol_; }
@@ -46,6 +47,10 @@ class ClusterInfoImpl : public ClusterInfo {
     return http2_codec_stats_.get();
   }
   Network::TransportSocketPtr createTransportSocket() const override;
+
+  // "cluster.<name or alt_stat_name>.", for the stats of the cluster's health checker and
+  // outlier detector.
+  Stats::Scope statsScope() const { return scope_; }
 
   DiscoveryType discoveryType() const { return type_; }
   // "STATIC", "EDS", ... as in the proto, for admin output.
@@ -73,7 +78,9 @@ class ClusterInfoImpl : public ClusterInfo {
   Http::Http2::Http2Settings http2_settings_;
   uint32_t max_retries_ = 3;  // Envoy's default
   std::chrono::milliseconds idle_timeout_{std::chrono::hours(1)};
+  uint32_t panic_threshold_ = 50;
   // Mutable: counters updated from every worker (atomics) on an otherwise immutable object.
+  Stats::Scope scope_;
   mutable ClusterResources resources_;
   mutable ClusterStats stats_;
   std::unique_ptr<Http::Http2::ClientCodecStats> http2_codec_stats_;  // HTTP/2 clusters only

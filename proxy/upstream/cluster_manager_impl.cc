@@ -1,6 +1,7 @@
 #include "proxy/upstream/cluster_manager_impl.h"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
 #include "absl/container/flat_hash_set.h"
@@ -30,12 +31,12 @@ size_t configHash(const google::protobuf::Message& message) {
 }
 
 const HostSetConstSharedPtr& emptyHostSet() {
-  static const HostSetConstSharedPtr empty = std::make_shared<const HostSet>();
+  static const HostSetConstSharedPtr empty = computeHostSet({}, /*panic_threshold=*/50);
   return empty;
 }
 
 bool sameHosts(const HostSet& a, const HostSet& b) {
-  return a.hosts == b.hosts && a.healthy_hosts == b.healthy_hosts;
+  return a.hosts == b.hosts && a.priorities == b.priorities;
 }
 
 }  // namespace
@@ -49,7 +50,7 @@ ThreadLocalClusterImpl::ThreadLocalClusterImpl(ThreadLocalClusterManagerImpl& pa
       info_(std::move(info)),
       host_set_(std::move(host_set)),
       lb_(createLoadBalancer(info_->lbPolicy(), info_->leastRequestChoiceCount(), host_set_,
-                             parent_.nextSeed())) {}
+                             parent_.nextSeed(), &info_->stats().lb_healthy_panic)) {}
 
 ThreadLocalClusterImpl::~ThreadLocalClusterImpl() {
   for (auto& [host, pool] : pools_) {
@@ -90,7 +91,7 @@ Network::ClientConnectionPtr ThreadLocalClusterImpl::tcpConnection(const HostCon
 void ThreadLocalClusterImpl::updateHosts(HostSetConstSharedPtr host_set) {
   host_set_ = std::move(host_set);
   lb_ = createLoadBalancer(info_->lbPolicy(), info_->leastRequestChoiceCount(), host_set_,
-                           parent_.nextSeed());
+                           parent_.nextSeed(), &info_->stats().lb_healthy_panic);
   if (pools_.empty()) {
     return;
   }
@@ -243,6 +244,22 @@ absl::Status ClusterManagerImpl::addOrUpdateCluster(
     }
   }
 
+  // Active health checking: Envoy runs one checker per cluster.
+  std::optional<HealthCheckConfig> health_check;
+  if (config.health_checks_size() > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cluster '", name, "': health_checks: Multiple health checks not supported"));
+  }
+  if (config.health_checks_size() == 1) {
+    absl::StatusOr<HealthCheckConfig> parsed =
+        HealthCheckConfig::create(config.health_checks(0), "health_checks[0]");
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cluster '", name, "': ", parsed.status().message()));
+    }
+    health_check = *std::move(parsed);
+  }
+
   auto data = std::make_unique<ClusterData>();
   bool warm = true;
   // The service names the replaced versions watched: forgotten below if nobody watches them now.
@@ -290,6 +307,20 @@ absl::Status ClusterManagerImpl::addOrUpdateCluster(
   data->last_updated = main_dispatcher_.timeSource().systemTime();
   data->info = std::move(*info);
   data->added_via_api = added_via_api;
+  if (health_check.has_value()) {
+    ClusterData* raw = data.get();
+    data->health_checker = createHealthChecker(
+        main_dispatcher_, *health_check, data->info, [this, raw] { onHostHealthChanged(*raw); },
+        [this, raw] { onInitialHealthCheckRound(*raw); });
+  }
+  if (warm) {
+    // Hosts taken over from the version being replaced start over when either version checks
+    // health: the replaced one keeps checking (and flagging) its own until it goes.
+    const bool fresh =
+        active != nullptr && (data->health_checker != nullptr || active->health_checker != nullptr);
+    data->hosts =
+        prepareHosts(*data, fresh ? withFreshHealthState(data->hosts->hosts) : data->hosts->hosts);
+  }
 
   (latest != nullptr ? cluster_modified_ : cluster_added_).inc();
   const bool was_warming = !warming_.empty();
@@ -297,7 +328,7 @@ absl::Status ClusterManagerImpl::addOrUpdateCluster(
     if (warming_it != warming_.end()) {
       warming_.erase(warming_it);
     }
-    activate(std::move(data));
+    activateOrAwaitHealthChecks(std::move(data));
   } else {
     // An older active version, if any, keeps serving until this one has hosts.
     warming_[name] = std::move(data);
@@ -457,17 +488,22 @@ absl::Status ClusterManagerImpl::updateClusterLoadAssignment(
   const bool was_warming = !warming_.empty();
   for (Target& target : targets) {
     if (target.map == &warming_) {
-      std::unique_ptr<ClusterData> data = std::move(target.it->second);
+      ClusterData& data = *target.it->second;
+      data.hosts = prepareHosts(data, target.hosts->hosts);
+      if (data.awaiting_health_checks) {
+        continue;  // still warming: its health checker's first round activates it
+      }
+      std::unique_ptr<ClusterData> owned = std::move(target.it->second);
       warming_.erase(target.it);
-      data->hosts = std::move(target.hosts);
-      activate(std::move(data));
+      activateOrAwaitHealthChecks(std::move(owned));
       continue;
     }
     ClusterData& data = *target.it->second;
-    if (sameHosts(*data.hosts, *target.hosts)) {
+    HostSetConstSharedPtr prepared = prepareHosts(data, target.hosts->hosts);
+    if (sameHosts(*data.hosts, *prepared)) {
       continue;  // a resend: workers have it already
     }
-    data.hosts = std::move(target.hosts);
+    data.hosts = std::move(prepared);
     updateMembershipStats(data);
     ClusterInfoConstSharedPtr info = data.info;
     HostSetConstSharedPtr hosts = data.hosts;
@@ -509,7 +545,7 @@ bool ClusterManagerImpl::isEdsServiceWarming(std::string_view eds_service_name) 
   }
   for (const std::string& name : indexed->second) {
     auto it = warming_.find(name);
-    if (it != warming_.end() &&
+    if (it != warming_.end() && !it->second->awaiting_health_checks &&
         it->second->info->discoveryType() == ClusterInfoImpl::DiscoveryType::Eds &&
         it->second->info->edsServiceName() == eds_service_name) {
       return true;
@@ -553,11 +589,66 @@ void ClusterManagerImpl::activate(std::unique_ptr<ClusterData> data) {
 void ClusterManagerImpl::updateMembershipStats(const ClusterData& data) {
   ClusterStats& stats = data.info->stats();
   stats.membership_total.set(static_cast<int64_t>(data.hosts->hosts.size()));
-  int64_t healthy = 0;
-  for (const HostConstSharedPtr& host : data.hosts->hosts) {
-    healthy += isHealthyForLb(host->health()) ? 1 : 0;
+  stats.membership_healthy.set(static_cast<int64_t>(data.hosts->healthy_hosts.size()));
+  int64_t degraded = 0;
+  for (const PriorityHosts& priority : data.hosts->priorities) {
+    degraded += static_cast<int64_t>(priority.degraded.size());
   }
-  stats.membership_healthy.set(healthy);
+  stats.membership_degraded.set(degraded);
+}
+
+HostSetConstSharedPtr ClusterManagerImpl::prepareHosts(ClusterData& data, HostVector hosts) {
+  if (data.health_checker != nullptr) {
+    data.health_checker->setHosts(hosts);
+  }
+  return computeHostSet(std::move(hosts), data.info->healthyPanicThreshold());
+}
+
+bool ClusterManagerImpl::activateOrAwaitHealthChecks(std::unique_ptr<ClusterData> data) {
+  if (data->health_checker != nullptr && !data->health_checker->initialRoundDone()) {
+    data->awaiting_health_checks = true;
+    const std::string name = data->info->name();
+    warming_[name] = std::move(data);
+    return false;
+  }
+  data->awaiting_health_checks = false;
+  activate(std::move(data));
+  return true;
+}
+
+void ClusterManagerImpl::onHostHealthChanged(ClusterData& data) {
+  ASSERT(main_dispatcher_.isThreadSafe());
+  HostSetConstSharedPtr hosts =
+      computeHostSet(data.hosts->hosts, data.info->healthyPanicThreshold());
+  if (sameHosts(*data.hosts, *hosts)) {
+    return;
+  }
+  data.hosts = std::move(hosts);
+  auto it = active_.find(data.info->name());
+  if (it == active_.end() || it->second.get() != &data) {
+    return;  // warming: published when it becomes active
+  }
+  // The same path as an EDS update: the new lists reach each worker's load balancer.
+  updateMembershipStats(data);
+  ClusterInfoConstSharedPtr info = data.info;
+  HostSetConstSharedPtr snapshot = data.hosts;
+  slot_->runOnAllThreads([info, snapshot](ThreadLocal::ThreadLocalObjectSharedPtr& object) {
+    static_cast<ThreadLocalClusterManagerImpl&>(*object).updateHosts(info, snapshot);
+  });
+}
+
+void ClusterManagerImpl::onInitialHealthCheckRound(ClusterData& data) {
+  ASSERT(main_dispatcher_.isThreadSafe());
+  auto it = warming_.find(data.info->name());
+  if (it == warming_.end() || it->second.get() != &data || !data.awaiting_health_checks) {
+    return;
+  }
+  const bool was_warming = !warming_.empty();
+  std::unique_ptr<ClusterData> owned = std::move(it->second);
+  warming_.erase(it);
+  owned->awaiting_health_checks = false;
+  activate(std::move(owned));
+  updateGauges(was_warming);
 }
 
 void ClusterManagerImpl::updateGauges(bool was_warming) {

@@ -34,6 +34,7 @@
 #include "proxy/thread_local/thread_local.h"
 #include "proxy/upstream/cluster_info_impl.h"
 #include "proxy/upstream/http2_conn_pool_impl.h"
+#include "proxy/upstream/health_checker_impl.h"
 #include "proxy/upstream/http_conn_pool_impl.h"
 #include "proxy/upstream/load_balancer_impl.h"
 #include "proxy/upstream/upstream.h"
@@ -113,7 +114,7 @@ class ClusterManagerImpl : public ClusterManager {
     const HostSet& hosts;
     const std::string& version_info;
     SystemTime last_updated;
-    bool warming;        // waiting for its first ClusterLoadAssignment
+    bool warming;        // waiting for its first ClusterLoadAssignment or health check round
     bool added_via_api;  // false: bootstrap static_resources
   };
 
@@ -131,6 +132,9 @@ class ClusterManagerImpl : public ClusterManager {
   // assignment that cluster has (the xDS subscription does not change: nobody sends it again).
   // Errors: "cluster 'x': lb_policy: unsupported load balancing policy 'RING_HASH'". A static
   // (bootstrap, added_via_api=false) cluster cannot be replaced by an API update.
+  // A cluster with health_checks also warms until every host had its first check (Envoy's
+  // rule), its hosts failed until then; a new version's hosts start over (fresh health state)
+  // while the version it replaces keeps serving with its own.
   absl::Status addOrUpdateCluster(const envoy::config::cluster::v3::Cluster& config,
                                   const std::string& version_info, bool added_via_api = true);
   // Remove an API-added cluster (active or warming). False when there is none by that name or
@@ -154,8 +158,8 @@ class ClusterManagerImpl : public ClusterManager {
   ClusterInfoImplConstSharedPtr getClusterInfo(std::string_view name) const;  // active only
   HostSetConstSharedPtr getHostSet(std::string_view name) const;              // active only
   bool isWarming(std::string_view name) const;
-  // Whether an EDS cluster watching `eds_service_name` is still warming (waiting for its first
-  // ClusterLoadAssignment).
+  // Whether an EDS cluster watching `eds_service_name` is still waiting for its first
+  // ClusterLoadAssignment (not: for its first health check round).
   bool isEdsServiceWarming(std::string_view eds_service_name) const;
   size_t activeClusterCount() const { return active_.size(); }
   size_t warmingClusterCount() const { return warming_.size(); }
@@ -173,6 +177,11 @@ class ClusterManagerImpl : public ClusterManager {
     ClusterInfoImplConstSharedPtr info;
     HostSetConstSharedPtr hosts;
     bool added_via_api;
+    // Active health checking (null: none). Owned here, so its callbacks (which name this
+    // ClusterData) never outlive it.
+    HealthCheckerPtr health_checker;
+    // In warming_ with its hosts, waiting for the health checker's first round.
+    bool awaiting_health_checks = false;
   };
   using ClusterMap = std::map<std::string, std::unique_ptr<ClusterData>, std::less<>>;
 
@@ -188,6 +197,16 @@ class ClusterManagerImpl : public ClusterManager {
   // later one brings the current assignment).
   void forgetUnwatchedAssignment(const std::string& service);
   void updateMembershipStats(const ClusterData& data);
+  // `hosts` (from EDS or load_assignment) for `data`: its health checker learns them (new ones
+  // start failed), then the snapshot is computed with the cluster's panic threshold.
+  HostSetConstSharedPtr prepareHosts(ClusterData& data, HostVector hosts);
+  // A version whose hosts are known: active now, or warming until its first health check round.
+  // Returns whether it became active.
+  bool activateOrAwaitHealthChecks(std::unique_ptr<ClusterData> data);
+  // The health checker of `data` changed a host's health: a new snapshot for the workers.
+  void onHostHealthChanged(ClusterData& data);
+  // The health checker of `data` completed its first round: a warming version becomes active.
+  void onInitialHealthCheckRound(ClusterData& data);
   // Refresh the gauges; run the warming-done callback if warming just ended.
   void updateGauges(bool was_warming);
 

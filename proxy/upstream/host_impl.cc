@@ -1,6 +1,8 @@
 #include "proxy/upstream/host_impl.h"
 
+#include <algorithm>
 #include <unordered_map>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "envoy/config/core/v3/health_check.pb.h"
@@ -11,6 +13,8 @@ namespace {
 
 using envoy::config::endpoint::v3::ClusterLoadAssignment;
 using envoy::config::endpoint::v3::LbEndpoint;
+
+constexpr uint32_t kMaxPriority = 127;
 
 HealthStatus healthFromProto(envoy::config::core::v3::HealthStatus status) {
   switch (status) {
@@ -67,33 +71,195 @@ bool sameAttributes(const Host& host, const std::string& hostname, uint32_t weig
 
 HostImpl::HostImpl(Network::Address address, std::string hostname, std::string cluster_name,
                    uint32_t weight, uint32_t priority, HealthStatus health,
-                   std::shared_ptr<HostStats> stats)
+                   std::shared_ptr<HostStats> stats, std::shared_ptr<HostHealthState> health_state)
     : address_(address),
       hostname_(std::move(hostname)),
       cluster_name_(std::move(cluster_name)),
       weight_(weight),
       priority_(priority),
       health_(health),
-      stats_(stats != nullptr ? std::move(stats) : std::make_shared<HostStats>()) {}
+      stats_(stats != nullptr ? std::move(stats) : std::make_shared<HostStats>()),
+      health_state_(health_state != nullptr ? std::move(health_state)
+                                            : std::make_shared<HostHealthState>()) {}
 
 bool isHealthyForLb(HealthStatus health) {
   return health == HealthStatus::Healthy || health == HealthStatus::Degraded ||
          health == HealthStatus::Unknown;
 }
 
-std::string healthFlagsString(HealthStatus health) {
-  switch (health) {
-    case HealthStatus::Healthy:
-    case HealthStatus::Unknown:
-      return "healthy";
-    case HealthStatus::Degraded:
-      return "/degraded_eds_health";
-    case HealthStatus::Draining:
-      return "/eds_status_draining";
-    case HealthStatus::Unhealthy:
-      return "/failed_eds_health";
+CoarseHealth coarseHealth(const Host& host) {
+  const HostHealthState& state = host.healthState();
+  if (state.get(HealthFlag::FailedActiveHc) || state.get(HealthFlag::FailedOutlierCheck) ||
+      host.health() == HealthStatus::Unhealthy || host.health() == HealthStatus::Draining) {
+    return CoarseHealth::Unhealthy;
   }
-  return "healthy";
+  return host.health() == HealthStatus::Degraded ? CoarseHealth::Degraded : CoarseHealth::Healthy;
+}
+
+std::string healthFlagsString(const Host& host) {
+  const HostHealthState& state = host.healthState();
+  std::string out;
+  if (state.get(HealthFlag::FailedActiveHc)) {
+    out += "/failed_active_hc";
+  }
+  if (state.get(HealthFlag::FailedOutlierCheck)) {
+    out += "/failed_outlier_check";
+  }
+  if (host.health() == HealthStatus::Unhealthy) {
+    out += "/failed_eds_health";
+  }
+  if (host.health() == HealthStatus::Degraded) {
+    out += "/degraded_eds_health";
+  }
+  if (state.get(HealthFlag::PendingActiveHc)) {
+    out += "/pending_active_hc";
+  }
+  if (state.get(HealthFlag::ActiveHcTimeout)) {
+    out += "/active_hc_timeout";
+  }
+  if (host.health() == HealthStatus::Draining) {
+    out += "/eds_status_draining";
+  }
+  return out.empty() ? "healthy" : out;
+}
+
+namespace {
+
+// Envoy's default overprovisioning factor, in percent.
+constexpr uint64_t kOverprovisioningFactor = 140;
+
+// Envoy's distributeLoad(): as much of `total_load` as each priority's availability allows, in
+// priority order. Returns the first priority with any availability (-1: none) and what is left.
+std::pair<int, uint32_t> distributeLoad(std::vector<PriorityHosts>& priorities,
+                                        const std::vector<uint32_t>& availability,
+                                        uint32_t PriorityHosts::*load, uint32_t total_load,
+                                        uint32_t normalized_total_availability) {
+  int first_available = -1;
+  for (size_t i = 0; i < priorities.size(); i++) {
+    if (first_available < 0 && availability[i] > 0) {
+      first_available = static_cast<int>(i);
+    }
+    priorities[i].*load =
+        std::min<uint32_t>(total_load, availability[i] * 100 / normalized_total_availability);
+    total_load -= priorities[i].*load;
+  }
+  return {first_available, total_load};
+}
+
+}  // namespace
+
+HostSetConstSharedPtr computeHostSet(HostVector hosts, uint32_t panic_threshold) {
+  auto set = std::make_shared<HostSet>();
+  uint32_t max_priority = 0;
+  for (const HostConstSharedPtr& host : hosts) {
+    max_priority = std::max(max_priority, host->priority());
+  }
+  std::vector<PriorityHosts>& priorities = set->priorities;
+  priorities.resize(hosts.empty() ? 1 : max_priority + 1);
+  for (const HostConstSharedPtr& host : hosts) {
+    if (host->health() == HealthStatus::Draining) {
+      continue;  // excluded (Envoy's EDS_STATUS_DRAINING): no new requests, not even in panic
+    }
+    PriorityHosts& priority = priorities[host->priority()];
+    priority.hosts.push_back(host);
+    switch (coarseHealth(*host)) {
+      case CoarseHealth::Healthy:
+        priority.healthy.push_back(host);
+        set->healthy_hosts.push_back(host);
+        break;
+      case CoarseHealth::Degraded:
+        priority.degraded.push_back(host);
+        break;
+      case CoarseHealth::Unhealthy:
+        break;
+    }
+  }
+  set->hosts = std::move(hosts);
+
+  // Availability per priority: 1.4 x the healthy (degraded) share, capped at 100.
+  std::vector<uint32_t> health(priorities.size(), 0);
+  std::vector<uint32_t> degraded(priorities.size(), 0);
+  uint32_t total_availability = 0;
+  for (size_t i = 0; i < priorities.size(); i++) {
+    const uint64_t count = priorities[i].hosts.size();
+    if (count > 0) {
+      health[i] = static_cast<uint32_t>(
+          std::min<uint64_t>(100, kOverprovisioningFactor * priorities[i].healthy.size() / count));
+      degraded[i] = static_cast<uint32_t>(
+          std::min<uint64_t>(100, kOverprovisioningFactor * priorities[i].degraded.size() / count));
+    }
+    total_availability += health[i] + degraded[i];
+  }
+  const uint32_t normalized_total_availability = std::min<uint32_t>(100, total_availability);
+
+  if (normalized_total_availability == 0 && panic_threshold == 0) {
+    // Nothing available and panic disabled: no host at all (503).
+    priorities[0].healthy_load = 100;
+    return set;
+  }
+  if (normalized_total_availability > 0) {
+    const auto [first_healthy, left] = distributeLoad(
+        priorities, health, &PriorityHosts::healthy_load, 100, normalized_total_availability);
+    const auto [first_degraded, remainder] = distributeLoad(
+        priorities, degraded, &PriorityHosts::degraded_load, left, normalized_total_availability);
+    // Rounding leftovers go to the first available priority, healthy before degraded.
+    if (remainder != 0) {
+      if (first_healthy >= 0) {
+        priorities[first_healthy].healthy_load += remainder;
+      } else {
+        priorities[first_degraded].degraded_load += remainder;
+      }
+    }
+  }
+
+  // Panic: never when the priorities together are fully available.
+  bool all_panic = true;
+  for (PriorityHosts& priority : priorities) {
+    const size_t count = priority.hosts.size();
+    const double available =
+        count == 0
+            ? 0.0
+            : 100.0 * static_cast<double>(priority.healthy.size() + priority.degraded.size()) /
+                  static_cast<double>(count);
+    priority.panic = normalized_total_availability != 100 && available < panic_threshold;
+    all_panic = all_panic && priority.panic;
+  }
+  if (all_panic) {
+    // Load by host count; the rounding leftover to the first non-empty priority.
+    size_t total_hosts = 0;
+    for (const PriorityHosts& priority : priorities) {
+      total_hosts += priority.hosts.size();
+    }
+    if (total_hosts == 0) {
+      priorities[0].healthy_load = 100;
+      return set;
+    }
+    uint32_t left = 100;
+    int first_non_empty = -1;
+    for (size_t i = 0; i < priorities.size(); i++) {
+      if (first_non_empty < 0 && !priorities[i].hosts.empty()) {
+        first_non_empty = static_cast<int>(i);
+      }
+      priorities[i].healthy_load =
+          static_cast<uint32_t>(100 * priorities[i].hosts.size() / total_hosts);
+      priorities[i].degraded_load = 0;
+      left -= priorities[i].healthy_load;
+    }
+    priorities[first_non_empty].healthy_load += left;
+  }
+  return set;
+}
+
+HostVector withFreshHealthState(const HostVector& hosts) {
+  HostVector out;
+  out.reserve(hosts.size());
+  for (const HostConstSharedPtr& host : hosts) {
+    const auto& impl = static_cast<const HostImpl&>(*host);
+    out.push_back(std::make_shared<HostImpl>(impl.address(), impl.hostname(), impl.clusterName(),
+                                             impl.weight(), impl.priority(), impl.health(),
+                                             impl.sharedStats()));
+  }
+  return out;
 }
 
 absl::StatusOr<HostSetConstSharedPtr> buildHostSet(const ClusterLoadAssignment& cla,
@@ -109,12 +275,17 @@ absl::StatusOr<HostSetConstSharedPtr> buildHostSet(const ClusterLoadAssignment& 
     }
   }
 
-  auto host_set = std::make_shared<HostSet>();
-  uint32_t lowest_healthy_priority = UINT32_MAX;
+  HostVector hosts;
 
   for (int i = 0; i < cla.endpoints_size(); i++) {
     const auto& locality = cla.endpoints(i);
     const std::string locality_field = absl::StrCat("endpoints[", i, "]");
+    if (locality.priority() > kMaxPriority) {
+      // Each priority up to the highest one gets its (possibly empty) slot in every snapshot.
+      return absl::InvalidArgumentError(
+          absl::StrCat(locality_field, ".priority: ", locality.priority(),
+                       " is above the supported maximum ", kMaxPriority));
+    }
     if (locality.has_leds_cluster_locality_config()) {
       return absl::InvalidArgumentError(
           absl::StrCat(locality_field, ".leds_cluster_locality_config: LEDS is not supported"));
@@ -160,6 +331,7 @@ absl::StatusOr<HostSetConstSharedPtr> buildHostSet(const ClusterLoadAssignment& 
       // Reuse the identical host, or at least its stats when only attributes changed.
       HostConstSharedPtr host;
       std::shared_ptr<HostStats> stats;
+      std::shared_ptr<HostHealthState> health_state;
       auto range = previous_hosts.equal_range(address->asString());
       for (auto it = range.first; it != range.second; ++it) {
         if (sameAttributes(*it->second, endpoint->hostname(), weight, priority, health)) {
@@ -170,25 +342,19 @@ absl::StatusOr<HostSetConstSharedPtr> buildHostSet(const ClusterLoadAssignment& 
       }
       if (host == nullptr) {
         if (range.first != range.second) {
-          stats = static_cast<const HostImpl&>(*range.first->second).sharedStats();
+          const auto& previous_host = static_cast<const HostImpl&>(*range.first->second);
+          stats = previous_host.sharedStats();
+          health_state = previous_host.sharedHealthState();
         }
-        host = std::make_shared<HostImpl>(*address, endpoint->hostname(), cluster_name, weight,
-                                          priority, health, std::move(stats));
+        host =
+            std::make_shared<HostImpl>(*address, endpoint->hostname(), cluster_name, weight,
+                                       priority, health, std::move(stats), std::move(health_state));
       }
 
-      if (isHealthyForLb(health) && priority < lowest_healthy_priority) {
-        lowest_healthy_priority = priority;
-      }
-      host_set->hosts.push_back(std::move(host));
+      hosts.push_back(std::move(host));
     }
   }
-
-  for (const HostConstSharedPtr& host : host_set->hosts) {
-    if (isHealthyForLb(host->health()) && host->priority() == lowest_healthy_priority) {
-      host_set->healthy_hosts.push_back(host);
-    }
-  }
-  return HostSetConstSharedPtr(std::move(host_set));
+  return computeHostSet(std::move(hosts), /*panic_threshold=*/50);
 }
 
 }  // namespace Proxy::Upstream

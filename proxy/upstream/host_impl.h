@@ -16,9 +16,11 @@ class HostImpl : public Host {
  public:
   // `stats` may be shared with an earlier Host for the same address (see buildHostSet()), so
   // that an endpoint whose weight or health changed keeps its counters and its rq_active.
+  // `health_state` likewise: the endpoint keeps its active health check and outlier state.
   HostImpl(Network::Address address, std::string hostname, std::string cluster_name,
            uint32_t weight, uint32_t priority, HealthStatus health,
-           std::shared_ptr<HostStats> stats = nullptr);
+           std::shared_ptr<HostStats> stats = nullptr,
+           std::shared_ptr<HostHealthState> health_state = nullptr);
 
   const Network::Address& address() const override { return address_; }
   const std::string& hostname() const override { return hostname_; }
@@ -27,8 +29,10 @@ class HostImpl : public Host {
   uint32_t priority() const override { return priority_; }
   HealthStatus health() const override { return health_; }
   HostStats& stats() const override { return *stats_; }
+  HostHealthState& healthState() const override { return *health_state_; }
 
   const std::shared_ptr<HostStats>& sharedStats() const { return stats_; }
+  const std::shared_ptr<HostHealthState>& sharedHealthState() const { return health_state_; }
 
  private:
   const Network::Address address_;
@@ -38,23 +42,45 @@ class HostImpl : public Host {
   const uint32_t priority_;
   const HealthStatus health_;
   const std::shared_ptr<HostStats> stats_;
+  const std::shared_ptr<HostHealthState> health_state_;
 };
 
 // True for the statuses the load balancer may pick (Healthy, Degraded, Unknown), as Envoy's
 // EDS health: UNHEALTHY, DRAINING and TIMEOUT hosts take no new requests.
 bool isHealthyForLb(HealthStatus health);
 
-// Envoy's /clusters health_flags: "healthy", "/failed_eds_health", "/degraded_eds_health",
-// "/eds_status_draining".
-std::string healthFlagsString(HealthStatus health);
+// What the load balancer makes of a host (Envoy's Host::coarseHealth()): Unhealthy when EDS,
+// active health checking or outlier detection failed it (or EDS drains it), Degraded when EDS
+// says DEGRADED, Healthy otherwise.
+enum class CoarseHealth { Healthy, Degraded, Unhealthy };
+CoarseHealth coarseHealth(const Host& host);
+
+// Envoy's /clusters health_flags, in Envoy's order: "healthy", or the set flags among
+// "/failed_active_hc", "/failed_outlier_check", "/failed_eds_health", "/degraded_eds_health",
+// "/pending_active_hc", "/active_hc_timeout", "/eds_status_draining".
+std::string healthFlagsString(const Host& host);
+
+// The snapshot of `hosts` as the load balancers need it (Envoy's priority load and panic mode,
+// LoadBalancerBase::recalculatePerPriorityState): per priority, the healthy and degraded hosts
+// from each host's coarseHealth() now; each priority's availability is 1.4 x its healthy share
+// (the overprovisioning factor), capped at 100%, and load goes to priority 0 up to its
+// availability, the rest to the next ones; a priority whose healthy + degraded share is below
+// `panic_threshold` percent is in panic (balanced over all its hosts) unless the priorities
+// together are fully available; when every priority is in panic, load follows host counts.
+// EDS DRAINING hosts are excluded (Envoy's excluded hosts): counted nowhere, picked never.
+HostSetConstSharedPtr computeHostSet(HostVector hosts, uint32_t panic_threshold);
+
+// New Host objects for the same endpoints (same attributes, same stats) with fresh health state,
+// for a new version of the cluster: its health checks and outlier detection start over, while
+// the version still serving keeps its own.
+HostVector withFreshHealthState(const HostVector& hosts);
 
 // Builds the snapshot of `cla` for cluster `cluster_name`. A host whose address, hostname,
 // weight, priority and health all equal one in `previous` is that same object; a host whose
 // address exists in `previous` but whose attributes changed is a new object sharing the old
-// one's stats. healthy_hosts holds the LB candidates of the lowest priority that has any (a
-// simplification of Envoy's priority spill-over: lower priorities serve only as failover).
-// Errors name the field, relative to the ClusterLoadAssignment:
-// "endpoints[0].lb_endpoints[1].endpoint.address: ...".
+// one's stats and health state. The lists and loads are computeHostSet()'s with a 50% panic
+// threshold (the cluster manager recomputes them with the cluster's). Errors name the field,
+// relative to the ClusterLoadAssignment: "endpoints[0].lb_endpoints[1].endpoint.address: ...".
 absl::StatusOr<HostSetConstSharedPtr> buildHostSet(
     const envoy::config::endpoint::v3::ClusterLoadAssignment& cla, const HostSet* previous,
     const std::string& cluster_name);

@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "proxy/stats/stats.h"
 #include "proxy/upstream/upstream.h"
 
 namespace Proxy::Upstream {
@@ -34,17 +35,33 @@ class LbRandom {
   uint64_t state_;
 };
 
+// What every policy shares: the choice of the host list for one request, from the snapshot's
+// priority loads (Envoy's chooseHostSet()): a random percentage picks a priority and whether its
+// healthy or degraded hosts serve, and a priority in panic serves from all its hosts. A list is
+// a "source"; the policies keep their state (rotation, EDF heap, weights) per source, built on
+// first use. The common case, one list taking 100%, draws no random number.
 class LoadBalancerBase : public LoadBalancer {
  protected:
-  LoadBalancerBase(HostSetConstSharedPtr host_set, uint64_t seed);
+  // `panic_counter` (the cluster's lb_healthy_panic; may be null) counts picks made in panic.
+  LoadBalancerBase(HostSetConstSharedPtr host_set, uint64_t seed, Stats::Counter* panic_counter);
 
-  const HostVector& candidates() const { return host_set_->healthy_hosts; }
+  // The list for this request (possibly empty) and its source index in [0, sourceCount()).
+  const HostVector& chooseSource(size_t& source);
+  size_t sourceCount() const { return host_set_->priorities.size() * 3; }
+  // Whether every host of `hosts` has the same weight (cached per source).
+  bool equalWeights(size_t source, const HostVector& hosts);
   // A uniform index in [0, n).
   size_t randomIndex(size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng_); }
 
   const HostSetConstSharedPtr host_set_;  // keeps the snapshot alive as long as the LB
   LbRandom rng_;
-  bool equal_weights_ = true;
+
+ private:
+  const HostVector& sourceHosts(size_t source) const;
+
+  Stats::Counter* const panic_counter_;
+  int fixed_source_ = -1;              // the only list with load, when there is one
+  std::vector<int8_t> equal_weights_;  // per source: -1 unknown, 0 no, 1 yes
 };
 
 // Envoy's ROUND_ROBIN. Equal weights: plain rotation. Different weights: earliest deadline
@@ -53,22 +70,28 @@ class LoadBalancerBase : public LoadBalancer {
 // random so that workers do not all send their first request to the same host.
 class RoundRobinLoadBalancer : public LoadBalancerBase {
  public:
-  RoundRobinLoadBalancer(HostSetConstSharedPtr host_set, uint64_t seed);
+  RoundRobinLoadBalancer(HostSetConstSharedPtr host_set, uint64_t seed,
+                         Stats::Counter* panic_counter = nullptr);
   HostConstSharedPtr chooseHost() override;
 
  private:
   struct EdfEntry {
     double deadline;
     uint64_t order;  // FIFO among equal deadlines, so ties resolve deterministically
-    uint32_t index;  // into candidates()
+    uint32_t index;  // into the source's hosts
   };
   static bool later(const EdfEntry& a, const EdfEntry& b) {
     return a.deadline > b.deadline || (a.deadline == b.deadline && a.order > b.order);
   }
+  struct State {
+    bool initialized = false;
+    size_t rr_index = 0;
+    std::vector<EdfEntry> edf_heap;  // min-heap on (deadline, order); fixed size after build
+    uint64_t edf_order = 0;
+  };
+  void initialize(State& state, size_t source, const HostVector& hosts);
 
-  size_t rr_index_ = 0;
-  std::vector<EdfEntry> edf_heap_;  // min-heap on (deadline, order); fixed size after build
-  uint64_t edf_order_ = 0;
+  std::vector<State> states_;  // per source
 };
 
 // Envoy's LEAST_REQUEST: the best of `choice_count` random candidates (power of two choices by
@@ -76,7 +99,8 @@ class RoundRobinLoadBalancer : public LoadBalancerBase {
 // is the highest weight / (rq_active + 1), Envoy's weighted form, kept as P2C.
 class LeastRequestLoadBalancer : public LoadBalancerBase {
  public:
-  LeastRequestLoadBalancer(HostSetConstSharedPtr host_set, uint64_t seed, uint32_t choice_count);
+  LeastRequestLoadBalancer(HostSetConstSharedPtr host_set, uint64_t seed, uint32_t choice_count,
+                           Stats::Counter* panic_counter = nullptr);
   HostConstSharedPtr chooseHost() override;
 
  private:
@@ -86,17 +110,19 @@ class LeastRequestLoadBalancer : public LoadBalancerBase {
 // Envoy's RANDOM: uniform, or proportional to weight when weights differ.
 class RandomLoadBalancer : public LoadBalancerBase {
  public:
-  RandomLoadBalancer(HostSetConstSharedPtr host_set, uint64_t seed);
+  RandomLoadBalancer(HostSetConstSharedPtr host_set, uint64_t seed,
+                     Stats::Counter* panic_counter = nullptr);
   HostConstSharedPtr chooseHost() override;
 
  private:
-  std::vector<uint64_t> cumulative_weights_;  // only when weights differ
+  std::vector<std::vector<uint64_t>> cumulative_weights_;  // per source, when weights differ
 };
 
 using LoadBalancerPtr = std::unique_ptr<LoadBalancer>;
 
 // The balancer `policy` names, over `host_set`.
 LoadBalancerPtr createLoadBalancer(LbPolicy policy, uint32_t least_request_choice_count,
-                                   HostSetConstSharedPtr host_set, uint64_t seed);
+                                   HostSetConstSharedPtr host_set, uint64_t seed,
+                                   Stats::Counter* panic_counter = nullptr);
 
 }  // namespace Proxy::Upstream

@@ -22,7 +22,40 @@
 
 namespace Proxy::Upstream {
 
+// A host's health as EDS gave it (LbEndpoint.health_status).
 enum class HealthStatus { Healthy, Unhealthy, Draining, Degraded, Unknown };
+
+// Health flags set on the main thread by active health checking and outlier detection (Envoy's
+// Host::HealthFlag bits that are not EDS's). EDS's own flags (/failed_eds_health, ...) come from
+// Host::health().
+enum class HealthFlag : uint32_t {
+  FailedActiveHc = 0x1,      // /failed_active_hc
+  FailedOutlierCheck = 0x2,  // /failed_outlier_check
+  PendingActiveHc = 0x4,     // /pending_active_hc: no check has completed yet
+  ActiveHcTimeout = 0x8,     // /active_hc_timeout: failed, and the last check timed out
+};
+
+namespace Outlier {
+class DetectorHostMonitor;
+}
+
+// What can change about a host without changing the host: its active health check and outlier
+// state. Shared by every Host object of one endpoint in one cluster version (as HostStats are),
+// written on the main thread only, read anywhere (atomics). The load balancer never reads it: it
+// reads the lists of the snapshot the main thread built from it, so a flag takes effect on a
+// worker when the next snapshot arrives.
+struct HostHealthState {
+  bool get(HealthFlag flag) const {
+    return (flags.load(std::memory_order_relaxed) & static_cast<uint32_t>(flag)) != 0;
+  }
+  void set(HealthFlag flag) { flags.fetch_or(static_cast<uint32_t>(flag)); }
+  void clear(HealthFlag flag) { flags.fetch_and(~static_cast<uint32_t>(flag)); }
+
+  std::atomic<uint32_t> flags{0};
+  // Outlier detection's monitor of this host (null: the cluster has none). Set on the main
+  // thread before the host is first published to workers, never changed afterwards.
+  std::shared_ptr<Outlier::DetectorHostMonitor> outlier_monitor;
+};
 
 // Per-host counters shared by every worker (atomics; Envoy's host stats).
 struct HostStats {
@@ -47,17 +80,36 @@ class Host {
   virtual const std::string& clusterName() const = 0;
   virtual uint32_t weight() const = 0;
   virtual uint32_t priority() const = 0;
-  virtual HealthStatus health() const = 0;
+  virtual HealthStatus health() const = 0;  // from EDS
   virtual HostStats& stats() const = 0;
+  virtual HostHealthState& healthState() const = 0;
 };
 
 using HostConstSharedPtr = std::shared_ptr<const Host>;
 using HostVector = std::vector<HostConstSharedPtr>;
 
+// The hosts of one priority and the share of requests they get (Envoy's priority load,
+// computed on the main thread: see computeHostSet() in host_impl.h).
+struct PriorityHosts {
+  HostVector hosts;            // every host of this priority but EDS DRAINING ones (excluded)
+  HostVector healthy;          // not failed by EDS, active health checks or outlier detection
+  HostVector degraded;         // EDS DEGRADED
+  bool panic = false;          // too few healthy hosts: balance across `hosts`
+  uint32_t healthy_load = 0;   // percent of requests for `healthy` (or `hosts` in panic)
+  uint32_t degraded_load = 0;  // percent of requests for `degraded`
+
+  bool operator==(const PriorityHosts& other) const {
+    return hosts == other.hosts && healthy == other.healthy && degraded == other.degraded &&
+           panic == other.panic && healthy_load == other.healthy_load &&
+           degraded_load == other.degraded_load;
+  }
+};
+
 // An immutable snapshot of a cluster's hosts.
 struct HostSet {
-  HostVector hosts;          // every host
-  HostVector healthy_hosts;  // Healthy/Degraded/Unknown ones, the LB's candidates
+  HostVector hosts;                       // every host, all priorities
+  HostVector healthy_hosts;               // every healthy host, all priorities (membership_healthy)
+  std::vector<PriorityHosts> priorities;  // index = priority; loads sum to 100
 };
 using HostSetConstSharedPtr = std::shared_ptr<const HostSet>;
 
@@ -96,6 +148,8 @@ struct ClusterStats {
   Stats::Counter& upstream_cx_none_healthy;
   Stats::Gauge& membership_total;
   Stats::Gauge& membership_healthy;
+  Stats::Gauge& membership_degraded;
+  Stats::Counter& lb_healthy_panic;  // a host was picked from all hosts: too few healthy ones
   // Added by the upstream component (Envoy names).
   Stats::Counter& upstream_cx_overflow;      // a new connection was refused by max_connections
   Stats::Counter& upstream_rq_cancelled;     // a pending request was cancelled before a connection
@@ -141,6 +195,8 @@ class ClusterInfo {
   // common_http_protocol_options.idle_timeout: a pooled connection without a stream this long
   // is closed (default 1 h; 0 disables).
   virtual std::chrono::milliseconds idleTimeout() const = 0;
+  // common_lb_config.healthy_panic_threshold, in percent (default 50).
+  virtual uint32_t healthyPanicThreshold() const = 0;
   virtual ClusterResources& resources() const = 0;
   virtual ClusterStats& stats() const = 0;
   virtual UpstreamHttpProtocol upstreamHttpProtocol() const = 0;

@@ -231,7 +231,12 @@ Http::RequestDecoder& FakeConnection::newStream(Http::ResponseEncoder& response_
 
 void FakeConnection::decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool end_stream) {
   request_headers_ = std::move(headers);
-  if (counters_.requests_received_.fetch_add(1) < options_.first_requests) {
+  // The total first: trafficReceived() must never see more health checks than requests.
+  const bool first = counters_.requests_received_.fetch_add(1) < options_.first_requests;
+  if (request_headers_->getValue("user-agent") == "Envoy/HC") {
+    counters_.health_checks_received_.fetch_add(1);
+  }
+  if (first) {
     for (const auto& [name, value] : options_.first_requests_headers) {
       request_headers_->setCopy(name, value);
     }
@@ -295,7 +300,9 @@ void FakeConnection::respond() {
   }
   const Http::RequestHeaderMap& request = *request_headers_;
   Http::ResponseHeaderMap headers;
-  headers.setStatus(static_cast<uint32_t>(headerNumber(request, "x-fake-status", options_.status)));
+  const uint32_t status_override = counters_.status_override_.load();
+  headers.setStatus(static_cast<uint32_t>(headerNumber(
+      request, "x-fake-status", status_override != 0 ? status_override : options_.status)));
   headers.addCopy("x-upstream", options_.name);
   if (options_.echo_headers) {
     for (const Http::HeaderEntry& entry : request) {

@@ -86,6 +86,18 @@ class FakeUpstream {
   uint64_t responsesStarted() const { return responses_started_.load(); }
   // Connections currently open.
   int64_t activeConnections() const { return active_connections_.load(); }
+  // Requests with "user-agent: Envoy/HC" (health checks, ours or Envoy's), counted in
+  // requestsReceived() too.
+  uint64_t healthChecksReceived() const { return health_checks_received_.load(); }
+  // Requests that were not health checks.
+  uint64_t trafficReceived() const {
+    const uint64_t checks = health_checks_received_.load();  // first: never above the total
+    return requests_received_.load() - checks;
+  }
+
+  // From now on answer `status` unless a request says otherwise (0: back to the options').
+  // Safe from any thread: "the endpoint starts failing" mid-test.
+  void setStatus(uint32_t status) { status_override_.store(status); }
 
   testing::AssertionResult waitForConnections(uint64_t count,
                                               std::chrono::milliseconds timeout = 10s) const;
@@ -108,6 +120,8 @@ class FakeUpstream {
   std::atomic<uint64_t> requests_received_{0};
   std::atomic<uint64_t> responses_started_{0};
   std::atomic<int64_t> active_connections_{0};
+  std::atomic<uint64_t> health_checks_received_{0};
+  std::atomic<uint32_t> status_override_{0};
   std::unique_ptr<Server> server_;
   std::thread thread_;
 };

@@ -39,23 +39,34 @@ TEST(HostSetBuilderTest, HealthDecidesWhoTheBalancerSees) {
                                                                {.port = 6, .health = DEGRADED}}));
   ASSERT_NE(nullptr, set);
 
-  // Every endpoint is a host; only UNKNOWN, HEALTHY and DEGRADED are LB candidates.
+  // Every endpoint is a host; UNKNOWN and HEALTHY are healthy, DEGRADED is degraded (Envoy
+  // sends it load only when the healthy ones fall short), DRAINING is excluded altogether.
   ASSERT_EQ(6u, set->hosts.size());
   std::vector<uint32_t> healthy_ports;
   for (const HostConstSharedPtr& host : set->healthy_hosts) {
     healthy_ports.push_back(host->address().port());
   }
-  EXPECT_EQ((std::vector<uint32_t>{1, 2, 6}), healthy_ports);
+  EXPECT_EQ((std::vector<uint32_t>{1, 2}), healthy_ports);
+  ASSERT_EQ(1u, set->priorities.size());
+  ASSERT_EQ(1u, set->priorities[0].degraded.size());
+  EXPECT_EQ(6u, set->priorities[0].degraded[0]->address().port());
+  EXPECT_EQ(5u, set->priorities[0].hosts.size());  // all but the draining one
 
   // Hosts carry what the endpoint said, and the admin flags read as Envoy's.
   EXPECT_EQ("127.0.0.1:3", set->hosts[2]->address().asString());
   EXPECT_EQ("service", set->hosts[2]->clusterName());
   EXPECT_EQ(HealthStatus::Unhealthy, set->hosts[2]->health());
   EXPECT_EQ(HealthStatus::Unhealthy, set->hosts[4]->health());  // TIMEOUT counts as unhealthy
-  EXPECT_EQ("healthy", healthFlagsString(set->hosts[0]->health()));
-  EXPECT_EQ("/failed_eds_health", healthFlagsString(set->hosts[2]->health()));
-  EXPECT_EQ("/eds_status_draining", healthFlagsString(set->hosts[3]->health()));
-  EXPECT_EQ("/degraded_eds_health", healthFlagsString(set->hosts[5]->health()));
+  EXPECT_EQ("healthy", healthFlagsString(*set->hosts[0]));
+  EXPECT_EQ("/failed_eds_health", healthFlagsString(*set->hosts[2]));
+  EXPECT_EQ("/eds_status_draining", healthFlagsString(*set->hosts[3]));
+  EXPECT_EQ("/degraded_eds_health", healthFlagsString(*set->hosts[5]));
+
+  // Active health checking and outlier detection add theirs, in Envoy's order.
+  set->hosts[2]->healthState().set(HealthFlag::FailedOutlierCheck);
+  set->hosts[2]->healthState().set(HealthFlag::FailedActiveHc);
+  EXPECT_EQ("/failed_active_hc/failed_outlier_check/failed_eds_health",
+            healthFlagsString(*set->hosts[2]));
 }
 
 TEST(HostSetBuilderTest, WeightDefaultsToOne) {
@@ -99,23 +110,80 @@ TEST(HostSetBuilderTest, RebuildReusesHostsOfUnchangedEndpoints) {
   EXPECT_EQ(second->hosts[1], third->hosts[1]);
   EXPECT_EQ(second->hosts[2], third->hosts[2]);
   EXPECT_EQ(2u, third->healthy_hosts.size());
+  // The endpoint keeps its health check and outlier state across objects, as its counters.
+  EXPECT_EQ(&second->hosts[0]->healthState(), &third->hosts[0]->healthState());
 }
 
-TEST(HostSetBuilderTest, LowerPrioritiesServeOnlyAsFailover) {
-  // Priority 0: one unhealthy host; priority 1: two healthy ones.
+TEST(HostSetBuilderTest, PriorityLoadFollowsEnvoysOverprovisioning) {
+  // Priority 0: one unhealthy host; priority 1: two healthy ones. All load fails over to 1.
   HostSetConstSharedPtr set =
       build(makeAssignment("service", {{.port = 1, .health = UNHEALTHY, .priority = 0},
                                        {.port = 2, .priority = 1},
                                        {.port = 3, .priority = 1}}));
   ASSERT_NE(nullptr, set);
-  ASSERT_EQ(2u, set->healthy_hosts.size());
-  EXPECT_EQ(1u, set->healthy_hosts[0]->priority());
+  ASSERT_EQ(2u, set->priorities.size());
+  EXPECT_EQ(0u, set->priorities[0].healthy_load);
+  EXPECT_EQ(100u, set->priorities[1].healthy_load);
+  EXPECT_FALSE(set->priorities[1].panic);
 
   // With a healthy priority-0 host, priority 1 gets nothing.
   set = build(makeAssignment("service", {{.port = 1, .priority = 0}, {.port = 2, .priority = 1}}));
   ASSERT_NE(nullptr, set);
-  ASSERT_EQ(1u, set->healthy_hosts.size());
-  EXPECT_EQ(1u, set->healthy_hosts[0]->address().port());
+  EXPECT_EQ(100u, set->priorities[0].healthy_load);
+  EXPECT_EQ(0u, set->priorities[1].healthy_load);
+
+  // Half of priority 0 healthy: 1.4 x 50% = 70% stays there, 30% spills to priority 1.
+  set = build(makeAssignment("service", {{.port = 1, .priority = 0},
+                                         {.port = 2, .health = UNHEALTHY, .priority = 0},
+                                         {.port = 3, .priority = 1}}));
+  ASSERT_NE(nullptr, set);
+  EXPECT_EQ(70u, set->priorities[0].healthy_load);
+  EXPECT_EQ(30u, set->priorities[1].healthy_load);
+
+  // Four of five healthy: 1.4 x 80% is over 100%, priority 0 keeps everything.
+  set = build(makeAssignment(
+      "service",
+      {{.port = 1}, {.port = 2}, {.port = 3}, {.port = 4}, {.port = 5, .health = UNHEALTHY}}));
+  ASSERT_NE(nullptr, set);
+  EXPECT_EQ(100u, set->priorities[0].healthy_load);
+}
+
+TEST(HostSetBuilderTest, PanicBelowTheThreshold) {
+  // One healthy host of three (33% < 50%): priority 0 is in panic and balances over all three.
+  HostVector hosts = {makeHost(1), makeHost(2, 1, HealthStatus::Unhealthy),
+                      makeHost(3, 1, HealthStatus::Unhealthy)};
+  HostSetConstSharedPtr set = computeHostSet(hosts, /*panic_threshold=*/50);
+  EXPECT_TRUE(set->priorities[0].panic);
+  EXPECT_EQ(100u, set->priorities[0].healthy_load);
+  EXPECT_EQ(3u, set->priorities[0].hosts.size());
+
+  // A threshold of 0 disables panic: only the healthy host.
+  set = computeHostSet(hosts, /*panic_threshold=*/0);
+  EXPECT_FALSE(set->priorities[0].panic);
+  EXPECT_EQ(1u, set->priorities[0].healthy.size());
+
+  // Nothing healthy and panic disabled: no load anywhere but the empty healthy list (503).
+  set = computeHostSet({makeHost(2, 1, HealthStatus::Unhealthy)}, /*panic_threshold=*/0);
+  EXPECT_FALSE(set->priorities[0].panic);
+  EXPECT_TRUE(set->priorities[0].healthy.empty());
+
+  // Two priorities both in panic: load by host count (1 host vs 3 hosts: 25% / 75%).
+  set = computeHostSet(
+      {makeHost(1, 1, HealthStatus::Unhealthy, /*priority=*/0),
+       makeHost(2, 1, HealthStatus::Unhealthy, 1), makeHost(3, 1, HealthStatus::Unhealthy, 1),
+       makeHost(4, 1, HealthStatus::Unhealthy, 1)},
+      /*panic_threshold=*/50);
+  EXPECT_TRUE(set->priorities[0].panic);
+  EXPECT_TRUE(set->priorities[1].panic);
+  EXPECT_EQ(25u, set->priorities[0].healthy_load);
+  EXPECT_EQ(75u, set->priorities[1].healthy_load);
+
+  // Active health checking's flag counts like EDS's.
+  HostConstSharedPtr checked = makeHost(5);
+  checked->healthState().set(HealthFlag::FailedActiveHc);
+  set = computeHostSet({makeHost(1), makeHost(2), checked}, /*panic_threshold=*/50);
+  EXPECT_EQ(2u, set->priorities[0].healthy.size());
+  EXPECT_FALSE(set->priorities[0].panic);
 }
 
 TEST(HostSetBuilderTest, NamedEndpointsAreResolved) {

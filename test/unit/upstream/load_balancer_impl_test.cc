@@ -149,9 +149,10 @@ TEST(RandomLoadBalancerTest, WeightsSetTheOdds) {
 }
 
 TEST(LoadBalancerTest, NoHealthyHostGivesNull) {
-  // Only an unhealthy and a draining host: every policy answers null.
+  // Only an unhealthy and a draining host, panic mode disabled: every policy answers null.
   HostSetConstSharedPtr hosts = makeHostSet({makeHost(1001, /*weight=*/1, HealthStatus::Unhealthy),
-                                             makeHost(1002, /*weight=*/1, HealthStatus::Draining)});
+                                             makeHost(1002, /*weight=*/1, HealthStatus::Draining)},
+                                            /*panic_threshold=*/0);
   for (LbPolicy policy : {LbPolicy::RoundRobin, LbPolicy::LeastRequest, LbPolicy::Random}) {
     LoadBalancerPtr lb = createLoadBalancer(policy, /*least_request_choice_count=*/2, hosts,
                                             /*seed=*/1);
@@ -160,6 +161,39 @@ TEST(LoadBalancerTest, NoHealthyHostGivesNull) {
   // And an empty host set too.
   LoadBalancerPtr lb = createLoadBalancer(LbPolicy::RoundRobin, 2, makeHostSet({}), 1);
   EXPECT_EQ(nullptr, lb->chooseHost());
+}
+
+TEST(LoadBalancerTest, PanicBalancesOverEveryHostAndCountsIt) {
+  // One healthy host of three is below the default 50% threshold: Envoy's panic mode sends to
+  // all three (the draining one stays excluded), and lb_healthy_panic counts each pick.
+  HostSetConstSharedPtr hosts =
+      makeHostSet({makeHost(1001), makeHost(1002, /*weight=*/1, HealthStatus::Unhealthy),
+                   makeHost(1003, /*weight=*/1, HealthStatus::Unhealthy),
+                   makeHost(1004, /*weight=*/1, HealthStatus::Draining)});
+  Stats::Counter panic("lb_healthy_panic");
+  RoundRobinLoadBalancer lb(hosts, /*seed=*/1, &panic);
+  std::map<uint32_t, int> counts = countPicks(lb, 30);
+  EXPECT_EQ(10, counts[1001]);
+  EXPECT_EQ(10, counts[1002]);
+  EXPECT_EQ(10, counts[1003]);
+  EXPECT_EQ(0u, counts.count(1004));
+  EXPECT_EQ(30u, panic.value());
+}
+
+TEST(LoadBalancerTest, PriorityLoadSplitsPicks) {
+  // Priority 0: one healthy, one unhealthy host (70% of the load); priority 1: one healthy
+  // host (30%). Over many picks each side gets its share.
+  HostSetConstSharedPtr hosts =
+      makeHostSet({makeHost(1001, 1, HealthStatus::Healthy, /*priority=*/0),
+                   makeHost(1002, 1, HealthStatus::Unhealthy, /*priority=*/0),
+                   makeHost(2001, 1, HealthStatus::Healthy, /*priority=*/1)});
+  for (LbPolicy policy : {LbPolicy::RoundRobin, LbPolicy::LeastRequest, LbPolicy::Random}) {
+    LoadBalancerPtr lb = createLoadBalancer(policy, 2, hosts, /*seed=*/7);
+    std::map<uint32_t, int> counts = countPicks(*lb, 10000);
+    EXPECT_EQ(0u, counts.count(1002)) << static_cast<int>(policy);
+    EXPECT_NEAR(7000, counts[1001], 300) << static_cast<int>(policy);
+    EXPECT_NEAR(3000, counts[2001], 300) << static_cast<int>(policy);
+  }
 }
 
 }  // namespace

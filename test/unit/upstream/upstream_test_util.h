@@ -19,21 +19,15 @@ inline Network::Address loopback(uint32_t port) {
 }
 
 inline HostConstSharedPtr makeHost(uint32_t port, uint32_t weight = 1,
-                                   HealthStatus health = HealthStatus::Healthy) {
+                                   HealthStatus health = HealthStatus::Healthy,
+                                   uint32_t priority = 0) {
   return std::make_shared<HostImpl>(loopback(port), /*hostname=*/"", /*cluster_name=*/"test",
-                                    weight, /*priority=*/0, health);
+                                    weight, priority, health);
 }
 
-// A snapshot whose healthy_hosts are the given hosts that are healthy for the LB.
-inline HostSetConstSharedPtr makeHostSet(const HostVector& hosts) {
-  auto set = std::make_shared<HostSet>();
-  set->hosts = hosts;
-  for (const HostConstSharedPtr& host : hosts) {
-    if (isHealthyForLb(host->health())) {
-      set->healthy_hosts.push_back(host);
-    }
-  }
-  return set;
+// The snapshot of `hosts` as the cluster manager builds it (lists, loads, panic).
+inline HostSetConstSharedPtr makeHostSet(const HostVector& hosts, uint32_t panic_threshold = 50) {
+  return computeHostSet(hosts, panic_threshold);
 }
 
 struct EndpointSpec {
