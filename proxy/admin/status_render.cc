@@ -77,6 +77,19 @@ std::string renderClusters(const Upstream::ClusterManagerImpl& cluster_manager, 
     std::vector<std::string> json_hosts;
     if (!json) {
       absl::StrAppend(&out, name, "::observability_name::", name, "\n");
+      if (view.outlier_detector != nullptr) {
+        // Envoy's lines, -1 until an interval had enough hosts with enough requests.
+        const Upstream::Outlier::DetectorImpl& detector = *view.outlier_detector;
+        absl::StrAppend(&out, name,
+                        "::outlier::success_rate_average::", detector.successRateAverage(false),
+                        "\n");
+        absl::StrAppend(&out, name, "::outlier::success_rate_ejection_threshold::",
+                        detector.successRateEjectionThreshold(false), "\n");
+        absl::StrAppend(&out, name, "::outlier::local_origin_success_rate_average::",
+                        detector.successRateAverage(true), "\n");
+        absl::StrAppend(&out, name, "::outlier::local_origin_success_rate_ejection_threshold::",
+                        detector.successRateEjectionThreshold(true), "\n");
+      }
       absl::StrAppend(&out, name, "::added_via_api::", view.added_via_api ? "true" : "false", "\n");
     }
     for (const Upstream::HostConstSharedPtr& host : view.hosts.hosts) {
@@ -113,6 +126,10 @@ std::string renderClusters(const Upstream::ClusterManagerImpl& cluster_manager, 
       absl::StrAppend(&out, name, "::", address, "::health_flags::", health, "\n");
       absl::StrAppend(&out, name, "::", address, "::weight::", host->weight(), "\n");
       absl::StrAppend(&out, name, "::", address, "::priority::", host->priority(), "\n");
+      absl::StrAppend(&out, name, "::", address, "::success_rate::",
+                      Upstream::Outlier::DetectorImpl::hostSuccessRate(*host, false), "\n");
+      absl::StrAppend(&out, name, "::", address, "::local_origin_success_rate::",
+                      Upstream::Outlier::DetectorImpl::hostSuccessRate(*host, true), "\n");
     }
     if (json) {
       json_clusters.push_back(

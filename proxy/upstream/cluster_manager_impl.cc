@@ -259,6 +259,16 @@ absl::Status ClusterManagerImpl::addOrUpdateCluster(
     }
     health_check = *std::move(parsed);
   }
+  std::optional<Outlier::DetectorConfig> outlier;
+  if (config.has_outlier_detection()) {
+    absl::StatusOr<Outlier::DetectorConfig> parsed =
+        Outlier::DetectorConfig::create(config.outlier_detection());
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cluster '", name, "': ", parsed.status().message()));
+    }
+    outlier = *std::move(parsed);
+  }
 
   auto data = std::make_unique<ClusterData>();
   bool warm = true;
@@ -307,17 +317,28 @@ absl::Status ClusterManagerImpl::addOrUpdateCluster(
   data->last_updated = main_dispatcher_.timeSource().systemTime();
   data->info = std::move(*info);
   data->added_via_api = added_via_api;
+  ClusterData* raw = data.get();
+  if (outlier.has_value()) {
+    data->outlier_detector = Outlier::DetectorImpl::create(
+        main_dispatcher_, *outlier, data->info, [this, raw] { onHostHealthChanged(*raw); });
+  }
   if (health_check.has_value()) {
-    ClusterData* raw = data.get();
     data->health_checker = createHealthChecker(
         main_dispatcher_, *health_check, data->info, [this, raw] { onHostHealthChanged(*raw); },
         [this, raw] { onInitialHealthCheckRound(*raw); });
+    if (data->outlier_detector != nullptr) {
+      // Envoy's successful_active_health_check_uneject_host.
+      Outlier::DetectorImpl* detector = data->outlier_detector.get();
+      data->health_checker->setCheckSuccessCallback(
+          [detector](const Host& host) { detector->onActiveHealthCheckSuccess(host); });
+    }
   }
   if (warm) {
     // Hosts taken over from the version being replaced start over when either version checks
     // health: the replaced one keeps checking (and flagging) its own until it goes.
-    const bool fresh =
-        active != nullptr && (data->health_checker != nullptr || active->health_checker != nullptr);
+    const bool fresh = active != nullptr &&
+                       (data->health_checker != nullptr || active->health_checker != nullptr ||
+                        data->outlier_detector != nullptr || active->outlier_detector != nullptr);
     data->hosts =
         prepareHosts(*data, fresh ? withFreshHealthState(data->hosts->hosts) : data->hosts->hosts);
   }
@@ -570,7 +591,8 @@ void ClusterManagerImpl::forEachCluster(const std::function<void(const ClusterVi
   for (const ClusterMap* map : {&active_, &warming_}) {
     for (const auto& [name, data] : *map) {
       cb(ClusterView{data->config, *data->info, *data->hosts, data->version_info,
-                     data->last_updated, map == &warming_, data->added_via_api});
+                     data->last_updated, map == &warming_, data->added_via_api,
+                     data->outlier_detector.get()});
     }
   }
 }
@@ -600,6 +622,9 @@ void ClusterManagerImpl::updateMembershipStats(const ClusterData& data) {
 HostSetConstSharedPtr ClusterManagerImpl::prepareHosts(ClusterData& data, HostVector hosts) {
   if (data.health_checker != nullptr) {
     data.health_checker->setHosts(hosts);
+  }
+  if (data.outlier_detector != nullptr) {
+    data.outlier_detector->setHosts(hosts);
   }
   return computeHostSet(std::move(hosts), data.info->healthyPanicThreshold());
 }

@@ -37,6 +37,7 @@
 #include "proxy/upstream/health_checker_impl.h"
 #include "proxy/upstream/http_conn_pool_impl.h"
 #include "proxy/upstream/load_balancer_impl.h"
+#include "proxy/upstream/outlier_detection_impl.h"
 #include "proxy/upstream/upstream.h"
 
 namespace Proxy::Upstream {
@@ -116,6 +117,7 @@ class ClusterManagerImpl : public ClusterManager {
     SystemTime last_updated;
     bool warming;        // waiting for its first ClusterLoadAssignment or health check round
     bool added_via_api;  // false: bootstrap static_resources
+    const Outlier::DetectorImpl* outlier_detector;  // null: no outlier_detection
   };
 
   // Main thread. `tls` must have every thread registered; the slot is set here.
@@ -177,6 +179,9 @@ class ClusterManagerImpl : public ClusterManager {
     ClusterInfoImplConstSharedPtr info;
     HostSetConstSharedPtr hosts;
     bool added_via_api;
+    // Outlier detection (null: none); the monitors' posts reach it through weak pointers.
+    // Declared before the health checker, which calls it, so that it is destroyed after it.
+    std::shared_ptr<Outlier::DetectorImpl> outlier_detector;
     // Active health checking (null: none). Owned here, so its callbacks (which name this
     // ClusterData) never outlive it.
     HealthCheckerPtr health_checker;
@@ -198,7 +203,8 @@ class ClusterManagerImpl : public ClusterManager {
   void forgetUnwatchedAssignment(const std::string& service);
   void updateMembershipStats(const ClusterData& data);
   // `hosts` (from EDS or load_assignment) for `data`: its health checker learns them (new ones
-  // start failed), then the snapshot is computed with the cluster's panic threshold.
+  // start failed), its outlier detector gives new ones a monitor, then the snapshot is
+  // computed with the cluster's panic threshold.
   HostSetConstSharedPtr prepareHosts(ClusterData& data, HostVector hosts);
   // A version whose hosts are known: active now, or warming until its first health check round.
   // Returns whether it became active.

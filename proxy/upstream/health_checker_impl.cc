@@ -516,6 +516,9 @@ void HealthCheckerImplBase::Session::handleSuccess(bool /*degraded*/) {
   }
   transition = clearPending(transition);
   parent_.stats_.success.inc();
+  if (parent_.check_success_ != nullptr) {
+    parent_.check_success_(*host_);
+  }
   if (transition == Transition::Changed) {
     parent_.refreshHealthyGauge();
     parent_.scheduleHealthChanged();

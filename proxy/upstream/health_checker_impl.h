@@ -104,6 +104,8 @@ class HealthChecker {
   virtual void setHosts(const HostVector& hosts) = 0;
   // Every host of the first setHosts() that is still there has completed one check.
   virtual bool initialRoundDone() const = 0;
+  // Called after every passing check (outlier detection brings an ejected host back).
+  virtual void setCheckSuccessCallback(std::function<void(const Host&)> cb) = 0;
 };
 using HealthCheckerPtr = std::unique_ptr<HealthChecker>;
 
@@ -167,6 +169,9 @@ class HealthCheckerImplBase : public HealthChecker {
   // HealthChecker
   void setHosts(const HostVector& hosts) override;
   bool initialRoundDone() const override { return initial_round_pending_ == 0; }
+  void setCheckSuccessCallback(std::function<void(const Host&)> cb) override {
+    check_success_ = std::move(cb);
+  }
 
   const HealthCheckConfig& config() const { return config_; }
   const ClusterInfoImpl& cluster() const { return *cluster_; }
@@ -191,6 +196,7 @@ class HealthCheckerImplBase : public HealthChecker {
   HealthCheckerStats stats_;
   HealthChangedCb health_changed_;
   InitialRoundDoneCb initial_round_done_;
+  std::function<void(const Host&)> check_success_;
   std::mt19937_64 rng_;
   // Keyed by the endpoint's shared health state: a Host object replaced by another for the
   // same endpoint (a new weight) keeps its session.

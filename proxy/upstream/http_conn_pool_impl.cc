@@ -3,6 +3,7 @@
 #include "proxy/common/assert.h"
 #include "proxy/http/http1/client_connection_impl.h"
 #include "proxy/network/connection_impl.h"
+#include "proxy/upstream/outlier_detection.h"
 
 namespace Proxy::Upstream {
 
@@ -177,8 +178,10 @@ void HttpConnPoolImpl::ActiveClient::decodeHeaders(Http::ResponseHeaderMapPtr&& 
   if (!stream_active_) {
     return;
   }
-  // upstream_rq_<N>xx is the router's to count (Envoy's split); the host's success/error is ours.
+  // upstream_rq_<N>xx is the router's to count (Envoy's split); the host's success/error is ours,
+  // and so is outlier detection's report (Envoy's router reports the same status).
   response_success_ = headers->status() < 500;
+  Outlier::putHttpResponseCode(*parent_.host_, headers->status());
   Http::ResponseDecoder* decoder = decoder_;
   if (end_stream) {
     endStream();
@@ -296,6 +299,9 @@ void HttpConnPoolImpl::ActiveClient::resetActiveStream(Http::StreamResetReason r
   if (!stream_active_) {
     return;
   }
+  // The upstream cut the stream short (closed, or sent something unparsable): Envoy's router
+  // reports an upstream reset as a local-origin connect failure.
+  Outlier::putResult(*parent_.host_, Outlier::Result::LocalOriginConnectFailed);
   response_success_ = false;
   endStream();
   runResetCallbacks(reason);
@@ -509,6 +515,7 @@ bool HttpConnPoolImpl::attachOrFail(ActiveClient& client, Http::ResponseDecoder&
   }
   moveClient(client, ActiveClient::State::Busy);
   client.attach(decoder);
+  Outlier::putResult(*host_, Outlier::Result::LocalOriginConnectSuccess);
   callbacks.onPoolReady(client, host_);
   return true;
 }
@@ -560,6 +567,8 @@ void HttpConnPoolImpl::onClientClosed(ActiveClient& client, bool was_connecting,
         pending_.size() > connecting_.size() ? pending_.size() - connecting_.size() : 0;
     while (to_fail-- > 0 && !pending_.empty()) {
       PendingRequestPtr request = popPending();
+      // Per request, as Envoy's router reports a pool failure (a timeout too).
+      Outlier::putResult(*host_, Outlier::Result::LocalOriginConnectFailed);
       request->callbacks_.onPoolFailure(reason, details, host_);
     }
   }

@@ -300,7 +300,11 @@ void FakeConnection::respond() {
   }
   const Http::RequestHeaderMap& request = *request_headers_;
   Http::ResponseHeaderMap headers;
-  const uint32_t status_override = counters_.status_override_.load();
+  uint32_t status_override = counters_.status_override_.load();
+  if (const uint32_t traffic = counters_.traffic_status_override_.load();
+      traffic != 0 && request.getValue("user-agent") != "Envoy/HC") {
+    status_override = traffic;
+  }
   headers.setStatus(static_cast<uint32_t>(headerNumber(
       request, "x-fake-status", status_override != 0 ? status_override : options_.status)));
   headers.addCopy("x-upstream", options_.name);

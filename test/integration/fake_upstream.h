@@ -98,6 +98,9 @@ class FakeUpstream {
   // From now on answer `status` unless a request says otherwise (0: back to the options').
   // Safe from any thread: "the endpoint starts failing" mid-test.
   void setStatus(uint32_t status) { status_override_.store(status); }
+  // The same for requests that are not health checks only (the endpoint fails its traffic
+  // while passing its health checks).
+  void setTrafficStatus(uint32_t status) { traffic_status_override_.store(status); }
 
   testing::AssertionResult waitForConnections(uint64_t count,
                                               std::chrono::milliseconds timeout = 10s) const;
@@ -122,6 +125,7 @@ class FakeUpstream {
   std::atomic<int64_t> active_connections_{0};
   std::atomic<uint64_t> health_checks_received_{0};
   std::atomic<uint32_t> status_override_{0};
+  std::atomic<uint32_t> traffic_status_override_{0};
   std::unique_ptr<Server> server_;
   std::thread thread_;
 };

@@ -232,5 +232,114 @@ TEST_F(HealthCheckIntegrationTest, EdsHealthStatusCombinesWithActiveChecks) {
   EXPECT_EQ(0u, upstream3_->trafficReceived());
 }
 
+// Outlier detection: 3 consecutive 5xx eject a host for 1 s (interval 0.1 s); one host of three
+// may go (max_ejection_percent 50: Envoy's default 10% would let none go).
+constexpr char kOutlierDetection[] =
+    "outlier_detection: {consecutive_5xx: 3, interval: 0.1s, base_ejection_time: 1s, "
+    "max_ejection_percent: 50}";
+
+TEST_F(HealthCheckIntegrationTest, Consecutive5xxEjectsAnEndpointUntilItsTimeIsUp) {
+  // upstream-3 answers every request with 503.
+  upstream3_->setStatus(503);
+  BootstrapSpec spec = routeAllTo("service");
+  spec.clusters = {withFields(
+      staticCluster("service", {upstream1_->port(), upstream2_->port(), upstream3_->port()}),
+      kOutlierDetection)};
+  startProxy(spec);
+
+  // Round robin sends it every third request until its third 503 in a row: then the workers
+  // report, the main thread ejects it, and the next snapshot leaves it out.
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        (void)get("/");
+        return healthFlags("service", upstream3_->port()) == "/failed_outlier_check";
+      },
+      10s, "upstream-3 ejected"));
+  const uint64_t before = upstream3_->trafficReceived();
+  EXPECT_GE(before, 3u);
+  std::map<std::string, int> seen = distribution(30);
+  EXPECT_EQ(15, seen["upstream-1"]);
+  EXPECT_EQ(15, seen["upstream-2"]);
+  EXPECT_EQ(before, upstream3_->trafficReceived());
+
+  // Envoy's stats for it.
+  absl::StatusOr<std::map<std::string, int64_t>> stats = proxy_->stats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(1, (*stats)["cluster.service.outlier_detection.ejections_active"]);
+  EXPECT_EQ(1, (*stats)["cluster.service.outlier_detection.ejections_enforced_total"]);
+  EXPECT_EQ(1, (*stats)["cluster.service.outlier_detection.ejections_enforced_consecutive_5xx"]);
+  EXPECT_EQ(1, (*stats)["cluster.service.outlier_detection.ejections_detected_consecutive_5xx"]);
+  EXPECT_EQ(2, (*stats)["cluster.service.membership_healthy"]);
+
+  // It recovers; after base_ejection_time (checked every interval) it is back in rotation.
+  upstream3_->setStatus(0);
+  ASSERT_TRUE(waitForFlags("service", upstream3_->port(), "healthy"));
+  seen = distribution(30);
+  EXPECT_EQ(10, seen["upstream-3"]);
+  EXPECT_TRUE(proxy_->waitForCounterGe("cluster.service.outlier_detection.ejections_total", 1));
+  absl::StatusOr<int64_t> active =
+      proxy_->counter("cluster.service.outlier_detection.ejections_active");
+  ASSERT_TRUE(active.ok());
+  EXPECT_EQ(0, *active);
+}
+
+TEST_F(HealthCheckIntegrationTest, RefusedConnectionsEjectAnEndpointOnEveryWorker) {
+  // One endpoint refuses connections. Without split_external_local_origin_errors each refused
+  // connection counts as a 503 (Envoy's rule), so three eject it. Two workers: the reports of
+  // both reach the one detector, and both get the snapshot without it.
+  RefusingPort refused;
+  BootstrapSpec spec = routeAllTo("service");
+  spec.clusters = {
+      withFields(staticCluster("service", {upstream1_->port(), upstream2_->port(), refused.port()}),
+                 kOutlierDetection)};
+  startProxy(spec, /*concurrency=*/2);
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        (void)get("/");
+        return healthFlags("service", refused.port()) == "/failed_outlier_check";
+      },
+      10s, "the refusing endpoint ejected"));
+
+  // From now on every request is answered by a live upstream, whichever worker takes it.
+  std::map<std::string, int> seen = distribution(40);
+  EXPECT_EQ(40, seen["upstream-1"] + seen["upstream-2"]);
+  EXPECT_GT(seen["upstream-1"], 0);
+  EXPECT_GT(seen["upstream-2"], 0);
+}
+
+TEST_F(HealthCheckIntegrationTest, PassingHealthCheckBringsAnEjectedEndpointBack) {
+  // Both mechanisms: upstream-3 answers its traffic with 500 but passes its health checks.
+  // Ejected by outlier detection, it comes back at its next passing check
+  // (successful_active_health_check_uneject_host, on by default), long before the 30 s
+  // base_ejection_time.
+  BootstrapSpec spec = routeAllTo("service");
+  spec.clusters = {withFields(
+      withFields(
+          staticCluster("service", {upstream1_->port(), upstream2_->port(), upstream3_->port()}),
+          "outlier_detection: {consecutive_5xx: 3, interval: 0.1s, base_ejection_time: 30s, "
+          "max_ejection_percent: 50}"),
+      "health_checks: [{timeout: 1s, interval: 0.2s, no_traffic_interval: 0.2s, "
+      "unhealthy_threshold: 1, healthy_threshold: 1, http_health_check: {path: /healthz}}]")};
+  startProxy(spec);
+  upstream3_->setTrafficStatus(500);
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        (void)get("/");
+        absl::StatusOr<int64_t> ejections =
+            proxy_->counter("cluster.service.outlier_detection.ejections_enforced_total");
+        return ejections.ok() && *ejections >= 1;
+      },
+      10s, "upstream-3 ejected"));
+  // No more traffic: only a passing health check can bring it back within the test.
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        absl::StatusOr<int64_t> active =
+            proxy_->counter("cluster.service.outlier_detection.ejections_active");
+        return active.ok() && *active == 0;
+      },
+      10s, "upstream-3 back"));
+  EXPECT_EQ(healthFlags("service", upstream3_->port()), "healthy");
+}
+
 }  // namespace
 }  // namespace Proxy::Integration

@@ -323,6 +323,17 @@ TEST_F(XdsTrafficTest, EndpointsAddedRemovedAndUnhealthyOverEds) {
     }
   }
   EXPECT_EQ(clusters_health, expected_health) << clusters->body;
+  // And the text form's health_flags, as Envoy prints them.
+  clusters = proxy_->adminGet("/clusters");
+  ASSERT_TRUE(clusters.ok()) << clusters.status();
+  EXPECT_NE(clusters->body.find(absl::StrCat("svc::127.0.0.1:", upstream_a_->port(),
+                                             "::health_flags::/failed_eds_health\n")),
+            std::string::npos)
+      << clusters->body;
+  EXPECT_NE(clusters->body.find(
+                absl::StrCat("svc::127.0.0.1:", upstream_b_->port(), "::health_flags::healthy\n")),
+            std::string::npos)
+      << clusters->body;
 
   absl::StatusOr<ConfigDump> dump = ConfigDump::fetch(*proxy_, /*include_eds=*/true);
   ASSERT_TRUE(dump.ok()) << dump.status();
