@@ -62,6 +62,7 @@ class HttpHealthCheckerImpl : public HealthCheckerImplBase {
     void decode100ContinueHeaders(Http::ResponseHeaderMapPtr&&) override {}
     void decodeHeaders(Http::ResponseHeaderMapPtr&& headers, bool end_stream) override;
     void decodeData(Buffer::Instance& data, bool end_stream) override;
+    void decodeTrailers(Http::ResponseTrailerMapPtr&&) override { onResponseComplete(); }
     // Http::StreamCallbacks
     void onResetStream(Http::StreamResetReason) override;
     void onAboveWriteBufferHighWatermark() override {}

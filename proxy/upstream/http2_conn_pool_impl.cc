@@ -5,6 +5,7 @@
 
 #include "proxy/common/assert.h"
 #include "proxy/network/connection_impl.h"
+#include "proxy/upstream/outlier_detection.h"
 
 namespace Proxy::Upstream {
 
@@ -33,6 +34,8 @@ void Http2ConnPoolImpl::ActiveStream::decodeHeaders(Http::ResponseHeaderMapPtr&&
     return;
   }
   success_ = headers->status() < 500;
+  // Outlier detection hears the status, as from Envoy's router.
+  Outlier::putHttpResponseCode(*client_.parent_.host_, headers->status());
   Http::ResponseDecoder* decoder = decoder_;
   if (!end_stream) {
     decoder->decodeHeaders(std::move(headers), false);
@@ -78,6 +81,13 @@ void Http2ConnPoolImpl::ActiveStream::onResetStream(Http::StreamResetReason reas
     return;
   }
   ClusterStats& stats = client_.parent_.cluster_->stats();
+  if (reason != Http::StreamResetReason::LocalReset &&
+      reason != Http::StreamResetReason::LocalRefusedStreamReset &&
+      reason != Http::StreamResetReason::Overflow) {
+    // Not the caller's own reset: Envoy's router reports an upstream reset as a local-origin
+    // connect failure.
+    Outlier::putResult(*client_.parent_.host_, Outlier::Result::LocalOriginConnectFailed);
+  }
   if (reason == Http::StreamResetReason::LocalReset ||
       reason == Http::StreamResetReason::LocalRefusedStreamReset) {
     stats.upstream_rq_tx_reset.inc();
@@ -179,6 +189,7 @@ void Http2ConnPoolImpl::ActiveClient::attach(Http::ResponseDecoder& decoder,
     cluster.stats().upstream_cx_max_requests.inc();
     startDraining();
   }
+  Outlier::putResult(*parent_.host_, Outlier::Result::LocalOriginConnectSuccess);
   callbacks.onPoolReady(*raw.encoder_, parent_.host_);
 }
 
@@ -500,6 +511,7 @@ void Http2ConnPoolImpl::onClientClosed(ActiveClient& client, bool was_connecting
     size_t to_fail = pending_.size() > servable ? pending_.size() - servable : 0;
     while (to_fail-- > 0 && !pending_.empty()) {
       PendingRequestPtr request = popPending();
+      Outlier::putResult(*host_, Outlier::Result::LocalOriginConnectFailed);  // per request
       request->callbacks_.onPoolFailure(reason, details, host_);
     }
   }
