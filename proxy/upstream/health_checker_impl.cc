@@ -15,6 +15,11 @@ HealthCheckerPtr createHttpHealthChecker(Event::Dispatcher& dispatcher,
                                          std::shared_ptr<const ClusterInfoImpl> cluster,
                                          HealthChecker::HealthChangedCb changed,
                                          HealthChecker::InitialRoundDoneCb initial_round_done);
+HealthCheckerPtr createGrpcHealthChecker(Event::Dispatcher& dispatcher,
+                                         const HealthCheckConfig& config,
+                                         std::shared_ptr<const ClusterInfoImpl> cluster,
+                                         HealthChecker::HealthChangedCb changed,
+                                         HealthChecker::InitialRoundDoneCb initial_round_done);
 HealthCheckerPtr createTcpHealthChecker(Event::Dispatcher& dispatcher,
                                         const HealthCheckConfig& config,
                                         std::shared_ptr<const ClusterInfoImpl> cluster,
@@ -276,8 +281,21 @@ absl::StatusOr<HealthCheckConfig> HealthCheckConfig::create(const HealthCheck& c
       }
       break;
     }
-    case HealthCheck::kGrpcHealthCheck:
-      return fieldError(sub("grpc_health_check"), "not supported");
+    case HealthCheck::kGrpcHealthCheck: {
+      const HealthCheck::GrpcHealthCheck& grpc = config.grpc_health_check();
+      const std::string gf = sub("grpc_health_check");
+      out.type = Type::Grpc;
+      if (grpc.initial_metadata_size() > 0) {
+        return fieldError(absl::StrCat(gf, ".initial_metadata"), "not supported");
+      }
+      if (!validHeaderText(grpc.authority())) {
+        return fieldError(absl::StrCat(gf, ".authority"),
+                          "header values must not contain CR, LF or NUL");
+      }
+      out.grpc_service_name = grpc.service_name();
+      out.grpc_authority = grpc.authority();
+      break;
+    }
     case HealthCheck::kCustomHealthCheck:
       return fieldError(sub("custom_health_check"), "not supported");
     default:
@@ -307,6 +325,9 @@ HealthCheckerPtr createHealthChecker(Event::Dispatcher& dispatcher, const Health
     case HealthCheckConfig::Type::Tcp:
       return createTcpHealthChecker(dispatcher, config, std::move(cluster),
                                     std::move(health_changed), std::move(initial_round_done));
+    case HealthCheckConfig::Type::Grpc:
+      return createGrpcHealthChecker(dispatcher, config, std::move(cluster),
+                                     std::move(health_changed), std::move(initial_round_done));
   }
   return nullptr;
 }

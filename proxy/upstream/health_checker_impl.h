@@ -37,7 +37,7 @@ namespace Proxy::Upstream {
 
 // One HealthCheck message, validated.
 struct HealthCheckConfig {
-  enum class Type { Http, Tcp };
+  enum class Type { Http, Tcp, Grpc };
 
   // Errors name the field under `field` ("health_checks[0]"): "health_checks[0].timeout: ...".
   static absl::StatusOr<HealthCheckConfig> create(
@@ -71,6 +71,10 @@ struct HealthCheckConfig {
   std::vector<HeaderToAdd> request_headers_to_add;
   std::vector<std::pair<int64_t, int64_t>> expected_statuses{{200, 201}};
   std::vector<std::pair<int64_t, int64_t>> retriable_statuses;
+
+  // gRPC: HealthCheckRequest.service, and the :authority (empty: the cluster's name).
+  std::string grpc_service_name;
+  std::string grpc_authority;
 
   // TCP: bytes to send (may be empty: connect only) and the blocks to find in order.
   std::string send;

@@ -49,19 +49,19 @@ TEST_F(XdsConfigSupportTest, AnUnimplementedFieldOfEachResourceTypeIsNackedWithI
   ASSERT_TRUE(startProxy());
   ASSERT_TRUE(serve());
 
-  // CDS: gRPC health checks are not implemented (they need an HTTP/2 client).
+  // CDS: custom (extension) health checkers are not implemented.
   Cluster cluster = edsCluster("cluster_a", "svc_a");
   auto* check = cluster.add_health_checks();
   check->mutable_timeout()->set_seconds(1);
   check->mutable_interval()->set_seconds(1);
   check->mutable_unhealthy_threshold()->set_value(1);
   check->mutable_healthy_threshold()->set_value(1);
-  check->mutable_grpc_health_check();
+  check->mutable_custom_health_check()->set_name("envoy.health_checkers.redis");
   absl::StatusOr<std::string> nack = ads_->waitForNack(kClusterType, sendClusters({cluster}));
   ASSERT_TRUE(nack.ok()) << nack.status();
   EXPECT_EQ(*nack,
             "resource index 0: cluster_a: cluster 'cluster_a': "
-            "health_checks[0].grpc_health_check: not supported");
+            "health_checks[0].custom_health_check: not supported");
 
   // EDS: the assignment's policy (overprovisioning, drops) is not implemented.
   auto assignment = loadAssignment("svc_a", {upstream_->port()});

@@ -137,7 +137,7 @@ const std::set<std::string>& refusedOnPurpose() {
       "envoy.config.route.v3.RetryPolicy.per_try_idle_timeout",
       "envoy.config.route.v3.RouteAction.max_grpc_timeout",
       "envoy.config.route.v3.Route.decorator",
-      "envoy.config.core.v3.HealthCheck.grpc_health_check",
+      "envoy.config.core.v3.HealthCheck.custom_health_check",
       "envoy.config.core.v3.Http2ProtocolOptions.hpack_table_size",
       "envoy.config.endpoint.v3.ClusterLoadAssignment.policy",
       "envoy.config.endpoint.v3.LbEndpoint.metadata",
@@ -480,16 +480,15 @@ virtual_hosts:
 )"))),
             "virtual_hosts[0].routes[0].decorator: not supported");
 
-  // Cluster: gRPC health checks (they need an HTTP/2 client); HTTP/2 upstream (the proxy
-  // speaks HTTP/1.1 to clusters).
+  // Cluster: custom (extension) health checkers.
   EXPECT_EQ(message(validateCluster(parse<Cluster>(R"(
 name: c
 type: STATIC
 load_assignment: {cluster_name: c}
 health_checks: [{timeout: 1s, interval: 1s, unhealthy_threshold: 1, healthy_threshold: 1,
-                 grpc_health_check: {}}]
+                 custom_health_check: {name: envoy.health_checkers.redis}}]
 )"))),
-            "health_checks[0].grpc_health_check: not supported");
+            "health_checks[0].custom_health_check: not supported");
   // HTTP/2 upstream, both ways, with the settings the codec implements; any other HTTP/2
   // setting is refused with its path.
   EXPECT_EQ(message(validateCluster(parse<Cluster>(R"(

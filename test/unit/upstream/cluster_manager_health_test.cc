@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "gtest/gtest.h"
 #include "proxy/event/dispatcher_impl.h"
 #include "proxy/thread_local/thread_local_impl.h"
@@ -180,6 +182,53 @@ TEST_F(ClusterManagerHealthTest, CheckResultsReachEveryWorkersLoadBalancer) {
   EXPECT_EQ(3, store_.gauge("cluster.backend.membership_healthy").value());
   EXPECT_GE(store_.counter("cluster.backend.health_check.attempt").value(), 4u);
   EXPECT_GE(store_.counter("cluster.backend.health_check.network_failure").value(), 1u);
+}
+
+TEST_F(ClusterManagerHealthTest, GrpcHealthCheckFollowsTheServingStatus) {
+  // A real gRPC server with gRPC's own grpc.health.v1 service; "backend.svc" is NOT_SERVING.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(nullptr, server);
+  ASSERT_GT(port, 0);
+  server->GetHealthCheckService()->SetServingStatus("backend.svc", false);
+
+  Cluster cluster;
+  cluster.set_name("backend");
+  cluster.set_type(Cluster::STATIC);
+  cluster.mutable_connect_timeout()->set_seconds(1);
+  *cluster.mutable_load_assignment() =
+      makeAssignment("backend", {{.port = static_cast<uint32_t>(port)}});
+  auto* check = cluster.add_health_checks();
+  check->mutable_timeout()->set_seconds(5);
+  check->mutable_interval()->set_nanos(50'000'000);
+  check->mutable_no_traffic_interval()->set_nanos(50'000'000);
+  check->mutable_unhealthy_threshold()->set_value(1);
+  check->mutable_healthy_threshold()->set_value(1);
+  check->mutable_grpc_health_check()->set_service_name("backend.svc");
+  ASSERT_TRUE(cm_->addOrUpdateCluster(cluster, /*version_info=*/"1").ok());
+
+  // NOT_SERVING fails the host at its first check.
+  ASSERT_TRUE(runMainUntil([&] { return !cm_->isWarming("backend"); }, "the first round"));
+  EXPECT_EQ("/failed_active_hc", healthFlagsString(*cm_->getHostSet("backend")->hosts[0]));
+  EXPECT_EQ(0u, picksOnWorker(0, 1).count(static_cast<uint32_t>(port)));
+
+  // SERVING: the next check passes and the workers pick it.
+  server->GetHealthCheckService()->SetServingStatus("backend.svc", true);
+  ASSERT_TRUE(runMainUntil([&] { return cm_->getHostSet("backend")->healthy_hosts.size() == 1; },
+                           "SERVING"));
+  for (int i = 0; i < kWorkers; i++) {
+    EXPECT_EQ(3u, picksOnWorker(i, 3).count(static_cast<uint32_t>(port))) << "worker_" << i;
+  }
+  EXPECT_EQ(0u, store_.counter("cluster.backend.health_check.network_failure").value());
+
+  // The server goes away: the reused HTTP/2 connection fails, and so does the host.
+  server->Shutdown();
+  ASSERT_TRUE(runMainUntil([&] { return cm_->getHostSet("backend")->healthy_hosts.empty(); },
+                           "server gone"));
+  cm_.reset();  // before the server object: no connection outlives it
 }
 
 }  // namespace

@@ -215,8 +215,8 @@ TEST(HealthCheckConfigTest, ErrorsNameTheField) {
   EXPECT_EQ("health_checks[0].tcp_health_check.send: invalid hex string 'zz'", error(check));
 
   check = httpCheck();
-  check.mutable_grpc_health_check();
-  EXPECT_EQ("health_checks[0].grpc_health_check: not supported", error(check));
+  check.mutable_grpc_health_check()->add_initial_metadata();
+  EXPECT_EQ("health_checks[0].grpc_health_check.initial_metadata: not supported", error(check));
 
   // Defaults: Envoy's expected 200 only, GET, and the optional intervals from `interval`.
   absl::StatusOr<HealthCheckConfig> config = HealthCheckConfig::create(httpCheck(), "hc");
