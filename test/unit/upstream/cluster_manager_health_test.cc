@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "envoy/service/discovery/v3/ads.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "gtest/gtest.h"
@@ -186,8 +187,12 @@ TEST_F(ClusterManagerHealthTest, CheckResultsReachEveryWorkersLoadBalancer) {
 
 TEST_F(ClusterManagerHealthTest, GrpcHealthCheckFollowsTheServingStatus) {
   // A real gRPC server with gRPC's own grpc.health.v1 service; "backend.svc" is NOT_SERVING.
+  // (gRPC serves its health service synchronously only beside a synchronous service: any will
+  // do, here an ADS service that implements nothing.)
   grpc::EnableDefaultHealthCheckService(true);
+  envoy::service::discovery::v3::AggregatedDiscoveryService::Service unimplemented;
   grpc::ServerBuilder builder;
+  builder.RegisterService(&unimplemented);
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -208,6 +213,8 @@ TEST_F(ClusterManagerHealthTest, GrpcHealthCheckFollowsTheServingStatus) {
   check->mutable_unhealthy_threshold()->set_value(1);
   check->mutable_healthy_threshold()->set_value(1);
   check->mutable_grpc_health_check()->set_service_name("backend.svc");
+  // One host: failed, it would be balanced to anyway in panic mode (Envoy's default 50%).
+  cluster.mutable_common_lb_config()->mutable_healthy_panic_threshold()->set_value(0);
   ASSERT_TRUE(cm_->addOrUpdateCluster(cluster, /*version_info=*/"1").ok());
 
   // NOT_SERVING fails the host at its first check.
@@ -225,7 +232,7 @@ TEST_F(ClusterManagerHealthTest, GrpcHealthCheckFollowsTheServingStatus) {
   EXPECT_EQ(0u, store_.counter("cluster.backend.health_check.network_failure").value());
 
   // The server goes away: the reused HTTP/2 connection fails, and so does the host.
-  server->Shutdown();
+  server->Shutdown(std::chrono::system_clock::now());  // this thread runs the main loop
   ASSERT_TRUE(runMainUntil([&] { return cm_->getHostSet("backend")->healthy_hosts.empty(); },
                            "server gone"));
   cm_.reset();  // before the server object: no connection outlives it
