@@ -144,8 +144,8 @@ TEST(ConfigSupportIntegrationTest, ValidateRefusesAnUnimplementedFieldOfEachPart
   const std::string cluster = "error: static_resources.clusters[0].";
   EXPECT_EQ(validateRefusal(with(&Extra::cluster, "http2_protocol_options: {allow_connect: true}")),
             cluster + "http2_protocol_options.allow_connect: not supported");
-  EXPECT_EQ(validateRefusal(with(&Extra::cluster, "outlier_detection: {consecutive_5xx: 5}")),
-            cluster + "outlier_detection: not supported");
+  EXPECT_EQ(validateRefusal(with(&Extra::cluster, "ignore_health_on_host_removal: true")),
+            cluster + "ignore_health_on_host_removal: not supported");
   // Its endpoints (ClusterLoadAssignment).
   EXPECT_EQ(validateRefusal(
                 with(&Extra::endpoint, "metadata: {filter_metadata: {envoy.lb: {canary: true}}}")),
