@@ -165,8 +165,8 @@ void GrpcHealthCheckerImpl::GrpcSession::onInterval() {
         address = *alt;
       }
     }
-    client_->connection =
-        std::make_unique<Network::ClientConnectionImpl>(parent_.dispatcher(), address);
+    client_->connection = std::make_unique<Network::ClientConnectionImpl>(
+        parent_.dispatcher(), address, parent_.cluster().createTransportSocket());
     client_->connection->noDelay(true);
     client_->connection->addConnectionCallbacks(*this);
     client_->connection->setReadFilter(this);

@@ -101,8 +101,10 @@ class HttpHealthCheckerImpl : public HealthCheckerImplBase {
 void HttpHealthCheckerImpl::HttpSession::onInterval() {
   if (client_ == nullptr) {
     client_ = std::make_unique<Client>();
+    // The cluster's transport socket (TLS when it has one), as Envoy's checkers use.
     client_->connection = std::make_unique<Network::ClientConnectionImpl>(
-        parent_.dispatcher(), checkAddress(*host_, config()));
+        parent_.dispatcher(), checkAddress(*host_, config()),
+        parent_.cluster().createTransportSocket());
     client_->connection->noDelay(true);
     client_->connection->addConnectionCallbacks(*this);
     client_->connection->setReadFilter(this);

@@ -77,7 +77,8 @@ void TcpHealthCheckerImpl::TcpSession::onInterval() {
         address = *alt;
       }
     }
-    connection_ = std::make_unique<Network::ClientConnectionImpl>(parent_.dispatcher(), address);
+    connection_ = std::make_unique<Network::ClientConnectionImpl>(
+        parent_.dispatcher(), address, parent_.cluster().createTransportSocket());
     connection_->noDelay(true);
     connection_->addConnectionCallbacks(*this);
     connection_->setReadFilter(this);
