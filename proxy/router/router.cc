@@ -16,6 +16,7 @@
 #include "proxy/router/retry_state.h"
 #include "proxy/stats/stats.h"
 #include "proxy/stream_info/stream_info.h"
+#include "proxy/upstream/outlier_detection.h"
 #include "proxy/upstream/upstream.h"
 
 namespace Proxy::Router {
@@ -114,6 +115,9 @@ class FilterImpl : public Filter {
   // Applies a shouldRetry() verdict: the flag of a refused retry, or the back-off timer.
   bool applyRetryStatus(RetryStatus status);
   void onPerTryTimeout();
+  // An attempt that reached its host and timed out before response headers counts against the
+  // host in outlier detection (Envoy's router: LocalOriginTimeout with the timeout's status).
+  void reportTimeoutToOutlierDetection();
   // A retry tells the upstream the time left (Envoy: the global timeout minus the time since
   // the request completed, or the per-try timeout when smaller).
   void updateExpectedTimeout();
@@ -365,6 +369,7 @@ void FilterImpl::onPerTryTimeout() {
   if (host_ != nullptr) {
     host_->stats().rq_timeout.fetch_add(1, std::memory_order_relaxed);
   }
+  reportTimeoutToOutlierDetection();
   abandonAttempt();
   if (maybeRetry(AttemptFailure::PerTryTimeout)) {
     return;
@@ -630,9 +635,17 @@ void FilterImpl::onRouteTimeout() {
   if (host_ != nullptr) {
     host_->stats().rq_timeout.fetch_add(1, std::memory_order_relaxed);
   }
+  reportTimeoutToOutlierDetection();
   callbacks_.sendLocalReply(timeout_response_code_,
                             timeout_response_code_ == 504 ? "upstream request timeout" : "",
                             UpstreamRequestTimeout, "upstream_response_timeout");
+}
+
+void FilterImpl::reportTimeoutToOutlierDetection() {
+  if (upstream_encoder_ != nullptr && !response_forwarded_ && host_ != nullptr) {
+    Upstream::Outlier::putResult(*host_, Upstream::Outlier::Result::LocalOriginTimeout,
+                                 timeout_response_code_);
+  }
 }
 
 void FilterImpl::resetUpstream() {

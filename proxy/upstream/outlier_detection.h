@@ -7,6 +7,7 @@
 // (outlier_detection_impl.h) decides the ejection and publishes a new host-set snapshot.
 
 #include <cstdint>
+#include <optional>
 
 #include "proxy/upstream/upstream.h"
 
@@ -28,7 +29,10 @@ class DetectorHostMonitor {
   virtual ~DetectorHostMonitor() = default;
   // A response with this status came from the host.
   virtual void putHttpResponseCode(uint64_t code) = 0;
-  virtual void putResult(Result result) = 0;
+  // `code`: the status the proxy answered with because of it (a timeout's 504), which counts
+  // instead of the result's own status when local and external errors are not split (Envoy's
+  // putResult(result, code)).
+  virtual void putResult(Result result, std::optional<uint64_t> code = std::nullopt) = 0;
 };
 
 // Report to `host`'s monitor when its cluster has outlier detection (a no-op otherwise).
@@ -37,9 +41,10 @@ inline void putHttpResponseCode(const Host& host, uint64_t code) {
     monitor->putHttpResponseCode(code);
   }
 }
-inline void putResult(const Host& host, Result result) {
+inline void putResult(const Host& host, Result result,
+                      std::optional<uint64_t> code = std::nullopt) {
   if (DetectorHostMonitor* monitor = host.healthState().outlier_monitor.get()) {
-    monitor->putResult(result);
+    monitor->putResult(result, code);
   }
 }
 

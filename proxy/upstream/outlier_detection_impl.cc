@@ -191,7 +191,7 @@ void DetectorHostMonitorImpl::putHttpResponseCode(uint64_t code) {
   }
 }
 
-void DetectorHostMonitorImpl::putResult(Result result) {
+void DetectorHostMonitorImpl::putResult(Result result, std::optional<uint64_t> code) {
   if (config_->split_external_local_origin_errors) {
     switch (result) {
       case Result::LocalOriginConnectSuccess:
@@ -211,7 +211,12 @@ void DetectorHostMonitorImpl::putResult(Result result) {
     }
     return;
   }
-  // Envoy: without the split a local-origin result counts as the status it would produce.
+  // Envoy: without the split a local-origin result counts as the status it produced (`code`) or
+  // would produce.
+  if (code.has_value()) {
+    putHttpResponseCode(*code);
+    return;
+  }
   switch (result) {
     case Result::LocalOriginConnectSuccess:
       return;  // the HTTP status that follows says how it went

@@ -103,7 +103,7 @@ class DetectorHostMonitorImpl : public DetectorHostMonitor,
 
   // DetectorHostMonitor (any thread)
   void putHttpResponseCode(uint64_t code) override;
-  void putResult(Result result) override;
+  void putResult(Result result, std::optional<uint64_t> code) override;
 
  private:
   friend class DetectorImpl;

@@ -284,8 +284,10 @@ void FakeConnection::decodeTrailers(Http::RequestTrailerMapPtr&& trailers) {
 }
 
 void FakeConnection::onRequestComplete() {
+  const int64_t delay_override = counters_.delay_override_ms_.load();
   const auto delay = std::chrono::milliseconds(headerNumber(
-      *request_headers_, "x-fake-delay-ms", static_cast<uint64_t>(options_.delay.count())));
+      *request_headers_, "x-fake-delay-ms",
+      static_cast<uint64_t>(delay_override >= 0 ? delay_override : options_.delay.count())));
   if (delay.count() == 0) {
     respond();
     return;

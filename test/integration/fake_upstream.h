@@ -101,6 +101,8 @@ class FakeUpstream {
   // The same for requests that are not health checks only (the endpoint fails its traffic
   // while passing its health checks).
   void setTrafficStatus(uint32_t status) { traffic_status_override_.store(status); }
+  // From now on answer every request `delay` after it ended (the endpoint hangs).
+  void setDelay(std::chrono::milliseconds delay) { delay_override_ms_.store(delay.count()); }
 
   testing::AssertionResult waitForConnections(uint64_t count,
                                               std::chrono::milliseconds timeout = 10s) const;
@@ -126,6 +128,7 @@ class FakeUpstream {
   std::atomic<uint64_t> health_checks_received_{0};
   std::atomic<uint32_t> status_override_{0};
   std::atomic<uint32_t> traffic_status_override_{0};
+  std::atomic<int64_t> delay_override_ms_{-1};  // -1: the options' delay
   std::unique_ptr<Server> server_;
   std::thread thread_;
 };

@@ -283,6 +283,36 @@ TEST_F(HealthCheckIntegrationTest, Consecutive5xxEjectsAnEndpointUntilItsTimeIsU
   EXPECT_EQ(0, *active);
 }
 
+TEST_F(HealthCheckIntegrationTest, RouteTimeoutsCountAgainstTheHostThatDidNotAnswer) {
+  // upstream-3 holds every request for 2 s; the route gives up after 100 ms with a 504. Each
+  // timeout counts once against upstream-3 (Envoy's router: LocalOriginTimeout as its 504), so
+  // the third in a row ejects it and the others keep serving.
+  upstream3_->setDelay(2s);
+  BootstrapSpec spec;
+  spec.virtual_hosts = {R"({name: all, domains: ["*"], routes: [
+      {match: {prefix: "/"}, route: {cluster: service, timeout: 0.1s}}]})"};
+  spec.clusters = {withFields(
+      staticCluster("service", {upstream1_->port(), upstream2_->port(), upstream3_->port()}),
+      kOutlierDetection)};
+  startProxy(spec);
+
+  int timeouts = 0;
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        absl::StatusOr<HttpResponse> response = get("/");
+        if (response.ok() && response->status == 504) {
+          timeouts++;
+        }
+        return healthFlags("service", upstream3_->port()) == "/failed_outlier_check";
+      },
+      10s, "upstream-3 ejected"));
+  EXPECT_EQ(3, timeouts);
+  EXPECT_TRUE(proxy_->waitForCounterGe(
+      "cluster.service.outlier_detection.ejections_enforced_consecutive_5xx", 1));
+  std::map<std::string, int> seen = distribution(10);
+  EXPECT_EQ(10, seen["upstream-1"] + seen["upstream-2"]);
+}
+
 TEST_F(HealthCheckIntegrationTest, RefusedConnectionsEjectAnEndpointOnEveryWorker) {
   // One endpoint refuses connections. Without split_external_local_origin_errors each refused
   // connection counts as a 503 (Envoy's rule), so three eject it. Two workers: the reports of

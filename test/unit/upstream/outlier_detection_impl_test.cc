@@ -182,6 +182,25 @@ TEST_F(OutlierDetectorTest, LocalOriginErrorsCountAsGatewayErrorsUnlessSplit) {
   EXPECT_EQ(1u, stat("ejections_enforced_consecutive_local_origin_failure"));
 }
 
+TEST_F(OutlierDetectorTest, ARouterTimeoutCountsAsTheStatusItAnsweredWith) {
+  // The router reports a timed-out attempt as LocalOriginTimeout with the status it answered
+  // (504, or 204 for x-envoy-upstream-rq-timeout-alt-response). Without the split that status
+  // is what counts: two 504s and a 204 (a success) leave the counter at zero...
+  create(consecutive(100), 2);
+  putResult(*hosts_[0], Result::LocalOriginTimeout, 504);
+  putResult(*hosts_[0], Result::LocalOriginTimeout, 504);
+  putResult(*hosts_[0], Result::LocalOriginTimeout, 204);
+  putResult(*hosts_[0], Result::LocalOriginTimeout, 504);
+  putResult(*hosts_[0], Result::LocalOriginTimeout, 504);
+  dispatcher_.runUntilIdle();
+  EXPECT_FALSE(ejected(0));
+  // ...and a third 504 in a row ejects, as a gateway failure too.
+  putResult(*hosts_[0], Result::LocalOriginTimeout, 504);
+  dispatcher_.runUntilIdle();
+  EXPECT_TRUE(ejected(0));
+  EXPECT_EQ(1u, stat("ejections_enforced_consecutive_5xx"));
+}
+
 TEST_F(OutlierDetectorTest, SuccessRateAndFailurePercentage) {
   // Envoy's example: success rates {50, 100, 100, 100, 100} have mean 90 and stdev 20, so
   // with the default factor 1.9 the threshold is 90 - 38 = 52.
