@@ -5,11 +5,14 @@
 //
 //   demo-upstream --port 8081 --name upstream-1
 //
+// --status N answers every request with status N and --delay-ms N answers N ms after the
+// request ended (a failing or hanging endpoint, for test/bench/run_failing_endpoint.sh).
 // --port 0 picks a free port; either way it prints "listening on 127.0.0.1:<port>" once it
 // accepts connections. SIGINT/SIGTERM stop it (exit 0).
 
 #include <signal.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -21,7 +24,7 @@
 namespace {
 
 void usage(const char* argv0) {
-  std::fprintf(stderr, "usage: %s [--port N] [--name NAME]\n", argv0);
+  std::fprintf(stderr, "usage: %s [--port N] [--name NAME] [--status N] [--delay-ms N]\n", argv0);
 }
 
 }  // namespace
@@ -29,6 +32,8 @@ void usage(const char* argv0) {
 int main(int argc, char** argv) {
   uint32_t port = 8080;
   std::string name = "upstream";
+  uint32_t status = 200;
+  uint32_t delay_ms = 0;
   for (int i = 1; i < argc; i++) {
     const std::string arg = argv[i];
     if ((arg == "--port" || arg == "-p") && i + 1 < argc) {
@@ -38,6 +43,16 @@ int main(int argc, char** argv) {
       }
     } else if (arg == "--name" && i + 1 < argc) {
       name = argv[++i];
+    } else if (arg == "--status" && i + 1 < argc) {
+      if (!absl::SimpleAtoi(argv[++i], &status) || status < 100 || status > 999) {
+        std::fprintf(stderr, "demo-upstream: --status: not a status code: '%s'\n", argv[i]);
+        return 2;
+      }
+    } else if (arg == "--delay-ms" && i + 1 < argc) {
+      if (!absl::SimpleAtoi(argv[++i], &delay_ms)) {
+        std::fprintf(stderr, "demo-upstream: --delay-ms: not a number: '%s'\n", argv[i]);
+        return 2;
+      }
     } else if (arg == "--help" || arg == "-h") {
       usage(argv[0]);
       return 0;
@@ -59,6 +74,8 @@ int main(int argc, char** argv) {
 
   Proxy::Integration::FakeUpstreamOptions options;
   options.name = name;
+  options.status = status;
+  options.delay = std::chrono::milliseconds(delay_ms);
   auto upstream = Proxy::Integration::FakeUpstream::create(options, port);
   if (!upstream.ok()) {
     std::fprintf(stderr, "demo-upstream: %s\n", std::string(upstream.status().message()).c_str());
