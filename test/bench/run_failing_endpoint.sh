@@ -48,27 +48,12 @@ UPSTREAM_BIN="$BUILD_DIR/test/integration/demo-upstream"
 source "$ROOT/test/bench/bench_lib.sh"
 bench_init run_failing_endpoint.sh
 
-free_port() {
-  perl -MIO::Socket::INET -e \
-    'print IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1:0")->sockport'
-}
 
-# start_upstream NAME ARGS...: prints its port.
-start_upstream() {
-  local name=$1
-  shift
-  "$UPSTREAM_BIN" --port 0 --name "$name" "$@" >"$RUN_DIR/$name.log" 2>&1 &
-  local pid=$!
-  PIDS+=("$pid")
-  wait_for "$RUN_DIR/$name.log" "listening on 127\.0\.0\.1:[0-9]+" "$pid"
-  grep -oE "[0-9]+$" <(grep -m1 "listening on" "$RUN_DIR/$name.log")
-}
-
-GOOD1=$(start_upstream good-1)
-GOOD2=$(start_upstream good-2)
+start_upstream GOOD1 good-1
+start_upstream GOOD2 good-2
 declare -A BAD
-BAD[503]=$(start_upstream bad-503 --status 503)
-BAD[hang]=$(start_upstream bad-hang --delay-ms 5000)
+start_upstream "BAD[503]" bad-503 --status 503
+start_upstream "BAD[hang]" bad-hang --delay-ms 5000
 BAD[refused]=$(free_port)  # nothing listens there
 
 # bootstrap FAULT POLICY > file
@@ -125,25 +110,12 @@ YAML
 run() {
   local target=$1 fault=$2 policy=$3
   bootstrap "$fault" "$policy" >"$RUN_DIR/bootstrap.yaml"
-  rm -f "$RUN_DIR/admin"
   local cmd=("$PROXY_BIN")
   [[ $target == envoy ]] && cmd=("$ENVOY" --disable-hot-restart)
-  "${cmd[@]}" -c "$RUN_DIR/bootstrap.yaml" --concurrency 1 --log-level error \
-    --admin-address-path "$RUN_DIR/admin" >"$RUN_DIR/$target.log" 2>&1 &
-  local pid=$!
-  PIDS+=("$pid")
-  wait_for "$RUN_DIR/admin" ":[0-9]+" "$pid"
-  local admin port
-  admin=$(cat "$RUN_DIR/admin")
-  for _ in $(seq 1 400); do
-    curl -fsS "http://$admin/ready" >/dev/null 2>&1 && break
-    sleep 0.05
-  done
-  port=$(curl -fsS "http://$admin/listeners?format=json" |
-    grep -oE '"port_value": *[0-9]+' | head -n1 | grep -oE '[0-9]+$')
-  wrk -t1 -c10 -d"${DURATION}s" --timeout 5s "http://127.0.0.1:$port/" >"$RUN_DIR/wrk.out"
-  kill -TERM "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  start_server "$RUN_DIR/$target.log" "${cmd[@]}" -c "$RUN_DIR/bootstrap.yaml" --concurrency 1 \
+    --log-level error
+  wrk -t1 -c10 -d"${DURATION}s" --timeout 5s "http://127.0.0.1:$SERVER_PORT/" >"$RUN_DIR/wrk.out"
+  stop_server
   awk '
     /requests in/ { total = $1 }
     /Non-2xx or 3xx responses:/ { failed += $5 }

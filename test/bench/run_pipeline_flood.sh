@@ -35,11 +35,7 @@ FLOOD_BIN="$BUILD_DIR/test/integration/pipeline-flood"
 source "$ROOT/test/bench/bench_lib.sh"
 bench_init run_pipeline_flood.sh
 
-"$UPSTREAM_BIN" --port 0 --name upstream >"$RUN_DIR/upstream.log" 2>&1 &
-UPSTREAM_PID=$!
-PIDS+=("$UPSTREAM_PID")
-wait_for "$RUN_DIR/upstream.log" "listening on 127\.0\.0\.1:[0-9]+" "$UPSTREAM_PID"
-UPSTREAM_PORT=$(grep -oE "[0-9]+$" <(grep -m1 "listening on" "$RUN_DIR/upstream.log"))
+start_upstream UPSTREAM_PORT upstream
 
 cat >"$RUN_DIR/bootstrap.yaml" <<YAML
 admin:
@@ -73,19 +69,10 @@ for case in $CASES; do
   connections=${case##*:}
   path=/direct
   [[ $route == upstream ]] && path=/upstream
-  rm -f "$RUN_DIR/admin_address"
-  "$PROXY_BIN" -c "$RUN_DIR/bootstrap.yaml" --concurrency 1 --log-level warning --drain-time-s 1 \
-    --admin-address-path "$RUN_DIR/admin_address" >"$RUN_DIR/proxy.log" 2>&1 &
-  PROXY_PID=$!
-  PIDS+=("$PROXY_PID")
-  wait_for "$RUN_DIR/admin_address" ":[0-9]+" "$PROXY_PID"
-  ADMIN=$(cat "$RUN_DIR/admin_address")
-  for _ in $(seq 1 200); do
-    curl -fsS "http://$ADMIN/ready" >/dev/null 2>&1 && break
-    sleep 0.05
-  done
-  PROXY_PORT=$(curl -fsS "http://$ADMIN/listeners?format=json" |
-    grep -oE '"port_value": *[0-9]+' | head -n1 | grep -oE '[0-9]+$')
+  start_server "$RUN_DIR/proxy.log" "$PROXY_BIN" -c "$RUN_DIR/bootstrap.yaml" --concurrency 1 \
+    --log-level warning --drain-time-s 1
+  PROXY_PID=$SERVER_PID
+  PROXY_PORT=$SERVER_PORT
   curl -fsS "http://127.0.0.1:$PROXY_PORT$path" >/dev/null
 
   echo
@@ -93,6 +80,5 @@ for case in $CASES; do
   "$FLOOD_BIN" --port "$PROXY_PORT" --pid "$PROXY_PID" --connections "$connections" \
     --seconds "$FLOOD_SECONDS" --settle-seconds "$SETTLE_SECONDS" --path "$path" \
     $([[ ${READ:-$([[ $case == upstream:100 ]] && echo 0 || echo 1)} == 1 ]] && echo --read)
-  kill -TERM "$PROXY_PID" 2>/dev/null || true
-  wait "$PROXY_PID" 2>/dev/null || true
+  stop_server
 done

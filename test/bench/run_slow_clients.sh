@@ -39,10 +39,7 @@ UPSTREAM_BIN="$BUILD_DIR/test/integration/demo-upstream"
 source "$ROOT/test/bench/bench_lib.sh"
 bench_init run_slow_clients.sh
 
-"$UPSTREAM_BIN" --port 0 --name upstream >"$RUN_DIR/upstream.log" 2>&1 &
-PIDS+=($!)
-wait_for "$RUN_DIR/upstream.log" "listening on 127\.0\.0\.1:[0-9]+" "$!"
-UPSTREAM_PORT=$(grep -oE "[0-9]+$" <(grep -m1 "listening on" "$RUN_DIR/upstream.log"))
+start_upstream UPSTREAM_PORT upstream
 
 bootstrap() {
   local hcm_extra=$1
@@ -82,22 +79,11 @@ run() {
   [[ $scenario == slowloris* ]] && mode=slowloris
   [[ $scenario == slowloris-rht ]] && extra="request_headers_timeout: 2s"
   bootstrap "$extra" >"$RUN_DIR/bootstrap.yaml"
-  rm -f "$RUN_DIR/admin"
   local cmd=("$PROXY_BIN")
   [[ $target == envoy ]] && cmd=("$ENVOY" --disable-hot-restart)
-  "${cmd[@]}" -c "$RUN_DIR/bootstrap.yaml" --concurrency 1 --log-level error \
-    --admin-address-path "$RUN_DIR/admin" >"$RUN_DIR/$target.log" 2>&1 &
-  local pid=$!
-  PIDS+=("$pid")
-  wait_for "$RUN_DIR/admin" ":[0-9]+" "$pid"
-  local admin port
-  admin=$(cat "$RUN_DIR/admin")
-  for _ in $(seq 1 400); do
-    curl -fsS "http://$admin/ready" >/dev/null 2>&1 && break
-    sleep 0.05
-  done
-  port=$(curl -fsS "http://$admin/listeners?format=json" |
-    grep -oE '"port_value": *[0-9]+' | head -n1 | grep -oE '[0-9]+$')
+  start_server "$RUN_DIR/$target.log" "${cmd[@]}" -c "$RUN_DIR/bootstrap.yaml" --concurrency 1 \
+    --log-level error
+  local port=$SERVER_PORT pid=$SERVER_PID
   for _ in 1 2 3; do curl -fsS "http://127.0.0.1:$port/" >/dev/null; done
   local before peak ok=0
   before=$(rss_kib "$pid")
@@ -110,8 +96,7 @@ run() {
     curl -fsS -m 2 "http://127.0.0.1:$port/" >/dev/null 2>&1 && ok=$((ok + 1))
   done
   wait "$clients"
-  kill -TERM "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  stop_server
   printf '%-7s %-14s | %8s KiB | %6s B/conn | %5s/20 | %s\n' "$target" "$scenario" "$before" \
     "$(((peak - before) * 1024 / CONNECTIONS))" "$ok" "$(cat "$RUN_DIR/clients.out")"
 }

@@ -75,12 +75,6 @@ UPSTREAM_BIN="$BUILD_DIR/test/integration/demo-upstream"
 source "$ROOT/test/bench/bench_lib.sh"
 bench_init run_wrk.sh
 
-# A currently free port on 127.0.0.1, for nginx and haproxy (whose configs need a number).
-free_port() {
-  perl -MIO::Socket::INET -e \
-    'print IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1:0")->sockport'
-}
-
 # Total CPU time (user + system, all threads) of a PID, in clock ticks.
 cpu_ticks() {
   awk '{ print $14 + $15 }' "/proc/$1/stat"
