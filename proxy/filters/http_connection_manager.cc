@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "proxy/common/assert.h"
+#include "proxy/grpc/common.h"
 #include "proxy/http/http1/server_connection_impl.h"
 #include "proxy/http/utility.h"
 #include "proxy/router/router.h"
@@ -114,7 +115,12 @@ class ActiveStream : public Http::RequestDecoder,
   Event::Dispatcher& dispatcher() override;
   Event::Timer& routeTimer() override;
   void sendLocalReply(uint32_t code, std::string_view body, uint32_t flag,
-                      std::string_view details) override;
+                      std::string_view details) override {
+    sendLocalReply(code, body, flag, details, std::nullopt);
+  }
+  // `grpc_status`: what a gRPC client gets instead of the status mapped from `code`.
+  void sendLocalReply(uint32_t code, std::string_view body, uint32_t flag, std::string_view details,
+                      std::optional<Grpc::Status> grpc_status);
   void encodeHeaders(Http::ResponseHeaderMapPtr&& headers, bool end_stream) override {
     response_headers_ = std::move(headers);
     encodeResponseHeaders(*response_headers_, end_stream);
@@ -532,7 +538,8 @@ void ActiveStream::onStreamTimer(StreamTimer which) {
       return;
     case StreamTimer::MaxDuration:
       stats.downstream_rq_max_duration_reached.inc();
-      sendLocalReply(late_code, "downstream duration timeout", 0, "max_duration_timeout");
+      sendLocalReply(late_code, "downstream duration timeout", 0, "max_duration_timeout",
+                     Grpc::Status::DeadlineExceeded);
       return;
     case StreamTimer::Count:
       break;
@@ -742,7 +749,8 @@ void ActiveStream::encodeTrailers(Http::ResponseTrailerMapPtr&& trailers) {
 }
 
 void ActiveStream::sendLocalReply(uint32_t code, std::string_view body, uint32_t flag,
-                                  std::string_view details) {
+                                  std::string_view details,
+                                  std::optional<Grpc::Status> grpc_status) {
   info_.setFlag(flag);
   info_.response_code_details = std::string(details);
   if (response_headers_sent_) {
@@ -777,6 +785,11 @@ void ActiveStream::sendLocalReply(uint32_t code, std::string_view body, uint32_t
       headers->addCopy(Http::Headers::Location, route_entry_->requestUri(*request_headers_));
     }
     route_entry_->finalizeResponseHeaders(*headers);
+  }
+  // A gRPC client gets a trailers-only response (Envoy's encodeLocalReply).
+  if (request_headers_ != nullptr && Grpc::isGrpcRequestHeaders(*request_headers_)) {
+    Grpc::toTrailersOnlyLocalReply(*headers, code, body, grpc_status);
+    body = {};
   }
   response_headers_ = std::move(headers);
   if (body.empty()) {

@@ -3,18 +3,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
+#include "proxy/grpc/common.h"
 #include "proxy/router/config_impl.h"
 #include "proxy/router/config_utility.h"
 
 namespace Proxy::Router {
 namespace {
-
-bool isGrpcRequest(const Http::RequestHeaderMap& headers) {
-  std::string_view content_type = headers.getValue(Http::Headers::ContentType);
-  return content_type == "application/grpc" ||
-         StringUtil::startsWith(content_type, "application/grpc+") ||
-         StringUtil::startsWith(content_type, "application/grpc;");
-}
 
 const std::string kEmptyString;
 constexpr std::string_view kXEnvoyOriginalHost = "x-envoy-original-host";
@@ -314,7 +308,7 @@ bool RouteEntryImpl::matches(const Http::RequestHeaderMap& headers, std::string_
       }
     }
   }
-  if (grpc_only_ && !isGrpcRequest(headers)) {
+  if (grpc_only_ && !Grpc::isGrpcRequestHeaders(headers)) {
     return false;
   }
   return !tls_required_;
