@@ -429,6 +429,19 @@ const std::vector<ImplementedField>& table() {
       {"envoy.config.route.v3.RouteAction", "retry_policy", nullptr, nullptr, nullptr},
       // Replaces the HCM's stream_idle_timeout for the stream (http_connection_manager.cc).
       {"envoy.config.route.v3.RouteAction", "idle_timeout", nullptr, nullptr, nullptr},
+      // The stream duration timer of http_connection_manager.cc (refreshDurationTimeout), fed by
+      // a gRPC request's grpc-timeout; its presence turns the route timeout off (router.cc).
+      {"envoy.config.route.v3.RouteAction", "max_stream_duration", nullptr, nullptr, nullptr},
+      {"envoy.config.route.v3.RouteAction.MaxStreamDuration", "max_stream_duration", nullptr,
+       nullptr, nullptr},
+      {"envoy.config.route.v3.RouteAction.MaxStreamDuration", "grpc_timeout_header_max", nullptr,
+       nullptr, nullptr},
+      {"envoy.config.route.v3.RouteAction.MaxStreamDuration", "grpc_timeout_header_offset", nullptr,
+       nullptr, nullptr},
+      // Deprecated upstream, still honoured by Envoy 1.40: the router's timeout for a gRPC
+      // request from its grpc-timeout (router.cc setTimeout).
+      {"envoy.config.route.v3.RouteAction", "max_grpc_timeout", nullptr, nullptr, nullptr},
+      {"envoy.config.route.v3.RouteAction", "grpc_timeout_offset", nullptr, nullptr, nullptr},
       {"envoy.config.route.v3.WeightedCluster", "clusters", nullptr, nullptr, nullptr},
       {"envoy.config.route.v3.WeightedCluster", "total_weight", nullptr, nullptr, nullptr},
       {"envoy.config.route.v3.WeightedCluster", "runtime_key_prefix", nullptr, nullptr,

@@ -362,6 +362,23 @@ absl::Status validateRouteAction(const std::string& path,
   if (isNegative(action.idle_timeout())) {
     return error(join(path, "idle_timeout"), "must not be negative");
   }
+  if (isNegative(action.max_grpc_timeout())) {
+    return error(join(path, "max_grpc_timeout"), "must not be negative");
+  }
+  if (isNegative(action.grpc_timeout_offset())) {
+    return error(join(path, "grpc_timeout_offset"), "must not be negative");
+  }
+  const std::string msd_path = join(path, "max_stream_duration");
+  const auto& msd = action.max_stream_duration();
+  if (isNegative(msd.max_stream_duration())) {
+    return error(join(msd_path, "max_stream_duration"), "must not be negative");
+  }
+  if (isNegative(msd.grpc_timeout_header_max())) {
+    return error(join(msd_path, "grpc_timeout_header_max"), "must not be negative");
+  }
+  if (isNegative(msd.grpc_timeout_header_offset())) {
+    return error(join(msd_path, "grpc_timeout_header_offset"), "must not be negative");
+  }
   if (action.has_retry_policy()) {
     RETURN_IF_ERROR(validateRetryPolicy(join(path, "retry_policy"), action.retry_policy()));
   }

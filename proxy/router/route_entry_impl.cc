@@ -48,6 +48,7 @@ class RouteEntryImpl::WeightedClusterEntry : public RouteEntry {
   std::optional<std::chrono::milliseconds> idleTimeout() const override {
     return parent_.idleTimeout();
   }
+  const StreamDurationPolicy& streamDurations() const override { return parent_.streamDurations(); }
   const RetryPolicy& retryPolicy() const override { return parent_.retryPolicy(); }
   bool autoHostRewrite() const override { return parent_.autoHostRewrite(); }
   void finalizeRequestHeaders(Http::RequestHeaderMap& headers,
@@ -193,6 +194,25 @@ RouteEntryImpl::RouteEntryImpl(const VirtualHostImpl& vhost,
       }
       if (ra.has_idle_timeout()) {
         idle_timeout_ = toMillis(ra.idle_timeout());
+      }
+      if (ra.has_max_stream_duration()) {
+        const auto& msd = ra.max_stream_duration();
+        stream_durations_.using_new_timeouts = true;
+        if (msd.has_max_stream_duration()) {
+          stream_durations_.max_stream_duration = toMillis(msd.max_stream_duration());
+        }
+        if (msd.has_grpc_timeout_header_max()) {
+          stream_durations_.grpc_timeout_header_max = toMillis(msd.grpc_timeout_header_max());
+        }
+        if (msd.has_grpc_timeout_header_offset()) {
+          stream_durations_.grpc_timeout_header_offset = toMillis(msd.grpc_timeout_header_offset());
+        }
+      }
+      if (ra.has_max_grpc_timeout()) {
+        stream_durations_.max_grpc_timeout = toMillis(ra.max_grpc_timeout());
+      }
+      if (ra.has_grpc_timeout_offset()) {
+        stream_durations_.grpc_timeout_offset = toMillis(ra.grpc_timeout_offset());
       }
       if (ra.has_retry_policy()) {
         retry_policy_ = parseRetryPolicy(ra.retry_policy());
@@ -512,6 +532,10 @@ const VirtualHost& SslRedirectEntry::virtualHost() const {
 }
 const RetryPolicy& SslRedirectEntry::retryPolicy() const {
   return kNoRetryPolicy;
+}
+const StreamDurationPolicy& SslRedirectEntry::streamDurations() const {
+  static const StreamDurationPolicy kNone;
+  return kNone;
 }
 const std::string& SslRedirectEntry::responseBody() const {
   return kEmptyString;

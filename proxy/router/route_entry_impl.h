@@ -53,6 +53,7 @@ class RouteEntryImpl : public RouteEntry {
   uint32_t clusterNotFoundResponseCode() const override { return cluster_not_found_code_; }
   std::chrono::milliseconds timeout() const override { return timeout_; }
   std::optional<std::chrono::milliseconds> idleTimeout() const override { return idle_timeout_; }
+  const StreamDurationPolicy& streamDurations() const override { return stream_durations_; }
   const RetryPolicy& retryPolicy() const override;
   bool autoHostRewrite() const override { return auto_host_rewrite_; }
   void finalizeRequestHeaders(Http::RequestHeaderMap& headers,
@@ -112,6 +113,7 @@ class RouteEntryImpl : public RouteEntry {
   bool auto_host_rewrite_ = false;
   std::chrono::milliseconds timeout_{15000};
   std::optional<std::chrono::milliseconds> idle_timeout_;
+  StreamDurationPolicy stream_durations_;
   std::optional<RetryPolicy> retry_policy_;
 
   // Direct response / redirect.
@@ -140,6 +142,7 @@ class SslRedirectEntry : public RouteEntry {
   uint32_t clusterNotFoundResponseCode() const override { return 503; }
   std::chrono::milliseconds timeout() const override { return std::chrono::milliseconds(0); }
   std::optional<std::chrono::milliseconds> idleTimeout() const override { return std::nullopt; }
+  const StreamDurationPolicy& streamDurations() const override;
   const RetryPolicy& retryPolicy() const override;
   bool autoHostRewrite() const override { return false; }
   void finalizeRequestHeaders(Http::RequestHeaderMap&, bool) const override {}

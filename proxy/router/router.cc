@@ -12,6 +12,7 @@
 #include "proxy/buffer/buffer.h"
 #include "proxy/common/string_view.h"
 #include "proxy/event/dispatcher.h"
+#include "proxy/grpc/common.h"
 #include "proxy/http/codec.h"
 #include "proxy/router/retry_state.h"
 #include "proxy/stats/stats.h"
@@ -121,6 +122,8 @@ class FilterImpl : public Filter {
   // A retry tells the upstream the time left (Envoy: the global timeout minus the time since
   // the request completed, or the per-try timeout when smaller).
   void updateExpectedTimeout();
+  // The deprecated max_grpc_timeout: grpc-timeout says the time the upstream has.
+  void setGrpcTimeoutHeader(std::chrono::milliseconds expected);
   // Arms the per-try timer of the attempt in flight, once the request is complete.
   void maybeArmPerTryTimer();
   bool attemptInFlight() const { return pool_handle_ != nullptr || upstream_encoder_ != nullptr; }
@@ -156,6 +159,7 @@ class FilterImpl : public Filter {
   std::chrono::milliseconds global_timeout_{0};
   // 504, or 204 when an internal client sent x-envoy-upstream-rq-timeout-alt-response.
   uint32_t timeout_response_code_ = 504;
+  bool grpc_request_ = false;  // content-type application/grpc[+...]
   bool pending_end_stream_ = false;
   bool upstream_read_disabled_ = false;  // by us, for downstream backpressure
 
@@ -351,7 +355,7 @@ std::string FilterImpl::resetBody(std::string_view reason) const {
 
 void FilterImpl::updateExpectedTimeout() {
   static constexpr std::string_view kExpectedTimeoutMs = "x-envoy-expected-rq-timeout-ms";
-  if (config_.suppress_envoy_headers || global_timeout_.count() == 0) {
+  if (global_timeout_.count() == 0) {
     return;
   }
   const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -360,8 +364,11 @@ void FilterImpl::updateExpectedTimeout() {
   if (per_try_timeout_.count() > 0 && per_try_timeout_ < expected) {
     expected = per_try_timeout_;
   }
-  callbacks_.requestHeaders().setCopy(kExpectedTimeoutMs,
-                                      std::to_string(std::max<int64_t>(expected.count(), 1)));
+  expected = std::max(expected, std::chrono::milliseconds(1));
+  if (!config_.suppress_envoy_headers) {
+    callbacks_.requestHeaders().setCopy(kExpectedTimeoutMs, std::to_string(expected.count()));
+  }
+  setGrpcTimeoutHeader(expected);
 }
 
 void FilterImpl::onPerTryTimeout() {
@@ -395,7 +402,28 @@ void FilterImpl::setTimeout() {
                                                        "x-envoy-retriable-header-names",
                                                        "x-envoy-retriable-status-codes"};
   Http::RequestHeaderMap& headers = callbacks_.requestHeaders();
-  global_timeout_ = callbacks_.route()->timeout();
+  const StreamDurationPolicy& durations = callbacks_.route()->streamDurations();
+  grpc_request_ = Grpc::isGrpcRequestHeaders(headers);
+  if (durations.using_new_timeouts) {
+    // The connection manager's stream duration timer bounds the stream instead.
+    global_timeout_ = std::chrono::milliseconds(0);
+  } else if (grpc_request_ && durations.max_grpc_timeout.has_value()) {
+    // The deprecated max_grpc_timeout: the request's grpc-timeout (none: infinite) less the
+    // offset (unless that reaches 0), capped by max_grpc_timeout (0: no cap).
+    std::chrono::milliseconds grpc_timeout =
+        Grpc::getGrpcTimeout(headers).value_or(std::chrono::milliseconds(0));
+    if (durations.grpc_timeout_offset.has_value() &&
+        *durations.grpc_timeout_offset < grpc_timeout) {
+      grpc_timeout -= *durations.grpc_timeout_offset;
+    }
+    const std::chrono::milliseconds max = *durations.max_grpc_timeout;
+    if (max.count() != 0 && (grpc_timeout.count() == 0 || grpc_timeout > max)) {
+      grpc_timeout = max;
+    }
+    global_timeout_ = grpc_timeout;
+  } else {
+    global_timeout_ = callbacks_.route()->timeout();
+  }
   std::chrono::milliseconds per_try = callbacks_.route()->retryPolicy().per_try_timeout;
   uint64_t ms = 0;
   if (headers.has(kTimeoutMs)) {
@@ -428,6 +456,17 @@ void FilterImpl::setTimeout() {
   const std::chrono::milliseconds expected = per_try.count() > 0 ? per_try : global_timeout_;
   if (expected.count() > 0 && !config_.suppress_envoy_headers) {
     headers.setCopy(kExpectedTimeoutMs, std::to_string(expected.count()));
+  }
+  setGrpcTimeoutHeader(expected);
+}
+
+void FilterImpl::setGrpcTimeoutHeader(std::chrono::milliseconds expected) {
+  // With the deprecated max_grpc_timeout the upstream learns the time it has in grpc-timeout
+  // too (Envoy's setTimeoutHeaders).
+  const StreamDurationPolicy& durations = callbacks_.route()->streamDurations();
+  if (expected.count() > 0 && grpc_request_ && !durations.using_new_timeouts &&
+      durations.max_grpc_timeout.has_value()) {
+    Grpc::toGrpcTimeout(expected, callbacks_.requestHeaders());
   }
 }
 

@@ -77,6 +77,27 @@ struct RetryPolicy {
   uint32_t host_selection_max_attempts = 1;
 };
 
+// How a route bounds a stream's lifetime, gRPC's grpc-timeout included (Envoy's RouteEntry
+// maxStreamDuration / grpcTimeoutHeaderMax / grpcTimeoutHeaderOffset / maxGrpcTimeout /
+// grpcTimeoutOffset / usingNewTimeouts).
+struct StreamDurationPolicy {
+  // RouteAction.max_stream_duration is present (Envoy's "new timeouts"): the connection manager's
+  // stream duration timer bounds the stream, the route `timeout` no longer applies, and the
+  // deprecated max_grpc_timeout / grpc_timeout_offset are ignored.
+  bool using_new_timeouts = false;
+  // max_stream_duration.max_stream_duration: replaces the connection manager's (0: none).
+  std::optional<std::chrono::milliseconds> max_stream_duration;
+  // max_stream_duration.grpc_timeout_header_max: a gRPC request's grpc-timeout becomes its stream
+  // duration, capped by this (0: no cap).
+  std::optional<std::chrono::milliseconds> grpc_timeout_header_max;
+  // max_stream_duration.grpc_timeout_header_offset: taken off that grpc-timeout.
+  std::optional<std::chrono::milliseconds> grpc_timeout_header_offset;
+  // The deprecated RouteAction.max_grpc_timeout (0: grpc-timeout uncapped) and
+  // grpc_timeout_offset: the router's timeout for a gRPC request comes from its grpc-timeout.
+  std::optional<std::chrono::milliseconds> max_grpc_timeout;
+  std::optional<std::chrono::milliseconds> grpc_timeout_offset;
+};
+
 class VirtualHost {
  public:
   virtual ~VirtualHost() = default;
@@ -104,6 +125,8 @@ class RouteEntry {
   virtual std::chrono::milliseconds timeout() const = 0;
   // RouteAction.idle_timeout when set (0 disables the stream idle timeout).
   virtual std::optional<std::chrono::milliseconds> idleTimeout() const = 0;
+  // RouteAction.max_stream_duration and the gRPC timeouts.
+  virtual const StreamDurationPolicy& streamDurations() const = 0;
   // The route's retry policy, else the virtual host's, else an empty one (retry_on == 0).
   virtual const RetryPolicy& retryPolicy() const = 0;
   // auto_host_rewrite: the router sets :authority to the chosen upstream host's hostname.

@@ -135,7 +135,7 @@ const std::set<std::string>& refusedOnPurpose() {
       "envoy.config.route.v3.RouteConfiguration.request_mirror_policies",
       "envoy.config.route.v3.VirtualHost.include_request_attempt_count",
       "envoy.config.route.v3.RetryPolicy.per_try_idle_timeout",
-      "envoy.config.route.v3.RouteAction.max_grpc_timeout",
+      "envoy.config.route.v3.RouteAction.internal_redirect_policy",
       "envoy.config.route.v3.Route.decorator",
       "envoy.config.core.v3.HealthCheck.custom_health_check",
       "envoy.config.core.v3.Http2ProtocolOptions.hpack_table_size",

@@ -401,9 +401,50 @@ virtual_hosts:
   domains: ["*"]
   routes:
   - match: {prefix: "/"}
-    route: {cluster: c, max_grpc_timeout: 30s}
+    route: {cluster: c, internal_redirect_policy: {max_internal_redirects: 2}}
 )"),
-            "virtual_hosts[0].routes[0].route.max_grpc_timeout: not supported");
+            "virtual_hosts[0].routes[0].route.internal_redirect_policy: not supported");
+}
+
+// RouteAction.max_stream_duration (the connection manager's stream deadline, grpc-timeout driven)
+// and the deprecated max_grpc_timeout / grpc_timeout_offset (the router's timeout); their effect
+// is judged against Envoy in test/conformance/cases/grpc.yaml.
+TEST(RouterTest, StreamDurationsAndGrpcTimeoutsAreParsed) {
+  std::shared_ptr<const ConfigImpl> config = build(R"(
+virtual_hosts:
+- name: v
+  domains: ["*"]
+  routes:
+  - match: {prefix: "/new"}
+    route:
+      cluster: c
+      max_stream_duration: {max_stream_duration: 2s, grpc_timeout_header_max: 1s, grpc_timeout_header_offset: 0.1s}
+  - match: {prefix: "/presence"}
+    route: {cluster: c, max_stream_duration: {}}
+  - match: {prefix: "/old"}
+    route: {cluster: c, max_grpc_timeout: 0s, grpc_timeout_offset: 0.05s}
+  - match: {prefix: "/"}
+    route: {cluster: c}
+)");
+  ASSERT_NE(config, nullptr);
+  using std::chrono::milliseconds;
+  const StreamDurationPolicy& fresh = config->route(request("h", "/new"), 0)->streamDurations();
+  EXPECT_TRUE(fresh.using_new_timeouts);
+  EXPECT_EQ(fresh.max_stream_duration, milliseconds(2000));
+  EXPECT_EQ(fresh.grpc_timeout_header_max, milliseconds(1000));
+  EXPECT_EQ(fresh.grpc_timeout_header_offset, milliseconds(100));
+  const StreamDurationPolicy& presence =
+      config->route(request("h", "/presence"), 0)->streamDurations();
+  EXPECT_TRUE(presence.using_new_timeouts);  // an empty message turns the route timeout off
+  EXPECT_EQ(presence.max_stream_duration, std::nullopt);
+  EXPECT_EQ(presence.grpc_timeout_header_max, std::nullopt);
+  const StreamDurationPolicy& old = config->route(request("h", "/old"), 0)->streamDurations();
+  EXPECT_FALSE(old.using_new_timeouts);
+  EXPECT_EQ(old.max_grpc_timeout, milliseconds(0));
+  EXPECT_EQ(old.grpc_timeout_offset, milliseconds(50));
+  const StreamDurationPolicy& none = config->route(request("h", "/x"), 0)->streamDurations();
+  EXPECT_FALSE(none.using_new_timeouts);
+  EXPECT_EQ(none.max_grpc_timeout, std::nullopt);
 }
 
 TEST(RouterTest, RewritesHostAndPath) {
