@@ -22,6 +22,8 @@ PACKAGES=(
   libssl-dev openssl
   # DNS clusters (issue 13): c-ares, the asynchronous resolver Envoy uses
   libc-ares-dev
+  # RING_HASH / MAGLEV (issue 13): xxHash, the hash Envoy's consistent-hashing balancers use
+  libxxhash-dev
   # the demo prints curl commands; interop tests (later issues) run Node.js
   curl nodejs npm
   # benchmark client (test/bench/run_wrk.sh)

@@ -101,6 +101,8 @@ static absl::Status validateClusterValues(const Cluster& cluster, const std::str
     case Cluster::ROUND_ROBIN:
     case Cluster::LEAST_REQUEST:
     case Cluster::RANDOM:
+    case Cluster::RING_HASH:
+    case Cluster::MAGLEV:
       break;
     default: {
       const std::string& name = Cluster::LbPolicy_Name(cluster.lb_policy());

@@ -132,6 +132,40 @@ absl::Status validateHeaderMutations(const std::string& path, const T& config) {
                                  config.response_headers_to_remove());
 }
 
+// RouteAction.hash_policy[i]: the proto's rules (a policy is required; names not empty).
+absl::Status validateHashPolicy(const std::string& path,
+                                const envoy::config::route::v3::RouteAction::HashPolicy& policy) {
+  using HashPolicy = envoy::config::route::v3::RouteAction::HashPolicy;
+  switch (policy.policy_specifier_case()) {
+    case HashPolicy::kHeader:
+      if (policy.header().header_name().empty()) {
+        return error(join(path, "header.header_name"), "must not be empty");
+      }
+      break;
+    case HashPolicy::kCookie:
+      if (policy.cookie().name().empty()) {
+        return error(join(path, "cookie.name"), "must not be empty");
+      }
+      if (isNegative(policy.cookie().ttl())) {
+        return error(join(path, "cookie.ttl"), "must not be negative");
+      }
+      break;
+    case HashPolicy::kQueryParameter:
+      if (policy.query_parameter().name().empty()) {
+        return error(join(path, "query_parameter.name"), "must not be empty");
+      }
+      break;
+    case HashPolicy::kConnectionProperties:
+    case HashPolicy::kFilterState:  // refused by the field table
+      break;
+    case HashPolicy::POLICY_SPECIFIER_NOT_SET:
+      return error(path,
+                   "one of header, cookie, connection_properties, query_parameter or filter_state "
+                   "is required");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status validateRetryPolicy(const std::string& path,
                                  const envoy::config::route::v3::RetryPolicy& policy) {
   if (isNegative(policy.per_try_timeout())) {
@@ -381,6 +415,10 @@ absl::Status validateRouteAction(const std::string& path,
   }
   if (action.has_retry_policy()) {
     RETURN_IF_ERROR(validateRetryPolicy(join(path, "retry_policy"), action.retry_policy()));
+  }
+  for (int i = 0; i < action.hash_policy_size(); i++) {
+    RETURN_IF_ERROR(validateHashPolicy(absl::StrCat(join(path, "hash_policy"), "[", i, "]"),
+                                       action.hash_policy(i)));
   }
   return absl::OkStatus();
 }

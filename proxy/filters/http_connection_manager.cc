@@ -494,6 +494,7 @@ ActiveStream::ActiveStream(ConnectionManagerImpl& parent, Http::ResponseEncoder&
   info_.start_monotonic = dispatcher.approximateMonotonicTime();
   info_.start_system = dispatcher.timeSource().systemTime();
   info_.downstream_remote = parent_.connection().remoteAddress();
+  info_.downstream_local = parent_.connection().localAddress();
   encoder_.getStream().addCallbacks(*this);
   parent_.stats().downstream_rq_total.inc();
   parent_.stats().downstream_rq_http1_total.inc();

@@ -51,6 +51,7 @@ class RouteEntryImpl::WeightedClusterEntry : public RouteEntry {
   const StreamDurationPolicy& streamDurations() const override { return parent_.streamDurations(); }
   const RetryPolicy& retryPolicy() const override { return parent_.retryPolicy(); }
   bool autoHostRewrite() const override { return parent_.autoHostRewrite(); }
+  const HashPolicyImpl* hashPolicy() const override { return parent_.hashPolicy(); }
   void finalizeRequestHeaders(Http::RequestHeaderMap& headers,
                               bool insert_envoy_original_path) const override {
     parent_.finalizeRequestHeadersWith(headers, insert_envoy_original_path, &request_mutations_,
@@ -216,6 +217,9 @@ RouteEntryImpl::RouteEntryImpl(const VirtualHostImpl& vhost,
       }
       if (ra.has_retry_policy()) {
         retry_policy_ = parseRetryPolicy(ra.retry_policy());
+      }
+      if (!ra.hash_policy().empty()) {
+        hash_policy_ = std::make_unique<HashPolicyImpl>(ra.hash_policy());
       }
       break;
     }

@@ -15,6 +15,7 @@
 
 #include "envoy/config/route/v3/route_components.pb.h"
 
+#include "proxy/router/hash_policy_impl.h"
 #include "proxy/router/header_mutations.h"
 #include "proxy/router/matchers.h"
 #include "proxy/router/router.h"
@@ -56,6 +57,7 @@ class RouteEntryImpl : public RouteEntry {
   const StreamDurationPolicy& streamDurations() const override { return stream_durations_; }
   const RetryPolicy& retryPolicy() const override;
   bool autoHostRewrite() const override { return auto_host_rewrite_; }
+  const HashPolicyImpl* hashPolicy() const override { return hash_policy_.get(); }
   void finalizeRequestHeaders(Http::RequestHeaderMap& headers,
                               bool insert_envoy_original_path) const override;
   void finalizeResponseHeaders(Http::ResponseHeaderMap& headers) const override;
@@ -115,6 +117,7 @@ class RouteEntryImpl : public RouteEntry {
   std::optional<std::chrono::milliseconds> idle_timeout_;
   StreamDurationPolicy stream_durations_;
   std::optional<RetryPolicy> retry_policy_;
+  std::unique_ptr<HashPolicyImpl> hash_policy_;  // RouteAction.hash_policy, when set
 
   // Direct response / redirect.
   uint32_t response_code_ = 0;

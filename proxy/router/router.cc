@@ -10,10 +10,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "proxy/buffer/buffer.h"
+#include "proxy/common/hash_util.h"
 #include "proxy/common/string_view.h"
 #include "proxy/event/dispatcher.h"
 #include "proxy/grpc/common.h"
 #include "proxy/http/codec.h"
+#include "proxy/router/hash_policy_impl.h"
 #include "proxy/router/retry_state.h"
 #include "proxy/stats/stats.h"
 #include "proxy/stream_info/stream_info.h"
@@ -39,7 +41,7 @@ uint64_t threadRandom() {
   return rng();
 }
 
-class FilterImpl : public Filter {
+class FilterImpl : public Filter, public Upstream::LoadBalancerContext {
  public:
   FilterImpl(const FilterConfig& config, FilterCallbacks& callbacks)
       : config_(config), callbacks_(callbacks) {}
@@ -55,6 +57,9 @@ class FilterImpl : public Filter {
   void resetUpstream() override;
   void readDisableUpstream(bool disable) override;
   void onStreamComplete() override;
+
+  // Upstream::LoadBalancerContext
+  std::optional<uint64_t> computeHashKey() override;
 
  private:
   // The router's upstream leg: pool callbacks, the upstream response, and the upstream
@@ -169,6 +174,11 @@ class FilterImpl : public Filter {
   uint32_t attempt_count_ = 0;
   // Hosts of earlier attempts, for retry_host_predicate previous_hosts.
   std::vector<Upstream::HostConstSharedPtr> attempted_hosts_;
+  // The route's hash_policy evaluated once per request (the same host for every attempt), and
+  // the Set-Cookie values of cookies it generated, sent with the response.
+  bool hash_key_computed_ = false;
+  std::optional<uint64_t> hash_key_;
+  std::vector<std::string> downstream_set_cookies_;
   // The whole request body received so far, while it may have to be replayed.
   Buffer::Instance retry_body_;
   bool request_sent_ = false;        // this attempt's request headers went upstream
@@ -225,6 +235,12 @@ void FilterImpl::decodeHeaders() {
   }
   cluster_info_ = cluster->info();
   cluster_name_ = std::string(cluster_name);
+  // Hashing balancers hash the request as the client sent it, before the route's rewrites (as
+  // Envoy picks the host before finalizing the headers).
+  if (cluster_info_->lbPolicy() == Upstream::LbPolicy::RingHash ||
+      cluster_info_->lbPolicy() == Upstream::LbPolicy::Maglev) {
+    computeHashKey();
+  }
 
   setTimeout();
   // Rewrites happen before the request leaves: headers to add/remove, prefix/host rewrite.
@@ -248,15 +264,16 @@ void FilterImpl::startAttempt() {
   Upstream::ThreadLocalCluster* cluster =
       config_.cluster_manager.getThreadLocalCluster(cluster_name_);
   Upstream::HostConstSharedPtr host =
-      cluster == nullptr ? nullptr : cluster->loadBalancer().chooseHost();
+      cluster == nullptr ? nullptr : cluster->loadBalancer().chooseHostFor(*this, 0);
   // previous_hosts: pick again while the pick is a host an earlier attempt went to, at most
-  // host_selection_retry_max_attempts times (then the last pick goes, as in Envoy).
+  // host_selection_retry_max_attempts times (then the last pick goes, as in Envoy). Hashing
+  // balancers take the pick's number to step away from the hash's host.
   if (host != nullptr && retry_state_ != nullptr && retry_state_->avoidPreviousHosts()) {
     for (uint32_t i = 0; i < retry_state_->hostSelectionMaxAttempts() &&
                          std::find(attempted_hosts_.begin(), attempted_hosts_.end(), host) !=
                              attempted_hosts_.end();
          i++) {
-      host = cluster->loadBalancer().chooseHost();
+      host = cluster->loadBalancer().chooseHostFor(*this, i + 1);
     }
   }
   Upstream::HttpConnPool* pool = host == nullptr ? nullptr : cluster->httpConnPool(host);
@@ -632,8 +649,37 @@ void FilterImpl::onUpstreamHeaders(Http::ResponseHeaderMapPtr&& headers, bool en
         callbacks_.dispatcher().approximateMonotonicTime() - upstream_start_);
     headers->setCopy(Http::Headers::XEnvoyUpstreamServiceTime, std::to_string(elapsed.count()));
   }
+  for (const std::string& cookie : downstream_set_cookies_) {
+    headers->addCopy("set-cookie", cookie);
+  }
   callbacks_.route()->finalizeResponseHeaders(*headers);
   callbacks_.encodeHeaders(std::move(headers), end_stream);
+}
+
+std::optional<uint64_t> FilterImpl::computeHashKey() {
+  if (hash_key_computed_) {
+    return hash_key_;
+  }
+  hash_key_computed_ = true;
+  const RouteEntry* route = callbacks_.route();
+  const HashPolicyImpl* policy = route == nullptr ? nullptr : route->hashPolicy();
+  if (policy == nullptr) {
+    return hash_key_;
+  }
+  const StreamInfo::StreamInfo& info = callbacks_.streamInfo();
+  hash_key_ = policy->generateHash(
+      info.downstream_remote, callbacks_.requestHeaders(),
+      [this, &info](const std::string& name, const std::string& path, std::chrono::seconds ttl) {
+        // Envoy's value: the hex xxHash64 of the connection's remote and local addresses, the
+        // same for every request of one connection.
+        const uint64_t hash = HashUtil::xxHash64(
+            absl::StrCat(info.downstream_remote.valid() ? info.downstream_remote.asString() : "",
+                         info.downstream_local.valid() ? info.downstream_local.asString() : ""));
+        std::string value = absl::StrCat(absl::Hex(hash, absl::kZeroPad16));
+        downstream_set_cookies_.push_back(makeSetCookieValue(name, value, path, ttl));
+        return value;
+      });
+  return hash_key_;
 }
 
 void FilterImpl::onResponseComplete() {

@@ -39,6 +39,8 @@ class ClusterManager;
 
 namespace Proxy::Router {
 
+class HashPolicyImpl;
+
 // What a matched route does.
 enum class RouteAction {
   Forward,         // proxy to clusterName()
@@ -131,6 +133,8 @@ class RouteEntry {
   virtual const RetryPolicy& retryPolicy() const = 0;
   // auto_host_rewrite: the router sets :authority to the chosen upstream host's hostname.
   virtual bool autoHostRewrite() const = 0;
+  // RouteAction.hash_policy, for RING_HASH / MAGLEV clusters; null when the route has none.
+  virtual const HashPolicyImpl* hashPolicy() const { return nullptr; }
 
   // Applies, before the request goes upstream: the request header mutations of every level
   // (most specific first, so that the least specific wins an overwrite, unless the

@@ -53,6 +53,7 @@ struct StreamInfo {
   std::string upstream_cluster;
   std::string response_code_details;
   Network::Address downstream_remote;
+  Network::Address downstream_local;  // the address the client connected to
   // The downstream request's HTTP version, once its headers were decoded (%PROTOCOL%).
   std::optional<Http::Protocol> protocol;
   // Bit indexes of the flags in the order setFlag() set them.

@@ -5,9 +5,12 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "envoy/extensions/load_balancing_policies/maglev/v3/maglev.pb.h"
+#include "envoy/extensions/load_balancing_policies/ring_hash/v3/ring_hash.pb.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 #include "proxy/common/status.h"
 #include "proxy/tls/ssl_socket.h"
+#include "proxy/upstream/maglev_lb.h"
 
 namespace Proxy::Upstream {
 
@@ -36,29 +39,103 @@ std::chrono::milliseconds toMilliseconds(const google::protobuf::Duration& d) {
   return std::chrono::milliseconds(ms);
 }
 
+constexpr uint64_t kMaxRingSize = 8 * 1024 * 1024;  // the protos' lte
+constexpr uint64_t kMaxMaglevTableSize = 5000011;   // the protos' lte
+
+// ring_hash_lb_config's / RingHash's ring sizes, with Envoy's limits and messages; `field` is
+// the path of the message.
+absl::Status ringSizes(const std::string& name, const std::string& field,
+                       const google::protobuf::UInt64Value* minimum,
+                       const google::protobuf::UInt64Value* maximum, HashLbConfig& out) {
+  if (minimum != nullptr) {
+    out.min_ring_size = minimum->value();
+    if (out.min_ring_size > kMaxRingSize) {
+      return clusterError(name, absl::StrCat(field, ".minimum_ring_size"),
+                          "must be less than or equal to 8388608");
+    }
+  }
+  if (maximum != nullptr) {
+    out.max_ring_size = maximum->value();
+    if (out.max_ring_size > kMaxRingSize) {
+      return clusterError(name, absl::StrCat(field, ".maximum_ring_size"),
+                          "must be less than or equal to 8388608");
+    }
+  }
+  if (out.min_ring_size > out.max_ring_size) {
+    return clusterError(name, field,
+                        absl::StrCat("ring hash: minimum_ring_size (", out.min_ring_size,
+                                     ") > maximum_ring_size (", out.max_ring_size, ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status maglevTableSize(const std::string& name, const std::string& field, uint64_t size,
+                             HashLbConfig& out) {
+  out.maglev_table_size = size;
+  if (size > kMaxMaglevTableSize) {
+    return clusterError(name, field, "must be less than or equal to 5000011");
+  }
+  if (!isPrime(size)) {
+    return clusterError(name, field, "The table size of maglev must be prime number");
+  }
+  return absl::OkStatus();
+}
+
 // The typed load_balancing_policy list: the first policy we implement wins (Envoy's rule).
-bool policyFromExtensions(const envoy::config::cluster::v3::LoadBalancingPolicy& config,
-                          LbPolicy& out) {
-  for (const auto& policy : config.policies()) {
-    const std::string& type_url = policy.typed_extension_config().typed_config().type_url();
+// Sets `found` when one is; the typed ring hash and Maglev configs fill `hash_config`.
+absl::Status policyFromExtensions(const std::string& name,
+                                  const envoy::config::cluster::v3::LoadBalancingPolicy& config,
+                                  LbPolicy& out, HashLbConfig& hash_config, bool& found) {
+  found = false;
+  for (int i = 0; i < config.policies_size(); i++) {
+    const auto& any = config.policies(i).typed_extension_config().typed_config();
+    const std::string& type_url = any.type_url();
     if (!absl::StartsWith(type_url, kPolicyTypePrefix)) {
       continue;
     }
+    const std::string field =
+        absl::StrCat("load_balancing_policy.policies[", i, "].typed_extension_config.typed_config");
     const absl::string_view rest = absl::string_view(type_url).substr(kPolicyTypePrefix.size());
     if (rest == "round_robin.v3.RoundRobin") {
       out = LbPolicy::RoundRobin;
-      return true;
-    }
-    if (rest == "least_request.v3.LeastRequest") {
+    } else if (rest == "least_request.v3.LeastRequest") {
       out = LbPolicy::LeastRequest;
-      return true;
-    }
-    if (rest == "random.v3.Random") {
+    } else if (rest == "random.v3.Random") {
       out = LbPolicy::Random;
-      return true;
+    } else if (rest == "ring_hash.v3.RingHash") {
+      envoy::extensions::load_balancing_policies::ring_hash::v3::RingHash ring;
+      if (!any.UnpackTo(&ring)) {
+        return clusterError(name, field, "cannot decode RingHash");
+      }
+      if (ring.has_minimum_ring_size() && ring.minimum_ring_size().value() < 1) {
+        return clusterError(name, absl::StrCat(field, ".minimum_ring_size"),
+                            "must be greater than or equal to 1");
+      }
+      RETURN_IF_ERROR(ringSizes(
+          name, field, ring.has_minimum_ring_size() ? &ring.minimum_ring_size() : nullptr,
+          ring.has_maximum_ring_size() ? &ring.maximum_ring_size() : nullptr, hash_config));
+      if (ring.hash_function() ==
+          envoy::extensions::load_balancing_policies::ring_hash::v3::RingHash::MURMUR_HASH_2) {
+        hash_config.hash_function = HashLbConfig::HashFunction::MurmurHash2;
+      }
+      out = LbPolicy::RingHash;
+    } else if (rest == "maglev.v3.Maglev") {
+      envoy::extensions::load_balancing_policies::maglev::v3::Maglev maglev;
+      if (!any.UnpackTo(&maglev)) {
+        return clusterError(name, field, "cannot decode Maglev");
+      }
+      if (maglev.has_table_size()) {
+        RETURN_IF_ERROR(maglevTableSize(name, absl::StrCat(field, ".table_size"),
+                                        maglev.table_size().value(), hash_config));
+      }
+      out = LbPolicy::Maglev;
+    } else {
+      continue;
     }
+    found = true;
+    return absl::OkStatus();
   }
-  return false;
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -187,11 +264,15 @@ absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(const Clus
 
   // Load balancing policy: the typed list, when given, takes precedence (as in Envoy).
   LbPolicy lb_policy = LbPolicy::RoundRobin;
+  HashLbConfig hash_lb_config;
   if (config.has_load_balancing_policy()) {
-    if (!policyFromExtensions(config.load_balancing_policy(), lb_policy)) {
+    bool found = false;
+    RETURN_IF_ERROR(policyFromExtensions(name, config.load_balancing_policy(), lb_policy,
+                                         hash_lb_config, found));
+    if (!found) {
       return clusterError(name, "load_balancing_policy",
                           "none of the policies is supported (round_robin, least_request, "
-                          "random)");
+                          "random, ring_hash, maglev)");
     }
   } else {
     switch (config.lb_policy()) {
@@ -204,10 +285,33 @@ absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(const Clus
       case Cluster::RANDOM:
         lb_policy = LbPolicy::Random;
         break;
+      case Cluster::RING_HASH:
+        lb_policy = LbPolicy::RingHash;
+        break;
+      case Cluster::MAGLEV:
+        lb_policy = LbPolicy::Maglev;
+        break;
       default:
         return clusterError(name, "lb_policy",
                             absl::StrCat("unsupported load balancing policy '",
                                          Cluster::LbPolicy_Name(config.lb_policy()), "'"));
+    }
+    // ring_hash_lb_config / maglev_lb_config, read whatever the policy (Envoy validates them
+    // then too, and ignores them).
+    if (config.has_ring_hash_lb_config()) {
+      const auto& ring = config.ring_hash_lb_config();
+      RETURN_IF_ERROR(ringSizes(name, "ring_hash_lb_config",
+                                ring.has_minimum_ring_size() ? &ring.minimum_ring_size() : nullptr,
+                                ring.has_maximum_ring_size() ? &ring.maximum_ring_size() : nullptr,
+                                hash_lb_config));
+      if (ring.hash_function() == Cluster::RingHashLbConfig::MURMUR_HASH_2) {
+        hash_lb_config.hash_function = HashLbConfig::HashFunction::MurmurHash2;
+      }
+    }
+    if (config.has_maglev_lb_config() && config.maglev_lb_config().has_table_size()) {
+      RETURN_IF_ERROR(maglevTableSize(name, "maglev_lb_config.table_size",
+                                      config.maglev_lb_config().table_size().value(),
+                                      hash_lb_config));
     }
   }
   uint32_t choice_count = 2;
@@ -270,6 +374,10 @@ absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(const Clus
   info->connect_timeout_ = connect_timeout;
   info->lb_policy_ = lb_policy;
   info->choice_count_ = choice_count;
+  info->hash_lb_config_ = hash_lb_config;
+  if (lb_policy == LbPolicy::RingHash || lb_policy == LbPolicy::Maglev) {
+    info->hashing_lb_stats_ = std::make_unique<HashingLbStats>(info->scope_, lb_policy);
+  }
   info->panic_threshold_ = panic_threshold;
   if (config.has_per_connection_buffer_limit_bytes()) {
     info->buffer_limit_ = config.per_connection_buffer_limit_bytes().value();

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "proxy/tls/context_impl.h"
+#include "proxy/upstream/thread_aware_lb_impl.h"
 #include "proxy/upstream/upstream.h"
 
 namespace Proxy::Upstream {
@@ -31,6 +32,10 @@ class ClusterInfoImpl : public ClusterInfo {
   std::chrono::milliseconds connectTimeout() const override { return connect_timeout_; }
   LbPolicy lbPolicy() const override { return lb_policy_; }
   uint32_t leastRequestChoiceCount() const override { return choice_count_; }
+  // RING_HASH / MAGLEV settings (defaults for other policies).
+  const HashLbConfig& hashLbConfig() const { return hash_lb_config_; }
+  // Gauges of the rings / tables the cluster manager builds (null for other policies).
+  HashingLbStats* hashingLbStats() const { return hashing_lb_stats_.get(); }
   uint32_t perConnectionBufferLimitBytes() const override { return buffer_limit_; }
   uint64_t maxRequestsPerConnection() const override { return max_requests_per_connection_; }
   uint32_t maxConnections() const override { return max_connections_; }
@@ -69,6 +74,8 @@ class ClusterInfoImpl : public ClusterInfo {
   std::chrono::milliseconds connect_timeout_{5000};
   LbPolicy lb_policy_ = LbPolicy::RoundRobin;
   uint32_t choice_count_ = 2;
+  HashLbConfig hash_lb_config_;
+  std::unique_ptr<HashingLbStats> hashing_lb_stats_;
   uint32_t buffer_limit_ = 1024 * 1024;
   uint64_t max_requests_per_connection_ = 0;
   uint32_t max_connections_ = 1024;

@@ -13,6 +13,7 @@
 #include "proxy/config/field_support.h"
 #include "proxy/network/connection_impl.h"
 #include "proxy/upstream/host_impl.h"
+#include "proxy/upstream/thread_aware_lb_impl.h"
 
 namespace Proxy::Upstream {
 
@@ -37,6 +38,13 @@ const HostSetConstSharedPtr& emptyHostSet() {
 
 bool sameHosts(const HostSet& a, const HostSet& b) {
   return a.hosts == b.hosts && a.priorities == b.priorities;
+}
+
+// RING_HASH / MAGLEV: the rings or tables, built here on the main thread once per snapshot and
+// shared by every worker through it (thread_aware_lb_impl.h).
+HostSetConstSharedPtr withHashing(std::shared_ptr<HostSet> set, const ClusterInfoImpl& info) {
+  buildHashingLoadBalancers(*set, info.lbPolicy(), info.hashLbConfig(), info.hashingLbStats());
+  return set;
 }
 
 }  // namespace
@@ -626,7 +634,8 @@ HostSetConstSharedPtr ClusterManagerImpl::prepareHosts(ClusterData& data, HostVe
   if (data.outlier_detector != nullptr) {
     data.outlier_detector->setHosts(hosts);
   }
-  return computeHostSet(std::move(hosts), data.info->healthyPanicThreshold());
+  return withHashing(computeHostSet(std::move(hosts), data.info->healthyPanicThreshold()),
+                     *data.info);
 }
 
 bool ClusterManagerImpl::activateOrAwaitHealthChecks(std::unique_ptr<ClusterData> data) {
@@ -643,12 +652,12 @@ bool ClusterManagerImpl::activateOrAwaitHealthChecks(std::unique_ptr<ClusterData
 
 void ClusterManagerImpl::onHostHealthChanged(ClusterData& data) {
   ASSERT(main_dispatcher_.isThreadSafe());
-  HostSetConstSharedPtr hosts =
+  std::shared_ptr<HostSet> hosts =
       computeHostSet(data.hosts->hosts, data.info->healthyPanicThreshold());
   if (sameHosts(*data.hosts, *hosts)) {
     return;
   }
-  data.hosts = std::move(hosts);
+  data.hosts = withHashing(std::move(hosts), *data.info);
   auto it = active_.find(data.info->name());
   if (it == active_.end() || it->second.get() != &data) {
     return;  // warming: published when it becomes active

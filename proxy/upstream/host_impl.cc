@@ -148,7 +148,7 @@ std::pair<int, uint32_t> distributeLoad(std::vector<PriorityHosts>& priorities,
 
 }  // namespace
 
-HostSetConstSharedPtr computeHostSet(HostVector hosts, uint32_t panic_threshold) {
+std::shared_ptr<HostSet> computeHostSet(HostVector hosts, uint32_t panic_threshold) {
   auto set = std::make_shared<HostSet>();
   uint32_t max_priority = 0;
   for (const HostConstSharedPtr& host : hosts) {

@@ -68,7 +68,7 @@ std::string healthFlagsString(const Host& host);
 // `panic_threshold` percent is in panic (balanced over all its hosts) unless the priorities
 // together are fully available; when every priority is in panic, load follows host counts.
 // EDS DRAINING hosts are excluded (Envoy's excluded hosts): counted nowhere, picked never.
-HostSetConstSharedPtr computeHostSet(HostVector hosts, uint32_t panic_threshold);
+std::shared_ptr<HostSet> computeHostSet(HostVector hosts, uint32_t panic_threshold);
 
 // New Host objects for the same endpoints (same attributes, same stats) with fresh health state,
 // for a new version of the cluster: its health checks and outlier detection start over, while

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "proxy/common/assert.h"
+#include "proxy/upstream/thread_aware_lb_impl.h"
 
 namespace Proxy::Upstream {
 
@@ -235,6 +236,10 @@ LoadBalancerPtr createLoadBalancer(LbPolicy policy, uint32_t least_request_choic
                                                         least_request_choice_count, panic_counter);
     case LbPolicy::Random:
       return std::make_unique<RandomLoadBalancer>(std::move(host_set), seed, panic_counter);
+    case LbPolicy::RingHash:
+    case LbPolicy::Maglev:
+      // The ring / table came with the snapshot (built on the main thread).
+      return std::make_unique<ThreadAwareLoadBalancer>(std::move(host_set), seed, panic_counter);
   }
   return nullptr;
 }

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -105,15 +106,41 @@ struct PriorityHosts {
   }
 };
 
+// A consistent-hashing structure over one list of hosts (a RING_HASH ring, a MAGLEV table),
+// immutable once built: built on the main thread, read by every worker.
+class HashingLoadBalancer {
+ public:
+  virtual ~HashingLoadBalancer() = default;
+  // The host for `hash`; `attempt` > 0 asks for another one (retry host predicates), as
+  // Envoy's chooseHost(hash, attempt). Null when the structure has no host.
+  virtual HostConstSharedPtr chooseHost(uint64_t hash, uint32_t attempt) const = 0;
+};
+using HashingLoadBalancerConstSharedPtr = std::shared_ptr<const HashingLoadBalancer>;
+
 // An immutable snapshot of a cluster's hosts.
 struct HostSet {
   HostVector hosts;                       // every host, all priorities
   HostVector healthy_hosts;               // every healthy host, all priorities (membership_healthy)
   std::vector<PriorityHosts> priorities;  // index = priority; loads sum to 100
+  // RING_HASH / MAGLEV clusters: per priority, the ring or table over its healthy hosts (all
+  // its hosts in panic), built once per snapshot by the cluster manager on the main thread
+  // (thread_aware_lb_impl.h). Every worker's balancer reads the same one: no rebuild per
+  // worker, no lock. Empty for the other policies.
+  std::vector<HashingLoadBalancerConstSharedPtr> hashing;
 };
 using HostSetConstSharedPtr = std::shared_ptr<const HostSet>;
 
-enum class LbPolicy { RoundRobin, LeastRequest, Random };
+enum class LbPolicy { RoundRobin, LeastRequest, Random, RingHash, Maglev };
+
+// RING_HASH and MAGLEV settings (Cluster.ring_hash_lb_config, maglev_lb_config), Envoy's
+// defaults.
+struct HashLbConfig {
+  enum class HashFunction { XxHash, MurmurHash2 };
+  uint64_t min_ring_size = 1024;
+  uint64_t max_ring_size = 8 * 1024 * 1024;
+  HashFunction hash_function = HashFunction::XxHash;
+  uint64_t maglev_table_size = 65537;
+};
 
 // The HTTP version a cluster speaks upstream (HttpProtocolOptions' explicit_http_config, or the
 // deprecated Cluster.http2_protocol_options); it picks the kind of connection pool.
@@ -210,12 +237,26 @@ class ClusterInfo {
 };
 using ClusterInfoConstSharedPtr = std::shared_ptr<const ClusterInfo>;
 
+// What a hashing balancer asks of the request (Envoy's LoadBalancerContext, reduced to it).
+class LoadBalancerContext {
+ public:
+  virtual ~LoadBalancerContext() = default;
+  // The request's hash (the route's hash_policy), computed on first call; nullopt when the
+  // route has no hash policy or none of its policies found its input.
+  virtual std::optional<uint64_t> computeHashKey() = 0;
+};
+
 // Picks a host. Per worker, per cluster; rebuilt (cheaply) when the host set changes.
 class LoadBalancer {
  public:
   virtual ~LoadBalancer() = default;
   // Null when no healthy host exists.
   virtual HostConstSharedPtr chooseHost() = 0;
+  // For a request: hashing balancers use `context`'s hash key and `attempt` (the n-th pick for
+  // this request when a retry host predicate asks for another host); the others ignore both.
+  virtual HostConstSharedPtr chooseHostFor(LoadBalancerContext& context, uint32_t attempt) {
+    return chooseHost();
+  }
 };
 
 // ---- Connection pools (per worker, per host) ----

@@ -284,9 +284,9 @@ TEST(BootstrapTest, ClusterChecks) {
   auto cluster = [](const std::string& fields) {
     return bootstrapError("static_resources: {clusters: [{name: c, " + fields + "}]}");
   };
-  EXPECT_EQ(
-      cluster("lb_policy: RING_HASH, load_assignment: {}"),
-      "static_resources.clusters[0].lb_policy: unsupported load balancing policy 'RING_HASH'");
+  EXPECT_EQ(cluster("lb_policy: CLUSTER_PROVIDED, load_assignment: {}"),
+            "static_resources.clusters[0].lb_policy: unsupported load balancing policy "
+            "'CLUSTER_PROVIDED'");
   EXPECT_EQ(cluster("type: STRICT_DNS"),
             "static_resources.clusters[0].type: unsupported cluster type 'STRICT_DNS' (only STATIC "
             "and EDS are supported)");

@@ -92,7 +92,11 @@ TEST(FieldSupportTest, TheTableOnlyNamesMessagesAConfigCanReach) {
         DescriptorPool::generated_pool()->FindMessageTypeByName(
             "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"),
         DescriptorPool::generated_pool()->FindMessageTypeByName(
-            "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector")}) {
+            "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"),
+        DescriptorPool::generated_pool()->FindMessageTypeByName(
+            "envoy.extensions.load_balancing_policies.ring_hash.v3.RingHash"),
+        DescriptorPool::generated_pool()->FindMessageTypeByName(
+            "envoy.extensions.load_balancing_policies.maglev.v3.Maglev")}) {
     ASSERT_NE(root, nullptr);
     reachable(*root, messages);
   }

@@ -261,11 +261,11 @@ TEST_F(XdsConfigTest, BadResourcesAreNackedByNameAndTheGoodOnesApply) {
   // One good cluster, one the proxy cannot use: the good one applies (and its endpoints are
   // asked for), the response is NACKed naming the bad one and why.
   auto bad_cluster = edsCluster("bad");
-  bad_cluster.set_lb_policy(envoy::config::cluster::v3::Cluster::MAGLEV);
+  bad_cluster.set_lb_policy(envoy::config::cluster::v3::Cluster::CLUSTER_PROVIDED);
   respond(Xds::kClusterTypeUrl, "2", {packed(edsCluster("good")), packed(bad_cluster)});
   EXPECT_THAT(takeRequests(),
               ElementsAre("cds [] nonce=n3 error=resource index 1: bad: cluster 'bad': lb_policy: "
-                          "unsupported load balancing policy 'MAGLEV'",
+                          "unsupported load balancing policy 'CLUSTER_PROVIDED'",
                           "eds [good]"));
   EXPECT_EQ(clusters_->warmingClusterCount(), 1u);
   EXPECT_FALSE(clusters_->isWarming("bad"));

@@ -416,8 +416,8 @@ TEST_F(ClusterManagerTest, ConfigErrorsNameClusterAndField) {
   };
 
   Cluster cluster = staticCluster("x", {{.port = 8001}});
-  cluster.set_lb_policy(Cluster::RING_HASH);
-  EXPECT_EQ("cluster 'x': lb_policy: unsupported load balancing policy 'RING_HASH'",
+  cluster.set_lb_policy(Cluster::CLUSTER_PROVIDED);
+  EXPECT_EQ("cluster 'x': lb_policy: unsupported load balancing policy 'CLUSTER_PROVIDED'",
             error(cluster));
 
   cluster = staticCluster("x", {{.port = 8001}});
