@@ -54,6 +54,9 @@ constexpr const char* kTlsCertificate = "envoy.extensions.transport_sockets.tls.
 constexpr const char* kTlsParameters = "envoy.extensions.transport_sockets.tls.v3.TlsParameters";
 constexpr const char* kValidationContext =
     "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext";
+constexpr const char* kSecret = "envoy.extensions.transport_sockets.tls.v3.Secret";
+constexpr const char* kSdsSecretConfig =
+    "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig";
 constexpr const char* kSanMatcher =
     "envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher";
 
@@ -70,6 +73,8 @@ const std::vector<ImplementedField>& table() {
        nullptr},
       {"envoy.config.bootstrap.v3.Bootstrap.StaticResources", "clusters", nullptr, nullptr,
        nullptr},
+      // proxy/tls/secret_manager.cc: named by TLS contexts' SDS references without sds_config.
+      {"envoy.config.bootstrap.v3.Bootstrap.StaticResources", "secrets", nullptr, nullptr, nullptr},
       // xds_client/config.cc
       {"envoy.config.bootstrap.v3.Bootstrap.DynamicResources", "lds_config", nullptr, nullptr,
        nullptr},
@@ -512,6 +517,13 @@ const std::vector<ImplementedField>& table() {
       {kCommonTls, "tls_certificates", nullptr, nullptr, nullptr},
       {kCommonTls, "validation_context", nullptr, nullptr, nullptr},
       {kCommonTls, "alpn_protocols", nullptr, nullptr, nullptr},
+      // Secrets and the references to them (proxy/tls/secret_manager.cc).
+      {kCommonTls, "tls_certificate_sds_secret_configs", nullptr, nullptr, nullptr},
+      {kCommonTls, "validation_context_sds_secret_config", nullptr, nullptr, nullptr},
+      {kSdsSecretConfig, "name", nullptr, nullptr, nullptr},
+      {kSecret, "name", nullptr, nullptr, nullptr},
+      {kSecret, "tls_certificate", nullptr, nullptr, nullptr},
+      {kSecret, "validation_context", nullptr, nullptr, nullptr},
       {kTlsCertificate, "certificate_chain", nullptr, nullptr, nullptr},
       {kTlsCertificate, "private_key", nullptr, nullptr, nullptr},
       {kTlsParameters, "tls_minimum_protocol_version", nullptr, nullptr, nullptr},

@@ -77,12 +77,18 @@ absl::StatusOr<FilterChain> buildFilterChain(const envoy::config::listener::v3::
       return absl::InvalidArgumentError(
           "transport_socket.typed_config: cannot decode DownstreamTlsContext");
     }
-    auto context = Tls::ContextImpl::createServer(tls);
-    if (!context.ok()) {
+    auto common = Tls::resolveStaticSecrets(tls.common_tls_context(), context.secrets);
+    if (!common.ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("transport_socket.typed_config.", context.status().message()));
+          absl::StrCat("transport_socket.typed_config.", common.status().message()));
     }
-    chain.tls_context = *std::move(context);
+    *tls.mutable_common_tls_context() = *std::move(common);
+    auto tls_context = Tls::ContextImpl::createServer(tls);
+    if (!tls_context.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("transport_socket.typed_config.", tls_context.status().message()));
+    }
+    chain.tls_context = *std::move(tls_context);
   }
   if (proto.has_transport_socket_connect_timeout()) {
     const auto& d = proto.transport_socket_connect_timeout();

@@ -19,6 +19,7 @@
 #include "proxy/router/rds_impl.h"
 #include "proxy/stats/stats.h"
 #include "proxy/tls/context_impl.h"
+#include "proxy/tls/secret_manager.h"
 
 namespace Proxy::Listener {
 
@@ -79,6 +80,8 @@ struct ListenerBuildContext {
   std::function<bool(std::string_view)> cluster_exists;
   // False for --mode validate: check everything but bind nothing.
   bool bind_sockets = true;
+  // static_resources.secrets, which TLS contexts may name (null: none).
+  const Tls::SecretManager* secrets = nullptr;
   // The version this one replaces (same name), if any: its sockets are reused when the
   // address is unchanged, and its unchanged filter chains are shared.
   const ListenerConfig* previous = nullptr;

@@ -99,6 +99,7 @@ absl::StatusOr<bool> ListenerManagerImpl::addOrUpdateListener(const Listener& co
   context.store = &store_;
   context.rds = rds_;
   context.cluster_exists = cluster_exists_;
+  context.secrets = secrets_;
   context.previous = newest != nullptr ? newest->config.get() : nullptr;
   auto built = ListenerConfig::create(config, context);
   if (!built.ok()) {

@@ -77,6 +77,8 @@ class ListenerManagerImpl {
   void setClusterExistsCallback(std::function<bool(std::string_view)> cb) {
     cluster_exists_ = std::move(cb);
   }
+  // Main thread, before the first listener: the secrets TLS contexts may name.
+  void setSecretManager(const Tls::SecretManager* secrets) { secrets_ = secrets; }
 
   // Main thread. Returns true when something changed, false for a no-op (identical config).
   // Errors name the listener and field; the previous version (if any) keeps serving and the
@@ -145,6 +147,7 @@ class ListenerManagerImpl {
   Stats::Store& store_;
   Router::RouteConfigProviderManager* rds_;
   std::function<bool(std::string_view)> cluster_exists_;
+  const Tls::SecretManager* secrets_ = nullptr;
   const std::chrono::milliseconds drain_time_;
   ListenerManagerStats stats_;
   std::map<std::string, ListenerImplPtr> warming_;

@@ -74,6 +74,13 @@ absl::Status Server::initialize() {
     }
   }
   cluster_manager_ = std::make_unique<Upstream::ClusterManagerImpl>(*dispatcher_, *tls_, store_);
+  // Static secrets first: TLS contexts of clusters and listeners name them.
+  if (absl::Status status =
+          secret_manager_.addStaticSecrets(bootstrap_.static_resources().secrets());
+      !status.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("static_resources.", status.message()));
+  }
+  cluster_manager_->setSecretManager(&secret_manager_);
   for (WorkerPtr& worker : workers_) {
     worker->initialize(*cluster_manager_);
   }
@@ -105,6 +112,7 @@ absl::Status Server::initialize() {
     return cm->getClusterInfo(name) != nullptr || cm->isWarming(name);
   };
   listener_manager_->setClusterExistsCallback(cluster_exists);
+  listener_manager_->setSecretManager(&secret_manager_);
   rds_manager_->setClusterExistsCallback(cluster_exists);
   for (int i = 0; i < resources.listeners_size(); i++) {
     if (validate) {
@@ -115,6 +123,7 @@ absl::Status Server::initialize() {
       context.rds = dynamic ? rds_manager_.get() : nullptr;
       context.bind_sockets = false;
       context.cluster_exists = cluster_exists;
+      context.secrets = &secret_manager_;
       auto built = Listener::ListenerConfig::create(resources.listeners(i), context);
       if (!built.ok()) {
         return absl::InvalidArgumentError(absl::StrCat("static_resources.listeners[", i, "] ('",

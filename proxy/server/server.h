@@ -52,6 +52,8 @@ class Server {
   Event::DispatcherPtr dispatcher_;
   std::unique_ptr<FreeMemoryReleaser> memory_releaser_;
   ThreadLocal::InstancePtr tls_;
+  // static_resources.secrets; outlives the managers whose TLS contexts name them.
+  Tls::SecretManager secret_manager_;
   std::unique_ptr<Upstream::ClusterManagerImpl> cluster_manager_;
   std::vector<WorkerPtr> workers_;
   std::unique_ptr<Router::RouteConfigProviderManager> rds_manager_;

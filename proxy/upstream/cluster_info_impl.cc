@@ -220,8 +220,8 @@ absl::Status http2SettingsFrom(const std::string& name, absl::string_view field,
 
 }  // namespace
 
-absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(const Cluster& config,
-                                                                      Stats::Store& store) {
+absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(
+    const Cluster& config, Stats::Store& store, const Tls::SecretManager* secrets) {
   const std::string& name = config.name();
   if (name.empty()) {
     return clusterError(name, "name", "must not be empty");
@@ -335,6 +335,12 @@ absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(const Clus
         return clusterError(name, "transport_socket.typed_config",
                             "cannot decode UpstreamTlsContext");
       }
+      auto common = Tls::resolveStaticSecrets(tls.common_tls_context(), secrets);
+      if (!common.ok()) {
+        return clusterError(name, "transport_socket.typed_config",
+                            std::string(common.status().message()));
+      }
+      *tls.mutable_common_tls_context() = *std::move(common);
       auto context = Tls::ContextImpl::createClient(tls);
       if (!context.ok()) {
         return clusterError(name, "transport_socket.typed_config",

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "proxy/tls/context_impl.h"
+#include "proxy/tls/secret_manager.h"
 #include "proxy/upstream/thread_aware_lb_impl.h"
 #include "proxy/upstream/upstream.h"
 
@@ -24,9 +25,11 @@ class ClusterInfoImpl : public ClusterInfo {
   enum class DiscoveryType { Static, StrictDns, LogicalDns, Eds };
 
   // Validates `config`; errors read "cluster 'name': field: reason". Stats are registered in
-  // `store` under "cluster.<name or alt_stat_name>.".
+  // `store` under "cluster.<name or alt_stat_name>.". `secrets`: the static secrets a TLS
+  // context may name (null: none).
   static absl::StatusOr<ClusterInfoImplConstSharedPtr> create(
-      const envoy::config::cluster::v3::Cluster& config, Stats::Store& store);
+      const envoy::config::cluster::v3::Cluster& config, Stats::Store& store,
+      const Tls::SecretManager* secrets = nullptr);
 
   const std::string& name() const override { return name_; }
   std::chrono::milliseconds connectTimeout() const override { return connect_timeout_; }

@@ -240,7 +240,8 @@ absl::Status ClusterManagerImpl::addOrUpdateCluster(
         "cluster '", name, "': a static cluster with this name exists and cannot be replaced"));
   }
 
-  absl::StatusOr<ClusterInfoImplConstSharedPtr> info = ClusterInfoImpl::create(config, store_);
+  absl::StatusOr<ClusterInfoImplConstSharedPtr> info =
+      ClusterInfoImpl::create(config, store_, secrets_);
   if (!info.ok()) {
     return info.status();
   }

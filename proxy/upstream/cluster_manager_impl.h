@@ -150,6 +150,9 @@ class ClusterManagerImpl : public ClusterManager {
       std::string_view eds_service_name,
       const envoy::config::endpoint::v3::ClusterLoadAssignment& cla);
 
+  // Main thread, before the first cluster: the secrets TLS contexts may name.
+  void setSecretManager(const Tls::SecretManager* secrets) { secrets_ = secrets; }
+
   // Called whenever the last warming cluster becomes active (for the initial warm-up wait).
   void setWarmingDoneCallback(std::function<void()> cb) { warming_done_cb_ = std::move(cb); }
 
@@ -218,6 +221,7 @@ class ClusterManagerImpl : public ClusterManager {
 
   Event::Dispatcher& main_dispatcher_;
   Stats::Store& store_;
+  const Tls::SecretManager* secrets_ = nullptr;
   ThreadLocal::SlotPtr slot_;
   ClusterMap active_;
   ClusterMap warming_;
