@@ -6,9 +6,11 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "envoy/extensions/transport_sockets/tls/v3/tls.pb.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 #include "google/protobuf/util/time_util.h"
 #include "proxy/config/data_source.h"
+#include "proxy/tls/san_matcher.h"
 #include "xds_client/resource_type.h"
 
 namespace Proxy::Xds {
@@ -30,10 +32,135 @@ bool isIp(const std::string& address, int family) {
   return inet_pton(family, address.c_str(), buf) == 1;
 }
 
-// The gRPC target for the first endpoint of a static cluster. IP literals use gRPC's ipv4:/ipv6:
-// schemes (no resolver involved), host names dns:///.
+// Certificates and keys are small; a DataSource larger than this is a mistake.
+constexpr size_t kMaxPemBytes = 1 << 20;
+
+// The path of the first field set in `message` ("a.b[0].c"), "" when none is.
+std::string firstSetField(const google::protobuf::Message& message) {
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  message.GetReflection()->ListFields(message, &fields);
+  if (fields.empty()) {
+    return "";
+  }
+  const google::protobuf::FieldDescriptor* field = fields.front();
+  std::string path(field->name());
+  if (field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) {
+    return field->is_repeated() ? absl::StrCat(path, "[0]") : path;
+  }
+  const google::protobuf::Message& child =
+      field->is_repeated() ? message.GetReflection()->GetRepeatedMessage(message, field, 0)
+                           : message.GetReflection()->GetMessage(message, field);
+  const std::string below = firstSetField(child);
+  if (field->is_repeated()) {
+    absl::StrAppend(&path, "[0]");
+  }
+  return below.empty() ? path : absl::StrCat(path, ".", below);
+}
+
+// The management server's cluster's transport_socket: Envoy's TLS socket with an
+// UpstreamTlsContext, of which the channel does sni, one client certificate, trusted_ca and
+// match_typed_subject_alt_names (ChannelTls::Rules::EnvoyUpstream); anything else is refused.
+absl::StatusOr<ChannelTls> clusterTls(const envoy::config::core::v3::TransportSocket& socket,
+                                      const std::string& field) {
+  using envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
+  if (!socket.has_typed_config() ||
+      socket.typed_config().type_url() !=
+          absl::StrCat("type.googleapis.com/", UpstreamTlsContext::descriptor()->full_name())) {
+    return fieldError(absl::StrCat(field, ".typed_config"),
+                      "only envoy.transport_sockets.tls with an UpstreamTlsContext is supported "
+                      "for the management server's cluster");
+  }
+  UpstreamTlsContext context;
+  if (!socket.typed_config().UnpackTo(&context)) {
+    return fieldError(absl::StrCat(field, ".typed_config"), "cannot decode the UpstreamTlsContext");
+  }
+  const std::string context_field = absl::StrCat(field, ".typed_config");
+  ChannelTls tls;
+  tls.rules = ChannelTls::Rules::EnvoyUpstream;
+  tls.sni = context.sni();
+  const auto& common = context.common_tls_context();
+  const std::string common_field = absl::StrCat(context_field, ".common_tls_context");
+  if (common.tls_certificates_size() > 1) {
+    return fieldError(absl::StrCat(common_field, ".tls_certificates"),
+                      "at most one client certificate is supported");
+  }
+  struct Source {
+    bool present;
+    const envoy::config::core::v3::DataSource& source;
+    std::string field;
+    std::string* out;
+  };
+  std::vector<Source> sources;
+  if (common.tls_certificates_size() == 1) {
+    const auto& certificate = common.tls_certificates(0);
+    const std::string certificate_field = absl::StrCat(common_field, ".tls_certificates[0]");
+    if (!certificate.has_certificate_chain() || !certificate.has_private_key()) {
+      return fieldError(certificate_field, "certificate_chain and private_key are both required");
+    }
+    sources.push_back({true, certificate.certificate_chain(),
+                       absl::StrCat(certificate_field, ".certificate_chain"), &tls.cert_chain});
+    sources.push_back({true, certificate.private_key(),
+                       absl::StrCat(certificate_field, ".private_key"), &tls.private_key});
+  }
+  const auto& validation = common.validation_context();
+  const std::string validation_field = absl::StrCat(common_field, ".validation_context");
+  sources.push_back({validation.has_trusted_ca(), validation.trusted_ca(),
+                     absl::StrCat(validation_field, ".trusted_ca"), &tls.root_certs});
+  for (const Source& source : sources) {
+    if (!source.present) {
+      continue;
+    }
+    auto pem = Config::readDataSource(source.source, source.field, kMaxPemBytes);
+    if (!pem.ok()) {
+      return pem.status();
+    }
+    *source.out = *std::move(pem);
+  }
+  for (int i = 0; i < validation.match_typed_subject_alt_names_size(); ++i) {
+    const auto& matcher = validation.match_typed_subject_alt_names(i);
+    auto built = Tls::SanMatcher::create(
+        matcher, absl::StrCat(validation_field, ".match_typed_subject_alt_names[", i, "]"));
+    if (!built.ok()) {
+      return built.status();
+    }
+    tls.san_matchers.push_back(matcher.SerializeAsString());
+  }
+
+  // What is left once the implemented fields are taken out is refused by its path.
+  UpstreamTlsContext rest = context;
+  rest.clear_sni();
+  auto* rest_common = rest.mutable_common_tls_context();
+  if (rest_common->tls_certificates_size() == 1) {
+    auto* certificate = rest_common->mutable_tls_certificates(0);
+    certificate->clear_certificate_chain();
+    certificate->clear_private_key();
+    if (certificate->ByteSizeLong() == 0) {
+      rest_common->clear_tls_certificates();
+    }
+  }
+  if (rest_common->has_validation_context()) {
+    auto* rest_validation = rest_common->mutable_validation_context();
+    rest_validation->clear_trusted_ca();
+    rest_validation->clear_match_typed_subject_alt_names();
+    if (rest_validation->ByteSizeLong() == 0) {
+      rest_common->clear_validation_context();
+    }
+  }
+  if (rest_common->ByteSizeLong() == 0) {
+    rest.clear_common_tls_context();
+  }
+  if (const std::string unsupported = firstSetField(rest); !unsupported.empty()) {
+    return fieldError(absl::StrCat(context_field, ".", unsupported),
+                      "not supported for the management server's cluster");
+  }
+  return tls;
+}
+
+// The gRPC target for the first endpoint of a static cluster, and its TLS when it has a
+// transport_socket. IP literals use gRPC's ipv4:/ipv6: schemes (no resolver involved), host
+// names dns:///.
 absl::StatusOr<std::string> clusterTarget(const envoy::config::cluster::v3::Cluster& cluster,
-                                          absl::string_view field) {
+                                          absl::string_view field, std::optional<ChannelTls>& tls) {
   const std::string quoted = absl::StrCat("cluster '", cluster.name(), "'");
   if (cluster.has_cluster_type() ||
       (cluster.type() != envoy::config::cluster::v3::Cluster::STATIC &&
@@ -67,10 +194,12 @@ absl::StatusOr<std::string> clusterTarget(const envoy::config::cluster::v3::Clus
                                    "\"] to {explicit_http_config: {http2_protocol_options: {}}}"));
   }
   if (cluster.has_transport_socket()) {
-    return fieldError(field, absl::StrCat(quoted,
-                                          ": transport_socket is not supported for the "
-                                          "management server's cluster (for TLS use a "
-                                          "google_grpc service with channel_credentials)"));
+    auto channel_tls =
+        clusterTls(cluster.transport_socket(), absl::StrCat(quoted, ": transport_socket"));
+    if (!channel_tls.ok()) {
+      return fieldError(field, channel_tls.status().message());
+    }
+    tls = *std::move(channel_tls);
   }
 
   const auto& assignment = cluster.load_assignment();
@@ -102,9 +231,6 @@ absl::StatusOr<std::string> clusterTarget(const envoy::config::cluster::v3::Clus
   }
   return absl::StrCat("dns:///", socket.address(), ":", port);
 }
-
-// Certificates and keys are small; a DataSource larger than this is a mistake.
-constexpr size_t kMaxPemBytes = 1 << 20;
 
 // google_grpc.channel_credentials: only ssl_credentials (gRPC's SSL credentials).
 absl::StatusOr<ChannelTls> sslChannelCredentials(
@@ -197,7 +323,7 @@ absl::StatusOr<XdsStreamConfig> resolveApiConfigSource(
     if (cluster == clusters.end()) {
       return fieldError(cluster_field, absl::StrCat("unknown cluster '", name, "'"));
     }
-    auto target = clusterTarget(*cluster, cluster_field);
+    auto target = clusterTarget(*cluster, cluster_field, stream.tls);
     if (!target.ok()) {
       return target.status();
     }

@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
@@ -27,18 +28,29 @@ struct RateLimitSettings {
   double fill_rate = 10;  // tokens per second
 };
 
-// TLS on the channel to the management server (google_grpc channel_credentials.ssl_credentials),
-// PEM text read from the bootstrap's DataSources when it is loaded: gRPC's SSL credentials, which
-// check the server's certificate against `root_certs` (gRPC's default roots when empty) and its
-// name against the target's host, as Envoy's Google gRPC client does.
+// TLS on the channel to the management server, PEM text read from the bootstrap's DataSources
+// when it is loaded. Two sets of rules, as Envoy's two gRPC clients:
+//  - GrpcSsl (google_grpc channel_credentials.ssl_credentials): gRPC's SSL credentials check the
+//    server's chain against `root_certs` (gRPC's default roots when empty) and its name against
+//    the target's host, as Envoy's Google gRPC client does.
+//  - EnvoyUpstream (an envoy_grpc cluster's UpstreamTlsContext): Envoy's TLS transport socket
+//    rules — the chain is checked against `root_certs` (trusted_ca) only when given, the names
+//    only against `san_matchers`, and SNI is sent only when `sni` is set.
 struct ChannelTls {
+  enum class Rules { GrpcSsl, EnvoyUpstream };
+  Rules rules = Rules::GrpcSsl;
   std::string root_certs;
   std::string cert_chain;  // client certificate (mTLS), with private_key
   std::string private_key;
+  std::string sni;  // EnvoyUpstream only
+  // EnvoyUpstream only: match_typed_subject_alt_names, each a serialized (and validated)
+  // envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher.
+  std::vector<std::string> san_matchers;
 
   bool operator==(const ChannelTls& other) const {
-    return root_certs == other.root_certs && cert_chain == other.cert_chain &&
-           private_key == other.private_key;
+    return rules == other.rules && root_certs == other.root_certs &&
+           cert_chain == other.cert_chain && private_key == other.private_key && sni == other.sni &&
+           san_matchers == other.san_matchers;
   }
 };
 

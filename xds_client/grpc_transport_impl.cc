@@ -1,5 +1,7 @@
 #include "xds_client/grpc_transport_impl.h"
 
+#include <openssl/x509v3.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -14,9 +16,13 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_certificate_verifier.h"
+#include "grpcpp/security/tls_credentials_options.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "proxy/common/assert.h"
 #include "proxy/common/tsan.h"
+#include "proxy/tls/san_matcher.h"
 #include "spdlog/spdlog.h"
 #include "xds_client/config.h"
 #include "xds_client/grpc_reactor_shim.h"
@@ -239,10 +245,90 @@ class StreamCore : public StreamReactions {
   bool write_failed_ ABSL_GUARDED_BY(mutex_) = false;
 };
 
-// The channel's credentials: plaintext, or gRPC's SSL credentials (see ChannelTls).
+// Envoy's match_typed_subject_alt_names on the management server's certificate, for a channel
+// with ChannelTls::Rules::EnvoyUpstream: one matching name is enough. gRPC runs it after its
+// chain check (when there are root certificates) and before the channel is ready.
+class SanVerifier : public grpc::experimental::ExternalCertificateVerifier {
+ public:
+  explicit SanVerifier(std::vector<Tls::SanMatcher> matchers) : matchers_(std::move(matchers)) {}
+
+  bool Verify(grpc::experimental::TlsCustomVerificationCheckRequest* request,
+              std::function<void(grpc::Status)>, grpc::Status* sync_status) override {
+    const std::pair<int, std::vector<grpc::string_ref>> names[] = {
+        {GEN_DNS, request->dns_names()},
+        {GEN_URI, request->uri_names()},
+        {GEN_EMAIL, request->email_names()},
+        {GEN_IPADD, request->ip_names()}};
+    for (const auto& [type, values] : names) {
+      for (const grpc::string_ref& value : values) {
+        const std::string san(value.data(), value.size());
+        for (const Tls::SanMatcher& matcher : matchers_) {
+          if (matcher.matches(type, san)) {
+            *sync_status = grpc::Status::OK;
+            return true;  // decided synchronously
+          }
+        }
+      }
+    }
+    *sync_status = grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                                "the management server's certificate matches none of "
+                                "match_typed_subject_alt_names");
+    return true;
+  }
+
+  void Cancel(grpc::experimental::TlsCustomVerificationCheckRequest*) override {}
+
+ private:
+  const std::vector<Tls::SanMatcher> matchers_;
+};
+
+// Envoy's TLS transport socket rules on a gRPC channel (ChannelTls::Rules::EnvoyUpstream):
+// gRPC's TLS credentials with the chain checked only when trusted_ca was given, no host name
+// check, the SAN matchers as the certificate verifier.
+std::shared_ptr<grpc::ChannelCredentials> envoyUpstreamCredentials(const ChannelTls& tls) {
+  std::vector<grpc::experimental::IdentityKeyCertPair> identity;
+  if (!tls.cert_chain.empty()) {
+    identity.push_back({tls.private_key, tls.cert_chain});
+  }
+  grpc::experimental::TlsChannelCredentialsOptions options;
+  options.set_certificate_provider(
+      std::make_shared<grpc::experimental::StaticDataCertificateProvider>(tls.root_certs,
+                                                                          identity));
+  if (!tls.root_certs.empty()) {
+    options.watch_root_certs();
+  }
+  if (!identity.empty()) {
+    options.watch_identity_key_cert_pairs();
+  }
+  options.set_verify_server_certs(!tls.root_certs.empty());
+  options.set_check_call_host(false);
+  if (tls.san_matchers.empty()) {
+    options.set_certificate_verifier(
+        std::make_shared<grpc::experimental::NoOpCertificateVerifier>());
+  } else {
+    std::vector<Tls::SanMatcher> matchers;
+    for (const std::string& serialized : tls.san_matchers) {
+      envoy::extensions::transport_sockets::tls::v3::SubjectAltNameMatcher proto;
+      proto.ParseFromString(serialized);
+      auto matcher = Tls::SanMatcher::create(proto, "");
+      ASSERT(matcher.ok());  // validated with the bootstrap (config.cc)
+      if (matcher.ok()) {
+        matchers.push_back(*std::move(matcher));
+      }
+    }
+    options.set_certificate_verifier(
+        grpc::experimental::ExternalCertificateVerifier::Create<SanVerifier>(std::move(matchers)));
+  }
+  return grpc::experimental::TlsCredentials(options);
+}
+
+// The channel's credentials: plaintext, gRPC's SSL credentials, or Envoy's rules (ChannelTls).
 std::shared_ptr<grpc::ChannelCredentials> channelCredentials(const std::optional<ChannelTls>& tls) {
   if (!tls.has_value()) {
     return grpc::InsecureChannelCredentials();
+  }
+  if (tls->rules == ChannelTls::Rules::EnvoyUpstream) {
+    return envoyUpstreamCredentials(*tls);
   }
   grpc::SslCredentialsOptions options;
   options.pem_root_certs = tls->root_certs;
@@ -328,6 +414,10 @@ XdsTransportPtr GrpcXdsTransportFactory::createTransport(const XdsStreamConfig& 
     args.SetString(
         GRPC_ARG_PRIMARY_USER_AGENT_STRING,
         absl::StrCat(kUserAgentName, "/", kVersionMajor, ".", kVersionMinor, ".", kVersionPatch));
+    if (config.tls.has_value() && !config.tls->sni.empty()) {
+      // Envoy's sni: the name sent in the ClientHello (no host name check: SanVerifier).
+      args.SetSslTargetNameOverride(config.tls->sni);
+    }
     channel = grpc::CreateCustomChannel(config.target, channelCredentials(config.tls), args);
     channels_.push_back({config.target, config.tls, channel});
   }

@@ -24,7 +24,6 @@ namespace {
 using envoy::config::core::v3::DataSource;
 using envoy::extensions::transport_sockets::tls::v3::CertificateValidationContext;
 using envoy::extensions::transport_sockets::tls::v3::CommonTlsContext;
-using envoy::extensions::transport_sockets::tls::v3::SubjectAltNameMatcher;
 using envoy::extensions::transport_sockets::tls::v3::TlsParameters;
 
 // Envoy's defaults (BoringSSL's "[a|b]" equal-preference groups written as OpenSSL lists).
@@ -188,74 +187,6 @@ absl::Status applyTlsParams(SSL_CTX* ctx, const TlsParameters& params, bool is_s
   return absl::OkStatus();
 }
 
-absl::StatusOr<SanMatcher> buildSanMatcher(const SubjectAltNameMatcher& proto,
-                                           const std::string& field) {
-  SanMatcher m;
-  switch (proto.san_type()) {
-    case SubjectAltNameMatcher::DNS:
-      m.general_name_type = GEN_DNS;
-      break;
-    case SubjectAltNameMatcher::URI:
-      m.general_name_type = GEN_URI;
-      break;
-    case SubjectAltNameMatcher::EMAIL:
-      m.general_name_type = GEN_EMAIL;
-      break;
-    case SubjectAltNameMatcher::IP_ADDRESS:
-      m.general_name_type = GEN_IPADD;
-      break;
-    default:
-      return fieldError(field + ".san_type", "one of DNS, URI, EMAIL or IP_ADDRESS is required");
-  }
-  const auto& sm = proto.matcher();
-  m.ignore_case = sm.ignore_case();
-  switch (sm.match_pattern_case()) {
-    case envoy::type::matcher::v3::StringMatcher::kExact:
-      m.type = SanMatcher::Type::Exact;
-      m.value = sm.exact();
-      break;
-    case envoy::type::matcher::v3::StringMatcher::kPrefix:
-      m.type = SanMatcher::Type::Prefix;
-      m.value = sm.prefix();
-      break;
-    case envoy::type::matcher::v3::StringMatcher::kSuffix:
-      m.type = SanMatcher::Type::Suffix;
-      m.value = sm.suffix();
-      break;
-    case envoy::type::matcher::v3::StringMatcher::kContains:
-      m.type = SanMatcher::Type::Contains;
-      m.value = sm.contains();
-      break;
-    case envoy::type::matcher::v3::StringMatcher::kSafeRegex: {
-      m.type = SanMatcher::Type::Regex;
-      auto regex = std::make_shared<const RE2>(sm.safe_regex().regex());
-      if (!regex->ok()) {
-        return fieldError(field + ".matcher.safe_regex.regex", regex->error());
-      }
-      m.regex = std::move(regex);
-      break;
-    }
-    default:
-      return fieldError(field + ".matcher", "a match pattern is required");
-  }
-  if (m.ignore_case) {
-    m.value = absl::AsciiStrToLower(m.value);
-  }
-  return m;
-}
-
-// Envoy's DNS SAN rule: a certificate's "*.example.com" matches one label in place of '*'
-// (exact matchers only).
-bool dnsWildcardMatch(const std::string& san, const std::string& name) {
-  if (san.size() < 3 || san[0] != '*' || san[1] != '.') {
-    return false;
-  }
-  const size_t dot = name.find('.');
-  return dot != std::string::npos && dot > 0 &&
-         absl::EqualsIgnoreCase(absl::string_view(name).substr(dot),
-                                absl::string_view(san).substr(1));
-}
-
 }  // namespace
 
 TlsStats::TlsStats(Stats::Scope s)
@@ -267,23 +198,6 @@ TlsStats::TlsStats(Stats::Scope s)
       fail_verify_error(s.counter("fail_verify_error")),
       no_certificate(s.counter("no_certificate")),
       session_reused(s.counter("session_reused")) {}
-
-bool SanMatcher::matches(const std::string& san) const {
-  const std::string subject = ignore_case ? absl::AsciiStrToLower(san) : san;
-  switch (type) {
-    case Type::Exact:
-      return subject == value || (general_name_type == GEN_DNS && dnsWildcardMatch(subject, value));
-    case Type::Prefix:
-      return absl::StartsWith(subject, value);
-    case Type::Suffix:
-      return absl::EndsWith(subject, value);
-    case Type::Contains:
-      return absl::StrContains(subject, value);
-    case Type::Regex:
-      return RE2::FullMatch(san, *regex);
-  }
-  return false;
-}
 
 ContextImpl::~ContextImpl() {
   unregisterContextCertificates(this);
@@ -430,8 +344,8 @@ absl::Status ContextImpl::init(const CommonTlsContext& common, bool is_server,
                                       : X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
     }
     for (int i = 0; i < vc.match_typed_subject_alt_names_size(); i++) {
-      auto m = buildSanMatcher(vc.match_typed_subject_alt_names(i),
-                               absl::StrCat(field, ".match_typed_subject_alt_names[", i, "]"));
+      auto m = SanMatcher::create(vc.match_typed_subject_alt_names(i),
+                                  absl::StrCat(field, ".match_typed_subject_alt_names[", i, "]"));
       if (!m.ok()) {
         return m.status();
       }
@@ -514,48 +428,12 @@ int ContextImpl::verifyCallback(X509_STORE_CTX* store_ctx, void* arg) {
     return 0;
   }
   X509* leaf = X509_STORE_CTX_get0_cert(store_ctx);
-  if (!self.san_matchers_.empty() && !self.verifySan(leaf)) {
+  if (!self.san_matchers_.empty() && !anySanMatches(leaf, self.san_matchers_)) {
     self.stats_->fail_verify_san.inc();
     X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_APPLICATION_VERIFICATION);
     return 0;
   }
   return 1;
-}
-
-bool ContextImpl::verifySan(X509* cert) const {
-  GENERAL_NAMES* names =
-      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
-  if (names == nullptr) {
-    return false;
-  }
-  bool matched = false;
-  for (int i = 0; i < sk_GENERAL_NAME_num(names) && !matched; i++) {
-    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
-    std::string value;
-    if (name->type == GEN_DNS || name->type == GEN_URI || name->type == GEN_EMAIL) {
-      const ASN1_IA5STRING* str = name->d.ia5;
-      value.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(str)),
-                   static_cast<size_t>(ASN1_STRING_length(str)));
-    } else if (name->type == GEN_IPADD) {
-      const ASN1_OCTET_STRING* ip = name->d.iPAddress;
-      char buf[INET6_ADDRSTRLEN] = {};
-      const int len = ASN1_STRING_length(ip);
-      if (len == 4 || len == 16) {
-        inet_ntop(len == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(ip), buf, sizeof(buf));
-      }
-      value = buf;
-    } else {
-      continue;
-    }
-    for (const SanMatcher& m : san_matchers_) {
-      if (m.general_name_type == name->type && m.matches(value)) {
-        matched = true;
-        break;
-      }
-    }
-  }
-  GENERAL_NAMES_free(names);
-  return matched;
 }
 
 int ContextImpl::alpnSelectCallback(SSL*, const unsigned char** out, unsigned char* outlen,

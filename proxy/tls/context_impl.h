@@ -17,7 +17,7 @@
 #include "absl/status/statusor.h"
 #include "envoy/extensions/transport_sockets/tls/v3/tls.pb.h"
 #include "proxy/stats/stats.h"
-#include "re2/re2.h"
+#include "proxy/tls/san_matcher.h"
 
 namespace Proxy::Tls {
 
@@ -33,18 +33,6 @@ struct TlsStats {
   Stats::Counter& fail_verify_error;
   Stats::Counter& no_certificate;
   Stats::Counter& session_reused;
-};
-
-// One match_typed_subject_alt_names entry.
-class SanMatcher {
- public:
-  enum class Type { Exact, Prefix, Suffix, Contains, Regex };
-  int general_name_type = 0;  // GEN_DNS, GEN_URI, GEN_EMAIL, GEN_IPADD
-  Type type = Type::Exact;
-  bool ignore_case = false;
-  std::string value;
-  std::shared_ptr<const RE2> regex;
-  bool matches(const std::string& san) const;
 };
 
 class ContextImpl {
@@ -81,7 +69,6 @@ class ContextImpl {
   static int newSessionCallback(SSL* ssl, SSL_SESSION* session);
   static int alpnSelectCallback(SSL* ssl, const unsigned char** out, unsigned char* outlen,
                                 const unsigned char* in, unsigned int inlen, void* arg);
-  bool verifySan(X509* cert) const;
 
   bool is_server_ = false;
   SSL_CTX* ctx_ = nullptr;

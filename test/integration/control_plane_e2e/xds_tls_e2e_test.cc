@@ -158,6 +158,115 @@ TEST_P(XdsTlsE2eTest, AServerCertificateFromAnotherCaIsRefused) {
   expectRefused();
 }
 
+// The same with the ADS service as envoy_grpc on a cluster whose transport_socket is Envoy's TLS
+// socket (an UpstreamTlsContext). Envoy's rules, not gRPC's: the chain is checked only against
+// trusted_ca, the name only by match_typed_subject_alt_names.
+class XdsEnvoyGrpcTlsE2eTest : public XdsTlsE2eTest {
+ protected:
+  // `context`: the UpstreamTlsContext's fields (a flow mapping's inside).
+  testing::AssertionResult startWithContext(const std::string& context, bool wait_for_ready) {
+    std::string yaml = dataPlaneBootstrap(XdsMode::AdsSotw, control_plane_.xdsPort(), node());
+    const std::string anchor = "  - name: xds_cluster\n    type: STATIC\n    connect_timeout: 1s\n";
+    EXPECT_NE(yaml.find(anchor), std::string::npos) << yaml;
+    yaml = absl::StrReplaceAll(
+        yaml,
+        {{anchor, absl::StrCat(anchor,
+                               "    transport_socket: {name: envoy.transport_sockets.tls, "
+                               "typed_config: {\"@type\": type.googleapis.com/"
+                               "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext, ",
+                               context, "}}\n")}});
+    data_plane_ = std::make_unique<DataPlaneProcess>(GetParam(), XdsMode::AdsSotw, node(), yaml,
+                                                     wait_for_ready);
+    return data_plane_->start(30s);
+  }
+
+  std::string clientCertificate() const {
+    return absl::StrCat("tls_certificates: [{certificate_chain: {filename: \"",
+                        pki_->cert("client"), "\"}, private_key: {filename: \"",
+                        pki_->key("client"), "\"}}]");
+  }
+
+  std::string trustedCa() const {
+    return absl::StrCat("trusted_ca: {filename: \"", pki_->ca(), "\"}");
+  }
+
+  // Two connection attempts failed (the first and a retry: Envoy counts its xDS cluster's
+  // connections, our proxy logs each closed stream), and the data plane never got a stream up.
+  void expectRefused() {
+    if (envoy()) {
+      ASSERT_TRUE(data_plane_->waitForStat("cluster.xds_cluster.upstream_cx_total", 2));
+    } else {
+      ASSERT_TRUE(Integration::waitUntil(
+          [&] {
+            // "xds: ADS stream to <target> closed: <status>", one per failed stream.
+            const std::string log = data_plane_->process().stderrText();
+            size_t count = 0;
+            for (size_t at = log.find(" closed: "); at != std::string::npos;
+                 at = log.find(" closed: ", at + 1)) {
+              count++;
+            }
+            return count >= 2;
+          },
+          20s, "two failed xDS streams"));
+    }
+    if (!envoy()) {
+      // Envoy's envoy_grpc client says connected as soon as it has started a stream, before
+      // the connection's handshake; ours once the stream is up.
+      EXPECT_EQ(data_plane_->stat("control_plane.connected_state"), 0);
+    }
+    absl::StatusOr<google::protobuf::Struct> lds = control_plane_.typeStatus(node(), "lds");
+    EXPECT_FALSE(lds.ok()) << "the control plane has an LDS stream from " << node();
+  }
+};
+
+TEST_P(XdsEnvoyGrpcTlsE2eTest, TrustedCaClientCertificateAndSanMatcherCarryTheConfig) {
+  ASSERT_TRUE(startWithContext(
+      absl::StrCat("sni: xds.test, common_tls_context: {", clientCertificate(),
+                   ", validation_context: {", trustedCa(),
+                   ", match_typed_subject_alt_names: [{san_type: IP_ADDRESS, matcher: {exact: "
+                   "\"127.0.0.1\"}}]}}"),
+      /*wait_for_ready=*/true));
+  for (const char* type : {"lds", "rds", "cds", "eds"}) {
+    EXPECT_TRUE(control_plane_.waitForAck(node(), type, "1")) << type;
+  }
+  EXPECT_TRUE(data_plane_->waitForConnectedState(1));
+  EXPECT_TRUE(waitForUpstream(listener_port_.port(), "/service/1", "upstream-a"));
+}
+
+TEST_P(XdsEnvoyGrpcTlsE2eTest, WithoutTrustedCaTheServerIsNotVerified) {
+  // Envoy verifies nothing without a validation context; the certificate is from the test CA,
+  // which this data plane was not told about, and the config arrives all the same.
+  ASSERT_TRUE(startWithContext(absl::StrCat("common_tls_context: {", clientCertificate(), "}"),
+                               /*wait_for_ready=*/true));
+  EXPECT_TRUE(control_plane_.waitForAck(node(), "lds", "1"));
+}
+
+TEST_P(XdsEnvoyGrpcTlsE2eTest, ASanMismatchIsRefused) {
+  ASSERT_TRUE(startWithContext(
+      absl::StrCat("common_tls_context: {", clientCertificate(), ", validation_context: {",
+                   trustedCa(),
+                   ", match_typed_subject_alt_names: [{san_type: DNS, matcher: {exact: "
+                   "xds.other.test}}]}}"),
+      /*wait_for_ready=*/false));
+  expectRefused();
+  if (envoy()) {
+    EXPECT_GE(data_plane_->stat("cluster.xds_cluster.ssl.fail_verify_san"), 1);
+  }
+}
+
+TEST_P(XdsEnvoyGrpcTlsE2eTest, NoClientCertificateIsRefused) {
+  ASSERT_TRUE(startWithContext(
+      absl::StrCat("common_tls_context: {validation_context: {", trustedCa(), "}}"),
+      /*wait_for_ready=*/false));
+  expectRefused();
+}
+
+INSTANTIATE_TEST_SUITE_P(DataPlanes, XdsEnvoyGrpcTlsE2eTest,
+                         testing::Values(DataPlane::Proxy, DataPlane::Envoy),
+                         [](const testing::TestParamInfo<DataPlane>& info) {
+                           return name(info.param);
+                         });
+
 INSTANTIATE_TEST_SUITE_P(DataPlanes, XdsTlsE2eTest,
                          testing::Values(DataPlane::Proxy, DataPlane::Envoy),
                          [](const testing::TestParamInfo<DataPlane>& info) {

@@ -225,6 +225,76 @@ TEST(XdsConfigTest, GoogleGrpcCredentialsThatCannotBeHonouredAreRefused) {
   }
 }
 
+// kHttp2 plus a transport_socket with an UpstreamTlsContext made of `context` (JSON members).
+std::string tlsCluster(const std::string& context) {
+  return kHttp2 + R"(,
+  "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": {
+    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+    )" + context +
+         "}}";
+}
+
+TEST(XdsConfigTest, EnvoyGrpcClusterTlsFollowsEnvoysRules) {
+  auto config = xdsConfigFromBootstrap(bootstrapFromJson(bootstrapJson(kAds, tlsCluster(R"(
+      "sni": "xds.internal",
+      "common_tls_context": {
+        "tls_certificates": [{"certificate_chain": {"inline_string": "CERT"},
+                              "private_key": {"inline_string": "KEY"}}],
+        "validation_context": {
+          "trusted_ca": {"inline_string": "CA"},
+          "match_typed_subject_alt_names": [
+            {"san_type": "DNS", "matcher": {"suffix": ".internal"}}]}})"))));
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_TRUE(config->ads->tls.has_value());
+  const ChannelTls& tls = *config->ads->tls;
+  EXPECT_EQ(tls.rules, ChannelTls::Rules::EnvoyUpstream);
+  EXPECT_EQ(tls.sni, "xds.internal");
+  EXPECT_EQ(tls.cert_chain, "CERT");
+  EXPECT_EQ(tls.private_key, "KEY");
+  EXPECT_EQ(tls.root_certs, "CA");
+  EXPECT_EQ(tls.san_matchers.size(), 1u);
+
+  // An empty context is TLS that verifies nothing, as Envoy's.
+  auto bare =
+      xdsConfigFromBootstrap(bootstrapFromJson(bootstrapJson(kAds, tlsCluster("\"sni\": \"\""))));
+  ASSERT_TRUE(bare.ok()) << bare.status();
+  ASSERT_TRUE(bare->ads->tls.has_value());
+  EXPECT_TRUE(bare->ads->tls->root_certs.empty());
+  EXPECT_TRUE(bare->ads->tls->san_matchers.empty());
+}
+
+TEST(XdsConfigTest, EnvoyGrpcClusterTlsFieldsTheChannelCannotHonourAreRefused) {
+  const std::string prefix =
+      "dynamic_resources.ads_config.grpc_services[0].envoy_grpc.cluster_name: cluster "
+      "'xds_cluster': transport_socket.typed_config";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"("common_tls_context": {"tls_params": {"tls_minimum_protocol_version": "TLSv1_3"}})",
+       prefix + ".common_tls_context.tls_params.tls_minimum_protocol_version: not supported for "
+                "the management server's cluster"},
+      {R"("common_tls_context": {"alpn_protocols": ["h2"]})",
+       prefix + ".common_tls_context.alpn_protocols[0]: not supported for the management "
+                "server's cluster"},
+      {R"("common_tls_context": {"validation_context": {"crl": {"inline_string": "CRL"}}})",
+       prefix + ".common_tls_context.validation_context.crl.inline_string: not supported for the "
+                "management server's cluster"},
+      {R"("allow_renegotiation": true)",
+       prefix + ".allow_renegotiation: not supported for the management server's cluster"},
+      {R"("common_tls_context": {"tls_certificates": [{"certificate_chain": {"inline_string": "C"}}]})",
+       prefix + ".common_tls_context.tls_certificates[0]: certificate_chain and private_key are "
+                "both required"},
+      {R"("common_tls_context": {"validation_context": {"match_typed_subject_alt_names": [
+            {"san_type": "DNS", "matcher": {"safe_regex": {"regex": "("}}}]}})",
+       prefix + ".common_tls_context.validation_context.match_typed_subject_alt_names[0].matcher."
+                "safe_regex.regex: missing ): ("},
+  };
+  for (const auto& [context, error] : cases) {
+    auto config =
+        xdsConfigFromBootstrap(bootstrapFromJson(bootstrapJson(kAds, tlsCluster(context))));
+    ASSERT_FALSE(config.ok()) << context;
+    EXPECT_EQ(config.status().message(), error);
+  }
+}
+
 TEST(XdsConfigTest, ClusterWithoutEndpoint) {
   const std::string bootstrap = R"({
     "static_resources": {"clusters": [{"name": "xds_cluster", "type": "STRICT_DNS",
