@@ -55,6 +55,8 @@ class ContextImpl {
   // A new SSL for one connection (owned by the caller).
   SSL* newSsl() const;
   const std::string& sni() const { return sni_; }
+  // Whether common_tls_context.alpn_protocols configured protocols.
+  bool hasAlpn() const { return !alpn_wire_.empty(); }
   TlsStats& stats() const { return *stats_; }
 
   // The connection's handshake completed: count it as Envoy does (handshake, versions.*,

@@ -17,7 +17,8 @@ constexpr uint64_t kRecordSize = 16384;
 
 }  // namespace
 
-SslSocket::SslSocket(ContextConstSharedPtr context) : context_(std::move(context)) {}
+SslSocket::SslSocket(ContextConstSharedPtr context, std::string_view alpn_fallback)
+    : context_(std::move(context)), alpn_fallback_(alpn_fallback) {}
 
 SslSocket::~SslSocket() {
   SSL_free(ssl_);
@@ -37,6 +38,13 @@ void SslSocket::setTransportSocketCallbacks(Network::TransportSocketCallbacks& c
     SSL_set_connect_state(ssl_);
     if (!context_->sni().empty()) {
       SSL_set_tlsext_host_name(ssl_, context_->sni().c_str());
+    }
+    if (!alpn_fallback_.empty() && !context_->hasAlpn()) {
+      // RFC 7301's wire form: one length-prefixed protocol.
+      std::string wire(1, static_cast<char>(alpn_fallback_.size()));
+      wire += alpn_fallback_;
+      SSL_set_alpn_protos(ssl_, reinterpret_cast<const unsigned char*>(wire.data()),
+                          static_cast<unsigned int>(wire.size()));
     }
   }
 }

@@ -17,7 +17,9 @@ namespace Proxy::Tls {
 
 class SslSocket : public Network::TransportSocket {
  public:
-  explicit SslSocket(ContextConstSharedPtr context);
+  // `alpn_fallback`: a client's protocol to offer when the context configures none ("h2" from
+  // an HTTP/2 pool).
+  explicit SslSocket(ContextConstSharedPtr context, std::string_view alpn_fallback = {});
   ~SslSocket() override;
 
   // Network::TransportSocket
@@ -38,6 +40,7 @@ class SslSocket : public Network::TransportSocket {
   void fail(const char* where, int ssl_error);
 
   ContextConstSharedPtr context_;
+  std::string alpn_fallback_;
   SSL* ssl_ = nullptr;
   Network::TransportSocketCallbacks* callbacks_ = nullptr;
   State state_ = State::Handshaking;

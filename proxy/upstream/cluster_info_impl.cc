@@ -425,11 +425,6 @@ absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(
     RETURN_IF_ERROR(http2SettingsFrom(name, "http2_protocol_options",
                                       config.http2_protocol_options(), info->http2_settings_));
   }
-  if (info->protocol_ == UpstreamHttpProtocol::Http2 && info->tls_context_ != nullptr) {
-    // The HTTP/2 pool speaks cleartext h2 (prior knowledge); h2 over TLS (ALPN "h2") is not
-    // done yet, and cleartext to a TLS port must never happen.
-    return clusterError(name, "transport_socket", "TLS to an HTTP/2 upstream is not supported");
-  }
   if (info->protocol_ == UpstreamHttpProtocol::Http2) {
     info->http2_codec_stats_ = std::make_unique<Http::Http2::ClientCodecStats>(
         Stats::Scope(store, absl::StrCat("cluster.", stat_name, ".")));
@@ -495,11 +490,12 @@ const char* ClusterInfoImpl::discoveryTypeName() const {
   return "STATIC";
 }
 
-Network::TransportSocketPtr ClusterInfoImpl::createTransportSocket() const {
+Network::TransportSocketPtr ClusterInfoImpl::createTransportSocket(
+    std::string_view alpn_fallback) const {
   if (tls_context_ == nullptr) {
     return nullptr;
   }
-  return std::make_unique<Tls::SslSocket>(tls_context_);
+  return std::make_unique<Tls::SslSocket>(tls_context_, alpn_fallback);
 }
 
 }  // namespace Proxy::Upstream

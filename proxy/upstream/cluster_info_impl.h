@@ -54,7 +54,8 @@ class ClusterInfoImpl : public ClusterInfo {
   Http::Http2::ClientCodecStats* http2CodecStats() const override {
     return http2_codec_stats_.get();
   }
-  Network::TransportSocketPtr createTransportSocket() const override;
+  Network::TransportSocketPtr createTransportSocket(
+      std::string_view alpn_fallback = {}) const override;
 
   // "cluster.<name or alt_stat_name>.", for the stats of the cluster's health checker and
   // outlier detector.

@@ -166,7 +166,8 @@ void GrpcHealthCheckerImpl::GrpcSession::onInterval() {
       }
     }
     client_->connection = std::make_unique<Network::ClientConnectionImpl>(
-        parent_.dispatcher(), address, parent_.cluster().createTransportSocket());
+        parent_.dispatcher(), address,
+        parent_.cluster().createTransportSocket(/*alpn_fallback=*/"h2"));
     client_->connection->noDelay(true);
     client_->connection->addConnectionCallbacks(*this);
     client_->connection->setReadFilter(this);

@@ -125,8 +125,10 @@ void Http2ConnPoolImpl::ActiveStream::end(bool success) {
 
 Http2ConnPoolImpl::ActiveClient::ActiveClient(Http2ConnPoolImpl& parent)
     : parent_(parent),
-      connection_(std::make_unique<Network::ClientConnectionImpl>(parent.dispatcher_,
-                                                                  parent.host_->address())) {
+      // Over TLS the ClientHello offers "h2" unless the context names its own protocols.
+      connection_(std::make_unique<Network::ClientConnectionImpl>(
+          parent.dispatcher_, parent.host_->address(),
+          parent.cluster_->createTransportSocket(/*alpn_fallback=*/"h2"))) {
   const ClusterInfo& cluster = *parent_.cluster_;
   ASSERT(cluster.http2CodecStats() != nullptr);
   connection_->setBufferLimits(cluster.perConnectionBufferLimitBytes());

@@ -232,8 +232,14 @@ class ClusterInfo {
   virtual const Http::Http2::Http2Settings& http2Settings() const = 0;
   virtual Http::Http2::ClientCodecStats* http2CodecStats() const = 0;
   // The transport of a new upstream connection: TLS (UpstreamTlsContext) or null for the raw
-  // socket. Any thread (the TLS context is immutable and shared).
-  virtual Network::TransportSocketPtr createTransportSocket() const { return nullptr; }
+  // socket. Any thread (the TLS context is immutable and shared). `alpn_fallback` (e.g. "h2"
+  // for a connection that will speak HTTP/2) is offered in the ClientHello when the context
+  // configures no alpn_protocols, as Envoy's pools do.
+  virtual Network::TransportSocketPtr createTransportSocket(
+      std::string_view alpn_fallback = {}) const {
+    (void)alpn_fallback;
+    return nullptr;
+  }
 };
 using ClusterInfoConstSharedPtr = std::shared_ptr<const ClusterInfo>;
 

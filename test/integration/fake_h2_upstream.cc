@@ -16,6 +16,9 @@
 #include "proxy/network/connection_impl.h"
 #include "proxy/network/listen_socket.h"
 #include "proxy/network/tcp_listener_impl.h"
+#include "proxy/stats/stats.h"
+#include "proxy/tls/context_impl.h"
+#include "proxy/tls/ssl_socket.h"
 #include "test/integration/proxy_process.h"
 
 namespace Proxy::Integration {
@@ -73,6 +76,27 @@ class FakeH2Upstream::Server : public Network::TcpListenerCallbacks {
         socket_(std::move(socket)) {}
 
   Event::Dispatcher& dispatcher() { return *dispatcher_; }
+  // The TLS context when the options ask for TLS (before start()).
+  absl::Status initTls() {
+    const FakeH2UpstreamOptions& options = parent_.options_;
+    if (options.tls_cert_file.empty()) {
+      return absl::OkStatus();
+    }
+    envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext proto;
+    auto* common = proto.mutable_common_tls_context();
+    auto* certificate = common->add_tls_certificates();
+    certificate->mutable_certificate_chain()->set_filename(options.tls_cert_file);
+    certificate->mutable_private_key()->set_filename(options.tls_key_file);
+    common->add_alpn_protocols("h2");
+    absl::StatusOr<std::shared_ptr<Tls::ContextImpl>> context =
+        Tls::ContextImpl::createServer(proto);
+    if (!context.ok()) {
+      return context.status();
+    }
+    (*context)->initStats(Stats::Scope(stats_, "fake_h2_upstream."));
+    tls_context_ = *std::move(context);
+    return absl::OkStatus();
+  }
   void start() {
     listener_ = std::make_unique<Network::TcpListenerImpl>(*dispatcher_, *socket_, *this);
   }
@@ -103,8 +127,12 @@ class FakeH2Upstream::Server : public Network::TcpListenerCallbacks {
 
   void onAccept(Network::IoHandle socket, const Network::Address& remote,
                 const Network::Address& local) override {
-    auto connection =
-        std::make_unique<Network::ConnectionImpl>(*dispatcher_, std::move(socket), remote, local);
+    Network::TransportSocketPtr transport;
+    if (tls_context_ != nullptr) {
+      transport = std::make_unique<Tls::SslSocket>(tls_context_);
+    }
+    auto connection = std::make_unique<Network::ConnectionImpl>(
+        *dispatcher_, std::move(socket), remote, local, std::move(transport));
     parent_.connections_accepted_.fetch_add(1);
     parent_.active_connections_.fetch_add(1);
     auto h2 = std::make_unique<H2Connection>(*this, parent_, std::move(connection));
@@ -124,6 +152,8 @@ class FakeH2Upstream::Server : public Network::TcpListenerCallbacks {
 
  private:
   FakeH2Upstream& parent_;
+  Stats::Store stats_;
+  std::shared_ptr<Tls::ContextImpl> tls_context_;
   RealTimeSource time_source_;
   std::unique_ptr<Event::DispatcherImpl> dispatcher_;
   Network::ListenSocketPtr socket_;
@@ -300,9 +330,14 @@ void H2Connection::respond(int32_t stream_id) {
                       NGHTTP2_NV_FLAG_NONE};
   };
   const std::string k_status = ":status", k_upstream = "x-upstream",
-                    k_bytes = "x-request-body-bytes", k_protocol = "x-upstream-protocol";
-  const nghttp2_nv nva[] = {nv(k_status, status), nv(k_upstream, name), nv(k_bytes, body_bytes),
-                            nv(k_protocol, protocol)};
+                    k_bytes = "x-request-body-bytes", k_protocol = "x-upstream-protocol",
+                    k_alpn = "x-upstream-alpn";
+  const std::string alpn(connection_->nextProtocol());
+  std::vector<nghttp2_nv> nva = {nv(k_status, status), nv(k_upstream, name),
+                                 nv(k_bytes, body_bytes), nv(k_protocol, protocol)};
+  if (!server_.options().tls_cert_file.empty()) {
+    nva.push_back(nv(k_alpn, alpn));
+  }
   nghttp2_data_provider provider;
   provider.source.ptr = &stream;
   provider.read_callback = [](nghttp2_session*, int32_t, uint8_t* buf, size_t length,
@@ -316,7 +351,7 @@ void H2Connection::respond(int32_t stream_id) {
     }
     return static_cast<ssize_t>(n);
   };
-  nghttp2_submit_response(session_, stream_id, nva, sizeof(nva) / sizeof(nva[0]), &provider);
+  nghttp2_submit_response(session_, stream_id, nva.data(), nva.size(), &provider);
 }
 
 // ---- FakeH2Upstream ----
@@ -338,6 +373,9 @@ absl::StatusOr<std::unique_ptr<FakeH2Upstream>> FakeH2Upstream::create(
   upstream->port_ = (*socket)->localAddress().port();
   upstream->server_ = std::make_unique<Server>(*upstream, std::move(*socket));
   Server* server = upstream->server_.get();
+  if (absl::Status tls = server->initTls(); !tls.ok()) {
+    return tls;
+  }
   server->dispatcher().post([server] { server->start(); });
   upstream->thread_ =
       std::thread([server] { server->dispatcher().run(Event::Dispatcher::RunType::RunUntilExit); });

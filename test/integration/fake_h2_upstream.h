@@ -8,6 +8,7 @@
 // "hello from <name>\npath: <path>\n". Per-request headers change that:
 //   x-fake-delay-ms: N   answer N ms after the request ended (keeps the stream open)
 //   x-fake-status: N     answer with status N
+// With tls_cert_file/tls_key_file it serves TLS (the proxy's own TLS socket, ALPN "h2").
 // The server counts connections, requests and the most streams it ever had open at once on one
 // connection, and can shut every connection down gracefully (GOAWAY as RFC 9113 6.8 and nghttp2
 // describe: a notice, a PING round trip, then the final GOAWAY with the last stream processed).
@@ -30,6 +31,10 @@ struct FakeH2UpstreamOptions {
   std::string name = "h2-upstream";
   // SETTINGS_MAX_CONCURRENT_STREAMS the server announces; 0 announces none (unlimited).
   uint32_t max_concurrent_streams = 0;
+  // TLS (h2 by ALPN) with this certificate and key (PEM files) instead of cleartext h2c; each
+  // response then says the protocol ALPN chose in "x-upstream-alpn".
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 class FakeH2Upstream {

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "test/integration/fake_h2_upstream.h"
 #include "test/integration/proxy_integration_test_fixture.h"
+#include "test/integration/tls_test_util.h"
 
 namespace Proxy::Integration {
 namespace {
@@ -125,6 +126,38 @@ TEST_F(Http2UpstreamIntegrationTest, ManyRequestsAreMultiplexedOverOneUpstreamCo
   EXPECT_EQ(21, counter("upstream_rq_total"));
   EXPECT_EQ(21, counter("upstream_rq_2xx"));
   EXPECT_EQ(0, counter("http2.rx_reset"));
+}
+
+TEST_F(Http2UpstreamIntegrationTest, OverTlsTheClientHelloOffersH2AndStreamsShareTheConnection) {
+  // The upstream serves TLS with ALPN "h2" only; the cluster's UpstreamTlsContext names no
+  // protocols, so the HTTP/2 pool offers "h2" (Envoy's fallback for an HTTP/2 pool).
+  absl::StatusOr<TestPki> pki = TestPki::create();
+  ASSERT_TRUE(pki.ok()) << pki.status();
+  FakeH2UpstreamOptions options;
+  options.tls_cert_file = pki->cert("server");
+  options.tls_key_file = pki->key("server");
+  startUpstream(options);
+  startProxy(h2Cluster(
+      upstream_->port(), "",
+      absl::StrCat("transport_socket: {name: envoy.transport_sockets.tls, typed_config: "
+                   "{\"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
+                   "UpstreamTlsContext, sni: localhost, common_tls_context: {validation_context: "
+                   "{trusted_ca: {filename: \"",
+                   pki->ca(),
+                   "\"}, match_typed_subject_alt_names: [{san_type: DNS, matcher: "
+                   "{exact: localhost}}]}}}}, ")));
+
+  std::vector<HttpResponse> responses = concurrentRequests(5, /*delay_ms=*/300);
+  ASSERT_EQ(5u, responses.size());
+  for (const HttpResponse& response : responses) {
+    EXPECT_EQ(200u, response.status);
+    EXPECT_EQ("HTTP/2", response.header("x-upstream-protocol"));
+    EXPECT_EQ("h2", response.header("x-upstream-alpn"));
+  }
+  EXPECT_EQ(1u, upstream_->connectionsAccepted());
+  EXPECT_EQ(5u, upstream_->peakConcurrentStreams());
+  EXPECT_EQ(1, counter("ssl.handshake"));
+  EXPECT_EQ(1, counter("upstream_cx_http2_total"));
 }
 
 TEST_F(Http2UpstreamIntegrationTest, TheDeprecatedClusterFieldSelectsHttp2Too) {
