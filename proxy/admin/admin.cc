@@ -78,6 +78,13 @@ class AdminConnection : public Network::ReadFilter,
   void lingerForClose();
 
   AdminImpl& parent_;
+
+ public:
+  // The global connection limit's slot (empty when admin ignores the limit), given back after
+  // the connection is gone (declared first, destroyed last).
+  Network::ConnectionSlot slot;
+
+ private:
   Network::ConnectionPtr connection_;
   std::unique_ptr<Http::ServerConnectionImpl> codec_;
   Http::ResponseEncoder* encoder_ = nullptr;
@@ -93,6 +100,14 @@ class AdminImpl : public Admin, public Network::TcpListenerCallbacks {
   AdminImpl(Event::Dispatcher& dispatcher, Network::ListenSocketPtr socket, AdminOptions options)
       : dispatcher_(dispatcher), socket_(std::move(socket)), options_(std::move(options)) {
     listener_ = std::make_unique<Network::TcpListenerImpl>(dispatcher_, *socket_, *this);
+    if (options_.global_connection_limit != nullptr) {
+      Stats::Counter* overflow = options_.global_overflow;
+      listener_->setGlobalConnectionLimit(options_.global_connection_limit, [overflow] {
+        if (overflow != nullptr) {
+          overflow->inc();
+        }
+      });
+    }
     addHandler("/", "print this help", false, [this](const Request&, Response& response) {
       response.body = "admin commands are:\n";
       for (const auto& [path, entry] : handlers_) {
@@ -124,6 +139,8 @@ class AdminImpl : public Admin, public Network::TcpListenerCallbacks {
     auto connection =
         std::make_unique<Network::ConnectionImpl>(dispatcher_, std::move(socket), remote, local);
     auto admin_connection = std::make_unique<AdminConnection>(*this, std::move(connection));
+    // The TcpListenerImpl took a slot for this socket when admin counts against the limit.
+    admin_connection->slot = Network::ConnectionSlot(options_.global_connection_limit);
     connections_.push_front(std::move(admin_connection));
     connections_.front()->it = connections_.begin();
   }

@@ -14,6 +14,8 @@
 #include "proxy/event/dispatcher.h"
 #include "proxy/http/header_map.h"
 #include "proxy/network/address.h"
+#include "proxy/network/connection_limit.h"
+#include "proxy/stats/stats.h"
 
 namespace Proxy::Admin {
 
@@ -53,6 +55,10 @@ struct AdminOptions {
   // Named in the 413 message when set, e.g. "--max-snapshot-bytes":
   //   request body exceeds the limit of 4194304 bytes (--max-snapshot-bytes)
   std::string max_request_body_flag;
+  // The overload manager's global downstream connection limit (null: not counted), and the
+  // counter of connections it closed at accept (listener.admin.downstream_global_cx_overflow).
+  Network::GlobalConnectionLimit* global_connection_limit = nullptr;
+  Stats::Counter* global_overflow = nullptr;
 };
 
 // Binds and starts serving on `dispatcher` (main thread).

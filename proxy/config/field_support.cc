@@ -83,6 +83,15 @@ const std::vector<ImplementedField>& table() {
       {"envoy.config.bootstrap.v3.Bootstrap.DynamicResources", "ads_config", nullptr, nullptr,
        nullptr},
       {"envoy.config.bootstrap.v3.Admin", "address", nullptr, nullptr, nullptr},
+      // proxy/server/overload_manager_impl.cc: the global downstream connection limit, counted
+      // at accept (proxy/network/tcp_listener_impl.cc) with an atomic shared by the workers.
+      {"envoy.config.bootstrap.v3.Admin", "ignore_global_conn_limit", nullptr, nullptr, nullptr},
+      {"envoy.config.bootstrap.v3.Bootstrap", "overload_manager", nullptr, nullptr, nullptr},
+      {"envoy.config.overload.v3.OverloadManager", "resource_monitors", nullptr, nullptr, nullptr},
+      {"envoy.config.overload.v3.ResourceMonitor", "name", nullptr, nullptr, nullptr},
+      {"envoy.config.overload.v3.ResourceMonitor", "typed_config", nullptr, nullptr, nullptr},
+      {"envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+       "max_active_downstream_connections", nullptr, nullptr, nullptr},
       // The node is sent to the management server as written (xds_client/config.cc);
       // user_agent_* and extensions are filled in by the proxy itself, as Envoy does.
       {"envoy.config.core.v3.Node", "id", nullptr, nullptr, nullptr},
@@ -138,6 +147,9 @@ const std::vector<ImplementedField>& table() {
        nullptr},  // refused by validation.cc with its own message
       {"envoy.config.listener.v3.Listener", "stat_prefix", nullptr, nullptr, nullptr},
       {"envoy.config.listener.v3.Listener", "filter_chains", nullptr, nullptr, nullptr},
+      // Not counted against the overload manager's global connection limit
+      // (listener_config.cc, connection_handler.cc).
+      {"envoy.config.listener.v3.Listener", "ignore_global_conn_limit", nullptr, nullptr, nullptr},
       {"envoy.config.listener.v3.Listener", "default_filter_chain", nullptr, nullptr, nullptr},
       // Being implemented with downstream backpressure (hard-mem).
       {"envoy.config.listener.v3.Listener", "per_connection_buffer_limit_bytes", nullptr, nullptr,

@@ -112,8 +112,14 @@ void ConnectionHandler::closeConnections() {
 ConnectionHandler::ActiveListener::ActiveListener(ConnectionHandler& parent,
                                                   ListenerConfigConstSharedPtr config)
     : parent(parent), config(std::move(config)) {
-  listener = std::make_unique<Network::TcpListenerImpl>(
+  auto tcp = std::make_unique<Network::TcpListenerImpl>(
       parent.dispatcher_, this->config->socket(parent.worker_index_), *this);
+  if (this->config->globalConnectionLimit() != nullptr) {
+    ListenerStats* stats = &this->config->stats();
+    tcp->setGlobalConnectionLimit(this->config->globalConnectionLimit(),
+                                  [stats] { stats->downstream_global_cx_overflow.inc(); });
+  }
+  listener = std::move(tcp);
 }
 
 ConnectionHandler::ActiveListener::~ActiveListener() {
@@ -160,9 +166,13 @@ void ConnectionHandler::ActiveListener::closeDraining(uint64_t tag) {
 void ConnectionHandler::ActiveListener::onAccept(Network::IoHandle socket,
                                                  const Network::Address& remote,
                                                  const Network::Address& local) {
+  // The TcpListenerImpl took a slot for this socket when the listener counts against the
+  // global limit (see its constructor below).
+  Network::ConnectionSlot slot(config->globalConnectionLimit());
   if (config->tlsInspector()) {
     auto pending = std::make_unique<PendingSocket>(*this, std::move(socket), remote, local);
     PendingSocket& ref = *pending;
+    ref.slot = std::move(slot);
     pending_sockets.push_front(std::move(pending));
     ref.it = pending_sockets.begin();
     config->stats().downstream_pre_cx_active.inc();
@@ -176,7 +186,7 @@ void ConnectionHandler::ActiveListener::onAccept(Network::IoHandle socket,
     }
     return;
   }
-  newConnection(std::move(socket), remote, local, config->findFilterChain(local));
+  newConnection(std::move(socket), remote, local, config->findFilterChain(local), std::move(slot));
 }
 
 ConnectionHandler::PendingSocket::PendingSocket(ActiveListener& listener, Network::IoHandle socket,
@@ -229,19 +239,22 @@ void ConnectionHandler::PendingSocket::finish(bool close, const std::string& ser
   }
   std::unique_ptr<PendingSocket> self = std::move(*it);
   owner.pending_sockets.erase(it);
+  Network::ConnectionSlot fd_slot = std::move(slot);
   Network::IoHandle fd = std::move(socket);
   owner.parent.dispatcher_.deferredDelete(std::move(self));
   if (close) {
-    return;  // `fd` closes as it goes out of scope
+    return;  // `fd` closes as it goes out of scope, then `fd_slot` gives its slot back
   }
   owner.newConnection(std::move(fd), remote, local,
-                      owner.config->findFilterChain(local, server_name, transport_protocol));
+                      owner.config->findFilterChain(local, server_name, transport_protocol),
+                      std::move(fd_slot));
 }
 
 void ConnectionHandler::ActiveListener::newConnection(Network::IoHandle socket,
                                                       const Network::Address& remote,
                                                       const Network::Address& local,
-                                                      const FilterChainConstSharedPtr* chain) {
+                                                      const FilterChainConstSharedPtr* chain,
+                                                      Network::ConnectionSlot slot) {
   if (chain == nullptr) {
     config->stats().no_filter_chain_match.inc();
     return;  // `socket` closes as it goes out of scope
@@ -261,6 +274,7 @@ void ConnectionHandler::ActiveListener::newConnection(Network::IoHandle socket,
   parent.num_connections_++;
 
   auto active = std::make_unique<ActiveConnection>(*this, std::move(connection), *chain);
+  active->slot = std::move(slot);
   ActiveConnection& ref = *active;
   connections.push_front(std::move(active));
   ref.it = connections.begin();

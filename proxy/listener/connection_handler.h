@@ -12,6 +12,7 @@
 
 #include "proxy/event/dispatcher.h"
 #include "proxy/listener/listener_config.h"
+#include "proxy/network/connection_limit.h"
 #include "proxy/network/listener.h"
 #include "proxy/upstream/upstream.h"
 
@@ -60,6 +61,9 @@ class ConnectionHandler {
     void onEvent(Network::ConnectionEvent event) override;
 
     ActiveListener& listener;
+    // The global connection limit's slot, given back after the connection (declared first, so
+    // destroyed last).
+    Network::ConnectionSlot slot;
     Network::ConnectionPtr connection;
     FilterChainConstSharedPtr chain;  // keeps the chain's config alive for this connection
     Filters::NetworkFilterPtr filter;
@@ -88,6 +92,7 @@ class ConnectionHandler {
     void finish(bool close, const std::string& server_name, std::string_view transport_protocol);
 
     ActiveListener& listener;
+    Network::ConnectionSlot slot;  // handed to the connection, or given back with the socket
     Network::IoHandle socket;
     Network::Address remote;
     Network::Address local;
@@ -102,9 +107,11 @@ class ConnectionHandler {
     ~ActiveListener() override;
     void onAccept(Network::IoHandle socket, const Network::Address& remote,
                   const Network::Address& local) override;
-    // A connection on `chain` (null: none matched; the socket is closed and counted).
+    // A connection on `chain` (null: none matched; the socket is closed and counted). `slot`:
+    // the socket's global connection slot, kept by the connection.
     void newConnection(Network::IoHandle socket, const Network::Address& remote,
-                       const Network::Address& local, const FilterChainConstSharedPtr* chain);
+                       const Network::Address& local, const FilterChainConstSharedPtr* chain,
+                       Network::ConnectionSlot slot);
     void removeConnection(ActiveConnection& connection);
     void stopAccepting() { listener.reset(); }
     // Drain the connections `pred` selects, in the drain window of the update tagged `tag`.

@@ -34,7 +34,8 @@ ListenerStats::ListenerStats(Stats::Scope s, uint32_t workers)
       downstream_cx_transport_socket_connect_timeout(
           s.counter("downstream_cx_transport_socket_connect_timeout")),
       downstream_pre_cx_timeout(s.counter("downstream_pre_cx_timeout")),
-      downstream_pre_cx_active(s.gauge("downstream_pre_cx_active")) {
+      downstream_pre_cx_active(s.gauge("downstream_pre_cx_active")),
+      downstream_global_cx_overflow(s.counter("downstream_global_cx_overflow")) {
   for (uint32_t i = 0; i < workers; i++) {
     Stats::Scope worker = s.child(absl::StrCat("worker_", i));
     per_worker.push_back(
@@ -254,6 +255,8 @@ absl::StatusOr<std::shared_ptr<ListenerConfig>> ListenerConfig::create(
         std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1000000);
   }
   config->continue_on_listener_filters_timeout_ = proto.continue_on_listener_filters_timeout();
+  config->global_limit_ =
+      proto.ignore_global_conn_limit() ? nullptr : context.global_connection_limit;
   if (proto.filter_chains_size() == 0 && !proto.has_default_filter_chain()) {
     return absl::InvalidArgumentError("filter_chains: at least one filter chain is required");
   }

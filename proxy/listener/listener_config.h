@@ -15,6 +15,7 @@
 #include "envoy/config/listener/v3/listener.pb.h"
 #include "proxy/filters/http_connection_manager.h"
 #include "proxy/filters/tcp_proxy.h"
+#include "proxy/network/connection_limit.h"
 #include "proxy/network/listen_socket.h"
 #include "proxy/router/rds_impl.h"
 #include "proxy/stats/stats.h"
@@ -34,6 +35,8 @@ struct ListenerStats {
   Stats::Counter& downstream_cx_transport_socket_connect_timeout;
   Stats::Counter& downstream_pre_cx_timeout;
   Stats::Gauge& downstream_pre_cx_active;
+  // Closed at accept: over the overload manager's global downstream connection limit.
+  Stats::Counter& downstream_global_cx_overflow;
   struct PerWorker {
     Stats::Counter* downstream_cx_total;
     Stats::Gauge* downstream_cx_active;
@@ -85,6 +88,8 @@ struct ListenerBuildContext {
   // The version this one replaces (same name), if any: its sockets are reused when the
   // address is unchanged, and its unchanged filter chains are shared.
   const ListenerConfig* previous = nullptr;
+  // The overload manager's global downstream connection limit (null: none configured).
+  Network::GlobalConnectionLimit* global_connection_limit = nullptr;
 };
 
 class ListenerConfig {
@@ -115,6 +120,9 @@ class ListenerConfig {
   // listener_filters_timeout (0: none) and continue_on_listener_filters_timeout.
   std::chrono::milliseconds listenerFiltersTimeout() const { return listener_filters_timeout_; }
   bool continueOnListenerFiltersTimeout() const { return continue_on_listener_filters_timeout_; }
+  // The global downstream connection limit this listener's connections count against; null
+  // when none is configured or the listener sets ignore_global_conn_limit.
+  Network::GlobalConnectionLimit* globalConnectionLimit() const { return global_limit_; }
   // True when `chain` (by identity) is one of this version's chains.
   bool hasFilterChain(const FilterChain* chain) const;
   // RDS providers this listener's chains use (it is warm when all are ready).
@@ -141,6 +149,7 @@ class ListenerConfig {
   uint32_t buffer_limit_ = 1024 * 1024;
   bool drain_on_shutdown_ = true;
   bool tls_inspector_ = false;
+  Network::GlobalConnectionLimit* global_limit_ = nullptr;
   std::chrono::milliseconds listener_filters_timeout_{15000};
   bool continue_on_listener_filters_timeout_ = false;
   envoy::config::listener::v3::Listener proto_;

@@ -101,6 +101,7 @@ absl::StatusOr<bool> ListenerManagerImpl::addOrUpdateListener(const Listener& co
   context.cluster_exists = cluster_exists_;
   context.secrets = secrets_;
   context.previous = newest != nullptr ? newest->config.get() : nullptr;
+  context.global_connection_limit = global_connection_limit_;
   auto built = ListenerConfig::create(config, context);
   if (!built.ok()) {
     recordError(config, std::string(built.status().message()));

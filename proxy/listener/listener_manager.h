@@ -79,6 +79,11 @@ class ListenerManagerImpl {
   }
   // Main thread, before the first listener: the secrets TLS contexts may name.
   void setSecretManager(const Tls::SecretManager* secrets) { secrets_ = secrets; }
+  // Main thread, before the first listener: the overload manager's global downstream
+  // connection limit the listeners count against (unless they ignore it). Outlives the workers.
+  void setGlobalConnectionLimit(Network::GlobalConnectionLimit* limit) {
+    global_connection_limit_ = limit;
+  }
 
   // Main thread. Returns true when something changed, false for a no-op (identical config).
   // Errors name the listener and field; the previous version (if any) keeps serving and the
@@ -148,6 +153,7 @@ class ListenerManagerImpl {
   Router::RouteConfigProviderManager* rds_;
   std::function<bool(std::string_view)> cluster_exists_;
   const Tls::SecretManager* secrets_ = nullptr;
+  Network::GlobalConnectionLimit* global_connection_limit_ = nullptr;
   const std::chrono::milliseconds drain_time_;
   ListenerManagerStats stats_;
   std::map<std::string, ListenerImplPtr> warming_;

@@ -78,6 +78,14 @@ void TcpListenerImpl::onSocketReady() {
       return;
     }
     IoHandle handle(fd);
+    if (limit_ != nullptr && !limit_->tryAcquire()) {
+      // Over the global limit: closed at once (Envoy's downstream_global_cx_overflow), and the
+      // next queued connection is tried; the socket does not stay readable for nothing.
+      if (on_overflow_) {
+        on_overflow_();
+      }
+      continue;
+    }
     accepted_total_++;
     const Address remote =
         Address::fromSockaddr(reinterpret_cast<const sockaddr*>(&remote_storage), remote_len);

@@ -5,8 +5,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 
 #include "proxy/event/dispatcher.h"
+#include "proxy/network/connection_limit.h"
 #include "proxy/network/listen_socket.h"
 #include "proxy/network/listener.h"
 
@@ -30,6 +32,16 @@ class TcpListenerImpl : public Listener {
   void enable() override;
   void disable() override;
 
+  // Connections over `limit` (the overload manager's global downstream connection limit) are
+  // closed right after accept() and counted by `on_overflow` (the listener's
+  // downstream_global_cx_overflow). Null: this listener ignores the limit. With a limit, every
+  // onAccept() comes with one slot taken, which the callee holds (a ConnectionSlot) until that
+  // socket is closed.
+  void setGlobalConnectionLimit(GlobalConnectionLimit* limit, std::function<void()> on_overflow) {
+    limit_ = limit;
+    on_overflow_ = std::move(on_overflow);
+  }
+
   uint64_t acceptedTotal() const { return accepted_total_; }
   // accept4() failures other than EAGAIN (EMFILE, ENFILE, ENOBUFS, ...).
   uint64_t acceptErrors() const { return accept_errors_; }
@@ -50,6 +62,8 @@ class TcpListenerImpl : public Listener {
   const bool local_is_wildcard_;
   uint64_t accepted_total_ = 0;
   uint64_t accept_errors_ = 0;
+  GlobalConnectionLimit* limit_ = nullptr;
+  std::function<void()> on_overflow_;
 };
 
 }  // namespace Proxy::Network

@@ -66,6 +66,16 @@ absl::Status Server::initialize() {
   store_.gauge("server.concurrency").set(concurrency);
   store_.gauge("server.state").set(1);  // PRE_INITIALIZING until workers start
 
+  // The overload manager: the global downstream connection limit listeners count against.
+  {
+    auto overload = OverloadManagerImpl::create(bootstrap_.overload_manager());
+    if (!overload.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("overload_manager.", overload.status().message()));
+    }
+    overload_manager_ = *std::move(overload);
+  }
+
   // Workers exist (and are registered with the thread-local registry) before any slot is set;
   // their threads start only once the configuration is in place.
   if (!validate) {
@@ -113,6 +123,7 @@ absl::Status Server::initialize() {
   };
   listener_manager_->setClusterExistsCallback(cluster_exists);
   listener_manager_->setSecretManager(&secret_manager_);
+  listener_manager_->setGlobalConnectionLimit(overload_manager_->globalConnectionLimit());
   rds_manager_->setClusterExistsCallback(cluster_exists);
   for (int i = 0; i < resources.listeners_size(); i++) {
     if (validate) {
@@ -164,7 +175,14 @@ absl::Status Server::initialize() {
       return absl::InvalidArgumentError(
           absl::StrCat("admin.address.socket_address: ", address.status().message()));
     }
-    auto admin = Admin::createAdmin(*dispatcher_, *address);
+    Admin::AdminOptions admin_options;
+    if (!bootstrap_.admin().ignore_global_conn_limit()) {
+      // As Envoy: the admin listener counts against the global limit unless it opts out.
+      admin_options.global_connection_limit = overload_manager_->globalConnectionLimit();
+      admin_options.global_overflow =
+          &store_.counter("listener.admin.downstream_global_cx_overflow");
+    }
+    auto admin = Admin::createAdmin(*dispatcher_, *address, std::move(admin_options));
     if (!admin.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("admin.address: ", admin.status().message()));
     }

@@ -16,6 +16,7 @@
 #include "proxy/listener/listener_manager.h"
 #include "proxy/router/rds_impl.h"
 #include "proxy/server/memory_release.h"
+#include "proxy/server/overload_manager_impl.h"
 #include "proxy/server/worker.h"
 #include "proxy/server/xds_config.h"
 #include "proxy/stats/stats.h"
@@ -49,6 +50,9 @@ class Server {
   const envoy::config::bootstrap::v3::Bootstrap bootstrap_;
   mutable RealTimeSource time_source_;
   Stats::Store store_;
+  // Before everything that accepts connections: their sockets give slots back to its global
+  // connection limit until the last one closes.
+  std::unique_ptr<OverloadManagerImpl> overload_manager_;
   Event::DispatcherPtr dispatcher_;
   std::unique_ptr<FreeMemoryReleaser> memory_releaser_;
   ThreadLocal::InstancePtr tls_;

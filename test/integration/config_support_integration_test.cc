@@ -154,8 +154,14 @@ TEST(ConfigSupportIntegrationTest, ValidateRefusesAnUnimplementedFieldOfEachPart
   EXPECT_EQ(validateRefusal(with(&Extra::bootstrap,
                                  "layered_runtime: {layers: [{name: static, static_layer: {}}]}")),
             "error: layered_runtime: not supported");
+  // The overload manager's global connection limit is implemented; its other parts are not.
   EXPECT_EQ(validateRefusal(with(&Extra::bootstrap, "overload_manager: {refresh_interval: 0.25s}")),
-            "error: overload_manager: not supported");
+            "error: overload_manager.refresh_interval: not supported");
+  EXPECT_EQ(validateRefusal(with(&Extra::bootstrap,
+                                 "overload_manager: {resource_monitors: [{name: "
+                                 "envoy.resource_monitors.fixed_heap}]}")),
+            "error: overload_manager.resource_monitors[0].name: resource monitor "
+            "'envoy.resource_monitors.fixed_heap' not supported");
 }
 
 TEST(ConfigSupportIntegrationTest, ServingRefusesTheSameFieldAsValidate) {

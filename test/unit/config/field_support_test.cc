@@ -96,7 +96,10 @@ TEST(FieldSupportTest, TheTableOnlyNamesMessagesAConfigCanReach) {
         DescriptorPool::generated_pool()->FindMessageTypeByName(
             "envoy.extensions.load_balancing_policies.ring_hash.v3.RingHash"),
         DescriptorPool::generated_pool()->FindMessageTypeByName(
-            "envoy.extensions.load_balancing_policies.maglev.v3.Maglev")}) {
+            "envoy.extensions.load_balancing_policies.maglev.v3.Maglev"),
+        DescriptorPool::generated_pool()->FindMessageTypeByName(
+            "envoy.extensions.resource_monitors.downstream_connections.v3."
+            "DownstreamConnectionsConfig")}) {
     ASSERT_NE(root, nullptr);
     reachable(*root, messages);
   }
