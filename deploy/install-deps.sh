@@ -20,8 +20,9 @@ PACKAGES=(
   libnghttp2-dev nghttp2-client
   # TLS (issue 12): OpenSSL 3 and its command line (test certificates, s_client/s_server peers)
   libssl-dev openssl
-  # DNS clusters (issue 13): c-ares, the asynchronous resolver Envoy uses
-  libc-ares-dev
+  # DNS clusters (issue 13): c-ares, the asynchronous resolver Envoy uses; dnsmasq-base (the
+  # binary alone, no service) is the DNS server the DNS cluster tests start
+  libc-ares-dev dnsmasq-base
   # RING_HASH / MAGLEV (issue 13): xxHash, the hash Envoy's consistent-hashing balancers use
   libxxhash-dev
   # the demo prints curl commands; interop tests (later issues) run Node.js

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "envoy/extensions/network/dns_resolver/cares/v3/cares_dns_resolver.pb.h"
 
 #include "proxy/config/validation_util.h"
 
@@ -14,8 +15,10 @@ namespace {
 
 using envoy::config::cluster::v3::Cluster;
 
+// `dns`: the load_assignment of a STRICT_DNS / LOGICAL_DNS cluster, whose addresses are names.
 absl::Status validateClusterLoadAssignmentAt(
-    const std::string& path, const envoy::config::endpoint::v3::ClusterLoadAssignment& cla) {
+    const std::string& path, const envoy::config::endpoint::v3::ClusterLoadAssignment& cla,
+    bool dns = false) {
   using envoy::config::endpoint::v3::LbEndpoint;
   using envoy::config::endpoint::v3::LocalityLbEndpoints;
   for (int i = 0; i < cla.endpoints_size(); i++) {
@@ -39,7 +42,7 @@ absl::Status validateClusterLoadAssignmentAt(
           }
           RETURN_IF_ERROR(validateSocketAddress(join(ep, "endpoint.address"),
                                                 lb.endpoint().address(),
-                                                /*is_endpoint=*/true));
+                                                /*is_endpoint=*/true, /*allow_hostname=*/dns));
           break;
         case LbEndpoint::kEndpointName:
           return error(join(ep, "endpoint_name"), "named endpoints are not supported");
@@ -49,6 +52,57 @@ absl::Status validateClusterLoadAssignmentAt(
       if (lb.has_load_balancing_weight() && lb.load_balancing_weight().value() == 0) {
         return error(join(ep, "load_balancing_weight"), "must be at least 1");
       }
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool atLeastOneMs(const google::protobuf::Duration& d) {
+  return d.seconds() > 0 || (d.seconds() == 0 && d.nanos() >= 1000000);
+}
+
+int64_t toMs(const google::protobuf::Duration& d) {
+  return d.seconds() * 1000 + d.nanos() / 1000000;
+}
+
+// The DNS settings' values (proxy/upstream/strict_dns_cluster.cc parses them again, with the
+// same words). The field table refuses them on clusters of other types.
+absl::Status validateDnsFields(const Cluster& cluster, const std::string& path) {
+  if (cluster.has_dns_refresh_rate() && !atLeastOneMs(cluster.dns_refresh_rate())) {
+    return error(join(path, "dns_refresh_rate"), "must be at least 1ms");
+  }
+  if (cluster.has_dns_failure_refresh_rate()) {
+    const auto& rate = cluster.dns_failure_refresh_rate();
+    const std::string rp = join(path, "dns_failure_refresh_rate");
+    if (!rate.has_base_interval() || !atLeastOneMs(rate.base_interval())) {
+      return error(join(rp, "base_interval"), "must be at least 1ms");
+    }
+    if (rate.has_max_interval() && !atLeastOneMs(rate.max_interval())) {
+      return error(join(rp, "max_interval"), "must be at least 1ms");
+    }
+    if (rate.has_max_interval() && toMs(rate.max_interval()) < toMs(rate.base_interval())) {
+      return error(rp,
+                   "dns_failure_refresh_rate must have max_interval greater than or equal to the "
+                   "base_interval");
+    }
+  }
+  if (cluster.has_typed_dns_resolver_config()) {
+    const auto& typed = cluster.typed_dns_resolver_config();
+    const std::string tp = join(path, "typed_dns_resolver_config");
+    envoy::extensions::network::dns_resolver::cares::v3::CaresDnsResolverConfig cares;
+    if (!typed.has_typed_config() || !typed.typed_config().Is<decltype(cares)>() ||
+        !typed.typed_config().UnpackTo(&cares)) {
+      return error(tp, absl::StrCat("unsupported DNS resolver '",
+                                    typed.has_typed_config() ? typed.typed_config().type_url()
+                                                             : typed.name(),
+                                    "' (only envoy.network.dns_resolver.cares is supported)"));
+    }
+    if (cares.resolvers().empty()) {
+      return error(join(tp, "typed_config.resolvers"), "at least one resolver is required");
+    }
+    for (int i = 0; i < cares.resolvers_size(); i++) {
+      RETURN_IF_ERROR(validateSocketAddress(at(join(tp, "typed_config"), "resolvers", i),
+                                            cares.resolvers(i), /*is_endpoint=*/false));
     }
   }
   return absl::OkStatus();
@@ -85,15 +139,31 @@ static absl::Status validateClusterValues(const Cluster& cluster, const std::str
       RETURN_IF_ERROR(validateResourceConfigSourceAt(join(path, "eds_cluster_config.eds_config"),
                                                      cluster.eds_cluster_config().eds_config()));
       break;
+    case Cluster::STRICT_DNS:
+      break;
+    case Cluster::LOGICAL_DNS:
+      // Envoy's words (DnsClusterImpl): the logical host is one name.
+      if (cluster.load_assignment().endpoints_size() != 1 ||
+          cluster.load_assignment().endpoints(0).lb_endpoints_size() != 1) {
+        return error(join(path, "load_assignment"),
+                     cluster.has_load_assignment()
+                         ? "LOGICAL_DNS clusters must have a single locality_lb_endpoint and a "
+                           "single lb_endpoint"
+                         : "LOGICAL_DNS clusters must have a single host");
+      }
+      break;
     default:
-      return error(join(path, "type"), absl::StrCat("unsupported cluster type '",
-                                                    Cluster::DiscoveryType_Name(cluster.type()),
-                                                    "' (only STATIC and EDS are supported)"));
+      return error(
+          join(path, "type"),
+          absl::StrCat("unsupported cluster type '", Cluster::DiscoveryType_Name(cluster.type()),
+                       "' (only STATIC, STRICT_DNS, LOGICAL_DNS and EDS are supported)"));
   }
+  const bool dns = cluster.type() == Cluster::STRICT_DNS || cluster.type() == Cluster::LOGICAL_DNS;
   if (cluster.has_load_assignment()) {
-    RETURN_IF_ERROR(
-        validateClusterLoadAssignmentAt(join(path, "load_assignment"), cluster.load_assignment()));
+    RETURN_IF_ERROR(validateClusterLoadAssignmentAt(join(path, "load_assignment"),
+                                                    cluster.load_assignment(), dns));
   }
+  RETURN_IF_ERROR(validateDnsFields(cluster, path));
   if (cluster.has_connect_timeout() && !isPositive(cluster.connect_timeout())) {
     return error(join(path, "connect_timeout"), "must be greater than 0s");
   }

@@ -41,7 +41,7 @@ bool isModifiableHeader(std::string_view name) {
 }
 
 absl::Status validateSocketAddress(const std::string& path, const Address& address,
-                                   bool is_endpoint) {
+                                   bool is_endpoint, bool allow_hostname) {
   if (address.has_pipe() || address.has_envoy_internal_address()) {
     return error(path, "only socket_address is supported");
   }
@@ -60,9 +60,9 @@ absl::Status validateSocketAddress(const std::string& path, const Address& addre
     return error(join(sa_path, "address"), "required");
   }
   in6_addr buf;
-  if (inet_pton(AF_INET, sa.address().c_str(), &buf) != 1 &&
+  if (!allow_hostname && inet_pton(AF_INET, sa.address().c_str(), &buf) != 1 &&
       inet_pton(AF_INET6, sa.address().c_str(), &buf) != 1) {
-    // Envoy's wording; we resolve no names (STRICT_DNS/LOGICAL_DNS clusters are unsupported).
+    // Envoy's wording: only the endpoints of DNS clusters are resolved.
     return error(join(sa_path, "address"), absl::StrCat("malformed IP address: ", sa.address()));
   }
   if (sa.port_specifier_case() == SocketAddress::kNamedPort) {

@@ -32,10 +32,11 @@ using HeaderUtility::isValidHeaderValue;
 // Envoy's rule for header mutations: pseudo-headers and Host are off limits.
 bool isModifiableHeader(std::string_view name);
 
-// A TCP socket_address with an IP literal; an endpoint's also needs a port other than 0.
+// A TCP socket_address with an IP literal (or, with `allow_hostname`, a DNS name: the endpoints
+// of STRICT_DNS / LOGICAL_DNS clusters); an endpoint's also needs a port other than 0.
 absl::Status validateSocketAddress(const std::string& path,
                                    const envoy::config::core::v3::Address& address,
-                                   bool is_endpoint);
+                                   bool is_endpoint, bool allow_hostname = false);
 
 absl::Status validateApiConfigSourceAt(const std::string& path,
                                        const envoy::config::core::v3::ApiConfigSource& api);

@@ -20,8 +20,7 @@ using ClusterInfoImplConstSharedPtr = std::shared_ptr<const ClusterInfoImpl>;
 
 class ClusterInfoImpl : public ClusterInfo {
  public:
-  // How the cluster learns its hosts. STRICT_DNS / LOGICAL_DNS clusters are accepted when every
-  // address is an IP literal (then they behave as STATIC: there is nothing to resolve).
+  // How the cluster learns its hosts (STRICT_DNS / LOGICAL_DNS: strict_dns_cluster.h).
   enum class DiscoveryType { Static, StrictDns, LogicalDns, Eds };
 
   // Validates `config`; errors read "cluster 'name': field: reason". Stats are registered in

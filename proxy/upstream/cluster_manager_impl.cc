@@ -279,6 +279,17 @@ absl::Status ClusterManagerImpl::addOrUpdateCluster(
     outlier = *std::move(parsed);
   }
 
+  std::optional<DnsClusterConfig> dns_config;
+  if ((*info)->discoveryType() == ClusterInfoImpl::DiscoveryType::StrictDns ||
+      (*info)->discoveryType() == ClusterInfoImpl::DiscoveryType::LogicalDns) {
+    absl::StatusOr<DnsClusterConfig> parsed = DnsClusterConfig::create(config);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cluster '", name, "': ", parsed.status().message()));
+    }
+    dns_config = *std::move(parsed);
+  }
+
   auto data = std::make_unique<ClusterData>();
   bool warm = true;
   // The service names the replaced versions watched: forgotten below if nobody watches them now.
@@ -311,6 +322,9 @@ absl::Status ClusterManagerImpl::addOrUpdateCluster(
       data->hosts = emptyHostSet();
       warm = false;
     }
+  } else if (dns_config.has_value()) {
+    data->hosts = emptyHostSet();  // warming until the first answer
+    warm = false;
   } else {
     absl::StatusOr<HostSetConstSharedPtr> hosts = buildHostSet(
         config.load_assignment(), active != nullptr ? active->hosts.get() : nullptr, name);
@@ -367,6 +381,15 @@ absl::Status ClusterManagerImpl::addOrUpdateCluster(
     forgetUnwatchedAssignment(service);
   }
   updateGauges(was_warming);
+  if (dns_config.has_value()) {
+    // Started once the version is in warming_ and counted: an IP literal answers inside
+    // start(), which may activate it then.
+    raw->dns = std::make_unique<DnsClusterImpl>(
+        main_dispatcher_, store_, config, *std::move(dns_config), raw->info,
+        [this, raw](HostVector hosts) { onDnsHosts(*raw, std::move(hosts)); },
+        [this, raw] { onDnsInitialized(*raw); });
+    raw->dns->start();
+  }
   return absl::OkStatus();
 }
 
@@ -543,6 +566,43 @@ absl::Status ClusterManagerImpl::updateClusterLoadAssignment(
   }
   updateGauges(was_warming);
   return absl::OkStatus();
+}
+
+void ClusterManagerImpl::onDnsHosts(ClusterData& data, HostVector hosts) {
+  ASSERT(main_dispatcher_.isThreadSafe());
+  HostSetConstSharedPtr prepared = prepareHosts(data, std::move(hosts));
+  auto it = active_.find(data.info->name());
+  if (it == active_.end() || it->second.get() != &data) {
+    data.hosts = std::move(prepared);  // warming: published when it becomes active
+    return;
+  }
+  if (sameHosts(*data.hosts, *prepared)) {
+    return;
+  }
+  data.hosts = std::move(prepared);
+  publishHosts(data);
+}
+
+void ClusterManagerImpl::onDnsInitialized(ClusterData& data) {
+  ASSERT(main_dispatcher_.isThreadSafe());
+  auto it = warming_.find(data.info->name());
+  if (it == warming_.end() || it->second.get() != &data || data.awaiting_health_checks) {
+    return;
+  }
+  const bool was_warming = !warming_.empty();
+  std::unique_ptr<ClusterData> owned = std::move(it->second);
+  warming_.erase(it);
+  activateOrAwaitHealthChecks(std::move(owned));
+  updateGauges(was_warming);
+}
+
+void ClusterManagerImpl::publishHosts(ClusterData& data) {
+  updateMembershipStats(data);
+  ClusterInfoConstSharedPtr info = data.info;
+  HostSetConstSharedPtr hosts = data.hosts;
+  slot_->runOnAllThreads([info, hosts](ThreadLocal::ThreadLocalObjectSharedPtr& object) {
+    static_cast<ThreadLocalClusterManagerImpl&>(*object).updateHosts(info, hosts);
+  });
 }
 
 ThreadLocalCluster* ClusterManagerImpl::getThreadLocalCluster(std::string_view name) {

@@ -38,6 +38,7 @@
 #include "proxy/upstream/http_conn_pool_impl.h"
 #include "proxy/upstream/load_balancer_impl.h"
 #include "proxy/upstream/outlier_detection_impl.h"
+#include "proxy/upstream/strict_dns_cluster.h"
 #include "proxy/upstream/upstream.h"
 
 namespace Proxy::Upstream {
@@ -115,8 +116,8 @@ class ClusterManagerImpl : public ClusterManager {
     const HostSet& hosts;
     const std::string& version_info;
     SystemTime last_updated;
-    bool warming;        // waiting for its first ClusterLoadAssignment or health check round
-    bool added_via_api;  // false: bootstrap static_resources
+    bool warming;  // waiting for its first ClusterLoadAssignment, DNS answer or health check round
+    bool added_via_api;                             // false: bootstrap static_resources
     const Outlier::DetectorImpl* outlier_detector;  // null: no outlier_detection
   };
 
@@ -126,9 +127,10 @@ class ClusterManagerImpl : public ClusterManager {
   ~ClusterManagerImpl() override;
 
   // Add a cluster or replace the one with the same name (main thread). An update whose
-  // serialized config equals the current one is a no-op. STATIC (and STRICT_DNS/LOGICAL_DNS
-  // with IP addresses) clusters take their hosts from load_assignment and are active at once;
-  // an EDS cluster warms (invisible to workers) until updateClusterLoadAssignment() gives it
+  // serialized config equals the current one is a no-op. STATIC clusters take their hosts from
+  // load_assignment and are active at once; STRICT_DNS / LOGICAL_DNS clusters resolve their
+  // load_assignment's names (strict_dns_cluster.h) and warm until the first answer; an EDS
+  // cluster warms (invisible to workers) until updateClusterLoadAssignment() gives it
   // hosts, except that an update of an active EDS cluster with the same service name keeps
   // its current hosts, and one whose service name another cluster already watches takes the
   // assignment that cluster has (the xDS subscription does not change: nobody sends it again).
@@ -190,6 +192,9 @@ class ClusterManagerImpl : public ClusterManager {
     HealthCheckerPtr health_checker;
     // In warming_ with its hosts, waiting for the health checker's first round.
     bool awaiting_health_checks = false;
+    // STRICT_DNS / LOGICAL_DNS: the resolution (null otherwise). Last: destroyed first, so
+    // none of its callbacks (which name this ClusterData) can run once it goes.
+    std::unique_ptr<DnsClusterImpl> dns;
   };
   using ClusterMap = std::map<std::string, std::unique_ptr<ClusterData>, std::less<>>;
 
@@ -212,6 +217,13 @@ class ClusterManagerImpl : public ClusterManager {
   // A version whose hosts are known: active now, or warming until its first health check round.
   // Returns whether it became active.
   bool activateOrAwaitHealthChecks(std::unique_ptr<ClusterData> data);
+  // The DNS cluster of `data` has new hosts: stored while it warms, published when active.
+  void onDnsHosts(ClusterData& data, HostVector hosts);
+  // The DNS cluster of `data` had its first answer: a warming version becomes active (or waits
+  // for its health checks).
+  void onDnsInitialized(ClusterData& data);
+  // Publish `data`'s current hosts to the workers (an active cluster's hosts changed).
+  void publishHosts(ClusterData& data);
   // The health checker of `data` changed a host's health: a new snapshot for the workers.
   void onHostHealthChanged(ClusterData& data);
   // The health checker of `data` completed its first round: a warming version becomes active.

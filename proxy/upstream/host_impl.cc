@@ -16,7 +16,9 @@ using envoy::config::endpoint::v3::LbEndpoint;
 
 constexpr uint32_t kMaxPriority = 127;
 
-HealthStatus healthFromProto(envoy::config::core::v3::HealthStatus status) {
+}  // namespace
+
+HealthStatus healthStatusFromProto(envoy::config::core::v3::HealthStatus status) {
   switch (status) {
     case envoy::config::core::v3::HEALTHY:
       return HealthStatus::Healthy;
@@ -31,6 +33,8 @@ HealthStatus healthFromProto(envoy::config::core::v3::HealthStatus status) {
       return HealthStatus::Unknown;
   }
 }
+
+namespace {
 
 absl::StatusOr<Network::Address> parseAddress(const envoy::config::core::v3::Address& address,
                                               const std::string& field) {
@@ -325,7 +329,7 @@ absl::StatusOr<HostSetConstSharedPtr> buildHostSet(const ClusterLoadAssignment& 
               absl::StrCat(field, ".load_balancing_weight: must be at least 1"));
         }
       }
-      const HealthStatus health = healthFromProto(lb_endpoint.health_status());
+      const HealthStatus health = healthStatusFromProto(lb_endpoint.health_status());
       const uint32_t priority = locality.priority();
 
       // Reuse the identical host, or at least its stats when only attributes changed.

@@ -45,6 +45,9 @@ class HostImpl : public Host {
   const std::shared_ptr<HostHealthState> health_state_;
 };
 
+// An endpoint's LbEndpoint.health_status as the proxy keeps it (TIMEOUT is UNHEALTHY, as Envoy).
+HealthStatus healthStatusFromProto(envoy::config::core::v3::HealthStatus status);
+
 // True for the statuses the load balancer may pick (Healthy, Degraded, Unknown), as Envoy's
 // EDS health: UNHEALTHY, DRAINING and TIMEOUT hosts take no new requests.
 bool isHealthyForLb(HealthStatus health);

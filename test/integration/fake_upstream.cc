@@ -425,7 +425,7 @@ FakeUpstream::FakeUpstream(FakeUpstreamOptions options) : options_(std::move(opt
 
 absl::StatusOr<std::unique_ptr<FakeUpstream>> FakeUpstream::create(FakeUpstreamOptions options,
                                                                    uint32_t port) {
-  absl::StatusOr<Network::Address> address = Network::Address::fromIpPort("127.0.0.1", port);
+  absl::StatusOr<Network::Address> address = Network::Address::fromIpPort(options.address, port);
   if (!address.ok()) {
     return address.status();
   }

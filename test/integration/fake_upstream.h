@@ -52,6 +52,8 @@ class FakeConnection;
 
 struct FakeUpstreamOptions {
   std::string name = "upstream";
+  // The loopback address to bind (DNS tests give several upstreams one port on 127.0.0.x).
+  std::string address = "127.0.0.1";
   // Defaults for requests that do not say otherwise (see the header comment).
   uint32_t status = 200;
   std::chrono::milliseconds delay{0};
@@ -68,7 +70,7 @@ struct FakeUpstreamOptions {
 
 class FakeUpstream {
  public:
-  // Bind 127.0.0.1:`port` (0: any free port) and start serving.
+  // Bind options.address:`port` (0: any free port) and start serving.
   static absl::StatusOr<std::unique_ptr<FakeUpstream>> create(FakeUpstreamOptions options,
                                                               uint32_t port = 0);
   // Stops the thread, closing every connection.

@@ -35,6 +35,8 @@ struct Spawned {
   pid_t pid;
 };
 
+}  // namespace
+
 // fork + exec with stdin from /dev/null and stdout/stderr into files. The child asks the
 // kernel to SIGKILL it when the test process dies (PR_SET_PDEATHSIG), so a crashed or
 // timed-out test never leaves a proxy behind. Only async-signal-safe calls after fork().
@@ -78,7 +80,7 @@ absl::StatusOr<pid_t> spawn(const std::string& binary, const std::vector<std::st
   return pid;
 }
 
-int decodeWaitStatus(int status) {
+static int decodeWaitStatus(int status) {
   if (WIFEXITED(status)) {
     return WEXITSTATUS(status);
   }
@@ -129,6 +131,8 @@ absl::StatusOr<int> waitPid(pid_t pid, std::chrono::milliseconds timeout) {
     }
   }
 }
+
+namespace {
 
 std::string makeTempDir() {
   const char* base = std::getenv("TMPDIR");

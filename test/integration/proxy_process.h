@@ -110,6 +110,13 @@ class ProxyProcess {
   uint32_t admin_port_ = 0;
 };
 
+// fork + exec `binary` with `args`, stdin from /dev/null, stdout/stderr into the files; the
+// child is SIGKILLed when the test process dies (for other peers a test runs, e.g. dnsmasq).
+absl::StatusOr<pid_t> spawn(const std::string& binary, const std::vector<std::string>& args,
+                            const std::string& stdout_path, const std::string& stderr_path);
+// Wait for the child `pid` to exit: its exit code (128 + signal when killed by a signal).
+absl::StatusOr<int> waitPid(pid_t pid, std::chrono::milliseconds timeout);
+
 // Reads a whole file; "" when it does not exist.
 std::string readFile(const std::string& path);
 

@@ -11,9 +11,11 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "envoy/extensions/network/dns_resolver/cares/v3/cares_dns_resolver.pb.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "test/integration/dnsmasq_process.h"
 #include "test/integration/fake_h2_upstream.h"
 #include "test/integration/xds/xds_test_base.h"
 
@@ -507,6 +509,59 @@ TEST_F(XdsTrafficTest, RouteToAnUnknownClusterAnswers503UntilCdsAddsIt) {
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(response->status, 200u);
   EXPECT_EQ(response->header("x-upstream"), "upstream-b");
+}
+
+TEST_F(XdsTrafficTest, StrictDnsClusterOverCdsServesOnceItsNameResolves) {
+  // An upstream on 127.0.0.2, the name dns.test for it in a DNS server of the test's own.
+  FakeUpstreamOptions options;
+  options.name = "upstream-dns";
+  options.address = "127.0.0.2";
+  absl::StatusOr<FakeUpstreamPtr> upstream = FakeUpstream::create(options);
+  ASSERT_TRUE(upstream.ok()) << upstream.status();
+  absl::StatusOr<std::unique_ptr<Integration::DnsmasqProcess>> dns =
+      Integration::DnsmasqProcess::start({{"127.0.0.2", "dns.test"}});
+  ASSERT_TRUE(dns.ok()) << dns.status();
+
+  ASSERT_TRUE(startProxy(/*concurrency=*/2, /*drain_time_s=*/2));
+  const RouteConfiguration routes =
+      routeConfig("routes", {{"/dns", "dns_cluster"}, {"/", "cluster_a"}});
+  ASSERT_TRUE(initialize({staticCluster("cluster_a", {upstream_a_->port()})}, /*endpoints=*/{},
+                         {rdsListener("ingress", "routes")}, {routes}));
+  const uint32_t port = listenerPort("ingress");
+
+  // CDS adds a STRICT_DNS cluster of that name, resolved through the test's server.
+  Cluster dns_cluster = staticCluster("dns_cluster", {(*upstream)->port()});
+  dns_cluster.set_type(Cluster::STRICT_DNS);
+  dns_cluster.mutable_load_assignment()
+      ->mutable_endpoints(0)
+      ->mutable_lb_endpoints(0)
+      ->mutable_endpoint()
+      ->mutable_address()
+      ->mutable_socket_address()
+      ->set_address("dns.test");
+  dns_cluster.mutable_dns_refresh_rate()->set_nanos(100 * 1000 * 1000);
+  envoy::extensions::network::dns_resolver::cares::v3::CaresDnsResolverConfig cares;
+  auto* resolver = cares.add_resolvers()->mutable_socket_address();
+  resolver->set_address("127.0.0.1");
+  resolver->set_port_value((*dns)->port());
+  dns_cluster.mutable_typed_dns_resolver_config()->set_name("envoy.network.dns_resolver.cares");
+  dns_cluster.mutable_typed_dns_resolver_config()->mutable_typed_config()->PackFrom(cares);
+  ASSERT_TRUE(applyClusters({staticCluster("cluster_a", {upstream_a_->port()}), dns_cluster}));
+
+  // It warms until its first answer, then serves from the address the name has.
+  ASSERT_TRUE(waitForStat("cluster_manager.warming_clusters", 0));
+  EXPECT_EQ(stat("cluster.dns_cluster.membership_total"), 1);
+  absl::StatusOr<HttpResponse> response = get(port, "/dns/1");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200u);
+  EXPECT_EQ(response->header("x-upstream"), "upstream-dns");
+  EXPECT_GE(stat("cluster.dns_cluster.update_success"), 1);
+
+  // Removed over CDS: its resolution stops with it, its route has no cluster.
+  ASSERT_TRUE(applyClusters({staticCluster("cluster_a", {upstream_a_->port()})}));
+  response = get(port, "/dns/2");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 503u);
 }
 
 }  // namespace

@@ -287,9 +287,9 @@ TEST(BootstrapTest, ClusterChecks) {
   EXPECT_EQ(cluster("lb_policy: CLUSTER_PROVIDED, load_assignment: {}"),
             "static_resources.clusters[0].lb_policy: unsupported load balancing policy "
             "'CLUSTER_PROVIDED'");
-  EXPECT_EQ(cluster("type: STRICT_DNS"),
-            "static_resources.clusters[0].type: unsupported cluster type 'STRICT_DNS' (only STATIC "
-            "and EDS are supported)");
+  EXPECT_EQ(cluster("type: ORIGINAL_DST"),
+            "static_resources.clusters[0].type: unsupported cluster type 'ORIGINAL_DST' (only "
+            "STATIC, STRICT_DNS, LOGICAL_DNS and EDS are supported)");
   EXPECT_EQ(cluster("type: STATIC"),
             "static_resources.clusters[0].load_assignment: required for a STATIC cluster");
   EXPECT_EQ(cluster("type: EDS"),
@@ -311,6 +311,63 @@ TEST(BootstrapTest, ClusterChecks) {
   EXPECT_EQ(cluster("load_assignment: {}, typed_extension_protocol_options: {foo: {}}"),
             "static_resources.clusters[0].typed_extension_protocol_options['foo']: unsupported "
             "protocol options");
+}
+
+TEST(BootstrapTest, DnsClusterChecks) {
+  auto cluster = [](const std::string& fields) {
+    return bootstrapError("static_resources: {clusters: [{name: c, " + fields + "}]}");
+  };
+  const std::string named =
+      "load_assignment: {endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: "
+      "{address: backend.test, port_value: 80}}}}]}]}";
+  const std::string cares =
+      "typed_dns_resolver_config: {name: envoy.network.dns_resolver.cares, typed_config: "
+      "{\"@type\": type.googleapis.com/"
+      "envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig, ";
+  // Names are what DNS clusters resolve; every implemented field together is fine.
+  EXPECT_EQ(cluster("type: STRICT_DNS, " + named + ", dns_refresh_rate: 1s, respect_dns_ttl: " +
+                    "true, dns_lookup_family: V4_PREFERRED, dns_failure_refresh_rate: " +
+                    "{base_interval: 1s, max_interval: 5s}, " + cares +
+                    "resolvers: [{socket_address: {address: 127.0.0.1, port_value: 53}}], " +
+                    "dns_resolver_options: {use_tcp_for_dns_lookups: true, " +
+                    "no_default_search_domain: true}}}"),
+            "");
+  EXPECT_EQ(cluster("type: LOGICAL_DNS, " + named), "");
+  EXPECT_EQ(cluster("type: LOGICAL_DNS, load_assignment: {endpoints: [{lb_endpoints: [{endpoint: "
+                    "{address: {socket_address: {address: a.test, port_value: 80}}}}, {endpoint: "
+                    "{address: {socket_address: {address: b.test, port_value: 80}}}}]}]}"),
+            "static_resources.clusters[0].load_assignment: LOGICAL_DNS clusters must have a single "
+            "locality_lb_endpoint and a single lb_endpoint");
+  EXPECT_EQ(cluster("type: STRICT_DNS, dns_refresh_rate: 0s, " + named),
+            "static_resources.clusters[0].dns_refresh_rate: must be at least 1ms");
+  EXPECT_EQ(cluster("type: STRICT_DNS, dns_failure_refresh_rate: {base_interval: 2s, "
+                    "max_interval: 1s}, " +
+                    named),
+            "static_resources.clusters[0].dns_failure_refresh_rate: dns_failure_refresh_rate "
+            "must have max_interval greater than or equal to the base_interval");
+  EXPECT_EQ(cluster("type: STRICT_DNS, " + named + ", " + cares + "resolvers: []}}"),
+            "static_resources.clusters[0].typed_dns_resolver_config.typed_config.resolvers: at "
+            "least one resolver is required");
+  EXPECT_EQ(cluster("type: STRICT_DNS, " + named +
+                    ", typed_dns_resolver_config: {name: envoy.network.dns_resolver.apple, "
+                    "typed_config: {\"@type\": type.googleapis.com/google.protobuf.Struct}}"),
+            "static_resources.clusters[0].typed_dns_resolver_config: unsupported DNS resolver "
+            "'type.googleapis.com/google.protobuf.Struct' (only envoy.network.dns_resolver.cares "
+            "is supported)");
+  // What c-ares could do but the proxy does not (yet): refused by path.
+  EXPECT_EQ(cluster("type: STRICT_DNS, " + named + ", " + cares +
+                    "resolvers: [{socket_address: {address: 127.0.0.1, port_value: 53}}], " +
+                    "use_resolvers_as_fallback: true}}"),
+            "static_resources.clusters[0].typed_dns_resolver_config.typed_config."
+            "use_resolvers_as_fallback: not supported");
+  EXPECT_EQ(cluster("type: STRICT_DNS, " + named +
+                    ", dns_resolvers: [{socket_address: {address: "
+                    "127.0.0.1, port_value: 53}}]"),
+            "static_resources.clusters[0].dns_resolvers: not supported");
+  // DNS settings mean nothing on other cluster types: refused there, not ignored.
+  EXPECT_EQ(cluster("type: STATIC, dns_refresh_rate: 1s, load_assignment: {}"),
+            "static_resources.clusters[0].dns_refresh_rate: not supported (only for "
+            "STRICT_DNS/LOGICAL_DNS)");
 }
 
 TEST(BootstrapTest, ListenerChecks) {

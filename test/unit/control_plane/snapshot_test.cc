@@ -102,16 +102,16 @@ TEST(SnapshotLoaderTest, ResourcesGoThroughTheProxysOwnValidation) {
   EXPECT_EQ(parseError(R"(resources:
   clusters:
   - name: dns
-    type: STRICT_DNS
+    type: ORIGINAL_DST
 )"),
             absl::InvalidArgumentError(
-                "resources.clusters[0].type: unsupported cluster type 'STRICT_DNS' (only STATIC "
-                "and EDS are supported) (line 4, column 11)"));
+                "resources.clusters[0].type: unsupported cluster type 'ORIGINAL_DST' (only STATIC, "
+                "STRICT_DNS, LOGICAL_DNS and EDS are supported) (line 4, column 11)"));
   // The same snapshot is fine for clients other than this proxy (--validation basic).
   EXPECT_TRUE(parseError(R"(resources:
   clusters:
   - name: dns
-    type: STRICT_DNS
+    type: ORIGINAL_DST
 )",
                          ValidationMode::Basic)
                   .ok());
