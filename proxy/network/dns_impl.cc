@@ -18,7 +18,8 @@ CaresDnsResolverStats::CaresDnsResolverStats(Stats::Store& store)
       pending_resolutions(store.gauge("dns.cares.pending_resolutions")),
       not_found(store.counter("dns.cares.not_found")),
       get_addr_failure(store.counter("dns.cares.get_addr_failure")),
-      timeouts(store.counter("dns.cares.timeouts")) {}
+      timeouts(store.counter("dns.cares.timeouts")),
+      reinits(store.counter("dns.cares.reinits")) {}
 
 DnsLookupFamily dnsLookupFamilyFromProto(int value) {
   switch (value) {
@@ -239,6 +240,7 @@ ActiveDnsQuery* DnsResolverImpl::resolve(const std::string& name, DnsLookupFamil
     // Pending queries of the old channel fail (EDESTRUCTION); their owners retry.
     destroyChannel();
     initializeChannel();
+    stats_.reinits.inc();
   }
   auto pending = std::make_unique<PendingResolution>(*this, name, family, std::move(callback));
   pending->start();

@@ -74,6 +74,7 @@ struct CaresDnsResolverStats {
   Stats::Counter& not_found;
   Stats::Counter& get_addr_failure;
   Stats::Counter& timeouts;
+  Stats::Counter& reinits;  // the channel was rebuilt (after ECONNREFUSED)
 };
 
 class DnsResolverImpl : public DnsResolver {

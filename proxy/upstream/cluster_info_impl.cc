@@ -164,6 +164,7 @@ ClusterStats::ClusterStats(Stats::Scope scope)
       membership_total(scope.gauge("membership_total")),
       membership_healthy(scope.gauge("membership_healthy")),
       membership_degraded(scope.gauge("membership_degraded")),
+      membership_change(scope.counter("membership_change")),
       lb_healthy_panic(scope.counter("lb_healthy_panic")),
       upstream_cx_overflow(scope.counter("upstream_cx_overflow")),
       upstream_rq_cancelled(scope.counter("upstream_rq_cancelled")),

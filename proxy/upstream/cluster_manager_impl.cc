@@ -47,6 +47,21 @@ HostSetConstSharedPtr withHashing(std::shared_ptr<HostSet> set, const ClusterInf
   return set;
 }
 
+// Whether `after` added or removed hosts (by address) compared with `before`: Envoy's
+// membership_change. New weights or health are not membership changes.
+bool membershipChanged(const HostSet& before, const HostSet& after) {
+  auto addresses = [](const HostSet& set) {
+    std::vector<std::string> out;
+    out.reserve(set.hosts.size());
+    for (const HostConstSharedPtr& host : set.hosts) {
+      out.push_back(host->address().asString());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  return before.hosts.size() != after.hosts.size() || addresses(before) != addresses(after);
+}
+
 }  // namespace
 
 // ---- ThreadLocalClusterImpl ----
@@ -556,6 +571,9 @@ absl::Status ClusterManagerImpl::updateClusterLoadAssignment(
     if (sameHosts(*data.hosts, *prepared)) {
       continue;  // a resend: workers have it already
     }
+    if (membershipChanged(*data.hosts, *prepared)) {
+      data.info->stats().membership_change.inc();
+    }
     data.hosts = std::move(prepared);
     updateMembershipStats(data);
     ClusterInfoConstSharedPtr info = data.info;
@@ -578,6 +596,9 @@ void ClusterManagerImpl::onDnsHosts(ClusterData& data, HostVector hosts) {
   }
   if (sameHosts(*data.hosts, *prepared)) {
     return;
+  }
+  if (membershipChanged(*data.hosts, *prepared)) {
+    data.info->stats().membership_change.inc();
   }
   data.hosts = std::move(prepared);
   publishHosts(data);
@@ -667,6 +688,10 @@ void ClusterManagerImpl::forEachCluster(const std::function<void(const ClusterVi
 }
 
 void ClusterManagerImpl::activate(std::unique_ptr<ClusterData> data) {
+  // A new version is a new cluster to Envoy: its first hosts are a membership change.
+  if (!data->hosts->hosts.empty()) {
+    data->info->stats().membership_change.inc();
+  }
   updateMembershipStats(*data);
   ClusterInfoConstSharedPtr info = data->info;
   HostSetConstSharedPtr hosts = data->hosts;

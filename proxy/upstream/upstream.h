@@ -176,7 +176,8 @@ struct ClusterStats {
   Stats::Gauge& membership_total;
   Stats::Gauge& membership_healthy;
   Stats::Gauge& membership_degraded;
-  Stats::Counter& lb_healthy_panic;  // a host was picked from all hosts: too few healthy ones
+  Stats::Counter& membership_change;  // a published host set added or removed hosts
+  Stats::Counter& lb_healthy_panic;   // a host was picked from all hosts: too few healthy ones
   // Added by the upstream component (Envoy names).
   Stats::Counter& upstream_cx_overflow;      // a new connection was refused by max_connections
   Stats::Counter& upstream_rq_cancelled;     // a pending request was cancelled before a connection

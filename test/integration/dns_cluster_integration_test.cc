@@ -204,6 +204,7 @@ TEST_F(DnsClusterIntegrationTest, StrictDnsRoutesToEveryAddressAndFollowsTheAnsw
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ((*stats)["cluster.backend.membership_total"], 2);
   EXPECT_EQ((*stats)["cluster.backend.membership_healthy"], 2);
+  EXPECT_EQ((*stats)["cluster.backend.membership_change"], 2);  // the first answer, the change
   EXPECT_GE((*stats)["cluster.backend.update_attempt"], 3);
   EXPECT_GE((*stats)["cluster.backend.update_success"], 3);
   EXPECT_EQ((*stats)["cluster.backend.update_failure"], 0);
@@ -374,9 +375,10 @@ TEST_F(DnsClusterIntegrationTest, EnvoyChoosesTheSameHostsAndCountsTheSame) {
   for (const char* name :
        {"cluster.backend.update_attempt", "cluster.backend.update_success",
         "cluster.backend.update_failure", "cluster.backend.update_no_rebuild",
-        "cluster.backend.membership_total", "cluster.missing.update_success",
-        "cluster.missing.membership_total", "dns.cares.resolve_total", "dns.cares.not_found",
-        "dns.cares.get_addr_failure", "dns.cares.pending_resolutions"}) {
+        "cluster.backend.membership_total", "cluster.backend.membership_change",
+        "cluster.missing.update_success", "cluster.missing.membership_total",
+        "dns.cares.resolve_total", "dns.cares.not_found", "dns.cares.get_addr_failure",
+        "dns.cares.pending_resolutions", "dns.cares.reinits"}) {
     EXPECT_TRUE(our_stats->count(name) == 1) << "ours lacks " << name;
     EXPECT_TRUE(envoy_stats->count(name) == 1) << "Envoy lacks " << name;
   }
@@ -384,6 +386,11 @@ TEST_F(DnsClusterIntegrationTest, EnvoyChoosesTheSameHostsAndCountsTheSame) {
             (*envoy_stats)["cluster.backend.membership_total"]);
   EXPECT_EQ((*our_stats)["cluster.missing.membership_total"],
             (*envoy_stats)["cluster.missing.membership_total"]);
+  // The first answer and the new one changed the membership; the failures did not.
+  EXPECT_EQ((*our_stats)["cluster.backend.membership_change"], 2);
+  EXPECT_EQ((*envoy_stats)["cluster.backend.membership_change"], 2);
+  EXPECT_EQ((*our_stats)["cluster.missing.membership_change"],
+            (*envoy_stats)["cluster.missing.membership_change"]);
   EXPECT_EQ((*our_stats)["cluster.missing.update_failure"],
             (*envoy_stats)["cluster.missing.update_failure"]);
 }

@@ -158,6 +158,8 @@ TEST_F(DnsResolverImplTest, AStoppedServerFailsAndTheChannelRecovers) {
   dns_ = std::move(*dns);
   EXPECT_EQ(resolve("v4.test", DnsLookupFamily::V4Only).addresses,
             std::vector<std::string>{"127.0.0.4"});
+  // The refused channel was rebuilt for the second query (Envoy's dirty channel).
+  EXPECT_EQ(store_.counter("dns.cares.reinits").value(), 1u);
 }
 
 }  // namespace
