@@ -34,7 +34,17 @@ absl::StatusOr<uint32_t> freeUdpPort() {
     ::close(fd);
     return absl::InternalError(absl::StrCat("bind: ", std::strerror(errno)));
   }
+  // dnsmasq binds TCP on the port too: it must be free for TCP as well (else try another one).
+  const int tcp = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const bool tcp_free =
+      tcp >= 0 && ::bind(tcp, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  if (tcp >= 0) {
+    ::close(tcp);
+  }
   ::close(fd);
+  if (!tcp_free) {
+    return freeUdpPort();
+  }
   return ntohs(addr.sin_port);
 }
 

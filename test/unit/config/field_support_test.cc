@@ -99,7 +99,9 @@ TEST(FieldSupportTest, TheTableOnlyNamesMessagesAConfigCanReach) {
             "envoy.extensions.load_balancing_policies.maglev.v3.Maglev"),
         DescriptorPool::generated_pool()->FindMessageTypeByName(
             "envoy.extensions.resource_monitors.downstream_connections.v3."
-            "DownstreamConnectionsConfig")}) {
+            "DownstreamConnectionsConfig"),
+        DescriptorPool::generated_pool()->FindMessageTypeByName(
+            "envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig")}) {
     ASSERT_NE(root, nullptr);
     reachable(*root, messages);
   }
