@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # How much of the traffic a failing endpoint costs the clients, with and without the proxy's
-# resilience features — a measurement, never a test (issue 13's numbers). Three endpoints behind
-# one round-robin cluster; the third one fails in one of three ways:
+# resilience features — a measurement, never a test (issue 13's numbers). Four endpoints behind
+# one round-robin cluster; the fourth one fails in one of three ways:
 #   503      it answers every request with 503
 #   refused  nothing listens on its port (connect failure)
 #   hang     it answers 5 s late; the route gives up after 1 s (504)
@@ -51,6 +51,7 @@ bench_init run_failing_endpoint.sh
 
 start_upstream GOOD1 good-1
 start_upstream GOOD2 good-2
+start_upstream GOOD3 good-3
 declare -A BAD
 start_upstream "BAD[503]" bad-503 --status 503
 start_upstream "BAD[hang]" bad-hang --delay-ms 5000
@@ -102,6 +103,7 @@ static_resources:
       - lb_endpoints:
         - {endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $GOOD1}}}}
         - {endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $GOOD2}}}}
+        - {endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $GOOD3}}}}
         - {endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: ${BAD[$fault]}}}}}
 YAML
 }
