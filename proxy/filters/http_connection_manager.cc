@@ -1,5 +1,5 @@
 // The HTTP connection manager: ConnectionManagerImpl and its ActiveStream (the downstream side
-// of one request). One file of ~870 lines on purpose: the two classes are private to this file
+// of one request). One file of ~940 lines on purpose: the two classes are private to this file
 // and share their state, including the connection's and the stream's timers (idle, request,
 // headers, max duration), which are their state too; the config is
 // http_connection_manager_config.cc, the upstream leg router.cc. The seam to split along next is
