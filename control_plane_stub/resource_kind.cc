@@ -12,6 +12,8 @@ std::string_view typeUrl(ResourceKind kind) {
       return kListenerTypeUrl;
     case ResourceKind::Route:
       return kRouteTypeUrl;
+    case ResourceKind::Secret:
+      return kSecretTypeUrl;
   }
   return "";
 }
@@ -26,6 +28,8 @@ std::string_view shortName(ResourceKind kind) {
       return "lds";
     case ResourceKind::Route:
       return "rds";
+    case ResourceKind::Secret:
+      return "sds";
   }
   return "";
 }
@@ -40,6 +44,8 @@ std::string_view snapshotField(ResourceKind kind) {
       return "listeners";
     case ResourceKind::Route:
       return "routes";
+    case ResourceKind::Secret:
+      return "secrets";
   }
   return "";
 }
@@ -54,6 +60,8 @@ std::string_view displayName(ResourceKind kind) {
       return "listener";
     case ResourceKind::Route:
       return "route configuration";
+    case ResourceKind::Secret:
+      return "secret";
   }
   return "";
 }

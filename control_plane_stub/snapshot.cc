@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "control_plane_stub/wire.h"
+#include "envoy/extensions/transport_sockets/tls/v3/secret.pb.h"
 #include "google/protobuf/any.pb.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -80,6 +81,9 @@ const std::string& resourceName(ResourceKind kind, const google::protobuf::Messa
       return static_cast<const envoy::config::listener::v3::Listener&>(message).name();
     case ResourceKind::Route:
       return static_cast<const envoy::config::route::v3::RouteConfiguration&>(message).name();
+    case ResourceKind::Secret:
+      return static_cast<const envoy::extensions::transport_sockets::tls::v3::Secret&>(message)
+          .name();
   }
   static const std::string kEmpty;
   return kEmpty;
@@ -113,6 +117,10 @@ std::vector<const google::protobuf::Message*> resourcesOf(const SnapshotFile& fi
       break;
     case ResourceKind::Route:
       for (const auto& m : r.routes())
+        out.push_back(&m);
+      break;
+    case ResourceKind::Secret:
+      for (const auto& m : r.secrets())
         out.push_back(&m);
       break;
   }

@@ -16,6 +16,7 @@
 #include "control_plane_stub/resource_kind.h"
 #include "control_plane_stub/snapshot.h"
 #include "google/protobuf/util/json_util.h"
+#include "proxy/config/field_support.h"
 #include "proxy/config/filter_config.h"
 #include "proxy/config/message_util.h"
 #include "proxy/config/validation.h"
@@ -155,6 +156,10 @@ absl::Status validateResource(ResourceKind kind, const google::protobuf::Message
     case ResourceKind::Endpoint:
       return Config::validateClusterLoadAssignment(
           static_cast<const ClusterLoadAssignment&>(message), path);
+    case ResourceKind::Secret:
+      // Only what the proxy implements; the PEMs are the client's to check (a filename is read
+      // on the client's machine), and a bad one is the client's to NACK.
+      return Config::checkSupportedFields(message, path);
   }
   return absl::OkStatus();
 }

@@ -22,7 +22,7 @@ constexpr int kInvalidArgument = 3;
 using envoy::service::discovery::v3::DeltaDiscoveryRequest;
 using envoy::service::discovery::v3::DiscoveryRequest;
 
-constexpr std::array<XdsMethod, 10> kMethods = {{
+constexpr std::array<XdsMethod, 12> kMethods = {{
     {kAdsSotwMethod, false, std::nullopt},
     {kAdsDeltaMethod, true, std::nullopt},
     {"/envoy.service.listener.v3.ListenerDiscoveryService/StreamListeners", false,
@@ -39,6 +39,8 @@ constexpr std::array<XdsMethod, 10> kMethods = {{
      ResourceKind::Endpoint},
     {"/envoy.service.endpoint.v3.EndpointDiscoveryService/DeltaEndpoints", true,
      ResourceKind::Endpoint},
+    {"/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets", false, ResourceKind::Secret},
+    {"/envoy.service.secret.v3.SecretDiscoveryService/DeltaSecrets", true, ResourceKind::Secret},
 }};
 
 // How long shutdown() waits for cancelled streams to finish.

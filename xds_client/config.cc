@@ -436,14 +436,75 @@ void fillNodeIdentity(envoy::config::core::v3::Node& node) {
   }
 }
 
+namespace {
+
+// The first sds_config.api_config_source of `common`, or null.
+const ApiConfigSource* sdsApiIn(
+    const envoy::extensions::transport_sockets::tls::v3::CommonTlsContext& common) {
+  for (const auto& ref : common.tls_certificate_sds_secret_configs()) {
+    if (ref.sds_config().has_api_config_source()) {
+      return &ref.sds_config().api_config_source();
+    }
+  }
+  if (common.validation_context_sds_secret_config().sds_config().has_api_config_source()) {
+    return &common.validation_context_sds_secret_config().sds_config().api_config_source();
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::optional<ApiConfigSource> sdsApiConfigSource(
+    const envoy::config::bootstrap::v3::Bootstrap& bootstrap, std::string* field) {
+  const auto& dynamic = bootstrap.dynamic_resources();
+  if (dynamic.has_ads_config()) {
+    *field = "dynamic_resources.ads_config";
+    return dynamic.ads_config();
+  }
+  // Static TLS contexts (the bootstrap holds them as Any).
+  const auto& resources = bootstrap.static_resources();
+  for (int i = 0; i < resources.listeners_size(); i++) {
+    const auto& listener = resources.listeners(i);
+    for (int c = 0; c < listener.filter_chains_size(); c++) {
+      envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext tls;
+      const auto& ts = listener.filter_chains(c).transport_socket();
+      if (ts.has_typed_config() && ts.typed_config().UnpackTo(&tls)) {
+        if (const ApiConfigSource* api = sdsApiIn(tls.common_tls_context()); api != nullptr) {
+          *field = absl::StrCat("static_resources.listeners[", i, "].filter_chains[", c,
+                                "].transport_socket (sds_config.api_config_source)");
+          return *api;
+        }
+      }
+    }
+  }
+  for (int i = 0; i < resources.clusters_size(); i++) {
+    envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext tls;
+    const auto& ts = resources.clusters(i).transport_socket();
+    if (ts.has_typed_config() && ts.typed_config().UnpackTo(&tls)) {
+      if (const ApiConfigSource* api = sdsApiIn(tls.common_tls_context()); api != nullptr) {
+        *field = absl::StrCat("static_resources.clusters[", i,
+                              "].transport_socket (sds_config.api_config_source)");
+        return *api;
+      }
+    }
+  }
+  if (dynamic.lds_config().has_api_config_source()) {
+    *field = "dynamic_resources.lds_config.api_config_source";
+    return dynamic.lds_config().api_config_source();
+  }
+  if (dynamic.cds_config().has_api_config_source()) {
+    *field = "dynamic_resources.cds_config.api_config_source";
+    return dynamic.cds_config().api_config_source();
+  }
+  return std::nullopt;
+}
+
 absl::StatusOr<XdsClientConfig> xdsConfigFromBootstrap(
     const envoy::config::bootstrap::v3::Bootstrap& bootstrap) {
   XdsClientConfig config;
   config.node = bootstrap.node();
   fillNodeIdentity(config.node);
-  if (!bootstrap.has_dynamic_resources()) {
-    return config;
-  }
+  // (Without dynamic_resources, static TLS contexts may still fetch secrets: SDS below.)
   const auto& dynamic = bootstrap.dynamic_resources();
 
   if (dynamic.has_ads_config()) {
@@ -485,6 +546,20 @@ absl::StatusOr<XdsClientConfig> xdsConfigFromBootstrap(
     }
     config.types.emplace(std::string(s.type_url), *std::move(type));
     config.types.emplace(std::string(s.child_type_url), child);
+  }
+  // Secrets (SDS): on ADS when there is one, else on the stream of sdsApiConfigSource().
+  std::string sds_field;
+  if (const auto sds = sdsApiConfigSource(bootstrap, &sds_field); sds.has_value()) {
+    XdsTypeConfig secrets;
+    secrets.ads = config.ads.has_value();
+    if (!secrets.ads) {
+      auto stream = resolveApiConfigSource(*sds, bootstrap, sds_field);
+      if (!stream.ok()) {
+        return stream.status();
+      }
+      secrets.stream = *std::move(stream);
+    }
+    config.types.emplace(kSecretTypeUrl, std::move(secrets));
   }
   return config;
 }

@@ -116,6 +116,13 @@ struct XdsClientConfig {
 absl::StatusOr<XdsClientConfig> xdsConfigFromBootstrap(
     const envoy::config::bootstrap::v3::Bootstrap& bootstrap);
 
+// The api_config_source the client fetches secrets (SDS) from: dynamic_resources.ads_config
+// when set (then on the ADS stream); else the first sds_config.api_config_source of a TLS
+// context in static_resources; else lds_config's, else cds_config's api_config_source. Null:
+// none (sds_config is then refused). `field` is set to where it was found.
+std::optional<envoy::config::core::v3::ApiConfigSource> sdsApiConfigSource(
+    const envoy::config::bootstrap::v3::Bootstrap& bootstrap, std::string* field);
+
 // Sets node.user_agent_name / user_agent_build_version to ours and adds the client features
 // we implement ("xds.config.resource-in-sotw").
 void fillNodeIdentity(envoy::config::core::v3::Node& node);

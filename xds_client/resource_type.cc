@@ -11,6 +11,7 @@
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "envoy/config/listener/v3/listener.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
+#include "envoy/extensions/transport_sockets/tls/v3/secret.pb.h"
 #include "google/protobuf/descriptor.h"
 #include "proxy/common/string_view.h"
 
@@ -55,6 +56,9 @@ class Table {
     add(builtIn(envoy::config::route::v3::RouteConfiguration::default_instance(), "name", false,
                 "rds", "envoy.service.route.v3.RouteDiscoveryService", "StreamRoutes",
                 "DeltaRoutes", 3));
+    add(builtIn(envoy::extensions::transport_sockets::tls::v3::Secret::default_instance(), "name",
+                false, "sds", "envoy.service.secret.v3.SecretDiscoveryService", "StreamSecrets",
+                "DeltaSecrets", 4));
   }
 
   const ResourceType* find(absl::string_view type_url) {

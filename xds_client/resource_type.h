@@ -19,6 +19,7 @@ using ::Proxy::kClusterTypeUrl;
 using ::Proxy::kListenerTypeUrl;
 using ::Proxy::kResourceWrapperTypeUrl;
 using ::Proxy::kRouteConfigurationTypeUrl;
+using ::Proxy::kSecretTypeUrl;
 
 // The ADS methods; per-type methods are in ResourceType.
 inline constexpr std::string_view kAdsSotwMethod =

@@ -16,6 +16,8 @@ inline constexpr char kRouteConfigurationTypeUrl[] =
 inline constexpr char kClusterTypeUrl[] = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 inline constexpr char kClusterLoadAssignmentTypeUrl[] =
     "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+inline constexpr char kSecretTypeUrl[] =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
 // The wrapper a SotW server may put around a resource (for a TTL) and that Delta always uses.
 inline constexpr char kResourceWrapperTypeUrl[] =
     "type.googleapis.com/envoy.service.discovery.v3.Resource";

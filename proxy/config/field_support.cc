@@ -543,6 +543,8 @@ const std::vector<ImplementedField>& table() {
       {kCommonTls, "tls_certificate_sds_secret_configs", nullptr, nullptr, nullptr},
       {kCommonTls, "validation_context_sds_secret_config", nullptr, nullptr, nullptr},
       {kSdsSecretConfig, "name", nullptr, nullptr, nullptr},
+      // SDS over xDS: ads or the SDS stream's api_config_source (server/xds_config.cc).
+      {kSdsSecretConfig, "sds_config", nullptr, nullptr, nullptr},
       {kSecret, "name", nullptr, nullptr, nullptr},
       {kSecret, "tls_certificate", nullptr, nullptr, nullptr},
       {kSecret, "validation_context", nullptr, nullptr, nullptr},

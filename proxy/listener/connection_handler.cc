@@ -260,8 +260,9 @@ void ConnectionHandler::ActiveListener::newConnection(Network::IoHandle socket,
     return;  // `socket` closes as it goes out of scope
   }
   Network::TransportSocketPtr transport;
-  if ((*chain)->tls_context != nullptr) {
-    transport = std::make_unique<Tls::SslSocket>((*chain)->tls_context);
+  if ((*chain)->tls != nullptr) {
+    // The context of now: a rotated secret (SDS) applies from the next connection on.
+    transport = std::make_unique<Tls::SslSocket>((*chain)->tls->current());
   }
   auto connection = std::make_unique<Network::ConnectionImpl>(parent.dispatcher_, std::move(socket),
                                                               remote, local, std::move(transport));
@@ -279,7 +280,7 @@ void ConnectionHandler::ActiveListener::newConnection(Network::IoHandle socket,
   connections.push_front(std::move(active));
   ref.it = connections.begin();
   const FilterChain& c = *ref.chain;
-  if (c.tls_context != nullptr && c.transport_socket_connect_timeout.count() > 0) {
+  if (c.tls != nullptr && c.transport_socket_connect_timeout.count() > 0) {
     // A handshake that stalls (a peer that connects and says nothing, or stops halfway) must
     // not hold the connection: Envoy's transport_socket_connect_timeout.
     ref.handshake_timer = parent.dispatcher_.createTimer([&ref]() {

@@ -78,18 +78,12 @@ absl::StatusOr<FilterChain> buildFilterChain(const envoy::config::listener::v3::
       return absl::InvalidArgumentError(
           "transport_socket.typed_config: cannot decode DownstreamTlsContext");
     }
-    auto common = Tls::resolveStaticSecrets(tls.common_tls_context(), context.secrets);
-    if (!common.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("transport_socket.typed_config.", common.status().message()));
-    }
-    *tls.mutable_common_tls_context() = *std::move(common);
-    auto tls_context = Tls::ContextImpl::createServer(tls);
+    auto tls_context = Tls::ContextProvider::createServer(tls, context.secrets);
     if (!tls_context.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("transport_socket.typed_config.", tls_context.status().message()));
     }
-    chain.tls_context = *std::move(tls_context);
+    chain.tls = *std::move(tls_context);
   }
   if (proto.has_transport_socket_connect_timeout()) {
     const auto& d = proto.transport_socket_connect_timeout();
@@ -408,8 +402,8 @@ void ListenerConfig::bindTlsStats(const Stats::Scope& scope) {
   // Before the config is shared with any worker; a chain reused from the previous version
   // keeps the stats it was bound to.
   auto bind = [&scope](const FilterChainConstSharedPtr& chain) {
-    if (chain != nullptr && chain->tls_context != nullptr && !chain->tls_context->hasStats()) {
-      chain->tls_context->initStats(scope);
+    if (chain != nullptr && chain->tls != nullptr && !chain->tls->hasStats()) {
+      chain->tls->initStats(scope);
     }
   };
   for (const FilterChainConstSharedPtr& chain : filter_chains_) {
@@ -432,6 +426,20 @@ std::vector<std::shared_ptr<Router::RdsRouteConfigProvider>> ListenerConfig::rds
   auto add = [&out](const FilterChainConstSharedPtr& chain) {
     if (chain != nullptr && chain->hcm != nullptr && chain->hcm->rds_provider != nullptr) {
       out.push_back(chain->hcm->rds_provider);
+    }
+  };
+  for (const FilterChainConstSharedPtr& chain : filter_chains_) {
+    add(chain);
+  }
+  add(default_filter_chain_);
+  return out;
+}
+
+std::vector<std::shared_ptr<Tls::ContextProvider>> ListenerConfig::pendingTlsProviders() const {
+  std::vector<std::shared_ptr<Tls::ContextProvider>> out;
+  auto add = [&out](const FilterChainConstSharedPtr& chain) {
+    if (chain != nullptr && chain->tls != nullptr && !chain->tls->ready()) {
+      out.push_back(chain->tls);
     }
   };
   for (const FilterChainConstSharedPtr& chain : filter_chains_) {

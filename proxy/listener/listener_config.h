@@ -20,6 +20,7 @@
 #include "proxy/router/rds_impl.h"
 #include "proxy/stats/stats.h"
 #include "proxy/tls/context_impl.h"
+#include "proxy/tls/context_provider.h"
 #include "proxy/tls/secret_manager.h"
 
 namespace Proxy::Listener {
@@ -59,7 +60,8 @@ struct FilterChain {
   Filters::TcpProxyConfigConstSharedPtr tcp_proxy;  // set for tcp_proxy
   // transport_socket envoy.transport_sockets.tls (null: plaintext). Its stats scope is the
   // listener's, bound once the listener's stat prefix is known (ListenerConfig::create).
-  std::shared_ptr<Tls::ContextImpl> tls_context;
+  // The context follows the secrets it names (SDS): each connection takes the current one.
+  std::shared_ptr<Tls::ContextProvider> tls;
   // transport_socket_connect_timeout: a TLS handshake not done by then closes the connection.
   std::chrono::milliseconds transport_socket_connect_timeout{0};
 };
@@ -84,7 +86,7 @@ struct ListenerBuildContext {
   // False for --mode validate: check everything but bind nothing.
   bool bind_sockets = true;
   // static_resources.secrets, which TLS contexts may name (null: none).
-  const Tls::SecretManager* secrets = nullptr;
+  Tls::SecretManager* secrets = nullptr;
   // The version this one replaces (same name), if any: its sockets are reused when the
   // address is unchanged, and its unchanged filter chains are shared.
   const ListenerConfig* previous = nullptr;
@@ -127,6 +129,8 @@ class ListenerConfig {
   bool hasFilterChain(const FilterChain* chain) const;
   // RDS providers this listener's chains use (it is warm when all are ready).
   std::vector<std::shared_ptr<Router::RdsRouteConfigProvider>> rdsProviders() const;
+  // TLS contexts of its chains waiting for secrets (SDS): it warms until they are ready.
+  std::vector<std::shared_ptr<Tls::ContextProvider>> pendingTlsProviders() const;
   // True when `other` differs from this listener only in its filter chains (Envoy's condition
   // for an in-place filter chain update).
   bool onlyFilterChainsDiffer(const ListenerConfig& other) const;

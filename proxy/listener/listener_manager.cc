@@ -134,20 +134,27 @@ absl::StatusOr<bool> ListenerManagerImpl::addOrUpdateListener(const Listener& co
 void ListenerManagerImpl::startInit(ListenerImpl& listener) {
   const std::string name = listener.config->name();
   const uint64_t tag = listener.config->tag();
+  auto on_ready = [this, name, tag] {
+    auto it = warming_.find(name);
+    if (it == warming_.end() || it->second->config->tag() != tag) {
+      return;
+    }
+    if (--it->second->pending_init == 0) {
+      onListenerWarm(name);
+    }
+  };
   for (const auto& provider : listener.config->rdsProviders()) {
     if (provider->ready()) {
       continue;
     }
     listener.pending_init++;
-    listener.init_handles.push_back(provider->addReadyCallback([this, name, tag] {
-      auto it = warming_.find(name);
-      if (it == warming_.end() || it->second->config->tag() != tag) {
-        return;
-      }
-      if (--it->second->pending_init == 0) {
-        onListenerWarm(name);
-      }
-    }));
+    listener.init_handles.push_back(provider->addReadyCallback(on_ready));
+  }
+  // TLS contexts whose secrets (SDS) have not arrived: Envoy's init targets of the socket
+  // factories.
+  for (const auto& provider : listener.config->pendingTlsProviders()) {
+    listener.pending_init++;
+    listener.init_handles.push_back(provider->addReadyCallback(on_ready));
   }
   if (listener.pending_init == 0) {
     onListenerWarm(name);

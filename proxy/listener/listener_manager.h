@@ -78,7 +78,7 @@ class ListenerManagerImpl {
     cluster_exists_ = std::move(cb);
   }
   // Main thread, before the first listener: the secrets TLS contexts may name.
-  void setSecretManager(const Tls::SecretManager* secrets) { secrets_ = secrets; }
+  void setSecretManager(Tls::SecretManager* secrets) { secrets_ = secrets; }
   // Main thread, before the first listener: the overload manager's global downstream
   // connection limit the listeners count against (unless they ignore it). Outlives the workers.
   void setGlobalConnectionLimit(Network::GlobalConnectionLimit* limit) {
@@ -152,7 +152,7 @@ class ListenerManagerImpl {
   Stats::Store& store_;
   Router::RouteConfigProviderManager* rds_;
   std::function<bool(std::string_view)> cluster_exists_;
-  const Tls::SecretManager* secrets_ = nullptr;
+  Tls::SecretManager* secrets_ = nullptr;
   Network::GlobalConnectionLimit* global_connection_limit_ = nullptr;
   const std::chrono::milliseconds drain_time_;
   ListenerManagerStats stats_;

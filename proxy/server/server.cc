@@ -90,6 +90,7 @@ absl::Status Server::initialize() {
       !status.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("static_resources.", status.message()));
   }
+  secret_manager_.setSdsSourceCheck(XdsConfig::sdsSourceCheck(bootstrap_));
   cluster_manager_->setSecretManager(&secret_manager_);
   for (WorkerPtr& worker : workers_) {
     worker->initialize(*cluster_manager_);
@@ -159,6 +160,7 @@ absl::Status Server::initialize() {
   // xDS: the client is built (and its config checked) now, started in run().
   xds_ = std::make_unique<XdsConfig>(*dispatcher_, store_, *cluster_manager_, *listener_manager_,
                                      *rds_manager_);
+  xds_->setSecretManager(&secret_manager_);
   if (absl::Status status = xds_->initialize(bootstrap_); !status.ok()) {
     return status;
   }
@@ -253,6 +255,8 @@ int Server::run() {
       start_when_warm();
     }
   };
+  // Secrets first: static clusters and listeners may wait for them (SDS).
+  xds_->startSds();
   if (cluster_manager_->warmingClusterCount() > 0) {
     // Static clusters with health checks warm until their first round (Envoy's cluster
     // manager initialisation) before xDS starts. Once: a later warm-up (CDS) must not start

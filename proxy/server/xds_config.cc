@@ -11,6 +11,8 @@
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "envoy/config/listener/v3/listener.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
+#include "envoy/extensions/transport_sockets/tls/v3/secret.pb.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "proxy/common/assert.h"
 #include "proxy/config/bootstrap.h"
 #include "spdlog/spdlog.h"
@@ -116,6 +118,7 @@ class XdsConfig::LdsWatcher : public Xds::Watcher {
       parent_.listeners_.removeListener(name);
     }
     parent_.onLdsInitialized();
+    parent_.updateSdsNames();  // secrets no listener names any more leave the subscription
     return errors.toStatus();
   }
 
@@ -187,6 +190,7 @@ class XdsConfig::CdsWatcher : public Xds::Watcher {
       parent_.clusters_.removeCluster(name);
     }
     parent_.updateEdsNames();
+    parent_.updateSdsNames();
     parent_.onCdsInitialized();
     return errors.toStatus();
   }
@@ -230,6 +234,44 @@ class XdsConfig::EdsWatcher : public Xds::Watcher {
   XdsConfig& parent_;
 };
 
+// SDS: the secrets that TLS contexts name with sds_config.
+class XdsConfig::SdsWatcher : public Xds::Watcher {
+ public:
+  explicit SdsWatcher(XdsConfig& parent) : parent_(parent) {}
+
+  absl::Status onConfigUpdate(const std::vector<Xds::DecodedResource>& added,
+                              const std::vector<std::string>&, const std::string&) override {
+    Xds::ResourceErrors errors;
+    for (const Xds::DecodedResource& resource : added) {
+      std::shared_ptr<Tls::DynamicSecret> secret =
+          parent_.secrets_->findDynamicSecret(resource.name);
+      if (secret == nullptr) {
+        continue;  // no context uses it (any more)
+      }
+      // Envoy's per-secret subscription stats.
+      Stats::Scope scope(parent_.store_, absl::StrCat("sds.", resource.name, "."));
+      const absl::Status status =
+          secret->update(resource.as<envoy::extensions::transport_sockets::tls::v3::Secret>());
+      if (!status.ok()) {
+        // The previous version (if any) keeps serving.
+        spdlog::warn("sds: secret '{}' rejected: {}", resource.name, message(status));
+        scope.counter("update_rejected").inc();
+        errors.add(resource, message(status));
+        continue;
+      }
+      scope.counter("update_success").inc();
+      parent_.sds_timers_->arrived(resource.name);
+    }
+    // A removed secret keeps serving its last version, as in Envoy.
+    return errors.toStatus();
+  }
+
+  void onConfigUpdateFailed(Xds::FailureReason) override {}
+
+ private:
+  XdsConfig& parent_;
+};
+
 XdsConfig::XdsConfig(Event::Dispatcher& main, Stats::Store& store,
                      Upstream::ClusterManagerImpl& clusters,
                      Listener::ListenerManagerImpl& listeners,
@@ -249,6 +291,10 @@ XdsConfig::~XdsConfig() {
   rds_watch_.reset();
   cds_watch_.reset();
   eds_watch_.reset();
+  sds_watch_.reset();
+  if (secrets_ != nullptr) {
+    secrets_->setNamesChangedCallback(nullptr);
+  }
   client_.reset();
 }
 
@@ -260,7 +306,8 @@ absl::Status XdsConfig::initialize(const envoy::config::bootstrap::v3::Bootstrap
   dynamic_ = bootstrap.dynamic_resources();
   has_lds_ = config->types.count(Xds::kListenerTypeUrl) > 0;
   has_cds_ = config->types.count(Xds::kClusterTypeUrl) > 0;
-  if (!has_lds_ && !has_cds_) {
+  has_sds_ = secrets_ != nullptr && config->types.count(Xds::kSecretTypeUrl) > 0;
+  if (!has_lds_ && !has_cds_ && !has_sds_) {
     return absl::OkStatus();
   }
   if (transport_factory_ == nullptr) {
@@ -272,6 +319,7 @@ absl::Status XdsConfig::initialize(const envoy::config::bootstrap::v3::Bootstrap
   rds_watcher_ = std::make_unique<RdsWatcher>(*this);
   cds_watcher_ = std::make_unique<CdsWatcher>(*this);
   eds_watcher_ = std::make_unique<EdsWatcher>(*this);
+  sds_watcher_ = std::make_unique<SdsWatcher>(*this);
   // Their stats go where the client counts the RDS and EDS watches' (see updateRdsNames()).
   rds_timers_ = std::make_unique<InitialFetchTimers>(
       main_, Stats::Scope(store_, "rds."),
@@ -279,6 +327,12 @@ absl::Status XdsConfig::initialize(const envoy::config::bootstrap::v3::Bootstrap
   eds_timers_ = std::make_unique<InitialFetchTimers>(
       main_, Stats::Scope(store_, "cluster_manager.eds."),
       [this](const std::string& name) { giveUpOnEndpoints(name); });
+  sds_timers_ = std::make_unique<InitialFetchTimers>(
+      main_, Stats::Scope(store_, "sds."),
+      [this](const std::string& name) { giveUpOnSecret(name); });
+  if (has_sds_) {
+    secrets_->setNamesChangedCallback([this] { updateSdsNames(); });
+  }
   routes_.setNamesChangedCallback(
       [this](const std::vector<std::string>& names) { updateRdsNames(names); });
   return absl::OkStatus();
@@ -424,6 +478,115 @@ void XdsConfig::updateEdsNames() {
     return;
   }
   eds_watch_ = *std::move(watch);
+}
+
+Tls::SecretManager::SourceCheck XdsConfig::sdsSourceCheck(
+    const envoy::config::bootstrap::v3::Bootstrap& bootstrap) {
+  std::string stream_field;
+  auto stream = Xds::sdsApiConfigSource(bootstrap, &stream_field);
+  if (!stream.has_value()) {
+    return nullptr;
+  }
+  using envoy::config::core::v3::ApiConfigSource;
+  using envoy::config::core::v3::ConfigSource;
+  const bool ads = bootstrap.dynamic_resources().has_ads_config();
+  auto is_delta = [](ApiConfigSource::ApiType type) {
+    return type == ApiConfigSource::DELTA_GRPC || type == ApiConfigSource::AGGREGATED_DELTA_GRPC;
+  };
+  return [stream = *std::move(stream), stream_field, ads, is_delta](
+             const ConfigSource& source, const std::string& field) -> absl::Status {
+    auto error = [](const std::string& where, const std::string& reason) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": ", reason));
+    };
+    if (source.initial_fetch_timeout().seconds() < 0 ||
+        source.initial_fetch_timeout().nanos() < 0) {
+      return error(field + ".initial_fetch_timeout", "must not be negative");
+    }
+    switch (source.config_source_specifier_case()) {
+      case ConfigSource::kAds:
+        if (!ads) {
+          return error(field + ".ads", "ads is used but dynamic_resources.ads_config is not set");
+        }
+        return absl::OkStatus();
+      case ConfigSource::kApiConfigSource: {
+        // The proxy has one SDS stream (as it has one RDS and one EDS stream).
+        const ApiConfigSource& api = source.api_config_source();
+        const std::string api_field = field + ".api_config_source";
+        if (api.grpc_services_size() != 1 || stream.grpc_services_size() != 1 ||
+            !google::protobuf::util::MessageDifferencer::Equals(api.grpc_services(0),
+                                                                stream.grpc_services(0))) {
+          return error(api_field + ".grpc_services",
+                       absl::StrCat("a management server other than the one of ", stream_field,
+                                    ", which the proxy fetches SDS from, is not supported"));
+        }
+        if (is_delta(api.api_type()) != is_delta(stream.api_type())) {
+          return error(api_field + ".api_type",
+                       absl::StrCat(ApiConfigSource::ApiType_Name(api.api_type()),
+                                    " differs from the protocol of ", stream_field,
+                                    ", which the proxy fetches SDS with: not supported"));
+        }
+        if (api.transport_api_version() != envoy::config::core::v3::V3) {
+          return error(api_field + ".transport_api_version", "V3 is required");
+        }
+        return absl::OkStatus();
+      }
+      case ConfigSource::kPath:
+      case ConfigSource::kPathConfigSource:
+      case ConfigSource::kSelf:
+        return error(field, "only ads and api_config_source are supported for sds_config");
+      default:
+        return error(field, "one of ads or api_config_source is required");
+    }
+  };
+}
+
+void XdsConfig::startSds() {
+  sds_started_ = true;
+  updateSdsNames();
+}
+
+void XdsConfig::updateSdsNames() {
+  if (!has_sds_ || !sds_started_ || client_ == nullptr) {
+    return;
+  }
+  const std::vector<std::string> names = secrets_->dynamicSecretNames();
+  if (names == sds_names_) {
+    return;
+  }
+  // Each new name waits at most the initial_fetch_timeout of the first sds_config naming it.
+  sds_timers_->update(names, [this](const std::string& name) {
+    auto secret = secrets_->findDynamicSecret(name);
+    return secret != nullptr ? Xds::initialFetchTimeout(secret->source())
+                             : Xds::kDefaultInitialFetchTimeout;
+  });
+  sds_names_ = names;
+  if (names.empty()) {
+    sds_watch_.reset();
+    return;
+  }
+  if (sds_watch_ != nullptr) {
+    sds_watch_->updateResourceNames(names);
+    return;
+  }
+  Xds::WatchOptions options;
+  options.initial_fetch_timeout = std::chrono::milliseconds(0);  // sds_timers_ instead
+  auto watch = client_->watch(Xds::kSecretTypeUrl, names, *sds_watcher_, options);
+  if (!watch.ok()) {
+    spdlog::error("sds: {}", std::string(watch.status().message()));
+    return;
+  }
+  sds_watch_ = *std::move(watch);
+}
+
+void XdsConfig::giveUpOnSecret(const std::string& name) {
+  // Envoy: the listener or cluster waiting for it stops warming; its connections fail (no
+  // context: *_context_secrets_not_ready) until the secret comes.
+  auto secret = secrets_->findDynamicSecret(name);
+  if (secret == nullptr || secret->secret() != nullptr) {
+    return;
+  }
+  spdlog::warn("sds: secret '{}' did not arrive within its initial fetch timeout", name);
+  secret->giveUp();
 }
 
 void XdsConfig::giveUpOnRoutes(const std::string& name) {

@@ -2,7 +2,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "proxy/common/status.h"
 #include "proxy/tls/context_impl.h"
+#include "proxy/tls/context_provider.h"
 
 namespace Proxy::Tls {
 namespace {
@@ -70,8 +72,9 @@ const Secret* SecretManager::findStaticSecret(const std::string& name) const {
   return it != static_secrets_.end() ? &it->second : nullptr;
 }
 
-absl::StatusOr<CommonTlsContext> resolveStaticSecrets(const CommonTlsContext& common,
-                                                      const SecretManager* secrets) {
+absl::StatusOr<CommonTlsContext> resolveSecrets(const CommonTlsContext& common,
+                                                const SecretLookup& lookup, bool* missing) {
+  *missing = false;
   CommonTlsContext resolved = common;
   resolved.clear_tls_certificate_sds_secret_configs();
   if (common.tls_certificate_sds_secret_configs_size() > 0 && common.tls_certificates_size() > 0) {
@@ -80,16 +83,14 @@ absl::StatusOr<CommonTlsContext> resolveStaticSecrets(const CommonTlsContext& co
         "common_tls_context.tls_certificate_sds_secret_configs: not supported together with "
         "tls_certificates");
   }
-  // The secret a reference names, of the type it must have.
-  auto find = [secrets](const SdsSecretConfig& ref, const std::string& field,
+  // The secret a reference names, of the type it must have (null: no version yet).
+  auto find = [&lookup](const SdsSecretConfig& ref, const std::string& field,
                         Secret::TypeCase type) -> absl::StatusOr<const Secret*> {
-    const Secret* secret = secrets != nullptr ? secrets->findStaticSecret(ref.name()) : nullptr;
-    if (secret == nullptr) {
-      // Envoy: "Unknown static secret: NAME".
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, ".name: unknown static secret '", ref.name(), "'"));
+    auto secret = lookup(ref, field);
+    if (!secret.ok() || *secret == nullptr) {
+      return secret;
     }
-    if (secret->type_case() != type) {
+    if ((*secret)->type_case() != type) {
       return absl::InvalidArgumentError(
           absl::StrCat(field, ".name: secret '", ref.name(), "' is not a ",
                        type == Secret::kTlsCertificate ? "tls_certificate" : "validation_context"));
@@ -104,6 +105,10 @@ absl::StatusOr<CommonTlsContext> resolveStaticSecrets(const CommonTlsContext& co
     if (!secret.ok()) {
       return secret.status();
     }
+    if (*secret == nullptr) {
+      *missing = true;
+      continue;
+    }
     *resolved.add_tls_certificates() = (*secret)->tls_certificate();
   }
   if (common.has_validation_context_sds_secret_config()) {
@@ -113,9 +118,94 @@ absl::StatusOr<CommonTlsContext> resolveStaticSecrets(const CommonTlsContext& co
     if (!secret.ok()) {
       return secret.status();
     }
-    *resolved.mutable_validation_context() = (*secret)->validation_context();
+    if (*secret == nullptr) {
+      *missing = true;
+    } else {
+      *resolved.mutable_validation_context() = (*secret)->validation_context();
+    }
   }
   return resolved;
+}
+
+absl::StatusOr<std::shared_ptr<DynamicSecret>> SecretManager::findOrCreateDynamicSecret(
+    const SdsSecretConfig& ref, const std::string& field) {
+  if (ref.name().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ".name: must not be empty"));
+  }
+  if (!source_check_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".sds_config: not supported: the bootstrap configures no xDS stream for SDS"));
+  }
+  RETURN_IF_ERROR(source_check_(ref.sds_config(), field + ".sds_config"));
+  std::weak_ptr<DynamicSecret>& slot = dynamic_[ref.name()];
+  if (std::shared_ptr<DynamicSecret> existing = slot.lock(); existing != nullptr) {
+    return existing;
+  }
+  auto secret = std::make_shared<DynamicSecret>(ref.name(), ref.sds_config());
+  slot = secret;
+  if (names_changed_) {
+    names_changed_();
+  }
+  return secret;
+}
+
+std::shared_ptr<DynamicSecret> SecretManager::findDynamicSecret(const std::string& name) const {
+  auto it = dynamic_.find(name);
+  return it != dynamic_.end() ? it->second.lock() : nullptr;
+}
+
+std::vector<std::string> SecretManager::dynamicSecretNames() {
+  std::vector<std::string> names;
+  for (auto it = dynamic_.begin(); it != dynamic_.end();) {
+    if (it->second.expired()) {
+      it = dynamic_.erase(it);
+      continue;
+    }
+    names.push_back(it->first);
+    ++it;
+  }
+  return names;
+}
+
+absl::Status DynamicSecret::update(const Secret& secret) {
+  if (has_secret_ && secret.SerializeAsString() == secret_.SerializeAsString()) {
+    return absl::OkStatus();  // the same version again (SotW resends): nothing to rebuild
+  }
+  RETURN_IF_ERROR(validateSecret(secret));
+  // Every context first, then the switch: all or nothing.
+  std::vector<std::pair<std::shared_ptr<ContextProvider>, std::shared_ptr<ContextImpl>>> next;
+  for (auto it = subscribers_.begin(); it != subscribers_.end();) {
+    std::shared_ptr<ContextProvider> provider = it->lock();
+    if (provider == nullptr) {
+      it = subscribers_.erase(it);
+      continue;
+    }
+    auto context = provider->prepare(name_, secret);
+    if (!context.ok()) {
+      return context.status();
+    }
+    next.emplace_back(std::move(provider), *std::move(context));
+    ++it;
+  }
+  secret_ = secret;
+  has_secret_ = true;
+  for (auto& [provider, context] : next) {
+    provider->commit(std::move(context));
+  }
+  return absl::OkStatus();
+}
+
+void DynamicSecret::giveUp() {
+  given_up_ = true;
+  for (const std::weak_ptr<ContextProvider>& weak : subscribers_) {
+    if (std::shared_ptr<ContextProvider> provider = weak.lock(); provider != nullptr) {
+      provider->giveUp();
+    }
+  }
+}
+
+void DynamicSecret::subscribe(const std::shared_ptr<ContextProvider>& provider) {
+  subscribers_.push_back(provider);
 }
 
 }  // namespace Proxy::Tls

@@ -26,6 +26,13 @@ SslSocket::~SslSocket() {
 
 void SslSocket::setTransportSocketCallbacks(Network::TransportSocketCallbacks& callbacks) {
   callbacks_ = &callbacks;
+  if (context_ == nullptr) {
+    // Envoy's NotReadySslSocket: a secret of the context has not arrived (SDS). The connection
+    // closes at its first I/O, counted by the provider (*_context_secrets_not_ready).
+    state_ = State::Failed;
+    failure_reason_ = "TLS Socket Factory not ready";
+    return;
+  }
   ssl_ = context_->newSsl();
   if (ssl_ == nullptr || !callbacks.ioHandle().isOpen() ||
       SSL_set_fd(ssl_, callbacks.ioHandle().fd()) != 1) {

@@ -221,8 +221,9 @@ absl::Status http2SettingsFrom(const std::string& name, absl::string_view field,
 
 }  // namespace
 
-absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(
-    const Cluster& config, Stats::Store& store, const Tls::SecretManager* secrets) {
+absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(const Cluster& config,
+                                                                      Stats::Store& store,
+                                                                      Tls::SecretManager* secrets) {
   const std::string& name = config.name();
   if (name.empty()) {
     return clusterError(name, "name", "must not be empty");
@@ -325,7 +326,7 @@ absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(
 
   // The raw socket, or TLS (UpstreamTlsContext); anything else is refused rather than sending
   // cleartext where something else was asked for.
-  std::shared_ptr<Tls::ContextImpl> tls_context;
+  std::shared_ptr<Tls::ContextProvider> tls_context;
   if (config.has_transport_socket()) {
     const auto& ts = config.transport_socket();
     const bool raw = ts.has_typed_config() ? ts.typed_config().type_url() == kRawBufferType
@@ -336,13 +337,7 @@ absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(
         return clusterError(name, "transport_socket.typed_config",
                             "cannot decode UpstreamTlsContext");
       }
-      auto common = Tls::resolveStaticSecrets(tls.common_tls_context(), secrets);
-      if (!common.ok()) {
-        return clusterError(name, "transport_socket.typed_config",
-                            std::string(common.status().message()));
-      }
-      *tls.mutable_common_tls_context() = *std::move(common);
-      auto context = Tls::ContextImpl::createClient(tls);
+      auto context = Tls::ContextProvider::createClient(tls, secrets);
       if (!context.ok()) {
         return clusterError(name, "transport_socket.typed_config",
                             std::string(context.status().message()));
@@ -496,7 +491,7 @@ Network::TransportSocketPtr ClusterInfoImpl::createTransportSocket(
   if (tls_context_ == nullptr) {
     return nullptr;
   }
-  return std::make_unique<Tls::SslSocket>(tls_context_, alpn_fallback);
+  return std::make_unique<Tls::SslSocket>(tls_context_->current(), alpn_fallback);
 }
 
 }  // namespace Proxy::Upstream

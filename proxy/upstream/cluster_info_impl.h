@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "proxy/tls/context_impl.h"
+#include "proxy/tls/context_provider.h"
 #include "proxy/tls/secret_manager.h"
 #include "proxy/upstream/thread_aware_lb_impl.h"
 #include "proxy/upstream/upstream.h"
@@ -28,7 +29,7 @@ class ClusterInfoImpl : public ClusterInfo {
   // context may name (null: none).
   static absl::StatusOr<ClusterInfoImplConstSharedPtr> create(
       const envoy::config::cluster::v3::Cluster& config, Stats::Store& store,
-      const Tls::SecretManager* secrets = nullptr);
+      Tls::SecretManager* secrets = nullptr);
 
   const std::string& name() const override { return name_; }
   std::chrono::milliseconds connectTimeout() const override { return connect_timeout_; }
@@ -55,6 +56,8 @@ class ClusterInfoImpl : public ClusterInfo {
   }
   Network::TransportSocketPtr createTransportSocket(
       std::string_view alpn_fallback = {}) const override;
+  // The TLS context's provider (null: raw socket); main thread, for warming on SDS.
+  Tls::ContextProvider* tlsContextProvider() const { return tls_context_.get(); }
 
   // "cluster.<name or alt_stat_name>.", for the stats of the cluster's health checker and
   // outlier detector.
@@ -94,7 +97,7 @@ class ClusterInfoImpl : public ClusterInfo {
   mutable ClusterResources resources_;
   mutable ClusterStats stats_;
   std::unique_ptr<Http::Http2::ClientCodecStats> http2_codec_stats_;  // HTTP/2 clusters only
-  std::shared_ptr<const Tls::ContextImpl> tls_context_;  // transport_socket tls, else null
+  std::shared_ptr<Tls::ContextProvider> tls_context_;  // transport_socket tls, else null
 };
 
 }  // namespace Proxy::Upstream

@@ -558,8 +558,8 @@ absl::Status ClusterManagerImpl::updateClusterLoadAssignment(
     if (target.map == &warming_) {
       ClusterData& data = *target.it->second;
       data.hosts = prepareHosts(data, target.hosts->hosts);
-      if (data.awaiting_health_checks) {
-        continue;  // still warming: its health checker's first round activates it
+      if (data.awaiting_health_checks || data.awaiting_secrets) {
+        continue;  // still warming: its health checker's first round (secrets) activates it
       }
       std::unique_ptr<ClusterData> owned = std::move(target.it->second);
       warming_.erase(target.it);
@@ -657,6 +657,7 @@ bool ClusterManagerImpl::isEdsServiceWarming(std::string_view eds_service_name) 
   for (const std::string& name : indexed->second) {
     auto it = warming_.find(name);
     if (it != warming_.end() && !it->second->awaiting_health_checks &&
+        !it->second->awaiting_secrets &&
         it->second->info->discoveryType() == ClusterInfoImpl::DiscoveryType::Eds &&
         it->second->info->edsServiceName() == eds_service_name) {
       return true;
@@ -725,6 +726,17 @@ HostSetConstSharedPtr ClusterManagerImpl::prepareHosts(ClusterData& data, HostVe
 }
 
 bool ClusterManagerImpl::activateOrAwaitHealthChecks(std::unique_ptr<ClusterData> data) {
+  // Envoy's cluster init waits for the secrets of its transport socket first (SDS).
+  if (Tls::ContextProvider* tls = data->info->tlsContextProvider();
+      tls != nullptr && !tls->ready()) {
+    data->awaiting_secrets = true;
+    ClusterData* raw = data.get();
+    data->secrets_ready_handle = tls->addReadyCallback([this, raw] { onSecretsReady(*raw); });
+    const std::string name = data->info->name();
+    warming_[name] = std::move(data);
+    return false;
+  }
+  data->awaiting_secrets = false;
   if (data->health_checker != nullptr && !data->health_checker->initialRoundDone()) {
     data->awaiting_health_checks = true;
     const std::string name = data->info->name();
@@ -768,6 +780,20 @@ void ClusterManagerImpl::onInitialHealthCheckRound(ClusterData& data) {
   warming_.erase(it);
   owned->awaiting_health_checks = false;
   activate(std::move(owned));
+  updateGauges(was_warming);
+}
+
+void ClusterManagerImpl::onSecretsReady(ClusterData& data) {
+  ASSERT(main_dispatcher_.isThreadSafe());
+  auto it = warming_.find(data.info->name());
+  if (it == warming_.end() || it->second.get() != &data || !data.awaiting_secrets) {
+    return;
+  }
+  const bool was_warming = !warming_.empty();
+  std::unique_ptr<ClusterData> owned = std::move(it->second);
+  warming_.erase(it);
+  owned->awaiting_secrets = false;
+  activateOrAwaitHealthChecks(std::move(owned));
   updateGauges(was_warming);
 }
 

@@ -153,7 +153,7 @@ class ClusterManagerImpl : public ClusterManager {
       const envoy::config::endpoint::v3::ClusterLoadAssignment& cla);
 
   // Main thread, before the first cluster: the secrets TLS contexts may name.
-  void setSecretManager(const Tls::SecretManager* secrets) { secrets_ = secrets; }
+  void setSecretManager(Tls::SecretManager* secrets) { secrets_ = secrets; }
 
   // Called whenever the last warming cluster becomes active (for the initial warm-up wait).
   void setWarmingDoneCallback(std::function<void()> cb) { warming_done_cb_ = std::move(cb); }
@@ -192,6 +192,10 @@ class ClusterManagerImpl : public ClusterManager {
     HealthCheckerPtr health_checker;
     // In warming_ with its hosts, waiting for the health checker's first round.
     bool awaiting_health_checks = false;
+    // In warming_ with its hosts, waiting for the secrets of its TLS context (SDS); the
+    // handle keeps the context's ready callback.
+    bool awaiting_secrets = false;
+    std::shared_ptr<void> secrets_ready_handle;
     // STRICT_DNS / LOGICAL_DNS: the resolution (null otherwise). Last: destroyed first, so
     // none of its callbacks (which name this ClusterData) can run once it goes.
     std::unique_ptr<DnsClusterImpl> dns;
@@ -228,12 +232,14 @@ class ClusterManagerImpl : public ClusterManager {
   void onHostHealthChanged(ClusterData& data);
   // The health checker of `data` completed its first round: a warming version becomes active.
   void onInitialHealthCheckRound(ClusterData& data);
+  // The secrets of a warming cluster's TLS context arrived (or were given up on).
+  void onSecretsReady(ClusterData& data);
   // Refresh the gauges; run the warming-done callback if warming just ended.
   void updateGauges(bool was_warming);
 
   Event::Dispatcher& main_dispatcher_;
   Stats::Store& store_;
-  const Tls::SecretManager* secrets_ = nullptr;
+  Tls::SecretManager* secrets_ = nullptr;
   ThreadLocal::SlotPtr slot_;
   ClusterMap active_;
   ClusterMap warming_;
