@@ -84,7 +84,7 @@ absl::StatusOr<std::shared_ptr<ContextProvider>> ContextProvider::create(
     return context.status();
   }
   {
-    absl::MutexLock lock(&provider->mutex_);
+    std::unique_lock lock(provider->mutex_);
     provider->current_ = *context;
   }
   bool ready = *context != nullptr;
@@ -143,7 +143,7 @@ void ContextProvider::initStats(const Stats::Scope& scope) {
   update_by_sds_ = &factory.counter("ssl_context_update_by_sds");
   not_ready_ = &factory.counter(is_server_ ? "downstream_context_secrets_not_ready"
                                            : "upstream_context_secrets_not_ready");
-  absl::MutexLock lock(&mutex_);
+  std::unique_lock lock(mutex_);
   if (current_ != nullptr && !current_->hasStats()) {
     std::const_pointer_cast<ContextImpl>(current_)->initStats(scope);
   }
@@ -152,7 +152,7 @@ void ContextProvider::initStats(const Stats::Scope& scope) {
 ContextConstSharedPtr ContextProvider::current() const {
   ContextConstSharedPtr context;
   {
-    absl::ReaderMutexLock lock(&mutex_);
+    std::shared_lock lock(mutex_);
     context = current_;
   }
   if (context == nullptr && not_ready_ != nullptr) {
@@ -174,7 +174,7 @@ void ContextProvider::commit(std::shared_ptr<ContextImpl> next) {
     next->initStats(*ssl_scope_);  // before any worker can see it
   }
   {
-    absl::MutexLock lock(&mutex_);
+    std::unique_lock lock(mutex_);
     current_ = std::move(next);
   }
   if (update_by_sds_ != nullptr) {

@@ -10,12 +10,12 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "proxy/stats/stats.h"
 #include "proxy/tls/context_impl.h"
 #include "proxy/tls/secret_manager.h"
@@ -79,7 +79,9 @@ class ContextProvider {
   bool ready_ = false;
   std::vector<std::pair<std::weak_ptr<void>, std::function<void()>>> ready_callbacks_;
 
-  mutable absl::Mutex mutex_;
+  // std::shared_mutex rather than absl::Mutex: Debian's libabsl is not built with TSAN
+  // annotations, so TSAN cannot see absl::Mutex ordering and reports false races.
+  mutable std::shared_mutex mutex_;
   std::shared_ptr<const ContextImpl> current_ ABSL_GUARDED_BY(mutex_);
 };
 
