@@ -87,13 +87,15 @@ TEST(AdminStatusTest, StatusListsSnapshotsNodesStreamsNacksAndCounters) {
         "cds": "7",
         "eds": "7",
         "lds": "7",
-        "rds": "7"
+        "rds": "7",
+        "sds": "7"
       },
       "resource_counts": {
         "cds": 2,
         "eds": 2,
         "lds": 1,
-        "rds": 1
+        "rds": 1,
+        "sds": 0
       }
     }
   ],

@@ -344,12 +344,13 @@ TEST_F(SotwStreamTest, LegacyWildcardStarAndNamedListeners) {
 }
 
 TEST_F(SotwStreamTest, UnknownTypesAreIgnored) {
+  // A type the stub does not serve (Envoy's scoped RDS).
   RequestOutcome outcome = request(sotwRequest(
-      "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret", "", {}, "", "p"));
+      "type.googleapis.com/envoy.config.route.v3.ScopedRouteConfiguration", "", {}, "", "p"));
   EXPECT_EQ(outcome.kind, Kind::UnknownType);
   EXPECT_EQ(outcome.message,
-            "unknown type_url 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
-            "Secret'");
+            "unknown type_url 'type.googleapis.com/envoy.config.route.v3."
+            "ScopedRouteConfiguration'");
   EXPECT_EQ(request(sotwRequest("", "", {}, "")).message, "unknown type_url ''");
   EXPECT_EQ(next(), "none");
   EXPECT_TRUE(stream_.status().empty());

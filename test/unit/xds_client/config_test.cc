@@ -64,8 +64,10 @@ TEST(XdsConfigTest, AdsThroughAStaticHttp2Cluster) {
   EXPECT_EQ(config->ads->rate_limit.max_tokens, 100u);
   EXPECT_EQ(config->ads->rate_limit.fill_rate, 10);
 
-  // LDS and CDS over ADS; RDS and EDS follow on ADS with Envoy's default timeout.
-  ASSERT_EQ(config->types.size(), 4u);
+  // LDS and CDS over ADS; RDS, EDS and SDS follow on ADS with Envoy's default timeout. (SDS is
+  // only where secrets would be fetched: the proxy asks for secrets by name once a TLS context
+  // names one with sds_config, never as a wildcard, as Envoy.)
+  ASSERT_EQ(config->types.size(), 5u);
   EXPECT_TRUE(config->types.at(std::string(kListenerTypeUrl)).ads);
   EXPECT_EQ(config->types.at(std::string(kListenerTypeUrl)).initial_fetch_timeout,
             std::chrono::seconds(15));
@@ -73,6 +75,7 @@ TEST(XdsConfigTest, AdsThroughAStaticHttp2Cluster) {
             std::chrono::seconds(3));
   EXPECT_TRUE(config->types.at(std::string(kRouteConfigurationTypeUrl)).ads);
   EXPECT_TRUE(config->types.at(std::string(kClusterLoadAssignmentTypeUrl)).ads);
+  EXPECT_TRUE(config->types.at(std::string(kSecretTypeUrl)).ads);
 
   // The node is the bootstrap's, with our own user agent.
   EXPECT_EQ(config->node.id(), "node-1");
