@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Packages only the benchmark needs (not part of the build or the tests): wrk as the load
-# generator, nginx-light and haproxy as reference proxies; Envoy, the third, comes from
-# deploy/install-peers.sh (run at the end). Idempotent, like install-deps.sh.
+# Packages only the benchmarks need (not part of the build or the tests): wrk, h2load and nghttp
+# (nghttp2-client: test/bench/run_h2load.sh) and openssl (s_time, s_client: test/bench/run_tls.sh)
+# as load generators, nginx-light and haproxy as reference proxies; Envoy, the third, comes from
+# deploy/install-peers.sh (run at the end). All Debian packages. Idempotent, like install-deps.sh.
 set -euo pipefail
 
-PACKAGES=(wrk nginx-light haproxy)
+PACKAGES=(wrk nghttp2-client openssl nginx-light haproxy)
 
 if [[ $(id -u) -eq 0 ]]; then
   SUDO=()
