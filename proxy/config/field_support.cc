@@ -119,6 +119,10 @@ const std::vector<ImplementedField>& table() {
       {"envoy.config.core.v3.ConfigSource", "api_config_source", nullptr, nullptr, nullptr},
       {"envoy.config.core.v3.ConfigSource", "path", nullptr, nullptr, nullptr},  // refused
       {"envoy.config.core.v3.ConfigSource", "path_config_source", nullptr, nullptr, nullptr},
+      // Refused by validation.cc except in an sds_config (proxy/tls/secret_files.cc).
+      {"envoy.config.core.v3.PathConfigSource", "path", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.PathConfigSource", "watched_directory", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.WatchedDirectory", "path", nullptr, nullptr, nullptr},
       {"envoy.config.core.v3.ConfigSource", "initial_fetch_timeout", nullptr, nullptr, nullptr},
       {"envoy.config.core.v3.ConfigSource", "resource_api_version", nullptr, nullptr, nullptr},
       {"envoy.config.core.v3.SelfConfigSource", "transport_api_version", nullptr, nullptr, nullptr},
@@ -550,6 +554,10 @@ const std::vector<ImplementedField>& table() {
       {kSecret, "validation_context", nullptr, nullptr, nullptr},
       {kTlsCertificate, "certificate_chain", nullptr, nullptr, nullptr},
       {kTlsCertificate, "private_key", nullptr, nullptr, nullptr},
+      // Watched only in a secret delivered by SDS, as Envoy (proxy/tls/secret_files.cc); a
+      // static secret with it is refused by secret_manager.cc.
+      {kTlsCertificate, "watched_directory",
+       "envoy.extensions.transport_sockets.tls.v3.Secret.tls_certificate", nullptr, nullptr},
       {kTlsParameters, "tls_minimum_protocol_version", nullptr, nullptr, nullptr},
       {kTlsParameters, "tls_maximum_protocol_version", nullptr, nullptr, nullptr},
       {kTlsParameters, "cipher_suites", nullptr, nullptr, nullptr},
@@ -557,6 +565,8 @@ const std::vector<ImplementedField>& table() {
       {kValidationContext, "trusted_ca", nullptr, nullptr, nullptr},
       {kValidationContext, "match_typed_subject_alt_names", nullptr, nullptr, nullptr},
       {kValidationContext, "crl", nullptr, nullptr, nullptr},
+      {kValidationContext, "watched_directory",
+       "envoy.extensions.transport_sockets.tls.v3.Secret.validation_context", nullptr, nullptr},
       {kValidationContext, "only_verify_leaf_cert_crl", nullptr, nullptr, nullptr},
       {kSanMatcher, "san_type", nullptr, nullptr, nullptr},
       {kSanMatcher, "matcher", nullptr, nullptr, nullptr},

@@ -91,6 +91,7 @@ absl::Status Server::initialize() {
     return absl::InvalidArgumentError(absl::StrCat("static_resources.", status.message()));
   }
   secret_manager_.setSdsSourceCheck(XdsConfig::sdsSourceCheck(bootstrap_));
+  secret_manager_.enableFiles(*dispatcher_, store_);
   cluster_manager_->setSecretManager(&secret_manager_);
   for (WorkerPtr& worker : workers_) {
     worker->initialize(*cluster_manager_);

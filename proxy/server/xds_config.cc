@@ -261,6 +261,7 @@ class XdsConfig::SdsWatcher : public Xds::Watcher {
       }
       scope.counter("update_success").inc();
       parent_.sds_timers_->arrived(resource.name);
+      parent_.secrets_->watchSecretFiles(secret);  // the certificate files it names
     }
     // A removed secret keeps serving its last version, as in Envoy.
     return errors.toStatus();
@@ -530,10 +531,12 @@ Tls::SecretManager::SourceCheck XdsConfig::sdsSourceCheck(
         }
         return absl::OkStatus();
       }
+      case ConfigSource::kPathConfigSource:  // read by the SecretManager, never asked here
       case ConfigSource::kPath:
-      case ConfigSource::kPathConfigSource:
       case ConfigSource::kSelf:
-        return error(field, "only ads and api_config_source are supported for sds_config");
+        return error(field,
+                     "only ads, api_config_source and path_config_source are supported for "
+                     "sds_config");
       default:
         return error(field, "one of ads or api_config_source is required");
     }

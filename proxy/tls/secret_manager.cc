@@ -5,6 +5,7 @@
 #include "proxy/common/status.h"
 #include "proxy/tls/context_impl.h"
 #include "proxy/tls/context_provider.h"
+#include "proxy/tls/secret_files.h"
 
 namespace Proxy::Tls {
 namespace {
@@ -61,6 +62,14 @@ absl::Status SecretManager::addStaticSecrets(
     }
     if (absl::Status status = validateSecret(secret); !status.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": ", status.message()));
+    }
+    // Envoy watches the files of secrets delivered by SDS only: a static one is read once.
+    if (secret.tls_certificate().has_watched_directory() ||
+        secret.validation_context().has_watched_directory()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": ", secret.has_tls_certificate() ? "tls_certificate" : "validation_context",
+          ".watched_directory: not supported for a static secret (only secrets delivered by SDS "
+          "are watched)"));
     }
     static_secrets_.emplace(secret.name(), secret);
   }
@@ -132,6 +141,9 @@ absl::StatusOr<std::shared_ptr<DynamicSecret>> SecretManager::findOrCreateDynami
   if (ref.name().empty()) {
     return absl::InvalidArgumentError(absl::StrCat(field, ".name: must not be empty"));
   }
+  if (ref.sds_config().has_path_config_source()) {
+    return findOrCreateFileSecret(ref, field);
+  }
   if (!source_check_) {
     return absl::InvalidArgumentError(absl::StrCat(
         field, ".sds_config: not supported: the bootstrap configures no xDS stream for SDS"));
@@ -149,12 +161,71 @@ absl::StatusOr<std::shared_ptr<DynamicSecret>> SecretManager::findOrCreateDynami
   return secret;
 }
 
+SecretManager::SecretManager() = default;
+SecretManager::~SecretManager() = default;
+
+void SecretManager::enableFiles(Event::Dispatcher& main, Stats::Store& store) {
+  main_ = &main;
+  store_ = &store;
+}
+
+absl::StatusOr<std::shared_ptr<DynamicSecret>> SecretManager::findOrCreateFileSecret(
+    const SdsSecretConfig& ref, const std::string& field) {
+  const auto& source = ref.sds_config().path_config_source();
+  const std::string where = field + ".sds_config.path_config_source";
+  if (main_ == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": not supported here"));
+  }
+  if (source.path().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ".path: must not be empty"));
+  }
+  dropExpiredFileWatches();
+  std::weak_ptr<DynamicSecret>& slot = from_files_[{ref.name(), source.path()}];
+  if (std::shared_ptr<DynamicSecret> existing = slot.lock(); existing != nullptr) {
+    return existing;
+  }
+  auto secret = std::make_shared<DynamicSecret>(ref.name(), ref.sds_config());
+  auto watch = std::make_unique<SecretFileWatch>(
+      *main_, Stats::Scope(*store_, absl::StrCat("sds.", ref.name(), ".")), secret, source);
+  if (absl::Status status = watch->start(); !status.ok()) {
+    from_files_.erase({ref.name(), source.path()});
+    return absl::InvalidArgumentError(absl::StrCat(where, ".", status.message()));
+  }
+  file_watches_[secret.get()] = std::move(watch);
+  slot = secret;
+  return secret;
+}
+
+void SecretManager::watchSecretFiles(const std::shared_ptr<DynamicSecret>& secret) {
+  if (main_ == nullptr) {
+    return;
+  }
+  dropExpiredFileWatches();
+  std::unique_ptr<SecretFileWatch>& watch = file_watches_[secret.get()];
+  if (watch == nullptr) {
+    watch = std::make_unique<SecretFileWatch>(
+        *main_, Stats::Scope(*store_, absl::StrCat("sds.", secret->name(), ".")), secret,
+        std::nullopt);
+  }
+  watch->onUpdated();
+}
+
+void SecretManager::dropExpiredFileWatches() {
+  for (auto it = file_watches_.begin(); it != file_watches_.end();) {
+    it = it->second->expired() ? file_watches_.erase(it) : std::next(it);
+  }
+  for (auto it = from_files_.begin(); it != from_files_.end();) {
+    it = it->second.expired() ? from_files_.erase(it) : std::next(it);
+  }
+}
+
 std::shared_ptr<DynamicSecret> SecretManager::findDynamicSecret(const std::string& name) const {
   auto it = dynamic_.find(name);
   return it != dynamic_.end() ? it->second.lock() : nullptr;
 }
 
 std::vector<std::string> SecretManager::dynamicSecretNames() {
+  dropExpiredFileWatches();
   std::vector<std::string> names;
   for (auto it = dynamic_.begin(); it != dynamic_.end();) {
     if (it->second.expired()) {
@@ -167,8 +238,8 @@ std::vector<std::string> SecretManager::dynamicSecretNames() {
   return names;
 }
 
-absl::Status DynamicSecret::update(const Secret& secret) {
-  if (has_secret_ && secret.SerializeAsString() == secret_.SerializeAsString()) {
+absl::Status DynamicSecret::update(const Secret& secret, bool reload_files) {
+  if (!reload_files && has_secret_ && secret.SerializeAsString() == secret_.SerializeAsString()) {
     return absl::OkStatus();  // the same version again (SotW resends): nothing to rebuild
   }
   RETURN_IF_ERROR(validateSecret(secret));

@@ -20,6 +20,8 @@
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb.h"
 #include "envoy/extensions/transport_sockets/tls/v3/tls.pb.h"
 #include "google/protobuf/repeated_ptr_field.h"
+#include "proxy/event/dispatcher.h"
+#include "proxy/stats/stats.h"
 
 namespace Proxy::Tls {
 
@@ -50,8 +52,8 @@ class DynamicSecret {
   // A version from the management server: checked (validateSecret), every live context that
   // uses it rebuilt with it, then all of them switched. On error nothing changes (the previous
   // version keeps serving) and the error is the reason of the NACK. An unchanged version is a
-  // no-op.
-  absl::Status update(const Secret& secret);
+  // no-op, unless `reload_files` (the files it names changed: secret_files.h).
+  absl::Status update(const Secret& secret, bool reload_files = false);
   // The initial fetch timeout passed without a version: the contexts waiting stop waiting.
   void giveUp();
   // `provider` is rebuilt on every update while it lives.
@@ -66,8 +68,20 @@ class DynamicSecret {
   std::vector<std::weak_ptr<ContextProvider>> subscribers_;
 };
 
+class SecretFileWatch;
+
 class SecretManager {
  public:
+  SecretManager();
+  ~SecretManager();
+
+  // Main thread, before any context is built: secrets may come from files
+  // (sds_config.path_config_source) and the files of SDS secrets are watched (secret_files.h),
+  // on `main`; "sds.<name>." counters go to `store`.
+  void enableFiles(Event::Dispatcher& main, Stats::Store& store);
+  // Main thread: after `secret` took a new version over xDS, watch the files it names.
+  void watchSecretFiles(const std::shared_ptr<DynamicSecret>& secret);
+
   // Whether an sds_config can be served (server.cc: the stream the xDS client fetches secrets
   // on). Unset: every sds_config is refused.
   using SourceCheck = std::function<absl::Status(const envoy::config::core::v3::ConfigSource&,
@@ -75,7 +89,8 @@ class SecretManager {
   void setSdsSourceCheck(SourceCheck check) { source_check_ = std::move(check); }
 
   // The DynamicSecret for a reference with sds_config (created, and the names-changed callback
-  // told, when it is the first). Errors name `field`.
+  // told, when it is the first). With path_config_source, the secret is read from its file now
+  // and is not one of dynamicSecretNames() (not fetched over xDS). Errors name `field`.
   absl::StatusOr<std::shared_ptr<DynamicSecret>> findOrCreateDynamicSecret(
       const SdsSecretConfig& ref, const std::string& field);
   // The live one of that name, or null.
@@ -95,6 +110,16 @@ class SecretManager {
   SourceCheck source_check_;
   std::map<std::string, std::weak_ptr<DynamicSecret>> dynamic_;
   std::function<void()> names_changed_;
+  // File-held secrets (path_config_source), by name and file: each its own source, as Envoy's.
+  std::map<std::pair<std::string, std::string>, std::weak_ptr<DynamicSecret>> from_files_;
+  // The file watches of live secrets (dropped, on the main thread, once their secret is gone:
+  // a secret may be released last on a worker).
+  std::map<const DynamicSecret*, std::unique_ptr<SecretFileWatch>> file_watches_;
+  Event::Dispatcher* main_ = nullptr;
+  Stats::Store* store_ = nullptr;
+  absl::StatusOr<std::shared_ptr<DynamicSecret>> findOrCreateFileSecret(const SdsSecretConfig& ref,
+                                                                        const std::string& field);
+  void dropExpiredFileWatches();
 };
 
 // The secret a reference names: a static one, or the current version of a dynamic one (null
