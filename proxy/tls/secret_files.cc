@@ -125,8 +125,7 @@ SecretFileWatch::SecretFileWatch(Event::Dispatcher& main, Stats::Scope scope,
       scope_(std::move(scope)),
       secret_(secret),
       name_(secret->name()),
-      path_(std::move(path)),
-      watcher_(std::make_unique<Filesystem::WatcherImpl>(main)) {}
+      path_(std::move(path)) {}
 
 absl::Status SecretFileWatch::start() {
   // Envoy: "paths must refer to an existing path in the system".
@@ -190,6 +189,11 @@ void SecretFileWatch::watchFiles(const Secret& secret) {
 absl::Status SecretFileWatch::watch(const std::string& path) {
   if (watched_.count(path) > 0) {
     return absl::OkStatus();  // watches only accumulate: an extra one costs a fingerprint check
+  }
+  if (watcher_ == nullptr) {
+    // Created with the first watch: a secret without files costs no inotify descriptor (there
+    // are 128 per user by default).
+    watcher_ = std::make_unique<Filesystem::WatcherImpl>(main_);
   }
   RETURN_IF_ERROR(watcher_->addWatch(path, Filesystem::Watcher::Events::MovedTo,
                                      [this](uint32_t) { onChanged(); }));
