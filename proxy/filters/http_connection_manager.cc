@@ -114,8 +114,13 @@ class ActiveStream : public Http::RequestDecoder,
   bool requestComplete() const override { return request_complete_; }
   Event::Dispatcher& dispatcher() override;
   Event::Timer& routeTimer() override;
+  void sendLocalReply(uint32_t code, std::string_view body, uint32_t flag, std::string_view details,
+                      bool overloaded) override {
+    overloaded_reply_ = overloaded;
+    sendLocalReply(code, body, flag, details, std::nullopt);
+  }
   void sendLocalReply(uint32_t code, std::string_view body, uint32_t flag,
-                      std::string_view details) override {
+                      std::string_view details) {
     sendLocalReply(code, body, flag, details, std::nullopt);
   }
   // `grpc_status`: what a gRPC client gets instead of the status mapped from `code`.
@@ -131,8 +136,9 @@ class ActiveStream : public Http::RequestDecoder,
   void encodeTrailers(Http::ResponseTrailerMapPtr&& trailers) override;
   void readDisableDownstream(bool disable) override;
 
-  // Called when the downstream connection goes away mid-stream.
-  void onDownstreamReset();
+  // Called when the downstream connection goes away mid-stream; `details` (Envoy's
+  // "downstream_remote_disconnect") for the access log, when known.
+  void onDownstreamReset(std::string_view details = {});
   // The route timeout fired (the connection's timer, armed by this stream).
   void onRouteTimeout() { router_->onRouteTimeout(); }
   // One of the stream timers fired.
@@ -175,6 +181,8 @@ class ActiveStream : public Http::RequestDecoder,
   bool request_complete_ = false;
   bool response_complete_ = false;
   bool response_headers_sent_ = false;
+  // The next local reply is for a request the upstream pool dropped (x-envoy-overloaded).
+  bool overloaded_reply_ = false;
   bool downstream_read_disabled_ = false;  // by us, for upstream backpressure
   bool finished_ = false;
   // The stream idle timeout: the connection manager's, until a route with idle_timeout matched.
@@ -271,7 +279,9 @@ class ConnectionManagerImpl : public NetworkFilter,
     }
     if (stream_ != nullptr) {
       stats_.downstream_cx_destroy_active_rq.inc();
-      stream_->onDownstreamReset();
+      stream_->onDownstreamReset(event == Network::ConnectionEvent::RemoteClose
+                                     ? "downstream_remote_disconnect"
+                                     : std::string_view());
       destroyStream();
     }
     if (idle_timer_ != nullptr) {
@@ -832,6 +842,9 @@ void ActiveStream::sendLocalReply(uint32_t code, std::string_view body, uint32_t
   if (!body.empty()) {
     headers->addCopy(Http::Headers::ContentType, "text/plain");
   }
+  if (overloaded_reply_) {
+    headers->addCopy("x-envoy-overloaded", "true");
+  }
   // RFC 9110 8.6: no Content-Length on a 204 (the route timeout's alternate response).
   if (code != 204) {
     headers->addCopy(Http::Headers::ContentLength, std::to_string(body.size()));
@@ -869,11 +882,14 @@ void ActiveStream::onResponseComplete() {
   parent_.onStreamComplete(/*close_connection=*/!request_complete_);
 }
 
-void ActiveStream::onDownstreamReset() {
+void ActiveStream::onDownstreamReset(std::string_view details) {
   if (finished_) {
     return;
   }
   info_.setFlag(StreamInfo::DownstreamConnectionTermination);
+  if (!details.empty()) {
+    info_.response_code_details = std::string(details);
+  }
   parent_.stats().downstream_rq_rx_reset.inc();
   router_->resetUpstream();
   finish();

@@ -183,6 +183,12 @@ class ClientConnection : public Connection {
   // with decodeData(end_stream=true); any other unfinished exchange is reset with
   // StreamResetReason::ConnectionTermination. The codec accepts no new stream afterwards.
   virtual void onConnectionClose() = 0;
+  // After onConnectionClose(), how the unfinished exchange ended: ProtocolError when a response
+  // had begun and was cut short (Envoy's HTTP/1 parser judges the end of input so),
+  // ConnectionTermination otherwise.
+  virtual StreamResetReason closeResetReason() const {
+    return StreamResetReason::ConnectionTermination;
+  }
 };
 
 using ServerConnectionPtr = std::unique_ptr<ServerConnection>;

@@ -310,6 +310,7 @@ void ConnectionImpl::onWriteReady() {
       error = errno;
     }
     if (error != 0) {
+      failure_reason_ = "delayed connect error: " + errorDetails(error);
       spdlog::debug("[C{}] connect to {} failed: {}", id_, remote_address_.asString(),
                     errorDetails(error));
       closeSocket(ConnectionEvent::RemoteClose);
@@ -459,6 +460,7 @@ void ClientConnectionImpl::connect() {
     spdlog::debug("[C{}] connect to {} failed immediately: {}", id(), remote_address_.asString(),
                   errorDetails(error));
     immediate_error_ = true;
+    failure_reason_ = "immediate connect error: " + errorDetails(error);
   }
   // Registered only now: before connect() an unconnected socket polls as writable/hung up.
   // The Write edge reports completion (or failure, checked through SO_ERROR).

@@ -54,7 +54,12 @@ class ConnectionImpl : public virtual Connection, protected TransportSocketCallb
   uint64_t bytesReceived() const override { return bytes_received_; }
   uint64_t bytesSent() const override { return bytes_sent_; }
   std::string_view nextProtocol() const override { return transport_socket_->protocol(); }
+  // Envoy's: why connect() failed ("delayed connect error: Connection refused"), else the
+  // transport socket's reason (a TLS handshake failure).
   std::string_view transportFailureReason() const override {
+    if (!failure_reason_.empty()) {
+      return failure_reason_;
+    }
     return transport_socket_->failureReason();
   }
 
@@ -97,6 +102,7 @@ class ConnectionImpl : public virtual Connection, protected TransportSocketCallb
   bool connecting_ = false;
   // A connect() that failed synchronously: reported from the next loop iteration.
   bool immediate_error_ = false;
+  std::string failure_reason_;
 
  private:
   void onReadReady();

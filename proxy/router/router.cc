@@ -35,6 +35,62 @@ using StreamInfo::UpstreamOverflow;
 using StreamInfo::UpstreamRequestTimeout;
 using StreamInfo::UpstreamRetryLimitExceeded;
 
+// Envoy's Http::Utility::resetReasonToString(), for bodies and response code details.
+std::string_view resetReasonString(Http::StreamResetReason reason) {
+  switch (reason) {
+    case Http::StreamResetReason::LocalReset:
+      return "local reset";
+    case Http::StreamResetReason::ConnectionFailure:
+      return "remote connection failure";
+    case Http::StreamResetReason::ConnectionTermination:
+      return "connection termination";
+    case Http::StreamResetReason::Overflow:
+      return "overflow";
+    case Http::StreamResetReason::ProtocolError:
+      return "protocol error";
+    case Http::StreamResetReason::RemoteReset:
+      return "remote reset";
+    case Http::StreamResetReason::RemoteRefusedStreamReset:
+      return "remote refused stream reset";
+    case Http::StreamResetReason::LocalRefusedStreamReset:
+      return "local refused stream reset";
+  }
+  return "local reset";
+}
+
+// Envoy's streamResetReasonToResponseFlag().
+uint32_t resetReasonFlag(Http::StreamResetReason reason) {
+  switch (reason) {
+    case Http::StreamResetReason::ConnectionFailure:
+      return UpstreamConnectionFailure;
+    case Http::StreamResetReason::ConnectionTermination:
+      return UpstreamConnectionTermination;
+    case Http::StreamResetReason::Overflow:
+      return UpstreamOverflow;
+    case Http::StreamResetReason::ProtocolError:
+      return StreamInfo::UpstreamProtocolError;
+    case Http::StreamResetReason::RemoteReset:
+    case Http::StreamResetReason::RemoteRefusedStreamReset:
+      return StreamInfo::UpstreamRemoteReset;
+    case Http::StreamResetReason::LocalReset:
+    case Http::StreamResetReason::LocalRefusedStreamReset:
+      return StreamInfo::LocalReset;
+  }
+  return StreamInfo::LocalReset;
+}
+
+// Envoy's details for an upstream reset: "upstream_reset_before_response_started{connection_
+// termination}", with the transport's failure reason after a '|', spaces as '_'.
+std::string resetDetails(bool response_started, std::string_view reason,
+                         std::string_view transport_failure) {
+  std::string details = absl::StrCat(response_started ? "upstream_reset_after_response_started{"
+                                                      : "upstream_reset_before_response_started{",
+                                     asAbsl(reason), transport_failure.empty() ? "" : "|",
+                                     asAbsl(transport_failure), "}");
+  std::replace(details.begin(), details.end(), ' ', '_');
+  return details;
+}
+
 // Per-worker randomness for the retry back-off's jitter.
 uint64_t threadRandom() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -598,17 +654,22 @@ void FilterImpl::onPoolFailure(Upstream::PoolFailureReason reason, std::string_v
   }
   if (reason == Upstream::PoolFailureReason::Overflow) {
     maybeRetry(AttemptFailure::Overflow);  // never retried; counted as an outcome
-    callbacks_.sendLocalReply(503, resetBody("overflow"), UpstreamOverflow, "upstream_overflow");
+    // Envoy marks a request its pool dropped with x-envoy-overloaded: true.
+    callbacks_.sendLocalReply(503, resetBody("overflow"), UpstreamOverflow,
+                              resetDetails(false, "overflow", {}),
+                              /*overloaded=*/!config_.suppress_envoy_headers);
     return;
   }
   if (maybeRetry(AttemptFailure::ConnectFailure)) {
     return;
   }
-  callbacks_.sendLocalReply(
-      503,
-      resetBody(reason == Upstream::PoolFailureReason::Timeout ? "connection timeout"
-                                                               : "remote connection failure"),
-      UpstreamConnectionFailure, details);
+  // `details` is the transport's failure reason ("delayed connect error: Connection refused"),
+  // which Envoy puts in the details but not in the body.
+  const std::string_view reset_reason = reason == Upstream::PoolFailureReason::Timeout
+                                            ? "connection timeout"
+                                            : "remote connection failure";
+  callbacks_.sendLocalReply(503, resetBody(reset_reason), UpstreamConnectionFailure,
+                            resetDetails(false, reset_reason, details));
 }
 
 void FilterImpl::onUpstreamHeaders(Http::ResponseHeaderMapPtr&& headers, bool end_stream) {
@@ -634,6 +695,7 @@ void FilterImpl::onUpstreamHeaders(Http::ResponseHeaderMapPtr&& headers, bool en
     retry_body_.drain(retry_body_.length());
   }
   response_forwarded_ = true;
+  callbacks_.streamInfo().response_code_details = "via_upstream";
   auto& cstats = cluster_info_->stats();
   if (code >= 500) {
     cstats.upstream_rq_5xx.inc();
@@ -707,9 +769,13 @@ void FilterImpl::onUpstreamReset(Http::StreamResetReason reason) {
   if (maybeRetry(failure)) {
     return;
   }
-  callbacks_.sendLocalReply(503, resetBody(overflow ? "overflow" : "connection termination"),
-                            overflow ? UpstreamOverflow : UpstreamConnectionTermination,
-                            "upstream_reset_before_response_started");
+  // Envoy answers a malformed response 502, any other reset 503 (once the response started,
+  // the connection is cut instead).
+  const std::string_view reason_string = resetReasonString(reason);
+  callbacks_.sendLocalReply(reason == Http::StreamResetReason::ProtocolError ? 502 : 503,
+                            resetBody(reason_string), resetReasonFlag(reason),
+                            resetDetails(response_forwarded_, reason_string, {}),
+                            /*overloaded=*/overflow && !config_.suppress_envoy_headers);
 }
 
 void FilterImpl::onRouteTimeout() {
@@ -723,7 +789,7 @@ void FilterImpl::onRouteTimeout() {
   reportTimeoutToOutlierDetection();
   callbacks_.sendLocalReply(timeout_response_code_,
                             timeout_response_code_ == 504 ? "upstream request timeout" : "",
-                            UpstreamRequestTimeout, "upstream_response_timeout");
+                            UpstreamRequestTimeout, "response_timeout");
 }
 
 void FilterImpl::reportTimeoutToOutlierDetection() {

@@ -218,8 +218,9 @@ class FilterCallbacks {
   // The connection's route timer (HTTP/1: one stream at a time), for this stream to arm.
   virtual Event::Timer& routeTimer() = 0;
   // Answers the client locally (or cuts the connection when the response has started).
+  // `overloaded`: the reply says x-envoy-overloaded: true (a request the pool dropped).
   virtual void sendLocalReply(uint32_t code, std::string_view body, uint32_t flag,
-                              std::string_view details) = 0;
+                              std::string_view details, bool overloaded = false) = 0;
   // The response to send the client: the upstream's, or a redirect.
   virtual void encodeHeaders(Http::ResponseHeaderMapPtr&& headers, bool end_stream) = 0;
   virtual void encodeData(Buffer::Instance& data, bool end_stream) = 0;

@@ -12,8 +12,6 @@ namespace Proxy::Upstream {
 namespace {
 
 // The same details as the HTTP/1 pool's (Envoy's).
-constexpr std::string_view kConnectFailure = "upstream connection failure";
-constexpr std::string_view kConnectTimeout = "upstream connect timeout";
 constexpr std::string_view kPendingOverflow = "upstream pending request overflow";
 constexpr std::string_view kRequestsOverflow = "upstream max requests overflow";
 
@@ -508,7 +506,9 @@ void Http2ConnPoolImpl::onClientClosed(ActiveClient& client, bool was_connecting
     const PoolFailureReason reason = client.connect_timed_out_
                                          ? PoolFailureReason::Timeout
                                          : PoolFailureReason::ConnectionFailure;
-    const std::string_view details = client.connect_timed_out_ ? kConnectTimeout : kConnectFailure;
+    // Envoy hands the router the connection's failure reason ("delayed connect error:
+    // Connection refused", a TLS error; none for a timeout) for the response code details.
+    const std::string details(client.connection_->transportFailureReason());
     const uint64_t servable = connecting_.size() * uint64_t{configuredStreamLimit()};
     size_t to_fail = pending_.size() > servable ? pending_.size() - servable : 0;
     while (to_fail-- > 0 && !pending_.empty()) {

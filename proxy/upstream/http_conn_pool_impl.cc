@@ -9,8 +9,6 @@ namespace Proxy::Upstream {
 
 namespace {
 
-constexpr std::string_view kConnectFailure = "upstream connection failure";
-constexpr std::string_view kConnectTimeout = "upstream connect timeout";
 constexpr std::string_view kPendingOverflow = "upstream pending request overflow";
 constexpr std::string_view kRequestsOverflow = "upstream max requests overflow";
 
@@ -74,6 +72,7 @@ void HttpConnPoolImpl::ActiveClient::onEvent(Network::ConnectionEvent event) {
     // complete it before deciding whether the stream was cut short.
     closing_ = true;
     codec_->onConnectionClose();
+    close_reset_reason_ = codec_->closeResetReason();
   }
   parent_.onClientClosed(*this, was_connecting, stream_active_);
 }
@@ -553,7 +552,7 @@ void HttpConnPoolImpl::onClientClosed(ActiveClient& client, bool was_connecting,
     if (client.remote_closed_) {
       cluster_->stats().upstream_rq_rx_reset.inc();
     }
-    client.resetActiveStream(Http::StreamResetReason::ConnectionTermination);
+    client.resetActiveStream(client.close_reset_reason_);
   }
   if (was_connecting) {
     // Fail the requests queued before this failure that the remaining connection attempts
@@ -562,7 +561,9 @@ void HttpConnPoolImpl::onClientClosed(ActiveClient& client, bool was_connecting,
     const PoolFailureReason reason = client.connect_timed_out_
                                          ? PoolFailureReason::Timeout
                                          : PoolFailureReason::ConnectionFailure;
-    const std::string_view details = client.connect_timed_out_ ? kConnectTimeout : kConnectFailure;
+    // Envoy hands the router the connection's failure reason ("delayed connect error:
+    // Connection refused", a TLS error; none for a timeout) for the response code details.
+    const std::string details(client.connection_->transportFailureReason());
     size_t to_fail =
         pending_.size() > connecting_.size() ? pending_.size() - connecting_.size() : 0;
     while (to_fail-- > 0 && !pending_.empty()) {

@@ -147,6 +147,9 @@ class HttpConnPoolImpl : public HttpConnPoolBase {
     Event::TimerPtr idle_timer_;
     bool connect_timed_out_ = false;
     bool remote_closed_ = false;
+    // How a stream cut short by the remote close ends (the codec judges: a response begun and
+    // unfinished is a protocol error, as Envoy).
+    Http::StreamResetReason close_reset_reason_ = Http::StreamResetReason::ConnectionTermination;
     // The connection is closing: a response the codec completes now is not recycled.
     bool closing_ = false;
     // Stats unwound (closed); the destructor must not unwind them again.

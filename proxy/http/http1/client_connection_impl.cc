@@ -90,7 +90,12 @@ void ClientConnectionImpl::onConnectionClose() {
       return;
     }
   }
-  resetActive(StreamResetReason::ConnectionTermination);
+  // A response cut short (its head or its body incomplete) is malformed, as Envoy's parser
+  // judges the end of input; a connection closed before any byte of a response was terminated.
+  const bool response_begun = headers_delivered_ || headers_ != nullptr;
+  close_reset_reason_ =
+      response_begun ? StreamResetReason::ProtocolError : StreamResetReason::ConnectionTermination;
+  resetActive(close_reset_reason_);
 }
 
 void ClientConnectionImpl::resetActive(StreamResetReason reason) {

@@ -30,6 +30,7 @@ class ClientConnectionImpl : public ClientConnection, private Http1ConnectionBas
   // One request at a time: the previous response must be complete (or the stream reset).
   RequestEncoder& newStream(ResponseDecoder& response_decoder) override;
   bool remoteWantsClose() const override { return remote_wants_close_; }
+  StreamResetReason closeResetReason() const override { return close_reset_reason_; }
   void onConnectionClose() override;
 
   // A request is outstanding (newStream() called, response not complete, not reset).
@@ -80,6 +81,7 @@ class ClientConnectionImpl : public ClientConnection, private Http1ConnectionBas
   bool headers_delivered_ = false;  // decodeHeaders() ran for the current response
   bool headers_deferred_ = false;
   bool remote_wants_close_ = false;
+  StreamResetReason close_reset_reason_ = StreamResetReason::ConnectionTermination;
   bool closed_ = false;  // onConnectionClose() ran or a protocol error happened
 };
 

@@ -296,16 +296,28 @@ TEST_F(ClientCodecTest, PrematureCloseResetsTheStream) {
   ASSERT_TRUE(dispatch("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234").ok());
   codec_.onConnectionClose();
   EXPECT_FALSE(decoder_.ended_);
+  // A response cut short is malformed, as Envoy's parser judges the end of input (UPE).
   EXPECT_EQ(stream_callbacks_.resets_,
-            std::vector<StreamResetReason>{StreamResetReason::ConnectionTermination});
+            std::vector<StreamResetReason>{StreamResetReason::ProtocolError});
+  EXPECT_EQ(StreamResetReason::ProtocolError, codec_.closeResetReason());
   EXPECT_TRUE(codec_.remoteWantsClose());
+}
+
+TEST_F(ClientCodecTest, CloseInsideTheResponseHeadIsAProtocolError) {
+  sendRequest(requestHeaders("GET", "/", "up"));
+  ASSERT_TRUE(dispatch("HTTP/1.1 200 OK\r\nContent-Le").ok());
+  codec_.onConnectionClose();
+  EXPECT_EQ(stream_callbacks_.resets_,
+            std::vector<StreamResetReason>{StreamResetReason::ProtocolError});
 }
 
 TEST_F(ClientCodecTest, CloseBeforeAnyResponseResetsTheStream) {
   sendRequest(requestHeaders("GET", "/", "up"));
   codec_.onConnectionClose();
+  // No byte of a response: the connection was terminated (UC).
   EXPECT_EQ(stream_callbacks_.resets_,
             std::vector<StreamResetReason>{StreamResetReason::ConnectionTermination});
+  EXPECT_EQ(StreamResetReason::ConnectionTermination, codec_.closeResetReason());
 }
 
 TEST_F(ClientCodecTest, NextRequestFromInsideEndStream) {

@@ -128,7 +128,8 @@ TEST_F(HttpConnPoolTest, ConnectRefusedFailsThePendingRequest) {
   EXPECT_NE(nullptr, pool_->newStream(stream, stream));
   ASSERT_TRUE(runUntil([&]() { return stream.failed; }));
   EXPECT_EQ(PoolFailureReason::ConnectionFailure, stream.failure_reason);
-  EXPECT_EQ("upstream connection failure", stream.details);
+  // The connection's failure reason, as Envoy's (the router puts it in the details).
+  EXPECT_EQ("delayed connect error: Connection refused", stream.details);
   EXPECT_FALSE(stream.ready);
   EXPECT_EQ(1u, counter("upstream_cx_connect_fail"));
   EXPECT_EQ(1u, host_->stats().cx_connect_fail.load());
@@ -156,7 +157,7 @@ TEST_F(HttpConnPoolTest, ConnectTimeoutFailsThePendingRequest) {
   EXPECT_NE(nullptr, pool_->newStream(stream, stream));
   ASSERT_TRUE(runUntil([&]() { return stream.failed; }));
   EXPECT_EQ(PoolFailureReason::Timeout, stream.failure_reason);
-  EXPECT_EQ("upstream connect timeout", stream.details);
+  EXPECT_EQ("", stream.details);  // a timeout has no transport failure reason
   EXPECT_EQ(1u, counter("upstream_cx_connect_timeout"));
   EXPECT_EQ(1u, counter("upstream_cx_connect_fail"));
   EXPECT_EQ(0u, pool_->connectingCount());
@@ -218,7 +219,8 @@ TEST_F(HttpConnPoolTest, RemoteCloseMidResponseResetsTheStream) {
   TestStream stream;
   pool_->newStream(stream, stream);
   ASSERT_TRUE(runUntil([&]() { return stream.reset; }));
-  EXPECT_EQ(Http::StreamResetReason::ConnectionTermination, stream.reset_reason);
+  // The codec's verdict: a response begun and cut short is a protocol error (Envoy's UPE).
+  EXPECT_EQ(Http::StreamResetReason::ProtocolError, stream.reset_reason);
   EXPECT_EQ(200u, stream.status);
   EXPECT_FALSE(stream.complete);
   EXPECT_EQ(1u, counter("upstream_rq_rx_reset"));
