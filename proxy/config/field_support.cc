@@ -629,6 +629,10 @@ const std::vector<ImplementedField>& table() {
       {"envoy.config.cluster.v3.Cluster", "common_lb_config", nullptr, nullptr, nullptr},
       {"envoy.config.cluster.v3.Cluster.CommonLbConfig", "healthy_panic_threshold", nullptr,
        nullptr, nullptr},
+      // host_impl.cc computeLocalities(), locality_wrr.*, load_balancer_impl.cc chooseLocality()
+      // (refused with RING_HASH / MAGLEV by cluster_info_impl.cc).
+      {"envoy.config.cluster.v3.Cluster.CommonLbConfig", "locality_weighted_lb_config", nullptr,
+       nullptr, nullptr},
       {"envoy.type.v3.Percent", "value", nullptr, nullptr, nullptr},
       // STRICT_DNS / LOGICAL_DNS (proxy/upstream/strict_dns_cluster.*, logical_dns_cluster.*;
       // the c-ares resolver in proxy/network/dns_impl.*). Refused on other cluster types,
@@ -803,8 +807,8 @@ const std::vector<ImplementedField>& table() {
        nullptr},  // refused by validation.cc
       {"envoy.config.endpoint.v3.LocalityLbEndpoints", "leds_cluster_locality_config", nullptr,
        nullptr, nullptr},
-      // Envoy too ignores locality weights unless common_lb_config.locality_weighted_lb_config
-      // is set, which is refused here: the same behaviour. (gRPC's clients require them.)
+      // The locality's weight under common_lb_config.locality_weighted_lb_config (Envoy too
+      // ignores it otherwise; gRPC's clients require it).
       {"envoy.config.endpoint.v3.LocalityLbEndpoints", "load_balancing_weight", nullptr, nullptr,
        nullptr},
       {"envoy.config.endpoint.v3.LocalityLbEndpoints", "priority", nullptr, nullptr, nullptr},

@@ -363,6 +363,15 @@ absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(const Clus
     panic_threshold = static_cast<uint32_t>(std::lround(value));
   }
 
+  // Locality-weighted balancing picks a locality, then a host in it with the cluster's policy.
+  // Envoy's RING_HASH and MAGLEV fold locality weights into their host weights instead, which
+  // these do not do yet: refused there.
+  const bool locality_weighted = config.common_lb_config().has_locality_weighted_lb_config();
+  if (locality_weighted && (lb_policy == LbPolicy::RingHash || lb_policy == LbPolicy::Maglev)) {
+    return clusterError(name, "common_lb_config.locality_weighted_lb_config",
+                        "not supported with RING_HASH or MAGLEV");
+  }
+
   const std::string& stat_name = config.alt_stat_name().empty() ? name : config.alt_stat_name();
   auto info = std::shared_ptr<ClusterInfoImpl>(new ClusterInfoImpl(config, store, stat_name));
   if (tls_context != nullptr) {
@@ -381,6 +390,7 @@ absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(const Clus
     info->hashing_lb_stats_ = std::make_unique<HashingLbStats>(info->scope_, lb_policy);
   }
   info->panic_threshold_ = panic_threshold;
+  info->locality_weighted_ = locality_weighted;
   if (config.has_per_connection_buffer_limit_bytes()) {
     info->buffer_limit_ = config.per_connection_buffer_limit_bytes().value();
   }

@@ -47,6 +47,7 @@ class ClusterInfoImpl : public ClusterInfo {
   uint32_t maxRetries() const override { return max_retries_; }
   std::chrono::milliseconds idleTimeout() const override { return idle_timeout_; }
   uint32_t healthyPanicThreshold() const override { return panic_threshold_; }
+  bool localityWeightedLb() const override { return locality_weighted_; }
   ClusterResources& resources() const override { return resources_; }
   ClusterStats& stats() const override { return stats_; }
   UpstreamHttpProtocol upstreamHttpProtocol() const override { return protocol_; }
@@ -92,6 +93,7 @@ class ClusterInfoImpl : public ClusterInfo {
   uint32_t max_retries_ = 3;  // Envoy's default
   std::chrono::milliseconds idle_timeout_{std::chrono::hours(1)};
   uint32_t panic_threshold_ = 50;
+  bool locality_weighted_ = false;
   // Mutable: counters updated from every worker (atomics) on an otherwise immutable object.
   Stats::Scope scope_;
   mutable ClusterResources resources_;

@@ -721,7 +721,8 @@ HostSetConstSharedPtr ClusterManagerImpl::prepareHosts(ClusterData& data, HostVe
   if (data.outlier_detector != nullptr) {
     data.outlier_detector->setHosts(hosts);
   }
-  return withHashing(computeHostSet(std::move(hosts), data.info->healthyPanicThreshold()),
+  return withHashing(computeHostSet(std::move(hosts), data.info->healthyPanicThreshold(),
+                                    data.info->localityWeightedLb()),
                      *data.info);
 }
 
@@ -750,8 +751,8 @@ bool ClusterManagerImpl::activateOrAwaitHealthChecks(std::unique_ptr<ClusterData
 
 void ClusterManagerImpl::onHostHealthChanged(ClusterData& data) {
   ASSERT(main_dispatcher_.isThreadSafe());
-  std::shared_ptr<HostSet> hosts =
-      computeHostSet(data.hosts->hosts, data.info->healthyPanicThreshold());
+  std::shared_ptr<HostSet> hosts = computeHostSet(
+      data.hosts->hosts, data.info->healthyPanicThreshold(), data.info->localityWeightedLb());
   if (sameHosts(*data.hosts, *hosts)) {
     return;
   }

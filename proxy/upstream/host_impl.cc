@@ -1,11 +1,13 @@
 #include "proxy/upstream/host_impl.h"
 
 #include <algorithm>
+#include <map>
 #include <unordered_map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "envoy/config/core/v3/health_check.pb.h"
+#include "proxy/upstream/locality_wrr.h"
 
 namespace Proxy::Upstream {
 
@@ -66,16 +68,18 @@ absl::StatusOr<Network::Address> parseAddress(const envoy::config::core::v3::Add
 }
 
 bool sameAttributes(const Host& host, const std::string& hostname, uint32_t weight,
-                    uint32_t priority, HealthStatus health) {
+                    uint32_t priority, HealthStatus health, const HostLocality& locality) {
   return host.hostname() == hostname && host.weight() == weight && host.priority() == priority &&
-         host.health() == health;
+         host.health() == health && host.locality() == locality.key &&
+         host.localityWeight() == locality.weight;
 }
 
 }  // namespace
 
 HostImpl::HostImpl(Network::Address address, std::string hostname, std::string cluster_name,
                    uint32_t weight, uint32_t priority, HealthStatus health,
-                   std::shared_ptr<HostStats> stats, std::shared_ptr<HostHealthState> health_state)
+                   std::shared_ptr<HostStats> stats, std::shared_ptr<HostHealthState> health_state,
+                   HostLocality locality)
     : address_(address),
       hostname_(std::move(hostname)),
       cluster_name_(std::move(cluster_name)),
@@ -84,7 +88,13 @@ HostImpl::HostImpl(Network::Address address, std::string hostname, std::string c
       health_(health),
       stats_(stats != nullptr ? std::move(stats) : std::make_shared<HostStats>()),
       health_state_(health_state != nullptr ? std::move(health_state)
-                                            : std::make_shared<HostHealthState>()) {}
+                                            : std::make_shared<HostHealthState>()),
+      locality_(std::move(locality)) {}
+
+std::string localityKey(const envoy::config::core::v3::Locality& locality) {
+  return absl::StrCat(locality.region(), std::string(1, '\0'), locality.zone(),
+                      std::string(1, '\0'), locality.sub_zone());
+}
 
 bool isHealthyForLb(HealthStatus health) {
   return health == HealthStatus::Healthy || health == HealthStatus::Degraded ||
@@ -130,7 +140,48 @@ std::string healthFlagsString(const Host& host) {
 namespace {
 
 // Envoy's default overprovisioning factor, in percent.
-constexpr uint64_t kOverprovisioningFactor = 140;
+constexpr uint64_t kOverprovisioningFactor = kDefaultOverprovisioningFactor;
+
+// Envoy's per-priority locality lists and weights (HostsPerLocality, LocalityWrr): localities
+// sorted by (region, zone, sub_zone); two LocalityLbEndpoints of one locality share it, the
+// later's weight counting, as in Envoy's PriorityStateManager.
+void computeLocalities(PriorityHosts& priority) {
+  std::map<std::string, size_t> index;  // locality key -> position in `localities`
+  std::vector<uint32_t> weights;
+  std::vector<size_t> totals;
+  for (const HostConstSharedPtr& host : priority.hosts) {
+    index.emplace(host->locality(), 0);
+  }
+  size_t next = 0;
+  for (auto& [key, position] : index) {
+    position = next++;
+  }
+  priority.localities.assign(index.size(), {});
+  weights.assign(index.size(), 0);
+  totals.assign(index.size(), 0);
+  for (const HostConstSharedPtr& host : priority.hosts) {
+    const size_t i = index[host->locality()];
+    weights[i] = host->localityWeight();
+    totals[i]++;
+    switch (coarseHealth(*host)) {
+      case CoarseHealth::Healthy:
+        priority.localities[i].healthy.push_back(host);
+        break;
+      case CoarseHealth::Degraded:
+        priority.localities[i].degraded.push_back(host);
+        break;
+      case CoarseHealth::Unhealthy:
+        break;
+    }
+  }
+  for (size_t i = 0; i < priority.localities.size(); i++) {
+    PriorityHosts::Locality& locality = priority.localities[i];
+    locality.healthy_weight =
+        effectiveLocalityWeight(weights[i], locality.healthy.size(), totals[i]);
+    locality.degraded_weight =
+        effectiveLocalityWeight(weights[i], locality.degraded.size(), totals[i]);
+  }
+}
 
 // Envoy's distributeLoad(): as much of `total_load` as each priority's availability allows, in
 // priority order. Returns the first priority with any availability (-1: none) and what is left.
@@ -152,7 +203,8 @@ std::pair<int, uint32_t> distributeLoad(std::vector<PriorityHosts>& priorities,
 
 }  // namespace
 
-std::shared_ptr<HostSet> computeHostSet(HostVector hosts, uint32_t panic_threshold) {
+std::shared_ptr<HostSet> computeHostSet(HostVector hosts, uint32_t panic_threshold,
+                                        bool locality_weighted) {
   auto set = std::make_shared<HostSet>();
   uint32_t max_priority = 0;
   for (const HostConstSharedPtr& host : hosts) {
@@ -179,6 +231,11 @@ std::shared_ptr<HostSet> computeHostSet(HostVector hosts, uint32_t panic_thresho
     }
   }
   set->hosts = std::move(hosts);
+  if (locality_weighted) {
+    for (PriorityHosts& priority : priorities) {
+      computeLocalities(priority);
+    }
+  }
 
   // Availability per priority: 1.4 x the healthy (degraded) share, capped at 100.
   std::vector<uint32_t> health(priorities.size(), 0);
@@ -259,9 +316,9 @@ HostVector withFreshHealthState(const HostVector& hosts) {
   out.reserve(hosts.size());
   for (const HostConstSharedPtr& host : hosts) {
     const auto& impl = static_cast<const HostImpl&>(*host);
-    out.push_back(std::make_shared<HostImpl>(impl.address(), impl.hostname(), impl.clusterName(),
-                                             impl.weight(), impl.priority(), impl.health(),
-                                             impl.sharedStats()));
+    out.push_back(std::make_shared<HostImpl>(
+        impl.address(), impl.hostname(), impl.clusterName(), impl.weight(), impl.priority(),
+        impl.health(), impl.sharedStats(), /*health_state=*/nullptr, impl.hostLocality()));
   }
   return out;
 }
@@ -331,6 +388,9 @@ absl::StatusOr<HostSetConstSharedPtr> buildHostSet(const ClusterLoadAssignment& 
       }
       const HealthStatus health = healthStatusFromProto(lb_endpoint.health_status());
       const uint32_t priority = locality.priority();
+      HostLocality host_locality{
+          localityKey(locality.locality()),
+          locality.has_load_balancing_weight() ? locality.load_balancing_weight().value() : 0};
 
       // Reuse the identical host, or at least its stats when only attributes changed.
       HostConstSharedPtr host;
@@ -338,7 +398,8 @@ absl::StatusOr<HostSetConstSharedPtr> buildHostSet(const ClusterLoadAssignment& 
       std::shared_ptr<HostHealthState> health_state;
       auto range = previous_hosts.equal_range(address->asString());
       for (auto it = range.first; it != range.second; ++it) {
-        if (sameAttributes(*it->second, endpoint->hostname(), weight, priority, health)) {
+        if (sameAttributes(*it->second, endpoint->hostname(), weight, priority, health,
+                           host_locality)) {
           host = it->second;
           previous_hosts.erase(it);
           break;
@@ -350,9 +411,9 @@ absl::StatusOr<HostSetConstSharedPtr> buildHostSet(const ClusterLoadAssignment& 
           stats = previous_host.sharedStats();
           health_state = previous_host.sharedHealthState();
         }
-        host =
-            std::make_shared<HostImpl>(*address, endpoint->hostname(), cluster_name, weight,
-                                       priority, health, std::move(stats), std::move(health_state));
+        host = std::make_shared<HostImpl>(*address, endpoint->hostname(), cluster_name, weight,
+                                          priority, health, std::move(stats),
+                                          std::move(health_state), std::move(host_locality));
       }
 
       hosts.push_back(std::move(host));

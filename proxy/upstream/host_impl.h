@@ -12,6 +12,18 @@
 
 namespace Proxy::Upstream {
 
+// An endpoint's LocalityLbEndpoints as its host keeps it (Host::locality(), localityWeight()).
+struct HostLocality {
+  std::string key;      // region, zone, sub_zone joined by NULs; empty parts for none
+  uint32_t weight = 0;  // load_balancing_weight; 0 when unset
+  bool operator==(const HostLocality& other) const {
+    return key == other.key && weight == other.weight;
+  }
+};
+
+// The key of an envoy.config.core.v3.Locality.
+std::string localityKey(const envoy::config::core::v3::Locality& locality);
+
 class HostImpl : public Host {
  public:
   // `stats` may be shared with an earlier Host for the same address (see buildHostSet()), so
@@ -20,7 +32,7 @@ class HostImpl : public Host {
   HostImpl(Network::Address address, std::string hostname, std::string cluster_name,
            uint32_t weight, uint32_t priority, HealthStatus health,
            std::shared_ptr<HostStats> stats = nullptr,
-           std::shared_ptr<HostHealthState> health_state = nullptr);
+           std::shared_ptr<HostHealthState> health_state = nullptr, HostLocality locality = {});
 
   const Network::Address& address() const override { return address_; }
   const std::string& hostname() const override { return hostname_; }
@@ -28,6 +40,9 @@ class HostImpl : public Host {
   uint32_t weight() const override { return weight_; }
   uint32_t priority() const override { return priority_; }
   HealthStatus health() const override { return health_; }
+  const std::string& locality() const override { return locality_.key; }
+  uint32_t localityWeight() const override { return locality_.weight; }
+  const HostLocality& hostLocality() const { return locality_; }
   HostStats& stats() const override { return *stats_; }
   HostHealthState& healthState() const override { return *health_state_; }
 
@@ -43,6 +58,7 @@ class HostImpl : public Host {
   const HealthStatus health_;
   const std::shared_ptr<HostStats> stats_;
   const std::shared_ptr<HostHealthState> health_state_;
+  const HostLocality locality_;
 };
 
 // An endpoint's LbEndpoint.health_status as the proxy keeps it (TIMEOUT is UNHEALTHY, as Envoy).
@@ -71,7 +87,10 @@ std::string healthFlagsString(const Host& host);
 // `panic_threshold` percent is in panic (balanced over all its hosts) unless the priorities
 // together are fully available; when every priority is in panic, load follows host counts.
 // EDS DRAINING hosts are excluded (Envoy's excluded hosts): counted nowhere, picked never.
-std::shared_ptr<HostSet> computeHostSet(HostVector hosts, uint32_t panic_threshold);
+// `locality_weighted`: each priority's localities and their effective weights are computed too
+// (PriorityHosts::localities).
+std::shared_ptr<HostSet> computeHostSet(HostVector hosts, uint32_t panic_threshold,
+                                        bool locality_weighted = false);
 
 // New Host objects for the same endpoints (same attributes, same stats) with fresh health state,
 // for a new version of the cluster: its health checks and outlier detection start over, while

@@ -20,6 +20,19 @@ LoadBalancerBase::LoadBalancerBase(HostSetConstSharedPtr host_set, uint64_t seed
                                    Stats::Counter* panic_counter)
     : host_set_(std::move(host_set)), rng_(seed), panic_counter_(panic_counter) {
   ASSERT(host_set_ != nullptr);
+  for (const PriorityHosts& priority : host_set_->priorities) {
+    sources_.push_back(&priority.healthy);
+    sources_.push_back(&priority.degraded);
+    sources_.push_back(&priority.hosts);
+  }
+  for (const PriorityHosts& priority : host_set_->priorities) {
+    locality_base_.push_back(sources_.size());
+    for (const PriorityHosts::Locality& locality : priority.localities) {
+      sources_.push_back(&locality.healthy);
+      sources_.push_back(&locality.degraded);
+    }
+  }
+  locality_schedulers_.resize(host_set_->priorities.size() * 2);
   equal_weights_.assign(sourceCount(), -1);
   // One list with all the load (the usual case): no random draw per pick.
   int only = -1;
@@ -40,16 +53,24 @@ LoadBalancerBase::LoadBalancerBase(HostSetConstSharedPtr host_set, uint64_t seed
   }
 }
 
-const HostVector& LoadBalancerBase::sourceHosts(size_t source) const {
-  const PriorityHosts& priority = host_set_->priorities[source / 3];
-  switch (source % 3) {
-    case kHealthySource:
-      return priority.healthy;
-    case kDegradedSource:
-      return priority.degraded;
-    default:
-      return priority.hosts;
+size_t LoadBalancerBase::chooseLocality(size_t source) {
+  const size_t p = source / 3;
+  const size_t degraded = source % 3 == kDegradedSource ? 1 : 0;
+  const auto& localities = host_set_->priorities[p].localities;
+  std::optional<LocalityScheduler>& scheduler = locality_schedulers_[p * 2 + degraded];
+  if (!scheduler.has_value()) {
+    std::vector<double> weights;
+    weights.reserve(localities.size());
+    for (const PriorityHosts::Locality& locality : localities) {
+      weights.push_back(degraded != 0 ? locality.degraded_weight : locality.healthy_weight);
+    }
+    scheduler.emplace(weights, rng_);
   }
+  const std::optional<uint32_t> picked = scheduler->pick();
+  if (!picked.has_value()) {
+    return source;
+  }
+  return locality_base_[p] + *picked * 2 + degraded;
 }
 
 const HostVector& LoadBalancerBase::chooseSource(size_t& source) {
@@ -83,10 +104,14 @@ const HostVector& LoadBalancerBase::chooseSource(size_t& source) {
       }
     }
   }
-  if (source % 3 == kPanicSource && panic_counter_ != nullptr) {
-    panic_counter_->inc();
+  if (source % 3 == kPanicSource) {
+    if (panic_counter_ != nullptr) {
+      panic_counter_->inc();
+    }
+  } else if (!host_set_->priorities[source / 3].localities.empty()) {
+    source = chooseLocality(source);
   }
-  return sourceHosts(source);
+  return *sources_[source];
 }
 
 bool LoadBalancerBase::equalWeights(size_t source, const HostVector& hosts) {

@@ -6,10 +6,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <random>
 #include <vector>
 
 #include "proxy/stats/stats.h"
+#include "proxy/upstream/locality_wrr.h"
 #include "proxy/upstream/upstream.h"
 
 namespace Proxy::Upstream {
@@ -46,8 +48,10 @@ class LoadBalancerBase : public LoadBalancer {
   LoadBalancerBase(HostSetConstSharedPtr host_set, uint64_t seed, Stats::Counter* panic_counter);
 
   // The list for this request (possibly empty) and its source index in [0, sourceCount()).
+  // With locality-weighted balancing, a healthy or degraded list is one locality's (Envoy's
+  // hostSourceToUse()).
   const HostVector& chooseSource(size_t& source);
-  size_t sourceCount() const { return host_set_->priorities.size() * 3; }
+  size_t sourceCount() const { return sources_.size(); }
   // Whether every host of `hosts` has the same weight (cached per source).
   bool equalWeights(size_t source, const HostVector& hosts);
   // A uniform index in [0, n).
@@ -57,8 +61,17 @@ class LoadBalancerBase : public LoadBalancer {
   LbRandom rng_;
 
  private:
-  const HostVector& sourceHosts(size_t source) const;
+  // A priority's healthy (degraded) source narrowed to one locality picked by weight; the
+  // source itself when no locality has weight (Envoy: then the whole list serves).
+  size_t chooseLocality(size_t source);
 
+  // Per priority p: sources 3p, 3p+1, 3p+2 are its healthy, degraded and all hosts; then, for
+  // locality-weighted clusters, each priority's localities' healthy and degraded lists from
+  // locality_base_[p] on (locality l: +2l healthy, +2l+1 degraded).
+  std::vector<const HostVector*> sources_;
+  std::vector<size_t> locality_base_;
+  // Per priority and list (2p healthy, 2p+1 degraded): the locality scheduler, on first use.
+  std::vector<std::optional<LocalityScheduler>> locality_schedulers_;
   Stats::Counter* const panic_counter_;
   int fixed_source_ = -1;              // the only list with load, when there is one
   std::vector<int8_t> equal_weights_;  // per source: -1 unknown, 0 no, 1 yes

@@ -123,7 +123,8 @@ DnsClusterStats::DnsClusterStats(Stats::Scope scope)
 class DnsClusterImpl::ResolveTarget {
  public:
   ResolveTarget(DnsClusterImpl& parent, std::string dns_address, uint32_t port,
-                std::string hostname, uint32_t weight, uint32_t priority, HealthStatus health)
+                std::string hostname, uint32_t weight, uint32_t priority, HealthStatus health,
+                HostLocality locality)
       : parent_(parent),
         dns_address_(std::move(dns_address)),
         port_(port),
@@ -131,6 +132,7 @@ class DnsClusterImpl::ResolveTarget {
         weight_(weight),
         priority_(priority),
         health_(health),
+        locality_(std::move(locality)),
         timer_(parent.dispatcher_.createTimer([this] { startResolve(); })) {}
 
   ~ResolveTarget() {
@@ -213,7 +215,8 @@ class DnsClusterImpl::ResolveTarget {
         next.push_back(it->second);
       } else {
         next.push_back(std::make_shared<HostImpl>(*address, hostname_, parent_.info_->name(),
-                                                  weight_, priority_, health_));
+                                                  weight_, priority_, health_, /*stats=*/nullptr,
+                                                  /*health_state=*/nullptr, locality_));
         changed = true;
       }
     }
@@ -229,6 +232,7 @@ class DnsClusterImpl::ResolveTarget {
   const uint32_t weight_;
   const uint32_t priority_;
   const HealthStatus health_;
+  const HostLocality locality_;
   Event::TimerPtr timer_;
   Network::ActiveDnsQuery* query_ = nullptr;
   HostVector hosts_;
@@ -259,7 +263,11 @@ DnsClusterImpl::DnsClusterImpl(Event::Dispatcher& dispatcher, Stats::Store& stor
           *this, sa.address(), sa.port_value(),
           endpoint.hostname().empty() ? sa.address() : endpoint.hostname(), weight,
           config_.logical ? 0 : locality.priority(),
-          healthStatusFromProto(lb_endpoint.health_status())));
+          healthStatusFromProto(lb_endpoint.health_status()),
+          HostLocality{localityKey(locality.locality()),
+                       locality.has_load_balancing_weight()
+                           ? locality.load_balancing_weight().value()
+                           : 0}));
     }
   }
 }

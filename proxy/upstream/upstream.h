@@ -82,6 +82,11 @@ class Host {
   virtual uint32_t weight() const = 0;
   virtual uint32_t priority() const = 0;
   virtual HealthStatus health() const = 0;  // from EDS
+  // The endpoint's LocalityLbEndpoints: its locality (region, zone, sub_zone joined by NULs, so
+  // that keys sort as Envoy orders localities) and load_balancing_weight (0 when unset), for
+  // locality-weighted balancing.
+  virtual const std::string& locality() const = 0;
+  virtual uint32_t localityWeight() const = 0;
   virtual HostStats& stats() const = 0;
   virtual HostHealthState& healthState() const = 0;
 };
@@ -99,10 +104,26 @@ struct PriorityHosts {
   uint32_t healthy_load = 0;   // percent of requests for `healthy` (or `hosts` in panic)
   uint32_t degraded_load = 0;  // percent of requests for `degraded`
 
+  // With locality_weighted_lb_config only: the priority's localities in Envoy's order (sorted),
+  // each with its healthy and degraded hosts and their effective weights (locality_wrr.h).
+  // A list (healthy or degraded) chosen for a request is narrowed to one locality, picked by
+  // weight; a priority in panic balances over all its hosts, as Envoy.
+  struct Locality {
+    HostVector healthy;
+    HostVector degraded;
+    double healthy_weight = 0;
+    double degraded_weight = 0;
+    bool operator==(const Locality& other) const {
+      return healthy == other.healthy && degraded == other.degraded &&
+             healthy_weight == other.healthy_weight && degraded_weight == other.degraded_weight;
+    }
+  };
+  std::vector<Locality> localities;
+
   bool operator==(const PriorityHosts& other) const {
     return hosts == other.hosts && healthy == other.healthy && degraded == other.degraded &&
            panic == other.panic && healthy_load == other.healthy_load &&
-           degraded_load == other.degraded_load;
+           degraded_load == other.degraded_load && localities == other.localities;
   }
 };
 
@@ -225,6 +246,8 @@ class ClusterInfo {
   virtual std::chrono::milliseconds idleTimeout() const = 0;
   // common_lb_config.healthy_panic_threshold, in percent (default 50).
   virtual uint32_t healthyPanicThreshold() const = 0;
+  // common_lb_config.locality_weighted_lb_config is set.
+  virtual bool localityWeightedLb() const = 0;
   virtual ClusterResources& resources() const = 0;
   virtual ClusterStats& stats() const = 0;
   virtual UpstreamHttpProtocol upstreamHttpProtocol() const = 0;
