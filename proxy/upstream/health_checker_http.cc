@@ -240,12 +240,8 @@ void HttpHealthCheckerImpl::HttpSession::closeClient() {
   if (client_ == nullptr) {
     return;
   }
-  std::unique_ptr<Client> client = std::move(client_);
   connected_ = false;
-  client->connection->removeConnectionCallbacks(*this);
-  client->connection->setReadFilter(nullptr);
-  client->connection->close(Network::ConnectionCloseType::NoFlush);
-  parent_.dispatcher().deferredDelete(std::move(client));
+  closeHealthCheckClient(client_, *this, parent_.dispatcher());
 }
 
 }  // namespace

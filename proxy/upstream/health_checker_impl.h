@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "envoy/config/core/v3/health_check.pb.h"
 #include "proxy/event/dispatcher.h"
+#include "proxy/network/connection.h"
 #include "proxy/stats/stats.h"
 #include "proxy/upstream/cluster_info_impl.h"
 #include "proxy/upstream/upstream.h"
@@ -211,5 +212,23 @@ class HealthCheckerImplBase : public HealthChecker {
   bool notify_changed_ = false;
   bool notify_initial_round_ = false;
 };
+
+// Ends a check session's connection (HTTP and gRPC checkers): stops its callbacks and read
+// filter, closes it without flushing (a check that failed or timed out has nothing worth
+// sending) and deletes the client deferred, as one of its callbacks may be on the stack.
+// `client` (a DeferredDeletable with a `connection`) is null afterwards.
+template <class ClientT>
+void closeHealthCheckClient(std::unique_ptr<ClientT>& client,
+                            Network::ConnectionCallbacks& callbacks,
+                            Event::Dispatcher& dispatcher) {
+  if (client == nullptr) {
+    return;
+  }
+  std::unique_ptr<ClientT> owned = std::move(client);
+  owned->connection->removeConnectionCallbacks(callbacks);
+  owned->connection->setReadFilter(nullptr);
+  owned->connection->close(Network::ConnectionCloseType::NoFlush);
+  dispatcher.deferredDelete(std::move(owned));
+}
 
 }  // namespace Proxy::Upstream
