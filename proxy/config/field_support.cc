@@ -43,6 +43,9 @@ constexpr const char* kHcmCommonOptions =
 constexpr const char* kHcmHttp1Options =
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager."
     "http_protocol_options";
+constexpr const char* kHcmHttp2Options =
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager."
+    "http2_protocol_options";
 constexpr const char* kHcmInternalRanges =
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager."
     "InternalAddressConfig.cidr_ranges";
@@ -234,6 +237,24 @@ const std::vector<ImplementedField>& table() {
       {kHcm, "http_filters", nullptr, nullptr, nullptr},
       {kHcm, "common_http_protocol_options", nullptr, nullptr, nullptr},
       {kHcm, "http_protocol_options", nullptr, nullptr, nullptr},
+      // Downstream HTTP/2 (proxy/http/http2/server_connection_impl.cc): SETTINGS and Envoy's flood limits.
+      {kHcm, "http2_protocol_options", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.Http2ProtocolOptions", "max_concurrent_streams", kHcmHttp2Options,
+       nullptr, nullptr},
+      {"envoy.config.core.v3.Http2ProtocolOptions", "initial_stream_window_size", kHcmHttp2Options,
+       nullptr, nullptr},
+      {"envoy.config.core.v3.Http2ProtocolOptions", "initial_connection_window_size",
+       kHcmHttp2Options, nullptr, nullptr},
+      {"envoy.config.core.v3.Http2ProtocolOptions", "max_outbound_frames", kHcmHttp2Options,
+       nullptr, nullptr},
+      {"envoy.config.core.v3.Http2ProtocolOptions", "max_outbound_control_frames", kHcmHttp2Options,
+       nullptr, nullptr},
+      {"envoy.config.core.v3.Http2ProtocolOptions",
+       "max_consecutive_inbound_frames_with_empty_payload", kHcmHttp2Options, nullptr, nullptr},
+      {"envoy.config.core.v3.Http2ProtocolOptions", "max_inbound_priority_frames_per_stream",
+       kHcmHttp2Options, nullptr, nullptr},
+      {"envoy.config.core.v3.Http2ProtocolOptions",
+       "max_inbound_window_update_frames_per_data_frame_sent", kHcmHttp2Options, nullptr, nullptr},
       {kHcm, "server_name", nullptr, nullptr, nullptr},
       {kHcm, "server_header_transformation", nullptr, nullptr, nullptr},
       {kHcm, "max_request_headers_kb", nullptr, nullptr, nullptr},

@@ -20,11 +20,12 @@ absl::Status validateHcmAt(const std::string& path, const HttpConnectionManager&
     return error(join(path, "stat_prefix"), "required");
   }
   if (hcm.codec_type() != HttpConnectionManager::AUTO &&
-      hcm.codec_type() != HttpConnectionManager::HTTP1) {
+      hcm.codec_type() != HttpConnectionManager::HTTP1 &&
+      hcm.codec_type() != HttpConnectionManager::HTTP2) {
     return error(join(path, "codec_type"),
                  absl::StrCat("unsupported codec type '",
                               HttpConnectionManager::CodecType_Name(hcm.codec_type()),
-                              "' (only AUTO and HTTP1)"));
+                              "' (only AUTO, HTTP1 and HTTP2)"));
   }
   switch (hcm.route_specifier_case()) {
     case HttpConnectionManager::kRds:

@@ -1,7 +1,8 @@
 #pragma once
 
 // envoy.filters.network.http_connection_manager with its one HTTP filter, the router: parses
-// HTTP/1.1 requests from a downstream connection, picks a route, and proxies each request to
+// HTTP/1.1 or HTTP/2 requests from a downstream connection (codec_type, or the connection preface
+// for AUTO: Http::chooseServerProtocol), picks a route, and proxies each request to
 // a host of the route's cluster over the worker's connection pool, streaming bodies both ways
 // with backpressure. Its config (HcmConfig, shared read-only by every connection on every
 // worker) is built in http_connection_manager_config.h.

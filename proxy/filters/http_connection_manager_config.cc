@@ -12,6 +12,10 @@ using envoy::extensions::filters::network::http_connection_manager::v3::HttpConn
 HcmStats::HcmStats(Stats::Scope s)
     : downstream_cx_total(s.counter("downstream_cx_total")),
       downstream_cx_active(s.gauge("downstream_cx_active")),
+      downstream_cx_http1_total(s.counter("downstream_cx_http1_total")),
+      downstream_cx_http1_active(s.gauge("downstream_cx_http1_active")),
+      downstream_cx_http2_total(s.counter("downstream_cx_http2_total")),
+      downstream_cx_http2_active(s.gauge("downstream_cx_http2_active")),
       downstream_cx_destroy(s.counter("downstream_cx_destroy")),
       downstream_cx_destroy_remote(s.counter("downstream_cx_destroy_remote")),
       downstream_cx_destroy_local(s.counter("downstream_cx_destroy_local")),
@@ -28,6 +32,8 @@ HcmStats::HcmStats(Stats::Scope s)
           s.counter("downstream_flow_control_resumed_reading_total")),
       downstream_rq_total(s.counter("downstream_rq_total")),
       downstream_rq_http1_total(s.counter("downstream_rq_http1_total")),
+      downstream_rq_http2_total(s.counter("downstream_rq_http2_total")),
+      downstream_rq_too_many_premature_resets(s.counter("downstream_rq_too_many_premature_resets")),
       downstream_rq_active(s.gauge("downstream_rq_active")),
       downstream_rq_completed(s.counter("downstream_rq_completed")),
       downstream_rq_1xx(s.counter("downstream_rq_1xx")),
@@ -70,12 +76,22 @@ absl::StatusOr<std::shared_ptr<const HcmConfig>> HcmConfig::create(
   config->stats = std::make_unique<HcmStats>(
       Stats::Scope(store, absl::StrCat("http.", proto.stat_prefix(), ".")));
 
-  if (proto.codec_type() == HttpConnectionManager::HTTP2 ||
-      proto.codec_type() == HttpConnectionManager::HTTP3) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "codec_type: unsupported codec '",
-        HttpConnectionManager::CodecType_Name(proto.codec_type()), "' (HTTP/1.1 only for now)"));
+  switch (proto.codec_type()) {
+    case HttpConnectionManager::AUTO:
+      config->codec_type = Http::CodecType::Auto;
+      break;
+    case HttpConnectionManager::HTTP1:
+      config->codec_type = Http::CodecType::Http1;
+      break;
+    case HttpConnectionManager::HTTP2:
+      config->codec_type = Http::CodecType::Http2;
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "codec_type: unsupported codec '",
+          HttpConnectionManager::CodecType_Name(proto.codec_type()), "' (HTTP1, HTTP2 or AUTO)"));
   }
+  config->http2_stats = std::make_unique<Http::Http2::ServerCodecStats>(Stats::Scope(store, "http2."));
 
   // The filter chain must be exactly the router: it is the only HTTP filter we have.
   if (proto.http_filters_size() == 0) {
@@ -159,6 +175,51 @@ absl::StatusOr<std::shared_ptr<const HcmConfig>> HcmConfig::create(
     if (duration->seconds() < 0 || duration->nanos() < 0) {
       return absl::InvalidArgumentError(absl::StrCat(name, ": must not be negative"));
     }
+  }
+  // http2_protocol_options: what field_support lets through (the rest is refused there).
+  Http::Http2::ServerSettings& h2 = config->http2_settings;
+  const auto& h2_proto = proto.http2_protocol_options();
+  if (h2_proto.has_max_concurrent_streams()) {
+    h2.max_concurrent_streams = h2_proto.max_concurrent_streams().value();
+  }
+  if (h2_proto.has_initial_stream_window_size()) {
+    // Envoy's bounds (RFC 9113 6.5.2: at most 2^31-1; Envoy asks for at least 65535).
+    const uint32_t v = h2_proto.initial_stream_window_size().value();
+    if (v < 65535 || v > 2147483647) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "http2_protocol_options.initial_stream_window_size: must be in [65535, 2147483647], "
+          "got ",
+          v));
+    }
+    h2.initial_stream_window_size = v;
+  }
+  if (h2_proto.has_initial_connection_window_size()) {
+    const uint32_t v = h2_proto.initial_connection_window_size().value();
+    if (v < 65535 || v > 2147483647) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("http2_protocol_options.initial_connection_window_size: must be in [65535, "
+                       "2147483647], got ",
+                       v));
+    }
+    h2.initial_connection_window_size = v;
+  }
+  if (h2_proto.has_max_outbound_frames()) {
+    h2.max_outbound_frames = h2_proto.max_outbound_frames().value();
+  }
+  if (h2_proto.has_max_outbound_control_frames()) {
+    h2.max_outbound_control_frames = h2_proto.max_outbound_control_frames().value();
+  }
+  if (h2_proto.has_max_consecutive_inbound_frames_with_empty_payload()) {
+    h2.max_consecutive_inbound_frames_with_empty_payload =
+        h2_proto.max_consecutive_inbound_frames_with_empty_payload().value();
+  }
+  if (h2_proto.has_max_inbound_priority_frames_per_stream()) {
+    h2.max_inbound_priority_frames_per_stream =
+        h2_proto.max_inbound_priority_frames_per_stream().value();
+  }
+  if (h2_proto.has_max_inbound_window_update_frames_per_data_frame_sent()) {
+    h2.max_inbound_window_update_frames_per_data_frame_sent =
+        h2_proto.max_inbound_window_update_frames_per_data_frame_sent().value();
   }
   if (common.has_idle_timeout()) {
     config->idle_timeout = toMillis(common.idle_timeout());

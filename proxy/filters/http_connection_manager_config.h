@@ -15,6 +15,9 @@
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
 #include "proxy/filters/access_log.h"
 #include "proxy/filters/conn_manager_utility.h"
+#include "proxy/http/codec_selection.h"
+#include "proxy/http/http2/server_connection_impl.h"
+#include "proxy/http/http2/server_codec_stats.h"
 #include "proxy/http/path_normalization.h"
 #include "proxy/router/rds.h"
 #include "proxy/stats/stats.h"
@@ -31,6 +34,10 @@ struct HcmStats {
   explicit HcmStats(Stats::Scope scope);
   Stats::Counter& downstream_cx_total;
   Stats::Gauge& downstream_cx_active;
+  Stats::Counter& downstream_cx_http1_total;
+  Stats::Gauge& downstream_cx_http1_active;
+  Stats::Counter& downstream_cx_http2_total;
+  Stats::Gauge& downstream_cx_http2_active;
   Stats::Counter& downstream_cx_destroy;
   Stats::Counter& downstream_cx_destroy_remote;
   Stats::Counter& downstream_cx_destroy_local;
@@ -47,6 +54,10 @@ struct HcmStats {
   Stats::Counter& downstream_flow_control_resumed_reading_total;
   Stats::Counter& downstream_rq_total;
   Stats::Counter& downstream_rq_http1_total;
+  Stats::Counter& downstream_rq_http2_total;
+  // HTTP/2 connections closed because most of their streams were reset before a response
+  // (CVE-2023-44487, Envoy's premature reset check).
+  Stats::Counter& downstream_rq_too_many_premature_resets;
   Stats::Gauge& downstream_rq_active;
   Stats::Counter& downstream_rq_completed;
   Stats::Counter& downstream_rq_1xx;
@@ -87,6 +98,12 @@ struct HcmConfig {
   std::shared_ptr<Router::RdsRouteConfigProvider> rds_provider;
   uint32_t max_request_headers_kb = 60;
   uint32_t max_headers_count = 100;
+  // codec_type: HTTP1, HTTP2 (prior knowledge) or AUTO (the connection preface decides).
+  Http::CodecType codec_type = Http::CodecType::Auto;
+  // http2_protocol_options (limits and windows; the header limits above are copied in).
+  Http::Http2::ServerSettings http2_settings;
+  // "http2.*" in the root scope, as Envoy's downstream HTTP/2 codec stats.
+  std::unique_ptr<Http::Http2::ServerCodecStats> http2_stats;
   // http_protocol_options: HTTP/1.0 is answered 426 unless accepted; an accepted one without
   // Host takes default_host_for_http_10.
   bool accept_http_10 = false;

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -119,6 +120,10 @@ class CodecOutput {
   // re-enter dispatch() synchronously: the network connection re-offers buffered bytes from
   // the event loop. The default does nothing (no back-pressure), for owners without a socket.
   virtual void readDisable(bool /*disable*/) {}
+  // How many of the bytes write() took so far the socket has sent: a codec that limits what it
+  // queues (HTTP/2's outbound frame limits) tells from it what is still waiting. nullopt (the
+  // default): everything counts as sent.
+  virtual std::optional<uint64_t> bytesFlushed() const { return std::nullopt; }
 };
 
 class Connection {
@@ -164,6 +169,9 @@ class ServerConnectionCallbacks {
   // Reading stopped (true) or resumed (false) because the connection's write buffer was above
   // its high watermark when the next request would have begun; for flow-control stats.
   virtual void onReadingPaused(bool /*paused*/) {}
+  // The codec failed outside dispatch() (HTTP/2: an outbound frame flood while encoding);
+  // lastError() says why. The owner closes the connection (not from inside this call).
+  virtual void onCodecError() {}
 };
 
 class ServerConnection : public Connection {

@@ -1,0 +1,46 @@
+#pragma once
+
+// Which codec serves a downstream connection (Envoy's HttpConnectionManager codec_type and
+// ConnectionManagerUtility::determineNextProtocol). The one place that decides: TLS adds ALPN
+// here ("h2" / "http/1.1" before any byte arrives).
+
+#include <algorithm>
+#include <optional>
+#include <string_view>
+
+#include "proxy/buffer/buffer.h"
+#include "proxy/http/http2/server_connection_impl.h"
+#include "proxy/http/protocol.h"
+
+namespace Proxy::Http {
+
+enum class CodecType { Http1, Http2, Auto };
+
+// The protocol for a connection whose first bytes are `data`: fixed for HTTP1/HTTP2; for AUTO,
+// HTTP/2 when the data starts with the client connection preface ("PRI * HTTP/2.0...", prior
+// knowledge), else HTTP/1.1. nullopt while the bytes so far are a proper prefix of the preface:
+// wait for more before deciding.
+inline std::optional<Protocol> chooseServerProtocol(CodecType type, const Buffer::Instance& data) {
+  switch (type) {
+    case CodecType::Http1:
+      return Protocol::Http11;
+    case CodecType::Http2:
+      return Protocol::Http2;
+    case CodecType::Auto:
+      break;
+  }
+  const std::string_view preface = Http2::kClientPreface;
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(data.length(), preface.size()));
+  char head[24];
+  static_assert(sizeof(head) == Http2::kClientPreface.size());
+  data.copyOut(0, n, head);
+  if (std::string_view(head, n) != preface.substr(0, n)) {
+    return Protocol::Http11;
+  }
+  if (n < preface.size()) {
+    return std::nullopt;
+  }
+  return Protocol::Http2;
+}
+
+}  // namespace Proxy::Http

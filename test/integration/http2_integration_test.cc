@@ -1,0 +1,383 @@
+// Downstream HTTP/2 through the real `proxy` binary to an HTTP/1.1 FakeUpstream: curl and nghttp
+// as real clients, nghttp2's own client session on a socket for streams with flow control, and
+// hand-made frames for the abuse cases (rapid reset, empty-frame flood, oversized headers, DATA
+// after END_STREAM). codec_type AUTO throughout, so HTTP/1.1 shares the listener.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+#include "test/integration/body_pattern.h"
+#include "test/integration/fake_upstream.h"
+#include "test/integration/http2_test_client.h"
+#include "test/integration/proxy_process.h"
+
+namespace Proxy::Integration {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using Proxy::Test::Http2Headers;
+using Proxy::Test::Http2TestClient;
+
+// `length` bytes of the body pattern from offset 0.
+std::string patternString(uint64_t length) {
+  std::string out(length, '\0');
+  fillPattern(0, out.data(), out.size());
+  return out;
+}
+
+// Http2TestClient on a TCP connection: pump() writes what the client wants to send and feeds it
+// what the proxy sent, until a condition holds or the deadline passes.
+class Http2Connection {
+ public:
+  Http2Connection(uint32_t port, uint32_t window = 65535, bool manual_window = false)
+      : client_(window, manual_window) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  }
+  ~Http2Connection() { ::close(fd_); }
+
+  Http2TestClient& client() { return client_; }
+  bool connected() const { return connected_; }
+  bool closed() const { return eof_; }
+  // Frames received so far, as raw frames (the client session keeps only what it understood).
+  const std::string& received() const { return received_; }
+
+  bool sendRaw(const std::string& bytes) {
+    size_t off = 0;
+    while (off < bytes.size()) {
+      const ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) {
+        return false;
+      }
+      off += static_cast<size_t>(n);
+    }
+    return true;
+  }
+
+  // Until `done()` or the deadline (or the proxy closes); raw mode skips the client session.
+  testing::AssertionResult pump(const std::function<bool()>& done,
+                                std::chrono::milliseconds timeout = 10s, bool raw = false) {
+    const Clock::time_point deadline = Clock::now() + timeout;
+    while (!done()) {
+      if (!raw) {
+        const std::string out = client_.takeOutput();
+        if (!out.empty() && !sendRaw(out)) {
+          return testing::AssertionFailure() << "send failed";
+        }
+      }
+      if (eof_) {
+        return done() ? testing::AssertionSuccess()
+                      : testing::AssertionFailure() << "connection closed";
+      }
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) {
+        return testing::AssertionFailure() << "deadline";
+      }
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 50))) > 0) {
+        char buf[65536];
+        const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+        if (n <= 0) {
+          eof_ = true;
+          continue;
+        }
+        received_.append(buf, static_cast<size_t>(n));
+        if (!raw) {
+          client_.feed(std::string_view(buf, static_cast<size_t>(n)));
+        }
+      }
+    }
+    return testing::AssertionSuccess();
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+  bool eof_ = false;
+  std::string received_;
+  Http2TestClient client_;
+};
+
+// Runs a command line to completion; its stdout.
+std::string runCommand(const std::string& command) {
+  std::string out;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) {
+    return out;
+  }
+  char buf[4096];
+  size_t n;
+  while ((n = ::fread(buf, 1, sizeof(buf), pipe)) > 0) {
+    out.append(buf, n);
+  }
+  ::pclose(pipe);
+  return out;
+}
+
+class Http2IntegrationTest : public testing::Test {
+ protected:
+  // The proxy with codec_type AUTO in front of one FakeUpstream; `http2_options` are YAML lines
+  // of http2_protocol_options, `hcm_extra` more HttpConnectionManager fields.
+  void start(const std::string& http2_options = "{}", const std::string& hcm_extra = "") {
+    auto upstream = FakeUpstream::create(FakeUpstreamOptions{});
+    ASSERT_TRUE(upstream.ok()) << upstream.status();
+    upstream_ = *std::move(upstream);
+    ProxyOptions options;
+    options.bootstrap_yaml = absl::StrCat(R"(
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+static_resources:
+  listeners:
+  - name: ingress
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress_http
+          codec_type: AUTO
+          http2_protocol_options: )",
+                                          http2_options, "\n", hcm_extra, R"(
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {path: "/ping"}
+                direct_response: {status: 200, body: {inline_string: "pong"}}
+              - match: {prefix: "/"}
+                route: {cluster: up}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+  clusters:
+  - name: up
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: up
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )",
+                                          upstream_->port(), R"(}}}}]}]
+)");
+    proxy_ = std::make_unique<ProxyProcess>(options);
+    ASSERT_TRUE(proxy_->start());
+    absl::StatusOr<uint32_t> port = proxy_->listenerPort("ingress");
+    ASSERT_TRUE(port.ok()) << port.status();
+    port_ = *port;
+  }
+  int64_t stat(const std::string& name) {
+    absl::StatusOr<int64_t> value = proxy_->counter(name);
+    return value.ok() ? *value : -1;
+  }
+  std::string url(const std::string& path) {
+    return absl::StrCat("http://127.0.0.1:", port_, path);
+  }
+
+  FakeUpstreamPtr upstream_;
+  std::unique_ptr<ProxyProcess> proxy_;
+  uint32_t port_ = 0;
+};
+
+TEST_F(Http2IntegrationTest, CurlAndNghttpWithPriorKnowledgeAndHttp1OnTheSameListener) {
+  start();
+  // curl with prior knowledge: the request reaches the HTTP/1.1 upstream and back.
+  const std::string curl = runCommand(absl::StrCat(
+      "curl -s --http2-prior-knowledge -D - -H 'x-client: curl' ", url("/hello"), " 2>&1"));
+  EXPECT_NE(curl.find("HTTP/2 200"), std::string::npos) << curl;
+  EXPECT_NE(curl.find("x-echo-x-client: curl"), std::string::npos) << curl;
+  EXPECT_NE(curl.find("hello from upstream\npath: /hello\n"), std::string::npos) << curl;
+
+  // nghttp, 20 concurrent streams on one connection to a direct response.
+  const std::string nghttp = runCommand(absl::StrCat("nghttp -n -s -m 20 ", url("/ping"), " 2>&1"));
+  std::vector<std::string> lines = absl::StrSplit(nghttp, '\n');
+  int ok = 0;
+  for (const std::string& line : lines) {
+    ok += line.find(" 200 ") != std::string::npos && line.find("/ping") != std::string::npos;
+  }
+  EXPECT_EQ(ok, 20) << nghttp;
+
+  // HTTP/1.1 on the same AUTO listener.
+  absl::StatusOr<HttpResponse> h1 = httpRequest(port_, HttpRequest{});
+  ASSERT_TRUE(h1.ok()) << h1.status();
+  EXPECT_EQ(h1->status, 200u);
+
+  EXPECT_TRUE(proxy_->waitForCounterGe("http.ingress_http.downstream_cx_http2_total", 2));
+  EXPECT_EQ(stat("http.ingress_http.downstream_cx_http1_total"), 1);
+  EXPECT_EQ(stat("http.ingress_http.downstream_rq_http2_total"), 21);
+  EXPECT_EQ(stat("http.ingress_http.downstream_cx_protocol_error"), 0);
+}
+
+TEST_F(Http2IntegrationTest, ASlowStreamDoesNotStallTheOthersAndLargeBodiesFlowBothWays) {
+  // Small windows, so flow control works during the test.
+  start("{initial_stream_window_size: 65535, initial_connection_window_size: 1048576}");
+  Http2Connection connection(port_, /*window=*/65535, /*manual_window=*/true);
+  ASSERT_TRUE(connection.connected());
+  Http2TestClient& client = connection.client();
+
+  // Stream A downloads 4 MiB but its reader never opens its window past the first 64 KiB.
+  Http2Headers slow = Http2TestClient::get("/slow");
+  slow.emplace_back("x-fake-response-bytes", std::to_string(4 << 20));
+  const int32_t a = client.request(slow);
+  ASSERT_TRUE(connection.pump([&] { return client.result(a).body.size() >= 65535; }));
+
+  // Meanwhile stream B uploads 3 MiB (the proxy's windows pace it) and 20 small GETs pass.
+  const std::string upload = patternString(3 << 20);
+  const int32_t b = client.request(Http2TestClient::post("/upload"), upload);
+  std::vector<int32_t> small;
+  for (int i = 0; i < 20; i++) {
+    small.push_back(client.request(Http2TestClient::get(absl::StrCat("/small/", i))));
+  }
+  ASSERT_TRUE(connection.pump([&] {
+    // The client reads what the other streams got (A stays stalled).
+    client.consume(b, client.result(b).body.size());
+    for (int32_t id : small) {
+      client.consume(id, client.result(id).body.size());
+    }
+    if (!client.result(b).ended) {
+      return false;
+    }
+    for (int32_t id : small) {
+      if (!client.result(id).ended) {
+        return false;
+      }
+    }
+    return true;
+  }));
+  EXPECT_EQ(client.result(b).header(":status"), "200");
+  EXPECT_EQ(client.result(b).header("x-request-body-bytes"), std::to_string(3 << 20));
+  EXPECT_EQ(client.result(b).header("x-request-body-fnv1a"), patternDigest(3 << 20));
+  EXPECT_FALSE(client.result(a).ended);
+  EXPECT_EQ(client.result(a).body.size(), 65535u);
+
+  // A's reader catches up: the whole 4 MiB arrives, intact.
+  size_t consumed = 0;
+  ASSERT_TRUE(connection.pump(
+      [&] {
+        const size_t got = client.result(a).body.size();
+        client.consume(a, got - consumed);
+        consumed = got;
+        return client.result(a).ended;
+      },
+      30s));
+  EXPECT_EQ(client.result(a).body.size(), static_cast<size_t>(4 << 20));
+  EXPECT_EQ(client.result(a).body, patternString(4 << 20));
+}
+
+TEST_F(Http2IntegrationTest, AResetStreamLeavesTheOthersRunning) {
+  start();
+  Http2Connection connection(port_);
+  Http2TestClient& client = connection.client();
+  // A waits 5 s for its upstream; B is quick. The client resets A.
+  Http2Headers delayed = Http2TestClient::get("/delayed");
+  delayed.emplace_back("x-fake-delay-ms", "5000");
+  const int32_t a = client.request(delayed);
+  ASSERT_TRUE(connection.pump([&] { return upstream_->requestsReceived() >= 1; }));
+  client.reset(a);
+  const int32_t b = client.request(Http2TestClient::get("/quick"));
+  ASSERT_TRUE(connection.pump([&] { return client.result(b).ended; }));
+  EXPECT_EQ(client.result(b).header(":status"), "200");
+  EXPECT_FALSE(client.result(a).ended);
+  EXPECT_TRUE(proxy_->waitForCounterGe("http2.rx_reset", 1));
+  EXPECT_TRUE(proxy_->waitForCounterGe("http.ingress_http.downstream_rq_rx_reset", 1));
+  EXPECT_FALSE(connection.closed());
+}
+
+TEST_F(Http2IntegrationTest, RapidResetClosesTheConnection) {
+  start();
+  Http2Connection connection(port_);
+  // CVE-2023-44487: 600 streams opened and reset at once, none waiting for a response (each
+  // would take 5 s upstream).
+  std::string burst = Http2TestClient::preface();
+  for (uint32_t i = 0; i < 600; i++) {
+    const uint32_t id = 1 + 2 * i;
+    burst += Http2TestClient::rawFrame(
+        NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, id,
+        Http2TestClient::hpackLiteral({{":method", "GET"},
+                                       {":scheme", "http"},
+                                       {":path", "/attack"},
+                                       {":authority", "h"},
+                                       {"x-fake-delay-ms", "5000"}}));
+    burst += Http2TestClient::rawFrame(NGHTTP2_RST_STREAM, 0, id, std::string("\0\0\0\x8", 4));
+  }
+  ASSERT_TRUE(connection.sendRaw(burst));
+  // The proxy closes the connection (Envoy's premature reset check) and counts it.
+  EXPECT_TRUE(connection.pump([&] { return connection.closed(); }, 10s, /*raw=*/true));
+  EXPECT_TRUE(
+      proxy_->waitForCounterGe("http.ingress_http.downstream_rq_too_many_premature_resets", 1));
+  // Other connections are served.
+  absl::StatusOr<HttpResponse> h1 = httpRequest(port_, HttpRequest{.path = "/ping"});
+  ASSERT_TRUE(h1.ok()) << h1.status();
+  EXPECT_EQ(h1->status, 200u);
+}
+
+TEST_F(Http2IntegrationTest, EmptyFrameFloodOversizedHeadersAndDataAfterEndStream) {
+  start("{}", "          max_request_headers_kb: 1\n");
+  const Http2Headers get_h = {
+      {":method", "GET"}, {":scheme", "http"}, {":path", "/ping"}, {":authority", "h"}};
+
+  // Empty DATA frames on an open stream: the connection is closed, the counter moves.
+  {
+    Http2Connection connection(port_);
+    ASSERT_TRUE(
+        connection.sendRaw(Http2TestClient::preface() +
+                           Http2TestClient::rawFrame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1,
+                                                     Http2TestClient::hpackLiteral(get_h)) +
+                           Http2TestClient::rawFrame(NGHTTP2_DATA, 0, 1, "") +
+                           Http2TestClient::rawFrame(NGHTTP2_DATA, 0, 1, "")));
+    EXPECT_TRUE(connection.pump([&] { return connection.closed(); }, 10s, /*raw=*/true));
+    EXPECT_TRUE(proxy_->waitForCounterGe("http2.inbound_empty_frames_flood", 1));
+  }
+
+  // Headers over max_request_headers_kb (1 KiB): that stream is reset, the next one served.
+  {
+    Http2Connection connection(port_);
+    Http2TestClient& client = connection.client();
+    Http2Headers big = Http2TestClient::get("/ping");
+    big.emplace_back("x-big", std::string(2000, 'a'));
+    const int32_t bad = client.request(big);
+    const int32_t good = client.request(Http2TestClient::get("/ping"));
+    ASSERT_TRUE(connection.pump([&] { return client.result(good).ended; }));
+    EXPECT_EQ(client.result(bad).reset_code, NGHTTP2_INTERNAL_ERROR);
+    EXPECT_EQ(client.result(good).body, "pong");
+    EXPECT_TRUE(proxy_->waitForCounterGe("http2.header_overflow", 1));
+  }
+
+  // DATA after END_STREAM: GOAWAY(STREAM_CLOSED), then the connection closes.
+  {
+    Http2Connection connection(port_);
+    ASSERT_TRUE(
+        connection.sendRaw(Http2TestClient::preface() +
+                           Http2TestClient::rawFrame(
+                               NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM,
+                               1, Http2TestClient::hpackLiteral(get_h)) +
+                           Http2TestClient::rawFrame(NGHTTP2_DATA, 0, 1, "late")));
+    EXPECT_TRUE(connection.pump([&] { return connection.closed(); }, 10s, /*raw=*/true));
+    const auto frames = Http2TestClient::parseFrames(connection.received());
+    const auto goaway = Http2TestClient::findFrame(frames, NGHTTP2_GOAWAY);
+    ASSERT_TRUE(goaway.has_value());
+    EXPECT_EQ(goaway->errorCode(), NGHTTP2_STREAM_CLOSED);
+  }
+}
+
+}  // namespace
+}  // namespace Proxy::Integration
