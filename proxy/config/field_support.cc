@@ -237,7 +237,8 @@ const std::vector<ImplementedField>& table() {
       {kHcm, "http_filters", nullptr, nullptr, nullptr},
       {kHcm, "common_http_protocol_options", nullptr, nullptr, nullptr},
       {kHcm, "http_protocol_options", nullptr, nullptr, nullptr},
-      // Downstream HTTP/2 (proxy/http/http2/server_connection_impl.cc): SETTINGS and Envoy's flood limits.
+      // Downstream HTTP/2 (proxy/http/http2/server_connection_impl.cc): SETTINGS and Envoy's flood
+      // limits.
       {kHcm, "http2_protocol_options", nullptr, nullptr, nullptr},
       {"envoy.config.core.v3.Http2ProtocolOptions", "max_concurrent_streams", kHcmHttp2Options,
        nullptr, nullptr},
@@ -247,6 +248,8 @@ const std::vector<ImplementedField>& table() {
        kHcmHttp2Options, nullptr, nullptr},
       {"envoy.config.core.v3.Http2ProtocolOptions", "max_outbound_frames", kHcmHttp2Options,
        nullptr, nullptr},
+      {"envoy.config.core.v3.Http2ProtocolOptions", "override_stream_error_on_invalid_http_message",
+       kHcmHttp2Options, nullptr, nullptr},
       {"envoy.config.core.v3.Http2ProtocolOptions", "max_outbound_control_frames", kHcmHttp2Options,
        nullptr, nullptr},
       {"envoy.config.core.v3.Http2ProtocolOptions",

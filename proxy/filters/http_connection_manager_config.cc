@@ -91,7 +91,8 @@ absl::StatusOr<std::shared_ptr<const HcmConfig>> HcmConfig::create(
           "codec_type: unsupported codec '",
           HttpConnectionManager::CodecType_Name(proto.codec_type()), "' (HTTP1, HTTP2 or AUTO)"));
   }
-  config->http2_stats = std::make_unique<Http::Http2::ServerCodecStats>(Stats::Scope(store, "http2."));
+  config->http2_stats =
+      std::make_unique<Http::Http2::ServerCodecStats>(Stats::Scope(store, "http2."));
 
   // The filter chain must be exactly the router: it is the only HTTP filter we have.
   if (proto.http_filters_size() == 0) {
@@ -202,6 +203,10 @@ absl::StatusOr<std::shared_ptr<const HcmConfig>> HcmConfig::create(
                        v));
     }
     h2.initial_connection_window_size = v;
+  }
+  if (h2_proto.has_override_stream_error_on_invalid_http_message()) {
+    h2.stream_error_on_invalid_http_messaging =
+        h2_proto.override_stream_error_on_invalid_http_message().value();
   }
   if (h2_proto.has_max_outbound_frames()) {
     h2.max_outbound_frames = h2_proto.max_outbound_frames().value();

@@ -330,7 +330,7 @@ TEST_F(Http2IntegrationTest, RapidResetClosesTheConnection) {
   EXPECT_EQ(h1->status, 200u);
 }
 
-TEST_F(Http2IntegrationTest, EmptyFrameFloodOversizedHeadersAndDataAfterEndStream) {
+TEST_F(Http2IntegrationTest, EmptyFrameFloodOversizedHeadersBadPseudoHeaderAndDataAfterEndStream) {
   start("{}", "          max_request_headers_kb: 1\n");
   const Http2Headers get_h = {
       {":method", "GET"}, {":scheme", "http"}, {":path", "/ping"}, {":authority", "h"}};
@@ -360,6 +360,21 @@ TEST_F(Http2IntegrationTest, EmptyFrameFloodOversizedHeadersAndDataAfterEndStrea
     EXPECT_EQ(client.result(bad).reset_code, NGHTTP2_INTERNAL_ERROR);
     EXPECT_EQ(client.result(good).body, "pong");
     EXPECT_TRUE(proxy_->waitForCounterGe("http2.header_overflow", 1));
+  }
+
+  // An unknown pseudo-header: the connection is closed, as Envoy 1.40 does by default.
+  {
+    Http2Connection connection(port_);
+    Http2Headers bad = get_h;
+    bad.emplace_back(":foo", "x");
+    ASSERT_TRUE(
+        connection.sendRaw(Http2TestClient::preface() +
+                           Http2TestClient::rawFrame(
+                               NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM,
+                               1, Http2TestClient::hpackLiteral(bad))));
+    EXPECT_TRUE(connection.pump([&] { return connection.closed(); }, 10s, /*raw=*/true));
+    EXPECT_TRUE(proxy_->waitForCounterGe("http2.rx_messaging_error", 1));
+    EXPECT_TRUE(proxy_->waitForCounterGe("http.ingress_http.downstream_cx_protocol_error", 1));
   }
 
   // DATA after END_STREAM: GOAWAY(STREAM_CLOSED), then the connection closes.

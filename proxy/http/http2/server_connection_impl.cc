@@ -1,6 +1,6 @@
-// The HTTP/2 server codec (server_connection_impl.h). Over ~600 lines on purpose: StreamImpl, the nghttp2
-// callback table and the connection share their private state; splitting them would only move
-// that state into a header.
+// The HTTP/2 server codec (server_connection_impl.h). Over ~600 lines on purpose: StreamImpl, the
+// nghttp2 callback table and the connection share their private state; splitting them would only
+// move that state into a header.
 
 #include "proxy/http/http2/server_connection_impl.h"
 
@@ -297,8 +297,8 @@ struct ServerNghttp2Callbacks {
 // ServerConnectionImpl
 
 ServerConnectionImpl::ServerConnectionImpl(CodecOutput& output,
-                                           ServerConnectionCallbacks& callbacks, ServerCodecStats& stats,
-                                           const ServerSettings& settings)
+                                           ServerConnectionCallbacks& callbacks,
+                                           ServerCodecStats& stats, const ServerSettings& settings)
     : output_(output), callbacks_(callbacks), stats_(stats), settings_(settings) {
   nghttp2_option* option;
   nghttp2_option_new(&option);
@@ -704,8 +704,12 @@ int ServerConnectionImpl::onFrameRecv(const nghttp2_frame& frame) {
 
 int ServerConnectionImpl::onInvalidFrame(const nghttp2_frame& frame, int lib_error) {
   if (lib_error == NGHTTP2_ERR_HTTP_HEADER || lib_error == NGHTTP2_ERR_HTTP_MESSAGING) {
-    // nghttp2 resets the stream with PROTOCOL_ERROR; the connection goes on.
     stats_.rx_messaging_error.inc();
+    if (!settings_.stream_error_on_invalid_http_messaging) {
+      // Envoy's default: the whole connection goes (checked against Envoy 1.40 by hand).
+      return fail("http2.violation.of.messaging.rule", nghttp2_strerror(lib_error));
+    }
+    // nghttp2 resets the stream with PROTOCOL_ERROR; the connection goes on.
     if (StreamImpl* stream = getStream(frame.hd.stream_id); stream != nullptr) {
       stream->messaging_error_ = true;
     }

@@ -1,8 +1,9 @@
 #pragma once
 
-// HTTP/2 server codec over nghttp2 (Envoy's source/common/http/http2/server_connection_impl.h, server half):
-// one nghttp2 session per downstream connection, each stream its own ResponseEncoder/Stream for
-// the connection manager. Dispatcher-thread only, like the connection that owns it.
+// HTTP/2 server codec over nghttp2 (Envoy's source/common/http/http2/server_connection_impl.h,
+// server half): one nghttp2 session per downstream connection, each stream its own
+// ResponseEncoder/Stream for the connection manager. Dispatcher-thread only, like the connection
+// that owns it.
 //
 // Choices a reader should know about (Envoy's behaviour unless said otherwise):
 // - Streams are independent. Flow control is per stream: received DATA is handed to the
@@ -11,9 +12,11 @@
 //   (the stream window), never the others. Response bytes wait per stream until the peer's
 //   window allows them; above the stream buffer limit that stream's callbacks hear
 //   onAboveWriteBufferHighWatermark (the router stops reading its upstream).
-// - Headers are checked by nghttp2's HTTP messaging rules (pseudo-headers, connection-specific
-//   headers, content-length vs DATA): a violation resets that stream with PROTOCOL_ERROR and
-//   counts http2.rx_messaging_error. Header bytes over max_request_headers_kb or more than
+// - Headers are checked by nghttp2's HTTP messaging rules (pseudo-headers, :authority or Host,
+//   connection-specific headers, content-length vs DATA): a violation counts
+//   http2.rx_messaging_error and, as in Envoy 1.40 by default, fails the connection (dispatch()
+//   returns an error; the owner closes); with stream_error_on_invalid_http_messaging only the
+//   stream is reset (PROTOCOL_ERROR). Header bytes over max_request_headers_kb or more than
 //   max_headers_count reset the stream (http2.header_overflow). A request without :authority
 //   takes its Host header's value.
 // - Abuse limits with Envoy's defaults: frames queued but not yet written to the socket
@@ -52,6 +55,10 @@ struct ServerSettings {
   uint32_t max_consecutive_inbound_frames_with_empty_payload = 1;
   uint32_t max_inbound_priority_frames_per_stream = 100;
   uint32_t max_inbound_window_update_frames_per_data_frame_sent = 10;
+  // override_stream_error_on_invalid_http_message: an HTTP messaging violation (invalid or
+  // missing pseudo-headers, connection-specific headers, content-length mismatch) resets only
+  // that stream; off (Envoy's default), it closes the connection.
+  bool stream_error_on_invalid_http_messaging = false;
   // The HCM's header limits, per stream.
   uint32_t max_request_headers_kb = 60;
   uint32_t max_headers_count = 100;
@@ -65,8 +72,8 @@ inline constexpr std::string_view kClientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n
 
 class ServerConnectionImpl : public ServerConnection {
  public:
-  ServerConnectionImpl(CodecOutput& output, ServerConnectionCallbacks& callbacks, ServerCodecStats& stats,
-                       const ServerSettings& settings);
+  ServerConnectionImpl(CodecOutput& output, ServerConnectionCallbacks& callbacks,
+                       ServerCodecStats& stats, const ServerSettings& settings);
   ~ServerConnectionImpl() override;
 
   // Connection

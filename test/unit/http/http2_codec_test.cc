@@ -180,7 +180,25 @@ TEST_F(Http2CodecTest, HeadersOverTheLimitResetTheStream) {
   EXPECT_EQ(counter("header_overflow"), 1u);
 }
 
-TEST_F(Http2CodecTest, InvalidPseudoHeadersResetTheStreamWithProtocolError) {
+TEST_F(Http2CodecTest, InvalidPseudoHeadersFailTheConnectionByDefault) {
+  start();
+  // An unknown pseudo-header: Envoy 1.40 closes the connection (no stream error by default).
+  const std::string bad = Http2TestClient::rawFrame(
+      NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 1,
+      Http2TestClient::hpackLiteral({{":method", "GET"},
+                                     {":scheme", "http"},
+                                     {":path", "/"},
+                                     {":authority", "h"},
+                                     {":foo", "x"}}));
+  input_.add(Http2TestClient::preface() + bad);
+  EXPECT_FALSE(codec_->dispatch(input_).ok());
+  EXPECT_EQ(codec_->lastError().details, "http2.violation.of.messaging.rule");
+  EXPECT_EQ(counter("rx_messaging_error"), 1u);
+  EXPECT_TRUE(callbacks_.decoders_.empty());
+}
+
+TEST_F(Http2CodecTest, InvalidPseudoHeadersResetTheStreamWithTheOverride) {
+  settings_.stream_error_on_invalid_http_messaging = true;
   start();
   // Hand-made HEADERS: an unknown pseudo-header, then a request without :path.
   const std::string bad1 = Http2TestClient::rawFrame(
