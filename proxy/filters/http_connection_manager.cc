@@ -289,8 +289,7 @@ void ConnectionManagerImpl::onProtocolError() {
   if (error.details != "missing_host_header") {
     stats_.downstream_cx_protocol_error.inc();
   }
-  spdlog::debug("[C{}] protocol error: {} ({})", connection_.id(), error.details,
-                error.http_code);
+  spdlog::debug("[C{}] protocol error: {} ({})", connection_.id(), error.details, error.http_code);
   // The byte stream cannot be trusted any more: answer if we still can, then close.
   codec_->setCloseAfterResponse();
   if (!streams_.empty() && !streams_.front()->responseStarted()) {

@@ -5,7 +5,9 @@
 // for AUTO: Http::chooseServerProtocol), picks a route, and proxies each request to
 // a host of the route's cluster over the worker's connection pool, streaming bodies both ways
 // with backpressure. Its config (HcmConfig, shared read-only by every connection on every
-// worker) is built in http_connection_manager_config.h.
+// worker) is built in http_connection_manager_config.h. The implementation is split by what
+// Envoy keeps per connection and per stream: http_connection_manager_impl.h says which file has
+// which part.
 
 #include <cstdint>
 

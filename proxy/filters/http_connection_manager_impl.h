@@ -45,8 +45,7 @@ class ActiveStream : public Http::RequestDecoder,
                      public StreamTimerCallbacks {
  public:
   // `timers`: the connection's (HTTP/1) or null, when the stream gets its own (HTTP/2).
-  ActiveStream(ConnectionManagerImpl& parent, Http::ResponseEncoder& encoder,
-               StreamTimers* timers);
+  ActiveStream(ConnectionManagerImpl& parent, Http::ResponseEncoder& encoder, StreamTimers* timers);
   ~ActiveStream() override;
 
   // Http::RequestDecoder
@@ -228,9 +227,9 @@ class ConnectionManagerImpl : public NetworkFilter,
   Event::TimerPtr max_duration_timer_;
   Event::TimerPtr drain_sequence_timer_;
   Event::TimerPtr codec_error_timer_;
-  bool draining_ = false;         // the listener drains
-  bool drain_sequence_ = false;   // max_connection_duration reached
-  bool goaway_sent_ = false;      // HTTP/2: the final GOAWAY; close when no stream is left
+  bool draining_ = false;        // the listener drains
+  bool drain_sequence_ = false;  // max_connection_duration reached
+  bool goaway_sent_ = false;     // HTTP/2: the final GOAWAY; close when no stream is left
   // The premature reset check (HTTP/2).
   uint64_t closed_streams_ = 0;
   uint64_t premature_resets_ = 0;

@@ -394,5 +394,102 @@ TEST_F(Http2IntegrationTest, EmptyFrameFloodOversizedHeadersBadPseudoHeaderAndDa
   }
 }
 
+// The stream timers are each stream's own on HTTP/2, as in Envoy: one connection carries a stream
+// that times out idle, one whose request times out, and one that stays busy past both deadlines.
+TEST_F(Http2IntegrationTest, StreamTimeoutsEndOnlyTheirOwnStream) {
+  start("{}", "          stream_idle_timeout: 0.4s\n          request_timeout: 0.2s\n");
+  Http2Connection connection(port_);
+  Http2TestClient& client = connection.client();
+  const Clock::time_point begin = Clock::now();
+
+  // hung: a complete GET the upstream never answers; only its idle timer can end it.
+  Http2Headers hung = Http2TestClient::get("/hung");
+  hung.emplace_back("x-fake-delay-ms", "60000");
+  const int32_t hung_id = client.request(hung);
+  // stalled: a POST that sends 2 bytes and never ends; its request timer (200 ms) ends it.
+  const int32_t stalled_id = client.openRequest(Http2TestClient::post("/stalled"), "ab");
+  // steady: 8 bytes, one every 100 ms (800 ms in all): never idle for 400 ms. If the idle timer
+  // were the connection's, steady's bytes would keep re-arming it and hung would never end.
+  Http2Headers steady = Http2TestClient::get("/steady");
+  steady.emplace_back("x-fake-response-bytes", "8");
+  steady.emplace_back("x-fake-trickle-ms", "100");
+  const int32_t steady_id = client.request(steady);
+
+  ASSERT_TRUE(connection.pump([&] { return client.result(hung_id).ended; }));
+  // Envoy's stream idle timeout once the request is complete: 504 "stream timeout".
+  EXPECT_EQ(client.result(hung_id).header(":status"), "504");
+  EXPECT_EQ(client.result(hung_id).body, "stream timeout");
+  // The request timeout came first, on its own stream: 408, then RST_STREAM NO_ERROR (the rest
+  // of the request is not wanted).
+  ASSERT_TRUE(connection.pump([&] { return client.result(stalled_id).reset_code.has_value(); }));
+  EXPECT_EQ(client.result(stalled_id).header(":status"), "408");
+  EXPECT_EQ(client.result(stalled_id).body, "request timeout");
+  EXPECT_EQ(client.result(stalled_id).reset_code, NGHTTP2_NO_ERROR);
+  // steady is still running, and completes intact.
+  EXPECT_FALSE(client.result(steady_id).ended);
+  ASSERT_TRUE(connection.pump([&] { return client.result(steady_id).ended; }));
+  EXPECT_EQ(client.result(steady_id).header(":status"), "200");
+  EXPECT_EQ(client.result(steady_id).body, patternString(8));
+  EXPECT_GE(Clock::now() - begin, 700ms);
+
+  // The connection goes on: a new stream is served.
+  const int32_t after = client.request(Http2TestClient::get("/ping"));
+  ASSERT_TRUE(connection.pump([&] { return client.result(after).ended; }));
+  EXPECT_EQ(client.result(after).body, "pong");
+  EXPECT_FALSE(connection.closed());
+  EXPECT_EQ(stat("http.ingress_http.downstream_rq_idle_timeout"), 1);
+  EXPECT_EQ(stat("http.ingress_http.downstream_rq_timeout"), 1);
+  EXPECT_EQ(stat("http.ingress_http.downstream_cx_idle_timeout"), 0);
+}
+
+// The connection's idle_timeout is the connection's: it runs only while no stream is active
+// (Envoy), then GOAWAY and close. max_connection_duration sends Envoy's drain sequence: the
+// GOAWAY shutdown notice, the final GOAWAY after drain_timeout, and the close once the streams
+// in flight ended.
+TEST_F(Http2IntegrationTest, ConnectionIdleTimeoutRunsOnlyWhileNoStreamIsActive) {
+  start("{}",
+        "          common_http_protocol_options: {idle_timeout: 0.3s, "
+        "max_connection_duration: 1.5s}\n          drain_timeout: 0.2s\n");
+  {
+    Http2Connection connection(port_);
+    Http2TestClient& client = connection.client();
+    // One stream busy for 800 ms, more than twice the idle timeout: the connection stays.
+    Http2Headers slow = Http2TestClient::get("/slow");
+    slow.emplace_back("x-fake-delay-ms", "800");
+    const int32_t slow_id = client.request(slow);
+    ASSERT_TRUE(connection.pump([&] { return client.result(slow_id).ended; }));
+    EXPECT_EQ(client.result(slow_id).header(":status"), "200");
+    EXPECT_EQ(stat("http.ingress_http.downstream_cx_idle_timeout"), 0);
+    EXPECT_FALSE(client.goawayCode().has_value());
+    // Now no stream is active: 300 ms later, GOAWAY(NO_ERROR) and the close.
+    const Clock::time_point idle_since = Clock::now();
+    ASSERT_TRUE(connection.pump([&] { return connection.closed(); }, 5s));
+    EXPECT_GE(Clock::now() - idle_since, 250ms);
+    EXPECT_EQ(client.goawayCode(), NGHTTP2_NO_ERROR);
+    EXPECT_EQ(stat("http.ingress_http.downstream_cx_idle_timeout"), 1);
+  }
+  {
+    // A stream of 2 s outlives the connection's 1.5 s: the shutdown notice (last stream id
+    // 2^31-1), the final GOAWAY naming the stream, and the stream still completes.
+    Http2Connection connection(port_);
+    Http2TestClient& client = connection.client();
+    Http2Headers slow = Http2TestClient::get("/slow");
+    slow.emplace_back("x-fake-delay-ms", "2000");
+    const int32_t slow_id = client.request(slow);
+    ASSERT_TRUE(connection.pump([&] { return client.goawayCode().has_value(); }, 5s));
+    ASSERT_TRUE(connection.pump([&] { return client.result(slow_id).ended; }, 5s));
+    EXPECT_EQ(client.result(slow_id).header(":status"), "200");
+    EXPECT_EQ(client.goawayLastStream(), slow_id);
+    ASSERT_TRUE(connection.pump([&] { return connection.closed(); }, 5s));
+    const auto frames = Http2TestClient::parseFrames(connection.received());
+    int goaways = 0;
+    for (const auto& frame : frames) {
+      goaways += frame.type == NGHTTP2_GOAWAY;
+    }
+    EXPECT_EQ(goaways, 2);
+    EXPECT_EQ(stat("http.ingress_http.downstream_cx_max_duration_reached"), 1);
+  }
+}
+
 }  // namespace
 }  // namespace Proxy::Integration

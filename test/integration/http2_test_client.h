@@ -96,9 +96,15 @@ class Http2TestClient {
       provider.source.ptr = this;
       provider.read_callback = &Http2TestClient::readBody;
       id = nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(), &provider, this);
-      bodies_[id] = Body{body.value_or(""), 0, trailers};
+      bodies_[id] = Body{body.value_or(""), 0, trailers, false};
     }
     results_[id];
+    return id;
+  }
+  // A request that sends `body` and then stalls: its stream never ends (END_STREAM never sent).
+  int32_t openRequest(const Http2Headers& headers, std::string body) {
+    const int32_t id = request(headers, std::move(body));
+    bodies_[id].open = true;
     return id;
   }
   void reset(int32_t stream_id, uint32_t code = NGHTTP2_CANCEL) {
@@ -219,6 +225,7 @@ class Http2TestClient {
     std::string data;
     size_t offset = 0;
     Http2Headers trailers;
+    bool open = false;  // the request never ends: after `data`, nothing more (a stalled client)
   };
 
   static std::vector<nghttp2_nv> toNv(const Http2Headers& headers) {
@@ -234,11 +241,14 @@ class Http2TestClient {
                           uint32_t* flags, nghttp2_data_source*, void* user) {
     auto& self = *static_cast<Http2TestClient*>(user);
     Body& body = self.bodies_[stream_id];
+    if (body.open && body.offset == body.data.size()) {
+      return NGHTTP2_ERR_DEFERRED;
+    }
     const size_t n = std::min(length, body.data.size() - body.offset);
     std::copy(body.data.begin() + static_cast<std::ptrdiff_t>(body.offset),
               body.data.begin() + static_cast<std::ptrdiff_t>(body.offset + n), buf);
     body.offset += n;
-    if (body.offset == body.data.size()) {
+    if (body.offset == body.data.size() && !body.open) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       if (!body.trailers.empty()) {
         *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
