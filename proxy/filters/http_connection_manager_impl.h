@@ -22,6 +22,7 @@
 
 #include "proxy/filters/http_connection_manager.h"
 #include "proxy/filters/http_connection_manager_timers.h"
+#include "proxy/grpc/common.h"
 #include "proxy/http/codec.h"
 #include "proxy/http/utility.h"
 #include "proxy/router/router.h"
@@ -66,7 +67,12 @@ class ActiveStream : public Http::RequestDecoder,
   Event::Dispatcher& dispatcher() override;
   Event::Timer& routeTimer() override { return timers_->get(StreamTimer::Route); }
   void sendLocalReply(uint32_t code, std::string_view body, uint32_t flag,
-                      std::string_view details) override;
+                      std::string_view details) override {
+    sendLocalReply(code, body, flag, details, std::nullopt);
+  }
+  // `grpc_status`: what a gRPC client gets instead of the status mapped from `code`.
+  void sendLocalReply(uint32_t code, std::string_view body, uint32_t flag, std::string_view details,
+                      std::optional<Grpc::Status> grpc_status);
   void encodeHeaders(Http::ResponseHeaderMapPtr&& headers, bool end_stream) override {
     response_headers_ = std::move(headers);
     encodeResponseHeaders(*response_headers_, end_stream);
@@ -115,6 +121,9 @@ class ActiveStream : public Http::RequestDecoder,
   void resetIdleTimer();
   // A route with idle_timeout matched: it replaces the connection manager's (0: none).
   void setIdleTimeout(std::chrono::milliseconds timeout);
+  // The stream duration timer for the matched route: its max_stream_duration, or a gRPC
+  // request's grpc-timeout when the route says so (Envoy's refreshDurationTimeout).
+  void refreshDurationTimeout();
 
   ConnectionManagerImpl& parent_;
   Http::ResponseEncoder& encoder_;

@@ -207,6 +207,7 @@ void ActiveStream::route() {
     setIdleTimeout(*route_entry_->idleTimeout());
   }
   resetIdleTimer();
+  refreshDurationTimeout();
   router_->decodeHeaders();
 }
 
@@ -293,7 +294,8 @@ void ActiveStream::encodeTrailers(Http::ResponseTrailerMapPtr&& trailers) {
 }
 
 void ActiveStream::sendLocalReply(uint32_t code, std::string_view body, uint32_t flag,
-                                  std::string_view details) {
+                                  std::string_view details,
+                                  std::optional<Grpc::Status> grpc_status) {
   info_.setFlag(flag);
   info_.response_code_details = std::string(details);
   if (response_headers_sent_) {
@@ -331,6 +333,11 @@ void ActiveStream::sendLocalReply(uint32_t code, std::string_view body, uint32_t
       headers->addCopy(Http::Headers::Location, route_entry_->requestUri(*request_headers_));
     }
     route_entry_->finalizeResponseHeaders(*headers);
+  }
+  // A gRPC client gets a trailers-only response (Envoy's encodeLocalReply).
+  if (request_headers_ != nullptr && Grpc::isGrpcRequestHeaders(*request_headers_)) {
+    Grpc::toTrailersOnlyLocalReply(*headers, code, body, grpc_status);
+    body = {};
   }
   response_headers_ = std::move(headers);
   if (body.empty()) {

@@ -72,6 +72,60 @@ void ActiveStream::setIdleTimeout(std::chrono::milliseconds timeout) {
   }
 }
 
+void ActiveStream::refreshDurationTimeout() {
+  using std::chrono::milliseconds;
+  if (route_entry_ == nullptr) {
+    return;
+  }
+  const Router::StreamDurationPolicy& policy = route_entry_->streamDurations();
+  const milliseconds hcm_duration = parent_.config().max_stream_duration;
+  const std::optional<milliseconds> grpc_timeout = Grpc::getGrpcTimeout(*request_headers_);
+  milliseconds timeout{0};
+  bool disable = false;
+  if (!grpc_timeout.has_value() || !policy.grpc_timeout_header_max.has_value()) {
+    // The route's max_stream_duration (0: none), else the connection manager's.
+    if (policy.max_stream_duration.has_value()) {
+      timeout = *policy.max_stream_duration;
+      disable = timeout.count() == 0;
+    } else if (hcm_duration.count() > 0) {
+      timeout = hcm_duration;
+    } else {
+      disable = true;
+    }
+  } else {
+    // grpc-timeout, capped by grpc_timeout_header_max (0: no cap), less the offset.
+    timeout = *grpc_timeout;
+    const milliseconds max = *policy.grpc_timeout_header_max;
+    if (max.count() != 0 && timeout > max) {
+      timeout = max;
+    }
+    if (timeout.count() != 0 && policy.grpc_timeout_header_offset.has_value()) {
+      const milliseconds offset = *policy.grpc_timeout_header_offset;
+      timeout = offset < timeout ? timeout - offset : milliseconds(0);
+    }
+  }
+  const bool rewrite_header =
+      policy.using_new_timeouts && Grpc::isGrpcRequestHeaders(*request_headers_);
+  Event::Timer& timer = timers_->get(StreamTimer::MaxDuration);
+  if (disable) {
+    // As Envoy, which only has a timer to disable when the connection manager set one.
+    if (hcm_duration.count() > 0) {
+      timer.disableTimer();
+      if (rewrite_header) {
+        request_headers_->remove("grpc-timeout");
+      }
+    }
+    return;
+  }
+  // The upstream learns the deadline that applies.
+  if (rewrite_header) {
+    Grpc::toGrpcTimeout(timeout, *request_headers_);
+  }
+  const auto used = std::chrono::duration_cast<milliseconds>(
+      parent_.connection().dispatcher().approximateMonotonicTime() - info_.start_monotonic);
+  timer.enableTimer(timeout > used ? timeout - used : milliseconds(0));
+}
+
 void ActiveStream::onStreamTimer(StreamTimer which) {
   HcmStats& stats = parent_.stats();
   // Envoy 1.40 answers its stream timeouts 504 once the whole request was received (what is
@@ -95,7 +149,8 @@ void ActiveStream::onStreamTimer(StreamTimer which) {
       return;
     case StreamTimer::MaxDuration:
       stats.downstream_rq_max_duration_reached.inc();
-      sendLocalReply(late_code, "downstream duration timeout", 0, "max_duration_timeout");
+      sendLocalReply(late_code, "downstream duration timeout", 0, "max_duration_timeout",
+                     Grpc::Status::DeadlineExceeded);
       return;
     case StreamTimer::Route:
       router_->onRouteTimeout();
