@@ -1,6 +1,7 @@
 #include "proxy/upstream/http2_conn_pool_impl.h"
 
 #include <algorithm>
+#include <chrono>
 #include <vector>
 
 #include "proxy/common/assert.h"
@@ -459,9 +460,26 @@ void Http2ConnPoolImpl::onClientCapacity(ActiveClient& client) {
     moveClient(client,
                client.hasCapacity() ? ActiveClient::State::Ready : ActiveClient::State::Busy);
   }
+  updateIdleTimer(client);
   // Requests queued behind a connection that now drains need connections of their own.
   tryCreateClients();
   checkDrained();
+}
+
+void Http2ConnPoolImpl::updateIdleTimer(ActiveClient& client) {
+  const std::chrono::milliseconds idle_timeout = cluster_->idleTimeout();
+  if (client.streams_.empty() && client.state_ != ActiveClient::State::Closed &&
+      idle_timeout.count() > 0) {
+    if (client.idle_timer_ == nullptr) {
+      client.idle_timer_ = dispatcher_.createTimer([this, &client] {
+        cluster_->stats().upstream_cx_idle_timeout.inc();
+        client.close();
+      });
+    }
+    client.idle_timer_->enableTimer(idle_timeout);
+  } else if (client.idle_timer_ != nullptr) {
+    client.idle_timer_->disableTimer();
+  }
 }
 
 bool Http2ConnPoolImpl::attachOrFail(ActiveClient& client, Http::ResponseDecoder& decoder,
@@ -470,6 +488,9 @@ bool Http2ConnPoolImpl::attachOrFail(ActiveClient& client, Http::ResponseDecoder
     cluster_->stats().upstream_rq_pending_overflow.inc();
     callbacks.onPoolFailure(PoolFailureReason::Overflow, kRequestsOverflow, host_);
     return false;
+  }
+  if (client.idle_timer_ != nullptr) {
+    client.idle_timer_->disableTimer();
   }
   client.attach(decoder, callbacks);
   return true;
@@ -498,6 +519,9 @@ void Http2ConnPoolImpl::onClientClosed(ActiveClient& client, bool was_connecting
   ActiveClientPtr owned = std::move(*client.it_);
   list.erase(client.it_);
   client.state_ = ActiveClient::State::Closed;
+  if (client.idle_timer_ != nullptr) {
+    client.idle_timer_->disableTimer();
+  }
   dispatcher_.deferredDelete(std::move(owned));
 
   // Every stream still open ends with the connection (its callers may retry elsewhere).

@@ -151,6 +151,8 @@ class Http2ConnPoolImpl : public HttpConnPoolBase {
     Network::ClientConnectionPtr connection_;
     std::unique_ptr<Http::Http2::ClientConnectionImpl> codec_;
     Event::TimerPtr connect_timer_;
+    // Armed while the connection carries no stream: the cluster's idle_timeout.
+    Event::TimerPtr idle_timer_;
     std::list<std::unique_ptr<ActiveStream>> streams_;
     uint64_t total_streams_ = 0;
     bool connect_timed_out_ = false;
@@ -169,6 +171,9 @@ class Http2ConnPoolImpl : public HttpConnPoolBase {
   // A connection may take streams (connected, a stream ended, SETTINGS grew): serve queued
   // requests, then file it under ready/busy/draining, or close it if draining and empty.
   void onClientCapacity(ActiveClient& client);
+  // Arm the idle timer of a connection without streams (the cluster's idle_timeout, as the
+  // HTTP/1 pool's); disarm it otherwise.
+  void updateIdleTimer(ActiveClient& client);
   bool attachOrFail(ActiveClient& client, Http::ResponseDecoder& decoder,
                     HttpPoolCallbacks& callbacks);
   void unwindConnectionStats(ActiveClient& client, bool remote);

@@ -160,6 +160,19 @@ TEST_F(Http2UpstreamIntegrationTest, OverTlsTheClientHelloOffersH2AndStreamsShar
   EXPECT_EQ(1, counter("upstream_cx_http2_total"));
 }
 
+TEST_F(Http2UpstreamIntegrationTest, AnIdleConnectionClosesAfterTheClustersIdleTimeout) {
+  startUpstream();
+  // common_http_protocol_options.idle_timeout applies to HTTP/2 connections without a stream.
+  startProxy(
+      h2Cluster(upstream_->port(), "", "common_http_protocol_options: {idle_timeout: 0.2s}, "));
+  absl::StatusOr<HttpResponse> response = httpRequest(port_, HttpRequest());
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(200u, response->status);
+  ASSERT_TRUE(proxy_->waitForCounterGe(absl::StrCat(kCluster, "upstream_cx_idle_timeout"), 1));
+  EXPECT_TRUE(waitUntil([&] { return upstream_->activeConnections() == 0; }, 10s,
+                        "the idle connection closed"));
+}
+
 TEST_F(Http2UpstreamIntegrationTest, TheDeprecatedClusterFieldSelectsHttp2Too) {
   startUpstream();
   startProxy(absl::StrCat(
