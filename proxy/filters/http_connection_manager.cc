@@ -312,7 +312,10 @@ void ConnectionManagerImpl::onIdleTimeout() {
   }
   stats_.downstream_cx_idle_timeout.inc();
   if (http2_ != nullptr) {
-    http2_->goAway();
+    // Envoy 1.40 (run by hand): the GOAWAY shutdown notice at once, the final GOAWAY after
+    // drain_timeout, then the close. (HTTP/1 closes at once here; Envoy waits drain_timeout.)
+    startDrainSequence();
+    return;
   }
   connection_.close(Network::ConnectionCloseType::FlushWrite);
 }
