@@ -454,11 +454,6 @@ absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(const Clus
       return clusterError(name, "common_http_protocol_options.idle_timeout",
                           "must not be negative");
     }
-    // Only the HTTP/1 pool closes idle connections so far.
-    if (info->protocol_ == UpstreamHttpProtocol::Http2) {
-      return clusterError(name, "common_http_protocol_options.idle_timeout",
-                          "not supported for HTTP/2 clusters");
-    }
     info->idle_timeout_ = toMilliseconds(common.idle_timeout());
   }
   // Only the DEFAULT priority's thresholds apply: we do not route by priority.

@@ -22,10 +22,11 @@ constexpr char kCluster[] = "cluster.h2.";
 // An HTTP/2 cluster "h2" to 127.0.0.1:`port`; `http2_options` go inside http2_protocol_options,
 // `extra` are more cluster fields ("key: value, ").
 std::string h2Cluster(uint32_t port, const std::string& http2_options = "",
-                      const std::string& extra = "") {
+                      const std::string& extra = "", const std::string& typed_extra = "") {
   return absl::StrCat(
       "{name: h2, type: STATIC, connect_timeout: 1s, ", extra,
-      R"(typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {"@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, explicit_http_config: {http2_protocol_options: {)",
+      R"(typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {"@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, )",
+      typed_extra, "explicit_http_config: {http2_protocol_options: {",
       http2_options,
       "}}}}, load_assignment: {cluster_name: h2, endpoints: [{lb_endpoints: [{endpoint: "
       "{address: {socket_address: {address: 127.0.0.1, port_value: ",
@@ -162,9 +163,10 @@ TEST_F(Http2UpstreamIntegrationTest, OverTlsTheClientHelloOffersH2AndStreamsShar
 
 TEST_F(Http2UpstreamIntegrationTest, AnIdleConnectionClosesAfterTheClustersIdleTimeout) {
   startUpstream();
-  // common_http_protocol_options.idle_timeout applies to HTTP/2 connections without a stream.
-  startProxy(
-      h2Cluster(upstream_->port(), "", "common_http_protocol_options: {idle_timeout: 0.2s}, "));
+  // The typed HttpProtocolOptions' common_http_protocol_options.idle_timeout (where Envoy 1.40
+  // reads it) applies to HTTP/2 connections without a stream.
+  startProxy(h2Cluster(upstream_->port(), "", "",
+                       "common_http_protocol_options: {idle_timeout: 0.2s}, "));
   absl::StatusOr<HttpResponse> response = httpRequest(port_, HttpRequest());
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(200u, response->status);
