@@ -26,8 +26,7 @@ std::string h2Cluster(uint32_t port, const std::string& http2_options = "",
   return absl::StrCat(
       "{name: h2, type: STATIC, connect_timeout: 1s, ", extra,
       R"(typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {"@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, )",
-      typed_extra, "explicit_http_config: {http2_protocol_options: {",
-      http2_options,
+      typed_extra, "explicit_http_config: {http2_protocol_options: {", http2_options,
       "}}}}, load_assignment: {cluster_name: h2, endpoints: [{lb_endpoints: [{endpoint: "
       "{address: {socket_address: {address: 127.0.0.1, port_value: ",
       port, "}}}}]}]}}");
@@ -165,8 +164,8 @@ TEST_F(Http2UpstreamIntegrationTest, AnIdleConnectionClosesAfterTheClustersIdleT
   startUpstream();
   // The typed HttpProtocolOptions' common_http_protocol_options.idle_timeout (where Envoy 1.40
   // reads it) applies to HTTP/2 connections without a stream.
-  startProxy(h2Cluster(upstream_->port(), "", "",
-                       "common_http_protocol_options: {idle_timeout: 0.2s}, "));
+  startProxy(
+      h2Cluster(upstream_->port(), "", "", "common_http_protocol_options: {idle_timeout: 0.2s}, "));
   absl::StatusOr<HttpResponse> response = httpRequest(port_, HttpRequest());
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(200u, response->status);
