@@ -81,7 +81,7 @@ void ConnectionManagerImpl::onData(Buffer::Instance& data, bool end_stream) {
   stats_.downstream_cx_rx_bytes_total.add(data.length());
   if (codec_ == nullptr) {
     const std::optional<Http::Protocol> protocol =
-        Http::chooseServerProtocol(config_->codec_type, data);
+        Http::chooseServerProtocol(config_->codec_type, connection_.nextProtocol(), data);
     if (!protocol.has_value()) {
       if (end_stream) {
         connection_.close(Network::ConnectionCloseType::NoFlush);

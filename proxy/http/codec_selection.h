@@ -1,8 +1,8 @@
 #pragma once
 
 // Which codec serves a downstream connection (Envoy's HttpConnectionManager codec_type and
-// ConnectionManagerUtility::determineNextProtocol). The one place that decides: TLS adds ALPN
-// here ("h2" / "http/1.1" before any byte arrives).
+// ConnectionManagerUtility::determineNextProtocol). The one place that decides, from the codec
+// type, the ALPN a TLS handshake negotiated before any byte arrived, and the first bytes.
 
 #include <algorithm>
 #include <optional>
@@ -16,11 +16,15 @@ namespace Proxy::Http {
 
 enum class CodecType { Http1, Http2, Auto };
 
-// The protocol for a connection whose first bytes are `data`: fixed for HTTP1/HTTP2; for AUTO,
-// HTTP/2 when the data starts with the client connection preface ("PRI * HTTP/2.0...", prior
-// knowledge), else HTTP/1.1. nullopt while the bytes so far are a proper prefix of the preface:
-// wait for more before deciding.
-inline std::optional<Protocol> chooseServerProtocol(CodecType type, const Buffer::Instance& data) {
+// The protocol for a connection whose first bytes are `data` and whose TLS handshake negotiated
+// `alpn` (empty: none, or no TLS). Fixed for HTTP1/HTTP2, whatever ALPN said (as Envoy 1.40: a
+// client that negotiated the other protocol fails on the codec's first bytes). For AUTO, ALPN
+// decides when there is one ("h2": HTTP/2, anything else HTTP/1.1, as Envoy's
+// determineNextProtocol); without ALPN, HTTP/2 when the data starts with the client connection
+// preface ("PRI * HTTP/2.0...", prior knowledge), else HTTP/1.1. nullopt while the bytes so far
+// are a proper prefix of the preface: wait for more before deciding.
+inline std::optional<Protocol> chooseServerProtocol(CodecType type, std::string_view alpn,
+                                                    const Buffer::Instance& data) {
   switch (type) {
     case CodecType::Http1:
       return Protocol::Http11;
@@ -28,6 +32,9 @@ inline std::optional<Protocol> chooseServerProtocol(CodecType type, const Buffer
       return Protocol::Http2;
     case CodecType::Auto:
       break;
+  }
+  if (!alpn.empty()) {
+    return alpn == "h2" ? Protocol::Http2 : Protocol::Http11;
   }
   const std::string_view preface = Http2::kClientPreface;
   const size_t n = static_cast<size_t>(std::min<uint64_t>(data.length(), preface.size()));

@@ -173,6 +173,36 @@ TEST_F(TlsIntegrationTest, ServesHttpsAndRefusesPlaintextAndStalledHandshakes) {
   }
 }
 
+TEST_F(TlsIntegrationTest, AlpnChoosesHttp2OrHttp1OnAnAutoListener) {
+  // codec_type AUTO (the default) behind TLS offering h2 and http/1.1: the negotiated ALPN picks
+  // the codec, as Envoy's determineNextProtocol does.
+  auto proxy = startProxy(bootstrap(tlsTransportSocket("", "alpn_protocols: [h2, http/1.1]")));
+  auto curlWith = [&](const std::string& version) {
+    auto result =
+        runCommand({"curl", "-sS", version, "-w", "|%{http_version}", "--cacert", pki_->ca(),
+                    "--resolve", absl::StrCat("localhost:", port_, ":127.0.0.1"),
+                    absl::StrCat("https://localhost:", port_, "/alpn")},
+                   "", 10s);
+    EXPECT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result.ok() ? result->exit_code : -1, 0) << (result.ok() ? result->stderr_text : "");
+    return result.ok() ? result->stdout_text : "";
+  };
+  // curl --http2 offers h2 first: HTTP/2 over TLS, to the HTTP/1.1 upstream and back.
+  EXPECT_EQ(curlWith("--http2"), "hello from upstream-1\npath: /alpn\n|2");
+  // curl --http1.1 offers only http/1.1: HTTP/1.1.
+  EXPECT_EQ(curlWith("--http1.1"), "hello from upstream-1\npath: /alpn\n|1.1");
+  // nghttp over TLS (ALPN h2), three streams on one connection.
+  auto nghttp = runCommand(
+      {"nghttp", "-n", "-s", "-m", "3", absl::StrCat("https://127.0.0.1:", port_, "/nghttp")}, "",
+      10s);
+  ASSERT_TRUE(nghttp.ok()) << nghttp.status();
+  EXPECT_EQ(nghttp->exit_code, 0) << nghttp->stdout_text << nghttp->stderr_text;
+  EXPECT_TRUE(proxy->waitForCounterGe("http.ingress_http.downstream_cx_http2_total", 2));
+  EXPECT_TRUE(proxy->waitForCounterGe("http.ingress_http.downstream_rq_http2_total", 4));
+  EXPECT_TRUE(proxy->waitForCounterGe("http.ingress_http.downstream_cx_http1_total", 1));
+  EXPECT_EQ(upstream_->requestsReceived(), 5u);
+}
+
 TEST_F(TlsIntegrationTest, MutualTlsRequiresATrustedUnexpiredClientCertificateWithTheRightSan) {
   // Client certificates are required, must chain to the test CA and carry the SAN
   // DNS client.example.com.
