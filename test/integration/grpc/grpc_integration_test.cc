@@ -6,6 +6,11 @@
 // HTTP/1.1 client calling the same gRPC server through the proxy (HTTP/1.1 <-> HTTP/2,
 // trailers as chunked trailers).
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,23 +35,58 @@ constexpr size_t kLarge = 1536 * 1024;  // 1.5 MiB
 constexpr int kMany = 1000;
 
 // Routes: calls with "x-route: deadline" get the stream deadline from grpc-timeout capped at
-// 300 ms; "x-route: empty" go to a cluster without endpoints; every other gRPC call to the
-// server. Only the authority grpc.test is routed.
+// 300 ms ("x-route: silent": the same, to an upstream that never answers); "x-route: empty" go
+// to a cluster without endpoints; every other gRPC call to the server. Only the authority
+// grpc.test is routed.
 constexpr char kVirtualHost[] = R"({name: grpc, domains: ["grpc.test"], routes: [
   {match: {prefix: "/", grpc: {}, headers: [{name: x-route, string_match: {exact: deadline}}]},
    route: {cluster: grpc, max_stream_duration: {grpc_timeout_header_max: 0.3s}}},
+  {match: {prefix: "/", grpc: {}, headers: [{name: x-route, string_match: {exact: silent}}]},
+   route: {cluster: silent, max_stream_duration: {grpc_timeout_header_max: 0.3s}}},
   {match: {prefix: "/", grpc: {}, headers: [{name: x-route, string_match: {exact: empty}}]},
    route: {cluster: empty}},
   {match: {prefix: "/proxy.test.TestService/", grpc: {}}, route: {cluster: grpc, timeout: 0s}}]})";
 
-std::string grpcCluster(uint32_t port) {
+// An HTTP/2 cluster `name` to 127.0.0.1:`port`.
+std::string h2Cluster(const std::string& name, uint32_t port) {
   return absl::StrCat(
-      "{name: grpc, type: STATIC, connect_timeout: 1s, ",
+      "{name: ", name, ", type: STATIC, connect_timeout: 1s, ",
       R"(typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {"@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, explicit_http_config: {http2_protocol_options: {}}}}, )",
-      "load_assignment: {cluster_name: grpc, endpoints: [{lb_endpoints: [{endpoint: "
+      "load_assignment: {cluster_name: ", name,
+      ", endpoints: [{lb_endpoints: [{endpoint: "
       "{address: {socket_address: {address: 127.0.0.1, port_value: ",
       port, "}}}}]}]}}");
 }
+
+// A port that takes connections (the kernel completes them into the backlog) but never reads
+// or answers: an upstream whose response never comes, however long the test waits.
+class SilentPort {
+ public:
+  SilentPort() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (fd_ >= 0 && ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+        ::listen(fd_, 16) == 0 &&
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      port_ = ntohs(addr.sin_port);
+    }
+  }
+  ~SilentPort() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+  }
+  SilentPort(const SilentPort&) = delete;
+  SilentPort& operator=(const SilentPort&) = delete;
+  uint32_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  uint32_t port_ = 0;
+};
 
 class GrpcIntegrationTest : public testing::Test {
  protected:
@@ -55,7 +95,8 @@ class GrpcIntegrationTest : public testing::Test {
     ASSERT_NE(server_, nullptr);
     BootstrapSpec spec;
     spec.virtual_hosts = {kVirtualHost};
-    spec.clusters = {grpcCluster(server_->port()),
+    ASSERT_NE(silent_.port(), 0u);
+    spec.clusters = {h2Cluster("grpc", server_->port()), h2Cluster("silent", silent_.port()),
                      "{name: empty, type: STATIC, connect_timeout: 1s, load_assignment: "
                      "{cluster_name: empty, endpoints: []}}"};
     // HTTP/1.1 responses carry trailers only when asked to (as Envoy's).
@@ -93,9 +134,238 @@ class GrpcIntegrationTest : public testing::Test {
   }
 
   std::unique_ptr<GrpcTestServer> server_;
+  SilentPort silent_;
   std::unique_ptr<ProxyProcess> proxy_;
   uint32_t port_ = 0;
 };
+
+TEST_F(GrpcIntegrationTest, UnaryCallsCarryLargeMessagesStatusesAndTrailers) {
+  std::unique_ptr<TestService::Stub> client = stub();
+
+  // 1.5 MiB each way (several HTTP/2 frames and windows), OK with trailing metadata.
+  EchoRequest request;
+  request.set_payload(std::string(kLarge, 'q'));
+  request.set_trailer_value("ok-trailer");
+  EchoReply reply;
+  grpc::ClientContext ok_context;
+  withDeadline(ok_context, 10s);
+  grpc::Status status = client->Unary(&ok_context, request, &reply);
+  ASSERT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
+  EXPECT_EQ(reply.payload(), request.payload());
+  auto trailers = ok_context.GetServerTrailingMetadata();
+  ASSERT_EQ(trailers.count("x-test-trailer"), 1u);
+  EXPECT_EQ(trailers.find("x-test-trailer")->second, "ok-trailer");
+
+  // An error status, its message and the trailing metadata reach the client as the server sent
+  // them (grpc-status / grpc-message trailers through the proxy).
+  EchoRequest failing;
+  failing.set_status_code(grpc::StatusCode::NOT_FOUND);
+  failing.set_status_message("no such thing: 100% gone");
+  failing.set_trailer_value("error-trailer");
+  grpc::ClientContext error_context;
+  withDeadline(error_context, 10s);
+  status = client->Unary(&error_context, failing, &reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(status.error_message(), "no such thing: 100% gone");
+  trailers = error_context.GetServerTrailingMetadata();
+  ASSERT_EQ(trailers.count("x-test-trailer"), 1u);
+  EXPECT_EQ(trailers.find("x-test-trailer")->second, "error-trailer");
+
+  // 1000 calls on the one connection.
+  EchoRequest small;
+  for (int i = 0; i < kMany; i++) {
+    small.set_payload(absl::StrCat("call ", i));
+    grpc::ClientContext context;
+    withDeadline(context, 10s);
+    ASSERT_TRUE(client->Unary(&context, small, &reply).ok()) << i;
+    ASSERT_EQ(reply.payload(), small.payload());
+  }
+  EXPECT_EQ(counter("cluster.grpc.upstream_rq_total"), kMany + 2);
+  EXPECT_EQ(counter("cluster.grpc.upstream_cx_total"), 1);
+}
+
+TEST_F(GrpcIntegrationTest, StreamingCallsCarryManyAndLargeMessagesBothWays) {
+  std::unique_ptr<TestService::Stub> client = stub();
+
+  // Server streaming: 1000 small replies, then 3 large ones.
+  for (const auto& [count, size] :
+       {std::pair<uint32_t, uint32_t>{kMany, 16}, std::pair<uint32_t, uint32_t>{3, kLarge}}) {
+    EchoRequest request;
+    request.set_reply_count(count);
+    request.set_reply_size(size);
+    request.set_trailer_value("server-stream");
+    grpc::ClientContext context;
+    withDeadline(context, 10s);
+    std::unique_ptr<grpc::ClientReader<EchoReply>> reader = client->ServerStream(&context, request);
+    EchoReply reply;
+    uint32_t received = 0;
+    while (reader->Read(&reply)) {
+      ASSERT_EQ(reply.payload().size(), size);
+      received++;
+    }
+    grpc::Status status = reader->Finish();
+    ASSERT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
+    EXPECT_EQ(received, count);
+    EXPECT_EQ(context.GetServerTrailingMetadata().find("x-test-trailer")->second, "server-stream");
+  }
+
+  // Client streaming: 1000 small requests and 2 large ones; the server's tally comes back.
+  {
+    grpc::ClientContext context;
+    withDeadline(context, 10s);
+    EchoReply reply;
+    std::unique_ptr<grpc::ClientWriter<EchoRequest>> writer =
+        client->ClientStream(&context, &reply);
+    EchoRequest request;
+    uint64_t sent_bytes = 0;
+    for (int i = 0; i < kMany + 2; i++) {
+      request.set_payload(i < kMany ? std::string(16, 'c') : std::string(kLarge, 'C'));
+      sent_bytes += request.payload().size();
+      if (i == kMany + 1) {
+        request.set_status_code(grpc::StatusCode::ALREADY_EXISTS);
+        request.set_status_message("tallied");
+      }
+      ASSERT_TRUE(writer->Write(request)) << i;
+    }
+    ASSERT_TRUE(writer->WritesDone());
+    grpc::Status status = writer->Finish();
+    // The last request asked for ALREADY_EXISTS: a status that is not OK carries no reply.
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+    EXPECT_EQ(status.error_message(), "tallied");
+  }
+  {
+    grpc::ClientContext context;
+    withDeadline(context, 10s);
+    EchoReply reply;
+    std::unique_ptr<grpc::ClientWriter<EchoRequest>> writer =
+        client->ClientStream(&context, &reply);
+    EchoRequest request;
+    request.set_payload(std::string(64, 'c'));
+    for (int i = 0; i < kMany; i++) {
+      ASSERT_TRUE(writer->Write(request)) << i;
+    }
+    ASSERT_TRUE(writer->WritesDone());
+    ASSERT_TRUE(writer->Finish().ok());
+    EXPECT_EQ(reply.received_messages(), static_cast<uint32_t>(kMany));
+    EXPECT_EQ(reply.received_bytes(), uint64_t{64} * kMany);
+  }
+
+  // Bidirectional: 1000 ping-pongs, then large messages both ways.
+  {
+    grpc::ClientContext context;
+    withDeadline(context, 10s);
+    auto stream = client->Bidi(&context);
+    EchoRequest request;
+    EchoReply reply;
+    for (int i = 0; i < kMany + 2; i++) {
+      request.set_payload(i < kMany ? absl::StrCat("ping ", i) : std::string(kLarge, 'b'));
+      ASSERT_TRUE(stream->Write(request)) << i;
+      ASSERT_TRUE(stream->Read(&reply)) << i;
+      ASSERT_EQ(reply.payload(), request.payload()) << i;
+      ASSERT_EQ(reply.received_messages(), static_cast<uint32_t>(i + 1));
+    }
+    request.set_payload("last");
+    request.set_trailer_value("bidi-trailer");
+    ASSERT_TRUE(stream->Write(request));
+    ASSERT_TRUE(stream->Read(&reply));
+    ASSERT_TRUE(stream->WritesDone());
+    EXPECT_FALSE(stream->Read(&reply));
+    grpc::Status status = stream->Finish();
+    ASSERT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
+    EXPECT_EQ(context.GetServerTrailingMetadata().find("x-test-trailer")->second, "bidi-trailer");
+  }
+}
+
+TEST_F(GrpcIntegrationTest, ClientCancelMidStreamReachesTheServer) {
+  std::unique_ptr<TestService::Stub> client = stub();
+  grpc::ClientContext context;
+  withDeadline(context, 10s);
+  auto stream = client->Bidi(&context);
+  EchoRequest request;
+  request.set_payload("before the cancel");
+  EchoReply reply;
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(stream->Read(&reply));  // the call is established end to end
+
+  // The client cancels (RST_STREAM CANCEL to the proxy): the proxy resets the upstream stream,
+  // and the server's call ends cancelled.
+  context.TryCancel();
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  ASSERT_TRUE(server_->waitForCancelled(1, 5s));
+  EXPECT_EQ(counter("http.ingress_http.downstream_rq_rx_reset"), 1);
+  EXPECT_EQ(counter("cluster.grpc.upstream_rq_tx_reset"), 1);
+
+  // The connection and the upstream pool go on serving.
+  grpc::ClientContext next;
+  withDeadline(next, 10s);
+  request.set_payload("after the cancel");
+  ASSERT_TRUE(client->Unary(&next, request, &reply).ok());
+  EXPECT_EQ(reply.payload(), "after the cancel");
+}
+
+TEST_F(GrpcIntegrationTest, GrpcTimeoutCappedByTheRouteIsDeadlineExceeded) {
+  // The client allows 10 s; the route caps grpc-timeout at 300 ms. The server is told 300 ms
+  // (grpc-timeout rewritten), and the call ends DEADLINE_EXCEEDED at about 300 ms: whichever of
+  // the proxy's stream timer and the server's own deadline, both at 300 ms, fires first.
+  std::unique_ptr<TestService::Stub> client = stub();
+  EchoRequest request;
+  request.set_payload("never finished");
+  {
+    grpc::ClientContext context;
+    withDeadline(context, 10s);
+    context.AddMetadata("x-route", "deadline");
+    EchoReply reply;
+    std::unique_ptr<grpc::ClientWriter<EchoRequest>> writer =
+        client->ClientStream(&context, &reply);
+    ASSERT_TRUE(writer->Write(request));
+    const auto start = std::chrono::steady_clock::now();
+    grpc::Status status = writer->Finish();  // no WritesDone: the server waits for more
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status.error_message();
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+    EXPECT_GT(server_->lastDeadlineMs(), 0);
+    EXPECT_LE(server_->lastDeadlineMs(), 300);
+    EXPECT_TRUE(server_->waitForCancelled(1, 5s));
+  }
+
+  // The same route to an upstream that never answers: the proxy's own trailers-only reply.
+  const int64_t reached = counter("http.ingress_http.downstream_rq_max_duration_reached");
+  grpc::ClientContext context;
+  withDeadline(context, 10s);
+  context.AddMetadata("x-route", "silent");
+  EchoReply reply;
+  grpc::Status status = client->Unary(&context, request, &reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(status.error_message(), "downstream duration timeout");
+  EXPECT_EQ(counter("http.ingress_http.downstream_rq_max_duration_reached"), reached + 1);
+}
+
+TEST_F(GrpcIntegrationTest, LocalRepliesAreGrpcStatuses) {
+  EchoRequest request;
+  request.set_payload("x");
+  EchoReply reply;
+
+  // No route for the authority: 404 -> UNIMPLEMENTED, no message.
+  {
+    std::unique_ptr<TestService::Stub> client = stub("nowhere.test");
+    grpc::ClientContext context;
+    withDeadline(context, 10s);
+    grpc::Status status = client->Unary(&context, request, &reply);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+    EXPECT_EQ(status.error_message(), "");
+  }
+  // No endpoint: 503 "no healthy upstream" -> UNAVAILABLE with that message.
+  {
+    std::unique_ptr<TestService::Stub> client = stub();
+    grpc::ClientContext context;
+    withDeadline(context, 10s);
+    context.AddMetadata("x-route", "empty");
+    grpc::Status status = client->Unary(&context, request, &reply);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_EQ(status.error_message(), "no healthy upstream");
+  }
+  EXPECT_EQ(counter("http.ingress_http.no_route"), 1);
+  EXPECT_EQ(counter("cluster.empty.upstream_cx_none_healthy"), 1);
+}
 
 // An HTTP/1.1 client calls the gRPC server through the proxy: the request goes upstream as
 // HTTP/2, the response comes back chunked with grpc-status as an HTTP/1.1 trailer.
