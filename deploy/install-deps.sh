@@ -29,9 +29,9 @@ PACKAGES=(
   curl nodejs npm
   # benchmark client (test/bench/run_wrk.sh)
   wrk
-  # the conformance runner (test/conformance/): Debian's Python 3 with PyYAML; venv for
-  # deploy/install-peers.sh (Envoy from PyPI)
-  python3 python3-yaml python3-venv
+  # the conformance runner (test/conformance/): Debian's Python 3 with PyYAML and h2 (its
+  # HTTP/2 client); venv for deploy/install-peers.sh (Envoy from PyPI)
+  python3 python3-yaml python3-h2 python3-venv
 )
 
 if [[ $(id -u) -eq 0 ]]; then

@@ -5,7 +5,6 @@ import json
 import os
 import socket
 import time
-import urllib.request
 
 from . import cases as cases_mod
 from . import normalise
@@ -30,13 +29,9 @@ def run_case(case, label, binary, upstream, workdir, refused_port):
     upstream.reset(case.get("upstream"))
     # The listener port is picked free and released before the process binds it, so another
     # case running in parallel may take it first: a failed start is retried on a new port.
-    access_log_path = os.path.join(workdir, "%s.access.log" % label)
     for attempt in range(3):
-        if os.path.exists(access_log_path):
-            os.unlink(access_log_path)
         listener_port = processes.free_port()
-        config = cases_mod.bootstrap(case, listener_port, upstream.ports, refused_port,
-                                     access_log_path)
+        config = cases_mod.bootstrap(case, listener_port, upstream.ports, refused_port)
         path = os.path.join(workdir, "%s.json" % label)
         with open(path, "w") as f:
             json.dump(config, f, indent=1)
@@ -51,45 +46,13 @@ def run_case(case, label, binary, upstream, workdir, refused_port):
             if attempt == 2:
                 raise RuntimeError("%s\n%s" % (e, tail(e.stderr)))
     try:
-        exchanges, closed = send_requests(case, listener_port, upstream, proc.admin)
+        exchanges, closed = send_requests(case, listener_port)
     finally:
-        # SIGTERM: both write out their access log buffers as they exit.
         proc.stop()
     # The proxy is gone, so its upstream connections close: everything it sent is recorded.
     upstream.wait_idle(5.0)
     return {"exchanges": exchanges, "closed": closed, "upstream": upstream.records(),
-            "stderr": proc.stderr(), "access_log": read_lines(access_log_path)}
-
-
-def read_lines(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace").splitlines()
-    except OSError:
-        return []
-
-
-def stat_value(admin, name):
-    """The value of counter or gauge `name` in /stats, or None when it is not there."""
-    with urllib.request.urlopen("http://%s/stats?filter=%s" % (admin, name), timeout=1) as r:
-        for line in r.read().decode("utf-8", "replace").splitlines():
-            key, sep, value = line.partition(": ")
-            if sep and key == name:
-                return value.strip()
-    return None
-
-
-def wait_stat(admin, condition, deadline):
-    """`condition` is "stat.name: value": poll /stats until the stat has that value."""
-    name, _, want = condition.partition(":")
-    name, want = name.strip(), want.strip()
-    while True:
-        got = stat_value(admin, name)
-        if got == want:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError("wait_stat: %s is %s, not %s" % (name, got, want))
-        time.sleep(0.02)
+            "stderr": proc.stderr()}
 
 
 def tail(text, lines=15):
@@ -102,7 +65,9 @@ def connect(port):
     return sock, wire.Reader(sock)
 
 
-def send_requests(case, port, upstream, admin):
+def send_requests(case, port):
+    if case.get("http2"):
+        return send_requests_h2(case, port)
     timeout = case.get("read_timeout", DEFAULT_READ_TIMEOUT)
     sock = reader = None
     exchanges = []
@@ -115,20 +80,6 @@ def send_requests(case, port, upstream, admin):
             data = wire.build_request(req).replace(b"${LISTENER_PORT}", str(port).encode())
             method = wire.request_method(data)
             deadline = time.monotonic() + timeout
-            if req.get("wait_stat"):
-                wait_stat(admin, req["wait_stat"], deadline)
-            if req.get("abort"):
-                # The client goes away once the upstream has the request, before any answer;
-                # then wait until the upstream's connections ended (the proxy reset its side).
-                seen = len(upstream.records())
-                sock.sendall(data)
-                while len(upstream.records()) == seen and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                sock.close()
-                sock = None
-                upstream.wait_idle(max(0.0, deadline - time.monotonic()))
-                exchanges.append({"responses": [], "aborted": True})
-                continue
             interim_first = []
             try:
                 if req.get("expect_100"):
@@ -158,6 +109,33 @@ def send_requests(case, port, upstream, admin):
     finally:
         if sock is not None:
             sock.close()
+
+
+def send_requests_h2(case, port):
+    """The case's requests over HTTP/2 (prior knowledge): one stream each, in turn, on one
+    connection (a new one after `new_connection` or once the last one ended)."""
+    from . import h2wire  # python3-h2 is needed only by the HTTP/2 cases
+    timeout = case.get("read_timeout", DEFAULT_READ_TIMEOUT)
+    client = None
+    exchanges = []
+    try:
+        for req in case["requests"]:
+            if client is None or client.eof or client.terminated or req.get("new_connection"):
+                if client is not None:
+                    client.close()
+                client = h2wire.Client(port)
+            response = client.request(req, time.monotonic() + timeout)
+            if "send_error" in response:
+                exchanges.append({"send_error": response["send_error"], "responses": []})
+            else:
+                exchanges.append({"responses": [response]})
+        closed = None
+        if case.get("check_closed") and client is not None:
+            closed = client.wait_closed(time.monotonic() + CLOSE_WAIT)
+        return exchanges, closed
+    finally:
+        if client is not None:
+            client.close()
 
 
 def read_interim(reader, deadline):
@@ -225,6 +203,8 @@ def compare(case, envoy, proxy):
                 continue
             diff(where + ".body", describe_bytes(e["body"]), describe_bytes(p["body"]))
             diff(where + ".body_error", e.get("body_error"), p.get("body_error"))
+            diff(where + ".trailers", normalise_all(e.get("trailers")),
+                 normalise_all(p.get("trailers")))
             header_names = names
             if names_all:
                 header_names = sorted({k.lower() for k, _ in e["headers"] + p["headers"]})
@@ -233,8 +213,6 @@ def compare(case, envoy, proxy):
                      header_values(e["headers"], name, normalise.response_header),
                      header_values(p["headers"], name, normalise.response_header))
     diff("connection closed after the last response", envoy["closed"], proxy["closed"])
-    if case.get("access_log"):
-        diff("access log", envoy["access_log"], proxy["access_log"])
 
     if case.get("compare_upstream", True):
         ignore = {n.lower() for n in case.get("upstream_ignore_headers", [])}
@@ -249,6 +227,12 @@ def compare(case, envoy, proxy):
             for name in sorted(set(e_h) | set(p_h)):
                 diff("%s.header[%s]" % (where, name), e_h.get(name), p_h.get(name))
     return diffs
+
+
+def normalise_all(headers):
+    if headers is None:
+        return None
+    return [[k, normalise.response_header(k, v)] for k, v in headers]
 
 
 def upstream_headers(record, ignore):
@@ -272,13 +256,12 @@ def summary(run):
         for r in ex["responses"]:
             if isinstance(r["status"], int):
                 hdrs = "; ".join("%s: %s" % (k, v) for k, v in r["headers"])
-                lines.append("  request[%d] -> %s%s [%s] %s" % (
+                lines.append("  request[%d] -> %s%s [%s] %s%s" % (
                     i, r["status"], " (after %s)" % r["interim"] if r["interim"] else "", hdrs,
-                    describe_bytes(r["body"])[:120]))
+                    describe_bytes(r["body"])[:120],
+                    " trailers %s" % r["trailers"] if r.get("trailers") else ""))
             else:
                 lines.append("  request[%d] -> %s" % (i, r["status"]))
-    for line in run.get("access_log", []):
-        lines.append("  access log: %s" % line)
     for r in run["upstream"]:
         lines.append("  upstream %s got %s %s %s%s [%s] body=%r" % (
             r["upstream"], r["method"], r["path"], r["version"],
