@@ -318,12 +318,14 @@ void ActiveStream::sendLocalReply(uint32_t code, std::string_view body, uint32_t
   }
   auto headers = std::make_unique<Http::ResponseHeaderMap>();
   headers->setStatus(code);
+  // Only a body gets a Content-Length here, as in Envoy's local replies: a headers-only
+  // response gets "content-length: 0" from the HTTP/1 codec and none on HTTP/2.
+  // RFC 9110 8.6: never on a 204 (the route timeout's alternate response).
   if (!body.empty()) {
     headers->addCopy(Http::Headers::ContentType, "text/plain");
-  }
-  // RFC 9110 8.6: no Content-Length on a 204 (the route timeout's alternate response).
-  if (code != 204) {
-    headers->addCopy(Http::Headers::ContentLength, std::to_string(body.size()));
+    if (code != 204) {
+      headers->addCopy(Http::Headers::ContentLength, std::to_string(body.size()));
+    }
   }
   if (route_entry_ != nullptr && route_entry_->action() == Router::RouteAction::DirectResponse) {
     // RFC 9110 10.2.2: a 201 or 3xx direct response points at the request's own URI (Envoy's
