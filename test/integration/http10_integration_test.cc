@@ -281,7 +281,7 @@ TEST_F(Http10IntegrationTest, AcceptedWithoutHostOrDefaultIs400WithoutBody) {
        {"GET /up/a HTTP/1.0\r\n\r\n", "GET /up/a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"}) {
     bool closed = false;
     EXPECT_EQ(exchange(request, &closed),
-              "HTTP/1.0 400 Bad Request\r\ncontent-length: 0\r\nserver: envoy\r\n"
+              "HTTP/1.0 400 Bad Request\r\nserver: envoy\r\ncontent-length: 0\r\n"
               "connection: close\r\n\r\n");
     EXPECT_TRUE(closed);
   }

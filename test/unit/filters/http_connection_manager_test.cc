@@ -43,8 +43,8 @@ TEST_F(HttpConnectionManagerTest, NoRouteIs404WithEnvoysEmptyBody) {
 
   // /nowhere matches no route: Envoy's 404 has no body (route_not_found, flag NR).
   send(get("/nowhere"));
-  EXPECT_EQ(read(), absl::StrCat("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nserver: envoy\r\n",
-                                 kDate, "\r\n"));
+  EXPECT_EQ(read(), absl::StrCat("HTTP/1.1 404 Not Found\r\nserver: envoy\r\n", kDate,
+                                 "content-length: 0\r\n\r\n"));
   EXPECT_EQ(connection_->state(), Network::Connection::State::Open);
   EXPECT_EQ(counter("no_route"), 1u);
   EXPECT_EQ(counter("downstream_rq_4xx"), 1u);
@@ -122,9 +122,8 @@ TEST_F(HttpConnectionManagerTest, EscapedSlashesAreRejectedWith400AndClose) {
 
   // REJECT_REQUEST: 400 with an empty body, and the connection closes (as Envoy does).
   send(get("/public%2F..%2Fadmin/secret"));
-  EXPECT_EQ(read(), absl::StrCat("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n"
-                                 "server: envoy\r\n",
-                                 kDate, "connection: close\r\n\r\n"));
+  EXPECT_EQ(read(), absl::StrCat("HTTP/1.1 400 Bad Request\r\nserver: envoy\r\n", kDate,
+                                 "content-length: 0\r\nconnection: close\r\n\r\n"));
   EXPECT_TRUE(closed());
   EXPECT_EQ(counter("downstream_rq_failed_path_normalization"), 1u);
   // Not a protocol error: the request was well-formed.
@@ -160,8 +159,8 @@ TEST_F(HttpConnectionManagerTest, PipelinedRequestsAreAnsweredInOrder) {
 
   // Two requests in one read: both answered, in order, in one go (both are direct).
   send(absl::StrCat(get("/ping"), get("/nowhere")));
-  EXPECT_EQ(read(), absl::StrCat(pong(), "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n",
-                                 "server: envoy\r\n", kDate, "\r\n"));
+  EXPECT_EQ(read(), absl::StrCat(pong(), "HTTP/1.1 404 Not Found\r\nserver: envoy\r\n", kDate,
+                                 "content-length: 0\r\n\r\n"));
   EXPECT_EQ(counter("downstream_rq_total"), 2u);
   EXPECT_EQ(counter("downstream_rq_2xx"), 1u);
   EXPECT_EQ(counter("downstream_rq_4xx"), 1u);

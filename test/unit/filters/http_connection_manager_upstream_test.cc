@@ -142,9 +142,8 @@ TEST_F(HttpConnectionManagerTest, UnknownClusterIs503) {
   start();
 
   send(get("/service/1"));
-  EXPECT_EQ(read(), absl::StrCat("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n"
-                                 "server: envoy\r\n",
-                                 kDate, "\r\n"));
+  EXPECT_EQ(read(), absl::StrCat("HTTP/1.1 503 Service Unavailable\r\nserver: envoy\r\n", kDate,
+                                 "content-length: 0\r\n\r\n"));
   EXPECT_EQ(counter("no_cluster"), 1u);
   EXPECT_EQ(counter("downstream_rq_5xx"), 1u);
 }
