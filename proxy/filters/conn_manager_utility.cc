@@ -261,7 +261,9 @@ void sanitizeTeHeader(Http::RequestHeaderMap& headers) {
 }
 
 MutationResult mutateRequestHeaders(Http::RequestHeaderMap& headers, std::string_view remote_ip,
-                                    const RequestHeaderPolicy& policy, std::string (*uuid)()) {
+                                    bool secure, const RequestHeaderPolicy& policy,
+                                    std::string (*uuid)()) {
+  const std::string_view scheme = secure ? "https" : "http";
   // Only this proxy says whether a request is internal.
   headers.remove(kXEnvoyInternal);
 
@@ -276,13 +278,13 @@ MutationResult mutateRequestHeaders(Http::RequestHeaderMap& headers, std::string
       appendXff(headers,
                 isLoopbackAddress(remote_ip) ? std::string_view(policy.local_address) : remote_ip);
     }
-    headers.setCopy(Http::Headers::XForwardedProto, "http");
+    headers.setCopy(Http::Headers::XForwardedProto, scheme);
   } else {
     // Behind a trusted proxy: the client is the last x-forwarded-for address.
     final_remote = lastXffAddress(headers, single_xff);
   }
   if (!headers.has(Http::Headers::XForwardedProto)) {
-    headers.setCopy(Http::Headers::XForwardedProto, "http");
+    headers.setCopy(Http::Headers::XForwardedProto, scheme);
   }
 
   MutationResult result;

@@ -53,9 +53,10 @@ struct MutationResult {
 
 // x-forwarded-for/-proto, x-envoy-internal / x-envoy-external-address, sanitising of x-envoy-*
 // headers on external requests, x-request-id. `remote_ip` is the peer's address as text;
-// `uuid` makes a fresh request id.
+// `secure`: the connection is TLS (x-forwarded-proto https); `uuid` makes a fresh request id.
 MutationResult mutateRequestHeaders(Http::RequestHeaderMap& headers, std::string_view remote_ip,
-                                    const RequestHeaderPolicy& policy, std::string (*uuid)());
+                                    bool secure, const RequestHeaderPolicy& policy,
+                                    std::string (*uuid)());
 
 // Drops ":port" from :authority: any port, or only `listener_port` when given (Envoy's
 // Utility::stripPortFromHost; an IPv6 literal without a port is left alone).

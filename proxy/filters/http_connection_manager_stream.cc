@@ -144,9 +144,9 @@ void ActiveStream::decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool end_s
   ConnManagerUtility::sanitizeTeHeader(*request_headers_);
   // x-forwarded-for / x-forwarded-proto, internal or edge request, x-envoy-* sanitising,
   // x-request-id: Envoy's ConnectionManagerUtility::mutateRequestHeaders.
-  ConnManagerUtility::mutateRequestHeaders(*request_headers_,
-                                           parent_.connection().remoteAddress().ip(),
-                                           config.request_header_policy, &uuid4);
+  ConnManagerUtility::mutateRequestHeaders(
+      *request_headers_, parent_.connection().remoteAddress().ip(), parent_.connection().secure(),
+      config.request_header_policy, &uuid4);
   if (config.strip_any_host_port || config.strip_matching_host_port) {
     ConnManagerUtility::stripPortFromHost(
         *request_headers_,

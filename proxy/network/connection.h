@@ -82,6 +82,8 @@ class Connection : public Event::DeferredDeletable {
   // The application protocol the transport negotiated (TLS ALPN: "h2", "http/1.1"), empty
   // when none was (plaintext, or no ALPN): what chooses the HTTP codec.
   virtual std::string_view nextProtocol() const { return {}; }
+  // True when the transport is TLS (Envoy's Connection::ssl() != nullptr).
+  virtual bool secure() const { return false; }
   // Why the transport failed (a TLS handshake error), empty otherwise.
   virtual std::string_view transportFailureReason() const { return {}; }
 };

@@ -54,6 +54,7 @@ class ConnectionImpl : public virtual Connection, protected TransportSocketCallb
   uint64_t bytesReceived() const override { return bytes_received_; }
   uint64_t bytesSent() const override { return bytes_sent_; }
   std::string_view nextProtocol() const override { return transport_socket_->protocol(); }
+  bool secure() const override { return transport_socket_->secure(); }
   // Envoy's: why connect() failed ("delayed connect error: Connection refused"), else the
   // transport socket's reason (a TLS handshake failure).
   std::string_view transportFailureReason() const override {

@@ -19,6 +19,7 @@ class RawBufferSocket : public TransportSocket {
   void onConnected() override { callbacks_->raiseEvent(ConnectionEvent::Connected); }
   void closeSocket(ConnectionEvent) override {}
   std::string_view protocol() const override { return {}; }
+  bool secure() const override { return false; }
   std::string_view failureReason() const override { return {}; }
 
  private:

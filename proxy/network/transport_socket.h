@@ -69,6 +69,8 @@ class TransportSocket {
 
   // The negotiated application protocol (ALPN), empty when none.
   virtual std::string_view protocol() const = 0;
+  // True for TLS (Envoy's ssl() != nullptr): the scheme its requests arrive with is https.
+  virtual bool secure() const = 0;
   // Why the transport failed (a TLS handshake error), empty when it did not.
   virtual std::string_view failureReason() const = 0;
 };

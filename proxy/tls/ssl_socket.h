@@ -31,6 +31,7 @@ class SslSocket : public Network::TransportSocket {
   void onConnected() override;
   void closeSocket(Network::ConnectionEvent event) override;
   std::string_view protocol() const override;
+  bool secure() const override { return true; }
   std::string_view failureReason() const override { return failure_reason_; }
 
  private:

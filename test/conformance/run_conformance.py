@@ -24,6 +24,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from conformance import cases as cases_mod  # noqa: E402
+from conformance import pki  # noqa: E402
 from conformance import processes  # noqa: E402
 from conformance import runner  # noqa: E402
 from conformance.upstream import RecordingUpstream  # noqa: E402
@@ -63,6 +64,7 @@ def main():
     all_cases = cases_mod.load(args.cases)
     selected = [c for c in all_cases if not args.k or any(k in c["id"] for k in args.k)]
     workdir = tempfile.mkdtemp(prefix="conformance-")
+    cases_mod.set_pki_dir(pki.create(os.path.join(workdir, "pki")))
     # Cases run in parallel, each worker with its own recording upstream: most of a case's time
     # is spent waiting (for a close, a timeout), not computing.
     upstreams = queue.Queue()

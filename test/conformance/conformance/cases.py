@@ -16,12 +16,28 @@ CASE_KEYS = {
     "name", "doc", "routes", "virtual_hosts", "route_config", "hcm", "router", "listener",
     "clusters", "upstream", "requests", "response_headers", "upstream_ignore_headers",
     "check_closed", "expect_fail", "known_difference", "skip", "read_timeout",
-    "compare_upstream", "http2",
+    "compare_upstream", "http2", "downstream_tls", "client_tls",
 }
 REQUEST_KEYS = {
     "raw", "method", "path", "version", "host", "headers", "body", "responses",
-    "new_connection", "expect_100", "then_raw", "trailers",
+    "new_connection", "expect_100", "then_raw", "trailers", "tls",
 }
+TLS_TYPE = ("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
+            "DownstreamTlsContext")
+
+# The test certificates (pki.py) of this run, made once by the runner before the cases run.
+_PKI_DIR = None
+
+
+def set_pki_dir(directory):
+    global _PKI_DIR
+    _PKI_DIR = directory
+
+
+def pki_dir():
+    if _PKI_DIR is None:
+        raise CaseError("no test certificates: the runner makes them before the TLS cases")
+    return _PKI_DIR
 
 
 class CaseError(Exception):
@@ -120,11 +136,13 @@ def bootstrap(case, listener_port, upstream_ports, refused_port):
     listener = {
         "name": "conformance",
         "address": socket_address(listener_port),
-        "filter_chains": [{"filters": [{
-            "name": "envoy.filters.network.http_connection_manager",
-            "typed_config": hcm,
-        }]}],
+        "filter_chains": filter_chains(case, hcm),
     }
+    if isinstance(case.get("downstream_tls"), list):
+        listener["listener_filters"] = [{
+            "name": "envoy.filters.listener.tls_inspector",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener."
+                                      "tls_inspector.v3.TlsInspector"}}]
     deep_merge(listener, case.get("listener", {}))
     clusters = {
         "a": static_cluster("a", [upstream_ports["a"]]),
@@ -139,6 +157,39 @@ def bootstrap(case, listener_port, upstream_ports, refused_port):
         "admin": {"address": socket_address(0)},
         "static_resources": {"listeners": [listener], "clusters": list(clusters.values())},
     }
+
+
+def filter_chains(case, hcm):
+    """One filter chain running the HCM; with `downstream_tls` (a DownstreamTlsContext) it
+    terminates TLS. A list of {match: filter_chain_match, tls: context or null} makes one chain
+    each (and adds the tls_inspector). "${PKI}" in a context's strings is the certificates'
+    directory."""
+    def chain(tls, match=None):
+        out = {"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                            "typed_config": copy.deepcopy(hcm)}]}
+        if match:
+            out["filter_chain_match"] = copy.deepcopy(match)
+        if tls is not None:
+            context = {"@type": TLS_TYPE}
+            context.update(with_pki(copy.deepcopy(tls)))
+            out["transport_socket"] = {"name": "envoy.transport_sockets.tls",
+                                       "typed_config": context}
+        return out
+
+    tls = case.get("downstream_tls")
+    if isinstance(tls, list):
+        return [chain(c.get("tls"), c.get("match")) for c in tls]
+    return [chain(tls)]
+
+
+def with_pki(value):
+    if isinstance(value, dict):
+        return {k: with_pki(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [with_pki(v) for v in value]
+    if isinstance(value, str) and "${PKI}" in value:
+        return value.replace("${PKI}", pki_dir())
+    return value
 
 
 def substitute(value, upstream_ports, refused_port):

@@ -6,6 +6,7 @@ what ended the stream instead: "reset: <error code>", "goaway: <error code>", "c
 """
 
 import socket
+import ssl
 import time
 
 import h2.config
@@ -26,9 +27,8 @@ def _bytes(value):
 
 
 class Client:
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, sock):
+        self.sock = sock  # connected, plaintext or TLS
         # The cases send what they mean to send: no validation or normalisation on the way out
         # (an invalid header is the point of some cases); inbound stays lenient too, so what the
         # proxy sent is reported rather than refused by the client.
@@ -60,7 +60,7 @@ class Client:
             data = self.sock.recv(65536)
         except socket.timeout:
             raise TimeoutError()
-        except (ConnectionResetError, BrokenPipeError):
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
             data = b""
         if not data:
             self.eof = True

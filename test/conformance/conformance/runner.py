@@ -4,6 +4,7 @@ upstream saw, stop it), and compares two such runs."""
 import json
 import os
 import socket
+import ssl
 import time
 
 from . import cases as cases_mod
@@ -18,6 +19,7 @@ DEFAULT_RESPONSE_HEADERS = ["content-length", "transfer-encoding", "content-type
 
 DEFAULT_READ_TIMEOUT = 3.0
 CLOSE_WAIT = 2.5
+TLS13_ALERT_WAIT = 0.2
 
 
 class Skip(Exception):
@@ -62,80 +64,175 @@ def tail(text, lines=15):
 def connect(port):
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock, wire.Reader(sock)
+    return sock
+
+
+def tls_options(case, req):
+    """The client's TLS settings for a new connection: the request's `tls`, else the case's
+    `client_tls`, else None (plaintext)."""
+    options = req.get("tls", case.get("client_tls"))
+    return options if options else None
+
+
+def tls_wrap(sock, options):
+    """The TLS handshake as the case's client does it: (ssl socket or None, outcome), the outcome
+    being what the comparison sees: {"handshake": "ok", "alpn", "version", "server_cn"} or
+    {"handshake": "failed: <OpenSSL reason>"}."""
+    pki_dir = cases_mod.pki_dir()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    if options.get("verify", True):
+        context.load_verify_locations(os.path.join(pki_dir, "ca.pem"))
+    else:
+        context.verify_mode = ssl.CERT_NONE
+    versions = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+    if "min_version" in options:
+        context.minimum_version = versions[options["min_version"]]
+    if "max_version" in options:
+        context.maximum_version = versions[options["max_version"]]
+    if options.get("cert"):
+        base = os.path.join(pki_dir, options["cert"])
+        context.load_cert_chain(base + ".pem", base + ".key")
+    if options.get("alpn"):
+        context.set_alpn_protocols(options["alpn"])
+    sni = options.get("sni", "localhost")
+    try:
+        tls = context.wrap_socket(sock, server_hostname=sni)
+    except ssl.SSLError as e:
+        sock.close()
+        return None, {"handshake": "failed: %s" % wire.tls_reason(e)}
+    except OSError as e:
+        sock.close()
+        return None, {"handshake": "failed: %s" % type(e).__name__}
+    if tls.version() == "TLSv1.3" and tls.selected_alpn_protocol() != "h2":
+        # A TLS 1.3 server refuses a client certificate after the client's handshake finished;
+        # its alert is read here, before a request races with it (an HTTP/1.1 server says
+        # nothing first; an HTTP/2 one sends its SETTINGS, so not there).
+        tls.settimeout(TLS13_ALERT_WAIT)
+        try:
+            data = tls.recv(1)
+            tls.close()
+            return None, {"handshake": "refused after: %s" % ("data %r" % data if data else "EOF")}
+        except socket.timeout:
+            tls.settimeout(5)
+        except ssl.SSLError as e:
+            tls.close()
+            return None, {"handshake": "refused after: %s" % wire.tls_reason(e)}
+        except OSError as e:
+            tls.close()
+            return None, {"handshake": "refused after: %s" % type(e).__name__}
+    cert = tls.getpeercert() if options.get("verify", True) else None
+    subject = dict(x[0] for x in cert["subject"]) if cert else {}
+    return tls, {"handshake": "ok", "alpn": tls.selected_alpn_protocol(),
+                 "version": tls.version(), "server_cn": subject.get("commonName")}
+
+
+class Http1Connection:
+    """Requests in turn on one HTTP/1.1 connection (pipelining and Expect: 100-continue as the
+    case says)."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.reader = wire.Reader(sock)
+
+    def ended(self):
+        return self.reader.eof
+
+    def close(self):
+        self.sock.close()
+
+    def exchange(self, req, port, timeout):
+        data = wire.build_request(req).replace(b"${LISTENER_PORT}", str(port).encode())
+        method = wire.request_method(data)
+        deadline = time.monotonic() + timeout
+        interim_first = []
+        try:
+            if req.get("expect_100"):
+                head, sep, body = data.partition(b"\r\n\r\n")
+                self.sock.sendall(head + sep)
+                interim_first = read_interim(self.reader, deadline)
+                self.sock.sendall(body)
+            else:
+                self.sock.sendall(data)
+        except OSError as e:
+            return {"send_error": type(e).__name__, "responses": []}
+        responses = []
+        for i in range(req.get("responses", 1)):
+            response = wire.read_response(self.reader, method, deadline)
+            if i == 0 and interim_first:
+                response["interim"] = interim_first + response["interim"]
+            responses.append(response)
+            if not isinstance(response["status"], int):
+                break
+        return {"responses": responses}
+
+    def wait_closed(self, deadline):
+        return wait_closed(self.reader, deadline)
+
+
+class Http2Connection:
+    """Requests as streams, in turn, on one HTTP/2 connection (python3-h2)."""
+
+    def __init__(self, sock):
+        from . import h2wire  # python3-h2 is needed only by the HTTP/2 cases
+        self.client = h2wire.Client(sock)
+
+    def ended(self):
+        return self.client.eof or self.client.terminated
+
+    def close(self):
+        self.client.close()
+
+    def exchange(self, req, port, timeout):
+        response = self.client.request(req, time.monotonic() + timeout)
+        if "send_error" in response:
+            return {"send_error": response["send_error"], "responses": []}
+        return {"responses": [response]}
+
+    def wait_closed(self, deadline):
+        return self.client.wait_closed(deadline)
+
+
+def open_connection(case, req, port):
+    """A new connection for `req`: (connection or None, TLS outcome or None). HTTP/2 when the
+    case says so (prior knowledge) or TLS negotiated ALPN h2."""
+    sock = connect(port)
+    outcome = None
+    options = tls_options(case, req)
+    if options is not None:
+        sock, outcome = tls_wrap(sock, options)
+        if sock is None:
+            return None, outcome
+    if case.get("http2") or (outcome and outcome.get("alpn") == "h2"):
+        return Http2Connection(sock), outcome
+    return Http1Connection(sock), outcome
 
 
 def send_requests(case, port):
-    if case.get("http2"):
-        return send_requests_h2(case, port)
     timeout = case.get("read_timeout", DEFAULT_READ_TIMEOUT)
-    sock = reader = None
+    conn = None
     exchanges = []
     try:
         for req in case["requests"]:
-            if sock is None or reader.eof or req.get("new_connection"):
-                if sock is not None:
-                    sock.close()
-                sock, reader = connect(port)
-            data = wire.build_request(req).replace(b"${LISTENER_PORT}", str(port).encode())
-            method = wire.request_method(data)
-            deadline = time.monotonic() + timeout
-            interim_first = []
-            try:
-                if req.get("expect_100"):
-                    head, sep, body = data.partition(b"\r\n\r\n")
-                    sock.sendall(head + sep)
-                    interim_first = read_interim(reader, deadline)
-                    sock.sendall(body)
-                else:
-                    sock.sendall(data)
-            except OSError as e:
-                exchanges.append({"send_error": type(e).__name__, "responses": []})
-                continue
-            responses = []
-            count = req.get("responses", 1)
-            for i in range(count):
-                response = wire.read_response(reader, method, deadline)
-                if i == 0 and interim_first:
-                    response["interim"] = interim_first + response["interim"]
-                responses.append(response)
-                if not isinstance(response["status"], int):
-                    break
-            exchanges.append({"responses": responses})
+            outcome = None
+            if conn is None or conn.ended() or req.get("new_connection"):
+                if conn is not None:
+                    conn.close()
+                conn, outcome = open_connection(case, req, port)
+                if conn is None:
+                    exchanges.append({"tls": outcome, "responses": []})
+                    continue
+            exchange = conn.exchange(req, port, timeout)
+            if outcome is not None:
+                exchange["tls"] = outcome
+            exchanges.append(exchange)
         closed = None
-        if case.get("check_closed") and sock is not None:
-            closed = wait_closed(reader, time.monotonic() + CLOSE_WAIT)
+        if case.get("check_closed") and conn is not None:
+            closed = conn.wait_closed(time.monotonic() + CLOSE_WAIT)
         return exchanges, closed
     finally:
-        if sock is not None:
-            sock.close()
-
-
-def send_requests_h2(case, port):
-    """The case's requests over HTTP/2 (prior knowledge): one stream each, in turn, on one
-    connection (a new one after `new_connection` or once the last one ended)."""
-    from . import h2wire  # python3-h2 is needed only by the HTTP/2 cases
-    timeout = case.get("read_timeout", DEFAULT_READ_TIMEOUT)
-    client = None
-    exchanges = []
-    try:
-        for req in case["requests"]:
-            if client is None or client.eof or client.terminated or req.get("new_connection"):
-                if client is not None:
-                    client.close()
-                client = h2wire.Client(port)
-            response = client.request(req, time.monotonic() + timeout)
-            if "send_error" in response:
-                exchanges.append({"send_error": response["send_error"], "responses": []})
-            else:
-                exchanges.append({"responses": [response]})
-        closed = None
-        if case.get("check_closed") and client is not None:
-            closed = client.wait_closed(time.monotonic() + CLOSE_WAIT)
-        return exchanges, closed
-    finally:
-        if client is not None:
-            client.close()
+        if conn is not None:
+            conn.close()
 
 
 def read_interim(reader, deadline):
@@ -194,6 +291,7 @@ def compare(case, envoy, proxy):
         diff("exchanges", len(envoy["exchanges"]), len(proxy["exchanges"]))
     for i, (e_ex, p_ex) in enumerate(zip(envoy["exchanges"], proxy["exchanges"])):
         diff("request[%d].send_error" % i, e_ex.get("send_error"), p_ex.get("send_error"))
+        diff("request[%d].tls" % i, e_ex.get("tls"), p_ex.get("tls"))
         e_rs, p_rs = e_ex["responses"], p_ex["responses"]
         diff("request[%d].responses" % i, [r["status"] for r in e_rs], [r["status"] for r in p_rs])
         for j, (e, p) in enumerate(zip(e_rs, p_rs)):
@@ -253,6 +351,8 @@ def summary(run):
     """A short human-readable account of one run, for -v and for failures."""
     lines = []
     for i, ex in enumerate(run["exchanges"]):
+        if ex.get("tls"):
+            lines.append("  request[%d] tls %s" % (i, ex["tls"]))
         for r in ex["responses"]:
             if isinstance(r["status"], int):
                 hdrs = "; ".join("%s: %s" % (k, v) for k, v in r["headers"])

@@ -5,6 +5,7 @@ socket reader, request building, and a response parser that reports what came ba
 
 import re
 import socket
+import ssl
 import time
 
 REASONS = {
@@ -55,6 +56,7 @@ class Reader:
         self.sock = sock
         self.buffer = b""
         self.eof = False
+        self.tls_alert = None
 
     def _fill(self, deadline=None):
         if self.eof:
@@ -71,6 +73,12 @@ class Reader:
         except (ConnectionResetError, BrokenPipeError):
             self.eof = True
             raise Closed("connection reset")
+        except ssl.SSLError as e:
+            # Over TLS: the alert the server ended the connection with (a TLS 1.3 server refuses
+            # a client certificate only after the client's handshake finished).
+            self.eof = True
+            self.tls_alert = tls_reason(e)
+            raise Closed("tls: %s" % self.tls_alert)
         if not data:
             self.eof = True
             raise Closed("connection closed")
@@ -176,7 +184,8 @@ def read_response(reader, method, deadline):
         try:
             head = reader.read_head(deadline)
         except Closed:
-            return {"status": "closed", "partial": reader.take_buffered(), "interim": interim}
+            status = "tls alert: %s" % reader.tls_alert if reader.tls_alert else "closed"
+            return {"status": status, "partial": reader.take_buffered(), "interim": interim}
         except TimedOut:
             return {"status": "timeout", "partial": reader.take_buffered(), "interim": interim}
         except WireError as e:
@@ -222,3 +231,11 @@ def read_response(reader, method, deadline):
 def request_method(data):
     """The method of the request bytes `data` starts with (the client must know HEAD)."""
     return data.split(b" ", 1)[0].decode("latin-1", "replace")
+
+
+def tls_reason(error):
+    """What an ssl.SSLError says, without its volatile parts: OpenSSL's reason code
+    (TLSV13_ALERT_CERTIFICATE_REQUIRED, ...) or the error's class (EOF)."""
+    if isinstance(error, ssl.SSLEOFError):
+        return "EOF"
+    return getattr(error, "reason", None) or type(error).__name__

@@ -43,7 +43,7 @@ TEST(ConnManagerUtilityTest, EdgeAppendsTheLocalAddressForALoopbackPeer) {
   // A loopback peer stands for this machine: its local address goes into x-forwarded-for.
   Http::RequestHeaderMap local = headers({});
   ConnManagerUtility::MutationResult result =
-      mutateRequestHeaders(local, "127.0.0.1", edge, &fixedUuid);
+      mutateRequestHeaders(local, "127.0.0.1", /*secure=*/false, edge, &fixedUuid);
   EXPECT_EQ(local.getValue("x-forwarded-for"), "192.0.2.2");
   EXPECT_TRUE(result.edge);
   EXPECT_FALSE(result.internal);
@@ -51,14 +51,35 @@ TEST(ConnManagerUtilityTest, EdgeAppendsTheLocalAddressForALoopbackPeer) {
 
   // Any other peer is appended as itself, after what the client sent.
   Http::RequestHeaderMap remote = headers({{"x-forwarded-for", "203.0.113.7"}});
-  mutateRequestHeaders(remote, "198.51.100.4", edge, &fixedUuid);
+  mutateRequestHeaders(remote, "198.51.100.4", /*secure=*/false, edge, &fixedUuid);
   EXPECT_EQ(remote.getValue("x-forwarded-for"), "203.0.113.7,198.51.100.4");
 
   // skip_xff_append leaves it alone.
   edge.skip_xff_append = true;
   Http::RequestHeaderMap skipped = headers({{"x-forwarded-for", "203.0.113.7"}});
-  mutateRequestHeaders(skipped, "198.51.100.4", edge, &fixedUuid);
+  mutateRequestHeaders(skipped, "198.51.100.4", /*secure=*/false, edge, &fixedUuid);
   EXPECT_EQ(skipped.getValue("x-forwarded-for"), "203.0.113.7");
+}
+
+TEST(ConnManagerUtilityTest, XForwardedProtoIsTheConnectionsScheme) {
+  // Over TLS the scheme is https: set when the client sent none, and at the edge always (the
+  // client's own value is not trusted there), as Envoy's mutateRequestHeaders.
+  Http::RequestHeaderMap none = headers({});
+  mutateRequestHeaders(none, "127.0.0.1", /*secure=*/true, policy(), &fixedUuid);
+  EXPECT_EQ(none.getValue("x-forwarded-proto"), "https");
+
+  Http::RequestHeaderMap claimed = headers({{"x-forwarded-proto", "http"}});
+  mutateRequestHeaders(claimed, "127.0.0.1", /*secure=*/true, policy(), &fixedUuid);
+  EXPECT_EQ(claimed.getValue("x-forwarded-proto"), "http");  // behind a trusted proxy: kept
+
+  RequestHeaderPolicy edge = policy();
+  edge.use_remote_address = true;
+  Http::RequestHeaderMap spoofed = headers({{"x-forwarded-proto", "https"}});
+  mutateRequestHeaders(spoofed, "198.51.100.4", /*secure=*/false, edge, &fixedUuid);
+  EXPECT_EQ(spoofed.getValue("x-forwarded-proto"), "http");
+  Http::RequestHeaderMap tls = headers({{"x-forwarded-proto", "http"}});
+  mutateRequestHeaders(tls, "198.51.100.4", /*secure=*/true, edge, &fixedUuid);
+  EXPECT_EQ(tls.getValue("x-forwarded-proto"), "https");
 }
 
 TEST(ConnManagerUtilityTest, NothingIsInternalUnlessConfigured) {
@@ -69,7 +90,7 @@ TEST(ConnManagerUtilityTest, NothingIsInternalUnlessConfigured) {
                                             {"x-envoy-internal", "true"},
                                             {"x-envoy-original-path", "/kept-off-edge"}});
   ConnManagerUtility::MutationResult result =
-      mutateRequestHeaders(request, "127.0.0.1", policy(), &fixedUuid);
+      mutateRequestHeaders(request, "127.0.0.1", /*secure=*/false, policy(), &fixedUuid);
   EXPECT_FALSE(result.internal);
   EXPECT_FALSE(result.edge);
   EXPECT_FALSE(request.has("x-envoy-retry-on"));
@@ -85,34 +106,36 @@ TEST(ConnManagerUtilityTest, ASingleInternalForwardedAddressIsInternal) {
 
   Http::RequestHeaderMap internal =
       headers({{"x-forwarded-for", " 10.1.2.3"}, {"x-envoy-retry-on", "5xx"}});
-  EXPECT_TRUE(mutateRequestHeaders(internal, "127.0.0.1", p, &fixedUuid).internal);
+  EXPECT_TRUE(
+      mutateRequestHeaders(internal, "127.0.0.1", /*secure=*/false, p, &fixedUuid).internal);
   EXPECT_EQ(internal.getValue("x-envoy-internal"), "true");
   EXPECT_EQ(internal.getValue("x-envoy-retry-on"), "5xx");  // the router consumes it later
 
   Http::RequestHeaderMap v6 = headers({{"x-forwarded-for", "fd12::1"}});
-  EXPECT_TRUE(mutateRequestHeaders(v6, "127.0.0.1", p, &fixedUuid).internal);
+  EXPECT_TRUE(mutateRequestHeaders(v6, "127.0.0.1", /*secure=*/false, p, &fixedUuid).internal);
 
   // Two addresses: the request crossed another proxy, so it is not internal.
   Http::RequestHeaderMap two = headers({{"x-forwarded-for", "10.9.9.9,10.1.2.3"}});
-  EXPECT_FALSE(mutateRequestHeaders(two, "127.0.0.1", p, &fixedUuid).internal);
+  EXPECT_FALSE(mutateRequestHeaders(two, "127.0.0.1", /*secure=*/false, p, &fixedUuid).internal);
   Http::RequestHeaderMap outside = headers({{"x-forwarded-for", "11.1.2.3"}});
-  EXPECT_FALSE(mutateRequestHeaders(outside, "127.0.0.1", p, &fixedUuid).internal);
+  EXPECT_FALSE(
+      mutateRequestHeaders(outside, "127.0.0.1", /*secure=*/false, p, &fixedUuid).internal);
 }
 
 TEST(ConnManagerUtilityTest, RequestIdKeptOrGenerated) {
   Http::RequestHeaderMap kept = headers({{"x-request-id", "mine"}});
-  mutateRequestHeaders(kept, "127.0.0.1", policy(), &fixedUuid);
+  mutateRequestHeaders(kept, "127.0.0.1", /*secure=*/false, policy(), &fixedUuid);
   EXPECT_EQ(kept.getValue("x-request-id"), "mine");
 
   RequestHeaderPolicy edge = policy();
   edge.use_remote_address = true;
   Http::RequestHeaderMap replaced = headers({{"x-request-id", "mine"}});
-  mutateRequestHeaders(replaced, "127.0.0.1", edge, &fixedUuid);
+  mutateRequestHeaders(replaced, "127.0.0.1", /*secure=*/false, edge, &fixedUuid);
   EXPECT_EQ(replaced.getValue("x-request-id"), fixedUuid());
 
   edge.preserve_external_request_id = true;
   Http::RequestHeaderMap preserved = headers({{"x-request-id", "mine"}});
-  mutateRequestHeaders(preserved, "127.0.0.1", edge, &fixedUuid);
+  mutateRequestHeaders(preserved, "127.0.0.1", /*secure=*/false, edge, &fixedUuid);
   EXPECT_EQ(preserved.getValue("x-request-id"), "mine");
 }
 
