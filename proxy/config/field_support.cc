@@ -56,6 +56,9 @@ constexpr const char* kClusterHttp2Options =
 constexpr const char* kExplicitHttp2Options =
     "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig."
     "http2_protocol_options";
+constexpr const char* kDownstreamHttp2Options =
+    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig."
+    "http2_protocol_options";
 constexpr const char* kUpstreamCommonOptions =
     "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.common_http_protocol_options";
 
@@ -735,9 +738,18 @@ const std::vector<ImplementedField>& table() {
        kExplicitHttp2Options, nullptr, nullptr},
       {"envoy.config.core.v3.Http2ProtocolOptions", "initial_connection_window_size",
        kExplicitHttp2Options, nullptr, nullptr},
-      // Downstream is always HTTP/1, so its HTTP/1 options are the ones that apply (empty).
+      // use_downstream_protocol_config: HTTP/1.x requests go as HTTP/1.1 (empty options), HTTP/2
+      // ones as HTTP/2 with these settings (ClusterInfo::upstreamHttpProtocol(downstream)).
       {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig",
        "http_protocol_options", nullptr, nullptr, nullptr},
+      {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig",
+       "http2_protocol_options", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.Http2ProtocolOptions", "max_concurrent_streams",
+       kDownstreamHttp2Options, nullptr, nullptr},
+      {"envoy.config.core.v3.Http2ProtocolOptions", "initial_stream_window_size",
+       kDownstreamHttp2Options, nullptr, nullptr},
+      {"envoy.config.core.v3.Http2ProtocolOptions", "initial_connection_window_size",
+       kDownstreamHttp2Options, nullptr, nullptr},
 
       // --- OutlierDetection (proxy/upstream/outlier_detection_impl.cc; reports from the
       // HTTP pool, http_conn_pool_impl.cc) ---------------------------------------------------

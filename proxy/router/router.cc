@@ -332,7 +332,8 @@ void FilterImpl::startAttempt() {
       host = cluster->loadBalancer().chooseHostFor(*this, i + 1);
     }
   }
-  Upstream::HttpConnPool* pool = host == nullptr ? nullptr : cluster->httpConnPool(host);
+  Upstream::HttpConnPool* pool =
+      host == nullptr ? nullptr : cluster->httpConnPool(host, callbacks_.streamInfo().protocol);
   if (pool == nullptr) {
     cluster_info_->stats().upstream_cx_none_healthy.inc();
     callbacks_.sendLocalReply(503, "no healthy upstream", NoHealthyUpstream, "no_healthy_upstream");

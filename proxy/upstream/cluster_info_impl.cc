@@ -404,12 +404,20 @@ absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(const Clus
                          typed->second.UnpackTo(&typed_options);
   // The upstream protocol, as Envoy 1.40 decides it: the typed HttpProtocolOptions when present
   // (the deprecated fields are then ignored), else the deprecated http2_protocol_options.
-  // use_downstream_protocol_config follows the request: downstream is HTTP/1.1 here, so its
-  // http_protocol_options apply.
+  // use_downstream_protocol_config follows each request (upstreamHttpProtocol(downstream)):
+  // HTTP/2 requests go upstream as HTTP/2 with its http2_protocol_options (or the defaults).
   info->http2_settings_.stream_buffer_limit = info->buffer_limit_;
   if (has_typed) {
-    if (typed_options.has_explicit_http_config() &&
-        typed_options.explicit_http_config().has_http2_protocol_options()) {
+    if (typed_options.has_use_downstream_protocol_config()) {
+      info->use_downstream_protocol_ = true;
+      RETURN_IF_ERROR(http2SettingsFrom(
+          name,
+          "typed_extension_protocol_options['envoy.extensions.upstreams.http.v3."
+          "HttpProtocolOptions'].use_downstream_protocol_config.http2_protocol_options",
+          typed_options.use_downstream_protocol_config().http2_protocol_options(),
+          info->http2_settings_));
+    } else if (typed_options.has_explicit_http_config() &&
+               typed_options.explicit_http_config().has_http2_protocol_options()) {
       info->protocol_ = UpstreamHttpProtocol::Http2;
       RETURN_IF_ERROR(http2SettingsFrom(
           name,
@@ -431,7 +439,7 @@ absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(const Clus
     RETURN_IF_ERROR(http2SettingsFrom(name, "http2_protocol_options",
                                       config.http2_protocol_options(), info->http2_settings_));
   }
-  if (info->protocol_ == UpstreamHttpProtocol::Http2) {
+  if (info->protocol_ == UpstreamHttpProtocol::Http2 || info->use_downstream_protocol_) {
     info->http2_codec_stats_ = std::make_unique<Http::Http2::ClientCodecStats>(
         Stats::Scope(store, absl::StrCat("cluster.", stat_name, ".")));
   }

@@ -51,6 +51,14 @@ class ClusterInfoImpl : public ClusterInfo {
   ClusterResources& resources() const override { return resources_; }
   ClusterStats& stats() const override { return stats_; }
   UpstreamHttpProtocol upstreamHttpProtocol() const override { return protocol_; }
+  UpstreamHttpProtocol upstreamHttpProtocol(
+      std::optional<Http::Protocol> downstream) const override {
+    if (use_downstream_protocol_ && downstream.has_value()) {
+      return *downstream == Http::Protocol::Http2 ? UpstreamHttpProtocol::Http2
+                                                  : UpstreamHttpProtocol::Http1;
+    }
+    return protocol_;
+  }
   const Http::Http2::Http2Settings& http2Settings() const override { return http2_settings_; }
   Http::Http2::ClientCodecStats* http2CodecStats() const override {
     return http2_codec_stats_.get();
@@ -89,6 +97,7 @@ class ClusterInfoImpl : public ClusterInfo {
   uint32_t max_pending_requests_ = 1024;
   uint32_t max_requests_ = 1024;
   UpstreamHttpProtocol protocol_ = UpstreamHttpProtocol::Http1;
+  bool use_downstream_protocol_ = false;  // use_downstream_protocol_config
   Http::Http2::Http2Settings http2_settings_;
   uint32_t max_retries_ = 3;  // Envoy's default
   std::chrono::milliseconds idle_timeout_{std::chrono::hours(1)};

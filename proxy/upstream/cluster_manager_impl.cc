@@ -81,14 +81,16 @@ ThreadLocalClusterImpl::~ThreadLocalClusterImpl() {
   }
 }
 
-HttpConnPool* ThreadLocalClusterImpl::httpConnPool(const HostConstSharedPtr& host) {
+HttpConnPool* ThreadLocalClusterImpl::httpConnPool(const HostConstSharedPtr& host,
+                                                   std::optional<Http::Protocol> downstream) {
   if (host == nullptr) {
     return nullptr;
   }
-  auto [it, inserted] = pools_.try_emplace(host.get());
+  const UpstreamHttpProtocol protocol = info_->upstreamHttpProtocol(downstream);
+  auto [it, inserted] = pools_.try_emplace(PoolKey{host.get(), protocol});
   if (inserted) {
-    // The cluster's upstream protocol picks the kind of pool.
-    if (info_->upstreamHttpProtocol() == UpstreamHttpProtocol::Http2) {
+    // The request's upstream protocol picks the kind of pool.
+    if (protocol == UpstreamHttpProtocol::Http2) {
       it->second = std::make_unique<Http2ConnPoolImpl>(parent_.dispatcher(), host, info_);
     } else {
       it->second = std::make_unique<HttpConnPoolImpl>(parent_.dispatcher(), host, info_);
@@ -126,13 +128,14 @@ void ThreadLocalClusterImpl::updateHosts(HostSetConstSharedPtr host_set) {
   }
   // Built only if some pool's host object was replaced.
   absl::flat_hash_map<std::string, HostConstSharedPtr> by_address;
-  std::vector<HttpConnPoolBasePtr> rekeyed;
+  std::vector<std::pair<UpstreamHttpProtocol, HttpConnPoolBasePtr>> rekeyed;
 
   for (auto it = pools_.begin(); it != pools_.end();) {
-    if (current.contains(it->first)) {
+    if (current.contains(it->first.first)) {
       ++it;
       continue;
     }
+    const UpstreamHttpProtocol protocol = it->first.second;
     HttpConnPoolBasePtr pool = std::move(it->second);
     pools_.erase(it++);
     if (by_address.empty()) {
@@ -144,14 +147,13 @@ void ThreadLocalClusterImpl::updateHosts(HostSetConstSharedPtr host_set) {
     if (replacement != by_address.end()) {
       // Same endpoint, new weight or health: keep its warm connections.
       pool->updateHost(replacement->second);
-      rekeyed.push_back(std::move(pool));
+      rekeyed.emplace_back(protocol, std::move(pool));
     } else {
       parent_.retirePool(std::move(pool));
     }
   }
-  for (HttpConnPoolBasePtr& pool : rekeyed) {
-    const Host* key = pool->host().get();
-    auto [it, inserted] = pools_.try_emplace(key);
+  for (auto& [protocol, pool] : rekeyed) {
+    auto [it, inserted] = pools_.try_emplace(PoolKey{pool->host().get(), protocol});
     if (inserted) {
       it->second = std::move(pool);
     } else {

@@ -57,7 +57,8 @@ class ThreadLocalClusterImpl : public ThreadLocalCluster {
   const ClusterInfoConstSharedPtr& info() const override { return info_; }
   const HostSetConstSharedPtr& hostSet() const override { return host_set_; }
   LoadBalancer& loadBalancer() override { return *lb_; }
-  HttpConnPool* httpConnPool(const HostConstSharedPtr& host) override;
+  HttpConnPool* httpConnPool(const HostConstSharedPtr& host,
+                             std::optional<Http::Protocol> downstream) override;
   Network::ClientConnectionPtr tcpConnection(const HostConstSharedPtr& host) override;
 
   // A new snapshot of this cluster's hosts: rebuild the load balancer; pools to hosts that
@@ -72,9 +73,11 @@ class ThreadLocalClusterImpl : public ThreadLocalCluster {
   const ClusterInfoConstSharedPtr info_;
   HostSetConstSharedPtr host_set_;
   LoadBalancerPtr lb_;
-  // Keyed by Host identity; each pool holds its host, so a key cannot be reused by a new
+  // Keyed by Host identity and protocol (a use_downstream_protocol_config cluster has an HTTP/1
+  // and an HTTP/2 pool per host); each pool holds its host, so a key cannot be reused by a new
   // object while the pool exists.
-  absl::flat_hash_map<const Host*, HttpConnPoolBasePtr> pools_;
+  using PoolKey = std::pair<const Host*, UpstreamHttpProtocol>;
+  absl::flat_hash_map<PoolKey, HttpConnPoolBasePtr> pools_;
 };
 
 // Everything one thread knows about clusters: the object in the cluster manager's slot.

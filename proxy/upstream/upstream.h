@@ -251,6 +251,14 @@ class ClusterInfo {
   virtual ClusterResources& resources() const = 0;
   virtual ClusterStats& stats() const = 0;
   virtual UpstreamHttpProtocol upstreamHttpProtocol() const = 0;
+  // The protocol for a request that arrived as `downstream`: with use_downstream_protocol_config
+  // the request's own (HTTP/2 stays HTTP/2, HTTP/1.0 and 1.1 go as HTTP/1.1), as Envoy's
+  // ClusterInfo::upstreamHttpProtocol; otherwise upstreamHttpProtocol().
+  virtual UpstreamHttpProtocol upstreamHttpProtocol(
+      std::optional<Http::Protocol> downstream) const {
+    (void)downstream;
+    return upstreamHttpProtocol();
+  }
   // For HTTP/2 clusters: the codec's settings (Http2ProtocolOptions) and its http2.* stats
   // (null for HTTP/1 clusters).
   virtual const Http::Http2::Http2Settings& http2Settings() const = 0;
@@ -329,9 +337,11 @@ class ThreadLocalCluster {
   virtual const ClusterInfoConstSharedPtr& info() const = 0;
   virtual const HostSetConstSharedPtr& hostSet() const = 0;
   virtual LoadBalancer& loadBalancer() = 0;
-  // The HTTP/1 pool to `host` on this worker (created on first use). Null when no host is
-  // available (the caller answers 503 with the UH flag).
-  virtual HttpConnPool* httpConnPool(const HostConstSharedPtr& host) = 0;
+  // The pool to `host` on this worker for a request that arrived as `downstream` (HTTP/1 or
+  // HTTP/2, as ClusterInfo::upstreamHttpProtocol(downstream) says; created on first use). Null
+  // when no host is available (the caller answers 503 with the UH flag).
+  virtual HttpConnPool* httpConnPool(const HostConstSharedPtr& host,
+                                     std::optional<Http::Protocol> downstream) = 0;
   // A new outgoing TCP connection to `host` for tcp_proxy (not pooled).
   virtual Network::ClientConnectionPtr tcpConnection(const HostConstSharedPtr& host) = 0;
 };

@@ -227,6 +227,91 @@ TEST_F(Http2IntegrationTest, CurlAndNghttpWithPriorKnowledgeAndHttp1OnTheSameLis
   EXPECT_EQ(stat("http.ingress_http.downstream_cx_protocol_error"), 0);
 }
 
+// A bootstrap with one AUTO listener whose routes are `routes` (YAML list items at 14 spaces)
+// and the clusters `clusters` (YAML list items at 2 spaces).
+std::string autoListenerBootstrap(const std::string& routes, const std::string& clusters) {
+  return absl::StrCat(R"(
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+static_resources:
+  listeners:
+  - name: ingress
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress_http
+          codec_type: AUTO
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+)",
+                      routes, R"(
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+  clusters:
+)",
+                      clusters);
+}
+
+TEST(Http2UseDownstreamProtocolTest, EachRequestGoesUpstreamInTheProtocolItArrivedIn) {
+  // The backend is a second proxy whose AUTO listener answers HTTP/1.1 and h2c alike and counts
+  // which it got. The front proxy's cluster says use_downstream_protocol_config: an HTTP/1.1
+  // request must reach the backend as HTTP/1.1 and an HTTP/2 one as HTTP/2, each on its own
+  // pool, as Envoy's ClusterInfo::upstreamHttpProtocol decides.
+  ProxyOptions backend_options;
+  backend_options.bootstrap_yaml = autoListenerBootstrap(
+      R"(              - match: {prefix: "/"}
+                direct_response: {status: 200, body: {inline_string: "backend"}})",
+      "    []");
+  ProxyProcess backend(backend_options);
+  ASSERT_TRUE(backend.start());
+  absl::StatusOr<uint32_t> backend_port = backend.listenerPort("ingress");
+  ASSERT_TRUE(backend_port.ok()) << backend_port.status();
+
+  ProxyOptions front_options;
+  front_options.bootstrap_yaml = autoListenerBootstrap(
+      R"(              - match: {prefix: "/"}
+                route: {cluster: up})",
+      absl::StrCat(R"(  - name: up
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        use_downstream_protocol_config:
+          http_protocol_options: {}
+          http2_protocol_options: {max_concurrent_streams: 50}
+    load_assignment:
+      cluster_name: up
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )",
+                   *backend_port, "}}}}]}]\n"));
+  ProxyProcess front(front_options);
+  ASSERT_TRUE(front.start());
+  absl::StatusOr<uint32_t> port = front.listenerPort("ingress");
+  ASSERT_TRUE(port.ok()) << port.status();
+
+  absl::StatusOr<HttpResponse> h1 = httpRequest(*port, HttpRequest{});
+  ASSERT_TRUE(h1.ok()) << h1.status();
+  EXPECT_EQ(h1->status, 200u);
+  EXPECT_EQ(h1->body, "backend");
+  const std::string h2 = runCommand(
+      absl::StrCat("curl -s --http2-prior-knowledge -D - http://127.0.0.1:", *port, "/h2 2>&1"));
+  EXPECT_NE(h2.find("HTTP/2 200"), std::string::npos) << h2;
+  EXPECT_NE(h2.find("backend"), std::string::npos) << h2;
+
+  EXPECT_TRUE(backend.waitForCounterGe("http.ingress_http.downstream_cx_http2_total", 1));
+  EXPECT_EQ(backend.counter("http.ingress_http.downstream_cx_http1_total").value_or(-1), 1);
+  EXPECT_EQ(backend.counter("http.ingress_http.downstream_rq_http2_total").value_or(-1), 1);
+  EXPECT_EQ(front.counter("cluster.up.upstream_cx_http2_total").value_or(-1), 1);
+  EXPECT_EQ(front.counter("cluster.up.upstream_cx_total").value_or(-1), 2);
+}
+
 TEST_F(Http2IntegrationTest, ASlowStreamDoesNotStallTheOthersAndLargeBodiesFlowBothWays) {
   // Small windows, so flow control works during the test.
   start("{initial_stream_window_size: 65535, initial_connection_window_size: 1048576}");

@@ -146,7 +146,8 @@ class FakeCluster : public Upstream::ThreadLocalCluster,
   const Upstream::ClusterInfoConstSharedPtr& info() const override { return info_; }
   const Upstream::HostSetConstSharedPtr& hostSet() const override { return host_set_; }
   Upstream::LoadBalancer& loadBalancer() override { return *this; }
-  Upstream::HttpConnPool* httpConnPool(const Upstream::HostConstSharedPtr&) override {
+  Upstream::HttpConnPool* httpConnPool(const Upstream::HostConstSharedPtr&,
+                                       std::optional<Http::Protocol>) override {
     return this;
   }
   Network::ClientConnectionPtr tcpConnection(const Upstream::HostConstSharedPtr&) override {

@@ -194,7 +194,7 @@ TEST_F(ClusterManagerTest, RemovedClusterIsGoneFromEveryWorker) {
   // A pool exists on worker 0 (created on first use; it has no connection yet).
   EXPECT_TRUE(onWorker(0, [this]() {
     ThreadLocalCluster* cluster = cm_->getThreadLocalCluster("backend");
-    return cluster->httpConnPool(cluster->loadBalancer().chooseHost()) != nullptr;
+    return cluster->httpConnPool(cluster->loadBalancer().chooseHost(), std::nullopt) != nullptr;
   }));
 
   EXPECT_TRUE(cm_->removeCluster("backend"));
@@ -311,7 +311,8 @@ TEST_F(ClusterManagerTest, EdsHostUpdateKeepsPoolsOfRemainingHostsAndRetiresTheO
   Pools before = onWorker(0, [this]() {
     ThreadLocalCluster* cluster = cm_->getThreadLocalCluster("backend");
     const HostVector& hosts = cluster->hostSet()->hosts;
-    return Pools{cluster->httpConnPool(hosts[0]), cluster->httpConnPool(hosts[1]), cluster};
+    return Pools{cluster->httpConnPool(hosts[0], std::nullopt),
+                 cluster->httpConnPool(hosts[1], std::nullopt), cluster};
   });
 
   // New assignment: 8001 stays, 8002 leaves, 8003 arrives.
@@ -329,7 +330,7 @@ TEST_F(ClusterManagerTest, EdsHostUpdateKeepsPoolsOfRemainingHostsAndRetiresTheO
     for (int i = 0; i < 10; i++) {
       ports.insert(cluster->loadBalancer().chooseHost()->address().port());
     }
-    HttpConnPool* pool_a = cluster->httpConnPool(cluster->hostSet()->hosts[0]);
+    HttpConnPool* pool_a = cluster->httpConnPool(cluster->hostSet()->hosts[0], std::nullopt);
     return std::make_tuple(static_cast<ThreadLocalCluster*>(cluster), pool_a, cluster->poolCount(),
                            ports);
   });
@@ -345,7 +346,7 @@ TEST_F(ClusterManagerTest, EdsHostUpdateKeepsPoolsOfRemainingHostsAndRetiresTheO
                   .ok());
   EXPECT_EQ(before.a, onWorker(0, [this]() {
               ThreadLocalCluster* cluster = cm_->getThreadLocalCluster("backend");
-              return cluster->httpConnPool(cluster->hostSet()->hosts[0]);
+              return cluster->httpConnPool(cluster->hostSet()->hosts[0], std::nullopt);
             }));
 
   // A new weight for 8001 makes a new Host object, but its pool (and connections) carry over.
@@ -356,7 +357,7 @@ TEST_F(ClusterManagerTest, EdsHostUpdateKeepsPoolsOfRemainingHostsAndRetiresTheO
   auto [weight, same_pool] = onWorker(0, [this, &before]() {
     ThreadLocalCluster* cluster = cm_->getThreadLocalCluster("backend");
     const HostConstSharedPtr& a = cluster->hostSet()->hosts[0];
-    HttpConnPoolImpl* pool = static_cast<HttpConnPoolImpl*>(cluster->httpConnPool(a));
+    HttpConnPoolImpl* pool = static_cast<HttpConnPoolImpl*>(cluster->httpConnPool(a, std::nullopt));
     return std::make_pair(a->weight(), pool == before.a && pool->host() == a);
   });
   EXPECT_EQ(5u, weight);
@@ -383,7 +384,8 @@ TEST_F(ClusterManagerTest, RemovedClusterLetsInFlightStreamsFinishOnTheWorker) {
   // A request goes out on worker 0 and reaches the upstream.
   onWorker(0, [this, s]() {
     ThreadLocalCluster* cluster = cm_->getThreadLocalCluster("backend");
-    cluster->httpConnPool(cluster->loadBalancer().chooseHost())->newStream(s->stream, s->stream);
+    cluster->httpConnPool(cluster->loadBalancer().chooseHost(), std::nullopt)
+        ->newStream(s->stream, s->stream);
     return true;
   });
   ASSERT_TRUE(waitOnWorker(0, [s]() { return s->server != nullptr; }));
