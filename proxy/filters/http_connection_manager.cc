@@ -131,7 +131,9 @@ void ConnectionManagerImpl::onEvent(Network::ConnectionEvent event) {
     stats_.downstream_cx_destroy_active_rq.inc();
     while (!streams_.empty()) {
       ActiveStream& stream = *streams_.front();
-      stream.onDownstreamReset();
+      stream.onDownstreamReset(event == Network::ConnectionEvent::RemoteClose
+                                   ? "downstream_remote_disconnect"
+                                   : std::string_view());
       destroyStream(stream);
     }
   }

@@ -66,8 +66,13 @@ class ActiveStream : public Http::RequestDecoder,
   bool requestComplete() const override { return request_complete_; }
   Event::Dispatcher& dispatcher() override;
   Event::Timer& routeTimer() override { return timers_->get(StreamTimer::Route); }
+  void sendLocalReply(uint32_t code, std::string_view body, uint32_t flag, std::string_view details,
+                      bool overloaded) override {
+    overloaded_reply_ = overloaded;
+    sendLocalReply(code, body, flag, details, std::nullopt);
+  }
   void sendLocalReply(uint32_t code, std::string_view body, uint32_t flag,
-                      std::string_view details) override {
+                      std::string_view details) {
     sendLocalReply(code, body, flag, details, std::nullopt);
   }
   // `grpc_status`: what a gRPC client gets instead of the status mapped from `code`.
@@ -86,8 +91,9 @@ class ActiveStream : public Http::RequestDecoder,
   // StreamTimerCallbacks (http_connection_manager_timers.cc)
   void onStreamTimer(StreamTimer which) override;
 
-  // Called when the downstream connection goes away mid-stream.
-  void onDownstreamReset();
+  // Called when the downstream connection goes away mid-stream; `details` (Envoy's
+  // "downstream_remote_disconnect") for the access log, when known.
+  void onDownstreamReset(std::string_view details = {});
   // Where this stream sits in its connection's list (HTTP/2 carries many at once).
   std::list<std::unique_ptr<ActiveStream>>::iterator self_;
   // A response status was sent (for the premature reset check).
@@ -137,6 +143,8 @@ class ActiveStream : public Http::RequestDecoder,
   bool request_complete_ = false;
   bool response_complete_ = false;
   bool response_headers_sent_ = false;
+  // The next local reply is for a request the upstream pool dropped (x-envoy-overloaded).
+  bool overloaded_reply_ = false;
   bool downstream_read_disabled_ = false;  // by us, for upstream backpressure
   bool finished_ = false;
   const bool http2_;

@@ -321,6 +321,9 @@ void ActiveStream::sendLocalReply(uint32_t code, std::string_view body, uint32_t
   // Only a body gets a Content-Length here, as in Envoy's local replies: a headers-only
   // response gets "content-length: 0" from the HTTP/1 codec and none on HTTP/2.
   // RFC 9110 8.6: never on a 204 (the route timeout's alternate response).
+  if (overloaded_reply_) {
+    headers->addCopy("x-envoy-overloaded", "true");
+  }
   if (!body.empty()) {
     headers->addCopy(Http::Headers::ContentType, "text/plain");
     if (code != 204) {
@@ -364,11 +367,14 @@ void ActiveStream::onResponseComplete() {
   parent_.onStreamComplete(*this, /*close_connection=*/!request_complete_);
 }
 
-void ActiveStream::onDownstreamReset() {
+void ActiveStream::onDownstreamReset(std::string_view details) {
   if (finished_) {
     return;
   }
   info_.setFlag(StreamInfo::DownstreamConnectionTermination);
+  if (!details.empty()) {
+    info_.response_code_details = std::string(details);
+  }
   parent_.stats().downstream_rq_rx_reset.inc();
   router_->resetUpstream();
   finish();

@@ -10,17 +10,18 @@ import yaml
 HCM_TYPE = ("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
             "HttpConnectionManager")
 ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+FILE_ACCESS_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
 
 # Keys a case may have; anything else is a typo in the case file.
 CASE_KEYS = {
     "name", "doc", "routes", "virtual_hosts", "route_config", "hcm", "router", "listener",
     "clusters", "upstream", "requests", "response_headers", "upstream_ignore_headers",
     "check_closed", "expect_fail", "known_difference", "skip", "read_timeout",
-    "compare_upstream", "http2", "downstream_tls", "client_tls",
+    "compare_upstream", "http2", "downstream_tls", "client_tls", "access_log",
 }
 REQUEST_KEYS = {
     "raw", "method", "path", "version", "host", "headers", "body", "responses",
-    "new_connection", "expect_100", "then_raw", "trailers", "tls",
+    "new_connection", "expect_100", "then_raw", "trailers", "tls", "abort", "wait_stat",
 }
 TLS_TYPE = ("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
             "DownstreamTlsContext")
@@ -105,13 +106,15 @@ def static_cluster(name, ports):
     }
 
 
-def bootstrap(case, listener_port, upstream_ports, refused_port):
+def bootstrap(case, listener_port, upstream_ports, refused_port, access_log_path=None):
     """The full bootstrap for `case`: one listener on `listener_port` running the HCM with the
     case's route table, and the clusters every case can use:
       a, b     the recording upstream's two ports
       empty    a cluster with no endpoints (no healthy upstream)
       refused  one endpoint whose port refuses connections
-    plus the case's own `clusters` (a case cluster with the same name replaces the default)."""
+    plus the case's own `clusters` (a case cluster with the same name replaces the default).
+    With the case's `access_log` (a format string), the connection manager logs each request to
+    `access_log_path` in that format, one line per request."""
     if "route_config" in case:
         route_config = copy.deepcopy(case["route_config"])
     elif "virtual_hosts" in case:
@@ -133,6 +136,15 @@ def bootstrap(case, listener_port, upstream_ports, refused_port):
         "http_filters": [{"name": "envoy.filters.http.router", "typed_config": router}],
     }
     deep_merge(hcm, case.get("hcm", {}))
+    if case.get("access_log") and access_log_path:
+        hcm["access_log"] = [{
+            "name": "envoy.access_loggers.file",
+            "typed_config": {
+                "@type": FILE_ACCESS_LOG_TYPE,
+                "path": access_log_path,
+                "log_format": {"text_format_source": {"inline_string": case["access_log"] + "\n"}},
+            },
+        }]
     listener = {
         "name": "conformance",
         "address": socket_address(listener_port),

@@ -6,6 +6,7 @@ import os
 import socket
 import ssl
 import time
+import urllib.request
 
 from . import cases as cases_mod
 from . import normalise
@@ -31,9 +32,13 @@ def run_case(case, label, binary, upstream, workdir, refused_port):
     upstream.reset(case.get("upstream"))
     # The listener port is picked free and released before the process binds it, so another
     # case running in parallel may take it first: a failed start is retried on a new port.
+    access_log_path = os.path.join(workdir, "%s.access.log" % label)
     for attempt in range(3):
+        if os.path.exists(access_log_path):
+            os.unlink(access_log_path)
         listener_port = processes.free_port()
-        config = cases_mod.bootstrap(case, listener_port, upstream.ports, refused_port)
+        config = cases_mod.bootstrap(case, listener_port, upstream.ports, refused_port,
+                                     access_log_path)
         path = os.path.join(workdir, "%s.json" % label)
         with open(path, "w") as f:
             json.dump(config, f, indent=1)
@@ -48,13 +53,45 @@ def run_case(case, label, binary, upstream, workdir, refused_port):
             if attempt == 2:
                 raise RuntimeError("%s\n%s" % (e, tail(e.stderr)))
     try:
-        exchanges, closed = send_requests(case, listener_port)
+        exchanges, closed = send_requests(case, listener_port, upstream, proc.admin)
     finally:
+        # SIGTERM: both write out their access log buffers as they exit.
         proc.stop()
     # The proxy is gone, so its upstream connections close: everything it sent is recorded.
     upstream.wait_idle(5.0)
     return {"exchanges": exchanges, "closed": closed, "upstream": upstream.records(),
-            "stderr": proc.stderr()}
+            "stderr": proc.stderr(), "access_log": read_lines(access_log_path)}
+
+
+def read_lines(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return []
+
+
+def stat_value(admin, name):
+    """The value of counter or gauge `name` in /stats, or None when it is not there."""
+    with urllib.request.urlopen("http://%s/stats?filter=%s" % (admin, name), timeout=1) as r:
+        for line in r.read().decode("utf-8", "replace").splitlines():
+            key, sep, value = line.partition(": ")
+            if sep and key == name:
+                return value.strip()
+    return None
+
+
+def wait_stat(admin, condition, deadline):
+    """`condition` is "stat.name: value": poll /stats until the stat has that value."""
+    name, _, want = condition.partition(":")
+    name, want = name.strip(), want.strip()
+    while True:
+        got = stat_value(admin, name)
+        if got == want:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("wait_stat: %s is %s, not %s" % (name, got, want))
+        time.sleep(0.02)
 
 
 def tail(text, lines=15):
@@ -208,13 +245,15 @@ def open_connection(case, req, port):
     return Http1Connection(sock), outcome
 
 
-def send_requests(case, port):
+def send_requests(case, port, upstream, admin):
     timeout = case.get("read_timeout", DEFAULT_READ_TIMEOUT)
     conn = None
     exchanges = []
     try:
         for req in case["requests"]:
             outcome = None
+            if req.get("wait_stat"):
+                wait_stat(admin, req["wait_stat"], time.monotonic() + timeout)
             if conn is None or conn.ended() or req.get("new_connection"):
                 if conn is not None:
                     conn.close()
@@ -222,6 +261,11 @@ def send_requests(case, port):
                 if conn is None:
                     exchanges.append({"tls": outcome, "responses": []})
                     continue
+            if req.get("abort"):
+                abort(conn, req, port, upstream, time.monotonic() + timeout)
+                conn = None
+                exchanges.append({"responses": [], "aborted": True})
+                continue
             exchange = conn.exchange(req, port, timeout)
             if outcome is not None:
                 exchange["tls"] = outcome
@@ -233,6 +277,20 @@ def send_requests(case, port):
     finally:
         if conn is not None:
             conn.close()
+
+
+def abort(conn, req, port, upstream, deadline):
+    """The client goes away once the upstream has the request, before any answer; then wait
+    until the upstream's connections ended (the proxy reset its side). HTTP/1.1 only."""
+    if not isinstance(conn, Http1Connection):
+        raise cases_mod.CaseError("abort: HTTP/1.1 requests only")
+    data = wire.build_request(req).replace(b"${LISTENER_PORT}", str(port).encode())
+    seen = len(upstream.records())
+    conn.sock.sendall(data)
+    while len(upstream.records()) == seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    conn.close()
+    upstream.wait_idle(max(0.0, deadline - time.monotonic()))
 
 
 def read_interim(reader, deadline):
@@ -311,6 +369,8 @@ def compare(case, envoy, proxy):
                      header_values(e["headers"], name, normalise.response_header),
                      header_values(p["headers"], name, normalise.response_header))
     diff("connection closed after the last response", envoy["closed"], proxy["closed"])
+    if case.get("access_log"):
+        diff("access log", envoy["access_log"], proxy["access_log"])
 
     if case.get("compare_upstream", True):
         ignore = {n.lower() for n in case.get("upstream_ignore_headers", [])}
@@ -362,6 +422,8 @@ def summary(run):
                     " trailers %s" % r["trailers"] if r.get("trailers") else ""))
             else:
                 lines.append("  request[%d] -> %s" % (i, r["status"]))
+    for line in run.get("access_log", []):
+        lines.append("  access log: %s" % line)
     for r in run["upstream"]:
         lines.append("  upstream %s got %s %s %s%s [%s] body=%r" % (
             r["upstream"], r["method"], r["path"], r["version"],
