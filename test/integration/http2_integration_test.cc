@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -43,9 +44,14 @@ std::string patternString(uint64_t length) {
 // what the proxy sent, until a condition holds or the deadline passes.
 class Http2Connection {
  public:
-  Http2Connection(uint32_t port, uint32_t window = 65535, bool manual_window = false)
+  // `rcvbuf` > 0: the socket's receive buffer (SO_RCVBUF), for a peer that never reads.
+  Http2Connection(uint32_t port, uint32_t window = 65535, bool manual_window = false,
+                  int rcvbuf = 0)
       : client_(window, manual_window) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (rcvbuf > 0) {
+      ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(port));
@@ -70,6 +76,32 @@ class Http2Connection {
       off += static_cast<size_t>(n);
     }
     return true;
+  }
+
+  // Sends `bytes` without reading anything, until all are sent, the proxy ends the connection
+  // or `timeout` passes (a proxy that stops reading). The bytes sent.
+  size_t sendWithoutReading(const std::string& bytes, std::chrono::milliseconds timeout) {
+    const Clock::time_point deadline = Clock::now() + timeout;
+    size_t off = 0;
+    while (off < bytes.size() && Clock::now() < deadline) {
+      pollfd p{fd_, POLLOUT, 0};
+      if (::poll(&p, 1, 50) <= 0) {
+        continue;
+      }
+      if ((p.revents & (POLLERR | POLLHUP)) != 0) {
+        break;
+      }
+      const ssize_t n =
+          ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        continue;
+      }
+      if (n <= 0) {
+        break;
+      }
+      off += static_cast<size_t>(n);
+    }
+    return off;
   }
 
   // Until `done()` or the deadline (or the proxy closes); raw mode skips the client session.
@@ -413,6 +445,54 @@ TEST_F(Http2IntegrationTest, RapidResetClosesTheConnection) {
   absl::StatusOr<HttpResponse> h1 = httpRequest(port_, HttpRequest{.path = "/ping"});
   ASSERT_TRUE(h1.ok()) << h1.status();
   EXPECT_EQ(h1->status, 200u);
+}
+
+TEST_F(Http2IntegrationTest, ControlFrameFloodsFromAPeerThatNeverReadsAndContinuationFloods) {
+  // Envoy's max_outbound_control_frames: a peer that sends PINGs or SETTINGS and never reads
+  // makes the proxy queue their ACKs; past the limit the connection is closed and counted
+  // (http2.outbound_control_flood), as Envoy 1.40 does (checked by hand with the same frames).
+  start("{max_outbound_control_frames: 100}");
+  for (const bool settings : {false, true}) {
+    Http2Connection connection(port_, 65535, false, /*rcvbuf=*/4096);
+    std::string flood = Http2TestClient::preface();
+    for (uint64_t i = 0; i < 50000; i++) {
+      flood += settings ? Http2TestClient::rawFrame(NGHTTP2_SETTINGS, 0, 0, "")
+                        : Http2TestClient::rawFrame(NGHTTP2_PING, 0, 0, std::string(8, 'p'));
+    }
+    connection.sendWithoutReading(flood, 10s);
+    EXPECT_TRUE(connection.pump([&] { return connection.closed(); }, 10s, /*raw=*/true))
+        << (settings ? "SETTINGS" : "PING");
+    EXPECT_TRUE(proxy_->waitForCounterGe("http2.outbound_control_flood", settings ? 2 : 1));
+  }
+
+  // A header block that never ends: HEADERS without END_HEADERS, then CONTINUATION frames.
+  // nghttp2's limit (8 CONTINUATION frames per block) ends the connection long before the
+  // header list limit would (Envoy 1.40 waits for its 60 KiB list limit).
+  {
+    Http2Connection connection(port_);
+    std::string flood =
+        Http2TestClient::preface() +
+        Http2TestClient::rawFrame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM, 1,
+                                  Http2TestClient::hpackLiteral({{":method", "GET"},
+                                                                 {":scheme", "http"},
+                                                                 {":path", "/ping"},
+                                                                 {":authority", "h"}}));
+    for (int i = 0; i < 5000; i++) {
+      flood += Http2TestClient::rawFrame(NGHTTP2_CONTINUATION, 0, 1,
+                                         Http2TestClient::hpackLiteral({{"x-a", "b"}}));
+    }
+    connection.sendWithoutReading(flood, 10s);
+    EXPECT_TRUE(connection.pump([&] { return connection.closed(); }, 10s, /*raw=*/true));
+    EXPECT_TRUE(proxy_->waitForCounterGe("http.ingress_http.downstream_cx_protocol_error", 1));
+  }
+
+  // Nothing else on the worker was affected.
+  absl::StatusOr<HttpResponse> h1 = httpRequest(port_, HttpRequest{.path = "/ping"});
+  ASSERT_TRUE(h1.ok()) << h1.status();
+  EXPECT_EQ(h1->status, 200u);
+  const std::string h2 =
+      runCommand(absl::StrCat("curl -s --http2-prior-knowledge ", url("/ping"), " 2>&1"));
+  EXPECT_EQ(h2, "pong");
 }
 
 TEST_F(Http2IntegrationTest, EmptyFrameFloodOversizedHeadersBadPseudoHeaderAndDataAfterEndStream) {
