@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +23,7 @@
 #include "test/integration/grpc/grpc_test_server.h"
 #include "test/integration/grpc/test_service.grpc.pb.h"
 #include "test/integration/proxy_integration_test_fixture.h"
+#include "test/integration/tls_test_util.h"
 
 namespace Proxy::Integration {
 namespace {
@@ -138,6 +141,80 @@ class GrpcIntegrationTest : public testing::Test {
   std::unique_ptr<ProxyProcess> proxy_;
   uint32_t port_ = 0;
 };
+
+TEST_F(GrpcIntegrationTest, GrpcClientOverTlsNegotiatesH2ByAlpn) {
+  // A second proxy terminates TLS (ALPN h2, http/1.1) in front of the same gRPC server; the
+  // client is gRPC's own TLS stack verifying the proxy's certificate against the test CA.
+  absl::StatusOr<TestPki> pki = TestPki::create();
+  ASSERT_TRUE(pki.ok()) << pki.status();
+  BootstrapSpec spec;
+  // gRPC's TLS target name override is the call's :authority too.
+  spec.virtual_hosts = {R"({name: tls, domains: ["localhost"], routes: [
+      {match: {prefix: "/proxy.test.TestService/", grpc: {}}, route: {cluster: grpc}}]})"};
+  spec.clusters = {h2Cluster("grpc", server_->port())};
+  spec.hcm_fields = {"codec_type: AUTO"};
+  std::string yaml = bootstrapYaml(spec);
+  const std::string chains = "    filter_chains:\n    - filters:\n";
+  const size_t at = yaml.find(chains);
+  ASSERT_NE(at, std::string::npos);
+  yaml.replace(at, chains.size(),
+               absl::StrCat("    filter_chains:\n    - transport_socket: {name: "
+                            "envoy.transport_sockets.tls, typed_config: {\"@type\": "
+                            "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
+                            "DownstreamTlsContext, common_tls_context: {alpn_protocols: [h2, "
+                            "http/1.1], tls_certificates: [{certificate_chain: {filename: \"",
+                            pki->cert("server"), "\"}, private_key: {filename: \"",
+                            pki->key("server"), "\"}}]}}}\n      filters:\n"));
+  ProxyOptions options;
+  options.bootstrap_yaml = yaml;
+  options.concurrency = 1;
+  ProxyProcess tls_proxy(std::move(options));
+  ASSERT_TRUE(tls_proxy.start());
+  absl::StatusOr<uint32_t> port = tls_proxy.listenerPort(kListenerName);
+  ASSERT_TRUE(port.ok()) << port.status();
+
+  std::ifstream ca_file(pki->ca());
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs.assign(std::istreambuf_iterator<char>(ca_file), {});
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride("localhost");  // the certificate's SAN
+  std::unique_ptr<TestService::Stub> client = TestService::NewStub(grpc::CreateCustomChannel(
+      absl::StrCat("127.0.0.1:", *port), grpc::SslCredentials(ssl), args));
+
+  // A unary call and a server stream of 100 messages, with their trailers, over TLS.
+  EchoRequest request;
+  request.set_payload("over tls");
+  request.set_trailer_value("tls-trailer");
+  EchoReply reply;
+  grpc::ClientContext unary;
+  withDeadline(unary, 10s);
+  grpc::Status status = client->Unary(&unary, request, &reply);
+  ASSERT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
+  EXPECT_EQ(reply.payload(), "over tls");
+  auto trailers = unary.GetServerTrailingMetadata();
+  ASSERT_EQ(trailers.count("x-test-trailer"), 1u);
+  EXPECT_EQ(trailers.find("x-test-trailer")->second, "tls-trailer");
+
+  request.set_reply_count(100);
+  grpc::ClientContext stream_context;
+  withDeadline(stream_context, 10s);
+  std::unique_ptr<grpc::ClientReader<EchoReply>> reader =
+      client->ServerStream(&stream_context, request);
+  int received = 0;
+  while (reader->Read(&reply)) {
+    received++;
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(received, 100);
+
+  // One TLS connection, HTTP/2 by ALPN.
+  EXPECT_EQ(
+      tls_proxy.counter(absl::StrCat("listener.127.0.0.1_", *port, ".ssl.handshake")).value_or(-1),
+      1);
+  EXPECT_TRUE(tls_proxy.waitForCounterGe("http.ingress_http.downstream_cx_http2_total", 1));
+  EXPECT_EQ(tls_proxy.counter("http.ingress_http.downstream_cx_http1_total").value_or(-1), 0);
+  EXPECT_EQ(tls_proxy.counter("http.ingress_http.downstream_rq_http2_total").value_or(-1), 2);
+}
 
 TEST_F(GrpcIntegrationTest, UnaryCallsCarryLargeMessagesStatusesAndTrailers) {
   std::unique_ptr<TestService::Stub> client = stub();
