@@ -23,6 +23,7 @@
 #include "test/integration/body_pattern.h"
 #include "test/integration/fake_upstream.h"
 #include "test/integration/http2_test_client.h"
+#include "test/integration/proxy_integration_test_fixture.h"
 #include "test/integration/proxy_process.h"
 
 namespace Proxy::Integration {
@@ -167,50 +168,27 @@ std::string runCommand(const std::string& command) {
 
 class Http2IntegrationTest : public testing::Test {
  protected:
-  // The proxy with codec_type AUTO in front of one FakeUpstream; `http2_options` are YAML lines
-  // of http2_protocol_options, `hcm_extra` more HttpConnectionManager fields.
-  void start(const std::string& http2_options = "{}", const std::string& hcm_extra = "") {
+  // The proxy with codec_type AUTO in front of one FakeUpstream; `http2_options` is the
+  // http2_protocol_options flow mapping, `hcm_fields` more "key: value" HttpConnectionManager
+  // fields.
+  void start(const std::string& http2_options = "{}",
+             const std::vector<std::string>& hcm_fields = {}) {
     auto upstream = FakeUpstream::create(FakeUpstreamOptions{});
     ASSERT_TRUE(upstream.ok()) << upstream.status();
     upstream_ = *std::move(upstream);
+    BootstrapSpec spec;
+    spec.hcm_fields = {"codec_type: AUTO", "http2_protocol_options: " + http2_options};
+    spec.hcm_fields.insert(spec.hcm_fields.end(), hcm_fields.begin(), hcm_fields.end());
+    spec.virtual_hosts = {R"({name: all, domains: ["*"], routes: [
+        {match: {path: "/ping"}, direct_response: {status: 200, body: {inline_string: "pong"}}},
+        {match: {prefix: "/"}, route: {cluster: up}}]})"};
+    spec.clusters = {absl::StrCat(
+        "{name: up, type: STATIC, connect_timeout: 1s, load_assignment: {cluster_name: up, "
+        "endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, "
+        "port_value: ",
+        upstream_->port(), "}}}}]}]}}")};
     ProxyOptions options;
-    options.bootstrap_yaml = absl::StrCat(R"(
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
-  - name: ingress
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress_http
-          codec_type: AUTO
-          http2_protocol_options: )",
-                                          http2_options, "\n", hcm_extra, R"(
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {path: "/ping"}
-                direct_response: {status: 200, body: {inline_string: "pong"}}
-              - match: {prefix: "/"}
-                route: {cluster: up}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
-  clusters:
-  - name: up
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: up
-      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )",
-                                          upstream_->port(), R"(}}}}]}]
-)");
+    options.bootstrap_yaml = bootstrapYaml(spec);
     proxy_ = std::make_unique<ProxyProcess>(options);
     ASSERT_TRUE(proxy_->start());
     absl::StatusOr<uint32_t> port = proxy_->listenerPort("ingress");
@@ -259,70 +237,31 @@ TEST_F(Http2IntegrationTest, CurlAndNghttpWithPriorKnowledgeAndHttp1OnTheSameLis
   EXPECT_EQ(stat("http.ingress_http.downstream_cx_protocol_error"), 0);
 }
 
-// A bootstrap with one AUTO listener whose routes are `routes` (YAML list items at 14 spaces)
-// and the clusters `clusters` (YAML list items at 2 spaces).
-std::string autoListenerBootstrap(const std::string& routes, const std::string& clusters) {
-  return absl::StrCat(R"(
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-static_resources:
-  listeners:
-  - name: ingress
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress_http
-          codec_type: AUTO
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-)",
-                      routes, R"(
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
-  clusters:
-)",
-                      clusters);
-}
-
 TEST(Http2UseDownstreamProtocolTest, EachRequestGoesUpstreamInTheProtocolItArrivedIn) {
   // The backend is a second proxy whose AUTO listener answers HTTP/1.1 and h2c alike and counts
   // which it got. The front proxy's cluster says use_downstream_protocol_config: an HTTP/1.1
   // request must reach the backend as HTTP/1.1 and an HTTP/2 one as HTTP/2, each on its own
   // pool, as Envoy's ClusterInfo::upstreamHttpProtocol decides.
+  BootstrapSpec backend_spec;
+  backend_spec.hcm_fields = {"codec_type: AUTO"};
+  backend_spec.virtual_hosts = {
+      R"({name: all, domains: ["*"], routes: [{match: {prefix: "/"}, direct_response: {status: 200, body: {inline_string: backend}}}]})"};
   ProxyOptions backend_options;
-  backend_options.bootstrap_yaml = autoListenerBootstrap(
-      R"(              - match: {prefix: "/"}
-                direct_response: {status: 200, body: {inline_string: "backend"}})",
-      "    []");
+  backend_options.bootstrap_yaml = bootstrapYaml(backend_spec);
   ProxyProcess backend(backend_options);
   ASSERT_TRUE(backend.start());
   absl::StatusOr<uint32_t> backend_port = backend.listenerPort("ingress");
   ASSERT_TRUE(backend_port.ok()) << backend_port.status();
 
+  BootstrapSpec front_spec;
+  front_spec.hcm_fields = {"codec_type: AUTO"};
+  front_spec.virtual_hosts = {
+      R"({name: all, domains: ["*"], routes: [{match: {prefix: "/"}, route: {cluster: up}}]})"};
+  front_spec.clusters = {absl::StrCat(
+      R"({name: up, type: STATIC, connect_timeout: 1s, typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {"@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, use_downstream_protocol_config: {http_protocol_options: {}, http2_protocol_options: {max_concurrent_streams: 50}}}}, load_assignment: {cluster_name: up, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )",
+      *backend_port, "}}}}]}]}}")};
   ProxyOptions front_options;
-  front_options.bootstrap_yaml = autoListenerBootstrap(
-      R"(              - match: {prefix: "/"}
-                route: {cluster: up})",
-      absl::StrCat(R"(  - name: up
-    type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        use_downstream_protocol_config:
-          http_protocol_options: {}
-          http2_protocol_options: {max_concurrent_streams: 50}
-    load_assignment:
-      cluster_name: up
-      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )",
-                   *backend_port, "}}}}]}]\n"));
+  front_options.bootstrap_yaml = bootstrapYaml(front_spec);
   ProxyProcess front(front_options);
   ASSERT_TRUE(front.start());
   absl::StatusOr<uint32_t> port = front.listenerPort("ingress");
@@ -496,7 +435,7 @@ TEST_F(Http2IntegrationTest, ControlFrameFloodsFromAPeerThatNeverReadsAndContinu
 }
 
 TEST_F(Http2IntegrationTest, EmptyFrameFloodOversizedHeadersBadPseudoHeaderAndDataAfterEndStream) {
-  start("{}", "          max_request_headers_kb: 1\n");
+  start("{}", {"max_request_headers_kb: 1"});
   const Http2Headers get_h = {
       {":method", "GET"}, {":scheme", "http"}, {":path", "/ping"}, {":authority", "h"}};
 
@@ -562,7 +501,7 @@ TEST_F(Http2IntegrationTest, EmptyFrameFloodOversizedHeadersBadPseudoHeaderAndDa
 // The stream timers are each stream's own on HTTP/2, as in Envoy: one connection carries a stream
 // that times out idle, one whose request times out, and one that stays busy past both deadlines.
 TEST_F(Http2IntegrationTest, StreamTimeoutsEndOnlyTheirOwnStream) {
-  start("{}", "          stream_idle_timeout: 0.4s\n          request_timeout: 0.2s\n");
+  start("{}", {"stream_idle_timeout: 0.4s", "request_timeout: 0.2s"});
   Http2Connection connection(port_);
   Http2TestClient& client = connection.client();
   const Clock::time_point begin = Clock::now();
@@ -625,9 +564,8 @@ std::vector<uint32_t> goAwayLastStreamIds(const std::string& bytes) {
 // stream id 2^31-1), the final GOAWAY after drain_timeout, the close. max_connection_duration
 // starts the same sequence, and the streams in flight finish before the close.
 TEST_F(Http2IntegrationTest, ConnectionIdleTimeoutRunsOnlyWhileNoStreamIsActive) {
-  start("{}",
-        "          common_http_protocol_options: {idle_timeout: 0.3s, "
-        "max_connection_duration: 1.5s}\n          drain_timeout: 0.2s\n");
+  start("{}", {"common_http_protocol_options: {idle_timeout: 0.3s, max_connection_duration: 1.5s}",
+               "drain_timeout: 0.2s"});
   {
     Http2Connection connection(port_);
     Http2TestClient& client = connection.client();
