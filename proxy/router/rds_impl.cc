@@ -73,7 +73,7 @@ absl::Status RdsRouteConfigProvider::onConfigUpdate(
                                                    "', got '", config.name(), "'"));
   }
   const uint64_t hash = hashOf(config);
-  if (ready_ && hash == hash_ && !proto_.name().empty()) {
+  if (ready_.ready() && hash == hash_ && !proto_.name().empty()) {
     // Same table: nothing to rebuild or publish (applying an update costs what changed).
     version_info_ = version_info;
     update_empty_.inc();
@@ -112,42 +112,17 @@ absl::Status RdsRouteConfigProvider::onConfigUpdate(
   update_success_.inc();
   config_reload_.inc();
   spdlog::debug("rds: route configuration '{}' version '{}' applied", name_, version_info);
-  markReady();
+  ready_.markReady();
   return absl::OkStatus();
 }
 
 void RdsRouteConfigProvider::onConfigUpdateFailed() {
   ASSERT(manager_.mainDispatcher().isThreadSafe());
-  if (!ready_) {
+  if (!ready_.ready()) {
     spdlog::warn("rds: route configuration '{}' not available; serving no routes until it is",
                  name_);
   }
-  markReady();
-}
-
-std::shared_ptr<void> RdsRouteConfigProvider::addReadyCallback(std::function<void()> cb) {
-  auto handle = std::make_shared<bool>(true);
-  if (ready_) {
-    cb();
-    return handle;
-  }
-  ready_callbacks_.emplace_back(handle, std::move(cb));
-  return handle;
-}
-
-void RdsRouteConfigProvider::markReady() {
-  if (ready_) {
-    return;
-  }
-  ready_ = true;
-  // A callback may destroy other waiters (a listener that warmed and replaced another).
-  auto callbacks = std::move(ready_callbacks_);
-  ready_callbacks_.clear();
-  for (auto& [handle, cb] : callbacks) {
-    if (!handle.expired()) {
-      cb();
-    }
-  }
+  ready_.markReady();
 }
 
 RdsRouteConfigProviderSharedPtr RouteConfigProviderManager::getOrCreate(

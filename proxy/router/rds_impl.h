@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "envoy/config/core/v3/config_source.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
+#include "proxy/common/ready_signal.h"
 #include "proxy/common/time.h"
 #include "proxy/event/dispatcher.h"
 #include "proxy/router/rds.h"
@@ -48,10 +49,12 @@ class RdsRouteConfigProvider : public RouteConfigProvider {
   void onConfigUpdateFailed();
 
   // Main thread. True after the first update or failure.
-  bool ready() const { return ready_; }
+  bool ready() const { return ready_.ready(); }
   // Main thread. `cb` runs once, when ready() becomes true (now if it already is). The
   // returned handle cancels it when destroyed.
-  std::shared_ptr<void> addReadyCallback(std::function<void()> cb);
+  std::shared_ptr<void> addReadyCallback(std::function<void()> cb) {
+    return ready_.addCallback(std::move(cb));
+  }
 
   const std::string& name() const { return name_; }
   // The rds.config_source of the listener that created the provider (its initial_fetch_timeout
@@ -68,18 +71,15 @@ class RdsRouteConfigProvider : public RouteConfigProvider {
     std::shared_ptr<const Router::Config> config;
   };
 
-  void markReady();
-
   RouteConfigProviderManager& manager_;
   const std::string name_;
   const envoy::config::core::v3::ConfigSource config_source_;
   ThreadLocal::SlotPtr slot_;
-  bool ready_ = false;
+  ReadySignal ready_;
   std::string version_info_;
   uint64_t hash_ = 0;
   SystemTime last_updated_{};
   envoy::config::route::v3::RouteConfiguration proto_;
-  std::vector<std::pair<std::weak_ptr<void>, std::function<void()>>> ready_callbacks_;
   Stats::Counter& update_success_;
   Stats::Counter& update_rejected_;
   Stats::Counter& update_empty_;

@@ -95,7 +95,9 @@ absl::StatusOr<std::shared_ptr<ContextProvider>> ContextProvider::create(
       ready = ready && (dynamic->secret() != nullptr || dynamic->givenUp());
     }
   }
-  provider->ready_ = ready;
+  if (ready) {
+    provider->ready_.markReady();  // nothing waits on it yet
+  }
   for (const auto& dynamic : provider->dynamic_) {
     dynamic->subscribe(provider);
   }
@@ -180,32 +182,7 @@ void ContextProvider::commit(std::shared_ptr<ContextImpl> next) {
   if (update_by_sds_ != nullptr) {
     update_by_sds_->inc();
   }
-  markReady();
-}
-
-std::shared_ptr<void> ContextProvider::addReadyCallback(std::function<void()> cb) {
-  auto handle = std::make_shared<bool>(true);
-  if (ready_) {
-    cb();
-    return handle;
-  }
-  ready_callbacks_.emplace_back(handle, std::move(cb));
-  return handle;
-}
-
-void ContextProvider::markReady() {
-  if (ready_) {
-    return;
-  }
-  ready_ = true;
-  // A callback may destroy other waiters (a listener that warmed and replaced another).
-  auto callbacks = std::move(ready_callbacks_);
-  ready_callbacks_.clear();
-  for (auto& [handle, cb] : callbacks) {
-    if (!handle.expired()) {
-      cb();
-    }
-  }
+  ready_.markReady();
 }
 
 }  // namespace Proxy::Tls

@@ -16,6 +16,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "proxy/common/ready_signal.h"
 #include "proxy/stats/stats.h"
 #include "proxy/tls/context_impl.h"
 #include "proxy/tls/secret_manager.h"
@@ -43,9 +44,11 @@ class ContextProvider {
   bool isServer() const { return is_server_; }
 
   // Main thread: every secret is there, or was given up on (initial_fetch_timeout).
-  bool ready() const { return ready_; }
+  bool ready() const { return ready_.ready(); }
   // Main thread: `cb` runs once ready (at once when it is); dropping the handle cancels it.
-  std::shared_ptr<void> addReadyCallback(std::function<void()> cb);
+  std::shared_ptr<void> addReadyCallback(std::function<void()> cb) {
+    return ready_.addCallback(std::move(cb));
+  }
 
   // Main thread, from DynamicSecret::update(): the context as it would be with `secret` for
   // `name`; null (OK) while another secret it names is still missing. Nothing changes yet.
@@ -55,7 +58,7 @@ class ContextProvider {
   void commit(std::shared_ptr<ContextImpl> next);
   // Main thread: a secret did not come within its initial fetch timeout: stop waiting
   // (connections get no context and close, as Envoy's do, until it comes).
-  void giveUp() { markReady(); }
+  void giveUp() { ready_.markReady(); }
 
  private:
   ContextProvider() = default;
@@ -66,7 +69,6 @@ class ContextProvider {
   // The context from the current secrets, `name` replaced by `secret` when set.
   absl::StatusOr<std::shared_ptr<ContextImpl>> build(const std::string* name,
                                                      const Secret* secret) const;
-  void markReady();
 
   bool is_server_ = false;
   CommonTlsContext common_;  // with its SDS references
@@ -76,8 +78,7 @@ class ContextProvider {
   std::optional<Stats::Scope> ssl_scope_;
   Stats::Counter* update_by_sds_ = nullptr;  // ssl_context_update_by_sds
   Stats::Counter* not_ready_ = nullptr;      // *_context_secrets_not_ready
-  bool ready_ = false;
-  std::vector<std::pair<std::weak_ptr<void>, std::function<void()>>> ready_callbacks_;
+  ReadySignal ready_;
 
   // std::shared_mutex rather than absl::Mutex: Debian's libabsl is not built with TSAN
   // annotations, so TSAN cannot see absl::Mutex ordering and reports false races.
