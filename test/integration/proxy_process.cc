@@ -279,16 +279,14 @@ testing::AssertionResult ProxyProcess::start(std::chrono::milliseconds timeout) 
                                           "at build time and $PROXY_BINARY is unset";
   }
   writeFile(bootstrap_path_, options_.bootstrap_yaml);
-  std::vector<std::string> args = {"-c",
-                                   bootstrap_path_,
-                                   "--concurrency",
-                                   std::to_string(options_.concurrency),
-                                   "--drain-time-s",
-                                   std::to_string(options_.drain_time_s),
-                                   "--log-level",
-                                   options_.log_level,
-                                   "--admin-address-path",
-                                   admin_address_path_};
+  std::vector<std::string> args = {"-c", bootstrap_path_, "--concurrency",
+                                   std::to_string(options_.concurrency), "--drain-time-s",
+                                   std::to_string(options_.drain_time_s), "--log-level",
+                                   options_.log_level, "--admin-address-path", admin_address_path_,
+                                   // Envoy, when a test runs it, needs this to run beside
+                                   // another Envoy (ctest -j2): without it both bind the hot
+                                   // restart socket of base id 0. Ours accepts it.
+                                   "--disable-hot-restart"};
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
   absl::StatusOr<pid_t> pid = spawn(binary, args, stdout_path_, stderr_path_);
   if (!pid.ok()) {

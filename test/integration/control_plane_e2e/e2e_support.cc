@@ -214,8 +214,6 @@ DataPlaneProcess::DataPlaneProcess(DataPlane kind, XdsMode mode, std::string nod
   if (kind == DataPlane::Envoy) {
     absl::StatusOr<std::string> envoy = envoyBinary();
     options.binary = envoy.ok() ? *envoy : "/nonexistent/envoy";
-    // No shared memory: two tests may run an Envoy each at once (ctest -j2).
-    options.extra_args = {"--disable-hot-restart"};
   }
   process_ = std::make_unique<Integration::ProxyProcess>(std::move(options));
 }
