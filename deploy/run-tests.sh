@@ -46,18 +46,39 @@ export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 failed=()
 summary=()
 
+# Each stage's output also goes to $LOG_DIR/<stage>.log; the tail of a failed stage's log is
+# printed again after the summary (CI keeps only the end of the output).
+LOG_DIR="$BUILD_ROOT/ci-logs"
+mkdir -p "$LOG_DIR"
+failed_logs=()
+
 stage() {
   local name=$1
   shift
   local start=$SECONDS
+  local log
+  log="$LOG_DIR/$(tr -c 'A-Za-z0-9\n' '_' <<<"${name%% *}").log"
   echo
   echo "==================== $name ===================="
-  if "$@"; then
+  # The stage runs in this shell (not in a pipeline's subshell); its output goes through tee.
+  if "$@" > >(tee "$log") 2>&1; then
     summary+=("PASS  $name ($((SECONDS - start))s)")
   else
     summary+=("FAIL  $name ($((SECONDS - start))s)")
     failed+=("$name")
+    failed_logs+=("$log")
   fi
+  wait # for tee
+}
+
+# Says which step of a stage failed, so the summary can name it.
+step() {
+  echo "--- step: $*"
+  "$@" || {
+    local rc=$?
+    echo "--- step failed (exit $rc): $*"
+    return $rc
+  }
 }
 
 configure() {
@@ -82,10 +103,10 @@ existing_targets() {
 normal() {
   # The real peers are installed here, once (they stay in ~/.cache/xds-proxy-peers for the
   # later stages).
-  configure "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
-    cmake --build "$BUILD" -j"$JOBS" &&
-    bash "$ROOT/deploy/install-peers.sh" &&
-    (cd "$BUILD" && ctest -j2 --output-on-failure)
+  step configure "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+    step cmake --build "$BUILD" -j"$JOBS" &&
+    step bash "$ROOT/deploy/install-peers.sh" &&
+    (cd "$BUILD" && step ctest -j2 --output-on-failure)
 }
 
 tsan() {
@@ -147,5 +168,14 @@ echo
 echo "==================== summary ===================="
 printf '%s\n' "${summary[@]}"
 if [[ ${#failed[@]} -ne 0 ]]; then
+  for log in "${failed_logs[@]}"; do
+    echo
+    echo "==================== failed: $log (steps, failed tests, last 40 lines) ===================="
+    grep -E -- '^--- step|\*\*\*Failed|\*\*\*Timeout|\*\*\*Exception|Failed +[0-9.]+ sec|^[[:space:]]*[0-9]+ - |error:|No space left' "$log" | tail -n 40
+    echo "...."
+    tail -n 40 "$log"
+  done
+  echo
+  printf '%s\n' "${summary[@]}"
   exit 1
 fi
