@@ -176,6 +176,7 @@ if [[ ${#failed[@]} -ne 0 ]]; then
     tail -n 40 "$log"
   done
   echo
+  df -h "$BUILD_ROOT" | tail -n 1 | awk '{print "disk: " $4 " free of " $2 " where the trees are"}'
   printf '%s\n' "${summary[@]}"
   exit 1
 fi
