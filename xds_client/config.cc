@@ -353,6 +353,7 @@ absl::StatusOr<XdsStreamConfig> resolveApiConfigSource(
 
   if (source.has_rate_limit_settings()) {
     const auto& settings = source.rate_limit_settings();
+    stream.rate_limit.enabled = true;
     if (settings.has_max_tokens()) {
       if (settings.max_tokens().value() == 0) {
         return fieldError(absl::StrCat(field, ".rate_limit_settings.max_tokens"),

@@ -19,11 +19,12 @@
 
 namespace Proxy::Xds {
 
-// Envoy's rate_limit_settings: a token bucket on the requests of one stream. Unlike Envoy we
-// limit by default: a server that answers every NACK with the same bad config (as
-// go-control-plane does) must not spin the proxy.
+// Envoy's rate_limit_settings: a token bucket on the requests of one stream. As in Envoy
+// (Utility::parseRateLimitSettings), it is on only when the ApiConfigSource sets
+// rate_limit_settings (then max_tokens defaults to 100 and fill_rate to 10/s): without it, ACKs
+// and NACKs go out as fast as responses come, so an update storm is never ACKed late.
 struct RateLimitSettings {
-  bool enabled = true;
+  bool enabled = false;
   uint32_t max_tokens = 100;
   double fill_rate = 10;  // tokens per second
 };

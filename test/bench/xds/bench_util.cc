@@ -36,9 +36,8 @@ void check(bool ok, const std::string& what) {
 std::unique_ptr<ProxyProcess> startProxy(AdsServer& ads, uint32_t concurrency,
                                          bool client_rate_limit) {
   Integration::ProxyOptions options;
-  options.bootstrap_yaml = XdsIntegration::adsBootstrap(
-      static_cast<uint32_t>(ads.port()),
-      client_rate_limit ? "" : "{max_tokens: 1000000, fill_rate: 1000000}");
+  options.bootstrap_yaml = XdsIntegration::adsBootstrap(static_cast<uint32_t>(ads.port()),
+                                                        client_rate_limit ? "{}" : "");
   options.concurrency = concurrency;
   options.log_level = "warning";
   options.wait_for_ready = false;

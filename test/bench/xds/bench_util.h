@@ -30,9 +30,9 @@ int64_t intFlag(int argc, char** argv, const std::string& name, int64_t fallback
 void check(bool ok, const std::string& what);
 
 // The proxy, started with the ADS bootstrap (`--concurrency`, log level warning), its ADS
-// stream open; /ready is still 503. Unless `client_rate_limit`, the xDS client's request
-// token bucket (100, then 10/s by default) is opened wide: with it, every ACK after the first
-// hundred waits ~100 ms, which would be measured instead of the proxy.
+// stream open; /ready is still 503. With `client_rate_limit`, the ADS config source sets
+// `rate_limit_settings: {}` (Envoy's token bucket: 100 requests, then 10/s): every ACK after
+// the first hundred then waits ~100 ms. Without it, as in Envoy, requests are not limited.
 std::unique_ptr<ProxyProcess> startProxy(AdsServer& ads, uint32_t concurrency,
                                          bool client_rate_limit = false);
 

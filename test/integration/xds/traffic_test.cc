@@ -359,6 +359,41 @@ TEST_F(XdsTrafficTest, EndpointsAddedRemovedAndUnhealthyOverEds) {
   EXPECT_EQ(dump_health, expected_health) << dump->json();
 }
 
+// A control plane that pushes endpoint changes back to back: 150 EDS updates, each sent once
+// the previous one was ACKed. The xDS client limits its requests only when the config source
+// sets rate_limit_settings, as Envoy's GrpcMux: without it no ACK waits for a token (with
+// Envoy's defaults, 100 tokens then 10/s, the last 50 would each wait ~100 ms); with it the
+// storm is held to its rate. Either way every update is applied and ACKed, and the last one
+// serves.
+class XdsEdsStormTest : public XdsTrafficTest, public testing::WithParamInterface<std::string> {};
+
+TEST_P(XdsEdsStormTest, EveryUpdateIsAckedAndTheClientLimitsOnlyWhenConfiguredTo) {
+  const std::string& rate_limit_settings = GetParam();
+  ASSERT_TRUE(startProxy(/*concurrency=*/1, /*drain_time_s=*/2, rate_limit_settings));
+  ASSERT_TRUE(initialize({edsCluster("svc")}, {loadAssignment("svc", {upstream_a_->port()})},
+                         {rdsListener("ingress", "routes")},
+                         {routeConfig("routes", {{"/", "svc"}})}));
+  for (int i = 1; i <= 150; i++) {
+    FakeUpstream& upstream = i % 2 == 0 ? *upstream_a_ : *upstream_b_;
+    ASSERT_TRUE(applyEndpoints({loadAssignment("svc", {upstream.port()})})) << "update " << i;
+  }
+  absl::StatusOr<HttpResponse> response = get(listenerPort("ingress"), "/after-the-storm");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->header("x-upstream"), "upstream-a");
+  if (rate_limit_settings.empty()) {
+    EXPECT_EQ(stat("control_plane.rate_limit_enforced"), 0);
+  } else {
+    EXPECT_GT(stat("control_plane.rate_limit_enforced"), 0);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(RateLimitSettings, XdsEdsStormTest,
+                         testing::Values("", "{max_tokens: 20, fill_rate: 200}"),
+                         [](const testing::TestParamInfo<std::string>& info) {
+                           return info.param.empty() ? std::string("None")
+                                                     : std::string("Configured");
+                         });
+
 TEST_F(XdsTrafficTest, UpdatedClusterKeepsServingUntilItsReplacementIsWarm) {
   ASSERT_TRUE(startProxy(/*concurrency=*/2, /*drain_time_s=*/2));
   ASSERT_TRUE(initialize({edsCluster("svc", /*service_name=*/"svc_v1")},

@@ -180,10 +180,10 @@ void XdsIntegrationTest::TearDown() {
   ads_.reset();
 }
 
-testing::AssertionResult XdsIntegrationTest::startProxy(uint32_t concurrency,
-                                                        uint32_t drain_time_s) {
+testing::AssertionResult XdsIntegrationTest::startProxy(uint32_t concurrency, uint32_t drain_time_s,
+                                                        const std::string& rate_limit_settings) {
   ProxyOptions options;
-  options.bootstrap_yaml = adsBootstrap(static_cast<uint32_t>(ads_->port()));
+  options.bootstrap_yaml = adsBootstrap(static_cast<uint32_t>(ads_->port()), rate_limit_settings);
   options.concurrency = concurrency;
   options.drain_time_s = drain_time_s;
   options.wait_for_ready = false;

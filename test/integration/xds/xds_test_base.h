@@ -94,8 +94,10 @@ class XdsIntegrationTest : public testing::Test {
   void TearDown() override;
 
   // Starts the proxy (`--concurrency`, `--drain-time-s`) against the ADS server and waits for
-  // its admin address and its ADS stream; /ready is still 503.
-  testing::AssertionResult startProxy(uint32_t concurrency = 2, uint32_t drain_time_s = 2);
+  // its admin address and its ADS stream; /ready is still 503. `rate_limit_settings`: the ADS
+  // config source's, as a YAML flow mapping (none when empty).
+  testing::AssertionResult startProxy(uint32_t concurrency = 2, uint32_t drain_time_s = 2,
+                                      const std::string& rate_limit_settings = "");
 
   // Envoy's initialisation, played by the server: CDS (wildcard) gets `clusters`, EDS (the
   // names the EDS clusters asked for) gets `endpoints`, LDS gets `listeners`, RDS (the names

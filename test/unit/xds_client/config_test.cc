@@ -59,10 +59,8 @@ TEST(XdsConfigTest, AdsThroughAStaticHttp2Cluster) {
   ASSERT_TRUE(config->ads.has_value());
   EXPECT_EQ(config->ads->target, "ipv4:127.0.0.1:18000");
   EXPECT_FALSE(config->ads->delta);
-  // Envoy's rate_limit_settings defaults, on by default here.
-  EXPECT_TRUE(config->ads->rate_limit.enabled);
-  EXPECT_EQ(config->ads->rate_limit.max_tokens, 100u);
-  EXPECT_EQ(config->ads->rate_limit.fill_rate, 10);
+  // No rate_limit_settings: no request rate limit, as in Envoy.
+  EXPECT_FALSE(config->ads->rate_limit.enabled);
 
   // LDS and CDS over ADS; RDS, EDS and SDS follow on ADS with Envoy's default timeout. (SDS is
   // only where secrets would be fetched: the proxy asks for secrets by name once a TLS context
@@ -156,6 +154,7 @@ TEST(XdsConfigTest, PerTypeDeltaStreamsWithRateLimitAndGoogleGrpc) {
   EXPECT_FALSE(lds.ads);
   EXPECT_EQ(lds.stream.target, "dns:///xds.internal:18000");
   EXPECT_TRUE(lds.stream.delta);
+  EXPECT_TRUE(lds.stream.rate_limit.enabled);
   EXPECT_EQ(lds.stream.rate_limit.max_tokens, 5u);
   EXPECT_EQ(lds.stream.rate_limit.fill_rate, 0.5);
   EXPECT_EQ(lds.initial_fetch_timeout, std::chrono::milliseconds(0));
@@ -168,6 +167,23 @@ TEST(XdsConfigTest, PerTypeDeltaStreamsWithRateLimitAndGoogleGrpc) {
   const auto& cds = config->types.at(std::string(kClusterTypeUrl));
   EXPECT_EQ(cds.stream.target, "ipv4:127.0.0.1:18000");
   EXPECT_FALSE(cds.stream.delta);
+  // CDS's api_config_source sets no rate_limit_settings: its stream is not limited.
+  EXPECT_FALSE(cds.stream.rate_limit.enabled);
+}
+
+TEST(XdsConfigTest, EmptyRateLimitSettingsTurnTheLimitOnWithEnvoysDefaults) {
+  const std::string dynamic = R"({
+    "ads_config": {"api_type": "GRPC", "transport_api_version": "V3",
+                   "grpc_services": [{"envoy_grpc": {"cluster_name": "xds_cluster"}}],
+                   "rate_limit_settings": {}},
+    "lds_config": {"ads": {}, "resource_api_version": "V3"}})";
+  auto config = xdsConfigFromBootstrap(bootstrapFromJson(bootstrapJson(dynamic, kHttp2)));
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_TRUE(config->ads.has_value());
+  // Envoy's Utility::parseRateLimitSettings: 100 tokens, 10 per second.
+  EXPECT_TRUE(config->ads->rate_limit.enabled);
+  EXPECT_EQ(config->ads->rate_limit.max_tokens, 100u);
+  EXPECT_EQ(config->ads->rate_limit.fill_rate, 10);
 }
 
 // An ADS config whose only gRPC service is google_grpc with these fields added (JSON, starting

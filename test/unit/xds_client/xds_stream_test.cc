@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test/unit/xds_client/xds_client_test_base.h"
@@ -136,6 +137,40 @@ TEST_F(XdsClientTest, BackoffDoublesUpToTheCapAndResetsAfterAHealthyStream) {
   stream(count - 1).close(absl::UnavailableError("connection reset"));
   dispatcher_.advanceTimeAndRun(std::chrono::milliseconds(250));
   EXPECT_EQ(streamCount(), count + 1);
+}
+
+TEST_F(XdsClientTest, WithoutRateLimitSettingsEveryUpdateOfAStormIsAckedAtOnce) {
+  // The ADS config as the bootstrap gives it without rate_limit_settings (config_test.cc).
+  ASSERT_FALSE(config_.ads->rate_limit.enabled);
+  createClient();
+  RecordingWatcher assignments;
+  auto eds = watch(kClusterLoadAssignmentTypeUrl, {"c"}, assignments);
+  dispatcher_.runUntilIdle();
+  stream(0).takeRequest();
+
+  // 500 updates of one assignment, each answered as soon as the proxy's loop ran once: no
+  // simulated time passes, so a token bucket (Envoy's default 100 tokens, 10/s) would hold
+  // the 101st ACK back for 100 ms and the rest longer.
+  for (int i = 1; i <= 500; i++) {
+    stream(0).respond(sotwResponse(kClusterLoadAssignmentTypeUrl, std::to_string(i),
+                                   "n" + std::to_string(i),
+                                   {packed(endpoints("c", 8000 + static_cast<uint32_t>(i)))}));
+    dispatcher_.runUntilIdle();
+    ASSERT_EQ(stream(0).pendingRequests(), 1u) << "update " << i << " was not ACKed";
+    EXPECT_TRUE(protoEquals(
+        stream(0).takeRequest(),
+        absl::StrCat(
+            R"pb(
+              version_info: ")pb",
+            i, R"pb("
+                    resource_names: "c"
+                    type_url: "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+                    response_nonce: "n)pb",
+            i, R"pb("
+            )pb")));
+  }
+  EXPECT_EQ(assignments.take().size(), 500u);
+  EXPECT_EQ(counter("control_plane.rate_limit_enforced"), 0u);
 }
 
 TEST_F(XdsClientTest, RateLimiterHoldsANackStormToTheConfiguredRate) {
