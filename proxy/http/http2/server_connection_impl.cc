@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <string>
 
+#include "absl/container/inlined_vector.h"
 #include "proxy/common/assert.h"
 #include "proxy/http/http1/codec_impl_base.h"
 
@@ -21,27 +22,35 @@ bool isConnectionHeader(std::string_view name) {
          name == Headers::Upgrade;
 }
 
-nghttp2_nv makeNv(std::string_view name, std::string_view value) {
+nghttp2_nv makeNv(std::string_view name, std::string_view value,
+                  uint8_t flags = NGHTTP2_NV_FLAG_NONE) {
   return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
                     reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                    value.size(), NGHTTP2_NV_FLAG_NONE};
+                    value.size(), flags};
 }
 
+// A header block for nghttp2: inline up to 32 fields (no allocation per response).
+using NvArray = absl::InlinedVector<nghttp2_nv, 32>;
+
 // Pseudo-headers first, as HTTP/2 requires; connection-specific headers dropped. The views point
-// into `headers`, which outlives the submit call (nghttp2 copies them).
-std::vector<nghttp2_nv> buildHeaders(const HeaderMap& headers) {
-  std::vector<nghttp2_nv> out;
+// into `headers`. With `no_copy`, nghttp2 keeps the views instead of copying the bytes: only
+// when the frame is serialized before `headers` can change (sendPendingFrames() right after the
+// submit, outside dispatch()).
+NvArray buildHeaders(const HeaderMap& headers, bool no_copy) {
+  const uint8_t flags = no_copy ? (NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE)
+                                : NGHTTP2_NV_FLAG_NONE;
+  NvArray out;
   out.reserve(headers.size());
   for (const HeaderEntry& entry : headers) {
     if (!entry.key.empty() && entry.key[0] == ':') {
-      out.push_back(makeNv(entry.key, entry.value));
+      out.push_back(makeNv(entry.key, entry.value, flags));
     }
   }
   for (const HeaderEntry& entry : headers) {
     if (entry.key.empty() || entry.key[0] == ':' || isConnectionHeader(entry.key)) {
       continue;
     }
-    out.push_back(makeNv(entry.key, entry.value));
+    out.push_back(makeNv(entry.key, entry.value, flags));
   }
   return out;
 }
@@ -70,7 +79,9 @@ class ServerConnectionImpl::StreamImpl : public ResponseEncoder, public Stream {
     }
     response_started_ = true;
     local_end_ = end_stream;
-    const std::vector<nghttp2_nv> nv = buildHeaders(headers);
+    // Outside dispatch() the HEADERS frame is serialized by the sendPendingFrames() below, while
+    // `headers` is alive: nghttp2 need not copy it.
+    const NvArray nv = buildHeaders(headers, /*no_copy=*/parent_.canSendNow());
     nghttp2_data_provider provider;
     provider.source.ptr = this;
     provider.read_callback = &StreamImpl::readCallback;
@@ -154,7 +165,7 @@ class ServerConnectionImpl::StreamImpl : public ResponseEncoder, public Stream {
       *data_flags |= NGHTTP2_DATA_FLAG_EOF;
       if (stream.pending_trailers_ != nullptr) {
         *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        const std::vector<nghttp2_nv> nv = buildHeaders(*stream.pending_trailers_);
+        const NvArray nv = buildHeaders(*stream.pending_trailers_, /*no_copy=*/false);
         nghttp2_submit_trailer(stream.parent_.session_, stream.id_, nv.data(), nv.size());
         stream.pending_trailers_.reset();
       }

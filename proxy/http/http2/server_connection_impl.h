@@ -118,6 +118,8 @@ class ServerConnectionImpl : public ServerConnection {
   // Serialises what nghttp2 queued and hands it to the owner; not while dispatching (the end of
   // dispatch() sends). Returns false once the connection failed.
   bool sendPendingFrames();
+  // Whether sendPendingFrames() serializes queued frames at once (not dispatching, not failed).
+  bool canSendNow() const { return !dispatching_ && !error_set_; }
   // Records a connection error; nghttp2 callbacks then return NGHTTP2_ERR_CALLBACK_FAILURE.
   int fail(std::string_view details, std::string_view message);
   // Outbound frame accounting (Envoy's ProtocolConstraints): a frame is outstanding until the
