@@ -59,6 +59,9 @@ constexpr const char* kExplicitHttp2Options =
 constexpr const char* kDownstreamHttp2Options =
     "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig."
     "http2_protocol_options";
+constexpr const char* kAutoHttp2Options =
+    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.AutoHttpConfig."
+    "http2_protocol_options";
 constexpr const char* kUpstreamCommonOptions =
     "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.common_http_protocol_options";
 
@@ -744,6 +747,20 @@ const std::vector<ImplementedField>& table() {
        "http_protocol_options", nullptr, nullptr, nullptr},
       {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig",
        "http2_protocol_options", nullptr, nullptr, nullptr},
+      // auto_config: ALPN (h2, http/1.1) over TLS picks the codec per host, the options of the
+      // protocol chosen apply (mixed_conn_pool_impl.cc; TLS required, cluster_info_impl.cc).
+      {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions", "auto_config", nullptr, nullptr,
+       nullptr},
+      {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.AutoHttpConfig",
+       "http_protocol_options", nullptr, nullptr, nullptr},
+      {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.AutoHttpConfig",
+       "http2_protocol_options", nullptr, nullptr, nullptr},
+      {"envoy.config.core.v3.Http2ProtocolOptions", "max_concurrent_streams", kAutoHttp2Options,
+       nullptr, nullptr},
+      {"envoy.config.core.v3.Http2ProtocolOptions", "initial_stream_window_size", kAutoHttp2Options,
+       nullptr, nullptr},
+      {"envoy.config.core.v3.Http2ProtocolOptions", "initial_connection_window_size",
+       kAutoHttp2Options, nullptr, nullptr},
       {"envoy.config.core.v3.Http2ProtocolOptions", "max_concurrent_streams",
        kDownstreamHttp2Options, nullptr, nullptr},
       {"envoy.config.core.v3.Http2ProtocolOptions", "initial_stream_window_size",

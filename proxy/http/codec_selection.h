@@ -1,8 +1,9 @@
 #pragma once
 
-// Which codec serves a downstream connection (Envoy's HttpConnectionManager codec_type and
-// ConnectionManagerUtility::determineNextProtocol). The one place that decides, from the codec
+// Which codec serves a connection. Downstream (Envoy's HttpConnectionManager codec_type and
+// ConnectionManagerUtility::determineNextProtocol): the one place that decides, from the codec
 // type, the ALPN a TLS handshake negotiated before any byte arrived, and the first bytes.
+// Upstream, for an auto_config cluster: from the ALPN its handshake negotiated.
 
 #include <algorithm>
 #include <optional>
@@ -48,6 +49,13 @@ inline std::optional<Protocol> chooseServerProtocol(CodecType type, std::string_
     return std::nullopt;
   }
   return Protocol::Http2;
+}
+
+// The protocol of an upstream connection of an auto_config cluster (Envoy's mixed pool,
+// HttpConnPoolImplMixed::onConnected) once its TLS handshake negotiated `alpn`: "h2" is HTTP/2;
+// "http/1.1", anything else or no ALPN (an old TLS stack that cannot do HTTP/2 either) HTTP/1.1.
+inline Protocol chooseClientProtocol(std::string_view alpn) {
+  return alpn == "h2" ? Protocol::Http2 : Protocol::Http11;
 }
 
 }  // namespace Proxy::Http

@@ -418,6 +418,22 @@ int ContextImpl::newSessionCallback(SSL* ssl, SSL_SESSION* session) {
   return 1;  // we own the reference now
 }
 
+namespace {
+
+// The SSL ex_data slot where verifyCallback notes a SAN mismatch (sanFailureReason).
+int sanFailureIndex() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+constexpr char kSanFailure[] = "no subject alt name matches match_typed_subject_alt_names";
+
+}  // namespace
+
+const char* ContextImpl::sanFailureReason(const SSL* ssl) {
+  return static_cast<const char*>(SSL_get_ex_data(ssl, sanFailureIndex()));
+}
+
 int ContextImpl::verifyCallback(X509_STORE_CTX* store_ctx, void* arg) {
   const ContextImpl& self = *static_cast<const ContextImpl*>(arg);
   if (!self.has_validation_) {
@@ -430,7 +446,17 @@ int ContextImpl::verifyCallback(X509_STORE_CTX* store_ctx, void* arg) {
   X509* leaf = X509_STORE_CTX_get0_cert(store_ctx);
   if (!self.san_matchers_.empty() && !anySanMatches(leaf, self.san_matchers_)) {
     self.stats_->fail_verify_san.inc();
-    X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_APPLICATION_VERIFICATION);
+    // The alert is OpenSSL's mapping of the X509 error (ssl_x509err2alert, ssl/statem/
+    // statem_lib.c): X509_V_ERR_APPLICATION_VERIFICATION would send handshake_failure, where
+    // Envoy (BoringSSL) sends certificate_unknown, OpenSSL's alert for an error its table does
+    // not name. PERMITTED_VIOLATION ("a name is not permitted") is such an error; the reason
+    // we log is kept apart, on the SSL.
+    X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_PERMITTED_VIOLATION);
+    SSL* ssl = static_cast<SSL*>(
+        X509_STORE_CTX_get_ex_data(store_ctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
+    if (ssl != nullptr) {
+      SSL_set_ex_data(ssl, sanFailureIndex(), const_cast<char*>(kSanFailure));
+    }
     return 0;
   }
   return 1;

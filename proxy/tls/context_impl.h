@@ -63,6 +63,11 @@ class ContextImpl {
   // ciphers.*, no_certificate, session_reused).
   void logHandshake(SSL* ssl) const;
 
+  // Why the peer's certificate was refused when no match_typed_subject_alt_names matcher
+  // accepted it (null otherwise). Kept apart from the X509 error the verification left, which
+  // is chosen for its alert (see verifyCallback), not for its words.
+  static const char* sanFailureReason(const SSL* ssl);
+
  private:
   ContextImpl() = default;
   absl::Status init(const envoy::extensions::transport_sockets::tls::v3::CommonTlsContext& common,

@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "proxy/common/assert.h"
 #include "spdlog/spdlog.h"
 
@@ -47,9 +48,12 @@ void SslSocket::setTransportSocketCallbacks(Network::TransportSocketCallbacks& c
       SSL_set_tlsext_host_name(ssl_, context_->sni().c_str());
     }
     if (!alpn_fallback_.empty() && !context_->hasAlpn()) {
-      // RFC 7301's wire form: one length-prefixed protocol.
-      std::string wire(1, static_cast<char>(alpn_fallback_.size()));
-      wire += alpn_fallback_;
+      // RFC 7301's wire form: each protocol of the comma-separated list length-prefixed.
+      std::string wire;
+      for (absl::string_view protocol : absl::StrSplit(alpn_fallback_, ',')) {
+        wire.push_back(static_cast<char>(protocol.size()));
+        wire.append(protocol.data(), protocol.size());
+      }
       SSL_set_alpn_protos(ssl_, reinterpret_cast<const unsigned char*>(wire.data()),
                           static_cast<unsigned int>(wire.size()));
     }
@@ -108,8 +112,11 @@ void SslSocket::fail(const char* where, int ssl_error) {
                                             : absl::StrCat("SSL error ", ssl_error);
   }
   if (ssl_ != nullptr && SSL_get_verify_result(ssl_) != X509_V_OK) {
-    absl::StrAppend(&reason,
-                    " (certificate: ", X509_verify_cert_error_string(SSL_get_verify_result(ssl_)),
+    const char* san_failure = ContextImpl::sanFailureReason(ssl_);
+    absl::StrAppend(&reason, " (certificate: ",
+                    san_failure != nullptr
+                        ? san_failure
+                        : X509_verify_cert_error_string(SSL_get_verify_result(ssl_)),
                     ")");
   }
   failure_reason_ = absl::StrCat("TLS ", where, " failed: ", reason);

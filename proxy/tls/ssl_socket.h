@@ -17,9 +17,9 @@ namespace Proxy::Tls {
 
 class SslSocket : public Network::TransportSocket {
  public:
-  // `alpn_fallback`: a client's protocol to offer when the context configures none ("h2" from
-  // an HTTP/2 pool). A null `context` (its secrets not there yet) fails the connection at its
-  // first I/O.
+  // `alpn_fallback`: a client's protocols to offer when the context configures none ("h2" from
+  // an HTTP/2 pool, "h2,http/1.1" from an auto_config one: comma-separated, preferred first). A
+  // null `context` (its secrets not there yet) fails the connection at its first I/O.
   explicit SslSocket(ContextConstSharedPtr context, std::string_view alpn_fallback = {});
   ~SslSocket() override;
 

@@ -169,6 +169,7 @@ ClusterStats::ClusterStats(Stats::Scope scope)
       upstream_cx_overflow(scope.counter("upstream_cx_overflow")),
       upstream_rq_cancelled(scope.counter("upstream_rq_cancelled")),
       upstream_cx_max_requests(scope.counter("upstream_cx_max_requests")),
+      upstream_cx_http1_total(scope.counter("upstream_cx_http1_total")),
       upstream_cx_http2_total(scope.counter("upstream_cx_http2_total")),
       upstream_cx_close_notify(scope.counter("upstream_cx_close_notify")),
       upstream_cx_idle_timeout(scope.counter("upstream_cx_idle_timeout")),
@@ -416,6 +417,22 @@ absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(const Clus
           "HttpProtocolOptions'].use_downstream_protocol_config.http2_protocol_options",
           typed_options.use_downstream_protocol_config().http2_protocol_options(),
           info->http2_settings_));
+    } else if (typed_options.has_auto_config()) {
+      // Envoy's mixed pool: ALPN over TLS decides, so a transport without ALPN is refused, with
+      // Envoy's words (it adds the cluster's debug string).
+      if (info->tls_context_ == nullptr) {
+        return clusterError(name,
+                            "typed_extension_protocol_options['envoy.extensions.upstreams.http.v3."
+                            "HttpProtocolOptions'].auto_config",
+                            absl::StrCat("ALPN configured for cluster ", name,
+                                         " which has a non-ALPN transport socket"));
+      }
+      info->protocol_ = UpstreamHttpProtocol::Auto;
+      RETURN_IF_ERROR(http2SettingsFrom(
+          name,
+          "typed_extension_protocol_options['envoy.extensions.upstreams.http.v3."
+          "HttpProtocolOptions'].auto_config.http2_protocol_options",
+          typed_options.auto_config().http2_protocol_options(), info->http2_settings_));
     } else if (typed_options.has_explicit_http_config() &&
                typed_options.explicit_http_config().has_http2_protocol_options()) {
       info->protocol_ = UpstreamHttpProtocol::Http2;
@@ -439,7 +456,7 @@ absl::StatusOr<ClusterInfoImplConstSharedPtr> ClusterInfoImpl::create(const Clus
     RETURN_IF_ERROR(http2SettingsFrom(name, "http2_protocol_options",
                                       config.http2_protocol_options(), info->http2_settings_));
   }
-  if (info->protocol_ == UpstreamHttpProtocol::Http2 || info->use_downstream_protocol_) {
+  if (info->protocol_ != UpstreamHttpProtocol::Http1 || info->use_downstream_protocol_) {
     info->http2_codec_stats_ = std::make_unique<Http::Http2::ClientCodecStats>(
         Stats::Scope(store, absl::StrCat("cluster.", stat_name, ".")));
   }

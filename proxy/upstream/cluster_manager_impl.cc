@@ -20,6 +20,7 @@
 #include "proxy/config/field_support.h"
 #include "proxy/network/connection_impl.h"
 #include "proxy/upstream/host_impl.h"
+#include "proxy/upstream/mixed_conn_pool_impl.h"
 #include "proxy/upstream/thread_aware_lb_impl.h"
 
 namespace Proxy::Upstream {
@@ -99,6 +100,8 @@ HttpConnPool* ThreadLocalClusterImpl::httpConnPool(const HostConstSharedPtr& hos
     // The request's upstream protocol picks the kind of pool.
     if (protocol == UpstreamHttpProtocol::Http2) {
       it->second = std::make_unique<Http2ConnPoolImpl>(parent_.dispatcher(), host, info_);
+    } else if (protocol == UpstreamHttpProtocol::Auto) {
+      it->second = std::make_unique<MixedConnPoolImpl>(parent_.dispatcher(), host, info_);
     } else {
       it->second = std::make_unique<HttpConnPoolImpl>(parent_.dispatcher(), host, info_);
     }

@@ -122,16 +122,25 @@ void Http2ConnPoolImpl::ActiveStream::end(bool success) {
 
 // ---- ActiveClient ----
 
-Http2ConnPoolImpl::ActiveClient::ActiveClient(Http2ConnPoolImpl& parent)
-    : parent_(parent),
-      // Over TLS the ClientHello offers "h2" unless the context names its own protocols.
-      connection_(std::make_unique<Network::ClientConnectionImpl>(
-          parent.dispatcher_, parent.host_->address(),
-          parent.cluster_->createTransportSocket(/*alpn_fallback=*/"h2"))) {
+Http2ConnPoolImpl::ActiveClient::ActiveClient(Http2ConnPoolImpl& parent,
+                                              Network::ClientConnectionPtr adopted)
+    : parent_(parent) {
   const ClusterInfo& cluster = *parent_.cluster_;
   ASSERT(cluster.http2CodecStats() != nullptr);
-  connection_->setBufferLimits(cluster.perConnectionBufferLimitBytes());
-  connection_->noDelay(true);
+  const bool is_adopted = adopted != nullptr;
+  if (is_adopted) {
+    connection_ = std::move(adopted);
+  } else {
+    // Over TLS the ClientHello offers "h2" (an auto_config cluster: "h2,http/1.1") unless the
+    // context names its own protocols.
+    connection_ = std::make_unique<Network::ClientConnectionImpl>(
+        parent.dispatcher_, parent.host_->address(),
+        cluster.createTransportSocket(cluster.upstreamHttpProtocol() == UpstreamHttpProtocol::Auto
+                                          ? kAutoAlpnFallback
+                                          : std::string_view("h2")));
+    connection_->setBufferLimits(cluster.perConnectionBufferLimitBytes());
+    connection_->noDelay(true);
+  }
   connection_->addConnectionCallbacks(*this);
   connection_->setReadFilter(this);
   codec_ = std::make_unique<Http::Http2::ClientConnectionImpl>(parent_.dispatcher_, codec_output_,
@@ -142,11 +151,14 @@ Http2ConnPoolImpl::ActiveClient::ActiveClient(Http2ConnPoolImpl& parent)
     parent_.cluster_->stats().upstream_cx_connect_timeout.inc();
     close();
   });
-  connect_timer_->enableTimer(cluster.connectTimeout());
 
   ClusterStats& stats = cluster.stats();
-  stats.upstream_cx_total.inc();
   stats.upstream_cx_http2_total.inc();
+  if (is_adopted) {
+    return;  // connected, and counted as a connection by the mixed pool's probe
+  }
+  connect_timer_->enableTimer(cluster.connectTimeout());
+  stats.upstream_cx_total.inc();
   stats.upstream_cx_active.inc();
   parent_.host_->stats().cx_total++;
   parent_.host_->stats().cx_active++;
@@ -224,6 +236,9 @@ void Http2ConnPoolImpl::ActiveClient::close() {
 void Http2ConnPoolImpl::ActiveClient::onEvent(Network::ConnectionEvent event) {
   if (state_ == State::Closed) {
     return;
+  }
+  if (event == Network::ConnectionEvent::Connected && state_ != State::Connecting) {
+    return;  // an adopted connection: the pool raised it already
   }
   connect_timer_->disableTimer();
   if (event == Network::ConnectionEvent::Connected) {
@@ -372,6 +387,14 @@ void Http2ConnPoolImpl::retire(std::function<void()> drained_cb) {
 bool Http2ConnPoolImpl::drained() const {
   return connecting_.empty() && ready_.empty() && busy_.empty() && draining_.empty() &&
          pending_.empty();
+}
+
+void Http2ConnPoolImpl::adoptConnection(Network::ClientConnectionPtr connection) {
+  auto client = std::make_unique<ActiveClient>(*this, std::move(connection));
+  ActiveClient& raw = *client;
+  connecting_.push_back(std::move(client));
+  raw.it_ = std::prev(connecting_.end());
+  raw.onEvent(Network::ConnectionEvent::Connected);
 }
 
 void Http2ConnPoolImpl::createClient() {

@@ -45,6 +45,11 @@ class Http2ConnPoolImpl : public HttpConnPoolBase {
   void retire(std::function<void()> drained_cb) override;
   bool drained() const override;
 
+  // auto_config (mixed_conn_pool_impl.h): take a connection whose TLS handshake completed, its
+  // connection stats already counted by the mixed pool's probe, as a connected one of this pool
+  // (it serves the queued requests at once).
+  void adoptConnection(Network::ClientConnectionPtr connection);
+
   // For tests and admin.
   size_t connectingCount() const { return connecting_.size(); }
   size_t readyCount() const { return ready_.size(); }
@@ -113,7 +118,9 @@ class Http2ConnPoolImpl : public HttpConnPoolBase {
    public:
     enum class State { Connecting, Ready, Busy, Draining, Closed };
 
-    explicit ActiveClient(Http2ConnPoolImpl& parent);
+    // `adopted`: a connection already connected (and counted) by the mixed pool's probe.
+    explicit ActiveClient(Http2ConnPoolImpl& parent,
+                          Network::ClientConnectionPtr adopted = nullptr);
     ~ActiveClient() override;
 
     // How many more streams this connection may carry now.

@@ -16,13 +16,23 @@ constexpr std::string_view kRequestsOverflow = "upstream max requests overflow";
 
 // ---- ActiveClient ----
 
-HttpConnPoolImpl::ActiveClient::ActiveClient(HttpConnPoolImpl& parent)
-    : parent_(parent),
-      connection_(std::make_unique<Network::ClientConnectionImpl>(
-          parent.dispatcher_, parent.host_->address(), parent.cluster_->createTransportSocket())) {
+HttpConnPoolImpl::ActiveClient::ActiveClient(HttpConnPoolImpl& parent,
+                                             Network::ClientConnectionPtr adopted)
+    : parent_(parent) {
   const ClusterInfo& cluster = *parent_.cluster_;
-  connection_->setBufferLimits(cluster.perConnectionBufferLimitBytes());
-  connection_->noDelay(true);
+  const bool is_adopted = adopted != nullptr;
+  if (is_adopted) {
+    connection_ = std::move(adopted);
+  } else {
+    // An auto_config cluster's connections offer both protocols, whichever this pool speaks.
+    connection_ = std::make_unique<Network::ClientConnectionImpl>(
+        parent.dispatcher_, parent.host_->address(),
+        cluster.createTransportSocket(cluster.upstreamHttpProtocol() == UpstreamHttpProtocol::Auto
+                                          ? kAutoAlpnFallback
+                                          : std::string_view()));
+    connection_->setBufferLimits(cluster.perConnectionBufferLimitBytes());
+    connection_->noDelay(true);
+  }
   connection_->addConnectionCallbacks(*this);
   connection_->setReadFilter(this);
   codec_ = std::make_unique<Http::ClientConnectionImpl>(codec_output_, Http::Http1Settings());
@@ -32,9 +42,13 @@ HttpConnPoolImpl::ActiveClient::ActiveClient(HttpConnPoolImpl& parent)
     parent_.cluster_->stats().upstream_cx_connect_timeout.inc();
     close();
   });
-  connect_timer_->enableTimer(cluster.connectTimeout());
 
   ClusterStats& stats = cluster.stats();
+  stats.upstream_cx_http1_total.inc();
+  if (is_adopted) {
+    return;  // connected, and counted as a connection by the mixed pool's probe
+  }
+  connect_timer_->enableTimer(cluster.connectTimeout());
   stats.upstream_cx_total.inc();
   stats.upstream_cx_active.inc();
   parent_.host_->stats().cx_total++;
@@ -60,6 +74,9 @@ void HttpConnPoolImpl::ActiveClient::onEvent(Network::ConnectionEvent event) {
     return;
   }
   if (event == Network::ConnectionEvent::Connected) {
+    if (state_ != State::Connecting) {
+      return;  // an adopted connection: the pool raised it already
+    }
     connect_timer_->disableTimer();
     parent_.onClientIdle(*this);
     return;
@@ -424,6 +441,14 @@ void HttpConnPoolImpl::retire(std::function<void()> drained_cb) {
 
 bool HttpConnPoolImpl::drained() const {
   return connecting_.empty() && ready_.empty() && busy_.empty() && pending_.empty();
+}
+
+void HttpConnPoolImpl::adoptConnection(Network::ClientConnectionPtr connection) {
+  auto client = std::make_unique<ActiveClient>(*this, std::move(connection));
+  ActiveClient& raw = *client;
+  connecting_.push_back(std::move(client));
+  raw.it_ = std::prev(connecting_.end());
+  raw.onEvent(Network::ConnectionEvent::Connected);
 }
 
 void HttpConnPoolImpl::createClient() {

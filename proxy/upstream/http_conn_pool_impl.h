@@ -50,6 +50,11 @@ class HttpConnPoolImpl : public HttpConnPoolBase {
   void retire(std::function<void()> drained_cb) override;
   bool drained() const override;
 
+  // auto_config (mixed_conn_pool_impl.h): take a connection whose TLS handshake completed, its
+  // connection stats already counted by the mixed pool's probe, as a connected one of this pool
+  // (it serves the queued requests at once).
+  void adoptConnection(Network::ClientConnectionPtr connection);
+
   // For tests and admin.
   size_t connectingCount() const { return connecting_.size(); }
   size_t readyCount() const { return ready_.size(); }
@@ -90,7 +95,8 @@ class HttpConnPoolImpl : public HttpConnPoolBase {
    public:
     enum class State { Connecting, Ready, Busy, Closed };
 
-    explicit ActiveClient(HttpConnPoolImpl& parent);
+    // `adopted`: a connection already connected (and counted) by the mixed pool's probe.
+    explicit ActiveClient(HttpConnPoolImpl& parent, Network::ClientConnectionPtr adopted = nullptr);
     ~ActiveClient() override;
 
     // Start a stream on this (connected, idle) connection.

@@ -164,8 +164,15 @@ struct HashLbConfig {
 };
 
 // The HTTP version a cluster speaks upstream (HttpProtocolOptions' explicit_http_config, or the
-// deprecated Cluster.http2_protocol_options); it picks the kind of connection pool.
-enum class UpstreamHttpProtocol { Http1, Http2 };
+// deprecated Cluster.http2_protocol_options); it picks the kind of connection pool. Auto
+// (auto_config): ALPN offers h2 and http/1.1 and the negotiated protocol picks the codec
+// (mixed_conn_pool_impl.h).
+enum class UpstreamHttpProtocol { Http1, Http2, Auto };
+
+// What an auto_config cluster offers in its ClientHello when its TLS context names no
+// alpn_protocols (Envoy's mixed pool: HTTP/2 first), as ClusterInfo::createTransportSocket's
+// comma-separated `alpn_fallback`.
+inline constexpr std::string_view kAutoAlpnFallback = "h2,http/1.1";
 
 // Cluster stats with Envoy's names, under "cluster.<name>.". Who maintains what (as in Envoy):
 // the HTTP pool keeps upstream_cx_*, upstream_rq_total/active (and the host's rq_total/active/
@@ -203,6 +210,7 @@ struct ClusterStats {
   Stats::Counter& upstream_cx_overflow;      // a new connection was refused by max_connections
   Stats::Counter& upstream_rq_cancelled;     // a pending request was cancelled before a connection
   Stats::Counter& upstream_cx_max_requests;  // closed after max_requests_per_connection
+  Stats::Counter& upstream_cx_http1_total;   // HTTP/1.1 connections opened
   Stats::Counter& upstream_cx_http2_total;   // HTTP/2 connections opened
   Stats::Counter& upstream_cx_close_notify;  // the upstream said it closes (HTTP/2 GOAWAY)
   // Added for timeouts and retries (Envoy names). The pool keeps upstream_cx_idle_timeout; the
@@ -266,7 +274,8 @@ class ClusterInfo {
   // The transport of a new upstream connection: TLS (UpstreamTlsContext) or null for the raw
   // socket. Any thread (the TLS context is immutable and shared). `alpn_fallback` (e.g. "h2"
   // for a connection that will speak HTTP/2) is offered in the ClientHello when the context
-  // configures no alpn_protocols, as Envoy's pools do.
+  // configures no alpn_protocols, as Envoy's pools do; several are comma-separated, in order of
+  // preference ("h2,http/1.1" for auto_config).
   virtual Network::TransportSocketPtr createTransportSocket(
       std::string_view alpn_fallback = {}) const {
     (void)alpn_fallback;

@@ -404,10 +404,11 @@ static_resources:
 
 TEST_F(TlsIntegrationTest, UpstreamTlsVerifiesTheServerPresentsAClientCertificateAndResumes) {
   // openssl s_server as the upstream: it requires a client certificate from the test CA and
-  // answers every request with a status page (-www), closing the connection after each.
+  // answers every request with a status page (-www), closing the connection after each; -msg
+  // prints the TLS messages it receives (the alerts).
   auto server = BackgroundProcess::start({"openssl", "s_server", "-accept", "0", "-www", "-cert",
                                           pki_->cert("server"), "-key", pki_->key("server"),
-                                          "-Verify", "1", "-CAfile", pki_->ca()});
+                                          "-Verify", "1", "-CAfile", pki_->ca(), "-msg"});
   ASSERT_TRUE(server.ok()) << server.status();
   auto banner = (*server)->waitForOutput("ACCEPT", 10s);
   ASSERT_TRUE(banner.ok()) << banner.status();
@@ -470,7 +471,8 @@ static_resources:
   EXPECT_TRUE(proxy->waitForCounterGe("cluster.secure.ssl.handshake", 2));
   EXPECT_TRUE(proxy->waitForCounterGe("cluster.secure.ssl.session_reused", 1));
 
-  // The server's certificate lacks the SAN the other cluster pins: refused, 503.
+  // The server's certificate lacks the SAN the other cluster pins: refused, 503, with the alert
+  // Envoy sends, certificate_unknown.
   {
     auto client = HttpClient::connect(port_);
     ASSERT_TRUE(client.ok()) << client.status();
@@ -481,6 +483,9 @@ static_resources:
     EXPECT_EQ(response->status, 503);
   }
   EXPECT_TRUE(proxy->waitForCounterGe("cluster.pinned_elsewhere.ssl.fail_verify_san", 1));
+  auto alert = (*server)->waitForOutput("Alert [length 0002], fatal certificate_unknown", 10s);
+  EXPECT_TRUE(alert.ok()) << alert.status();
+  EXPECT_EQ(proxy->counter("cluster.pinned_elsewhere.ssl.connection_error").value_or(-1), 0);
 }
 
 }  // namespace

@@ -524,6 +524,23 @@ load_assignment: {cluster_name: c}
 http2_protocol_options: {hpack_table_size: 0}
 )"))),
             "http2_protocol_options.hpack_table_size: not supported");
+  // auto_config: ALPN picks HTTP/2 (its http2_protocol_options) or HTTP/1.1; HTTP/3 and the
+  // alternate protocols cache are refused with their path.
+  const std::string auto_config = R"(
+name: c
+type: STATIC
+load_assignment: {cluster_name: c}
+typed_extension_protocol_options:
+  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+    "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+    auto_config: )";
+  EXPECT_EQ(message(validateCluster(
+                parse<Cluster>(auto_config + "{http_protocol_options: {}, http2_protocol_options: "
+                                             "{max_concurrent_streams: 10}}"))),
+            "OK");
+  EXPECT_EQ(message(validateCluster(parse<Cluster>(auto_config + "{http3_protocol_options: {}}"))),
+            "typed_extension_protocol_options['envoy.extensions.upstreams.http.v3."
+            "HttpProtocolOptions'].auto_config.http3_protocol_options: not supported");
 
   // ClusterLoadAssignment.
   EXPECT_EQ(message(validateClusterLoadAssignment(parse<ClusterLoadAssignment>(R"(
