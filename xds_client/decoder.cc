@@ -103,6 +103,7 @@ class Decoder {
     resource.hash = hashResourceBytes(bytes);
     resource.index = index;
     resource.message = std::move(message);
+    resource.bytes = std::make_shared<const std::string>(bytes);
     out_.resources.push_back(std::move(resource));
   }
 

@@ -105,7 +105,11 @@ std::vector<std::string> TypeState::removedNames(const DecodedResponse& response
 void TypeState::updateCache(const std::vector<DecodedResource>& resources,
                             const std::vector<std::string>& removed) {
   for (const auto& resource : resources) {
-    cache[resource.name] = CachedResource{resource.message, resource.version, resource.hash};
+    std::shared_ptr<const std::string> bytes = resource.bytes;
+    if (bytes == nullptr) {
+      bytes = std::make_shared<const std::string>(resource.message->SerializeAsString());
+    }
+    cache[resource.name] = CachedResource{std::move(bytes), resource.version, resource.hash};
   }
   for (const auto& name : removed) {
     cache.erase(name);

@@ -41,6 +41,9 @@ struct DecodedResource {
   // shared_ptr rather than unique_ptr: one decode is shared by every watcher of the resource
   // and by the client's cache (handed to watchers that subscribe later), without copies.
   std::shared_ptr<const google::protobuf::Message> message;
+  // The resource's bytes as received (what the client's cache keeps); null when the resource
+  // was not decoded from the wire (the cache then serializes `message`).
+  std::shared_ptr<const std::string> bytes;
 
   template <class T>
   const T& as() const {

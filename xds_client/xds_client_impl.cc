@@ -140,7 +140,7 @@ absl::StatusOr<WatchHandle> XdsClientImpl::watch(std::string_view type_url,
     watch->init_timer_->enableTimer(timeout);
   }
   if (type->has_response) {
-    cached_deliveries_.emplace_back(id, type);
+    cached_deliveries_.push_back(CachedDelivery{id, type, std::nullopt});
   }
   type->pending = true;
   scheduleFlush();
@@ -249,7 +249,9 @@ void XdsClientImpl::updateWatchNames(WatchImpl& watch,
   type.addNames(watch.id_, added);
   type.removeNames(watch.id_, removed);
   if (type.has_response && (!added.empty() || names.empty())) {
-    cached_deliveries_.emplace_back(watch.id_, &type);
+    cached_deliveries_.push_back(CachedDelivery{
+        watch.id_, &type,
+        names.empty() ? std::nullopt : std::optional<std::set<std::string>>(std::move(added))});
   }
   type.pending = true;
   scheduleFlush();
@@ -267,8 +269,8 @@ void XdsClientImpl::scheduleFlush() {
 void XdsClientImpl::onFlushTimer() {
   auto deliveries = std::move(cached_deliveries_);
   cached_deliveries_.clear();
-  for (const auto& [id, type] : deliveries) {
-    deliverCached(id, *type);
+  for (const CachedDelivery& delivery : deliveries) {
+    deliverCached(delivery);
   }
   auto flushStream = [](XdsStream& stream) {
     stream.maybeConnect();
@@ -282,7 +284,9 @@ void XdsClientImpl::onFlushTimer() {
   }
 }
 
-void XdsClientImpl::deliverCached(uint64_t watch_id, TypeState& type) {
+void XdsClientImpl::deliverCached(const CachedDelivery& delivery) {
+  const uint64_t watch_id = delivery.watch_id;
+  TypeState& type = *delivery.type;
   auto it = type.watches.find(watch_id);
   if (it == type.watches.end()) {
     return;
@@ -290,11 +294,17 @@ void XdsClientImpl::deliverCached(uint64_t watch_id, TypeState& type) {
   WatchImpl* watch = it->second;
   std::vector<DecodedResource> resources;
   auto add = [&](const std::string& name, const CachedResource& cached) {
+    // Cached resources were valid when they arrived: they parse again.
+    std::shared_ptr<google::protobuf::Message> message(type.type->prototype->New());
+    if (!message->ParseFromString(*cached.bytes)) {
+      return;
+    }
     DecodedResource resource;
     resource.name = name;
     resource.version = cached.version;
     resource.hash = cached.hash;
-    resource.message = cached.message;
+    resource.message = std::move(message);
+    resource.bytes = cached.bytes;
     resources.push_back(std::move(resource));
   };
   if (watch->names_.empty()) {
@@ -302,9 +312,12 @@ void XdsClientImpl::deliverCached(uint64_t watch_id, TypeState& type) {
       add(name, cached);
     }
   } else {
-    for (const auto& name : watch->names_) {
+    // The names still watched among those to deliver.
+    const std::set<std::string>& names =
+        delivery.names.has_value() ? *delivery.names : watch->names_;
+    for (const auto& name : names) {
       auto cached = type.cache.find(name);
-      if (cached != type.cache.end()) {
+      if (cached != type.cache.end() && watch->names_.count(name) > 0) {
         add(name, cached->second);
       }
     }

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <memory>
 #include <set>
 #include <string>
@@ -68,7 +69,14 @@ class XdsClientImpl : public XdsClient, private XdsStream::Callbacks {
   // watches. One timer for everything, so a burst of watch changes is one request.
   void scheduleFlush() override;
   void onFlushTimer();
-  void deliverCached(uint64_t watch_id, TypeState& type);
+  // A watch waiting for cached resources: a new watch gets every cached resource it names, a
+  // watch that adds names only those (it has the others).
+  struct CachedDelivery {
+    uint64_t watch_id;
+    TypeState* type;
+    std::optional<std::set<std::string>> names;  // nullopt: every name the watch has
+  };
+  void deliverCached(const CachedDelivery& delivery);
 
   // XdsStream::Callbacks
   void onStreamResponse(XdsStream& stream, DecodedResponsePtr response) override;
@@ -109,8 +117,8 @@ class XdsClientImpl : public XdsClient, private XdsStream::Callbacks {
 
   uint64_t next_watch_id_ = 1;
   Event::TimerPtr flush_timer_;
-  // (watch id, type) pairs waiting for cached resources.
-  std::vector<std::pair<uint64_t, TypeState*>> cached_deliveries_;
+  // Watches waiting for cached resources (see CachedDelivery).
+  std::vector<CachedDelivery> cached_deliveries_;
   // Depth of watcher callbacks on the stack: the client must not be destroyed from them.
   int dispatching_ = 0;
 };

@@ -110,6 +110,27 @@ bool Address::isAnyAddress() const {
   return false;
 }
 
+size_t Address::hash() const {
+  // The fields operator== compares, nothing else (padding and flowinfo differ freely).
+  char key[1 + sizeof(in6_addr) + sizeof(uint16_t) + sizeof(uint32_t)] = {};
+  size_t len = 0;
+  key[len++] = static_cast<char>(family());
+  if (family() == AF_INET) {
+    std::memcpy(key + len, &storage_.v4.sin_addr, sizeof(storage_.v4.sin_addr));
+    len += sizeof(storage_.v4.sin_addr);
+    std::memcpy(key + len, &storage_.v4.sin_port, sizeof(storage_.v4.sin_port));
+    len += sizeof(storage_.v4.sin_port);
+  } else if (family() == AF_INET6) {
+    std::memcpy(key + len, &storage_.v6.sin6_addr, sizeof(storage_.v6.sin6_addr));
+    len += sizeof(storage_.v6.sin6_addr);
+    std::memcpy(key + len, &storage_.v6.sin6_port, sizeof(storage_.v6.sin6_port));
+    len += sizeof(storage_.v6.sin6_port);
+    std::memcpy(key + len, &storage_.v6.sin6_scope_id, sizeof(storage_.v6.sin6_scope_id));
+    len += sizeof(storage_.v6.sin6_scope_id);
+  }
+  return std::hash<std::string_view>()(std::string_view(key, len));
+}
+
 bool Address::operator==(const Address& other) const {
   if (family() != other.family() || len_ != other.len_) {
     return false;

@@ -24,7 +24,7 @@ class Address {
   static Address fromPeer(int fd);
 
   bool valid() const { return len_ != 0; }
-  int family() const { return storage_.ss_family; }
+  int family() const { return storage_.sa.sa_family; }
   std::string ip() const;  // "127.0.0.1" or "::1"
   uint32_t port() const;
   std::string asString() const;  // "127.0.0.1:80" or "[::1]:80"
@@ -35,10 +35,22 @@ class Address {
   socklen_t sockAddrLen() const { return len_; }
 
   bool operator==(const Address& other) const;
+  // Consistent with operator== (equal addresses hash equally), for hashed containers.
+  size_t hash() const;
+  struct Hash {
+    size_t operator()(const Address& address) const { return address.hash(); }
+  };
   bool operator!=(const Address& other) const { return !(*this == other); }
 
  private:
-  sockaddr_storage storage_{};
+  // IP addresses only (fromSockaddr refuses other families): 28 bytes rather than
+  // sockaddr_storage's 128. Every upstream host keeps one (config memory, issue 14).
+  // The largest member first: `{}` zeroes it, so every byte.
+  union Storage {
+    sockaddr_in6 v6;
+    sockaddr_in v4;
+    sockaddr sa;
+  } storage_{};
   socklen_t len_ = 0;
 };
 

@@ -58,16 +58,22 @@ HostSetConstSharedPtr withHashing(std::shared_ptr<HostSet> set, const ClusterInf
 // Whether `after` added or removed hosts (by address) compared with `before`: Envoy's
 // membership_change. New weights or health are not membership changes.
 bool membershipChanged(const HostSet& before, const HostSet& after) {
-  auto addresses = [](const HostSet& set) {
-    std::vector<std::string> out;
-    out.reserve(set.hosts.size());
-    for (const HostConstSharedPtr& host : set.hosts) {
-      out.push_back(host->address().asString());
+  if (before.hosts.size() != after.hosts.size()) {
+    return true;
+  }
+  // The same multiset of addresses (hashed: no strings, no sort).
+  absl::flat_hash_map<Network::Address, int64_t, Network::Address::Hash> count;
+  count.reserve(before.hosts.size());
+  for (const HostConstSharedPtr& host : before.hosts) {
+    count[host->address()]++;
+  }
+  for (const HostConstSharedPtr& host : after.hosts) {
+    auto it = count.find(host->address());
+    if (it == count.end() || --it->second < 0) {
+      return true;
     }
-    std::sort(out.begin(), out.end());
-    return out;
-  };
-  return before.hosts.size() != after.hosts.size() || addresses(before) != addresses(after);
+  }
+  return false;
 }
 
 }  // namespace
@@ -330,21 +336,15 @@ absl::Status ClusterManagerImpl::addOrUpdateCluster(
   if ((*info)->discoveryType() == ClusterInfoImpl::DiscoveryType::Eds) {
     const std::string& service = (*info)->edsServiceName();
     eds_index_[service].insert(name);
-    const envoy::config::endpoint::v3::ClusterLoadAssignment* watched = nullptr;
+    const HostVector* watched = nullptr;
     if (active != nullptr && active->info->discoveryType() == ClusterInfoImpl::DiscoveryType::Eds &&
         active->info->edsServiceName() == service) {
       // Same ClusterLoadAssignment: its hosts stay valid, no need to warm again.
       data->hosts = active->hosts;
-    } else if ((watched = watchedAssignment(service, name)) != nullptr) {
+    } else if ((watched = watchedHosts(service, name)) != nullptr) {
       // Another cluster watches this assignment: the xDS subscription does not change, so it
-      // is not sent again. This cluster takes the one the other has.
-      absl::StatusOr<HostSetConstSharedPtr> hosts = buildHostSet(*watched, nullptr, name);
-      if (hosts.ok()) {
-        data->hosts = std::move(*hosts);
-      } else {
-        data->hosts = emptyHostSet();
-        warm = false;
-      }
+      // is not sent again. This cluster takes the endpoints the other has, as its own hosts.
+      data->hosts = computeHostSet(copyHostsForCluster(*watched, name), /*panic_threshold=*/50);
     } else {
       data->hosts = emptyHostSet();
       warm = false;
@@ -442,18 +442,41 @@ bool ClusterManagerImpl::watchedByAnother(std::string_view service, std::string_
   return false;
 }
 
-const envoy::config::endpoint::v3::ClusterLoadAssignment* ClusterManagerImpl::watchedAssignment(
-    std::string_view service, std::string_view except) const {
-  auto cached = eds_assignments_.find(service);
-  if (cached == eds_assignments_.end() || !watchedByAnother(service, except)) {
+const HostVector* ClusterManagerImpl::watchedHosts(std::string_view service,
+                                                   std::string_view except) const {
+  if (eds_assigned_.find(service) == eds_assigned_.end()) {
     return nullptr;
   }
-  return cached->second.get();
+  auto indexed = eds_index_.find(service);
+  if (indexed == eds_index_.end()) {
+    return nullptr;
+  }
+  for (const std::string& other : indexed->second) {
+    if (other == except) {
+      continue;
+    }
+    // Every version watching `service` got the last assignment: an active one, or a warming
+    // one that has its hosts and waits for its health checks or secrets (a warming one that
+    // waits for its assignment has none).
+    for (const ClusterMap* map : {&active_, &warming_}) {
+      auto it = map->find(other);
+      if (it == map->end()) {
+        continue;
+      }
+      const ClusterData& data = *it->second;
+      if (data.info->discoveryType() == ClusterInfoImpl::DiscoveryType::Eds &&
+          data.info->edsServiceName() == service &&
+          (map == &active_ || data.awaiting_health_checks || data.awaiting_secrets)) {
+        return &data.hosts->hosts;
+      }
+    }
+  }
+  return nullptr;
 }
 
 void ClusterManagerImpl::forgetUnwatchedAssignment(const std::string& service) {
-  if (eds_assignments_.count(service) != 0 && !watchedByAnother(service, /*except=*/"")) {
-    eds_assignments_.erase(service);
+  if (eds_assigned_.count(service) != 0 && !watchedByAnother(service, /*except=*/"")) {
+    eds_assigned_.erase(service);
   }
 }
 
@@ -540,8 +563,8 @@ absl::Status ClusterManagerImpl::updateClusterLoadAssignment(
     }
   }
   if (targets.empty()) {
-    if (auto cached = eds_assignments_.find(eds_service_name); cached != eds_assignments_.end()) {
-      eds_assignments_.erase(cached);
+    if (auto assigned = eds_assigned_.find(eds_service_name); assigned != eds_assigned_.end()) {
+      eds_assigned_.erase(assigned);
     }
     return absl::NotFoundError(absl::StrCat(
         "cluster_load_assignment '", std::string(eds_service_name), "': no EDS cluster uses it"));
@@ -563,8 +586,9 @@ absl::Status ClusterManagerImpl::updateClusterLoadAssignment(
     target.hosts = std::move(*hosts);
   }
 
-  eds_assignments_[std::string(eds_service_name)] =
-      std::make_shared<const envoy::config::endpoint::v3::ClusterLoadAssignment>(cla);
+  if (eds_assigned_.find(eds_service_name) == eds_assigned_.end()) {
+    eds_assigned_.emplace(eds_service_name);
+  }
   const bool was_warming = !warming_.empty();
   for (Target& target : targets) {
     if (target.map == &warming_) {

@@ -209,10 +209,9 @@ class ClusterManagerImpl : public ClusterManager {
   void activate(std::unique_ptr<ClusterData> data);
   // A cluster other than `except` (active or warming) watches EDS service `service`.
   bool watchedByAnother(std::string_view service, std::string_view except) const;
-  // The last assignment applied to EDS service `service`, if a cluster other than `except`
-  // (active or warming) watches it now; null otherwise.
-  const envoy::config::endpoint::v3::ClusterLoadAssignment* watchedAssignment(
-      std::string_view service, std::string_view except) const;
+  // The hosts of the last assignment applied to EDS service `service`, as a cluster other than
+  // `except` (active, or warming with its hosts) has them; null when there is none.
+  const HostVector* watchedHosts(std::string_view service, std::string_view except) const;
   // Forgets the assignment of `service` once no cluster watches it (its subscription ends; a
   // later one brings the current assignment).
   void forgetUnwatchedAssignment(const std::string& service);
@@ -252,11 +251,10 @@ class ClusterManagerImpl : public ClusterManager {
   // ClusterLoadAssignment scanned every cluster: 10,000 clusters' assignments in one response
   // cost O(n^2) (found by xds_cluster_scale_bench: 20 s instead of well under one).
   std::map<std::string, std::set<std::string>, std::less<>> eds_index_;
-  // EDS service name -> the last ClusterLoadAssignment applied, while a cluster watches it: a
-  // new cluster on an already watched name takes it (watchedAssignment()).
-  std::map<std::string, std::shared_ptr<const envoy::config::endpoint::v3::ClusterLoadAssignment>,
-           std::less<>>
-      eds_assignments_;
+  // EDS service names an assignment was applied to, while a cluster watches them: a new cluster
+  // on such a name takes the hosts another cluster has (watchedHosts()). The assignment itself
+  // is not kept: a decoded ClusterLoadAssignment is ~450 bytes per endpoint (issue 14).
+  std::set<std::string, std::less<>> eds_assigned_;
   std::function<void()> warming_done_cb_;
 
   Stats::Counter& cluster_added_;

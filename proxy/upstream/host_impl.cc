@@ -38,31 +38,35 @@ HealthStatus healthStatusFromProto(envoy::config::core::v3::HealthStatus status)
 
 namespace {
 
+// `field_prefix()` + `field_suffix` names the field in errors (built only for an error).
+template <class FieldPrefix>
 absl::StatusOr<Network::Address> parseAddress(const envoy::config::core::v3::Address& address,
-                                              const std::string& field) {
+                                              const FieldPrefix& field_prefix,
+                                              const char* field_suffix) {
+  auto field = [&] { return absl::StrCat(field_prefix(), field_suffix); };
   if (!address.has_socket_address()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(field, ": only socket_address is supported for upstream endpoints"));
+        absl::StrCat(field(), ": only socket_address is supported for upstream endpoints"));
   }
   const auto& sa = address.socket_address();
   if (sa.protocol() != envoy::config::core::v3::SocketAddress::TCP) {
     return absl::InvalidArgumentError(
-        absl::StrCat(field, ".socket_address.protocol: only TCP is supported"));
+        absl::StrCat(field(), ".socket_address.protocol: only TCP is supported"));
   }
   if (sa.port_specifier_case() == envoy::config::core::v3::SocketAddress::kNamedPort) {
     return absl::InvalidArgumentError(
-        absl::StrCat(field, ".socket_address.named_port: named ports are not supported"));
+        absl::StrCat(field(), ".socket_address.named_port: named ports are not supported"));
   }
   if (sa.port_value() > 65535) {
     return absl::InvalidArgumentError(absl::StrCat(
-        field, ".socket_address.port_value: ", sa.port_value(), " is not a valid port"));
+        field(), ".socket_address.port_value: ", sa.port_value(), " is not a valid port"));
   }
   absl::StatusOr<Network::Address> parsed =
       Network::Address::fromIpPort(sa.address(), sa.port_value());
   if (!parsed.ok()) {
     // Hostnames would need DNS (STRICT_DNS/LOGICAL_DNS resolution), which we do not do yet.
     return absl::InvalidArgumentError(
-        absl::StrCat(field, ".socket_address.address: '", sa.address(), "' is not an IP address"));
+        absl::StrCat(field(), ".socket_address.address: '", sa.address(), "' is not an IP address"));
   }
   return parsed;
 }
@@ -80,16 +84,32 @@ HostImpl::HostImpl(Network::Address address, std::string hostname, std::string c
                    uint32_t weight, uint32_t priority, HealthStatus health,
                    std::shared_ptr<HostStats> stats, std::shared_ptr<HostHealthState> health_state,
                    HostLocality locality)
+    : HostImpl(address, std::move(hostname),
+               std::make_shared<const std::string>(std::move(cluster_name)), weight, priority,
+               health, std::move(stats), std::move(health_state),
+               std::make_shared<const HostLocality>(std::move(locality))) {}
+
+HostImpl::HostImpl(Network::Address address, std::string hostname,
+                   std::shared_ptr<const std::string> cluster_name, uint32_t weight,
+                   uint32_t priority, HealthStatus health, std::shared_ptr<HostStats> stats,
+                   std::shared_ptr<HostHealthState> health_state,
+                   std::shared_ptr<const HostLocality> locality)
     : address_(address),
-      hostname_(std::move(hostname)),
-      cluster_name_(std::move(cluster_name)),
       weight_(weight),
       priority_(priority),
       health_(health),
+      hostname_(hostname.empty() ? nullptr
+                                 : std::make_unique<const std::string>(std::move(hostname))),
+      cluster_name_(std::move(cluster_name)),
+      locality_(std::move(locality)),
       stats_(stats != nullptr ? std::move(stats) : std::make_shared<HostStats>()),
       health_state_(health_state != nullptr ? std::move(health_state)
-                                            : std::make_shared<HostHealthState>()),
-      locality_(std::move(locality)) {}
+                                            : std::make_shared<HostHealthState>()) {}
+
+const std::string& HostImpl::hostname() const {
+  static const std::string* const empty = new std::string();
+  return hostname_ != nullptr ? *hostname_ : *empty;
+}
 
 std::string localityKey(const envoy::config::core::v3::Locality& locality) {
   return absl::StrCat(locality.region(), std::string(1, '\0'), locality.zone(),
@@ -316,9 +336,23 @@ HostVector withFreshHealthState(const HostVector& hosts) {
   out.reserve(hosts.size());
   for (const HostConstSharedPtr& host : hosts) {
     const auto& impl = static_cast<const HostImpl&>(*host);
-    out.push_back(std::make_shared<HostImpl>(
-        impl.address(), impl.hostname(), impl.clusterName(), impl.weight(), impl.priority(),
-        impl.health(), impl.sharedStats(), /*health_state=*/nullptr, impl.hostLocality()));
+    out.push_back(std::make_shared<HostImpl>(impl.address(), impl.hostname(),
+                                             impl.sharedClusterName(), impl.weight(),
+                                             impl.priority(), impl.health(), impl.sharedStats(),
+                                             /*health_state=*/nullptr, impl.sharedLocality()));
+  }
+  return out;
+}
+
+HostVector copyHostsForCluster(const HostVector& hosts, const std::string& cluster_name) {
+  auto name = std::make_shared<const std::string>(cluster_name);
+  HostVector out;
+  out.reserve(hosts.size());
+  for (const HostConstSharedPtr& host : hosts) {
+    const auto& impl = static_cast<const HostImpl&>(*host);
+    out.push_back(std::make_shared<HostImpl>(impl.address(), impl.hostname(), name, impl.weight(),
+                                             impl.priority(), impl.health(), /*stats=*/nullptr,
+                                             /*health_state=*/nullptr, impl.sharedLocality()));
   }
   return out;
 }
@@ -328,15 +362,30 @@ absl::StatusOr<HostSetConstSharedPtr> buildHostSet(const ClusterLoadAssignment& 
                                                    const std::string& cluster_name) {
   // Index the previous snapshot by address so a rebuild finds the object to reuse in O(1).
   // Duplicate addresses are allowed (Envoy accepts them); each previous host is reused once.
-  std::unordered_multimap<std::string, HostConstSharedPtr> previous_hosts;
+  std::unordered_multimap<Network::Address, HostConstSharedPtr, Network::Address::Hash>
+      previous_hosts;
+  // One cluster name for every host of the cluster (the previous hosts' when it is the same).
+  std::shared_ptr<const std::string> shared_name;
   if (previous != nullptr) {
     previous_hosts.reserve(previous->hosts.size());
     for (const HostConstSharedPtr& host : previous->hosts) {
-      previous_hosts.emplace(host->address().asString(), host);
+      previous_hosts.emplace(host->address(), host);
     }
+    if (!previous->hosts.empty() && previous->hosts[0]->clusterName() == cluster_name) {
+      shared_name = static_cast<const HostImpl&>(*previous->hosts[0]).sharedClusterName();
+    }
+  }
+  if (shared_name == nullptr) {
+    shared_name = std::make_shared<const std::string>(cluster_name);
   }
 
   HostVector hosts;
+  size_t endpoint_count = 0;
+  for (const auto& locality : cla.endpoints()) {
+    endpoint_count += static_cast<size_t>(locality.lb_endpoints_size()) +
+                      static_cast<size_t>(locality.load_balancer_endpoints().lb_endpoints_size());
+  }
+  hosts.reserve(endpoint_count);
 
   for (int i = 0; i < cla.endpoints_size(); i++) {
     const auto& locality = cla.endpoints(i);
@@ -357,16 +406,23 @@ absl::StatusOr<HostSetConstSharedPtr> buildHostSet(const ClusterLoadAssignment& 
         use_list ? locality.load_balancer_endpoints().lb_endpoints() : locality.lb_endpoints();
     const std::string list_field =
         absl::StrCat(locality_field, use_list ? ".load_balancer_endpoints" : "", ".lb_endpoints");
+    // Shared by the hosts of this LocalityLbEndpoints that are new objects.
+    const HostLocality host_locality{
+        localityKey(locality.locality()),
+        locality.has_load_balancing_weight() ? locality.load_balancing_weight().value() : 0};
+    std::shared_ptr<const HostLocality> shared_locality;
 
     for (int j = 0; j < lb_endpoints.size(); j++) {
       const LbEndpoint& lb_endpoint = lb_endpoints.Get(j);
-      const std::string field = absl::StrCat(list_field, "[", j, "]");
+      // Field paths are built only for an error: a 10,000-endpoint assignment is no 10,000
+      // StrCats.
+      auto field = [&] { return absl::StrCat(list_field, "[", j, "]"); };
 
       const envoy::config::endpoint::v3::Endpoint* endpoint = &lb_endpoint.endpoint();
       if (lb_endpoint.host_identifier_case() == LbEndpoint::kEndpointName) {
         auto named = cla.named_endpoints().find(lb_endpoint.endpoint_name());
         if (named == cla.named_endpoints().end()) {
-          return absl::InvalidArgumentError(absl::StrCat(field, ".endpoint_name: '",
+          return absl::InvalidArgumentError(absl::StrCat(field(), ".endpoint_name: '",
                                                          lb_endpoint.endpoint_name(),
                                                          "' is not in named_endpoints"));
         }
@@ -374,7 +430,7 @@ absl::StatusOr<HostSetConstSharedPtr> buildHostSet(const ClusterLoadAssignment& 
       }
 
       absl::StatusOr<Network::Address> address =
-          parseAddress(endpoint->address(), absl::StrCat(field, ".endpoint.address"));
+          parseAddress(endpoint->address(), field, ".endpoint.address");
       if (!address.ok()) {
         return address.status();
       }
@@ -383,20 +439,17 @@ absl::StatusOr<HostSetConstSharedPtr> buildHostSet(const ClusterLoadAssignment& 
         weight = lb_endpoint.load_balancing_weight().value();
         if (weight == 0) {
           return absl::InvalidArgumentError(
-              absl::StrCat(field, ".load_balancing_weight: must be at least 1"));
+              absl::StrCat(field(), ".load_balancing_weight: must be at least 1"));
         }
       }
       const HealthStatus health = healthStatusFromProto(lb_endpoint.health_status());
       const uint32_t priority = locality.priority();
-      HostLocality host_locality{
-          localityKey(locality.locality()),
-          locality.has_load_balancing_weight() ? locality.load_balancing_weight().value() : 0};
 
       // Reuse the identical host, or at least its stats when only attributes changed.
       HostConstSharedPtr host;
       std::shared_ptr<HostStats> stats;
       std::shared_ptr<HostHealthState> health_state;
-      auto range = previous_hosts.equal_range(address->asString());
+      auto range = previous_hosts.equal_range(*address);
       for (auto it = range.first; it != range.second; ++it) {
         if (sameAttributes(*it->second, endpoint->hostname(), weight, priority, health,
                            host_locality)) {
@@ -411,9 +464,12 @@ absl::StatusOr<HostSetConstSharedPtr> buildHostSet(const ClusterLoadAssignment& 
           stats = previous_host.sharedStats();
           health_state = previous_host.sharedHealthState();
         }
-        host = std::make_shared<HostImpl>(*address, endpoint->hostname(), cluster_name, weight,
+        if (shared_locality == nullptr) {
+          shared_locality = std::make_shared<const HostLocality>(host_locality);
+        }
+        host = std::make_shared<HostImpl>(*address, endpoint->hostname(), shared_name, weight,
                                           priority, health, std::move(stats),
-                                          std::move(health_state), std::move(host_locality));
+                                          std::move(health_state), shared_locality);
       }
 
       hosts.push_back(std::move(host));

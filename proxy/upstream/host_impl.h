@@ -33,32 +33,42 @@ class HostImpl : public Host {
            uint32_t weight, uint32_t priority, HealthStatus health,
            std::shared_ptr<HostStats> stats = nullptr,
            std::shared_ptr<HostHealthState> health_state = nullptr, HostLocality locality = {});
+  // The compact form buildHostSet() uses: the cluster name is shared by every host of the
+  // cluster and the locality by every host of one LocalityLbEndpoints (config memory: a host
+  // is ~130 bytes plus its stats, issue 14).
+  HostImpl(Network::Address address, std::string hostname,
+           std::shared_ptr<const std::string> cluster_name, uint32_t weight, uint32_t priority,
+           HealthStatus health, std::shared_ptr<HostStats> stats,
+           std::shared_ptr<HostHealthState> health_state,
+           std::shared_ptr<const HostLocality> locality);
 
   const Network::Address& address() const override { return address_; }
-  const std::string& hostname() const override { return hostname_; }
-  const std::string& clusterName() const override { return cluster_name_; }
+  const std::string& hostname() const override;
+  const std::string& clusterName() const override { return *cluster_name_; }
   uint32_t weight() const override { return weight_; }
   uint32_t priority() const override { return priority_; }
   HealthStatus health() const override { return health_; }
-  const std::string& locality() const override { return locality_.key; }
-  uint32_t localityWeight() const override { return locality_.weight; }
-  const HostLocality& hostLocality() const { return locality_; }
+  const std::string& locality() const override { return locality_->key; }
+  uint32_t localityWeight() const override { return locality_->weight; }
+  const HostLocality& hostLocality() const { return *locality_; }
   HostStats& stats() const override { return *stats_; }
   HostHealthState& healthState() const override { return *health_state_; }
 
   const std::shared_ptr<HostStats>& sharedStats() const { return stats_; }
   const std::shared_ptr<HostHealthState>& sharedHealthState() const { return health_state_; }
+  const std::shared_ptr<const std::string>& sharedClusterName() const { return cluster_name_; }
+  const std::shared_ptr<const HostLocality>& sharedLocality() const { return locality_; }
 
  private:
   const Network::Address address_;
-  const std::string hostname_;
-  const std::string cluster_name_;
   const uint32_t weight_;
   const uint32_t priority_;
   const HealthStatus health_;
+  const std::unique_ptr<const std::string> hostname_;  // null when empty (most endpoints)
+  const std::shared_ptr<const std::string> cluster_name_;
+  const std::shared_ptr<const HostLocality> locality_;
   const std::shared_ptr<HostStats> stats_;
   const std::shared_ptr<HostHealthState> health_state_;
-  const HostLocality locality_;
 };
 
 // An endpoint's LbEndpoint.health_status as the proxy keeps it (TIMEOUT is UNHEALTHY, as Envoy).
@@ -96,6 +106,11 @@ std::shared_ptr<HostSet> computeHostSet(HostVector hosts, uint32_t panic_thresho
 // for a new version of the cluster: its health checks and outlier detection start over, while
 // the version still serving keeps its own.
 HostVector withFreshHealthState(const HostVector& hosts);
+
+// New Host objects for the same endpoints in cluster `cluster_name`, with their own stats and
+// health state: a cluster that watches an assignment another cluster already has takes its
+// endpoints from that cluster's hosts (the assignment itself is not kept).
+HostVector copyHostsForCluster(const HostVector& hosts, const std::string& cluster_name);
 
 // Builds the snapshot of `cla` for cluster `cluster_name`. A host whose address, hostname,
 // weight, priority and health all equal one in `previous` is that same object; a host whose
