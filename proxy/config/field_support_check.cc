@@ -27,6 +27,33 @@ bool isWellKnownLeaf(const Descriptor& d) {
   return d.file()->package() == "google.protobuf" && d.full_name() != "google.protobuf.Any";
 }
 
+// Where a field is, built into text only for a report: a clean 10,000-endpoint
+// ClusterLoadAssignment is walked without building 10,000s of path strings (issue 14).
+struct Path {
+  enum class Kind { Root, Field, Element, Key };
+  Kind kind = Kind::Root;
+  const Path* parent = nullptr;
+  const std::string* text = nullptr;  // Root: the caller's path; Field: the field name
+  int index = 0;                      // Element
+  std::string key;                    // Key
+
+  std::string str() const {
+    switch (kind) {
+      case Kind::Root:
+        return *text;
+      case Kind::Field: {
+        std::string out = parent->str();
+        return out.empty() ? *text : absl::StrCat(out, ".", *text);
+      }
+      case Kind::Element:
+        return absl::StrCat(parent->str(), "[", index, "]");
+      case Kind::Key:
+        return absl::StrCat(parent->str(), "['", key, "']");
+    }
+    return "";
+  }
+};
+
 class Walker {
  public:
   Walker(const FieldCheckContext& context, bool stop_at_first)
@@ -35,28 +62,38 @@ class Walker {
   std::vector<UnsupportedField> found;
 
   void walk(const Message& message, const std::string& path, const FieldDescriptor* via) {
+    Path root;
+    root.text = &path;
+    walk(message, root, via);
+  }
+
+ private:
+  void walk(const Message& message, const Path& path, const FieldDescriptor* via) {
     const Descriptor& descriptor = *message.GetDescriptor();
     const Reflection& reflection = *message.GetReflection();
     const auto& unknown = reflection.GetUnknownFields(message);
     for (int i = 0; i < unknown.field_count() && !done(); i++) {
-      report(path, &descriptor, nullptr,
+      report(path.str(), &descriptor, nullptr,
              absl::StrCat("unknown field ", unknown.field(i).number(), ": not supported"));
     }
+
     std::vector<const FieldDescriptor*> fields;
     reflection.ListFields(message, &fields);
     for (const FieldDescriptor* field : fields) {
       if (done()) {
         return;
       }
-      const std::string field_path =
-          path.empty() ? field->name() : absl::StrCat(path, ".", field->name());
+      Path field_path;
+      field_path.kind = Path::Kind::Field;
+      field_path.parent = &path;
+      field_path.text = &field->name();
       const ImplementedField* row = find(descriptor, *field, via);
       if (row == nullptr) {
-        report(field_path, &descriptor, field, "not supported");
+        report(field_path.str(), &descriptor, field, "not supported");
         continue;
       }
       if (row->accepts != nullptr && !row->accepts(message, *field, context_)) {
-        report(field_path, &descriptor, field,
+        report(field_path.str(), &descriptor, field,
                absl::StrCat("not supported (only for ", row->condition, ")"));
         continue;
       }
@@ -71,17 +108,21 @@ class Walker {
           if (value->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
             continue;
           }
-          const std::string key_text =
-              key->cpp_type() == FieldDescriptor::CPPTYPE_STRING
-                  ? entry.GetReflection()->GetString(entry, key)
-                  : std::to_string(entry.GetReflection()->GetUInt64(entry, key));
-          walkValue(entry.GetReflection()->GetMessage(entry, value),
-                    absl::StrCat(field_path, "['", key_text, "']"), field);
+          Path entry_path;
+          entry_path.kind = Path::Kind::Key;
+          entry_path.parent = &field_path;
+          entry_path.key = key->cpp_type() == FieldDescriptor::CPPTYPE_STRING
+                               ? entry.GetReflection()->GetString(entry, key)
+                               : std::to_string(entry.GetReflection()->GetUInt64(entry, key));
+          walkValue(entry.GetReflection()->GetMessage(entry, value), entry_path, field);
         }
       } else if (field->is_repeated()) {
+        Path element_path;
+        element_path.kind = Path::Kind::Element;
+        element_path.parent = &field_path;
         for (int i = 0; i < reflection.FieldSize(message, field) && !done(); i++) {
-          walkValue(reflection.GetRepeatedMessage(message, field, i),
-                    absl::StrCat(field_path, "[", i, "]"), field);
+          element_path.index = i;
+          walkValue(reflection.GetRepeatedMessage(message, field, i), element_path, field);
         }
       } else {
         walkValue(reflection.GetMessage(message, field), field_path, field);
@@ -89,7 +130,6 @@ class Walker {
     }
   }
 
- private:
   bool done() const { return stop_at_first_ && !found.empty(); }
 
   void report(const std::string& path, const Descriptor* message, const FieldDescriptor* field,
@@ -99,11 +139,19 @@ class Walker {
 
   const ImplementedField* find(const Descriptor& message, const FieldDescriptor& field,
                                const FieldDescriptor* via) const {
-    auto it = index_.find(absl::StrCat(message.full_name(), ".", field.name()));
-    if (it == index_.end()) {
+    // By descriptor: no string built per field walked. (The rows name generated messages; a
+    // message of another pool falls back to its name.)
+    const std::vector<const ImplementedField*>* rows = nullptr;
+    if (auto it = index_.by_field.find(&field); it != index_.by_field.end()) {
+      rows = &it->second;
+    } else if (auto named =
+                   index_.by_name.find(absl::StrCat(message.full_name(), ".", field.name()));
+               named != index_.by_name.end()) {
+      rows = &named->second;
+    } else {
       return nullptr;
     }
-    for (const ImplementedField* row : it->second) {
+    for (const ImplementedField* row : *rows) {
       if (row->via == nullptr || (via != nullptr && via->full_name() == row->via)) {
         return row;
       }
@@ -111,7 +159,7 @@ class Walker {
     return nullptr;
   }
 
-  void walkValue(const Message& value, const std::string& path, const FieldDescriptor* via) {
+  void walkValue(const Message& value, const Path& path, const FieldDescriptor* via) {
     const Descriptor& descriptor = *value.GetDescriptor();
     if (descriptor.full_name() == "google.protobuf.Any") {
       walkAny(static_cast<const google::protobuf::Any&>(value), path, via);
@@ -126,8 +174,7 @@ class Walker {
   // The message inside, when it is one of ours; the path goes on without ".value", as the
   // YAML reads. A type we do not have (raw_buffer, an unknown filter) is for the semantic
   // checks to accept or refuse.
-  void walkAny(const google::protobuf::Any& any, const std::string& path,
-               const FieldDescriptor* via) {
+  void walkAny(const google::protobuf::Any& any, const Path& path, const FieldDescriptor* via) {
     const std::string& url = any.type_url();
     const size_t slash = url.rfind('/');
     const Descriptor* inner =
@@ -148,14 +195,27 @@ class Walker {
     walk(*message, path, via);
   }
 
-  using Index = absl::flat_hash_map<std::string, std::vector<const ImplementedField*>>;
+  struct Index {
+    // The rows of each field of a generated message, by its descriptor.
+    absl::flat_hash_map<const FieldDescriptor*, std::vector<const ImplementedField*>> by_field;
+    // "<message>.<field>" -> its rows, for messages of another pool.
+    absl::flat_hash_map<std::string, std::vector<const ImplementedField*>> by_name;
+  };
 
-  // "<message>.<field>" -> its rows; built once (thread-safe static initialisation).
+  // Built once (thread-safe static initialisation).
   static const Index& index() {
     static const Index* const index = [] {
       auto* out = new Index();
+      const google::protobuf::DescriptorPool* pool =
+          google::protobuf::DescriptorPool::generated_pool();
       for (const ImplementedField& row : implementedFields()) {
-        (*out)[absl::StrCat(row.message, ".", row.field)].push_back(&row);
+        out->by_name[absl::StrCat(row.message, ".", row.field)].push_back(&row);
+        const Descriptor* message = pool->FindMessageTypeByName(row.message);
+        const FieldDescriptor* field =
+            message != nullptr ? message->FindFieldByName(row.field) : nullptr;
+        if (field != nullptr) {
+          out->by_field[field].push_back(&row);
+        }
       }
       return out;
     }();

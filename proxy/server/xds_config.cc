@@ -65,11 +65,12 @@ class XdsConfig::InitialFetchTimers {
     }
   }
 
-  // `name`'s resource was accepted: nothing to give up on.
+  // `name`'s resource was accepted: nothing to give up on. The timer goes (a disabled timer
+  // per EDS name is ~200 bytes per cluster; issue 14); arrived() never runs inside it.
   void arrived(const std::string& name) {
     auto it = timers_.find(name);
-    if (it != timers_.end() && it->second != nullptr) {
-      it->second->disableTimer();
+    if (it != timers_.end()) {
+      it->second.reset();
     }
   }
 

@@ -1,19 +1,14 @@
 #include "proxy/stats/stats.h"
 
+#include <algorithm>
+#include <utility>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 
 namespace Proxy::Stats {
 
 namespace {
-
-template <class T, class Map>
-T& findOrCreate(Map& map, std::string_view name) {
-  auto it = map.find(name);
-  if (it == map.end()) {
-    it = map.emplace(std::string(name), std::make_unique<T>(std::string(name))).first;
-  }
-  return *it->second;
-}
 
 // Prometheus names allow [a-zA-Z0-9_:]; Envoy maps everything else to '_'.
 std::string prometheusName(std::string_view name) {
@@ -29,33 +24,76 @@ std::string prometheusName(std::string_view name) {
 
 }  // namespace
 
+const std::string* Store::intern(std::string_view text) {
+  auto it = symbols_.find(absl::string_view(text.data(), text.size()));
+  if (it == symbols_.end()) {
+    it = symbols_.emplace(text).first;
+  }
+  return &*it;
+}
+
+template <class T>
+T& Store::findOrCreate(Table<T>& table, std::string_view name) {
+  // The prefix ends with the last '.': "cluster.service1." + "upstream_rq_total". A chain holds
+  // the few stats of one prefix (names end in a fixed metric name), compared by pointer.
+  const size_t dot = name.rfind('.');
+  const size_t split = dot == std::string_view::npos ? 0 : dot + 1;
+  const std::string* prefix = intern(name.substr(0, split));
+  const std::string* suffix = intern(name.substr(split));
+  T*& head = table.chains[prefix];
+  for (T* stat = head; stat != nullptr; stat = stat->next_) {
+    if (stat->name_.suffix() == suffix) {
+      return *stat;
+    }
+  }
+  T& created = table.stats.emplace_back(prefix, suffix);
+  created.next_ = head;
+  head = &created;
+  return created;
+}
+
+template <class T>
+void Store::forEachSorted(const Table<T>& table, const std::function<void(const T&)>& cb) const {
+  std::vector<std::pair<std::string, const T*>> sorted;
+  sorted.reserve(table.stats.size());
+  for (const T& stat : table.stats) {
+    sorted.emplace_back(stat.name(), &stat);
+  }
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [name, stat] : sorted) {
+    cb(*stat);
+  }
+}
+
 Counter& Store::counter(std::string_view name) {
   std::lock_guard<std::mutex> lock(mutex_);
-  return findOrCreate<Counter>(counters_, name);
+  return findOrCreate(counters_, name);
 }
 
 Gauge& Store::gauge(std::string_view name) {
   std::lock_guard<std::mutex> lock(mutex_);
-  return findOrCreate<Gauge>(gauges_, name);
+  return findOrCreate(gauges_, name);
 }
 
 TextReadout& Store::textReadout(std::string_view name) {
   std::lock_guard<std::mutex> lock(mutex_);
-  return findOrCreate<TextReadout>(text_readouts_, name);
+  auto it = text_readouts_.find(name);
+  if (it == text_readouts_.end()) {
+    it = text_readouts_.emplace(std::string(name), std::make_unique<TextReadout>(std::string(name)))
+             .first;
+  }
+  return *it->second;
 }
 
 void Store::forEachCounter(const std::function<void(const Counter&)>& cb) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  for (const auto& [name, counter] : counters_) {
-    cb(*counter);
-  }
+  forEachSorted(counters_, cb);
 }
 
 void Store::forEachGauge(const std::function<void(const Gauge&)>& cb) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  for (const auto& [name, gauge] : gauges_) {
-    cb(*gauge);
-  }
+  forEachSorted(gauges_, cb);
 }
 
 void Store::forEachTextReadout(const std::function<void(const TextReadout&)>& cb) const {

@@ -65,8 +65,8 @@ absl::StatusOr<Network::Address> parseAddress(const envoy::config::core::v3::Add
       Network::Address::fromIpPort(sa.address(), sa.port_value());
   if (!parsed.ok()) {
     // Hostnames would need DNS (STRICT_DNS/LOGICAL_DNS resolution), which we do not do yet.
-    return absl::InvalidArgumentError(
-        absl::StrCat(field(), ".socket_address.address: '", sa.address(), "' is not an IP address"));
+    return absl::InvalidArgumentError(absl::StrCat(field(), ".socket_address.address: '",
+                                                   sa.address(), "' is not an IP address"));
   }
   return parsed;
 }

@@ -1,3 +1,4 @@
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -49,6 +50,31 @@ TEST(StatsTest, RendersEnvoyTextAndPrometheusFormats) {
             "envoy_http_ingress_downstream_rq_total 7\n"
             "# TYPE envoy_server_live gauge\n"
             "envoy_server_live 1\n");
+}
+
+TEST(StatsTest, NamesAreKeptAsInternedPartsAndListedInNameOrder) {
+  // A name is two interned parts (up to the last '.', and the rest): a cluster's ~40 stats
+  // share "cluster.<name>." and every cluster shares "upstream_rq_total" (issue 14).
+  static_assert(sizeof(Counter) <= 32, "a Store counter is a value, two part pointers, a link");
+  static_assert(sizeof(Gauge) <= 32, "a Store gauge is a value, two part pointers, a link");
+  Store store;
+  Counter& a = store.counter("cluster.a.upstream_rq_total");
+  Counter& b = store.counter("cluster.b.upstream_rq_total");
+  EXPECT_EQ(a.statName().suffix(), b.statName().suffix());
+  EXPECT_EQ(a.statName().prefix(),
+            store.counter("cluster.a.upstream_cx_total").statName().prefix());
+  // Any split finds the same stat; a name without a dot is all suffix.
+  EXPECT_EQ(&Scope(store, "cluster.").counter("a.upstream_rq_total"), &a);
+  store.counter("uptime").add(3);
+  store.counter("cluster.a.b.c").inc();
+  std::vector<std::string> names;
+  store.forEachCounter([&](const Counter& c) { names.push_back(c.name()); });
+  EXPECT_EQ(names, (std::vector<std::string>{"cluster.a.b.c", "cluster.a.upstream_cx_total",
+                                             "cluster.a.upstream_rq_total",
+                                             "cluster.b.upstream_rq_total", "uptime"}));
+  // A stat made outside a Store keeps its own name.
+  Counter standalone("lb_healthy_panic");
+  EXPECT_EQ(standalone.name(), "lb_healthy_panic");
 }
 
 TEST(StatsTest, ConcurrentUpdatesAreNotLost) {

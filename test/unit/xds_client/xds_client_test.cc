@@ -377,6 +377,33 @@ TEST_F(XdsClientTest, LaterWatchGetsCachedResourcesWithoutAskingTheServer) {
   EXPECT_EQ(stream(0).pendingRequests(), 0u);
 }
 
+TEST_F(XdsClientTest, AWatchThatAddsANameGetsOnlyThatResourceFromTheCache) {
+  createClient();
+  RecordingWatcher first, second;
+  auto watch_a = watch(kRouteConfigurationTypeUrl, {"route_a"}, first);
+  auto watch_b = watch(kRouteConfigurationTypeUrl, {"route_b"}, second);
+  dispatcher_.runUntilIdle();
+  stream(0).takeRequest();
+  stream(0).respond(sotwResponse(
+      kRouteConfigurationTypeUrl, "1", "A",
+      {packed(routeConfig("route_a", "cluster_a")), packed(routeConfig("route_b", "cluster_b"))}));
+  dispatcher_.runUntilIdle();
+  stream(0).takeRequest();
+  first.take();
+  second.take();
+  first.last_resources.clear();
+
+  // The first watch now names route_b too: it gets route_b from the cache (kept as the bytes
+  // received, decoded again), not route_a, which it has.
+  watch_a->updateResourceNames({"route_a", "route_b"});
+  dispatcher_.runUntilIdle();
+  EXPECT_THAT(first.take(), ElementsAre("update version='1' added=[route_b] removed=[]"));
+  ASSERT_EQ(first.last_resources.size(), 1u);
+  EXPECT_EQ(first.last_resources[0].message->SerializeAsString(),
+            routeConfig("route_b", "cluster_b").SerializeAsString());
+  EXPECT_THAT(second.take(), IsEmpty());
+}
+
 TEST_F(XdsClientTest, WatchersMayDropWatchesFromTheirCallbacks) {
   createClient();
   RecordingWatcher first, second;
