@@ -205,7 +205,7 @@ void render(const std::vector<Token>& tokens, const Http::RequestHeaderMap* requ
                                   .count());
         break;
       case Token::Kind::UpstreamHost:
-        appendValue(out, info.upstream_host, 0);
+        appendValue(out, info.upstream_host.valid() ? info.upstream_host.asString() : "", 0);
         break;
       case Token::Kind::UpstreamCluster:
         appendValue(out, info.upstream_cluster, 0);

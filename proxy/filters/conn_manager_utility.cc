@@ -262,7 +262,7 @@ void sanitizeTeHeader(Http::RequestHeaderMap& headers) {
 
 MutationResult mutateRequestHeaders(Http::RequestHeaderMap& headers, std::string_view remote_ip,
                                     bool secure, const RequestHeaderPolicy& policy,
-                                    std::string (*uuid)()) {
+                                    std::string_view (*uuid)()) {
   const std::string_view scheme = secure ? "https" : "http";
   // Only this proxy says whether a request is internal.
   headers.remove(kXEnvoyInternal);

@@ -56,7 +56,7 @@ struct MutationResult {
 // `secure`: the connection is TLS (x-forwarded-proto https); `uuid` makes a fresh request id.
 MutationResult mutateRequestHeaders(Http::RequestHeaderMap& headers, std::string_view remote_ip,
                                     bool secure, const RequestHeaderPolicy& policy,
-                                    std::string (*uuid)());
+                                    std::string_view (*uuid)());
 
 // Drops ":port" from :authority: any port, or only `listener_port` when given (Envoy's
 // Utility::stripPortFromHost; an IPv6 literal without a port is left alone).

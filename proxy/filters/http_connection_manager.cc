@@ -165,7 +165,13 @@ Http::RequestDecoder& ConnectionManagerImpl::newStream(Http::ResponseEncoder& en
     codec_->setCloseAfterResponse();  // served, but the last one on this connection
   }
   // HTTP/1: the connection's stream timers, handed to this stream; HTTP/2: its own.
-  streams_.push_back(std::make_unique<ActiveStream>(*this, encoder, http1_stream_timers_.get()));
+  auto stream = std::make_unique<ActiveStream>(*this, encoder, http1_stream_timers_.get());
+  if (!spare_stream_nodes_.empty()) {
+    streams_.splice(streams_.end(), spare_stream_nodes_, spare_stream_nodes_.begin());
+    streams_.back() = std::move(stream);
+  } else {
+    streams_.push_back(std::move(stream));
+  }
   streams_.back()->self_ = std::prev(streams_.end());
   return *streams_.back();
 }
@@ -253,12 +259,17 @@ void ConnectionManagerImpl::destroyStream(ActiveStream& stream) {
       premature_resets_++;
     }
   }
-  struct Holder : Event::DeferredDeletable {
+  // From a per-thread free list, as the stream itself: nothing allocated per request.
+  struct Holder : Event::DeferredDeletable, Common::ThreadLocalFreeList<Holder> {
     std::unique_ptr<ActiveStream> stream;
   };
   auto holder = std::make_unique<Holder>();
   holder->stream = std::move(*stream.self_);
-  streams_.erase(stream.self_);
+  if (spare_stream_nodes_.size() < kMaxSpareStreamNodes) {
+    spare_stream_nodes_.splice(spare_stream_nodes_.end(), streams_, stream.self_);
+  } else {
+    streams_.erase(stream.self_);
+  }
   connection_.dispatcher().deferredDelete(std::move(holder));
   if (http2_ != nullptr) {
     maybeDrainDueToPrematureResets();

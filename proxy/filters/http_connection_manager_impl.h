@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/common/free_list.h"
 #include "proxy/filters/http_connection_manager.h"
 #include "proxy/filters/http_connection_manager_timers.h"
 #include "proxy/grpc/common.h"
@@ -40,7 +41,8 @@ class ConnectionManagerImpl;
 
 // One request/response exchange, downstream side; its upstream leg is the router filter
 // (proxy/router/router.h).
-class ActiveStream : public Http::RequestDecoder,
+class ActiveStream : public Common::ThreadLocalFreeList<ActiveStream>,
+                     public Http::RequestDecoder,
                      public Http::StreamCallbacks,  // downstream stream events
                      public Router::FilterCallbacks,
                      public StreamTimerCallbacks {
@@ -202,6 +204,14 @@ class ConnectionManagerImpl : public NetworkFilter,
   HcmStats& stats() { return stats_; }
   HcmContext& context() { return context_; }
   Network::Connection& connection() { return connection_; }
+  // The downstream peer's IP as text (x-forwarded-for), formatted once per connection rather
+  // than per request (inet_ntop is a sprintf).
+  std::string_view remoteIp() {
+    if (remote_ip_.empty()) {
+      remote_ip_ = connection_.remoteAddress().ip();
+    }
+    return remote_ip_;
+  }
   Http::ServerConnection& codec() { return *codec_; }
   bool isHttp2() const { return http2_ != nullptr; }
 
@@ -237,6 +247,11 @@ class ConnectionManagerImpl : public NetworkFilter,
   Http::ServerConnectionPtr codec_;  // created with the first bytes (codec_type AUTO)
   Http::Http2::ServerConnectionImpl* http2_ = nullptr;  // codec_, when it is HTTP/2
   std::list<std::unique_ptr<ActiveStream>> streams_;
+  // List nodes of finished streams (holding null), reused by newStream(): no list-node
+  // allocation per request. At most kMaxSpareStreamNodes.
+  std::list<std::unique_ptr<ActiveStream>> spare_stream_nodes_;
+  static constexpr size_t kMaxSpareStreamNodes = 8;
+  std::string remote_ip_;
   // HTTP/1: the stream timers each stream attaches to in turn.
   std::unique_ptr<StreamTimers> http1_stream_timers_;
   Event::TimerPtr idle_timer_;

@@ -7,7 +7,6 @@
 #include <ctime>
 #include <utility>
 
-#include "absl/strings/str_format.h"
 #include "proxy/filters/http_connection_manager_impl.h"
 #include "spdlog/spdlog.h"
 
@@ -21,15 +20,33 @@ std::mt19937_64& threadRandom() {
 
 namespace {
 
-// A version-4 UUID, as Envoy's default request id extension generates.
-std::string uuid4() {
+// A version-4 UUID, as Envoy's default request id extension generates, in lower-case hex
+// ("xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx"). Formatted by hand into a per-thread buffer, valid
+// until the thread's next call: no str_format and no allocation per request (issue 14).
+std::string_view uuid4() {
   std::mt19937_64& rng = threadRandom();
   uint64_t hi = rng();
   uint64_t lo = rng();
   hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
   lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 10
-  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", hi >> 32, (hi >> 16) & 0xffff, hi & 0xffff,
-                         lo >> 48, lo & 0xffffffffffffULL);
+  static constexpr char kHex[] = "0123456789abcdef";
+  thread_local char out[36];
+  size_t pos = 0;
+  const auto put = [&](uint64_t value, int digits) {
+    for (int shift = (digits - 1) * 4; shift >= 0; shift -= 4) {
+      out[pos++] = kHex[(value >> shift) & 0xf];
+    }
+  };
+  put(hi >> 32, 8);
+  out[pos++] = '-';
+  put((hi >> 16) & 0xffff, 4);
+  out[pos++] = '-';
+  put(hi & 0xffff, 4);
+  out[pos++] = '-';
+  put(lo >> 48, 4);
+  out[pos++] = '-';
+  put(lo & 0xffffffffffffULL, 12);
+  return std::string_view(out, pos);
 }
 
 // The Date header value for `now` (RFC 9110 5.6.7 IMF-fixdate), formatted once per second per
@@ -144,9 +161,9 @@ void ActiveStream::decodeHeaders(Http::RequestHeaderMapPtr&& headers, bool end_s
   ConnManagerUtility::sanitizeTeHeader(*request_headers_);
   // x-forwarded-for / x-forwarded-proto, internal or edge request, x-envoy-* sanitising,
   // x-request-id: Envoy's ConnectionManagerUtility::mutateRequestHeaders.
-  ConnManagerUtility::mutateRequestHeaders(
-      *request_headers_, parent_.connection().remoteAddress().ip(), parent_.connection().secure(),
-      config.request_header_policy, &uuid4);
+  ConnManagerUtility::mutateRequestHeaders(*request_headers_, parent_.remoteIp(),
+                                           parent_.connection().secure(),
+                                           config.request_header_policy, &uuid4);
   if (config.strip_any_host_port || config.strip_matching_host_port) {
     ConnManagerUtility::stripPortFromHost(
         *request_headers_,

@@ -3,14 +3,21 @@
 // HTTP headers in arrival order. Names are stored lower-case (the HTTP/1 codec lower-cases
 // them on decode), so lookups are exact comparisons. Pseudo-headers live in the same list
 // with their HTTP/2 names: ":method", ":path", ":authority" (Host on HTTP/1), ":scheme",
-// ":status". The vector keeps its capacity across clear(), so a connection that reuses its
-// maps does not reallocate per request.
+// ":status". clear() and removals keep the entries' strings for the next additions, and a
+// destroyed map leaves its entries (and its own memory) to the next map made on the thread
+// (HeaderStorageCache, Common::ThreadLocalFreeList): a request's maps allocate nothing in
+// steady state (issue 14).
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
+
+#include "proxy/common/free_list.h"
 
 namespace Proxy::Http {
 
@@ -46,13 +53,116 @@ struct HeaderEntry {
   std::string value;
 };
 
-class HeaderMap {
+// The entries of header maps that were destroyed, kept per thread for the next map (issue 14:
+// no heap allocation per request in steady state). A map's vector comes back here with its
+// entries' strings, whose capacity the next map's addCopy() reuses. Bounded in vectors and in
+// bytes per vector; per thread, no locks (storage of a map destroyed on another thread than the
+// one that made it stays with the destroying thread). Off under AddressSanitizer, as the
+// free lists (proxy/common/free_list.h).
+class HeaderStorageCache {
+ public:
+  static constexpr size_t kMaxVectors = 128;
+  static constexpr size_t kMaxBytesPerVector = 16 * 1024;
+
+  static std::vector<HeaderEntry> take() {
+#ifndef PROXY_FREE_LIST_DISABLED
+    if (!destroyed()) {
+      std::vector<std::vector<HeaderEntry>>& spare = cache().spare;
+      if (!spare.empty()) {
+        std::vector<HeaderEntry> entries = std::move(spare.back());
+        spare.pop_back();
+        return entries;
+      }
+    }
+#endif
+    return {};
+  }
+
+  static void give(std::vector<HeaderEntry>& entries) {
+#ifndef PROXY_FREE_LIST_DISABLED
+    if (entries.capacity() == 0 || destroyed()) {
+      return;
+    }
+    std::vector<std::vector<HeaderEntry>>& spare = cache().spare;
+    if (spare.size() >= kMaxVectors) {
+      return;
+    }
+    size_t bytes = entries.capacity() * sizeof(HeaderEntry);
+    for (const HeaderEntry& entry : entries) {
+      bytes += entry.key.capacity() + entry.value.capacity();
+    }
+    if (bytes > kMaxBytesPerVector) {
+      return;  // a map that held huge headers gives its memory back
+    }
+    if (spare.capacity() == 0) {
+      spare.reserve(kMaxVectors);
+    }
+    spare.push_back(std::move(entries));
+#else
+    (void)entries;
+#endif
+  }
+
+ private:
+#ifndef PROXY_FREE_LIST_DISABLED
+  struct Cache {
+    std::vector<std::vector<HeaderEntry>> spare;
+    ~Cache() { destroyed() = true; }
+  };
+  // Trivially destructible: still readable after the thread's Cache is gone.
+  static bool& destroyed() {
+    static thread_local bool flag = false;
+    return flag;
+  }
+  static Cache& cache() {
+    static thread_local Cache instance;
+    return instance;
+  }
+#endif
+};
+
+class HeaderMap : public Common::ThreadLocalFreeList<HeaderMap> {
  public:
   using const_iterator = std::vector<HeaderEntry>::const_iterator;
 
+  HeaderMap() : headers_(HeaderStorageCache::take()) {}
+  HeaderMap(const HeaderMap& other) : headers_(HeaderStorageCache::take()) { *this = other; }
+  HeaderMap& operator=(const HeaderMap& other) {
+    if (this != &other) {
+      clear();
+      for (const HeaderEntry& h : other) {
+        addCopy(h.key, h.value);
+      }
+    }
+    return *this;
+  }
+  HeaderMap(HeaderMap&& other) noexcept
+      : headers_(std::move(other.headers_)), size_(other.size_), byte_size_(other.byte_size_) {
+    other.size_ = 0;
+    other.byte_size_ = 0;
+  }
+  HeaderMap& operator=(HeaderMap&& other) noexcept {
+    if (this != &other) {
+      headers_.swap(other.headers_);
+      std::swap(size_, other.size_);
+      std::swap(byte_size_, other.byte_size_);
+      other.clear();
+    }
+    return *this;
+  }
+  ~HeaderMap() { HeaderStorageCache::give(headers_); }
+
   // Append (duplicates allowed, as on the wire). `key` must already be lower-case.
   void addCopy(std::string_view key, std::string_view value) {
-    headers_.push_back(HeaderEntry{std::string(key), std::string(value)});
+    if (size_ < headers_.size()) {
+      // A spare entry: assign() reuses its strings' capacity.
+      HeaderEntry& entry = headers_[size_];
+      entry.key.assign(key.data(), key.size());
+      entry.value.assign(value.data(), value.size());
+    } else {
+      headers_.push_back(HeaderEntry{std::string(key), std::string(value)});
+    }
+    size_++;
     byte_size_ += key.size() + value.size();
   }
   // Replace the first entry named `key` and drop the others, or append.
@@ -65,21 +175,20 @@ class HeaderMap {
     byte_size_ += value.size();
     byte_size_ -= existing->value.size();
     existing->value.assign(value.data(), value.size());
-    for (auto it = headers_.begin(); it != headers_.end();) {
-      if (&*it != existing && it->key == key) {
-        byte_size_ -= it->key.size() + it->value.size();
-        it = headers_.erase(it);
-        existing = find(key);  // erase may move entries
+    const size_t first = static_cast<size_t>(existing - headers_.data());
+    for (size_t i = first + 1; i < size_;) {
+      if (headers_[i].key == key) {
+        eraseAt(i);
       } else {
-        ++it;
+        i++;
       }
     }
   }
   // First entry named `key`, or null.
   const HeaderEntry* get(std::string_view key) const {
-    for (const HeaderEntry& h : headers_) {
-      if (h.key == key) {
-        return &h;
+    for (size_t i = 0; i < size_; i++) {
+      if (headers_[i].key == key) {
+        return &headers_[i];
       }
     }
     return nullptr;
@@ -93,42 +202,53 @@ class HeaderMap {
   // Remove every entry named `key`; returns how many were removed.
   size_t remove(std::string_view key) {
     size_t removed = 0;
-    for (auto it = headers_.begin(); it != headers_.end();) {
-      if (it->key == key) {
-        byte_size_ -= it->key.size() + it->value.size();
-        it = headers_.erase(it);
+    for (size_t i = 0; i < size_;) {
+      if (headers_[i].key == key) {
+        eraseAt(i);
         removed++;
       } else {
-        ++it;
+        i++;
       }
     }
     return removed;
   }
   // Room for `n` entries without reallocating (the codecs reserve per message).
   void reserve(size_t n) { headers_.reserve(n); }
+  // Keeps the entries' strings for the next additions.
   void clear() {
-    headers_.clear();
+    size_ = 0;
     byte_size_ = 0;
   }
 
-  size_t size() const { return headers_.size(); }
-  bool empty() const { return headers_.empty(); }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
   // Sum of name and value lengths (what max_request_headers_kb limits).
   uint64_t byteSize() const { return byte_size_; }
   const_iterator begin() const { return headers_.begin(); }
-  const_iterator end() const { return headers_.end(); }
+  const_iterator end() const { return headers_.begin() + static_cast<std::ptrdiff_t>(size_); }
 
  private:
   HeaderEntry* find(std::string_view key) {
-    for (HeaderEntry& h : headers_) {
-      if (h.key == key) {
-        return &h;
+    for (size_t i = 0; i < size_; i++) {
+      if (headers_[i].key == key) {
+        return &headers_[i];
       }
     }
     return nullptr;
   }
+  // Removes entry `i`, keeping the order of the others; its strings move past the live entries
+  // for reuse.
+  void eraseAt(size_t i) {
+    byte_size_ -= headers_[i].key.size() + headers_[i].value.size();
+    std::rotate(headers_.begin() + static_cast<std::ptrdiff_t>(i),
+                headers_.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                headers_.begin() + static_cast<std::ptrdiff_t>(size_));
+    size_--;
+  }
 
+  // The first size_ entries are the map; the rest are spares whose strings keep their capacity.
   std::vector<HeaderEntry> headers_;
+  size_t size_ = 0;
   uint64_t byte_size_ = 0;
 };
 

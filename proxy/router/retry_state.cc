@@ -76,10 +76,13 @@ std::unique_ptr<RetryState> RetryState::create(const RetryPolicy& policy,
                                                std::function<uint64_t()> random) {
   // Only an internal request still carries these headers: the connection manager strips them
   // from external ones, as Envoy's does.
-  auto state = std::unique_ptr<RetryState>(new RetryState(policy, std::move(cluster), random));
-  if (headers.has(kRetryOn)) {
-    state->retry_on_ |= parseRetryOn(headers.getValue(kRetryOn));
+  const uint32_t header_retry_on =
+      headers.has(kRetryOn) ? parseRetryOn(headers.getValue(kRetryOn)) : 0;
+  if ((policy.retry_on | header_retry_on) == 0) {
+    return nullptr;  // no retries: nothing to allocate (every request of a route without them)
   }
+  auto state = std::unique_ptr<RetryState>(new RetryState(policy, std::move(cluster), random));
+  state->retry_on_ |= header_retry_on;
   if (headers.has(kRetriableStatusCodes)) {
     for (absl::string_view code :
          absl::StrSplit(asAbsl(headers.getValue(kRetriableStatusCodes)), ',')) {
@@ -88,9 +91,6 @@ std::unique_ptr<RetryState> RetryState::create(const RetryPolicy& policy,
         state->retriable_status_codes_.push_back(value);
       }
     }
-  }
-  if (state->retry_on_ == 0) {
-    return nullptr;
   }
   uint32_t max_retries = 0;
   if (headers.has(kMaxRetries) &&

@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "proxy/buffer/buffer.h"
+#include "proxy/common/free_list.h"
 #include "proxy/common/hash_util.h"
 #include "proxy/common/string_view.h"
 #include "proxy/event/dispatcher.h"
@@ -100,7 +101,30 @@ uint64_t threadRandom() {
   return rng();
 }
 
-class FilterImpl : public Filter, public Upstream::LoadBalancerContext {
+// A body buffer made on first use: a request without a body (or without retries) never makes
+// one, so the router allocates nothing for it per request (issue 14).
+class LazyBuffer {
+ public:
+  uint64_t length() const { return buffer_ == nullptr ? 0 : buffer_->length(); }
+  Buffer::Instance& get() {
+    if (buffer_ == nullptr) {
+      buffer_ = std::make_unique<Buffer::Instance>();
+    }
+    return *buffer_;
+  }
+  void drainAll() {
+    if (buffer_ != nullptr) {
+      buffer_->drain(buffer_->length());
+    }
+  }
+
+ private:
+  std::unique_ptr<Buffer::Instance> buffer_;
+};
+// From a per-thread free list: one per request, nothing allocated in steady state.
+class FilterImpl : public Filter,
+                   public Upstream::LoadBalancerContext,
+                   public Common::ThreadLocalFreeList<FilterImpl> {
  public:
   FilterImpl(const FilterConfig& config, FilterCallbacks& callbacks)
       : config_(config), callbacks_(callbacks) {}
@@ -211,7 +235,7 @@ class FilterImpl : public Filter, public Upstream::LoadBalancerContext {
   Upstream::HostConstSharedPtr host_;
   Upstream::Cancellable* pool_handle_ = nullptr;
   Http::RequestEncoder* upstream_encoder_ = nullptr;
-  Buffer::Instance pending_body_;  // request body that arrived before the pool was ready
+  LazyBuffer pending_body_;  // request body that arrived before the pool was ready
   // Request trailers that arrived before the pool was ready (the stream's map).
   Http::RequestTrailerMap* pending_trailers_ = nullptr;
   // The request's trailers while retries are possible (the stream's map: it outlives us).
@@ -239,7 +263,7 @@ class FilterImpl : public Filter, public Upstream::LoadBalancerContext {
   std::optional<uint64_t> hash_key_;
   std::vector<std::string> downstream_set_cookies_;
   // The whole request body received so far, while it may have to be replayed.
-  Buffer::Instance retry_body_;
+  LazyBuffer retry_body_;
   bool request_sent_ = false;        // this attempt's request headers went upstream
   bool response_forwarded_ = false;  // the response headers went downstream: no more retries
   std::chrono::milliseconds per_try_timeout_{0};
@@ -349,7 +373,7 @@ void FilterImpl::startAttempt() {
   if (retry_state_ != nullptr && retry_state_->avoidPreviousHosts()) {
     attempted_hosts_.push_back(host);
   }
-  callbacks_.streamInfo().upstream_host = host_->address().asString();
+  callbacks_.streamInfo().upstream_host = host_->address();
   request_sent_ = false;
   upstream_start_ = callbacks_.dispatcher().approximateMonotonicTime();
   maybeArmPerTryTimer();
@@ -551,7 +575,7 @@ void FilterImpl::decodeData(Buffer::Instance& data, bool end_stream) {
   if (buffering()) {
     if (retry_body_.length() + data.length() <= config_.per_connection_buffer_limit) {
       // Kept for a replay, and sent to the attempt in flight if it has a connection.
-      retry_body_.add(data);
+      retry_body_.get().add(data);
       pending_end_stream_ = end_stream;
       if (upstream_encoder_ != nullptr) {
         upstream_encoder_->encodeData(data, end_stream);
@@ -568,9 +592,11 @@ void FilterImpl::decodeData(Buffer::Instance& data, bool end_stream) {
       return;
     }
     if (upstream_encoder_ == nullptr) {
-      pending_body_.move(retry_body_);  // what the pending attempt has not been sent yet
+      if (retry_body_.length() > 0) {
+        pending_body_.get().move(retry_body_.get());  // what the pending attempt has not had
+      }
     } else {
-      retry_body_.drain(retry_body_.length());
+      retry_body_.drainAll();
     }
   }
   if (upstream_encoder_ != nullptr) {
@@ -578,7 +604,7 @@ void FilterImpl::decodeData(Buffer::Instance& data, bool end_stream) {
     return;
   }
   // The pool is not ready yet: hold the body, but only up to the buffer limit.
-  pending_body_.move(data);
+  pending_body_.get().move(data);
   pending_end_stream_ = end_stream;
   if (pending_body_.length() > config_.per_connection_buffer_limit) {
     readDisableDownstream(true);
@@ -615,7 +641,7 @@ void FilterImpl::onPoolReady(Http::RequestEncoder& encoder,
   pool_handle_ = nullptr;
   upstream_encoder_ = &encoder;
   host_ = host;
-  callbacks_.streamInfo().upstream_host = host->address().asString();
+  callbacks_.streamInfo().upstream_host = host->address();
   encoder.getStream().addCallbacks(upstream_leg_);
   request_sent_ = true;
   if (buffering()) {
@@ -627,7 +653,7 @@ void FilterImpl::onPoolReady(Http::RequestEncoder& encoder,
     encoder.encodeHeaders(callbacks_.requestHeaders(), headers_only);
     if (!headers_only && (retry_body_.length() > 0 || (pending_end_stream_ && !has_trailers))) {
       Buffer::Instance copy;
-      copy.add(retry_body_);
+      copy.add(retry_body_.get());
       encoder.encodeData(copy, pending_end_stream_ && !has_trailers);
     }
     if (has_trailers && upstream_encoder_ != nullptr) {
@@ -642,7 +668,7 @@ void FilterImpl::onPoolReady(Http::RequestEncoder& encoder,
   encoder.encodeHeaders(callbacks_.requestHeaders(), headers_only);
   if (!headers_only &&
       (pending_body_.length() > 0 || (pending_end_stream_ && trailers == nullptr))) {
-    encoder.encodeData(pending_body_, pending_end_stream_ && trailers == nullptr);
+    encoder.encodeData(pending_body_.get(), pending_end_stream_ && trailers == nullptr);
   }
   if (trailers != nullptr && upstream_encoder_ != nullptr) {
     upstream_encoder_->encodeTrailers(*trailers);
@@ -696,7 +722,7 @@ void FilterImpl::onUpstreamHeaders(Http::ResponseHeaderMapPtr&& headers, bool en
     }
     // The response goes downstream: no more retries, and no more copies of the body.
     retry_state_.reset();
-    retry_body_.drain(retry_body_.length());
+    retry_body_.drainAll();
   }
   response_forwarded_ = true;
   callbacks_.streamInfo().response_code_details = "via_upstream";

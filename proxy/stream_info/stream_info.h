@@ -49,7 +49,9 @@ struct StreamInfo {
   uint32_t response_flags = 0;
   uint64_t bytes_received = 0;  // request body bytes
   uint64_t bytes_sent = 0;      // response body bytes
-  std::string upstream_host;    // "ip:port", empty when none was chosen
+  // The chosen host's address (invalid when none was): formatted ("ip:port") only when an
+  // access log asks for it, not per request.
+  Network::Address upstream_host;
   std::string upstream_cluster;
   std::string response_code_details;
   Network::Address downstream_remote;

@@ -166,8 +166,8 @@ count_instructions() {
     awk -v n="$REQUESTS" -v top="$TOP" '/^ *[0-9,]+ +\( *[0-9.]+%\) / && shown < top {
         pct = $0; sub(/^[^(]*\( */, "", pct); sub(/%.*/, "", pct)
         if (pct + 0 >= 90) next
-        ir = $1; gsub(",", "", ir); $1 = ""; $2 = ""
-        printf "  %8.0f %s\n", ir / n, substr($0, 3); shown++ }'
+        ir = $1; gsub(",", "", ir); name = $0; sub(/^ *[0-9,]+ +\( *[0-9.]+%\) +/, "", name)
+        printf "  %8.0f  %s\n", ir / n, substr(name, 1, 150); shown++ }'
 }
 
 echo "==> $CONNECTIONS keep-alive connections, $WARMUP warm-up rounds, then counted rounds;" \

@@ -22,7 +22,7 @@ StreamInfo::StreamInfo exampleInfo() {
   info.response_flags = StreamInfo::UpstreamConnectionFailure;
   info.bytes_received = 12;
   info.bytes_sent = 91;
-  info.upstream_host = "127.0.0.1:8081";
+  info.upstream_host = *Network::Address::fromIpPort("127.0.0.1", 8081);
   info.protocol = Http::Protocol::Http11;
   return info;
 }

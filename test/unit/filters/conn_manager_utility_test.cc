@@ -12,7 +12,7 @@ namespace {
 
 using ConnManagerUtility::mutateRequestHeaders;
 
-std::string fixedUuid() {
+std::string_view fixedUuid() {
   return "00000000-0000-4000-8000-000000000000";
 }
 
