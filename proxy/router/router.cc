@@ -1,4 +1,4 @@
-// The router filter: the upstream leg of a stream (router.h). ~840 lines in one file because
+// The router filter: the upstream leg of a stream (router.h). ~870 lines in one file because
 // FilterImpl (host choice, retries, timeouts, local replies) and its UpstreamLeg (one attempt's
 // pool stream) share each attempt's state; the seam to split along, when it grows, is the retry
 // and timeout bookkeeping (router_retry.cc).
