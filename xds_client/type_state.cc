@@ -9,11 +9,16 @@ namespace Proxy::Xds {
 
 void TypeState::addNames(uint64_t watch_id, const std::set<std::string>& names) {
   for (const auto& name : names) {
-    name_watches[name].insert(watch_id);
+    auto [it, inserted] = name_watches.try_emplace(name);
+    it->second.insert(watch_id);
+    if (inserted) {
+      ++names_generation;
+    }
   }
 }
 
 void TypeState::removeNames(uint64_t watch_id, const std::set<std::string>& names) {
+  std::vector<const std::string*> unsubscribed;
   for (const auto& name : names) {
     auto it = name_watches.find(name);
     if (it == name_watches.end()) {
@@ -22,9 +27,22 @@ void TypeState::removeNames(uint64_t watch_id, const std::set<std::string>& name
     it->second.erase(watch_id);
     if (it->second.empty()) {
       name_watches.erase(it);
+      ++names_generation;
+      unsubscribed.push_back(&name);
     }
   }
-  if (!wildcard()) {
+  if (wildcard()) {
+    // Kept for the wildcard watch; they leave with it.
+    cache_has_unnamed = cache_has_unnamed || !unsubscribed.empty();
+    return;
+  }
+  auto forget = [this](const std::string& name) {
+    if (cache.erase(name) > 0) {
+      delta_versions.erase(name);
+    }
+  };
+  if (cache_has_unnamed) {
+    // The last wildcard watch left: what only it wanted goes too.
     for (auto it = cache.begin(); it != cache.end();) {
       if (name_watches.count(it->first) == 0) {
         delta_versions.erase(it->first);
@@ -33,7 +51,18 @@ void TypeState::removeNames(uint64_t watch_id, const std::set<std::string>& name
         ++it;
       }
     }
+    cache_has_unnamed = false;
+    return;
   }
+  for (const std::string* name : unsubscribed) {
+    forget(*name);
+  }
+}
+
+bool TypeState::namesAsSent() const {
+  return sent_names.size() == name_watches.size() &&
+         std::equal(sent_names.begin(), sent_names.end(), name_watches.begin(),
+                    [](const std::string& a, const auto& b) { return a == b.first; });
 }
 
 UpdateErrors TypeState::subscribedErrors(const DecodedResponse& response) const {
@@ -115,6 +144,7 @@ void TypeState::updateCache(const std::vector<DecodedResource>& resources,
     cache.erase(name);
   }
   has_response = true;
+  cache_has_unnamed = cache_has_unnamed || wildcard();
 }
 
 std::map<uint64_t, WatchBatch> TypeState::batchesByWatch(
@@ -186,6 +216,7 @@ void TypeState::resetForNewStream() {
   pending_error.reset();
   ack_pending = false;
   delta_acks.clear();
+  sent_generation = 0;
   sent_names.clear();
   sent_wildcard = false;
   pending = !watches.empty();

@@ -73,6 +73,9 @@ struct TypeState {
   // Hashed: resource names often share long prefixes, which makes ordered compares slow.
   absl::flat_hash_map<std::string, CachedResource> cache;
   bool has_response = false;  // the cache reflects at least one response
+  // The cache took a response while a wildcard watch existed: it may hold resources no name
+  // watch subscribes to, which leave it once no wildcard watch is left.
+  bool cache_has_unnamed = false;
 
   // ----- Protocol state (what the next request says) -----
   // SotW: last accepted version_info (kept across streams), latest nonce on this stream,
@@ -88,10 +91,20 @@ struct TypeState {
   // "*" was subscribed explicitly on the current stream (not the legacy empty list).
   bool sent_star = false;
 
-  // What the server was told on this stream (a SotW request restating an unchanged
-  // subscription with nothing to ACK is not sent).
+  // The subscription's generation: bumped whenever a name enters or leaves name_watches, so
+  // that an ACK of an unchanged subscription (the common case: 10,000 EDS names, one changed
+  // assignment) neither compares nor rebuilds the name list (issue 14).
+  uint64_t names_generation = 1;
+  // What the server was told on this stream: the generation (0: nothing yet) and its names,
+  // rebuilt only when the generation changed. A SotW request restating an unchanged
+  // subscription with nothing to ACK is not sent; Delta (un)subscribes the difference.
+  uint64_t sent_generation = 0;
   std::set<std::string, std::less<>> sent_names;
   bool sent_wildcard = false;
+  // SotW: name_watches' keys as a serialized DiscoveryRequest.resource_names (field 3), for
+  // generation sotw_names_generation; every request of that generation reuses the bytes.
+  std::string sotw_names_bytes;
+  uint64_t sotw_names_generation = 0;
   // Delta: ACKs/NACKs still to send (each response gets its own) and the per-resource
   // versions of accepted resources.
   std::deque<std::pair<std::string, std::optional<std::string>>> delta_acks;
@@ -105,8 +118,12 @@ struct TypeState {
   // ----- Subscriptions -----
   void addNames(uint64_t watch_id, const std::set<std::string>& names);
   // Without a wildcard watch, what is no longer subscribed also leaves the cache (a name
-  // subscribed again later is fetched afresh).
+  // subscribed again later is fetched afresh). Costs the names removed, not the cache's size,
+  // unless the cache holds resources a wildcard watch received.
   void removeNames(uint64_t watch_id, const std::set<std::string>& names);
+  // Whether name_watches' keys are sent_names (O(names)): a subscription that changed and
+  // changed back needs no request.
+  bool namesAsSent() const;
 
   // ----- Applying a response, in the order XdsClientImpl::processUpdate() runs them -----
   // 1. The decoding problems of subscribed resources; the others are ignored like the

@@ -74,7 +74,8 @@ class XdsStream : public XdsTransport::EventHandler {
 
  private:
   void connect();
-  bool hasSomethingToSend(const TypeState& type) const;
+  // May note that a changed subscription came back to what was sent.
+  bool hasSomethingToSend(TypeState& type) const;
   void sendSotw(TypeState& type);
   void sendDelta(TypeState& type);
 

@@ -42,6 +42,16 @@ class FakeStream {
     }
     return request;
   }
+  // The oldest request's bytes as the client serialized them.
+  std::string takeRequestBytes() {
+    EXPECT_FALSE(requests_.empty()) << "no request from the client on " << method;
+    std::string bytes;
+    if (!requests_.empty()) {
+      bytes = std::move(requests_.front());
+      requests_.pop_front();
+    }
+    return bytes;
+  }
   envoy::service::discovery::v3::DeltaDiscoveryRequest takeDeltaRequest() {
     envoy::service::discovery::v3::DeltaDiscoveryRequest request;
     EXPECT_TRUE(delta);

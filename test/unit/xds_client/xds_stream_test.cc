@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "test/unit/xds_client/xds_client_test_base.h"
 #include "test/unit/xds_client/xds_test_util.h"
@@ -107,6 +108,145 @@ TEST_F(XdsClientTest, ReconnectResendsSubscriptionsWithAcceptedVersions) {
     type_url: "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
     resource_names: "route_a"
   )pb"));
+}
+
+// A DiscoveryRequest as protobuf serializes it, from its text form.
+std::string serializedRequest(const std::string& text) {
+  envoy::service::discovery::v3::DiscoveryRequest request;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &request)) << text;
+  return request.SerializeAsString();
+}
+
+TEST_F(XdsClientTest, SubscriptionNamesAreReusedAcrossAcksAndFollowEveryChange) {
+  createClient();
+  RecordingWatcher assignments;
+  auto eds = watch(kClusterLoadAssignmentTypeUrl, {"c_b", "c_a"}, assignments);
+  dispatcher_.runUntilIdle();
+  stream(0).takeRequest();
+
+  // Version 1 is good. The ACK restates the names (serialized once for this subscription and
+  // reused by every request until it changes): byte for byte the DiscoveryRequest protobuf
+  // would serialize.
+  stream(0).respond(sotwResponse(kClusterLoadAssignmentTypeUrl, "1", "A",
+                                 {packed(endpoints("c_a", 8001)), packed(endpoints("c_b", 8002))}));
+  dispatcher_.runUntilIdle();
+  EXPECT_EQ(stream(0).takeRequestBytes(), serializedRequest(R"pb(
+              version_info: "1"
+              resource_names: "c_a"
+              resource_names: "c_b"
+              type_url: "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+              response_nonce: "A"
+            )pb"));
+  assignments.take();
+
+  // A third cluster: the list changes and the next request says so.
+  eds->updateResourceNames({"c_a", "c_b", "c_c"});
+  dispatcher_.runUntilIdle();
+  EXPECT_EQ(stream(0).takeRequestBytes(), serializedRequest(R"pb(
+              version_info: "1"
+              resource_names: "c_a"
+              resource_names: "c_b"
+              resource_names: "c_c"
+              type_url: "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+              response_nonce: "A"
+            )pb"));
+
+  // Version 2 brings c_c cut short (its name still readable): NACKed with the last good
+  // version and the subscription as it is now; c_a and c_b keep serving version 1's.
+  std::string cut = endpoints("c_c", 8003).SerializeAsString();
+  cut.pop_back();
+  google::protobuf::Any cut_any;
+  cut_any.set_type_url(std::string(kClusterLoadAssignmentTypeUrl));
+  cut_any.set_value(cut);
+  stream(0).respond(sotwResponse(kClusterLoadAssignmentTypeUrl, "2", "B", {cut_any}));
+  dispatcher_.runUntilIdle();
+  EXPECT_EQ(
+      stream(0).takeRequestBytes(), serializedRequest(R"pb(
+        version_info: "1"
+        resource_names: "c_a"
+        resource_names: "c_b"
+        resource_names: "c_c"
+        type_url: "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+        response_nonce: "B"
+        error_detail {
+          code: 3
+          message: "resource index 0: c_c: does not parse as envoy.config.endpoint.v3.ClusterLoadAssignment"
+        }
+      )pb"));
+  EXPECT_EQ(client_->acceptedVersion(kClusterLoadAssignmentTypeUrl), "1");
+  assignments.take();
+
+  // c_c is dropped and named again within one loop iteration: the subscription is what the
+  // server was told, so nothing is sent.
+  eds->updateResourceNames({"c_a", "c_b"});
+  eds->updateResourceNames({"c_a", "c_b", "c_c"});
+  dispatcher_.runUntilIdle();
+  EXPECT_EQ(stream(0).pendingRequests(), 0u);
+
+  // c_b is dropped: it leaves the request and the cache, so naming it again later delivers
+  // nothing until the server sends it (it is fetched afresh); c_a is still cached.
+  eds->updateResourceNames({"c_a", "c_c"});
+  dispatcher_.runUntilIdle();
+  EXPECT_TRUE(protoEquals(stream(0).takeRequest(), R"pb(
+    version_info: "1"
+    resource_names: "c_a"
+    resource_names: "c_c"
+    type_url: "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+    response_nonce: "B"
+  )pb"));
+  RecordingWatcher second;
+  auto again = watch(kClusterLoadAssignmentTypeUrl, {"c_a", "c_b"}, second);
+  dispatcher_.runUntilIdle();
+  EXPECT_THAT(second.take(), ElementsAre("update version='1' added=[c_a] removed=[]"));
+  EXPECT_TRUE(protoEquals(stream(0).takeRequest(), R"pb(
+    version_info: "1"
+    resource_names: "c_a"
+    resource_names: "c_b"
+    resource_names: "c_c"
+    type_url: "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+    response_nonce: "B"
+  )pb"));
+}
+
+TEST_F(XdsClientTest, WhenTheLastWildcardWatchLeavesOnlyNamedResourcesStayCached) {
+  createClient();
+  // Every cluster, and one by name.
+  RecordingWatcher all, named;
+  auto wildcard = watch(kClusterTypeUrl, {}, all);
+  auto by_name = watch(kClusterTypeUrl, {"cluster_a"}, named);
+  dispatcher_.runUntilIdle();
+  EXPECT_TRUE(protoEquals(stream(0).takeRequest(), std::string(kNode) + R"pb(
+    type_url: "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+    resource_names: "*"
+    resource_names: "cluster_a"
+  )pb"));
+  stream(0).respond(
+      sotwResponse(kClusterTypeUrl, "1", "A",
+                   {packed(edsCluster("cluster_a")), packed(edsCluster("cluster_b"))}));
+  dispatcher_.runUntilIdle();
+  EXPECT_EQ(stream(0).takeRequestBytes(), serializedRequest(R"pb(
+              version_info: "1"
+              resource_names: "*"
+              resource_names: "cluster_a"
+              type_url: "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+              response_nonce: "A"
+            )pb"));
+  all.take();
+  named.take();
+
+  // The wildcard watch goes: cluster_b was only its, and leaves the cache with it.
+  wildcard.reset();
+  dispatcher_.runUntilIdle();
+  EXPECT_TRUE(protoEquals(stream(0).takeRequest(), R"pb(
+    version_info: "1"
+    resource_names: "cluster_a"
+    type_url: "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+    response_nonce: "A"
+  )pb"));
+  RecordingWatcher later;
+  auto both = watch(kClusterTypeUrl, {"cluster_a", "cluster_b"}, later);
+  dispatcher_.runUntilIdle();
+  EXPECT_THAT(later.take(), ElementsAre("update version='1' added=[cluster_a] removed=[]"));
 }
 
 TEST_F(XdsClientTest, BackoffDoublesUpToTheCapAndResetsAfterAHealthyStream) {
