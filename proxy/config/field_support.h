@@ -24,6 +24,10 @@
 // Any of a type we do not have is left to the semantic checks (validation.h), which refuse
 // the ones we cannot run (unknown network/HTTP filters, transport sockets, loggers).
 //
+// checkSupportedFields() first reads the message's serialized bytes (field numbers against the
+// table, no reflection): a clean message, the common case, costs a fraction of the walk; only
+// when the bytes show anything else does the walk run and report.
+//
 // This checks presence only. The semantic checks (validation.h) stay in charge of values
 // (an enum value we do not implement, a bad regex, a file-based config source, ...).
 // Pure functions: safe from any thread.

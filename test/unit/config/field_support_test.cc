@@ -199,7 +199,11 @@ std::optional<Refusals> refusalsAs(const std::string& yaml) {
   if constexpr (std::is_same_v<T, Bootstrap>) {
     return findUnsupportedBootstrapFields(message);
   } else {
-    return findUnsupportedFields(message);
+    Refusals refusals = findUnsupportedFields(message);
+    // checkSupportedFields() reads a clean message from its bytes, not by reflection: over the
+    // whole corpus it must agree with the walk.
+    EXPECT_EQ(checkSupportedFields(message).ok(), refusals.empty()) << yaml;
+    return refusals;
   }
 }
 
@@ -668,6 +672,54 @@ TEST(FieldSupportTest, UnknownFieldsFromTheWireAreRefusedByNumber) {
   inner.mutable_filter_chains(0)->mutable_filters(0)->mutable_typed_config()->PackFrom(hcm);
   EXPECT_EQ(message(validateListener(inner)),
             "filter_chains[0].filters[0].typed_config: unknown field 99: not supported");
+}
+
+TEST(FieldSupportTest, TheCheckFromBytesFindsWhatTheWalkFinds) {
+  // A large clean assignment, as EDS sends them: accepted (from its bytes).
+  ClusterLoadAssignment cla;
+  cla.set_cluster_name("big");
+  auto* locality = cla.add_endpoints();
+  locality->mutable_locality()->set_zone("z");
+  locality->mutable_load_balancing_weight()->set_value(3);
+  for (uint32_t i = 0; i < 10000; i++) {
+    auto* lb = locality->add_lb_endpoints();
+    auto* socket = lb->mutable_endpoint()->mutable_address()->mutable_socket_address();
+    socket->set_address("10.0.0.1");
+    socket->set_port_value(1000 + i);
+    lb->mutable_load_balancing_weight()->set_value(1 + i % 3);
+    lb->set_health_status(envoy::config::core::v3::HEALTHY);
+  }
+  EXPECT_EQ(message(checkSupportedFields(cla)), "OK");
+
+  // The last endpoint sets a field the proxy does not implement: the walk names it.
+  ClusterLoadAssignment refused = cla;
+  auto* last = refused.mutable_endpoints(0)->mutable_lb_endpoints(9999);
+  (*last->mutable_metadata()->mutable_filter_metadata())["envoy.lb"];
+  EXPECT_EQ(message(checkSupportedFields(refused)),
+            "endpoints[0].lb_endpoints[9999].metadata: not supported");
+
+  // A field our protos do not have, deep inside: refused by number.
+  ClusterLoadAssignment unknown = cla;
+  auto* socket = unknown.mutable_endpoints(0)
+                     ->mutable_lb_endpoints(5000)
+                     ->mutable_endpoint()
+                     ->mutable_address()
+                     ->mutable_socket_address();
+  socket->GetReflection()->MutableUnknownFields(socket)->AddVarint(77, 1);
+  EXPECT_EQ(message(checkSupportedFields(unknown)),
+            "endpoints[0].lb_endpoints[5000].endpoint.address.socket_address: unknown field 77: "
+            "not supported");
+
+  // A row with a condition is for the walk to judge (bind_to_port: only true).
+  Listener listener = parse<Listener>(R"(
+name: l
+address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+bind_to_port: true
+filter_chains: [{filters: [{name: tcp, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: c}}]}]
+)");
+  EXPECT_EQ(message(checkSupportedFields(listener)), "OK");
+  listener.mutable_bind_to_port()->set_value(false);
+  EXPECT_EQ(message(checkSupportedFields(listener)), "bind_to_port: not supported (only for true)");
 }
 
 // --- validate_clusters ----------------------------------------------------------------------
