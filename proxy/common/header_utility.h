@@ -4,6 +4,8 @@
 // validation (header names and values in route configurations). Inline: the codecs check every
 // header byte.
 
+#include <array>
+#include <cstdint>
 #include <string_view>
 
 namespace Proxy::HeaderUtility {
@@ -33,6 +35,26 @@ constexpr bool isTokenChar(char c) {
     default:
       return false;
   }
+}
+
+namespace Detail {
+constexpr std::array<char, 256> makeLowerTokenTable() {
+  std::array<char, 256> table{};
+  for (int i = 0; i < 256; i++) {
+    const char c = static_cast<char>(i);
+    if (isTokenChar(c)) {
+      table[static_cast<size_t>(i)] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    }
+  }
+  return table;
+}
+inline constexpr std::array<char, 256> kLowerTokenTable = makeLowerTokenTable();
+}  // namespace Detail
+
+// The lower-case form of a token character, or '\0' for a byte that is not one: the HTTP/1
+// codec checks and lower-cases every header name byte with one table load.
+constexpr char lowerTokenChar(char c) {
+  return Detail::kLowerTokenTable[static_cast<uint8_t>(c)];
 }
 
 // A header name: one or more token characters. With `allow_pseudo`, an HTTP/2 pseudo-header

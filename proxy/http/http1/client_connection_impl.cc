@@ -10,8 +10,10 @@
 namespace Proxy::Http {
 namespace {
 
+using Http1Helpers::HeaderBlockWriter;
 using Http1Helpers::isHopByHop;
 using Http1Helpers::kCrlf;
+using Http1Helpers::kFramingLineRoom;
 using Http1Helpers::kReservedHeaders;
 
 // Methods whose requests go upstream without "content-length: 0" when they have no body
@@ -241,39 +243,43 @@ void ClientConnectionImpl::RequestEncoderImpl::encodeHeaders(const RequestHeader
   const bool has_authority = headers.has(Headers::Authority);
   c.head_request_ = method == "HEAD";
 
-  std::string& out = c.scratch_;
-  out.clear();
-  out.append(method);
-  out.append(" ");
-  out.append(path.empty() ? std::string_view("/") : path);
-  out.append(" HTTP/1.1\r\n");
-  if (has_authority) {
-    c.appendHeaderLine(Headers::Host, authority);
-  }
-  bool saw_content_length = false;
-  for (const HeaderEntry& entry : headers) {
-    if (entry.key.empty() || entry.key[0] == ':' || isHopByHop(entry.key) ||
-        (entry.key == Headers::Host && has_authority)) {
-      continue;
+  {
+    // Request line, Host, the lines, one framing line and the blank line.
+    HeaderBlockWriter out(c.scratch_, method.size() + path.size() + 16 + authority.size() + 8 +
+                                          HeaderBlockWriter::linesSize(headers) + kFramingLineRoom +
+                                          2);
+    out.add(method);
+    out.add(" ");
+    out.add(path.empty() ? std::string_view("/") : path);
+    out.add(" HTTP/1.1\r\n");
+    if (has_authority) {
+      out.addLine(Headers::Host, authority);
     }
-    if (entry.key == Headers::ContentLength) {
-      saw_content_length = true;
-    }
-    c.appendHeaderLine(entry.key, entry.value);
-  }
-  c.request_chunked_ = false;
-  if (!saw_content_length) {
-    if (end_stream) {
-      if (!isBodilessMethod(method)) {
-        c.appendHeaderLine(Headers::ContentLength, "0");
+    bool saw_content_length = false;
+    for (const HeaderEntry& entry : headers) {
+      if (entry.key.empty() || entry.key[0] == ':' || isHopByHop(entry.key) ||
+          (entry.key == Headers::Host && has_authority)) {
+        continue;
       }
-    } else {
-      c.appendHeaderLine(Headers::TransferEncoding, "chunked");
-      c.request_chunked_ = true;
+      if (entry.key == Headers::ContentLength) {
+        saw_content_length = true;
+      }
+      out.addLine(entry.key, entry.value);
     }
+    c.request_chunked_ = false;
+    if (!saw_content_length) {
+      if (end_stream) {
+        if (!isBodilessMethod(method)) {
+          out.addLine(Headers::ContentLength, "0");
+        }
+      } else {
+        out.addLine(Headers::TransferEncoding, "chunked");
+        c.request_chunked_ = true;
+      }
+    }
+    out.add(kCrlf);
   }
-  out.append(kCrlf);
-  c.pending_output_.add(out);
+  c.pending_output_.add(c.scratch_);
   // Written at once: with "expect: 100-continue" the body waits for the server's answer.
   c.flushOutput();
   if (end_stream) {

@@ -2,7 +2,6 @@
 
 #include <string>
 
-#include "absl/strings/ascii.h"
 #include "proxy/common/assert.h"
 #include "proxy/common/header_utility.h"
 #include "proxy/common/string_util.h"
@@ -11,7 +10,7 @@
 namespace Proxy::Http {
 namespace {
 
-using Http1Helpers::appendNumber;
+using Http1Helpers::HeaderBlockWriter;
 using Http1Helpers::kCodecError;
 using Http1Helpers::kCrlf;
 
@@ -113,6 +112,13 @@ absl::Status Http1ConnectionBase::dispatchBase(Buffer::Instance& data) {
     if (err != HPE_OK) {
       consumed = static_cast<uint64_t>(llhttp_get_error_pos(&parser_) - slice_base_);
     }
+    // A header name or value cut by the end of the slice outlives it: copy what was seen.
+    if (!current_field_.view.empty()) {
+      current_field_.keep();
+    }
+    if (!current_value_.view.empty()) {
+      current_value_.keep();
+    }
     if (consumed > slice_cursor_) {
       data.drain(consumed - slice_cursor_);
     }
@@ -204,13 +210,18 @@ int Http1ConnectionBase::checkFraming() {
   return 0;
 }
 
-int Http1ConnectionBase::onData(const char* at, size_t length, std::string& into) {
+int Http1ConnectionBase::onData(const char* at, size_t length, HeaderPiece& into) {
   // Checked before appending so a header that never ends cannot grow the buffer unbounded.
-  if (header_bytes_ + current_field_.size() + current_value_.size() + length > max_header_bytes_) {
+  if (header_bytes_ + current_field_.view.size() + current_value_.view.size() + length >
+      max_header_bytes_) {
     return fail(parser_.type == HTTP_REQUEST ? 431 : error_http_code_, "http1.headers_too_large",
                 "headers size exceeds limit");
   }
   into.append(at, length);
+  if (in_trailers_) {
+    // After a chunked body, whose bytes callbacks move out of the slice: no views into it.
+    into.keep();
+  }
   return 0;
 }
 
@@ -225,48 +236,58 @@ int Http1ConnectionBase::onUrl(const char* at, size_t length) {
 
 int Http1ConnectionBase::onHeaderFieldComplete() {
   // llhttp's loose mode lets some invalid name characters (e.g. spaces) through.
-  if (current_field_.empty()) {
+  const std::string_view name = current_field_.view;
+  if (name.empty()) {
     return fail(error_http_code_, "http1.invalid_characters", "empty header name");
   }
-  for (char& c : current_field_) {
-    if (!HeaderUtility::isTokenChar(c)) {
+  bool lower_case = true;
+  for (char c : name) {
+    const char lower = HeaderUtility::lowerTokenChar(c);
+    if (lower == '\0') {
       return fail(error_http_code_, "http1.invalid_characters", "invalid header name");
     }
-    c = absl::ascii_tolower(static_cast<unsigned char>(c));
+    lower_case &= lower == c;
+  }
+  if (!lower_case) {
+    current_field_.keep();
+    for (char& c : current_field_.copy) {
+      c = HeaderUtility::lowerTokenChar(c);
+    }
+    current_field_.view = current_field_.copy;
   }
   return 0;
 }
 
 int Http1ConnectionBase::onHeaderValueComplete() {
   // llhttp strips leading whitespace; trailing whitespace is not part of the value either.
-  size_t end = current_value_.size();
-  while (end > 0 && (current_value_[end - 1] == ' ' || current_value_[end - 1] == '\t')) {
-    end--;
+  std::string_view value = current_value_.view;
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
+    value.remove_suffix(1);
   }
-  current_value_.resize(end);
-  if (!isValidHeaderValue(current_value_)) {
+  const std::string_view field = current_field_.view;
+  if (!isValidHeaderValue(value)) {
     return fail(error_http_code_, "http1.invalid_characters", "invalid header value");
   }
   if (++headers_count_ > max_headers_count_) {
     return fail(parser_.type == HTTP_REQUEST ? 431 : error_http_code_, "http1.too_many_headers",
                 "too many headers");
   }
-  header_bytes_ += current_field_.size() + current_value_.size();
+  header_bytes_ += field.size() + value.size();
   int rc = 0;
   if (!in_trailers_) {
-    if (current_field_ == Headers::ContentLength) {
+    if (field == Headers::ContentLength) {
       saw_content_length_ = true;
-    } else if (current_field_ == Headers::TransferEncoding) {
+    } else if (field == Headers::TransferEncoding) {
       // Only a single, exact "chunked" is understood (as Envoy): "gzip, chunked" would need a
       // decoder, and repeated headers are a smuggling favourite.
-      if (saw_transfer_encoding_ || !equalsIgnoreCase(current_value_, "chunked")) {
+      if (saw_transfer_encoding_ || !equalsIgnoreCase(value, "chunked")) {
         transfer_encoding_unsupported_ = true;
       }
       saw_transfer_encoding_ = true;
     }
-    rc = onHeader(current_field_, current_value_);
+    rc = onHeader(field, value);
   } else if (enable_trailers_) {
-    rc = onTrailer(current_field_, current_value_);
+    rc = onTrailer(field, value);
   }
   current_field_.clear();
   current_value_.clear();
@@ -303,9 +324,11 @@ void Http1ConnectionBase::flushOutput() {
 void Http1ConnectionBase::encodeChunkedData(Buffer::Instance& data, bool end_stream) {
   const uint64_t length = data.length();
   if (length > 0) {
-    scratch_.clear();
-    appendNumber(scratch_, length, 16);
-    scratch_.append(kCrlf);
+    {
+      HeaderBlockWriter out(scratch_, 24);
+      out.addNumber(length, 16);
+      out.add(kCrlf);
+    }
     pending_output_.add(scratch_);
     pending_output_.move(data);
     pending_output_.add(kCrlf);
@@ -320,23 +343,18 @@ void Http1ConnectionBase::encodeLastChunk(const HeaderMap& trailers) {
     pending_output_.add(kLastChunk);
     return;
   }
-  scratch_.clear();
-  scratch_.append("0\r\n");
-  for (const HeaderEntry& entry : trailers) {
-    if (entry.key.empty() || entry.key[0] == ':' || Http1Helpers::isHopByHop(entry.key)) {
-      continue;
+  {
+    HeaderBlockWriter out(scratch_, 5 + HeaderBlockWriter::linesSize(trailers) + 2);
+    out.add("0\r\n");
+    for (const HeaderEntry& entry : trailers) {
+      if (entry.key.empty() || entry.key[0] == ':' || Http1Helpers::isHopByHop(entry.key)) {
+        continue;
+      }
+      out.addLine(entry.key, entry.value);
     }
-    appendHeaderLine(entry.key, entry.value);
+    out.add(kCrlf);
   }
-  scratch_.append(kCrlf);
   pending_output_.add(scratch_);
-}
-
-void Http1ConnectionBase::appendHeaderLine(std::string_view name, std::string_view value) {
-  scratch_.append(name);
-  scratch_.append(": ");
-  scratch_.append(value);
-  scratch_.append(kCrlf);
 }
 
 // ---------------------------------------------------------------------------------------------

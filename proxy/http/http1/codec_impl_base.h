@@ -120,8 +120,6 @@ class Http1ConnectionBase {
   // The last chunk of a chunked body, with `trailers` when enable_trailers_ (pseudo-headers and
   // hop-by-hop names skipped).
   void encodeLastChunk(const HeaderMap& trailers);
-  // One "name: value\r\n" line into scratch_.
-  void appendHeaderLine(std::string_view name, std::string_view value);
 
   CodecOutput& output_;
   llhttp_t parser_;
@@ -141,7 +139,39 @@ class Http1ConnectionBase {
  private:
   friend struct LlhttpCallbacks;
 
-  int onData(const char* at, size_t length, std::string& into);
+  // A header name or value as llhttp hands it over. Usually it arrives in one piece inside the
+  // slice being parsed and stays a view of it (no copy, issue 14); a second piece, or the end of
+  // the slice (the buffer is drained after each llhttp_execute()), copies it into `copy`.
+  struct HeaderPiece {
+    std::string_view view;
+    std::string copy;
+    bool copied = false;
+
+    void append(const char* at, size_t length) {
+      if (!copied && view.empty()) {
+        view = std::string_view(at, length);
+        return;
+      }
+      keep();
+      copy.append(at, length);
+      view = copy;
+    }
+    // Copies a view of the slice into `copy`.
+    void keep() {
+      if (!copied) {
+        copy.assign(view.data(), view.size());
+        copied = true;
+        view = copy;
+      }
+    }
+    void clear() {
+      view = std::string_view();
+      copy.clear();
+      copied = false;
+    }
+  };
+
+  int onData(const char* at, size_t length, HeaderPiece& into);
   int onHeaderFieldComplete();
   int onHeaderValueComplete();
   int onBody(const char* at, size_t length);
@@ -150,8 +180,8 @@ class Http1ConnectionBase {
   const uint64_t max_header_bytes_;
   const uint32_t max_headers_count_;
   const uint32_t error_http_code_;  // http_code reported for llhttp parse errors
-  std::string current_field_;
-  std::string current_value_;
+  HeaderPiece current_field_;
+  HeaderPiece current_value_;
   uint64_t header_bytes_ = 0;
   uint32_t headers_count_ = 0;
   std::string error_message_;

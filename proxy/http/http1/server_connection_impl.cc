@@ -11,10 +11,11 @@
 namespace Proxy::Http {
 namespace {
 
-using Http1Helpers::appendNumber;
+using Http1Helpers::HeaderBlockWriter;
 using Http1Helpers::isHopByHop;
 using Http1Helpers::kCodecError;
 using Http1Helpers::kCrlf;
+using Http1Helpers::kFramingLineRoom;
 using Http1Helpers::kReservedHeaders;
 
 constexpr std::string_view k100Continue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -413,44 +414,48 @@ void ServerConnectionImpl::ResponseEncoderImpl::encodeHeaders(const ResponseHead
   const bool no_body_status = status < 200 || status == 204 || status == 304;
   c.response_bodiless_ = no_body_status || c.head_request_;
 
-  std::string& out = c.scratch_;
-  out.clear();
-  // An accepted HTTP/1.0 request gets an HTTP/1.0 answer, as from Envoy; the 426 that refuses
-  // one (not accepted) says HTTP/1.1, the version to upgrade to.
-  out.append(c.http10_ && c.accept_http_10_ ? "HTTP/1.0 " : "HTTP/1.1 ");
-  appendNumber(out, status, 10);
-  out.append(" ");
-  out.append(Utility::reasonPhrase(status));
-  out.append(kCrlf);
-  bool saw_content_length = false;
-  for (const HeaderEntry& entry : headers) {
-    if (entry.key.empty() || entry.key[0] == ':' || isHopByHop(entry.key)) {
-      continue;
+  const std::string_view reason = Utility::reasonPhrase(status);
+  {
+    // Status line, the lines, at most two framing lines and the blank line.
+    HeaderBlockWriter out(c.scratch_, 16 + reason.size() + HeaderBlockWriter::linesSize(headers) +
+                                          2 * kFramingLineRoom + 2);
+    // An accepted HTTP/1.0 request gets an HTTP/1.0 answer, as from Envoy; the 426 that
+    // refuses one (not accepted) says HTTP/1.1, the version to upgrade to.
+    out.add(c.http10_ && c.accept_http_10_ ? "HTTP/1.0 " : "HTTP/1.1 ");
+    out.addNumber(status, 10);
+    out.add(" ");
+    out.add(reason);
+    out.add(kCrlf);
+    bool saw_content_length = false;
+    for (const HeaderEntry& entry : headers) {
+      if (entry.key.empty() || entry.key[0] == ':' || isHopByHop(entry.key)) {
+        continue;
+      }
+      if (entry.key == Headers::ContentLength) {
+        saw_content_length = true;
+      }
+      out.addLine(entry.key, entry.value);
     }
-    if (entry.key == Headers::ContentLength) {
-      saw_content_length = true;
+    c.response_chunked_ = false;
+    if (!saw_content_length && !c.response_bodiless_) {
+      if (end_stream) {
+        out.addLine(Headers::ContentLength, "0");
+      } else if (c.http10_) {
+        // No chunking in HTTP/1.0: the body ends when the connection closes.
+        c.close_after_response_ = true;
+      } else {
+        out.addLine(Headers::TransferEncoding, "chunked");
+        c.response_chunked_ = true;
+      }
     }
-    c.appendHeaderLine(entry.key, entry.value);
-  }
-  c.response_chunked_ = false;
-  if (!saw_content_length && !c.response_bodiless_) {
-    if (end_stream) {
-      c.appendHeaderLine(Headers::ContentLength, "0");
+    if (c.close_after_response_) {
+      out.addLine(Headers::Connection, "close");
     } else if (c.http10_) {
-      // No chunking in HTTP/1.0: the body ends when the connection closes.
-      c.close_after_response_ = true;
-    } else {
-      c.appendHeaderLine(Headers::TransferEncoding, "chunked");
-      c.response_chunked_ = true;
+      out.addLine(Headers::Connection, "keep-alive");
     }
+    out.add(kCrlf);
   }
-  if (c.close_after_response_) {
-    c.appendHeaderLine(Headers::Connection, "close");
-  } else if (c.http10_) {
-    c.appendHeaderLine(Headers::Connection, "keep-alive");
-  }
-  out.append(kCrlf);
-  c.pending_output_.add(out);
+  c.pending_output_.add(c.scratch_);
   if (end_stream) {
     c.flushOutput();
     c.onResponseEncodeComplete();

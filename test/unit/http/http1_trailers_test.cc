@@ -45,6 +45,25 @@ TEST(Http1TrailersTest, ServerDecodesRequestTrailersWhenEnabled) {
   EXPECT_EQ(codec.protocol(), Protocol::Http11);
 }
 
+TEST(Http1TrailersTest, TrailersCutAcrossSlicesAfterTheBodyAreDecoded) {
+  FakeOutput output;
+  FakeServerCallbacks callbacks;
+  ServerConnectionImpl codec(output, callbacks, withTrailers(true));
+
+  // The body and the trailers share slices (body bytes are moved out of a slice while its
+  // trailer bytes are still being parsed), and a slice boundary cuts a trailer name and value.
+  Buffer::Instance input;
+  addSlices(input, {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+                    "5\r\nhello\r\n0\r\nGrpc-Sta", "tus: 0\r\nX-Checksum: a", "bc\r\n\r\n"});
+  ASSERT_TRUE(codec.dispatch(input).ok());
+
+  RecordingRequestDecoder& decoder = callbacks.decoder(0);
+  EXPECT_EQ(decoder.body_, "hello");
+  ASSERT_NE(decoder.trailers_, nullptr);
+  EXPECT_EQ(dump(*decoder.trailers_), "grpc-status: 0\nx-checksum: abc\n");
+  EXPECT_TRUE(decoder.ended_);
+}
+
 TEST(Http1TrailersTest, ServerDropsRequestTrailersByDefault) {
   FakeOutput output;
   FakeServerCallbacks callbacks;

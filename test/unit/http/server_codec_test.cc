@@ -102,6 +102,28 @@ TEST_F(ServerCodecTest, BodyAcrossManySlicesInOneDispatch) {
   EXPECT_EQ(input_.length(), 0u);
 }
 
+TEST_F(ServerCodecTest, HeaderNamesAndValuesCutAcrossSlicesInOneDispatch) {
+  // One dispatch over slices that cut names and values anywhere: the codec keeps views into a
+  // slice only while it is parsed, and copies a name or value that a slice boundary cuts.
+  addSlices(input_, {"GET / HTTP/1.1\r\nHo", "st: h\r\nX-Mixed-", "Case: va", "lue one  \r",
+                     "\nx-lower: two\r\nACCEPT: ", "*/*\r\n\r\n"});
+  ASSERT_TRUE(codec_.dispatch(input_).ok());
+
+  // Names lower-cased whether whole or cut, trailing whitespace trimmed from a cut value.
+  RecordingRequestDecoder& decoder = callbacks_.decoder(0);
+  ASSERT_NE(decoder.headers_, nullptr);
+  EXPECT_EQ(dump(*decoder.headers_),
+            ":method: GET\n"
+            ":path: /\n"
+            ":scheme: http\n"
+            ":authority: h\n"
+            "x-mixed-case: value one\n"
+            "x-lower: two\n"
+            "accept: */*\n");
+  EXPECT_TRUE(decoder.ended_);
+  EXPECT_EQ(input_.length(), 0u);
+}
+
 TEST_F(ServerCodecTest, WholeBodySlicesAreMovedNotCopied) {
   // The header block in one slice, a 4 KiB body in another.
   Buffer::Instance body;
