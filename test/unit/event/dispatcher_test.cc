@@ -350,6 +350,64 @@ TEST_F(DispatcherTest, ZeroDurationTimerRunsOnTheNextIterationNotInline) {
   EXPECT_EQ((std::vector<std::string>{"same", "same", "next"}), steps);
 }
 
+TEST_F(DispatcherTest, ATimerPushedBackFiresAtItsLastDeadlineNotItsFirst) {
+  // A timer armed for 30 ms is pushed back to 80 ms from a 10 ms tick, as an idle timer is on
+  // every request. It is re-armed lazily (libevent's event stays at 30 ms) but must still fire
+  // once, at the later deadline.
+  using Clock = std::chrono::steady_clock;
+  int fired = 0;
+  Clock::time_point fired_at;
+  TimerPtr idle = dispatcher_.createTimer([&] {
+    fired++;
+    fired_at = Clock::now();
+  });
+  const Clock::time_point start = Clock::now();
+  idle->enableTimer(milliseconds(30));
+  TimerPtr tick = dispatcher_.createTimer([&] { idle->enableTimer(milliseconds(70)); });
+  tick->enableTimer(milliseconds(10));
+
+  dispatcher_.run(Dispatcher::RunType::Block);
+  EXPECT_EQ(1, fired);
+  EXPECT_GE(fired_at - start, milliseconds(79)) << "fired at its first deadline";
+  EXPECT_FALSE(idle->enabled());
+}
+
+TEST_F(DispatcherTest, ATimerStoppedAndStartedAgainFiresOnceAtTheNewDeadline) {
+  // Stopped, then started with a later deadline before the old one passed (a connection's idle
+  // timer across a request): one callback, at the new deadline.
+  using Clock = std::chrono::steady_clock;
+  std::vector<Clock::duration> fired_after;
+  const Clock::time_point start = Clock::now();
+  TimerPtr idle = dispatcher_.createTimer([&] { fired_after.push_back(Clock::now() - start); });
+  idle->enableTimer(milliseconds(20));
+  idle->disableTimer();
+  EXPECT_FALSE(idle->enabled());
+  TimerPtr restart = dispatcher_.createTimer([&] { idle->enableTimer(milliseconds(40)); });
+  restart->enableTimer(milliseconds(5));
+
+  dispatcher_.run(Dispatcher::RunType::Block);
+  ASSERT_EQ(1u, fired_after.size());
+  EXPECT_GE(fired_after[0], milliseconds(44));
+}
+
+TEST_F(DispatcherTest, ATimerMovedEarlierFiresAtTheEarlierDeadline) {
+  // Moving a deadline earlier cannot wait for libevent's later one.
+  using Clock = std::chrono::steady_clock;
+  int fired = 0;
+  const Clock::time_point start = Clock::now();
+  Clock::duration fired_after{};
+  TimerPtr timer = dispatcher_.createTimer([&] {
+    fired++;
+    fired_after = Clock::now() - start;
+  });
+  timer->enableTimer(seconds(30));
+  timer->enableTimer(milliseconds(5));
+
+  dispatcher_.run(Dispatcher::RunType::Block);
+  EXPECT_EQ(1, fired);
+  EXPECT_LT(fired_after, seconds(5));
+}
+
 TEST_F(DispatcherTest, DestroyingAnArmedTimerCancelsIt) {
   int fired = 0;
   TimerPtr timer = dispatcher_.createTimer([&] { fired++; });
