@@ -36,6 +36,15 @@ spdlog::level::level_enum toSpdlog(Proxy::Config::LogLevel level) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#if defined(PROXY_LLHTTP_SSE42)
+  // llhttp is built with SSE4.2 instructions: say so rather than die of SIGILL on a request.
+  if (!__builtin_cpu_supports("sse4.2")) {
+    std::fprintf(stderr,
+                 "error: this proxy build needs a CPU with SSE4.2 (x86-64-v2); rebuild with "
+                 "-DPROXY_LLHTTP_SSE42=OFF\n");
+    return 1;
+  }
+#endif
   auto options = Proxy::Config::parseOptions(argc, argv);
   if (!options.ok()) {
     std::fprintf(stderr, "error: %s\n", std::string(options.status().message()).c_str());
