@@ -46,6 +46,26 @@ std::string messageName(const ResourceType& type) {
   return type.prototype->GetDescriptor()->full_name();
 }
 
+// A resource this large is decoded on an arena of its own, which the message's shared_ptr owns:
+// a 10,000-endpoint ClusterLoadAssignment is ~40,000 small messages and strings, allocated one
+// by one and freed one by one on the main thread otherwise (callgrind: ~13M instructions to
+// destroy it, issue 14). Small resources stay on the heap: a message kept long (a Cluster's
+// config) should not hold an arena block's slack.
+constexpr size_t kArenaMinBytes = 4096;
+
+std::shared_ptr<google::protobuf::Message> newMessage(const ResourceType& type, size_t wire_size) {
+  if (wire_size < kArenaMinBytes) {
+    return std::shared_ptr<google::protobuf::Message>(type.prototype->New());
+  }
+  google::protobuf::ArenaOptions options;
+  options.start_block_size = 4 * wire_size < 65536 ? 4 * wire_size : 65536;
+  options.max_block_size = 256 * 1024;
+  auto arena = std::make_shared<google::protobuf::Arena>(options);
+  google::protobuf::Message* message = type.prototype->New(arena.get());
+  // Aliasing: the pointer is the message, the ownership the arena's.
+  return std::shared_ptr<google::protobuf::Message>(arena, message);
+}
+
 // Shared by both flavours: decodes one resource body. Returns nullptr and fills `reason`
 // (and `name` when it can be read from the wire) on failure.
 std::shared_ptr<google::protobuf::Message> decodeBody(const ResourceType& type,
@@ -62,7 +82,7 @@ std::shared_ptr<google::protobuf::Message> decodeBody(const ResourceType& type,
                           type.type_url, "'");
     return nullptr;
   }
-  std::shared_ptr<google::protobuf::Message> message(type.prototype->New());
+  std::shared_ptr<google::protobuf::Message> message = newMessage(type, any.value().size());
   if (!message->ParseFromString(any.value())) {
     if (name.empty()) {
       name = readStringField(any.value(), type.name_field->number()).value_or("");
