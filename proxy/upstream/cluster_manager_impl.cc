@@ -742,7 +742,7 @@ void ClusterManagerImpl::activate(std::unique_ptr<ClusterData> data) {
 void ClusterManagerImpl::updateMembershipStats(const ClusterData& data) {
   ClusterStats& stats = data.info->stats();
   stats.membership_total.set(static_cast<int64_t>(data.hosts->hosts.size()));
-  stats.membership_healthy.set(static_cast<int64_t>(data.hosts->healthy_hosts.size()));
+  stats.membership_healthy.set(static_cast<int64_t>(data.hosts->healthy_host_count));
   int64_t degraded = 0;
   for (const PriorityHosts& priority : data.hosts->priorities) {
     degraded += static_cast<int64_t>(priority.degraded.size());

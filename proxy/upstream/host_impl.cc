@@ -102,9 +102,26 @@ HostImpl::HostImpl(Network::Address address, std::string hostname,
                                  : std::make_unique<const std::string>(std::move(hostname))),
       cluster_name_(std::move(cluster_name)),
       locality_(std::move(locality)),
-      stats_(stats != nullptr ? std::move(stats) : std::make_shared<HostStats>()),
-      health_state_(health_state != nullptr ? std::move(health_state)
-                                            : std::make_shared<HostHealthState>()) {}
+      stats_(std::move(stats)),
+      health_state_(std::move(health_state)) {
+  // A new endpoint gets its stats and health state in one allocation (two aliasing shared_ptrs
+  // into it): 112 bytes per host instead of 144 in two (config memory, issue 14). A later Host
+  // of the same endpoint shares either or both, as before; one that shares only the stats
+  // (withFreshHealthState()) keeps the old health state's memory until the stats go.
+  if (stats_ == nullptr && health_state_ == nullptr) {
+    struct Both {
+      HostStats stats;
+      HostHealthState health_state;
+    };
+    auto both = std::make_shared<Both>();
+    stats_ = std::shared_ptr<HostStats>(both, &both->stats);
+    health_state_ = std::shared_ptr<HostHealthState>(both, &both->health_state);
+  } else if (stats_ == nullptr) {
+    stats_ = std::make_shared<HostStats>();
+  } else if (health_state_ == nullptr) {
+    health_state_ = std::make_shared<HostHealthState>();
+  }
+}
 
 const std::string& HostImpl::hostname() const {
   static const std::string* const empty = new std::string();
@@ -232,6 +249,27 @@ std::shared_ptr<HostSet> computeHostSet(HostVector hosts, uint32_t panic_thresho
   }
   std::vector<PriorityHosts>& priorities = set->priorities;
   priorities.resize(hosts.empty() ? 1 : max_priority + 1);
+  // The lists live as long as the snapshot: sized exactly, not grown by doubling (config
+  // memory: up to 2x the pointers otherwise, issue 14).
+  struct Counts {
+    size_t hosts = 0, healthy = 0, degraded = 0;
+  };
+  std::vector<Counts> counts(priorities.size());
+  for (const HostConstSharedPtr& host : hosts) {
+    if (host->health() == HealthStatus::Draining) {
+      continue;
+    }
+    Counts& count = counts[host->priority()];
+    count.hosts++;
+    const CoarseHealth health = coarseHealth(*host);
+    count.healthy += health == CoarseHealth::Healthy ? 1 : 0;
+    count.degraded += health == CoarseHealth::Degraded ? 1 : 0;
+  }
+  for (size_t i = 0; i < priorities.size(); i++) {
+    priorities[i].hosts.reserve(counts[i].hosts);
+    priorities[i].healthy.reserve(counts[i].healthy);
+    priorities[i].degraded.reserve(counts[i].degraded);
+  }
   for (const HostConstSharedPtr& host : hosts) {
     if (host->health() == HealthStatus::Draining) {
       continue;  // excluded (Envoy's EDS_STATUS_DRAINING): no new requests, not even in panic
@@ -241,7 +279,7 @@ std::shared_ptr<HostSet> computeHostSet(HostVector hosts, uint32_t panic_thresho
     switch (coarseHealth(*host)) {
       case CoarseHealth::Healthy:
         priority.healthy.push_back(host);
-        set->healthy_hosts.push_back(host);
+        set->healthy_host_count++;
         break;
       case CoarseHealth::Degraded:
         priority.degraded.push_back(host);
@@ -360,20 +398,21 @@ HostVector copyHostsForCluster(const HostVector& hosts, const std::string& clust
 absl::StatusOr<HostSetConstSharedPtr> buildHostSet(const ClusterLoadAssignment& cla,
                                                    const HostSet* previous,
                                                    const std::string& cluster_name) {
-  // Index the previous snapshot by address so a rebuild finds the object to reuse in O(1).
-  // Duplicate addresses are allowed (Envoy accepts them); each previous host is reused once.
-  std::unordered_multimap<Network::Address, HostConstSharedPtr, Network::Address::Hash>
-      previous_hosts;
+  // The previous host at the same position is tried first: an update usually changes a few
+  // endpoints of a list in the same order, and then no index is built (10,000 hash nodes per
+  // update of a 10,000-endpoint cluster, issue 14). On the first miss, the previous snapshot is
+  // indexed by address so a rebuild finds the object to reuse in O(1). Duplicate addresses are
+  // allowed (Envoy accepts them); each previous host is reused once.
+  const HostVector empty;
+  const HostVector& previous_hosts = previous != nullptr ? previous->hosts : empty;
+  std::vector<bool> reused(previous_hosts.size(), false);
+  std::unordered_multimap<Network::Address, size_t, Network::Address::Hash> by_address;
+  bool indexed = false;
+  size_t position = 0;
   // One cluster name for every host of the cluster (the previous hosts' when it is the same).
   std::shared_ptr<const std::string> shared_name;
-  if (previous != nullptr) {
-    previous_hosts.reserve(previous->hosts.size());
-    for (const HostConstSharedPtr& host : previous->hosts) {
-      previous_hosts.emplace(host->address(), host);
-    }
-    if (!previous->hosts.empty() && previous->hosts[0]->clusterName() == cluster_name) {
-      shared_name = static_cast<const HostImpl&>(*previous->hosts[0]).sharedClusterName();
-    }
+  if (!previous_hosts.empty() && previous_hosts[0]->clusterName() == cluster_name) {
+    shared_name = static_cast<const HostImpl&>(*previous_hosts[0]).sharedClusterName();
   }
   if (shared_name == nullptr) {
     shared_name = std::make_shared<const std::string>(cluster_name);
@@ -449,21 +488,44 @@ absl::StatusOr<HostSetConstSharedPtr> buildHostSet(const ClusterLoadAssignment& 
       HostConstSharedPtr host;
       std::shared_ptr<HostStats> stats;
       std::shared_ptr<HostHealthState> health_state;
-      auto range = previous_hosts.equal_range(*address);
-      for (auto it = range.first; it != range.second; ++it) {
-        if (sameAttributes(*it->second, endpoint->hostname(), weight, priority, health,
-                           host_locality)) {
-          host = it->second;
-          previous_hosts.erase(it);
-          break;
+      const size_t here = position++;
+      if (here < previous_hosts.size() && !reused[here] &&
+          previous_hosts[here]->address() == *address &&
+          sameAttributes(*previous_hosts[here], endpoint->hostname(), weight, priority, health,
+                         host_locality)) {
+        host = previous_hosts[here];
+        reused[here] = true;
+      } else if (!previous_hosts.empty()) {
+        if (!indexed) {
+          by_address.reserve(previous_hosts.size());
+          for (size_t k = 0; k < previous_hosts.size(); k++) {
+            by_address.emplace(previous_hosts[k]->address(), k);
+          }
+          indexed = true;
+        }
+        const HostImpl* same_address = nullptr;
+        auto range = by_address.equal_range(*address);
+        for (auto it = range.first; it != range.second; ++it) {
+          if (reused[it->second]) {
+            continue;
+          }
+          const HostConstSharedPtr& candidate = previous_hosts[it->second];
+          if (sameAttributes(*candidate, endpoint->hostname(), weight, priority, health,
+                             host_locality)) {
+            host = candidate;
+            reused[it->second] = true;
+            break;
+          }
+          if (same_address == nullptr) {
+            same_address = static_cast<const HostImpl*>(candidate.get());
+          }
+        }
+        if (host == nullptr && same_address != nullptr) {
+          stats = same_address->sharedStats();
+          health_state = same_address->sharedHealthState();
         }
       }
       if (host == nullptr) {
-        if (range.first != range.second) {
-          const auto& previous_host = static_cast<const HostImpl&>(*range.first->second);
-          stats = previous_host.sharedStats();
-          health_state = previous_host.sharedHealthState();
-        }
         if (shared_locality == nullptr) {
           shared_locality = std::make_shared<const HostLocality>(host_locality);
         }

@@ -67,8 +67,8 @@ class HostImpl : public Host {
   const std::unique_ptr<const std::string> hostname_;  // null when empty (most endpoints)
   const std::shared_ptr<const std::string> cluster_name_;
   const std::shared_ptr<const HostLocality> locality_;
-  const std::shared_ptr<HostStats> stats_;
-  const std::shared_ptr<HostHealthState> health_state_;
+  std::shared_ptr<HostStats> stats_;               // set once, in the constructor
+  std::shared_ptr<HostHealthState> health_state_;  // set once, in the constructor
 };
 
 // An endpoint's LbEndpoint.health_status as the proxy keeps it (TIMEOUT is UNHEALTHY, as Envoy).

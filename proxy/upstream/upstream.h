@@ -141,7 +141,7 @@ using HashingLoadBalancerConstSharedPtr = std::shared_ptr<const HashingLoadBalan
 // An immutable snapshot of a cluster's hosts.
 struct HostSet {
   HostVector hosts;                       // every host, all priorities
-  HostVector healthy_hosts;               // every healthy host, all priorities (membership_healthy)
+  size_t healthy_host_count = 0;          // healthy hosts, all priorities (membership_healthy)
   std::vector<PriorityHosts> priorities;  // index = priority; loads sum to 100
   // RING_HASH / MAGLEV clusters: per priority, the ring or table over its healthy hosts (all
   // its hosts in panic), built once per snapshot by the cluster manager on the main thread

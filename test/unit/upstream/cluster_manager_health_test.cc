@@ -55,7 +55,7 @@ TEST_F(ClusterManagerHealthTest, CheckResultsReachEveryWorkersLoadBalancer) {
 
   // The endpoint comes up: the next check passes and every worker's balancer gets it back.
   down.listen();
-  ASSERT_TRUE(runMainUntil([&] { return cm_->getHostSet("backend")->healthy_hosts.size() == 3; },
+  ASSERT_TRUE(runMainUntil([&] { return cm_->getHostSet("backend")->healthy_host_count == 3; },
                            "recovery"));
   for (int i = 0; i < kWorkers; i++) {
     std::multiset<uint32_t> picks = picksOnWorker(i, 30);

@@ -52,8 +52,8 @@ TEST_F(ClusterManagerHealthTest, GrpcHealthCheckFollowsTheServingStatus) {
 
   // SERVING: the next check passes and the workers pick it.
   server->GetHealthCheckService()->SetServingStatus("backend.svc", true);
-  ASSERT_TRUE(runMainUntil([&] { return cm_->getHostSet("backend")->healthy_hosts.size() == 1; },
-                           "SERVING"));
+  ASSERT_TRUE(
+      runMainUntil([&] { return cm_->getHostSet("backend")->healthy_host_count == 1; }, "SERVING"));
   for (int i = 0; i < kWorkers; i++) {
     EXPECT_EQ(3u, picksOnWorker(i, 3).count(static_cast<uint32_t>(port))) << "worker_" << i;
   }
@@ -61,7 +61,7 @@ TEST_F(ClusterManagerHealthTest, GrpcHealthCheckFollowsTheServingStatus) {
 
   // The server goes away: the reused HTTP/2 connection fails, and so does the host.
   server->Shutdown(std::chrono::system_clock::now());  // this thread runs the main loop
-  ASSERT_TRUE(runMainUntil([&] { return cm_->getHostSet("backend")->healthy_hosts.empty(); },
+  ASSERT_TRUE(runMainUntil([&] { return cm_->getHostSet("backend")->healthy_host_count == 0; },
                            "server gone"));
   cm_.reset();  // before the server object: no connection outlives it
 }

@@ -43,10 +43,11 @@ TEST(HostSetBuilderTest, HealthDecidesWhoTheBalancerSees) {
   // sends it load only when the healthy ones fall short), DRAINING is excluded altogether.
   ASSERT_EQ(6u, set->hosts.size());
   std::vector<uint32_t> healthy_ports;
-  for (const HostConstSharedPtr& host : set->healthy_hosts) {
+  for (const HostConstSharedPtr& host : set->priorities[0].healthy) {
     healthy_ports.push_back(host->address().port());
   }
   EXPECT_EQ((std::vector<uint32_t>{1, 2}), healthy_ports);
+  EXPECT_EQ(2u, set->healthy_host_count);
   ASSERT_EQ(1u, set->priorities.size());
   ASSERT_EQ(1u, set->priorities[0].degraded.size());
   EXPECT_EQ(6u, set->priorities[0].degraded[0]->address().port());
@@ -109,9 +110,35 @@ TEST(HostSetBuilderTest, RebuildReusesHostsOfUnchangedEndpoints) {
   EXPECT_NE(second->hosts[0], third->hosts[0]);
   EXPECT_EQ(second->hosts[1], third->hosts[1]);
   EXPECT_EQ(second->hosts[2], third->hosts[2]);
-  EXPECT_EQ(2u, third->healthy_hosts.size());
+  EXPECT_EQ(2u, third->healthy_host_count);
   // The endpoint keeps its health check and outlier state across objects, as its counters.
   EXPECT_EQ(&second->hosts[0]->healthState(), &third->hosts[0]->healthState());
+}
+
+TEST(HostSetBuilderTest, ANewVersionOfTheClusterKeepsTheCountersAndStartsHealthOver) {
+  // A new endpoint's counters and health state (one allocation behind two handles) are its own.
+  HostSetConstSharedPtr first = build(makeAssignment("service", {{.port = 1}, {.port = 2}}));
+  ASSERT_NE(nullptr, first);
+  EXPECT_NE(&first->hosts[0]->stats(), &first->hosts[1]->stats());
+  EXPECT_NE(&first->hosts[0]->healthState(), &first->hosts[1]->healthState());
+  first->hosts[0]->stats().rq_total = 9;
+  first->hosts[0]->healthState().set(HealthFlag::FailedActiveHc);
+
+  // A new version of the cluster: the same counters, a fresh health state (its checks start
+  // over), while the old objects keep theirs.
+  const HostVector fresh = withFreshHealthState(first->hosts);
+  ASSERT_EQ(2u, fresh.size());
+  EXPECT_EQ(&first->hosts[0]->stats(), &fresh[0]->stats());
+  EXPECT_EQ(9u, fresh[0]->stats().rq_total.load());
+  EXPECT_NE(&first->hosts[0]->healthState(), &fresh[0]->healthState());
+  EXPECT_FALSE(fresh[0]->healthState().get(HealthFlag::FailedActiveHc));
+  EXPECT_TRUE(first->hosts[0]->healthState().get(HealthFlag::FailedActiveHc));
+
+  // The old version goes; the counters live on with the new one.
+  const HostStats* stats = &fresh[0]->stats();
+  first.reset();
+  EXPECT_EQ(stats, &fresh[0]->stats());
+  EXPECT_EQ(9u, fresh[0]->stats().rq_total.load());
 }
 
 TEST(HostSetBuilderTest, PriorityLoadFollowsEnvoysOverprovisioning) {
