@@ -34,6 +34,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -52,6 +53,12 @@ struct FieldCheckContext {};
 absl::Status checkSupportedFields(const google::protobuf::Message& message,
                                   const std::string& path = "",
                                   const FieldCheckContext& context = {});
+// The same, for a message parsed from `serialized` (an xDS resource as received): its bytes are
+// read as they are, not serialized again.
+absl::Status checkSupportedFieldsAsReceived(const google::protobuf::Message& message,
+                                            std::string_view serialized,
+                                            const std::string& path = "",
+                                            const FieldCheckContext& context = {});
 
 // Every refused field of `message`, in walk order: for tests and tools that want them all.
 // `field` is null for an unknown field.

@@ -240,7 +240,15 @@ class Walker {
 class WireChecker {
  public:
   bool clean(std::string_view bytes, const Descriptor& descriptor) {
-    return walkValue(bytes, descriptor, /*via=*/nullptr, /*depth=*/0);
+    switch (heldAs(descriptor)) {
+      case Held::Any:
+        return walkAny(bytes, /*via=*/nullptr, /*depth=*/0);
+      case Held::Leaf:
+        return true;
+      case Held::Walk:
+        break;
+    }
+    return walk(bytes, plan(descriptor, /*via=*/nullptr), /*depth=*/0);
   }
 
  private:
@@ -249,16 +257,28 @@ class WireChecker {
   // Field numbers above it are looked at by the walk (our protos stay far below).
   static constexpr int kMaxPlannedNumber = 4096;
 
+  // What the walk does with a message it reaches (decided once per plan, not per message).
+  enum class Held : uint8_t { Walk, Any, Leaf };
+  static Held heldAs(const Descriptor& descriptor) {
+    if (descriptor.full_name() == "google.protobuf.Any") {
+      return Held::Any;
+    }
+    return isWellKnownLeaf(descriptor) ? Held::Leaf : Held::Walk;
+  }
+
+  struct FieldPlan;
+  // A message type as reached through `via`: each field number's plan.
+  using Plan = std::vector<FieldPlan>;
   struct FieldPlan {
     enum class Kind : uint8_t { Refuse, Scalar, Message, Map };
     Kind kind = Kind::Refuse;
-    uint8_t wire_type = 0;  // Scalar: what the field's type puts on the wire
-    bool packable = false;  // Scalar: a repeated number, which may also come packed (type 2)
+    uint8_t wire_type = 0;   // Scalar: what the field's type puts on the wire
+    bool packable = false;   // Scalar: a repeated number, which may also come packed (type 2)
+    Held held = Held::Leaf;  // Message, Map: what its message is to the walk
     const FieldDescriptor* field = nullptr;  // the `via` of what it holds
     const Descriptor* message = nullptr;     // Message: its type; Map: the value's, or null
+    Plan* plan = nullptr;                    // Held::Walk: the message's plan, once looked up
   };
-  // A message type as reached through `via`: each field number's plan.
-  using Plan = std::vector<FieldPlan>;
 
   struct Reader {
     const uint8_t* p;
@@ -339,7 +359,7 @@ class WireChecker {
   }
 
   // Per thread: checks run on any thread, and a plan is built once per (type, via).
-  static const Plan& plan(const Descriptor& descriptor, const FieldDescriptor* via) {
+  static Plan& plan(const Descriptor& descriptor, const FieldDescriptor* via) {
     thread_local absl::flat_hash_map<std::pair<const Descriptor*, const FieldDescriptor*>,
                                      std::unique_ptr<Plan>>
         plans;
@@ -372,9 +392,11 @@ class WireChecker {
         out.kind = FieldPlan::Kind::Map;
         out.message =
             value->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE ? value->message_type() : nullptr;
+        out.held = out.message != nullptr ? heldAs(*out.message) : Held::Leaf;
       } else if (field.cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
         out.kind = FieldPlan::Kind::Message;
         out.message = field.message_type();
+        out.held = heldAs(*out.message);
       } else {
         out.kind = FieldPlan::Kind::Scalar;
         out.wire_type = wireTypeOf(field);
@@ -384,12 +406,10 @@ class WireChecker {
     return *slot;
   }
 
-  bool walk(std::string_view bytes, const Descriptor& descriptor, const FieldDescriptor* via,
-            int depth) {
+  bool walk(std::string_view bytes, Plan& fields, int depth) {
     if (depth > kMaxDepth) {
       return false;
     }
-    const Plan& fields = plan(descriptor, via);
     Reader in = reader(bytes);
     while (!in.done()) {
       uint64_t tag = 0;
@@ -401,7 +421,7 @@ class WireChecker {
       if (number == 0 || number >= fields.size()) {
         return false;
       }
-      const FieldPlan& field = fields[number];
+      FieldPlan& field = fields[number];
       std::string_view value;
       switch (field.kind) {
         case FieldPlan::Kind::Refuse:
@@ -415,14 +435,13 @@ class WireChecker {
           }
           break;
         case FieldPlan::Kind::Message:
-          if (wire_type != 2 || !in.lengthDelimited(value) ||
-              !walkValue(value, *field.message, field.field, depth + 1)) {
+          if (wire_type != 2 || !in.lengthDelimited(value) || !walkHeld(value, field, depth + 1)) {
             return false;
           }
           break;
         case FieldPlan::Kind::Map:
           if (wire_type != 2 || !in.lengthDelimited(value) ||
-              !walkMapEntry(value, field.message, field.field, depth + 1)) {
+              !walkMapEntry(value, field, depth + 1)) {
             return false;
           }
           break;
@@ -432,20 +451,23 @@ class WireChecker {
   }
 
   // As the walk: an Any as the message it holds, a well-known value not at all.
-  bool walkValue(std::string_view bytes, const Descriptor& descriptor, const FieldDescriptor* via,
-                 int depth) {
-    if (descriptor.full_name() == "google.protobuf.Any") {
-      return walkAny(bytes, via, depth);
+  bool walkHeld(std::string_view bytes, FieldPlan& field, int depth) {
+    switch (field.held) {
+      case Held::Any:
+        return walkAny(bytes, field.field, depth);
+      case Held::Leaf:
+        return true;
+      case Held::Walk:
+        break;
     }
-    if (isWellKnownLeaf(descriptor)) {
-      return true;
+    if (field.plan == nullptr) {
+      field.plan = &plan(*field.message, field.field);  // plans never move (unique_ptr)
     }
-    return walk(bytes, descriptor, via, depth);
+    return walk(bytes, *field.plan, depth);
   }
 
   // A map entry: its key (1) is a value; its value (2) is walked when it is a message.
-  bool walkMapEntry(std::string_view bytes, const Descriptor* value_type,
-                    const FieldDescriptor* via, int depth) {
+  bool walkMapEntry(std::string_view bytes, FieldPlan& map, int depth) {
     Reader in = reader(bytes);
     while (!in.done()) {
       uint64_t tag = 0;
@@ -453,10 +475,9 @@ class WireChecker {
         return false;
       }
       const int wire_type = static_cast<int>(tag & 7);
-      if ((tag >> 3) == 2 && value_type != nullptr) {
+      if ((tag >> 3) == 2 && map.message != nullptr) {
         std::string_view value;
-        if (wire_type != 2 || !in.lengthDelimited(value) ||
-            !walkValue(value, *value_type, via, depth)) {
+        if (wire_type != 2 || !in.lengthDelimited(value) || !walkHeld(value, map, depth)) {
           return false;
         }
       } else if ((tag >> 3) != 1 && (tag >> 3) != 2) {
@@ -500,7 +521,7 @@ class WireChecker {
         google::protobuf::MessageFactory::generated_factory()->GetPrototype(inner) == nullptr) {
       return true;  // the walk leaves it to the semantic checks too
     }
-    return walk(value, *inner, via, depth + 1);
+    return walk(value, plan(*inner, via), depth + 1);
   }
 };
 
@@ -517,7 +538,18 @@ absl::Status checkSupportedFields(const Message& message, const std::string& pat
                                   const FieldCheckContext& context) {
   // The common case, a clean message, from its bytes; a finding is the walk's to report.
   std::string bytes;
-  if (message.SerializeToString(&bytes) && WireChecker().clean(bytes, *message.GetDescriptor())) {
+  if (!message.SerializeToString(&bytes)) {
+    bytes.clear();  // the walk decides
+  }
+  return checkSupportedFieldsAsReceived(message, bytes, path, context);
+}
+
+absl::Status checkSupportedFieldsAsReceived(const Message& message, std::string_view serialized,
+                                            const std::string& path,
+                                            const FieldCheckContext& context) {
+  // Parsing keeps every field it read, known or not, so what the bytes hold is at least what
+  // reflection lists: bytes found clean mean a clean message.
+  if (!serialized.empty() && WireChecker().clean(serialized, *message.GetDescriptor())) {
     return absl::OkStatus();
   }
   Walker walker(context, /*stop_at_first=*/true);

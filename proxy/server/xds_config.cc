@@ -217,7 +217,8 @@ class XdsConfig::EdsWatcher : public Xds::Watcher {
     Xds::ResourceErrors errors;
     for (const Xds::DecodedResource& resource : added) {
       const absl::Status status = parent_.clusters_.updateClusterLoadAssignment(
-          resource.name, resource.as<envoy::config::endpoint::v3::ClusterLoadAssignment>());
+          resource.name, resource.as<envoy::config::endpoint::v3::ClusterLoadAssignment>(),
+          resource.bytes != nullptr ? std::string_view(*resource.bytes) : std::string_view());
       if (!status.ok() && !absl::IsNotFound(status)) {
         errors.add(resource, message(status));
         continue;

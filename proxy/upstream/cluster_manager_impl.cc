@@ -533,7 +533,7 @@ bool ClusterManagerImpl::removeCluster(std::string_view name) {
 
 absl::Status ClusterManagerImpl::updateClusterLoadAssignment(
     std::string_view eds_service_name,
-    const envoy::config::endpoint::v3::ClusterLoadAssignment& cla) {
+    const envoy::config::endpoint::v3::ClusterLoadAssignment& cla, std::string_view cla_bytes) {
   ASSERT(main_dispatcher_.isThreadSafe());
   struct Target {
     ClusterMap* map;
@@ -569,7 +569,9 @@ absl::Status ClusterManagerImpl::updateClusterLoadAssignment(
     return absl::NotFoundError(absl::StrCat(
         "cluster_load_assignment '", std::string(eds_service_name), "': no EDS cluster uses it"));
   }
-  if (absl::Status status = Config::checkSupportedFields(cla); !status.ok()) {
+  absl::Status fields = cla_bytes.empty() ? Config::checkSupportedFields(cla)
+                                          : Config::checkSupportedFieldsAsReceived(cla, cla_bytes);
+  if (absl::Status status = std::move(fields); !status.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "cluster_load_assignment '", std::string(eds_service_name), "': ", status.message()));
   }

@@ -150,10 +150,12 @@ class ClusterManagerImpl : public ClusterManager {
   // Apply a ClusterLoadAssignment to every EDS cluster whose edsServiceName() is
   // `eds_service_name`: a warming cluster becomes active, an active one gets the new hosts.
   // Errors: "cluster_load_assignment 'svc': endpoints[0].lb_endpoints[1].endpoint.address: ..."
-  // and NotFound when no EDS cluster watches that name. All or nothing.
+  // and NotFound when no EDS cluster watches that name. All or nothing. `cla_bytes`, when
+  // given, are the bytes `cla` was parsed from (the field check reads them, issue 14).
   absl::Status updateClusterLoadAssignment(
       std::string_view eds_service_name,
-      const envoy::config::endpoint::v3::ClusterLoadAssignment& cla);
+      const envoy::config::endpoint::v3::ClusterLoadAssignment& cla,
+      std::string_view cla_bytes = {});
 
   // Main thread, before the first cluster: the secrets TLS contexts may name.
   void setSecretManager(Tls::SecretManager* secrets) { secrets_ = secrets; }

@@ -710,6 +710,17 @@ TEST(FieldSupportTest, TheCheckFromBytesFindsWhatTheWalkFinds) {
             "endpoints[0].lb_endpoints[5000].endpoint.address.socket_address: unknown field 77: "
             "not supported");
 
+  // As received: the bytes are read as they are, and a field they carry that our protos do not
+  // have (kept by the parser as unknown) is refused by number.
+  const std::string received = cla.SerializeAsString();
+  ClusterLoadAssignment parsed;
+  ASSERT_TRUE(parsed.ParseFromString(received));
+  EXPECT_EQ(message(checkSupportedFieldsAsReceived(parsed, received)), "OK");
+  const std::string with_unknown = received + std::string("\xb8\x06\x01", 3);  // field 103: 1
+  ASSERT_TRUE(parsed.ParseFromString(with_unknown));
+  EXPECT_EQ(message(checkSupportedFieldsAsReceived(parsed, with_unknown)),
+            "unknown field 103: not supported");
+
   // A row with a condition is for the walk to judge (bind_to_port: only true).
   Listener listener = parse<Listener>(R"(
 name: l
