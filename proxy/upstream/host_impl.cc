@@ -399,16 +399,31 @@ absl::StatusOr<HostSetConstSharedPtr> buildHostSet(const ClusterLoadAssignment& 
                                                    const HostSet* previous,
                                                    const std::string& cluster_name) {
   // The previous host at the same position is tried first: an update usually changes a few
-  // endpoints of a list in the same order, and then no index is built (10,000 hash nodes per
-  // update of a 10,000-endpoint cluster, issue 14). On the first miss, the previous snapshot is
-  // indexed by address so a rebuild finds the object to reuse in O(1). Duplicate addresses are
+  // endpoints of a list in the same order. The endpoints that miss are resolved afterwards
+  // against an index of only the previous hosts nobody took (a one-endpoint change of a
+  // 10,000-endpoint cluster indexed all 10,000 before, issue 14). Duplicate addresses are
   // allowed (Envoy accepts them); each previous host is reused once.
   const HostVector empty;
   const HostVector& previous_hosts = previous != nullptr ? previous->hosts : empty;
   std::vector<bool> reused(previous_hosts.size(), false);
-  std::unordered_multimap<Network::Address, size_t, Network::Address::Hash> by_address;
-  bool indexed = false;
-  size_t position = 0;
+  // An endpoint whose host is decided after the positional pass; its slot in `hosts` waits.
+  struct Miss {
+    size_t slot;
+    Network::Address address;
+    const std::string* hostname;
+    uint32_t weight;
+    uint32_t priority;
+    HealthStatus health;
+    size_t locality;  // index into `localities`
+  };
+  std::vector<Miss> misses;
+  // Per LocalityLbEndpoints: its locality, shared by the new hosts made for it.
+  struct LocalityHosts {
+    HostLocality value;
+    std::shared_ptr<const HostLocality> shared;
+  };
+  std::vector<LocalityHosts> localities;
+  localities.reserve(cla.endpoints_size());
   // One cluster name for every host of the cluster (the previous hosts' when it is the same).
   std::shared_ptr<const std::string> shared_name;
   if (!previous_hosts.empty() && previous_hosts[0]->clusterName() == cluster_name) {
@@ -446,10 +461,12 @@ absl::StatusOr<HostSetConstSharedPtr> buildHostSet(const ClusterLoadAssignment& 
     const std::string list_field =
         absl::StrCat(locality_field, use_list ? ".load_balancer_endpoints" : "", ".lb_endpoints");
     // Shared by the hosts of this LocalityLbEndpoints that are new objects.
-    const HostLocality host_locality{
-        localityKey(locality.locality()),
-        locality.has_load_balancing_weight() ? locality.load_balancing_weight().value() : 0};
-    std::shared_ptr<const HostLocality> shared_locality;
+    localities.push_back(LocalityHosts{
+        HostLocality{
+            localityKey(locality.locality()),
+            locality.has_load_balancing_weight() ? locality.load_balancing_weight().value() : 0},
+        nullptr});
+    const HostLocality& host_locality = localities.back().value;
 
     for (int j = 0; j < lb_endpoints.size(); j++) {
       const LbEndpoint& lb_endpoint = lb_endpoints.Get(j);
@@ -484,58 +501,62 @@ absl::StatusOr<HostSetConstSharedPtr> buildHostSet(const ClusterLoadAssignment& 
       const HealthStatus health = healthStatusFromProto(lb_endpoint.health_status());
       const uint32_t priority = locality.priority();
 
-      // Reuse the identical host, or at least its stats when only attributes changed.
-      HostConstSharedPtr host;
-      std::shared_ptr<HostStats> stats;
-      std::shared_ptr<HostHealthState> health_state;
-      const size_t here = position++;
+      // The identical host at the same position is reused; anything else is a miss.
+      const size_t here = hosts.size();
       if (here < previous_hosts.size() && !reused[here] &&
           previous_hosts[here]->address() == *address &&
           sameAttributes(*previous_hosts[here], endpoint->hostname(), weight, priority, health,
                          host_locality)) {
-        host = previous_hosts[here];
         reused[here] = true;
-      } else if (!previous_hosts.empty()) {
-        if (!indexed) {
-          by_address.reserve(previous_hosts.size());
-          for (size_t k = 0; k < previous_hosts.size(); k++) {
-            by_address.emplace(previous_hosts[k]->address(), k);
-          }
-          indexed = true;
-        }
-        const HostImpl* same_address = nullptr;
-        auto range = by_address.equal_range(*address);
-        for (auto it = range.first; it != range.second; ++it) {
-          if (reused[it->second]) {
-            continue;
-          }
-          const HostConstSharedPtr& candidate = previous_hosts[it->second];
-          if (sameAttributes(*candidate, endpoint->hostname(), weight, priority, health,
-                             host_locality)) {
-            host = candidate;
-            reused[it->second] = true;
-            break;
-          }
-          if (same_address == nullptr) {
-            same_address = static_cast<const HostImpl*>(candidate.get());
-          }
-        }
-        if (host == nullptr && same_address != nullptr) {
-          stats = same_address->sharedStats();
-          health_state = same_address->sharedHealthState();
-        }
+        hosts.push_back(previous_hosts[here]);
+        continue;
       }
-      if (host == nullptr) {
-        if (shared_locality == nullptr) {
-          shared_locality = std::make_shared<const HostLocality>(host_locality);
-        }
-        host = std::make_shared<HostImpl>(*address, endpoint->hostname(), shared_name, weight,
-                                          priority, health, std::move(stats),
-                                          std::move(health_state), shared_locality);
-      }
-
-      hosts.push_back(std::move(host));
+      misses.push_back(Miss{here, *address, &endpoint->hostname(), weight, priority, health,
+                            localities.size() - 1});
+      hosts.push_back(nullptr);
     }
+  }
+
+  // The misses, in order: an identical previous host not taken yet is reused; else a new host,
+  // which keeps the stats and health state of a previous host at its address, if any.
+  std::unordered_multimap<Network::Address, size_t, Network::Address::Hash> by_address;
+  if (!misses.empty()) {
+    for (size_t k = 0; k < previous_hosts.size(); k++) {
+      if (!reused[k]) {
+        by_address.emplace(previous_hosts[k]->address(), k);
+      }
+    }
+  }
+  for (const Miss& miss : misses) {
+    LocalityHosts& locality = localities[miss.locality];
+    HostConstSharedPtr host;
+    const HostImpl* same_address = nullptr;
+    auto range = by_address.equal_range(miss.address);
+    for (auto it = range.first; it != range.second; ++it) {
+      if (reused[it->second]) {
+        continue;
+      }
+      const HostConstSharedPtr& candidate = previous_hosts[it->second];
+      if (sameAttributes(*candidate, *miss.hostname, miss.weight, miss.priority, miss.health,
+                         locality.value)) {
+        host = candidate;
+        reused[it->second] = true;
+        break;
+      }
+      if (same_address == nullptr) {
+        same_address = static_cast<const HostImpl*>(candidate.get());
+      }
+    }
+    if (host == nullptr) {
+      if (locality.shared == nullptr) {
+        locality.shared = std::make_shared<const HostLocality>(locality.value);
+      }
+      host = std::make_shared<HostImpl>(
+          miss.address, *miss.hostname, shared_name, miss.weight, miss.priority, miss.health,
+          same_address != nullptr ? same_address->sharedStats() : nullptr,
+          same_address != nullptr ? same_address->sharedHealthState() : nullptr, locality.shared);
+    }
+    hosts[miss.slot] = std::move(host);
   }
   return computeHostSet(std::move(hosts), /*panic_threshold=*/50);
 }

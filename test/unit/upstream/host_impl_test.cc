@@ -115,6 +115,40 @@ TEST(HostSetBuilderTest, RebuildReusesHostsOfUnchangedEndpoints) {
   EXPECT_EQ(&second->hosts[0]->healthState(), &third->hosts[0]->healthState());
 }
 
+TEST(HostSetBuilderTest, ReorderedAndDuplicatedEndpointsKeepTheirHosts) {
+  // Endpoints 1, 2, 3, and 3 again (Envoy accepts a duplicate address).
+  HostSetConstSharedPtr first =
+      build(makeAssignment("service", {{.port = 1}, {.port = 2}, {.port = 3}, {.port = 3}}));
+  ASSERT_NE(nullptr, first);
+  ASSERT_NE(first->hosts[2], first->hosts[3]);
+
+  // The same endpoints in another order: no position matches, each host is found by address,
+  // and each previous host is taken once (both copies of 3 stay, as two objects).
+  HostSetConstSharedPtr second = build(
+      makeAssignment("service", {{.port = 3}, {.port = 1}, {.port = 3}, {.port = 2}}), first.get());
+  ASSERT_NE(nullptr, second);
+  EXPECT_EQ(first->hosts[0], second->hosts[1]);
+  EXPECT_EQ(first->hosts[1], second->hosts[3]);
+  EXPECT_NE(second->hosts[0], second->hosts[2]);
+  EXPECT_TRUE((second->hosts[0] == first->hosts[2] && second->hosts[2] == first->hosts[3]) ||
+              (second->hosts[0] == first->hosts[3] && second->hosts[2] == first->hosts[2]));
+
+  // One endpoint changes its weight in place and one is replaced: the others stay where they
+  // were; the reweighted one is a new object with the old counters, the new one has its own.
+  first->hosts[1]->stats().rq_total = 5;
+  HostSetConstSharedPtr third = build(
+      makeAssignment("service", {{.port = 3}, {.port = 1, .weight = 4}, {.port = 3}, {.port = 9}}),
+      second.get());
+  ASSERT_NE(nullptr, third);
+  EXPECT_EQ(second->hosts[0], third->hosts[0]);
+  EXPECT_EQ(second->hosts[2], third->hosts[2]);
+  EXPECT_NE(second->hosts[1], third->hosts[1]);
+  EXPECT_EQ(&second->hosts[1]->stats(), &third->hosts[1]->stats());
+  EXPECT_EQ(4u, third->hosts[1]->weight());
+  EXPECT_EQ(9u, third->hosts[3]->address().port());
+  EXPECT_EQ(0u, third->hosts[3]->stats().rq_total.load());
+}
+
 TEST(HostSetBuilderTest, ANewVersionOfTheClusterKeepsTheCountersAndStartsHealthOver) {
   // A new endpoint's counters and health state (one allocation behind two handles) are its own.
   HostSetConstSharedPtr first = build(makeAssignment("service", {{.port = 1}, {.port = 2}}));
