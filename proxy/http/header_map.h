@@ -171,9 +171,13 @@ class HeaderMap : public Common::ThreadLocalFreeList<HeaderMap> {
   // Append (duplicates allowed, as on the wire). `key` must already be lower-case.
   void addCopy(std::string_view key, std::string_view value) {
     if (size_ < headers_.size()) {
-      // A spare entry: assign() reuses its strings' capacity.
+      // A spare entry: assign() reuses its strings' capacity. It often held this very name
+      // before (a client or an upstream sends its headers in the same order every time, and
+      // maps reuse the entries of the thread's last ones): then the name stays as it is.
       HeaderEntry& entry = headers_[size_];
-      entry.key.assign(key.data(), key.size());
+      if (std::string_view(entry.key) != key) {
+        entry.key.assign(key.data(), key.size());
+      }
       entry.value.assign(value.data(), value.size());
     } else {
       headers_.push_back(HeaderEntry{std::string(key), std::string(value)});

@@ -237,6 +237,9 @@ int Http1ConnectionBase::onUrl(const char* at, size_t length) {
 int Http1ConnectionBase::onHeaderFieldComplete() {
   // llhttp's loose mode lets some invalid name characters (e.g. spaces) through.
   const std::string_view name = current_field_.view;
+  if (HeaderUtility::isPlainLowerCaseName(name)) {
+    return 0;
+  }
   if (name.empty()) {
     return fail(error_http_code_, "http1.invalid_characters", "empty header name");
   }

@@ -72,6 +72,33 @@ TEST(HeaderUtilityTest, ValuesCarryNoLineBreaksOrNul) {
   EXPECT_FALSE(HeaderUtility::isValidHeaderValue("a\r\nx-injected: 1"));
   EXPECT_FALSE(HeaderUtility::isValidHeaderValue("a\nb"));
   EXPECT_FALSE(HeaderUtility::isValidHeaderValue(std::string("a\0b", 3)));
+  // The same byte anywhere in a long value: in a 16-byte block or in the tail after blocks.
+  const std::string long_value(40, 'v');
+  EXPECT_TRUE(HeaderUtility::isValidHeaderValue(long_value));
+  for (size_t at : {0u, 15u, 16u, 31u, 32u, 39u}) {
+    for (char bad : {'\0', '\r', '\n'}) {
+      std::string value = long_value;
+      value[at] = bad;
+      EXPECT_FALSE(HeaderUtility::isValidHeaderValue(value)) << "byte " << int(bad) << " at " << at;
+    }
+  }
+}
+
+TEST(HeaderUtilityTest, PlainLowerCaseNamesAreRecognisedAndNothingElse) {
+  // Lower-case letters, digits and '-', short (a padded tail) or long (whole blocks + tail).
+  EXPECT_TRUE(HeaderUtility::isPlainLowerCaseName("x-request-id"));
+  EXPECT_TRUE(HeaderUtility::isPlainLowerCaseName("x-envoy-upstream-service-time-0123456789"));
+  // Anything else goes to the per-byte check: empty, upper case, other token characters,
+  // separators, bytes from 0x80, wherever they sit.
+  EXPECT_FALSE(HeaderUtility::isPlainLowerCaseName(""));
+  const std::string long_name = "x-envoy-upstream-service-time-0123456789";
+  for (size_t at : {0u, 15u, 16u, 31u, 32u, 39u}) {
+    for (char other : {'A', 'Z', '_', '.', ' ', ':', '\0', '\x80', '\xff', '`', '{', '/'}) {
+      std::string name = long_name;
+      name[at] = other;
+      EXPECT_FALSE(HeaderUtility::isPlainLowerCaseName(name)) << int(other) << " at " << at;
+    }
+  }
 }
 
 TEST(StringViewTest, ConvertsBothWaysWithoutCopying) {
