@@ -18,7 +18,7 @@ namespace Proxy::Event {
 struct FileReadyType {
   static constexpr uint32_t Read = 0x1;
   static constexpr uint32_t Write = 0x2;
-  static constexpr uint32_t Closed = 0x4;  // peer closed (EV_CLOSED); only with Edge triggers
+  static constexpr uint32_t Closed = 0x4;  // peer sent FIN (EV_CLOSED, EPOLLRDHUP)
 };
 
 enum class FileTriggerType { Level, Edge };
@@ -37,6 +37,10 @@ class FileEvent {
   virtual void activate(uint32_t events) = 0;
   // Change the set of events watched (0 = none).
   virtual void setEnabled(uint32_t events) = 0;
+  // Change the set of events watched and how they trigger. A connection reads level-triggered
+  // while it reads (whatever a pass left unread wakes the loop again) and edge-triggered while
+  // it waits to write (level-triggered Write would wake every iteration).
+  virtual void setEnabled(uint32_t events, FileTriggerType trigger) = 0;
 };
 
 // A one-shot timer; re-arm it from its callback for periodic work. Dispatcher thread only.

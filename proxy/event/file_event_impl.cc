@@ -86,6 +86,11 @@ void FileEventImpl::setEnabled(uint32_t events) {
   assignEvents(events);
 }
 
+void FileEventImpl::setEnabled(uint32_t events, FileTriggerType trigger) {
+  trigger_ = trigger;
+  setEnabled(events);
+}
+
 void FileEventImpl::onActivation(int, short, void* arg) {
   // No readiness of its own: onReady() with nothing but the injected events (which a real
   // event in between may already have delivered).

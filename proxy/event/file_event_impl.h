@@ -21,6 +21,8 @@ class FileEventImpl : public FileEvent, private EventImplBase {
   void activate(uint32_t events) override;
   // Re-registers the fd with the new interest set (epoll_ctl), keeping the trigger type.
   void setEnabled(uint32_t events) override;
+  // The same with a new trigger type (libevent keeps one trigger type per fd and event).
+  void setEnabled(uint32_t events, FileTriggerType trigger) override;
 
  private:
   static void onReady(int fd, short what, void* arg);
@@ -31,7 +33,7 @@ class FileEventImpl : public FileEvent, private EventImplBase {
   DispatcherImpl& dispatcher_;
   event_base& base_;
   const int fd_;
-  const FileTriggerType trigger_;
+  FileTriggerType trigger_;
   FileReadyCb cb_;
   // activate() bits not yet delivered; activation_event_ is pending while this is non-zero.
   uint32_t injected_events_ = 0;

@@ -55,11 +55,50 @@ ConnectionImpl::ConnectionImpl(Event::Dispatcher& dispatcher, IoHandle socket,
 }
 
 void ConnectionImpl::createFileEvent() {
-  // Edge-triggered: we read/write until EAGAIN ourselves, so level re-notification would only
-  // cost wake-ups.
+  const Interest interest = wantedInterest();
+  registered_events_ = interest.events;
+  registered_trigger_ = interest.trigger;
   file_event_ = dispatcher_.createFileEvent(
-      socket_.fd(), [this](uint32_t events) { onFileEvent(events); }, Event::FileTriggerType::Edge,
-      watchedEvents());
+      socket_.fd(), [this](uint32_t events) { onFileEventAndUpdateInterest(events); },
+      interest.trigger, interest.events);
+}
+
+ConnectionImpl::Interest ConnectionImpl::wantedInterest() const {
+  // Reading with nothing waiting to be written: level-triggered Read (and Closed) alone. A read
+  // pass may then end at the first short read (shortReadDrainsSocket()): whatever is still
+  // unread (more bytes, or a reset queued behind the bytes, which libevent reports as
+  // Read|Write without Closed) makes the next epoll_wait report the socket again. Closed
+  // (EPOLLRDHUP) says a FIN is queued: that pass reads on to the EOF, so the last bytes and the
+  // end of stream are delivered together. Edge-triggered, every pass would have to read until
+  // EAGAIN: half of all reads on a keep-alive connection.
+  // Everything else is edge-triggered, reading until EAGAIN: a blocked write (level-triggered
+  // Write would wake every iteration once writable), a connect or a TLS handshake waiting to
+  // write, reading disabled or a full read buffer (unread bytes would wake every iteration),
+  // the peer's FIN in half-close mode (EOF stays readable), closing.
+  if (state_ == State::Open && read_disable_count_ == 0 && !connecting_ && !read_end_stream_ &&
+      !write_blocked_ && !transport_socket_->wantsWriteEvents() &&
+      (buffer_limit_ == 0 || read_buffer_.length() < buffer_limit_)) {
+    return {Event::FileReadyType::Read | Event::FileReadyType::Closed,
+            Event::FileTriggerType::Level};
+  }
+  return {watchedEvents(), Event::FileTriggerType::Edge};
+}
+
+void ConnectionImpl::updateFileEvent() {
+  // Inside onFileEvent() the loop is not polling: the registration is settled once, at its end,
+  // however often the state changed on the way (a readDisable(true) then (false)).
+  if (file_event_ == nullptr || in_file_event_) {
+    return;
+  }
+  const Interest interest = wantedInterest();
+  if (interest.events == registered_events_ && interest.trigger == registered_trigger_) {
+    return;  // the common case: no epoll_ctl
+  }
+  // Re-registering re-evaluates readiness (epoll_ctl ADD), so nothing that arrived meanwhile is
+  // lost when switching from level to edge or back.
+  registered_events_ = interest.events;
+  registered_trigger_ = interest.trigger;
+  file_event_->setEnabled(interest.events, interest.trigger);
 }
 
 ConnectionImpl::~ConnectionImpl() {
@@ -140,7 +179,7 @@ void ConnectionImpl::close(ConnectionCloseType type) {
     delayed_close_timer_->enableTimer(delayed_close_timeout_);
   }
   if (file_event_ != nullptr) {
-    file_event_->setEnabled(watchedEvents());
+    updateFileEvent();
     if (!connecting_ && !write_blocked_) {
       file_event_->activate(Event::FileReadyType::Write);
     }
@@ -175,8 +214,8 @@ void ConnectionImpl::readDisable(bool disable) {
   }
   if (disable) {
     read_disable_count_++;
-    if (read_disable_count_ == 1 && file_event_ != nullptr) {
-      file_event_->setEnabled(watchedEvents());
+    if (read_disable_count_ == 1) {
+      updateFileEvent();
     }
     return;
   }
@@ -188,7 +227,7 @@ void ConnectionImpl::readDisable(bool disable) {
   if (read_disable_count_ > 0 || file_event_ == nullptr || connecting_) {
     return;
   }
-  file_event_->setEnabled(watchedEvents());
+  updateFileEvent();
   // Bytes the filter left in the read buffer will not cause a socket event, and an edge we
   // ignored while disabled will not come again: read (or redeliver) explicitly.
   if (read_buffer_.length() > 0) {
@@ -226,6 +265,7 @@ void ConnectionImpl::setBufferLimits(uint32_t limit) {
   buffer_limit_ = limit;
   checkHighWatermark();
   checkLowWatermark();
+  updateFileEvent();  // a read buffer at the new limit reads edge-triggered
 }
 
 void ConnectionImpl::checkHighWatermark() {
@@ -257,9 +297,7 @@ void ConnectionImpl::enableHalfClose(bool enabled) {
   ASSERT(dispatcher_.isThreadSafe());
   half_close_enabled_ = enabled;
   // Whether a FIN counts as an early close while not reading depends on this setting.
-  if (file_event_ != nullptr && (watchedEvents() & Event::FileReadyType::Read) == 0) {
-    file_event_->setEnabled(watchedEvents());
-  }
+  updateFileEvent();
 }
 
 void ConnectionImpl::noDelay(bool enable) {
@@ -283,7 +321,7 @@ void ConnectionImpl::onFileEvent(uint32_t events) {
     closeSocket(ConnectionEvent::RemoteClose);
     return;
   }
-  // Closed is only watched while we are not reading; when reading, EOF arrives as a read of 0.
+  // While reading, EOF arrives as a read of 0 (Closed makes the pass read on until it does).
   if ((events & Event::FileReadyType::Closed) != 0 &&
       (watchedEvents() & Event::FileReadyType::Read) == 0) {
     spdlog::debug("[C{}] remote early close", id_);
@@ -298,6 +336,17 @@ void ConnectionImpl::onFileEvent(uint32_t events) {
   }
   if ((events & Event::FileReadyType::Read) != 0) {
     onReadReady();
+  }
+}
+
+void ConnectionImpl::onFileEventAndUpdateInterest(uint32_t events) {
+  in_file_event_ = true;
+  fin_queued_ = (events & Event::FileReadyType::Closed) != 0;
+  onFileEvent(events);
+  in_file_event_ = false;
+  fin_queued_ = false;
+  if (state_ != State::Closed) {
+    updateFileEvent();
   }
 }
 

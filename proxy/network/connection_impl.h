@@ -88,8 +88,15 @@ class ConnectionImpl : public virtual Connection, protected TransportSocketCallb
   void raiseEvent(ConnectionEvent event) override;
   void flushWriteBuffer() override;
   void setTransportSocketIsReadable() override;
+  // Level-triggered reading (wantedInterest()) reports whatever a pass left unread; a FIN
+  // known to be queued is read in the same pass.
+  bool shortReadDrainsSocket() const override {
+    return registered_trigger_ == Event::FileTriggerType::Level && !fin_queued_;
+  }
 
   void onFileEvent(uint32_t events);
+  // The file event's callback: onFileEvent(), then the registration for the new state.
+  void onFileEventAndUpdateInterest(uint32_t events);
   // Register the socket with the dispatcher (once it is connected or connecting).
   void createFileEvent();
 
@@ -111,7 +118,16 @@ class ConnectionImpl : public virtual Connection, protected TransportSocketCallb
   void deliverRead(bool end_stream);
   void checkHighWatermark();
   void checkLowWatermark();
-  // The file events to watch for the current state (reading enabled or not).
+  struct Interest {
+    uint32_t events;
+    Event::FileTriggerType trigger;
+  };
+  // What the file event should watch in the current state, and how (see the definition).
+  Interest wantedInterest() const;
+  // Re-register the file event when wantedInterest() changed (an epoll_ctl; never per request
+  // on a keep-alive connection: only a blocked write, readDisable(), a connect, a handshake).
+  void updateFileEvent();
+  // The edge-triggered events to watch for the current state (reading enabled or not).
   uint32_t watchedEvents() const;
   bool bothSidesHalfClosed() const {
     return read_end_stream_ && write_end_stream_ && shutdown_sent_;
@@ -144,6 +160,13 @@ class ConnectionImpl : public virtual Connection, protected TransportSocketCallb
   bool shutdown_sent_ = false;
   // The last write hit EAGAIN: wait for the Write edge instead of trying again.
   bool write_blocked_ = false;
+  // What the file event is registered with (wantedInterest() when it was last applied).
+  uint32_t registered_events_ = 0;
+  Event::FileTriggerType registered_trigger_ = Event::FileTriggerType::Edge;
+  // onFileEvent() is running: updateFileEvent() waits for its end.
+  bool in_file_event_ = false;
+  // The running event carried Closed (EPOLLRDHUP): the peer's FIN is queued behind the bytes.
+  bool fin_queued_ = false;
 };
 
 // An outgoing connection to `remote_address`. The socket is created in the constructor;

@@ -43,9 +43,12 @@ void IoHandle::close() {
   }
 }
 
+uint64_t IoHandle::readLength(uint64_t max_length) {
+  return max_length == 0 ? kReadChunkSize : std::min<uint64_t>(max_length, kReadChunkSize);
+}
+
 Buffer::IoResult IoHandle::read(Buffer::Instance& buffer, uint64_t max_length) {
-  const uint64_t want =
-      max_length == 0 ? kReadChunkSize : std::min<uint64_t>(max_length, kReadChunkSize);
+  const uint64_t want = readLength(max_length);
   evbuffer* raw = buffer.raw();
   evbuffer_iovec vecs[2];
   const int n_vecs = evbuffer_reserve_space(raw, static_cast<ev_ssize_t>(want), vecs, 2);

@@ -32,6 +32,9 @@ class IoHandle {
   // Unlike evbuffer_read (capped at 4 KiB per call in libevent 2.1) this reads up to 64 KiB
   // per syscall straight into the buffer's reserved space.
   Buffer::IoResult read(Buffer::Instance& buffer, uint64_t max_length);
+  // How many bytes read(buffer, max_length) asks the kernel for: a read that returns fewer
+  // took everything the socket held.
+  static uint64_t readLength(uint64_t max_length);
   // Write as much of `buffer` as the socket takes with one sendmsg() over its slices and drain
   // what was written. MSG_NOSIGNAL: a peer that went away is an EPIPE error, never a SIGPIPE.
   Buffer::IoResult write(Buffer::Instance& buffer);

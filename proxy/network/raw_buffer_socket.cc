@@ -16,6 +16,13 @@ TransportIoResult RawBufferSocket::doRead(Buffer::Instance& buffer, uint64_t max
     const Buffer::IoResult io = socket.read(buffer, max_length);
     if (io.rc > 0) {
       result.bytes_processed += static_cast<uint64_t>(io.rc);
+      // A short read drained the socket: stop here rather than read again for EAGAIN (half of
+      // all reads on a keep-alive connection), when the connection says the event loop will
+      // report what comes next.
+      if (static_cast<uint64_t>(io.rc) < IoHandle::readLength(max_length) &&
+          callbacks_->shortReadDrainsSocket()) {
+        break;
+      }
       continue;
     }
     if (io.rc == 0) {

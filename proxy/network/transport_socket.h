@@ -44,6 +44,12 @@ class TransportSocketCallbacks {
   virtual void flushWriteBuffer() = 0;
   // Schedule a read pass: the transport holds bytes the kernel will not signal again.
   virtual void setTransportSocketIsReadable() = 0;
+  // Whether a read that returned fewer bytes than it asked for may end the read pass: the
+  // connection reads level-triggered, so whatever is still unread (more bytes, a FIN, a reset
+  // queued behind the bytes) wakes the loop again, and a further read only to learn EAGAIN is
+  // a wasted syscall. False (edge-triggered: nothing would report it again) makes the
+  // transport read until the socket would block.
+  virtual bool shortReadDrainsSocket() const = 0;
 };
 
 class TransportSocket {
@@ -52,8 +58,9 @@ class TransportSocket {
   // Called once, by the connection's constructor.
   virtual void setTransportSocketCallbacks(TransportSocketCallbacks& callbacks) = 0;
 
-  // Read into `buffer` until the socket would block, the peer finished, an error occurs, or
-  // `buffer` holds `max_buffer_length` bytes (0 = no limit).
+  // Read into `buffer` until the socket would block (or, when the callbacks'
+  // shortReadDrainsSocket() allows, until a read returns less than it asked for), the peer
+  // finished, an error occurs, or `buffer` holds `max_buffer_length` bytes (0 = no limit).
   virtual TransportIoResult doRead(Buffer::Instance& buffer, uint64_t max_buffer_length) = 0;
   // Write (and drain) as much of `buffer` as the socket takes. Bytes left in `buffer` with
   // KeepOpen mean "wait for the next Write edge (or flushWriteBuffer())".

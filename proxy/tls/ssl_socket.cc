@@ -44,6 +44,7 @@ void SslSocket::setTransportSocketCallbacks(Network::TransportSocketCallbacks& c
     SSL_set_accept_state(ssl_);
   } else {
     SSL_set_connect_state(ssl_);
+    handshake_wants_write_ = true;
     if (!context_->sni().empty()) {
       SSL_set_tlsext_host_name(ssl_, context_->sni().c_str());
     }
@@ -77,13 +78,16 @@ Network::PostIoAction SslSocket::doHandshake() {
                   SSL_get_version(ssl_), SSL_get_cipher_name(ssl_), protocol());
     callbacks_->raiseEvent(Network::ConnectionEvent::Connected);
     // Bytes queued during the handshake go out now; plaintext OpenSSL already holds would get
-    // no new Read edge.
+    // no new Read event (bytes still in the socket would, when it reads level-triggered).
     callbacks_->flushWriteBuffer();
-    callbacks_->setTransportSocketIsReadable();
+    if (SSL_has_pending(ssl_) != 0 || !callbacks_->shortReadDrainsSocket()) {
+      callbacks_->setTransportSocketIsReadable();
+    }
     return Network::PostIoAction::KeepOpen;
   }
   const int error = SSL_get_error(ssl_, rc);
   if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) {
+    handshake_wants_write_ = error == SSL_ERROR_WANT_WRITE;
     return Network::PostIoAction::KeepOpen;
   }
   fail("handshake", error);
@@ -140,6 +144,12 @@ Network::TransportIoResult SslSocket::doRead(Buffer::Instance& buffer, uint64_t 
     if (state_ != State::Connected) {
       return result;
     }
+    // Only what OpenSSL already holds (a request read ahead with the peer's Finished) needs an
+    // SSL_read now: bytes still in the socket wake a level-triggered loop again, and a read
+    // now would mostly learn EAGAIN.
+    if (SSL_has_pending(ssl_) == 0 && callbacks_->shortReadDrainsSocket()) {
+      return result;
+    }
   }
   if (state_ == State::Failed) {
     result.action = Network::PostIoAction::Close;
@@ -155,6 +165,15 @@ Network::TransportIoResult SslSocket::doRead(Buffer::Instance& buffer, uint64_t 
     if (rc > 0) {
       buffer.add(chunk, static_cast<size_t>(rc));
       result.bytes_processed += static_cast<uint64_t>(rc);
+      // Read-ahead (ContextImpl) makes OpenSSL ask the socket for all its buffer holds: a
+      // record shorter than asked, with nothing left in OpenSSL's buffers, means the socket
+      // was drained, as a short read() does on the raw socket (RawBufferSocket::doRead). The
+      // next SSL_read would only learn EAGAIN; the connection's level-triggered event reports
+      // whatever arrives later (or was left: a full buffer ends a read() early).
+      if (static_cast<uint64_t>(rc) < want && SSL_has_pending(ssl_) == 0 &&
+          callbacks_->shortReadDrainsSocket()) {
+        break;
+      }
       continue;
     }
     const int error = SSL_get_error(ssl_, rc);

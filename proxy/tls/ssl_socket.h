@@ -27,7 +27,12 @@ class SslSocket : public Network::TransportSocket {
   void setTransportSocketCallbacks(Network::TransportSocketCallbacks& callbacks) override;
   Network::TransportIoResult doRead(Buffer::Instance& buffer, uint64_t max_buffer_length) override;
   Network::TransportIoResult doWrite(Buffer::Instance& buffer) override;
-  bool wantsWriteEvents() const override { return state_ == State::Handshaking; }
+  // The client's handshake starts on the write pass after connect(); after that a handshake
+  // waits for a Write event only when OpenSSL could not write (WANT_WRITE), so the connection
+  // reads level-triggered while the peer's handshake messages are awaited.
+  bool wantsWriteEvents() const override {
+    return state_ == State::Handshaking && handshake_wants_write_;
+  }
   void onConnected() override;
   void closeSocket(Network::ConnectionEvent event) override;
   std::string_view protocol() const override;
@@ -46,6 +51,9 @@ class SslSocket : public Network::TransportSocket {
   SSL* ssl_ = nullptr;
   Network::TransportSocketCallbacks* callbacks_ = nullptr;
   State state_ = State::Handshaking;
+  // The handshake must be advanced from a write pass: not started yet on a client, or the last
+  // step returned SSL_ERROR_WANT_WRITE.
+  bool handshake_wants_write_ = false;
   // SSL_write that would block must be retried with the same length.
   uint64_t bytes_to_retry_ = 0;
   std::string failure_reason_;

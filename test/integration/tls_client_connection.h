@@ -105,6 +105,19 @@ class TlsClientConnection {
     return in.size() > 12 && absl::SimpleAtoi(in.substr(9, 3), &status) ? status : -1;
   }
 
+  // Send `bytes` in one TLS record, then reset the connection (SO_LINGER 0): the server finds
+  // the record and the RST queued together. The connection is unusable afterwards.
+  bool sendThenReset(const std::string& bytes) {
+    if (SSL_write(ssl_, bytes.data(), static_cast<int>(bytes.size())) <= 0) {
+      return false;
+    }
+    linger reset{/*l_onoff=*/1, /*l_linger=*/0};
+    const bool ok = ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)) == 0;
+    ::close(fd_);
+    fd_ = -1;
+    return ok;
+  }
+
  private:
   TlsClientConnection() = default;
   int fd_ = -1;

@@ -5,6 +5,9 @@
 // client certificates, TLS versions outside its range, a stalled handshake) and counts each in
 // Envoy's stats.
 
+#include <signal.h>
+#include <sys/wait.h>
+
 #include <string>
 #include <vector>
 
@@ -13,6 +16,7 @@
 #include "absl/strings/str_replace.h"
 #include "gtest/gtest.h"
 #include "test/integration/proxy_integration_test_fixture.h"
+#include "test/integration/tls_client_connection.h"
 #include "test/integration/tls_test_util.h"
 
 namespace Proxy::Integration {
@@ -171,6 +175,31 @@ TEST_F(TlsIntegrationTest, ServesHttpsAndRefusesPlaintextAndStalledHandshakes) {
                                              ".downstream_cx_transport_socket_connect_timeout"),
                                 1));
   }
+}
+
+// A read pass ends at a short read (an SSL_read shorter than asked with nothing left in
+// OpenSSL's buffers: no further read() only to learn EAGAIN, issue 14). That must not hide a
+// reset queued behind the request in the same wake-up: the upstream holds its answer for 20 s,
+// so only the reset itself can end this request in time.
+TEST_F(TlsIntegrationTest, ARequestAndAResetQueuedTogetherAreBothSeen) {
+  auto proxy = startProxy(bootstrap(tlsTransportSocket("")));
+  auto client = TlsClientConnection::connect(port_);
+  ASSERT_NE(client, nullptr);
+  // A first exchange: the handshake (and TLS 1.3's tickets) are behind us on both sides.
+  EXPECT_EQ(client->get("/first"), 200);
+
+  // The proxy is stopped while the second request and the reset are queued to it.
+  ASSERT_TRUE(proxy->sendSignal(SIGSTOP));
+  int status = 0;
+  ASSERT_EQ(::waitpid(proxy->pid(), &status, WUNTRACED), proxy->pid());
+  ASSERT_TRUE(WIFSTOPPED(status));
+  ASSERT_TRUE(client->sendThenReset(
+      "GET /held HTTP/1.1\r\nHost: localhost\r\nx-fake-delay-ms: 20000\r\n\r\n"));
+  ASSERT_TRUE(proxy->sendSignal(SIGCONT));
+
+  // The request was decoded (a stream to reset) and the reset ended it and the connection.
+  EXPECT_TRUE(proxy->waitForCounterGe("http.ingress_http.downstream_rq_rx_reset", 1, 5s));
+  EXPECT_TRUE(proxy->waitForCounterGe("http.ingress_http.downstream_cx_destroy_remote", 1, 5s));
 }
 
 TEST_F(TlsIntegrationTest, AlpnChoosesHttp2OrHttp1OnAnAutoListener) {

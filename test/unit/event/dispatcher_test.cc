@@ -506,6 +506,40 @@ TEST_F(DispatcherTest, SetEnabledSwitchesTheWatchedEvents) {
   EXPECT_EQ((std::vector<uint32_t>{FileReadyType::Read, FileReadyType::Write}), calls);
 }
 
+TEST_F(DispatcherTest, SetEnabledSwitchesTheTriggerType) {
+  // Edge-triggered first: a byte left unread is reported once.
+  SocketPair sockets;
+  int calls = 0;
+  int read_on_call = 0;
+  FileEventPtr event = dispatcher_.createFileEvent(
+      sockets.watched(),
+      [&](uint32_t events) {
+        EXPECT_EQ(FileReadyType::Read, events);
+        if (++calls == read_on_call) {
+          sockets.readWatched();
+        }
+      },
+      FileTriggerType::Edge, FileReadyType::Read);
+  sockets.writeToPeer("a");
+  dispatcher_.run(Dispatcher::RunType::NonBlock);
+  dispatcher_.run(Dispatcher::RunType::NonBlock);
+  EXPECT_EQ(1, calls);
+
+  // Level-triggered: the same unread byte is reported on every iteration until it is read
+  // (on the third call from now); NonBlock iterates while something is ready.
+  read_on_call = 4;
+  event->setEnabled(FileReadyType::Read, FileTriggerType::Level);
+  dispatcher_.run(Dispatcher::RunType::NonBlock);
+  EXPECT_EQ(4, calls);
+
+  // Edge-triggered again: a new unread byte is reported once.
+  event->setEnabled(FileReadyType::Read, FileTriggerType::Edge);
+  sockets.writeToPeer("b");
+  dispatcher_.run(Dispatcher::RunType::NonBlock);
+  dispatcher_.run(Dispatcher::RunType::NonBlock);
+  EXPECT_EQ(5, calls);
+}
+
 TEST_F(DispatcherTest, ActivateInjectsEventsOnALaterIterationNotInline) {
   // Watch nothing: the only way the callback runs is activate().
   SocketPair sockets;

@@ -310,6 +310,61 @@ TEST_F(ConnectionImplTest, PeerResetWhileNotReadingIsARemoteClose) {
   EXPECT_EQ(server.events, std::vector<ConnectionEvent>{ConnectionEvent::RemoteClose});
 }
 
+// A read shorter than it asked for ends a read pass (no further read only to learn EAGAIN,
+// issue 14): these peers queue their bytes and their FIN or reset before the server's first
+// read, in one wake-up, so the short read of the bytes must not hide what follows them.
+TEST_F(ConnectionImplTest, BytesAndFinQueuedTogetherAreDeliveredThenARemoteClose) {
+  // The raw client writes and shuts down before the loop has even accepted it.
+  IoHandle raw = blockingConnect(listenAddress());
+  ASSERT_EQ(::send(raw.fd(), "last words", 10, 0), 10);
+  ASSERT_EQ(::shutdown(raw.fd(), SHUT_WR), 0);
+
+  ASSERT_TRUE(runUntil([&]() { return accepted_.size() == 1 && accepted_[0]->closed(); }));
+  Peer& server = *accepted_[0];
+  EXPECT_EQ(server.received, "last words");
+  EXPECT_EQ(server.received_at_close, 10u);
+  EXPECT_EQ(server.events, std::vector<ConnectionEvent>{ConnectionEvent::RemoteClose});
+}
+
+TEST_F(ConnectionImplTest, BytesAndFinQueuedTogetherEndTheStreamWithHalfClose) {
+  on_server_connection_ = [](Peer& server) { server.connection->enableHalfClose(true); };
+  IoHandle raw = blockingConnect(listenAddress());
+  ASSERT_EQ(::send(raw.fd(), "bye", 3, 0), 3);
+  ASSERT_EQ(::shutdown(raw.fd(), SHUT_WR), 0);
+
+  // The bytes and the end of stream, with the connection still open for the answer.
+  ASSERT_TRUE(runUntil([&]() { return accepted_.size() == 1 && accepted_[0]->end_stream_calls; }));
+  Peer& server = *accepted_[0];
+  EXPECT_EQ(server.received, "bye");
+  EXPECT_EQ(server.end_stream_calls, 1);
+  EXPECT_EQ(server.connection->state(), Connection::State::Open);
+}
+
+TEST_F(ConnectionImplTest, BytesAndResetQueuedTogetherAreARemoteClose) {
+  IoHandle raw = blockingConnect(listenAddress());
+  ASSERT_EQ(::send(raw.fd(), "abc", 3, 0), 3);
+  linger reset{/*l_onoff=*/1, /*l_linger=*/0};
+  ASSERT_EQ(::setsockopt(raw.fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)), 0);
+  raw.close();
+
+  ASSERT_TRUE(runUntil([&]() { return accepted_.size() == 1 && accepted_[0]->closed(); }));
+  EXPECT_EQ(accepted_[0]->events, std::vector<ConnectionEvent>{ConnectionEvent::RemoteClose});
+}
+
+TEST_F(ConnectionImplTest, BytesAfterAShortReadArriveWithTheNextEvent) {
+  connectPair();
+  // Many small writes from the client, each in its own loop iteration: each server read is
+  // short, ends the pass, and the next bytes still come (a new edge for each arrival).
+  std::string sent;
+  for (int i = 0; i < 20; i++) {
+    const std::string piece = "piece-" + std::to_string(i) + ";";
+    sent += piece;
+    write(*client_, piece);
+    ASSERT_TRUE(runUntil([&]() { return server_->received == sent; }));
+  }
+  EXPECT_EQ(server_->connection->bytesReceived(), sent.size());
+}
+
 TEST_F(ConnectionImplTest, WritingToAClosedPeerIsARemoteCloseNotASigpipe) {
   // Half-close on, so the peer's FIN alone does not close the server side.
   on_server_connection_ = [](Peer& server) { server.connection->enableHalfClose(true); };
