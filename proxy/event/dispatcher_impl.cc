@@ -21,6 +21,8 @@ DispatcherImpl::DispatcherImpl(std::string name, TimeSource& time_source)
           evtimer_new(base_.get(), &DispatcherImpl::onDeferredDeleteTimer, this)),
       owner_thread_id_(std::this_thread::get_id()),
       approximate_monotonic_time_(time_source_.monotonicTime()),
+      loop_steady_time_(std::chrono::steady_clock::now()),
+      real_time_source_(dynamic_cast<RealTimeSource*>(&time_source) != nullptr),
       current_to_delete_(&to_delete_1_) {
   RELEASE_ASSERT(post_event_ != nullptr && post_next_iteration_event_ != nullptr &&
                      deferred_delete_event_ != nullptr,
@@ -176,7 +178,10 @@ void DispatcherImpl::run(RunType type) {
       flags = EVLOOP_NO_EXIT_ON_EMPTY;
       break;
   }
-  RELEASE_ASSERT(event_base_loop(base_.get(), flags) != -1, "event_base_loop failed");
+  running_ = true;
+  const int rc = event_base_loop(base_.get(), flags);
+  running_ = false;
+  RELEASE_ASSERT(rc != -1, "event_base_loop failed");
 }
 
 void DispatcherImpl::exit() {
@@ -196,7 +201,9 @@ MonotonicTime DispatcherImpl::approximateMonotonicTime() const {
 
 void DispatcherImpl::updateApproximateMonotonicTime() {
   ASSERT(isThreadSafe());
-  approximate_monotonic_time_ = time_source_.monotonicTime();
+  loop_steady_time_ = std::chrono::steady_clock::now();
+  approximate_monotonic_time_ =
+      real_time_source_ ? MonotonicTime(loop_steady_time_) : time_source_.monotonicTime();
 }
 
 }  // namespace Proxy::Event

@@ -54,6 +54,14 @@ class DispatcherImpl : public Dispatcher {
   TimeSource& timeSource() override { return time_source_; }
   MonotonicTime approximateMonotonicTime() const override;
   void updateApproximateMonotonicTime() override;
+  // The steady clock as of the same refresh as approximateMonotonicTime(), whatever the time
+  // source: libevent fires timers by the real clock, so TimerImpl's lazy deadlines
+  // (timer_impl.h) are kept in it without a clock read per enableTimer(). Outside run() (setup
+  // before the loop, where the cached value may be old) it reads the clock, as libevent's
+  // event_add() does.
+  std::chrono::steady_clock::time_point loopSteadyTime() const {
+    return running_ ? loop_steady_time_ : std::chrono::steady_clock::now();
+  }
 
  private:
   // libevent callbacks (C signature), run on the dispatcher thread.
@@ -84,6 +92,10 @@ class DispatcherImpl : public Dispatcher {
   std::atomic<std::thread::id> owner_thread_id_;
   // Dispatcher thread only.
   MonotonicTime approximate_monotonic_time_;
+  std::chrono::steady_clock::time_point loop_steady_time_;
+  // The time source is the real clock: one clock read serves both values above.
+  const bool real_time_source_;
+  bool running_ = false;  // inside run(): every callback refreshed the values above first
 
   // std::mutex rather than absl::Mutex: Debian's libabsl is not built with TSAN annotations,
   // so TSAN cannot see absl::Mutex ordering and reports false races; pthread mutexes it sees.

@@ -25,7 +25,8 @@ void TimerImpl::enableTimer(std::chrono::milliseconds duration) {
   ASSERT(dispatcher_.isThreadSafe());
   const Clock::duration delay =
       duration.count() > 0 ? Clock::duration(duration) : Clock::duration::zero();
-  const Clock::time_point now = Clock::now();
+  // The loop's time (refreshed per event), as libevent's own event_add() uses its cached time.
+  const Clock::time_point now = dispatcher_.loopSteadyTime();
   enabled_ = true;
   deadline_ = now + delay;
   if (armed_ && deadline_ >= armed_deadline_ && delay > Clock::duration::zero()) {
@@ -60,7 +61,8 @@ void TimerImpl::onTimeout(int, short, void* arg) {
   if (!self->enabled_) {
     return;
   }
-  const Clock::time_point now = Clock::now();
+  self->dispatcher_.updateApproximateMonotonicTime();
+  const Clock::time_point now = self->dispatcher_.loopSteadyTime();
   if (self->deadline_ - now > kSlack) {
     // Pushed back since it was armed: wait for the rest.
     self->armed_deadline_ = self->deadline_;
@@ -68,7 +70,6 @@ void TimerImpl::onTimeout(int, short, void* arg) {
     return;
   }
   self->enabled_ = false;
-  self->dispatcher_.updateApproximateMonotonicTime();
   // Last statement: the callback may destroy this timer (better: deferredDelete its owner).
   self->cb_();
 }
