@@ -16,6 +16,16 @@ namespace {
 // A TLS record's plaintext: the most one SSL_read/SSL_write moves.
 constexpr uint64_t kRecordSize = 16384;
 
+// SSL_get_error() needs the thread's error queue empty before the call it explains. It nearly
+// always is (every failure below drains it), and ERR_clear_error() rewrites all 16 slots of
+// the queue: ~840 instructions, twice per proxied HTTPS request (callgrind), against a peek
+// that only looks at the queue's ends.
+void clearErrorQueue() {
+  if (ERR_peek_error() != 0) {
+    ERR_clear_error();
+  }
+}
+
 }  // namespace
 
 SslSocket::SslSocket(ContextConstSharedPtr context, std::string_view alpn_fallback)
@@ -69,7 +79,7 @@ Network::PostIoAction SslSocket::doHandshake() {
   if (state_ == State::Failed) {
     return Network::PostIoAction::Close;
   }
-  ERR_clear_error();
+  clearErrorQueue();
   const int rc = SSL_do_handshake(ssl_);
   if (rc == 1) {
     state_ = State::Connected;
@@ -160,7 +170,7 @@ Network::TransportIoResult SslSocket::doRead(Buffer::Instance& buffer, uint64_t 
     const uint64_t want = max_buffer_length == 0
                               ? kRecordSize
                               : std::min(kRecordSize, max_buffer_length - buffer.length());
-    ERR_clear_error();
+    clearErrorQueue();
     const int rc = SSL_read(ssl_, chunk, static_cast<int>(want));
     if (rc > 0) {
       buffer.add(chunk, static_cast<size_t>(rc));
@@ -209,7 +219,7 @@ Network::TransportIoResult SslSocket::doWrite(Buffer::Instance& buffer) {
   while (buffer.length() > 0) {
     const uint64_t length =
         bytes_to_retry_ != 0 ? bytes_to_retry_ : std::min<uint64_t>(buffer.length(), kRecordSize);
-    ERR_clear_error();
+    clearErrorQueue();
     const int rc = SSL_write(ssl_, buffer.linearize(length), static_cast<int>(length));
     if (rc > 0) {
       bytes_to_retry_ = 0;
