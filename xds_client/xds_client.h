@@ -83,6 +83,18 @@ class Watcher {
                                       const std::vector<std::string>& removed,
                                       const std::string& version) = 0;
 
+  // The same update, for a watcher that applies its resources one at a time: the vector is
+  // this call's own, and the watcher may reset each resource's `message` once it applied it,
+  // so that the decoded resources of a large response are freed as they are applied instead
+  // of all after the last one (a 10,000-cluster EDS response is ~35 MB decoded, issue 14).
+  // The client calls it for a watch of named resources when no wildcard watch shares the
+  // response: then nothing else holds the messages. The default calls onConfigUpdate().
+  virtual absl::Status onConfigUpdateReleasing(std::vector<DecodedResource>& added_or_updated,
+                                               const std::vector<std::string>& removed,
+                                               const std::string& version) {
+    return onConfigUpdate(added_or_updated, removed, version);
+  }
+
   virtual void onConfigUpdateFailed(FailureReason reason) = 0;
 };
 

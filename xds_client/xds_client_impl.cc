@@ -469,13 +469,22 @@ void XdsClientImpl::processUpdate(XdsStream& stream, TypeState& type, DecodedRes
   }
 }
 
-std::vector<uint64_t> XdsClientImpl::dispatchToWatchers(TypeState& type,
-                                                        const DecodedResponse& response,
+std::vector<uint64_t> XdsClientImpl::dispatchToWatchers(TypeState& type, DecodedResponse& response,
                                                         const std::vector<std::string>& removed,
                                                         UpdateErrors& errors) {
   // Named watches get their part; wildcard watches get everything, without copies.
-  const std::map<uint64_t, WatchBatch> batches =
+  std::map<uint64_t, WatchBatch> batches =
       type.batchesByWatch(response.resources, removed, errors.invalid_names);
+  // Without a wildcard watch the batches are the only holders of the decoded messages that
+  // matter: the response's own references go, and each watch's batch is released as it is
+  // applied (Watcher::onConfigUpdateReleasing), so a large response is freed resource by
+  // resource rather than after the last one (issue 14). The cache keeps the bytes.
+  const bool releasing = !type.wildcard();
+  if (releasing) {
+    for (DecodedResource& resource : response.resources) {
+      resource.message.reset();
+    }
+  }
 
   // Watchers may add and drop watches (their own included): iterate over the ids of now.
   std::vector<uint64_t> ids;
@@ -492,6 +501,7 @@ std::vector<uint64_t> XdsClientImpl::dispatchToWatchers(TypeState& type,
     }
     WatchImpl* watch = it->second;
     const std::vector<DecodedResource>* added = &response.resources;
+    std::vector<DecodedResource>* own_batch = nullptr;  // this watch's alone, releasable
     const std::vector<std::string>* gone = &removed;
     // A wildcard watch shares every problem seen so far; a named one only its own names'.
     bool client_rejected = !errors.messages.empty();
@@ -504,6 +514,7 @@ std::vector<uint64_t> XdsClientImpl::dispatchToWatchers(TypeState& type,
       static const std::vector<DecodedResource> kNoResources;
       static const std::vector<std::string> kNoNames;
       added = batch != batches.end() ? &batch->second.added : &kNoResources;
+      own_batch = releasing && batch != batches.end() ? &batch->second.added : nullptr;
       gone = batch != batches.end() ? &batch->second.removed : &kNoNames;
       client_rejected = errors.unnamed || (batch != batches.end() && batch->second.invalid);
       call = !added->empty() || !gone->empty();
@@ -513,7 +524,12 @@ std::vector<uint64_t> XdsClientImpl::dispatchToWatchers(TypeState& type,
     }
     absl::Status status;
     if (call) {
-      status = watch->watcher_.onConfigUpdate(*added, *gone, response.version);
+      status = own_batch != nullptr
+                   ? watch->watcher_.onConfigUpdateReleasing(*own_batch, *gone, response.version)
+                   : watch->watcher_.onConfigUpdate(*added, *gone, response.version);
+      if (own_batch != nullptr) {
+        own_batch->clear();  // what the watcher did not release goes now
+      }
       if (!status.ok()) {
         errors.messages.emplace_back(status.message());
       }

@@ -91,7 +91,7 @@ class XdsClientImpl : public XdsClient, private XdsStream::Callbacks {
   void processUpdate(XdsStream& stream, TypeState& type, DecodedResponse& response);
   // Hands each watch its part; a watcher's rejection joins `errors`. Returns the watches that
   // took the update without a problem (their version_text moves if the response is ACKed).
-  std::vector<uint64_t> dispatchToWatchers(TypeState& type, const DecodedResponse& response,
+  std::vector<uint64_t> dispatchToWatchers(TypeState& type, DecodedResponse& response,
                                            const std::vector<std::string>& removed,
                                            UpdateErrors& errors);
   void ackUpdate(XdsStream& stream, TypeState& type, const DecodedResponse& response,

@@ -404,6 +404,76 @@ TEST_F(XdsClientTest, AWatchThatAddsANameGetsOnlyThatResourceFromTheCache) {
   EXPECT_THAT(second.take(), IsEmpty());
 }
 
+// A watcher that applies its resources one at a time and frees each once applied: it notes
+// how many references each message had when it got it (1: its own, nobody else keeps the
+// decoded message alive), then drops it.
+class ReleasingWatcher : public RecordingWatcher {
+ public:
+  absl::Status onConfigUpdateReleasing(std::vector<DecodedResource>& added,
+                                       const std::vector<std::string>& removed,
+                                       const std::string& version) override {
+    for (DecodedResource& resource : added) {
+      holders.push_back(absl::StrCat(resource.name, ":", resource.message.use_count()));
+      resource.message.reset();
+    }
+    return RecordingWatcher::onConfigUpdate(added, removed, version);
+  }
+  std::vector<std::string> holders;
+};
+
+TEST_F(XdsClientTest, NamedWatchesMayFreeEachResourceAsTheyApplyIt) {
+  createClient();
+  ReleasingWatcher first, second;
+  auto watch_a = watch(kRouteConfigurationTypeUrl, {"route_a"}, first);
+  auto watch_b = watch(kRouteConfigurationTypeUrl, {"route_b"}, second);
+  dispatcher_.runUntilIdle();
+  stream(0).takeRequest();
+  stream(0).respond(sotwResponse(
+      kRouteConfigurationTypeUrl, "1", "A",
+      {packed(routeConfig("route_a", "cluster_a")), packed(routeConfig("route_b", "cluster_b"))}));
+  dispatcher_.runUntilIdle();
+
+  // Each watch holds the only reference to its resource's message (the cache keeps the bytes),
+  // so a large EDS response is freed assignment by assignment (issue 14).
+  EXPECT_THAT(first.holders, ElementsAre("route_a:1"));
+  EXPECT_THAT(second.holders, ElementsAre("route_b:1"));
+  EXPECT_THAT(first.take(), ElementsAre("update version='1' added=[route_a] removed=[]"));
+  EXPECT_THAT(second.take(), ElementsAre("update version='1' added=[route_b] removed=[]"));
+  // The ACK follows as before.
+  auto ack = stream(0).takeRequest();
+  EXPECT_EQ(ack.version_info(), "1");
+  EXPECT_FALSE(ack.has_error_detail());
+
+  // A later watch still gets route_a, decoded again from the cached bytes.
+  RecordingWatcher later;
+  auto watch_c = watch(kRouteConfigurationTypeUrl, {"route_a"}, later);
+  dispatcher_.runUntilIdle();
+  EXPECT_THAT(later.take(), ElementsAre("update version='1' added=[route_a] removed=[]"));
+  ASSERT_EQ(later.last_resources.size(), 1u);
+  EXPECT_EQ(later.last_resources[0].message->SerializeAsString(),
+            routeConfig("route_a", "cluster_a").SerializeAsString());
+}
+
+TEST_F(XdsClientTest, AWildcardWatchKeepsTheMessagesForEveryWatch) {
+  createClient();
+  RecordingWatcher all;
+  ReleasingWatcher named;
+  auto wildcard = watch(kClusterTypeUrl, {}, all);
+  auto one = watch(kClusterTypeUrl, {"c1"}, named);
+  dispatcher_.runUntilIdle();
+  stream(0).takeRequest();
+  stream(0).respond(sotwResponse(kClusterTypeUrl, "1", "A",
+                                 {packed(edsCluster("c1")), packed(edsCluster("c2"))}));
+  dispatcher_.runUntilIdle();
+
+  // The response is shared with the wildcard watch: the named one is not offered to free it.
+  EXPECT_THAT(named.holders, IsEmpty());
+  EXPECT_THAT(named.take(), ElementsAre("update version='1' added=[c1] removed=[]"));
+  EXPECT_THAT(all.take(), ElementsAre("update version='1' added=[c1, c2] removed=[]"));
+  ASSERT_EQ(named.last_resources.size(), 1u);
+  EXPECT_NE(named.last_resources[0].message, nullptr);
+}
+
 TEST_F(XdsClientTest, WatchersMayDropWatchesFromTheirCallbacks) {
   createClient();
   RecordingWatcher first, second;
