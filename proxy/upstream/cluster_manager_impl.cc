@@ -83,11 +83,15 @@ bool membershipChanged(const HostSet& before, const HostSet& after) {
 ThreadLocalClusterImpl::ThreadLocalClusterImpl(ThreadLocalClusterManagerImpl& parent,
                                                ClusterInfoConstSharedPtr info,
                                                HostSetConstSharedPtr host_set)
-    : parent_(parent),
-      info_(std::move(info)),
-      host_set_(std::move(host_set)),
-      lb_(createLoadBalancer(info_->lbPolicy(), info_->leastRequestChoiceCount(), host_set_,
-                             parent_.nextSeed(), &info_->stats().lb_healthy_panic)) {}
+    : parent_(parent), info_(std::move(info)), host_set_(std::move(host_set)) {}
+
+LoadBalancer& ThreadLocalClusterImpl::loadBalancer() {
+  if (lb_ == nullptr) {
+    lb_ = createLoadBalancer(info_->lbPolicy(), info_->leastRequestChoiceCount(), host_set_,
+                             parent_.nextSeed(), &info_->stats().lb_healthy_panic);
+  }
+  return *lb_;
+}
 
 ThreadLocalClusterImpl::~ThreadLocalClusterImpl() {
   for (auto& [host, pool] : pools_) {
@@ -131,8 +135,7 @@ Network::ClientConnectionPtr ThreadLocalClusterImpl::tcpConnection(const HostCon
 
 void ThreadLocalClusterImpl::updateHosts(HostSetConstSharedPtr host_set) {
   host_set_ = std::move(host_set);
-  lb_ = createLoadBalancer(info_->lbPolicy(), info_->leastRequestChoiceCount(), host_set_,
-                           parent_.nextSeed(), &info_->stats().lb_healthy_panic);
+  lb_.reset();
   if (pools_.empty()) {
     return;
   }
