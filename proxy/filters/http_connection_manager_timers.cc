@@ -106,11 +106,11 @@ void ActiveStream::refreshDurationTimeout() {
   }
   const bool rewrite_header =
       policy.using_new_timeouts && Grpc::isGrpcRequestHeaders(*request_headers_);
-  Event::Timer& timer = timers_->get(StreamTimer::MaxDuration);
   if (disable) {
-    // As Envoy, which only has a timer to disable when the connection manager set one.
+    // As Envoy, which only has a timer to disable when the connection manager set one (and so
+    // no timer is made here for nothing: one per HTTP/2 stream).
     if (hcm_duration.count() > 0) {
-      timer.disableTimer();
+      timers_->disable(StreamTimer::MaxDuration);
       if (rewrite_header) {
         request_headers_->remove("grpc-timeout");
       }
@@ -123,7 +123,7 @@ void ActiveStream::refreshDurationTimeout() {
   }
   const auto used = std::chrono::duration_cast<milliseconds>(
       parent_.connection().dispatcher().approximateMonotonicTime() - info_.start_monotonic);
-  timer.enableTimer(timeout > used ? timeout - used : milliseconds(0));
+  timers_->enable(StreamTimer::MaxDuration, timeout > used ? timeout - used : milliseconds(0));
 }
 
 void ActiveStream::onStreamTimer(StreamTimer which) {

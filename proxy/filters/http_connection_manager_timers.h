@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstddef>
 
+#include "proxy/common/free_list.h"
 #include "proxy/event/dispatcher.h"
 
 namespace Proxy::Filters::Hcm {
@@ -31,7 +32,8 @@ class StreamTimerCallbacks {
   virtual void onStreamTimer(StreamTimer which) = 0;
 };
 
-class StreamTimers {
+// Made per HTTP/2 stream: from the thread's free list (issue 11).
+class StreamTimers : public Common::ThreadLocalFreeList<StreamTimers> {
  public:
   explicit StreamTimers(Event::Dispatcher& dispatcher) : dispatcher_(dispatcher) {}
 

@@ -39,6 +39,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "proxy/buffer/buffer.h"
 #include "proxy/http/codec.h"
@@ -209,7 +210,8 @@ class StreamCallbackList {
   void runBelowLowWatermark();
 
  private:
-  std::vector<StreamCallbacks*> callbacks_;
+  // Inline: an HTTP/2 stream has its own list, made per request (issue 11).
+  absl::InlinedVector<StreamCallbacks*, 4> callbacks_;
 };
 
 }  // namespace Proxy::Http
