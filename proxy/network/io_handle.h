@@ -29,8 +29,8 @@ class IoHandle {
   void close();
 
   // Read up to `max_length` bytes (0 = no cap beyond one chunk) into `buffer`. rc 0 is EOF.
-  // Unlike evbuffer_read (capped at 4 KiB per call in libevent 2.1) this reads up to 64 KiB
-  // per syscall straight into the buffer's reserved space.
+  // Reads up to 64 KiB per syscall straight into the buffer's reserved space (its tail slice's
+  // free space, then up to 4 standard slices).
   Buffer::IoResult read(Buffer::Instance& buffer, uint64_t max_length);
   // How many bytes read(buffer, max_length) asks the kernel for: a read that returns fewer
   // took everything the socket held.

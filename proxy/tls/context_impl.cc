@@ -245,11 +245,11 @@ absl::Status ContextImpl::init(const CommonTlsContext& common, bool is_server,
   if (ctx_ == nullptr) {
     return absl::InternalError(absl::StrCat("SSL_CTX_new: ", sslErrors()));
   }
-  // Partial writes and a moving write buffer: the connection hands SSL_write slices of an
-  // evbuffer that may be reallocated between a retry and the next. The record buffers stay
-  // with the connection (SSL_MODE_RELEASE_BUFFERS would free and allocate them around every
-  // record of a keep-alive connection: ~34 KiB per idle TLS connection is the price), and
-  // read-ahead takes a record's header and body (and what follows) in one read() instead of
+  // Partial writes and a moving write buffer: the connection hands SSL_write the linearized
+  // front of a Buffer::Instance, which may sit in another slice between a retry and the next. The
+  // record buffers stay with the connection (SSL_MODE_RELEASE_BUFFERS would free and allocate them
+  // around every record of a keep-alive connection: ~34 KiB per idle TLS connection is the price),
+  // and read-ahead takes a record's header and body (and what follows) in one read() instead of
   // two. Renegotiation is refused (a client-initiated one is an attack surface and Envoy
   // refuses it too); an EOF without close_notify reads as an ordinary EOF.
   SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
