@@ -71,10 +71,24 @@ void FileEventImpl::activate(uint32_t events) {
   ASSERT(events != 0 && (events & kAllReadyTypes) == events);
   const bool scheduled = injected_events_ != 0;
   injected_events_ |= events;
-  if (!scheduled) {
-    const timeval zero{0, 0};
-    RELEASE_ASSERT(event_add(&activation_event_, &zero) == 0, "event_add failed for activation");
+  if (!scheduled && events == FileReadyType::Write) {
+    activation_is_immediate_ = true;
+    event_active(&activation_event_, EV_TIMEOUT, 0);
+    return;
   }
+  if (scheduled && !(activation_is_immediate_ && events != FileReadyType::Write)) {
+    return;
+  }
+  // A Read (or Closed) waits for the next iteration, and a flush already made active for this
+  // pass waits with it: a read pass must never run again before the loop polls.
+  // (Also when a real event took the injected bits: the activation may still be queued for
+  // this pass.)
+  if (activation_is_immediate_) {
+    event_del(&activation_event_);
+    activation_is_immediate_ = false;
+  }
+  const timeval zero{0, 0};
+  RELEASE_ASSERT(event_add(&activation_event_, &zero) == 0, "event_add failed for activation");
 }
 
 void FileEventImpl::setEnabled(uint32_t events) {
@@ -94,6 +108,7 @@ void FileEventImpl::setEnabled(uint32_t events, FileTriggerType trigger) {
 void FileEventImpl::onActivation(int, short, void* arg) {
   // No readiness of its own: onReady() with nothing but the injected events (which a real
   // event in between may already have delivered).
+  static_cast<FileEventImpl*>(arg)->activation_is_immediate_ = false;
   onReady(-1, 0, arg);
 }
 

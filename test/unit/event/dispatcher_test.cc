@@ -587,6 +587,43 @@ TEST_F(DispatcherTest, ActivationFromTheCallbackWaitsForTheNextIteration) {
   EXPECT_LE(calls_when_timer_ran, 2);
 }
 
+TEST_F(DispatcherTest, AFlushRunsInThePassThatAskedForItAndAReadWaitsForTheNextPoll) {
+  // A connection's write() asks for a Write activation (the flush); a read pass that asks for
+  // more reading asks for a Read. Each is asked from a posted callback, after arming a
+  // zero-delay timer, which fires on the next iteration.
+  SocketPair sockets;
+  std::vector<std::string> order;
+  TimerPtr timer = dispatcher_.createTimer([&] { order.push_back("timer"); });
+  FileEventPtr event = dispatcher_.createFileEvent(
+      sockets.watched(),
+      [&](uint32_t events) {
+        order.push_back(events == FileReadyType::Write
+                            ? "write"
+                            : (events == (FileReadyType::Read | FileReadyType::Write) ? "read+write"
+                                                                                      : "other"));
+      },
+      FileTriggerType::Edge, /*events=*/0);
+
+  // A Write alone runs in the same pass, before the timer: the flush costs no timer.
+  dispatcher_.post([&] {
+    timer->enableTimer(std::chrono::milliseconds(0));
+    event->activate(FileReadyType::Write);
+  });
+  dispatcher_.run(Dispatcher::RunType::NonBlock);
+  EXPECT_EQ((std::vector<std::string>{"write", "timer"}), order);
+
+  // A Read asked while that flush is queued takes the flush with it to the next iteration
+  // (after the timer): a read pass never runs again before the loop polls.
+  order.clear();
+  dispatcher_.post([&] {
+    timer->enableTimer(std::chrono::milliseconds(0));
+    event->activate(FileReadyType::Write);
+    event->activate(FileReadyType::Read);
+  });
+  dispatcher_.run(Dispatcher::RunType::NonBlock);
+  EXPECT_EQ((std::vector<std::string>{"timer", "read+write"}), order);
+}
+
 TEST_F(DispatcherTest, ActivationSurvivesSetEnabled) {
   SocketPair sockets;
   std::vector<uint32_t> calls;
