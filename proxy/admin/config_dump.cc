@@ -83,7 +83,7 @@ std::string renderConfigDump(const ConfigDumpSources& sources, bool include_eds)
     const std::string entry = absl::StrCat(
         "{",
         c.added_via_api ? absl::StrCat("\"version_info\":", Json::quote(c.version_info), ",") : "",
-        "\"cluster\":", toJson(c.config),
+        "\"cluster\":", toJson(c.config()),
         ",\"last_updated\":", Json::quote(timestamp(c.last_updated)), "}");
     if (!c.added_via_api) {
       static_clusters.push_back(entry);

@@ -470,7 +470,7 @@ void XdsConfig::updateEdsNames() {
           return;
         }
         const std::chrono::milliseconds timeout =
-            Xds::initialFetchTimeout(cluster.config.eds_cluster_config().eds_config());
+            Xds::initialFetchTimeout(cluster.config().eds_cluster_config().eds_config());
         auto [it, added] = timeouts->emplace(cluster.info.edsServiceName(), timeout);
         if (!added && it->second.count() != 0 && (timeout.count() == 0 || timeout > it->second)) {
           it->second = timeout;

@@ -28,7 +28,7 @@ namespace Proxy::Upstream {
 namespace {
 
 // Deterministic serialization (map fields sorted), so equal configs hash equally.
-size_t configHash(const google::protobuf::Message& message) {
+std::string configBytes(const google::protobuf::Message& message) {
   std::string bytes;
   {
     google::protobuf::io::StringOutputStream stream(&bytes);
@@ -36,7 +36,8 @@ size_t configHash(const google::protobuf::Message& message) {
     coded.SetSerializationDeterministic(true);
     message.SerializeToCodedStream(&coded);
   }
-  return std::hash<std::string>()(bytes);
+  bytes.shrink_to_fit();  // kept as long as the cluster
+  return bytes;
 }
 
 const HostSetConstSharedPtr& emptyHostSet() {
@@ -262,13 +263,13 @@ absl::Status ClusterManagerImpl::addOrUpdateCluster(
     bool added_via_api) {
   ASSERT(main_dispatcher_.isThreadSafe());
   const std::string& name = config.name();
-  const size_t hash = configHash(config);
+  std::string config_bytes = configBytes(config);
   auto active_it = active_.find(name);
   auto warming_it = warming_.find(name);
   const ClusterData* active = active_it != active_.end() ? active_it->second.get() : nullptr;
   const ClusterData* latest = warming_it != warming_.end() ? warming_it->second.get() : active;
 
-  if (latest != nullptr && latest->config_hash == hash) {
+  if (latest != nullptr && latest->config_bytes == config_bytes) {
     return absl::OkStatus();  // unchanged: nothing to do, nothing to count
   }
   if (active != nullptr && !active->added_via_api) {
@@ -364,8 +365,7 @@ absl::Status ClusterManagerImpl::addOrUpdateCluster(
     }
     data->hosts = std::move(*hosts);
   }
-  data->config = config;
-  data->config_hash = hash;
+  data->config_bytes = std::move(config_bytes);
   data->version_info = version_info;
   data->last_updated = main_dispatcher_.timeSource().systemTime();
   data->info = std::move(*info);
@@ -719,10 +719,18 @@ std::vector<std::string> ClusterManagerImpl::edsServiceNames() const {
   return std::vector<std::string>(names.begin(), names.end());
 }
 
+envoy::config::cluster::v3::Cluster ClusterManagerImpl::ClusterView::config() const {
+  envoy::config::cluster::v3::Cluster config;
+  const bool parsed = config.ParseFromString(config_bytes);
+  ASSERT(parsed);  // our own serialization
+  (void)parsed;
+  return config;
+}
+
 void ClusterManagerImpl::forEachCluster(const std::function<void(const ClusterView&)>& cb) const {
   for (const ClusterMap* map : {&active_, &warming_}) {
     for (const auto& [name, data] : *map) {
-      cb(ClusterView{data->config, *data->info, *data->hosts, data->version_info,
+      cb(ClusterView{data->config_bytes, *data->info, *data->hosts, data->version_info,
                      data->last_updated, map == &warming_, data->added_via_api,
                      data->outlier_detector.get()});
     }

@@ -183,8 +183,21 @@ TEST_F(ClusterManagerTest, UnchangedClusterIsANoOp) {
   EXPECT_EQ(0u, counter("cluster_manager.cluster_modified"));
   EXPECT_EQ(1u, counter("cluster_manager.cluster_added"));
   EXPECT_EQ(before, onWorker(0, [this]() { return cm_->getThreadLocalCluster("backend"); }));
-  cm_->forEachCluster(
-      [](const ClusterManagerImpl::ClusterView& view) { EXPECT_EQ("1", view.version_info); });
+  // The cluster keeps its config serialized (issue 14); admin gets the same Cluster back.
+  cm_->forEachCluster([&](const ClusterManagerImpl::ClusterView& view) {
+    EXPECT_EQ("1", view.version_info);
+    EXPECT_EQ(cluster.SerializeAsString(), view.config().SerializeAsString());
+  });
+
+  // A changed config is applied (and kept) in full.
+  Cluster changed = cluster;
+  changed.mutable_connect_timeout()->set_seconds(7);
+  ASSERT_TRUE(cm_->addOrUpdateCluster(changed, /*version_info=*/"3").ok());
+  EXPECT_EQ(1u, counter("cluster_manager.cluster_modified"));
+  cm_->forEachCluster([&](const ClusterManagerImpl::ClusterView& view) {
+    EXPECT_EQ("3", view.version_info);
+    EXPECT_EQ(7, view.config().connect_timeout().seconds());
+  });
 }
 
 TEST_F(ClusterManagerTest, RemovedClusterIsGoneFromEveryWorker) {
