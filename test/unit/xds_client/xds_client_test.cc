@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "test/unit/xds_client/xds_client_test_base.h"
 #include "test/unit/xds_client/xds_test_util.h"
+#include "xds_client/decoder.h"
 
 namespace Proxy::Xds {
 namespace {
@@ -472,6 +473,51 @@ TEST_F(XdsClientTest, AWildcardWatchKeepsTheMessagesForEveryWatch) {
   EXPECT_THAT(all.take(), ElementsAre("update version='1' added=[c1, c2] removed=[]"));
   ASSERT_EQ(named.last_resources.size(), 1u);
   EXPECT_NE(named.last_resources[0].message, nullptr);
+}
+
+// A response of 1,000 resources or more is decoded on arenas of its own, shared by neighbouring
+// small resources (issue 14): each message lives as long as anyone holds it, whatever the order
+// its neighbours and the response go in.
+TEST(DecoderTest, ALargeResponsesResourcesOutliveItAndEachOtherInAnyOrder) {
+  std::vector<google::protobuf::Any> resources;
+  for (uint32_t i = 0; i < 1200; i++) {
+    resources.push_back(packed(endpoints(absl::StrCat("c", i), 1000 + i)));
+  }
+  // One of 4 KB or more: an arena of its own.
+  envoy::config::endpoint::v3::ClusterLoadAssignment big = endpoints("big", 1);
+  for (uint32_t i = 0; i < 400; i++) {
+    *big.mutable_endpoints(0)->add_lb_endpoints() = big.endpoints(0).lb_endpoints(0);
+  }
+  ASSERT_GE(big.ByteSizeLong(), 4096u);
+  resources.push_back(packed(big));
+  const std::string bytes =
+      sotwResponse(kClusterLoadAssignmentTypeUrl, "1", "A", resources).SerializeAsString();
+
+  DecodedResponsePtr response = decodeResponse(bytes, /*delta=*/false);
+  ASSERT_TRUE(response->status.ok());
+  ASSERT_EQ(response->resources.size(), 1201u);
+  // Keep every third message; the response and everything else go.
+  std::vector<std::shared_ptr<const google::protobuf::Message>> kept;
+  for (size_t i = 0; i < response->resources.size(); i += 3) {
+    kept.push_back(response->resources[i].message);
+  }
+  response.reset();
+  // Release them from the back, checking the others each time.
+  while (!kept.empty()) {
+    for (size_t k = 0; k < kept.size(); k += 50) {
+      const auto& cla =
+          static_cast<const envoy::config::endpoint::v3::ClusterLoadAssignment&>(*kept[k]);
+      const size_t i = k * 3;
+      if (i == 1200) {
+        EXPECT_EQ(cla.SerializeAsString(), big.SerializeAsString());
+      } else {
+        EXPECT_EQ(
+            cla.SerializeAsString(),
+            endpoints(absl::StrCat("c", i), 1000 + static_cast<uint32_t>(i)).SerializeAsString());
+      }
+    }
+    kept.pop_back();
+  }
 }
 
 TEST_F(XdsClientTest, WatchersMayDropWatchesFromTheirCallbacks) {
