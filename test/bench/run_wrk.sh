@@ -19,9 +19,11 @@
 #
 #   bash test/bench/run_wrk.sh
 #   TARGETS="proxy nginx" ROUNDS=5 DURATION=10s bash test/bench/run_wrk.sh
+#   RESPONSE_BYTES=16384 bash test/bench/run_wrk.sh     # a 16 KiB body instead of the greeting
 #
 # Environment: BUILD_DIR (default build-release, a Release tree of its own), DURATION (5s),
-# CONNECTIONS (50), THREADS (1), ROUNDS (3), PIN (1), TARGETS ("proxy envoy nginx haproxy").
+# CONNECTIONS (50), THREADS (1), ROUNDS (3), PIN (1), TARGETS ("proxy envoy nginx haproxy"),
+# RESPONSE_BYTES (unset: the upstream's ~40-byte greeting; N: an N-byte body).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -32,6 +34,7 @@ CONNECTIONS=${CONNECTIONS:-50}
 THREADS=${THREADS:-1}
 ROUNDS=${ROUNDS:-3}
 PIN=${PIN:-1}
+RESPONSE_BYTES=${RESPONSE_BYTES:-}
 TARGETS=${TARGETS:-"proxy envoy nginx haproxy"}
 source "$ROOT/test/bench/bench_lib.sh"
 bench_init run_wrk.sh
@@ -43,7 +46,8 @@ bench_pin
 bench_build_release
 
 # The upstream, shared by every target (and hit directly for the "direct" row).
-start_load_process "PORT[direct]" direct "$UPSTREAM_BIN" --port 0 --name upstream-1
+start_load_process "PORT[direct]" direct "$UPSTREAM_BIN" --port 0 --name upstream-1 \
+  ${RESPONSE_BYTES:+--response-bytes "$RESPONSE_BYTES"}
 
 # The demo bootstrap with the upstream's port, the listener and admin on port 0: our proxy and
 # Envoy run the same file.
@@ -99,7 +103,8 @@ for target in $ALL; do
     { echo "run_wrk.sh: $target (port ${PORT[$target]}) does not answer" >&2; exit 1; }
 done
 
-echo "==> wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $ROUNDS rounds, $(nproc) cores; $PIN_NOTE"
+echo "==> wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $ROUNDS rounds, $(nproc) cores; $PIN_NOTE;" \
+  "response body: ${RESPONSE_BYTES:-greeting, ~40} bytes"
 
 for round in $(seq 1 "$ROUNDS"); do
   for target in $ALL; do

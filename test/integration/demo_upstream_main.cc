@@ -7,6 +7,8 @@
 //
 // --status N answers every request with status N and --delay-ms N answers N ms after the
 // request ended (a failing or hanging endpoint, for test/bench/run_failing_endpoint.sh).
+// --response-bytes N answers with a body of N bytes instead of the greeting (run_wrk.sh's
+// RESPONSE_BYTES).
 // --port 0 picks a free port; either way it prints "listening on 127.0.0.1:<port>" once it
 // accepts connections. SIGINT/SIGTERM stop it (exit 0).
 
@@ -24,7 +26,10 @@
 namespace {
 
 void usage(const char* argv0) {
-  std::fprintf(stderr, "usage: %s [--port N] [--name NAME] [--status N] [--delay-ms N]\n", argv0);
+  std::fprintf(
+      stderr,
+      "usage: %s [--port N] [--name NAME] [--status N] [--delay-ms N] [--response-bytes N]\n",
+      argv0);
 }
 
 }  // namespace
@@ -34,6 +39,7 @@ int main(int argc, char** argv) {
   std::string name = "upstream";
   uint32_t status = 200;
   uint32_t delay_ms = 0;
+  uint64_t response_bytes = 0;  // 0: the greeting
   for (int i = 1; i < argc; i++) {
     const std::string arg = argv[i];
     if ((arg == "--port" || arg == "-p") && i + 1 < argc) {
@@ -51,6 +57,12 @@ int main(int argc, char** argv) {
     } else if (arg == "--delay-ms" && i + 1 < argc) {
       if (!absl::SimpleAtoi(argv[++i], &delay_ms)) {
         std::fprintf(stderr, "demo-upstream: --delay-ms: not a number: '%s'\n", argv[i]);
+        return 2;
+      }
+    } else if (arg == "--response-bytes" && i + 1 < argc) {
+      if (!absl::SimpleAtoi(argv[++i], &response_bytes) || response_bytes == 0) {
+        std::fprintf(stderr, "demo-upstream: --response-bytes: not a positive number: '%s'\n",
+                     argv[i]);
         return 2;
       }
     } else if (arg == "--help" || arg == "-h") {
@@ -76,6 +88,7 @@ int main(int argc, char** argv) {
   options.name = name;
   options.status = status;
   options.delay = std::chrono::milliseconds(delay_ms);
+  options.response_bytes = response_bytes;
   auto upstream = Proxy::Integration::FakeUpstream::create(options, port);
   if (!upstream.ok()) {
     std::fprintf(stderr, "demo-upstream: %s\n", std::string(upstream.status().message()).c_str());
