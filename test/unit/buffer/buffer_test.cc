@@ -7,38 +7,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <csignal>
-#include <cstdlib>
 #include <cstring>
-#include <new>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "proxy/common/free_list.h"  // PROXY_FREE_LIST_DISABLED: the slice cache is off under ASan
-
-// Every operator new of this test binary counted (slice storage and the slice ring come from
-// operator new), so a test can say "this allocated nothing".
-namespace {
-std::atomic<uint64_t> g_allocations{0};
-}  // namespace
-
-void* operator new(size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  void* p = std::malloc(size == 0 ? 1 : size);
-  if (p == nullptr) {
-    throw std::bad_alloc();
-  }
-  return p;
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, size_t) noexcept {
-  std::free(p);
-}
+#include "test/unit/common/counting_new.h"
 
 namespace Proxy::Buffer {
 namespace {
@@ -630,12 +607,12 @@ TEST(BufferAllocationTest, AKeepAliveRequestCycleAllocatesNothingOnceWarm) {
     ASSERT_TRUE(one_request());
   }
   // Then 100 requests allocate nothing at all.
-  const uint64_t before = g_allocations.load();
+  const uint64_t before = ::Proxy::Test::operatorNewCalls();
   bool ok = true;
   for (int i = 0; i < 100 && ok; i++) {
     ok = one_request();
   }
-  const uint64_t allocations = g_allocations.load() - before;
+  const uint64_t allocations = ::Proxy::Test::operatorNewCalls() - before;
   ASSERT_TRUE(ok);
   EXPECT_EQ(0u, allocations);
   // And an idle connection's buffers hold no slice.

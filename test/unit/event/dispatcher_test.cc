@@ -2,7 +2,7 @@
 // deletion, thread affinity and the cached clock. Every test is a script over a real libevent
 // loop; waits are bounded by deadlines, never by sleeps.
 //
-// Over ~600 lines on purpose: one concept, the Dispatcher's contract as a real loop shows it;
+// ~820 lines on purpose: one concept, the Dispatcher's contract as a real loop shows it;
 // the tests share LoopThread, SocketPair and the fixture, which a split would move to a header.
 
 #include "proxy/event/dispatcher_impl.h"

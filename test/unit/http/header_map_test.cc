@@ -1,33 +1,11 @@
 #include "proxy/http/header_map.h"
 
-#include <atomic>
-#include <cstdlib>
 #include <memory>
-#include <new>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
-
-// Every operator new of this test binary counted, so a test can say "this allocated nothing".
-namespace {
-std::atomic<uint64_t> g_allocations{0};
-}  // namespace
-
-void* operator new(size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  void* p = std::malloc(size == 0 ? 1 : size);
-  if (p == nullptr) {
-    throw std::bad_alloc();
-  }
-  return p;
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, size_t) noexcept {
-  std::free(p);
-}
+#include "test/unit/common/counting_new.h"
 
 namespace Proxy::Http {
 namespace {
@@ -129,11 +107,11 @@ TEST(HeaderMapTest, ARequestsMapsAllocateNothingOnceTheThreadHasMadeSome) {
   for (int i = 0; i < 3; i++) {
     one_request();
   }
-  const uint64_t before = g_allocations.load();
+  const uint64_t before = ::Proxy::Test::operatorNewCalls();
   for (int i = 0; i < 100; i++) {
     one_request();
   }
-  EXPECT_EQ(g_allocations.load() - before, 0u);
+  EXPECT_EQ(::Proxy::Test::operatorNewCalls() - before, 0u);
 #endif
 }
 
@@ -175,11 +153,11 @@ TEST(HeaderMapTest, HundredStreamsInFlightAllocateNothingOnceTheThreadHasMadeSom
   };
   // The first round on the thread fills its spare storage.
   hundred_streams();
-  const uint64_t before = g_allocations.load();
+  const uint64_t before = ::Proxy::Test::operatorNewCalls();
   for (int round = 0; round < 3; round++) {
     hundred_streams();
   }
-  EXPECT_EQ(g_allocations.load() - before, 0u);
+  EXPECT_EQ(::Proxy::Test::operatorNewCalls() - before, 0u);
 #endif
 }
 
