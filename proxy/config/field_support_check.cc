@@ -285,6 +285,11 @@ class WireChecker {
     const uint8_t* end;
     bool done() const { return p == end; }
     bool varint(uint64_t& value) {
+      // Tags and most lengths and numbers are one byte.
+      if (p != end && *p < 0x80) {
+        value = *p++;
+        return true;
+      }
       value = 0;
       for (int shift = 0; shift < 64; shift += 7) {
         if (p == end) {

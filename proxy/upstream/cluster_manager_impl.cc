@@ -59,18 +59,24 @@ HostSetConstSharedPtr withHashing(std::shared_ptr<HostSet> set, const ClusterInf
 // Whether `after` added or removed hosts (by address) compared with `before`: Envoy's
 // membership_change. New weights or health are not membership changes.
 bool membershipChanged(const HostSet& before, const HostSet& after) {
-  if (before.hosts.size() != after.hosts.size()) {
+  const HostVector& a = before.hosts;
+  const HostVector& b = after.hosts;
+  if (a.size() != b.size()) {
     return true;
   }
-  // The same multiset of addresses (hashed: no strings, no sort).
+  // The same multiset of addresses (hashed: no strings, no sort). An update usually keeps the
+  // order and changes a few endpoints: only the positions whose addresses differ are counted,
+  // +1 before and -1 after (a 10,000-endpoint cluster is no 10,000-entry map, issue 14).
   absl::flat_hash_map<Network::Address, int64_t, Network::Address::Hash> count;
-  count.reserve(before.hosts.size());
-  for (const HostConstSharedPtr& host : before.hosts) {
-    count[host->address()]++;
+  for (size_t i = 0; i < a.size(); i++) {
+    if (a[i] == b[i] || a[i]->address() == b[i]->address()) {
+      continue;
+    }
+    count[a[i]->address()]++;
+    count[b[i]->address()]--;
   }
-  for (const HostConstSharedPtr& host : after.hosts) {
-    auto it = count.find(host->address());
-    if (it == count.end() || --it->second < 0) {
+  for (const auto& [address, net] : count) {
+    if (net != 0) {
       return true;
     }
   }
@@ -392,8 +398,8 @@ absl::Status ClusterManagerImpl::addOrUpdateCluster(
     const bool fresh = active != nullptr &&
                        (data->health_checker != nullptr || active->health_checker != nullptr ||
                         data->outlier_detector != nullptr || active->outlier_detector != nullptr);
-    data->hosts =
-        prepareHosts(*data, fresh ? withFreshHealthState(data->hosts->hosts) : data->hosts->hosts);
+    data->hosts = prepareHosts(
+        *data, fresh ? withFreshHealthState(data->hosts->hosts) : data->hosts->hosts.vector());
   }
 
   (latest != nullptr ? cluster_modified_ : cluster_added_).inc();
@@ -470,7 +476,7 @@ const HostVector* ClusterManagerImpl::watchedHosts(std::string_view service,
       if (data.info->discoveryType() == ClusterInfoImpl::DiscoveryType::Eds &&
           data.info->edsServiceName() == service &&
           (map == &active_ || data.awaiting_health_checks || data.awaiting_secrets)) {
-        return &data.hosts->hosts;
+        return &data.hosts->hosts.vector();
       }
     }
   }
@@ -541,7 +547,7 @@ absl::Status ClusterManagerImpl::updateClusterLoadAssignment(
   struct Target {
     ClusterMap* map;
     ClusterMap::iterator it;
-    HostSetConstSharedPtr hosts;
+    HostVector hosts;
   };
   std::vector<Target> targets;
   // Only the clusters the index names (see eds_index_), each checked again.
@@ -555,7 +561,7 @@ absl::Status ClusterManagerImpl::updateClusterLoadAssignment(
         if (it != map->end() &&
             it->second->info->discoveryType() == ClusterInfoImpl::DiscoveryType::Eds &&
             it->second->info->edsServiceName() == eds_service_name) {
-          targets.push_back(Target{map, it, nullptr});
+          targets.push_back(Target{map, it, {}});
           uses = true;
         }
       }
@@ -581,8 +587,7 @@ absl::Status ClusterManagerImpl::updateClusterLoadAssignment(
   // Validate for every target before changing any: all or nothing.
   for (Target& target : targets) {
     const ClusterData& data = *target.it->second;
-    absl::StatusOr<HostSetConstSharedPtr> hosts =
-        buildHostSet(cla, data.hosts.get(), data.info->name());
+    absl::StatusOr<HostVector> hosts = buildHosts(cla, data.hosts.get(), data.info->name());
     if (!hosts.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("cluster_load_assignment '",
                                                      std::string(eds_service_name),
@@ -598,7 +603,7 @@ absl::Status ClusterManagerImpl::updateClusterLoadAssignment(
   for (Target& target : targets) {
     if (target.map == &warming_) {
       ClusterData& data = *target.it->second;
-      data.hosts = prepareHosts(data, target.hosts->hosts);
+      data.hosts = prepareHosts(data, std::move(target.hosts));
       if (data.awaiting_health_checks || data.awaiting_secrets) {
         continue;  // still warming: its health checker's first round (secrets) activates it
       }
@@ -608,7 +613,7 @@ absl::Status ClusterManagerImpl::updateClusterLoadAssignment(
       continue;
     }
     ClusterData& data = *target.it->second;
-    HostSetConstSharedPtr prepared = prepareHosts(data, target.hosts->hosts);
+    HostSetConstSharedPtr prepared = prepareHosts(data, std::move(target.hosts));
     if (sameHosts(*data.hosts, *prepared)) {
       continue;  // a resend: workers have it already
     }

@@ -249,46 +249,79 @@ std::shared_ptr<HostSet> computeHostSet(HostVector hosts, uint32_t panic_thresho
   }
   std::vector<PriorityHosts>& priorities = set->priorities;
   priorities.resize(hosts.empty() ? 1 : max_priority + 1);
-  // The lists live as long as the snapshot: sized exactly, not grown by doubling (config
-  // memory: up to 2x the pointers otherwise, issue 14).
-  struct Counts {
-    size_t hosts = 0, healthy = 0, degraded = 0;
+  // Each host's coarse health, once. The lists live as long as the snapshot: sized exactly,
+  // not grown by doubling, and a list equal to another is that list (HostList): one priority
+  // with no DRAINING host has `hosts` = set->hosts, and an all-healthy priority has `healthy` =
+  // `hosts` (config memory and update cost, issue 14).
+  constexpr uint8_t kExcluded = 0xff;
+  std::vector<uint8_t> coarse_health(hosts.size());
+  struct Lists {
+    size_t hosts = 0, healthy = 0, degraded = 0;  // counts
+    bool share_hosts = false, share_healthy = false, share_degraded = false;
+    HostVector hosts_list, healthy_list, degraded_list;  // built only when not shared
   };
-  std::vector<Counts> counts(priorities.size());
-  for (const HostConstSharedPtr& host : hosts) {
-    if (host->health() == HealthStatus::Draining) {
+  std::vector<Lists> lists(priorities.size());
+  for (size_t i = 0; i < hosts.size(); i++) {
+    const Host& host = *hosts[i];
+    if (host.health() == HealthStatus::Draining) {
+      coarse_health[i] = kExcluded;
       continue;
     }
-    Counts& count = counts[host->priority()];
-    count.hosts++;
-    const CoarseHealth health = coarseHealth(*host);
-    count.healthy += health == CoarseHealth::Healthy ? 1 : 0;
-    count.degraded += health == CoarseHealth::Degraded ? 1 : 0;
+    Lists& list = lists[host.priority()];
+    list.hosts++;
+    const CoarseHealth coarse = coarseHealth(host);
+    coarse_health[i] = static_cast<uint8_t>(coarse);
+    list.healthy += coarse == CoarseHealth::Healthy ? 1 : 0;
+    list.degraded += coarse == CoarseHealth::Degraded ? 1 : 0;
   }
-  for (size_t i = 0; i < priorities.size(); i++) {
-    priorities[i].hosts.reserve(counts[i].hosts);
-    priorities[i].healthy.reserve(counts[i].healthy);
-    priorities[i].degraded.reserve(counts[i].degraded);
+  for (Lists& list : lists) {
+    list.share_hosts = lists.size() == 1 && list.hosts == hosts.size();
+    list.share_healthy = list.healthy == list.hosts;
+    list.share_degraded = list.degraded == list.hosts;
+    if (!list.share_hosts) {
+      list.hosts_list.reserve(list.hosts);
+    }
+    if (!list.share_healthy) {
+      list.healthy_list.reserve(list.healthy);
+    }
+    if (!list.share_degraded) {
+      list.degraded_list.reserve(list.degraded);
+    }
   }
-  for (const HostConstSharedPtr& host : hosts) {
-    if (host->health() == HealthStatus::Draining) {
+  for (size_t i = 0; i < hosts.size(); i++) {
+    if (coarse_health[i] == kExcluded) {
       continue;  // excluded (Envoy's EDS_STATUS_DRAINING): no new requests, not even in panic
     }
-    PriorityHosts& priority = priorities[host->priority()];
-    priority.hosts.push_back(host);
-    switch (coarseHealth(*host)) {
+    const HostConstSharedPtr& host = hosts[i];
+    Lists& list = lists[host->priority()];
+    if (!list.share_hosts) {
+      list.hosts_list.push_back(host);
+    }
+    switch (static_cast<CoarseHealth>(coarse_health[i])) {
       case CoarseHealth::Healthy:
-        priority.healthy.push_back(host);
+        if (!list.share_healthy) {
+          list.healthy_list.push_back(host);
+        }
         set->healthy_host_count++;
         break;
       case CoarseHealth::Degraded:
-        priority.degraded.push_back(host);
+        if (!list.share_degraded) {
+          list.degraded_list.push_back(host);
+        }
         break;
       case CoarseHealth::Unhealthy:
         break;
     }
   }
-  set->hosts = std::move(hosts);
+  set->hosts = HostList(std::move(hosts));
+  for (size_t i = 0; i < priorities.size(); i++) {
+    Lists& list = lists[i];
+    PriorityHosts& priority = priorities[i];
+    priority.hosts = list.share_hosts ? set->hosts : HostList(std::move(list.hosts_list));
+    priority.healthy = list.share_healthy ? priority.hosts : HostList(std::move(list.healthy_list));
+    priority.degraded =
+        list.share_degraded ? priority.hosts : HostList(std::move(list.degraded_list));
+  }
   if (locality_weighted) {
     for (PriorityHosts& priority : priorities) {
       computeLocalities(priority);
@@ -395,16 +428,15 @@ HostVector copyHostsForCluster(const HostVector& hosts, const std::string& clust
   return out;
 }
 
-absl::StatusOr<HostSetConstSharedPtr> buildHostSet(const ClusterLoadAssignment& cla,
-                                                   const HostSet* previous,
-                                                   const std::string& cluster_name) {
+absl::StatusOr<HostVector> buildHosts(const ClusterLoadAssignment& cla, const HostSet* previous,
+                                      const std::string& cluster_name) {
   // The previous host at the same position is tried first: an update usually changes a few
   // endpoints of a list in the same order. The endpoints that miss are resolved afterwards
   // against an index of only the previous hosts nobody took (a one-endpoint change of a
   // 10,000-endpoint cluster indexed all 10,000 before, issue 14). Duplicate addresses are
   // allowed (Envoy accepts them); each previous host is reused once.
   const HostVector empty;
-  const HostVector& previous_hosts = previous != nullptr ? previous->hosts : empty;
+  const HostVector& previous_hosts = previous != nullptr ? previous->hosts.vector() : empty;
   std::vector<bool> reused(previous_hosts.size(), false);
   // An endpoint whose host is decided after the positional pass; its slot in `hosts` waits.
   struct Miss {
@@ -558,7 +590,17 @@ absl::StatusOr<HostSetConstSharedPtr> buildHostSet(const ClusterLoadAssignment& 
     }
     hosts[miss.slot] = std::move(host);
   }
-  return computeHostSet(std::move(hosts), /*panic_threshold=*/50);
+  return hosts;
+}
+
+absl::StatusOr<HostSetConstSharedPtr> buildHostSet(const ClusterLoadAssignment& cla,
+                                                   const HostSet* previous,
+                                                   const std::string& cluster_name) {
+  absl::StatusOr<HostVector> hosts = buildHosts(cla, previous, cluster_name);
+  if (!hosts.ok()) {
+    return hosts.status();
+  }
+  return computeHostSet(*std::move(hosts), /*panic_threshold=*/50);
 }
 
 }  // namespace Proxy::Upstream

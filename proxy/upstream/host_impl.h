@@ -121,5 +121,9 @@ HostVector copyHostsForCluster(const HostVector& hosts, const std::string& clust
 absl::StatusOr<HostSetConstSharedPtr> buildHostSet(
     const envoy::config::endpoint::v3::ClusterLoadAssignment& cla, const HostSet* previous,
     const std::string& cluster_name);
+// buildHostSet()'s hosts alone, in endpoint order, for a caller that computes the lists with
+// its own settings (the cluster manager: computeHostSet() once per update, not twice).
+absl::StatusOr<HostVector> buildHosts(const envoy::config::endpoint::v3::ClusterLoadAssignment& cla,
+                                      const HostSet* previous, const std::string& cluster_name);
 
 }  // namespace Proxy::Upstream

@@ -21,9 +21,9 @@ LoadBalancerBase::LoadBalancerBase(HostSetConstSharedPtr host_set, uint64_t seed
     : host_set_(std::move(host_set)), rng_(seed), panic_counter_(panic_counter) {
   ASSERT(host_set_ != nullptr);
   for (const PriorityHosts& priority : host_set_->priorities) {
-    sources_.push_back(&priority.healthy);
-    sources_.push_back(&priority.degraded);
-    sources_.push_back(&priority.hosts);
+    sources_.push_back(&priority.healthy.vector());
+    sources_.push_back(&priority.degraded.vector());
+    sources_.push_back(&priority.hosts.vector());
   }
   for (const PriorityHosts& priority : host_set_->priorities) {
     locality_base_.push_back(sources_.size());

@@ -94,12 +94,47 @@ class Host {
 using HostConstSharedPtr = std::shared_ptr<const Host>;
 using HostVector = std::vector<HostConstSharedPtr>;
 
+// An immutable list of hosts that snapshots and lists holding the same hosts share: a cluster
+// of one priority with every host healthy has one list behind HostSet::hosts and its
+// priority's `hosts` and `healthy`, not three copies (config memory: 32 B per endpoint, and
+// no reference count touched three times per host per update; issue 14). Reads as a
+// `const HostVector&`.
+class HostList {
+ public:
+  HostList() = default;
+  // NOLINTNEXTLINE(google-explicit-constructor): a built vector becomes the list.
+  HostList(HostVector hosts)
+      : hosts_(hosts.empty() ? nullptr : std::make_shared<const HostVector>(std::move(hosts))) {}
+
+  const HostVector& vector() const { return hosts_ != nullptr ? *hosts_ : none(); }
+  // NOLINTNEXTLINE(google-explicit-constructor)
+  operator const HostVector&() const { return vector(); }
+  HostVector::const_iterator begin() const { return vector().begin(); }
+  HostVector::const_iterator end() const { return vector().end(); }
+  size_t size() const { return hosts_ != nullptr ? hosts_->size() : 0; }
+  bool empty() const { return size() == 0; }
+  const HostConstSharedPtr& operator[](size_t i) const { return (*hosts_)[i]; }
+  // Whether both are the same list object (then equal without comparing hosts).
+  bool sharedWith(const HostList& other) const { return hosts_ == other.hosts_; }
+  bool operator==(const HostList& other) const {
+    return sharedWith(other) || vector() == other.vector();
+  }
+  bool operator!=(const HostList& other) const { return !(*this == other); }
+
+ private:
+  static const HostVector& none() {
+    static const HostVector none;
+    return none;
+  }
+  std::shared_ptr<const HostVector> hosts_;
+};
+
 // The hosts of one priority and the share of requests they get (Envoy's priority load,
 // computed on the main thread: see computeHostSet() in host_impl.h).
 struct PriorityHosts {
-  HostVector hosts;            // every host of this priority but EDS DRAINING ones (excluded)
-  HostVector healthy;          // not failed by EDS, active health checks or outlier detection
-  HostVector degraded;         // EDS DEGRADED
+  HostList hosts;              // every host of this priority but EDS DRAINING ones (excluded)
+  HostList healthy;            // not failed by EDS, active health checks or outlier detection
+  HostList degraded;           // EDS DEGRADED
   bool panic = false;          // too few healthy hosts: balance across `hosts`
   uint32_t healthy_load = 0;   // percent of requests for `healthy` (or `hosts` in panic)
   uint32_t degraded_load = 0;  // percent of requests for `degraded`
@@ -140,7 +175,7 @@ using HashingLoadBalancerConstSharedPtr = std::shared_ptr<const HashingLoadBalan
 
 // An immutable snapshot of a cluster's hosts.
 struct HostSet {
-  HostVector hosts;                       // every host, all priorities
+  HostList hosts;                         // every host, all priorities
   size_t healthy_host_count = 0;          // healthy hosts, all priorities (membership_healthy)
   std::vector<PriorityHosts> priorities;  // index = priority; loads sum to 100
   // RING_HASH / MAGLEV clusters: per priority, the ring or table over its healthy hosts (all

@@ -377,6 +377,35 @@ TEST_F(ClusterManagerTest, EdsHostUpdateKeepsPoolsOfRemainingHostsAndRetiresTheO
   EXPECT_TRUE(same_pool);
 }
 
+// Envoy's membership_change counts updates that add or remove an address; a reorder, a new
+// weight or a new health status is not one. (The comparison looks only at the positions whose
+// addresses differ.)
+TEST_F(ClusterManagerTest, MembershipChangeCountsAddedOrRemovedAddressesOnly) {
+  ASSERT_TRUE(cm_->addOrUpdateCluster(edsCluster("backend", ""), "1").ok());
+  auto assign = [this](const std::vector<EndpointSpec>& endpoints) {
+    return cm_->updateClusterLoadAssignment("backend", makeAssignment("backend", endpoints)).ok();
+  };
+  ASSERT_TRUE(assign({{.port = 8001}, {.port = 8002}, {.port = 8003}}));
+  const uint64_t first = counter("cluster.backend.membership_change");
+
+  ASSERT_TRUE(assign({{.port = 8003}, {.port = 8001}, {.port = 8002}}));  // reordered
+  ASSERT_TRUE(assign({{.port = 8003}, {.port = 8001, .weight = 4}, {.port = 8002}}));
+  ASSERT_TRUE(assign({{.port = 8003},
+                      {.port = 8001, .weight = 4},
+                      {.port = 8002, .health = envoy::config::core::v3::UNHEALTHY}}));
+  EXPECT_EQ(first, counter("cluster.backend.membership_change"));
+
+  // One address swapped for another at the same position, then a duplicate in place of one.
+  ASSERT_TRUE(assign({{.port = 8003}, {.port = 8004}, {.port = 8002}}));
+  EXPECT_EQ(first + 1, counter("cluster.backend.membership_change"));
+  ASSERT_TRUE(assign({{.port = 8003}, {.port = 8003}, {.port = 8002}}));
+  EXPECT_EQ(first + 2, counter("cluster.backend.membership_change"));
+  // Two positions trading addresses keep the same multiset.
+  ASSERT_TRUE(assign({{.port = 8002}, {.port = 8003}, {.port = 8003}}));
+  EXPECT_EQ(first + 2, counter("cluster.backend.membership_change"));
+  EXPECT_EQ(3, gauge("cluster.backend.membership_total"));
+}
+
 TEST_F(ClusterManagerTest, RemovedClusterLetsInFlightStreamsFinishOnTheWorker) {
   // Worker 0 runs an upstream that holds each request until told to answer. Everything in
   // `state` is created, used and destroyed on worker 0.

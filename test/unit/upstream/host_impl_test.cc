@@ -78,6 +78,42 @@ TEST(HostSetBuilderTest, WeightDefaultsToOne) {
   EXPECT_EQ(7u, set->hosts[1]->weight());
 }
 
+// A list equal to another is that list: one vector behind HostSet::hosts, the priority's
+// hosts and its healthy hosts when nothing is excluded or unhealthy (config memory, issue 14).
+TEST(HostSetBuilderTest, EqualListsAreOneSharedList) {
+  HostSetConstSharedPtr all_healthy =
+      build(makeAssignment("service", {{.port = 1}, {.port = 2}, {.port = 3}}));
+  ASSERT_NE(nullptr, all_healthy);
+  const PriorityHosts& priority = all_healthy->priorities[0];
+  EXPECT_TRUE(priority.hosts.sharedWith(all_healthy->hosts));
+  EXPECT_TRUE(priority.healthy.sharedWith(priority.hosts));
+  EXPECT_TRUE(priority.degraded.empty());
+  EXPECT_EQ(3u, priority.healthy.size());
+
+  // One unhealthy host: `healthy` is a list of its own; `hosts` is still the set's.
+  HostSetConstSharedPtr one_unhealthy = build(
+      makeAssignment("service", {{.port = 1}, {.port = 2, .health = UNHEALTHY}, {.port = 3}}));
+  ASSERT_NE(nullptr, one_unhealthy);
+  EXPECT_TRUE(one_unhealthy->priorities[0].hosts.sharedWith(one_unhealthy->hosts));
+  EXPECT_FALSE(one_unhealthy->priorities[0].healthy.sharedWith(one_unhealthy->hosts));
+  EXPECT_EQ(2u, one_unhealthy->priorities[0].healthy.size());
+
+  // A draining host is in the set but not in its priority: two lists.
+  HostSetConstSharedPtr draining =
+      build(makeAssignment("service", {{.port = 1}, {.port = 2, .health = DRAINING}}));
+  ASSERT_NE(nullptr, draining);
+  EXPECT_FALSE(draining->priorities[0].hosts.sharedWith(draining->hosts));
+  EXPECT_EQ(1u, draining->priorities[0].hosts.size());
+  EXPECT_TRUE(draining->priorities[0].healthy.sharedWith(draining->priorities[0].hosts));
+
+  // All degraded: `degraded` is `hosts`, `healthy` is empty.
+  HostSetConstSharedPtr degraded =
+      build(makeAssignment("service", {{.port = 1, .health = DEGRADED}}));
+  ASSERT_NE(nullptr, degraded);
+  EXPECT_TRUE(degraded->priorities[0].degraded.sharedWith(degraded->priorities[0].hosts));
+  EXPECT_TRUE(degraded->priorities[0].healthy.empty());
+}
+
 TEST(HostSetBuilderTest, RebuildReusesHostsOfUnchangedEndpoints) {
   // First snapshot: a (port 1), b (port 2, weight 1), d (port 4).
   HostSetConstSharedPtr first =
