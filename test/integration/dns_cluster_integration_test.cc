@@ -361,6 +361,17 @@ TEST_F(DnsClusterIntegrationTest, EnvoyChoosesTheSameHostsAndCountsTheSame) {
   ASSERT_TRUE(waitForHosts(ours, {hostOn("127.0.0.4")}));
   ASSERT_TRUE(waitForHosts(theirs, {hostOn("127.0.0.4")}));
 
+  // A name that does not exist is an answer, not a failure (Envoy's c-ares resolver: ENOTFOUND
+  // completes with no address). Compared while the server still answers: once it is gone,
+  // how many of "missing"'s 0.1 s refreshes have timed out depends on when each proxy looks.
+  {
+    absl::StatusOr<std::map<std::string, int64_t>> our_stats = ours.stats();
+    absl::StatusOr<std::map<std::string, int64_t>> envoy_stats = theirs.stats();
+    ASSERT_TRUE(our_stats.ok() && envoy_stats.ok());
+    EXPECT_EQ((*our_stats)["cluster.missing.update_failure"], 0);
+    EXPECT_EQ((*envoy_stats)["cluster.missing.update_failure"], 0);
+  }
+
   // The server goes: both count failures and keep the host.
   ASSERT_TRUE(dns_->stop().ok());
   for (ProxyProcess* process : {&ours, &theirs}) {
@@ -391,8 +402,6 @@ TEST_F(DnsClusterIntegrationTest, EnvoyChoosesTheSameHostsAndCountsTheSame) {
   EXPECT_EQ((*envoy_stats)["cluster.backend.membership_change"], 2);
   EXPECT_EQ((*our_stats)["cluster.missing.membership_change"],
             (*envoy_stats)["cluster.missing.membership_change"]);
-  EXPECT_EQ((*our_stats)["cluster.missing.update_failure"],
-            (*envoy_stats)["cluster.missing.update_failure"]);
 }
 
 }  // namespace
