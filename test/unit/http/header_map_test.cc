@@ -57,6 +57,40 @@ TEST(HeaderMapTest, RemovalsKeepTheOrderOfTheRestAndTheByteSize) {
   EXPECT_EQ(entries(map), (Entries{{"e", "5"}}));
 }
 
+// assignString() is `to = from` whatever the lengths, also when `from` is part of `to`; a
+// value no longer than the old one keeps the string's storage.
+TEST(HeaderMapTest, AssignStringIsAssignmentForEveryLength) {
+  std::string to = "a value of some length, past the small-string buffer";
+  const char* storage = to.data();
+  assignString(to, "shorter value");
+  EXPECT_EQ("shorter value", to);
+  EXPECT_EQ(storage, to.data());
+  assignString(to, "same length!!");
+  EXPECT_EQ("same length!!", to);
+  assignString(to, "");
+  EXPECT_EQ("", to);
+  EXPECT_EQ(storage, to.data());
+  assignString(to, "a much longer value than any before it, longer than the capacity too......");
+  EXPECT_EQ("a much longer value than any before it, longer than the capacity too......", to);
+  // Overlapping: a suffix, and a prefix, of the string itself.
+  assignString(to, std::string_view(to).substr(7));
+  EXPECT_EQ("longer value than any before it, longer than the capacity too......", to);
+  assignString(to, std::string_view(to).substr(0, 6));
+  EXPECT_EQ("longer", to);
+
+  // Through the map: a reused entry takes the new name and value exactly.
+  HeaderMap map;
+  map.addCopy("x-long-header-name", "a long value that needs the heap to live in");
+  map.clear();
+  map.addCopy("x-b", "v");
+  ASSERT_EQ(1u, map.size());
+  EXPECT_EQ("x-b", map.get("x-b")->key);
+  EXPECT_EQ("v", map.get("x-b")->value);
+  map.setCopy("x-b", "a longer value than v");
+  EXPECT_EQ("a longer value than v", map.get("x-b")->value);
+  EXPECT_EQ(3u + 21u, map.byteSize());
+}
+
 TEST(HeaderMapTest, CopiesAndMovesCarryOnlyTheLiveEntries) {
   ResponseHeaderMap original;
   original.addCopy(":status", "200");
