@@ -5,6 +5,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "envoy/config/core/v3/health_check.pb.h"
 #include "proxy/upstream/locality_wrr.h"
@@ -84,13 +85,14 @@ HostImpl::HostImpl(Network::Address address, std::string hostname, std::string c
                    uint32_t weight, uint32_t priority, HealthStatus health,
                    std::shared_ptr<HostStats> stats, std::shared_ptr<HostHealthState> health_state,
                    HostLocality locality)
-    : HostImpl(address, std::move(hostname),
-               std::make_shared<const std::string>(std::move(cluster_name)), weight, priority,
-               health, std::move(stats), std::move(health_state),
-               std::make_shared<const HostLocality>(std::move(locality))) {}
+    : HostImpl(address, std::move(hostname), weight, priority, health, std::move(stats),
+               std::move(health_state), [&] {
+                 locality.cluster_name =
+                     std::make_shared<const std::string>(std::move(cluster_name));
+                 return std::make_shared<const HostLocality>(std::move(locality));
+               }()) {}
 
-HostImpl::HostImpl(Network::Address address, std::string hostname,
-                   std::shared_ptr<const std::string> cluster_name, uint32_t weight,
+HostImpl::HostImpl(Network::Address address, std::string hostname, uint32_t weight,
                    uint32_t priority, HealthStatus health, std::shared_ptr<HostStats> stats,
                    std::shared_ptr<HostHealthState> health_state,
                    std::shared_ptr<const HostLocality> locality)
@@ -100,7 +102,6 @@ HostImpl::HostImpl(Network::Address address, std::string hostname,
       health_(health),
       hostname_(hostname.empty() ? nullptr
                                  : std::make_unique<const std::string>(std::move(hostname))),
-      cluster_name_(std::move(cluster_name)),
       locality_(std::move(locality)),
       stats_(std::move(stats)),
       health_state_(std::move(health_state)) {
@@ -407,8 +408,7 @@ HostVector withFreshHealthState(const HostVector& hosts) {
   out.reserve(hosts.size());
   for (const HostConstSharedPtr& host : hosts) {
     const auto& impl = static_cast<const HostImpl&>(*host);
-    out.push_back(std::make_shared<HostImpl>(impl.address(), impl.hostname(),
-                                             impl.sharedClusterName(), impl.weight(),
+    out.push_back(std::make_shared<HostImpl>(impl.address(), impl.hostname(), impl.weight(),
                                              impl.priority(), impl.health(), impl.sharedStats(),
                                              /*health_state=*/nullptr, impl.sharedLocality()));
   }
@@ -417,13 +417,21 @@ HostVector withFreshHealthState(const HostVector& hosts) {
 
 HostVector copyHostsForCluster(const HostVector& hosts, const std::string& cluster_name) {
   auto name = std::make_shared<const std::string>(cluster_name);
+  // Each locality again, with this cluster's name, shared as before.
+  absl::flat_hash_map<const HostLocality*, std::shared_ptr<const HostLocality>> localities;
   HostVector out;
   out.reserve(hosts.size());
   for (const HostConstSharedPtr& host : hosts) {
     const auto& impl = static_cast<const HostImpl&>(*host);
-    out.push_back(std::make_shared<HostImpl>(impl.address(), impl.hostname(), name, impl.weight(),
+    std::shared_ptr<const HostLocality>& locality = localities[&impl.hostLocality()];
+    if (locality == nullptr) {
+      HostLocality copy = impl.hostLocality();
+      copy.cluster_name = name;
+      locality = std::make_shared<const HostLocality>(std::move(copy));
+    }
+    out.push_back(std::make_shared<HostImpl>(impl.address(), impl.hostname(), impl.weight(),
                                              impl.priority(), impl.health(), /*stats=*/nullptr,
-                                             /*health_state=*/nullptr, impl.sharedLocality()));
+                                             /*health_state=*/nullptr, locality));
   }
   return out;
 }
@@ -459,7 +467,7 @@ absl::StatusOr<HostVector> buildHosts(const ClusterLoadAssignment& cla, const Ho
   // One cluster name for every host of the cluster (the previous hosts' when it is the same).
   std::shared_ptr<const std::string> shared_name;
   if (!previous_hosts.empty() && previous_hosts[0]->clusterName() == cluster_name) {
-    shared_name = static_cast<const HostImpl&>(*previous_hosts[0]).sharedClusterName();
+    shared_name = static_cast<const HostImpl&>(*previous_hosts[0]).hostLocality().cluster_name;
   }
   if (shared_name == nullptr) {
     shared_name = std::make_shared<const std::string>(cluster_name);
@@ -581,10 +589,12 @@ absl::StatusOr<HostVector> buildHosts(const ClusterLoadAssignment& cla, const Ho
     }
     if (host == nullptr) {
       if (locality.shared == nullptr) {
-        locality.shared = std::make_shared<const HostLocality>(locality.value);
+        HostLocality value = locality.value;
+        value.cluster_name = shared_name;
+        locality.shared = std::make_shared<const HostLocality>(std::move(value));
       }
       host = std::make_shared<HostImpl>(
-          miss.address, *miss.hostname, shared_name, miss.weight, miss.priority, miss.health,
+          miss.address, *miss.hostname, miss.weight, miss.priority, miss.health,
           same_address != nullptr ? same_address->sharedStats() : nullptr,
           same_address != nullptr ? same_address->sharedHealthState() : nullptr, locality.shared);
     }
