@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "proxy/common/assert.h"
 
 namespace Proxy::Stats {
 
@@ -46,23 +47,127 @@ T& Store::findOrCreate(Table<T>& table, std::string_view name) {
       return *stat;
     }
   }
-  T& created = table.stats.emplace_back(prefix, suffix);
+  // A block's stat looked up by name (tests, admin-style readers): an object over the block's
+  // cell, made on first lookup only, so that both count the same.
+  StatCell* cell = blockCell(prefix, suffix, T::kKind);
+  T& created = cell != nullptr ? table.stats.emplace_back(prefix, suffix, cell)
+                               : table.stats.emplace_back(prefix, suffix);
   created.next_ = head;
   head = &created;
   return created;
 }
 
+StatCell* Store::blockCell(const std::string* prefix, const std::string* suffix,
+                           StatKind kind) const {
+  auto it = block_chains_.find(prefix);
+  if (it == block_chains_.end()) {
+    return nullptr;
+  }
+  for (const Block* block = it->second; block != nullptr; block = block->next) {
+    const std::vector<const std::string*>& suffixes = block->names->suffixes;
+    for (size_t i = 0; i < suffixes.size(); i++) {
+      if (suffixes[i] == suffix && block->names->table.specs[i].kind == kind) {
+        return &block->cells[i];
+      }
+    }
+  }
+  return nullptr;
+}
+
+template <class T>
+void Store::adoptInto(Table<T>& table, const std::string* prefix, const std::string* suffix,
+                      StatCell& cell) {
+  auto it = table.chains.find(prefix);
+  if (it == table.chains.end()) {
+    return;
+  }
+  for (T* stat = it->second; stat != nullptr; stat = stat->next_) {
+    if (stat->name_.suffix() == suffix) {
+      // Repoint first, then carry the value over with an add: an update that still lands in
+      // the old cell between the two is lost, one racing with the add is not. Only a name
+      // looked up before its block existed gets here (config order, tests), never a hot path.
+      StatCell* old = stat->cell_.exchange(&cell, std::memory_order_relaxed);
+      cell.fetch_add(old->load(std::memory_order_relaxed), std::memory_order_relaxed);
+      return;
+    }
+  }
+}
+
+StatCell* Store::block(std::string_view prefix, const StatTable& table) {
+  RELEASE_ASSERT(prefix.empty() || prefix.back() == '.', "a block's prefix ends with '.'");
+  std::lock_guard<std::mutex> lock(mutex_);
+  const std::string* interned_prefix = intern(prefix);
+  Block*& head = block_chains_[interned_prefix];
+  for (Block* block = head; block != nullptr; block = block->next) {
+    if (block->names->table.specs == table.specs) {
+      return block->cells.get();
+    }
+  }
+  std::unique_ptr<Names>& names = names_[table.specs];
+  if (names == nullptr) {
+    names = std::make_unique<Names>();
+    names->table = table;
+    names->suffixes.reserve(table.size);
+    for (size_t i = 0; i < table.size; i++) {
+      RELEASE_ASSERT(table.specs[i].name.find('.') == std::string_view::npos,
+                     "a block's stat name has no '.'");
+      names->suffixes.push_back(intern(table.specs[i].name));
+    }
+  }
+  // new StatCell[n]() value-initializes: every cell starts at zero.
+  std::unique_ptr<StatCell[]> cells(new StatCell[table.size]());
+  for (size_t i = 0; i < table.size; i++) {
+    const std::string* suffix = names->suffixes[i];
+    RELEASE_ASSERT(blockCell(interned_prefix, suffix, table.specs[i].kind) == nullptr,
+                   "two stat blocks under one prefix share a name");
+    if (table.specs[i].kind == StatKind::kCounter) {
+      adoptInto(counters_, interned_prefix, suffix, cells[i]);
+    } else {
+      adoptInto(gauges_, interned_prefix, suffix, cells[i]);
+    }
+  }
+  Block& created =
+      blocks_.emplace_back(Block{interned_prefix, names.get(), std::move(cells), head});
+  head = &created;
+  return created.cells.get();
+}
+
 template <class T>
 void Store::forEachSorted(const Table<T>& table, const std::function<void(const T&)>& cb) const {
-  std::vector<std::pair<std::string, const T*>> sorted;
+  // A Store object over a block's cell is skipped here: the block's own entry lists it.
+  struct Entry {
+    std::string name;
+    const T* stat;  // null: a block's cell
+    const std::string* prefix;
+    const std::string* suffix;
+    StatCell* cell;
+  };
+  std::vector<Entry> sorted;
   sorted.reserve(table.stats.size());
   for (const T& stat : table.stats) {
-    sorted.emplace_back(stat.name(), &stat);
+    if (&stat.cell() == &stat.own_) {
+      sorted.push_back(Entry{stat.name(), &stat, nullptr, nullptr, nullptr});
+    }
+  }
+  for (const Block& block : blocks_) {
+    const StatTable& specs = block.names->table;
+    for (size_t i = 0; i < specs.size; i++) {
+      if (specs.specs[i].kind == T::kKind) {
+        const std::string* suffix = block.names->suffixes[i];
+        sorted.push_back(
+            Entry{*block.prefix + *suffix, nullptr, block.prefix, suffix, &block.cells[i]});
+      }
+    }
   }
   std::sort(sorted.begin(), sorted.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (const auto& [name, stat] : sorted) {
-    cb(*stat);
+            [](const Entry& a, const Entry& b) { return a.name < b.name; });
+  for (const Entry& entry : sorted) {
+    if (entry.stat != nullptr) {
+      cb(*entry.stat);
+    } else {
+      const T view(entry.prefix, entry.suffix, entry.cell);
+      cb(view);
+    }
   }
 }
 
