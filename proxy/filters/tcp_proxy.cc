@@ -90,7 +90,7 @@ class TcpProxyFilter : public NetworkFilter, public Network::ConnectionCallbacks
     if (host == nullptr) {
       config_->stats->downstream_cx_no_route.inc();
       if (cluster != nullptr) {
-        cluster->info()->stats().upstream_cx_none_healthy.inc();
+        cluster->info()->stats().upstream_cx_none_healthy().inc();
       }
       // Closing from the constructor: the connection handler checks the state after creating
       // the filter.
@@ -104,8 +104,8 @@ class TcpProxyFilter : public NetworkFilter, public Network::ConnectionCallbacks
     upstream_->enableHalfClose(true);
     upstream_->addConnectionCallbacks(upstream_callbacks_);
     upstream_->setReadFilter(&upstream_reader_);
-    cluster_info_->stats().upstream_cx_total.inc();
-    cluster_info_->stats().upstream_cx_active.inc();
+    cluster_info_->stats().upstream_cx_total().inc();
+    cluster_info_->stats().upstream_cx_active().inc();
     host_->stats().cx_total.fetch_add(1, std::memory_order_relaxed);
     host_->stats().cx_active.fetch_add(1, std::memory_order_relaxed);
     // Hold downstream bytes until the upstream is connected.
@@ -194,7 +194,7 @@ class TcpProxyFilter : public NetworkFilter, public Network::ConnectionCallbacks
     }
     // The upstream closed or failed.
     if (!connected_) {
-      cluster_info_->stats().upstream_cx_connect_fail.inc();
+      cluster_info_->stats().upstream_cx_connect_fail().inc();
       host_->stats().cx_connect_fail.fetch_add(1, std::memory_order_relaxed);
     }
     releaseUpstream();
@@ -203,8 +203,8 @@ class TcpProxyFilter : public NetworkFilter, public Network::ConnectionCallbacks
   }
 
   void onConnectTimeout() {
-    cluster_info_->stats().upstream_cx_connect_timeout.inc();
-    cluster_info_->stats().upstream_cx_connect_fail.inc();
+    cluster_info_->stats().upstream_cx_connect_timeout().inc();
+    cluster_info_->stats().upstream_cx_connect_fail().inc();
     closeUpstream(Network::ConnectionCloseType::NoFlush);
     downstream_.close(Network::ConnectionCloseType::NoFlush);
   }
@@ -245,8 +245,8 @@ class TcpProxyFilter : public NetworkFilter, public Network::ConnectionCallbacks
       return;
     }
     upstream_->setReadFilter(nullptr);
-    cluster_info_->stats().upstream_cx_active.dec();
-    cluster_info_->stats().upstream_cx_destroy.inc();
+    cluster_info_->stats().upstream_cx_active().dec();
+    cluster_info_->stats().upstream_cx_destroy().inc();
     host_->stats().cx_active.fetch_sub(1, std::memory_order_relaxed);
     Event::Dispatcher& dispatcher = upstream_->dispatcher();
     dispatcher.deferredDelete(std::move(upstream_));

@@ -156,26 +156,26 @@ RetryStatus RetryState::shouldRetry(bool would_retry) {
   // A retry was running and its outcome is not retried: the retry succeeded (Envoy's reading,
   // whatever the status).
   if (retry_in_flight_ && !would_retry) {
-    stats.upstream_rq_retry_success.inc();
+    stats.upstream_rq_retry_success().inc();
   }
   releaseRetry();
   if (!would_retry) {
     return RetryStatus::No;
   }
   if (retries_remaining_ == 0) {
-    stats.upstream_rq_retry_limit_exceeded.inc();
+    stats.upstream_rq_retry_limit_exceeded().inc();
     return RetryStatus::NoRetryLimitExceeded;
   }
   retries_remaining_--;
   Upstream::ClusterResources& resources = cluster_->resources();
   if (resources.retries.load(std::memory_order_relaxed) >= cluster_->maxRetries()) {
-    stats.upstream_rq_retry_overflow.inc();
+    stats.upstream_rq_retry_overflow().inc();
     return RetryStatus::NoOverflow;
   }
   resources.retries.fetch_add(1, std::memory_order_relaxed);
   retry_in_flight_ = true;
-  stats.upstream_rq_retry.inc();
-  stats.upstream_rq_retry_backoff_exponential.inc();
+  stats.upstream_rq_retry().inc();
+  stats.upstream_rq_retry_backoff_exponential().inc();
   return RetryStatus::Yes;
 }
 

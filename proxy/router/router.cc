@@ -362,7 +362,7 @@ void FilterImpl::startAttempt() {
   Upstream::HttpConnPool* pool =
       host == nullptr ? nullptr : cluster->httpConnPool(host, callbacks_.streamInfo().protocol);
   if (pool == nullptr) {
-    cluster_info_->stats().upstream_cx_none_healthy.inc();
+    cluster_info_->stats().upstream_cx_none_healthy().inc();
     callbacks_.sendLocalReply(503, "no healthy upstream", NoHealthyUpstream, "no_healthy_upstream");
     return;
   }
@@ -445,7 +445,7 @@ bool FilterImpl::applyRetryStatus(RetryStatus status) {
 
 void FilterImpl::abandonRetries() {
   retry_state_.reset();
-  cluster_info_->stats().retry_or_shadow_abandoned.inc();
+  cluster_info_->stats().retry_or_shadow_abandoned().inc();
 }
 
 std::string FilterImpl::resetBody(std::string_view reason) const {
@@ -473,7 +473,7 @@ void FilterImpl::updateExpectedTimeout() {
 }
 
 void FilterImpl::onPerTryTimeout() {
-  cluster_info_->stats().upstream_rq_per_try_timeout.inc();
+  cluster_info_->stats().upstream_rq_per_try_timeout().inc();
   if (host_ != nullptr) {
     host_->stats().rq_timeout.fetch_add(1, std::memory_order_relaxed);
   }
@@ -728,13 +728,13 @@ void FilterImpl::onUpstreamHeaders(Http::ResponseHeaderMapPtr&& headers, bool en
   callbacks_.streamInfo().response_code_details = "via_upstream";
   auto& cstats = cluster_info_->stats();
   if (code >= 500) {
-    cstats.upstream_rq_5xx.inc();
+    cstats.upstream_rq_5xx().inc();
   } else if (code >= 400) {
-    cstats.upstream_rq_4xx.inc();
+    cstats.upstream_rq_4xx().inc();
   } else if (code >= 300) {
-    cstats.upstream_rq_3xx.inc();
+    cstats.upstream_rq_3xx().inc();
   } else if (code >= 200) {
-    cstats.upstream_rq_2xx.inc();
+    cstats.upstream_rq_2xx().inc();
   }
   if (!config_.suppress_envoy_headers) {
     const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -811,7 +811,7 @@ void FilterImpl::onUpstreamReset(Http::StreamResetReason reason) {
 void FilterImpl::onRouteTimeout() {
   config_.stats.downstream_rq_timeout.inc();
   if (cluster_info_ != nullptr) {
-    cluster_info_->stats().upstream_rq_timeout.inc();
+    cluster_info_->stats().upstream_rq_timeout().inc();
   }
   if (host_ != nullptr) {
     host_->stats().rq_timeout.fetch_add(1, std::memory_order_relaxed);

@@ -140,46 +140,17 @@ absl::Status policyFromExtensions(const std::string& name,
 
 }  // namespace
 
-ClusterStats::ClusterStats(Stats::Scope scope)
-    : upstream_cx_total(scope.counter("upstream_cx_total")),
-      upstream_cx_active(scope.gauge("upstream_cx_active")),
-      upstream_cx_connect_fail(scope.counter("upstream_cx_connect_fail")),
-      upstream_cx_connect_timeout(scope.counter("upstream_cx_connect_timeout")),
-      upstream_cx_destroy(scope.counter("upstream_cx_destroy")),
-      upstream_cx_destroy_remote(scope.counter("upstream_cx_destroy_remote")),
-      upstream_cx_destroy_local(scope.counter("upstream_cx_destroy_local")),
-      upstream_rq_total(scope.counter("upstream_rq_total")),
-      upstream_rq_active(scope.gauge("upstream_rq_active")),
-      upstream_rq_pending_total(scope.counter("upstream_rq_pending_total")),
-      upstream_rq_pending_active(scope.gauge("upstream_rq_pending_active")),
-      upstream_rq_pending_overflow(scope.counter("upstream_rq_pending_overflow")),
-      upstream_rq_timeout(scope.counter("upstream_rq_timeout")),
-      upstream_rq_rx_reset(scope.counter("upstream_rq_rx_reset")),
-      upstream_rq_tx_reset(scope.counter("upstream_rq_tx_reset")),
-      upstream_rq_2xx(scope.counter("upstream_rq_2xx")),
-      upstream_rq_3xx(scope.counter("upstream_rq_3xx")),
-      upstream_rq_4xx(scope.counter("upstream_rq_4xx")),
-      upstream_rq_5xx(scope.counter("upstream_rq_5xx")),
-      upstream_cx_none_healthy(scope.counter("upstream_cx_none_healthy")),
-      membership_total(scope.gauge("membership_total")),
-      membership_healthy(scope.gauge("membership_healthy")),
-      membership_degraded(scope.gauge("membership_degraded")),
-      membership_change(scope.counter("membership_change")),
-      lb_healthy_panic(scope.counter("lb_healthy_panic")),
-      upstream_cx_overflow(scope.counter("upstream_cx_overflow")),
-      upstream_rq_cancelled(scope.counter("upstream_rq_cancelled")),
-      upstream_cx_max_requests(scope.counter("upstream_cx_max_requests")),
-      upstream_cx_http1_total(scope.counter("upstream_cx_http1_total")),
-      upstream_cx_http2_total(scope.counter("upstream_cx_http2_total")),
-      upstream_cx_close_notify(scope.counter("upstream_cx_close_notify")),
-      upstream_cx_idle_timeout(scope.counter("upstream_cx_idle_timeout")),
-      upstream_rq_per_try_timeout(scope.counter("upstream_rq_per_try_timeout")),
-      upstream_rq_retry(scope.counter("upstream_rq_retry")),
-      upstream_rq_retry_success(scope.counter("upstream_rq_retry_success")),
-      upstream_rq_retry_overflow(scope.counter("upstream_rq_retry_overflow")),
-      upstream_rq_retry_limit_exceeded(scope.counter("upstream_rq_retry_limit_exceeded")),
-      upstream_rq_retry_backoff_exponential(scope.counter("upstream_rq_retry_backoff_exponential")),
-      retry_or_shadow_abandoned(scope.counter("retry_or_shadow_abandoned")) {}
+namespace {
+constexpr Stats::StatSpec kClusterStatSpecs[] = {
+    PROXY_ALL_CLUSTER_STATS(PROXY_STAT_SPEC_COUNTER, PROXY_STAT_SPEC_GAUGE)};
+constexpr Stats::StatTable kClusterStatTable{kClusterStatSpecs, std::size(kClusterStatSpecs)};
+}  // namespace
+
+const Stats::StatTable& ClusterStats::table() {
+  return kClusterStatTable;
+}
+
+ClusterStats::ClusterStats(Stats::Scope scope) : cells_(scope.block(kClusterStatTable)) {}
 
 ClusterInfoImpl::ClusterInfoImpl(const Cluster& config, Stats::Store& store,
                                  const std::string& stat_name)

@@ -95,7 +95,7 @@ ThreadLocalClusterImpl::ThreadLocalClusterImpl(ThreadLocalClusterManagerImpl& pa
 LoadBalancer& ThreadLocalClusterImpl::loadBalancer() {
   if (lb_ == nullptr) {
     lb_ = createLoadBalancer(info_->lbPolicy(), info_->leastRequestChoiceCount(), host_set_,
-                             parent_.nextSeed(), &info_->stats().lb_healthy_panic);
+                             parent_.nextSeed(), info_->stats().lb_healthy_panic());
   }
   return *lb_;
 }
@@ -135,7 +135,7 @@ Network::ClientConnectionPtr ThreadLocalClusterImpl::tcpConnection(const HostCon
   connection->setBufferLimits(info_->perConnectionBufferLimitBytes());
   connection->noDelay(true);
   // Only the attempt is counted here; the caller owns the connection's later life.
-  info_->stats().upstream_cx_total.inc();
+  info_->stats().upstream_cx_total().inc();
   host->stats().cx_total++;
   return connection;
 }
@@ -525,8 +525,8 @@ bool ClusterManagerImpl::removeCluster(std::string_view name) {
   }
   if (active_it != active_.end()) {
     ClusterInfoConstSharedPtr info = active_it->second->info;
-    info->stats().membership_total.set(0);
-    info->stats().membership_healthy.set(0);
+    info->stats().membership_total().set(0);
+    info->stats().membership_healthy().set(0);
     slot_->runOnAllThreads([info](ThreadLocal::ThreadLocalObjectSharedPtr& object) {
       static_cast<ThreadLocalClusterManagerImpl&>(*object).removeCluster(info);
     });
@@ -618,7 +618,7 @@ absl::Status ClusterManagerImpl::updateClusterLoadAssignment(
       continue;  // a resend: workers have it already
     }
     if (membershipChanged(*data.hosts, *prepared)) {
-      data.info->stats().membership_change.inc();
+      data.info->stats().membership_change().inc();
     }
     data.hosts = std::move(prepared);
     updateMembershipStats(data);
@@ -644,7 +644,7 @@ void ClusterManagerImpl::onDnsHosts(ClusterData& data, HostVector hosts) {
     return;
   }
   if (membershipChanged(*data.hosts, *prepared)) {
-    data.info->stats().membership_change.inc();
+    data.info->stats().membership_change().inc();
   }
   data.hosts = std::move(prepared);
   publishHosts(data);
@@ -745,7 +745,7 @@ void ClusterManagerImpl::forEachCluster(const std::function<void(const ClusterVi
 void ClusterManagerImpl::activate(std::unique_ptr<ClusterData> data) {
   // A new version is a new cluster to Envoy: its first hosts are a membership change.
   if (!data->hosts->hosts.empty()) {
-    data->info->stats().membership_change.inc();
+    data->info->stats().membership_change().inc();
   }
   updateMembershipStats(*data);
   ClusterInfoConstSharedPtr info = data->info;
@@ -759,13 +759,13 @@ void ClusterManagerImpl::activate(std::unique_ptr<ClusterData> data) {
 
 void ClusterManagerImpl::updateMembershipStats(const ClusterData& data) {
   ClusterStats& stats = data.info->stats();
-  stats.membership_total.set(static_cast<int64_t>(data.hosts->hosts.size()));
-  stats.membership_healthy.set(static_cast<int64_t>(data.hosts->healthy_host_count));
+  stats.membership_total().set(static_cast<int64_t>(data.hosts->hosts.size()));
+  stats.membership_healthy().set(static_cast<int64_t>(data.hosts->healthy_host_count));
   int64_t degraded = 0;
   for (const PriorityHosts& priority : data.hosts->priorities) {
     degraded += static_cast<int64_t>(priority.degraded.size());
   }
-  stats.membership_degraded.set(degraded);
+  stats.membership_degraded().set(degraded);
 }
 
 HostSetConstSharedPtr ClusterManagerImpl::prepareHosts(ClusterData& data, HostVector hosts) {

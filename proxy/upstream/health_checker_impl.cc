@@ -442,7 +442,7 @@ void HealthCheckerImplBase::onFirstCheckOf(Session& session) {
 std::chrono::milliseconds HealthCheckerImplBase::nextInterval(State state, bool change_pending) {
   // Envoy: until the cluster has made an upstream connection, the slow no_traffic interval.
   uint64_t base_ms;
-  if (cluster_->stats().upstream_cx_total.value() > 0) {
+  if (cluster_->stats().upstream_cx_total().value() > 0) {
     if (state == State::Unhealthy) {
       base_ms = change_pending ? config_.unhealthy_edge_interval.count()
                                : config_.unhealthy_interval.count();

@@ -89,9 +89,9 @@ void Http2ConnPoolImpl::ActiveStream::onResetStream(Http::StreamResetReason reas
   }
   if (reason == Http::StreamResetReason::LocalReset ||
       reason == Http::StreamResetReason::LocalRefusedStreamReset) {
-    stats.upstream_rq_tx_reset.inc();
+    stats.upstream_rq_tx_reset().inc();
   } else if (reason != Http::StreamResetReason::ConnectionTermination || client_.remote_closed_) {
-    stats.upstream_rq_rx_reset.inc();
+    stats.upstream_rq_rx_reset().inc();
   }
   // The caller's own callbacks (registered after ours) hear the reset next.
   ActiveClient& client = client_;
@@ -104,7 +104,7 @@ void Http2ConnPoolImpl::ActiveStream::unwindStats(bool success) {
   decoder_ = nullptr;
   Http2ConnPoolImpl& pool = client_.parent_;
   const ClusterInfo& cluster = *pool.cluster_;
-  cluster.stats().upstream_rq_active.dec();
+  cluster.stats().upstream_rq_active().dec();
   cluster.resources().requests--;
   HostStats& host_stats = pool.host_->stats();
   host_stats.rq_active--;
@@ -148,18 +148,18 @@ Http2ConnPoolImpl::ActiveClient::ActiveClient(Http2ConnPoolImpl& parent,
                                                                *cluster.http2CodecStats());
   connect_timer_ = parent_.dispatcher_.createTimer([this]() {
     connect_timed_out_ = true;
-    parent_.cluster_->stats().upstream_cx_connect_timeout.inc();
+    parent_.cluster_->stats().upstream_cx_connect_timeout().inc();
     close();
   });
 
   ClusterStats& stats = cluster.stats();
-  stats.upstream_cx_http2_total.inc();
+  stats.upstream_cx_http2_total().inc();
   if (is_adopted) {
     return;  // connected, and counted as a connection by the mixed pool's probe
   }
   connect_timer_->enableTimer(cluster.connectTimeout());
-  stats.upstream_cx_total.inc();
-  stats.upstream_cx_active.inc();
+  stats.upstream_cx_total().inc();
+  stats.upstream_cx_active().inc();
   parent_.host_->stats().cx_total++;
   parent_.host_->stats().cx_active++;
   cluster.resources().connections++;
@@ -192,14 +192,14 @@ void Http2ConnPoolImpl::ActiveClient::attach(Http::ResponseDecoder& decoder,
   raw.encoder_->getStream().addCallbacks(raw);
 
   const ClusterInfo& cluster = *parent_.cluster_;
-  cluster.stats().upstream_rq_total.inc();
-  cluster.stats().upstream_rq_active.inc();
+  cluster.stats().upstream_rq_total().inc();
+  cluster.stats().upstream_rq_active().inc();
   cluster.resources().requests++;
   parent_.host_->stats().rq_total++;
   parent_.host_->stats().rq_active++;
   const uint64_t max_requests = cluster.maxRequestsPerConnection();
   if (max_requests != 0 && total_streams_ >= max_requests) {
-    cluster.stats().upstream_cx_max_requests.inc();
+    cluster.stats().upstream_cx_max_requests().inc();
     startDraining();
   }
   Outlier::putResult(*parent_.host_, Outlier::Result::LocalOriginConnectSuccess);
@@ -281,7 +281,7 @@ void Http2ConnPoolImpl::ActiveClient::onGoAway(uint32_t, int32_t) {
   // No new stream here; the open ones finish (those above last_stream_id are reset by the
   // codec as refused, which callers may retry). onData() closes the connection once empty.
   if (!draining_) {
-    parent_.cluster_->stats().upstream_cx_close_notify.inc();
+    parent_.cluster_->stats().upstream_cx_close_notify().inc();
   }
   startDraining();
 }
@@ -328,7 +328,7 @@ Cancellable* Http2ConnPoolImpl::newStream(Http::ResponseDecoder& response_decode
   ClusterResources& resources = cluster_->resources();
   if (resources.pending_requests.load(std::memory_order_relaxed) >=
       cluster_->maxPendingRequests()) {
-    stats.upstream_rq_pending_overflow.inc();
+    stats.upstream_rq_pending_overflow().inc();
     callbacks.onPoolFailure(PoolFailureReason::Overflow, kPendingOverflow, host_);
     return nullptr;
   }
@@ -336,8 +336,8 @@ Cancellable* Http2ConnPoolImpl::newStream(Http::ResponseDecoder& response_decode
   PendingRequest* raw = request.get();
   pending_.push_back(std::move(request));
   raw->it_ = std::prev(pending_.end());
-  stats.upstream_rq_pending_total.inc();
-  stats.upstream_rq_pending_active.inc();
+  stats.upstream_rq_pending_total().inc();
+  stats.upstream_rq_pending_active().inc();
   resources.pending_requests++;
   tryCreateClients();
   return raw;
@@ -423,7 +423,7 @@ void Http2ConnPoolImpl::tryCreateClients() {
   // Each connection being established will take up to the stream limit of queued requests.
   while (pending_.size() > connecting_.size() * uint64_t{configuredStreamLimit()}) {
     if (!canCreateClient()) {
-      cluster_->stats().upstream_cx_overflow.inc();
+      cluster_->stats().upstream_cx_overflow().inc();
       // As Envoy (and the HTTP/1 pool): a pool with no usable connection still gets one.
       if (!(connecting_.empty() && ready_.empty() && busy_.empty())) {
         return;
@@ -495,7 +495,7 @@ void Http2ConnPoolImpl::updateIdleTimer(ActiveClient& client) {
       idle_timeout.count() > 0) {
     if (client.idle_timer_ == nullptr) {
       client.idle_timer_ = dispatcher_.createTimer([this, &client] {
-        cluster_->stats().upstream_cx_idle_timeout.inc();
+        cluster_->stats().upstream_cx_idle_timeout().inc();
         client.close();
       });
     }
@@ -508,7 +508,7 @@ void Http2ConnPoolImpl::updateIdleTimer(ActiveClient& client) {
 bool Http2ConnPoolImpl::attachOrFail(ActiveClient& client, Http::ResponseDecoder& decoder,
                                      HttpPoolCallbacks& callbacks) {
   if (cluster_->resources().requests.load(std::memory_order_relaxed) >= cluster_->maxRequests()) {
-    cluster_->stats().upstream_rq_pending_overflow.inc();
+    cluster_->stats().upstream_rq_pending_overflow().inc();
     callbacks.onPoolFailure(PoolFailureReason::Overflow, kRequestsOverflow, host_);
     return false;
   }
@@ -525,9 +525,9 @@ void Http2ConnPoolImpl::unwindConnectionStats(ActiveClient& client, bool remote)
   }
   client.accounted_ = false;
   ClusterStats& stats = cluster_->stats();
-  stats.upstream_cx_active.dec();
-  stats.upstream_cx_destroy.inc();
-  (remote ? stats.upstream_cx_destroy_remote : stats.upstream_cx_destroy_local).inc();
+  stats.upstream_cx_active().dec();
+  stats.upstream_cx_destroy().inc();
+  (remote ? stats.upstream_cx_destroy_remote() : stats.upstream_cx_destroy_local()).inc();
   host_->stats().cx_active--;
   cluster_->resources().connections--;
 }
@@ -535,7 +535,7 @@ void Http2ConnPoolImpl::unwindConnectionStats(ActiveClient& client, bool remote)
 void Http2ConnPoolImpl::onClientClosed(ActiveClient& client, bool was_connecting) {
   unwindConnectionStats(client, client.remote_closed_);
   if (was_connecting) {
-    cluster_->stats().upstream_cx_connect_fail.inc();
+    cluster_->stats().upstream_cx_connect_fail().inc();
     host_->stats().cx_connect_fail++;
   }
   ClientList& list = listFor(client.state_);
@@ -569,8 +569,8 @@ void Http2ConnPoolImpl::onClientClosed(ActiveClient& client, bool was_connecting
 }
 
 void Http2ConnPoolImpl::onPendingCancelled(PendingRequest& request) {
-  cluster_->stats().upstream_rq_cancelled.inc();
-  cluster_->stats().upstream_rq_pending_active.dec();
+  cluster_->stats().upstream_rq_cancelled().inc();
+  cluster_->stats().upstream_rq_pending_active().dec();
   cluster_->resources().pending_requests--;
   pending_.erase(request.it_);
   checkDrained();
@@ -579,7 +579,7 @@ void Http2ConnPoolImpl::onPendingCancelled(PendingRequest& request) {
 Http2ConnPoolImpl::PendingRequestPtr Http2ConnPoolImpl::popPending() {
   PendingRequestPtr request = std::move(pending_.front());
   pending_.pop_front();
-  cluster_->stats().upstream_rq_pending_active.dec();
+  cluster_->stats().upstream_rq_pending_active().dec();
   cluster_->resources().pending_requests--;
   return request;
 }

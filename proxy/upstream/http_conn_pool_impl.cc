@@ -39,18 +39,18 @@ HttpConnPoolImpl::ActiveClient::ActiveClient(HttpConnPoolImpl& parent,
   stream_callbacks_.reserve(2);
   connect_timer_ = parent_.dispatcher_.createTimer([this]() {
     connect_timed_out_ = true;
-    parent_.cluster_->stats().upstream_cx_connect_timeout.inc();
+    parent_.cluster_->stats().upstream_cx_connect_timeout().inc();
     close();
   });
 
   ClusterStats& stats = cluster.stats();
-  stats.upstream_cx_http1_total.inc();
+  stats.upstream_cx_http1_total().inc();
   if (is_adopted) {
     return;  // connected, and counted as a connection by the mixed pool's probe
   }
   connect_timer_->enableTimer(cluster.connectTimeout());
-  stats.upstream_cx_total.inc();
-  stats.upstream_cx_active.inc();
+  stats.upstream_cx_total().inc();
+  stats.upstream_cx_active().inc();
   parent_.host_->stats().cx_total++;
   parent_.host_->stats().cx_active++;
   cluster.resources().connections++;
@@ -139,7 +139,7 @@ void HttpConnPoolImpl::ActiveClient::onData(Buffer::Instance& data, bool) {
   if (!status.ok()) {
     // A malformed response: nothing after it on this connection can be trusted.
     if (stream_active_) {
-      parent_.cluster_->stats().upstream_rq_rx_reset.inc();
+      parent_.cluster_->stats().upstream_rq_rx_reset().inc();
       resetActiveStream(Http::StreamResetReason::ProtocolError);
     }
     close();
@@ -250,7 +250,7 @@ void HttpConnPoolImpl::ActiveClient::resetStream(Http::StreamResetReason reason)
     return;
   }
   // An HTTP/1 request cannot be abandoned on a live connection: close it.
-  parent_.cluster_->stats().upstream_rq_tx_reset.inc();
+  parent_.cluster_->stats().upstream_rq_tx_reset().inc();
   response_success_ = false;
   endStream();
   runResetCallbacks(reason);
@@ -286,8 +286,8 @@ void HttpConnPoolImpl::ActiveClient::attach(Http::ResponseDecoder& decoder) {
   codec_encoder_ = &codec_->newStream(*this);
 
   const ClusterInfo& cluster = *parent_.cluster_;
-  cluster.stats().upstream_rq_total.inc();
-  cluster.stats().upstream_rq_active.inc();
+  cluster.stats().upstream_rq_total().inc();
+  cluster.stats().upstream_rq_active().inc();
   cluster.resources().requests++;
   parent_.host_->stats().rq_total++;
   parent_.host_->stats().rq_active++;
@@ -304,7 +304,7 @@ void HttpConnPoolImpl::ActiveClient::endStream() {
     connection_->readDisable(false);
   }
   const ClusterInfo& cluster = *parent_.cluster_;
-  cluster.stats().upstream_rq_active.dec();
+  cluster.stats().upstream_rq_active().dec();
   cluster.resources().requests--;
   HostStats& host_stats = parent_.host_->stats();
   host_stats.rq_active--;
@@ -353,7 +353,7 @@ void HttpConnPoolImpl::ActiveClient::onResponseComplete() {
 void HttpConnPoolImpl::ActiveClient::recycle() {
   if (close_after_stream_ || codec_->remoteWantsClose()) {
     if (max_requests_reached_) {
-      parent_.cluster_->stats().upstream_cx_max_requests.inc();
+      parent_.cluster_->stats().upstream_cx_max_requests().inc();
     }
     close();
     return;
@@ -396,7 +396,7 @@ Cancellable* HttpConnPoolImpl::newStream(Http::ResponseDecoder& response_decoder
   ClusterResources& resources = cluster_->resources();
   if (resources.pending_requests.load(std::memory_order_relaxed) >=
       cluster_->maxPendingRequests()) {
-    stats.upstream_rq_pending_overflow.inc();
+    stats.upstream_rq_pending_overflow().inc();
     callbacks.onPoolFailure(PoolFailureReason::Overflow, kPendingOverflow, host_);
     return nullptr;
   }
@@ -405,8 +405,8 @@ Cancellable* HttpConnPoolImpl::newStream(Http::ResponseDecoder& response_decoder
   PendingRequest* raw = request.get();
   pending_.push_back(std::move(request));
   raw->it_ = std::prev(pending_.end());
-  stats.upstream_rq_pending_total.inc();
-  stats.upstream_rq_pending_active.inc();
+  stats.upstream_rq_pending_total().inc();
+  stats.upstream_rq_pending_active().inc();
   resources.pending_requests++;
 
   // connect() never calls back from inside itself, so `raw` is still queued on return.
@@ -467,7 +467,7 @@ bool HttpConnPoolImpl::canCreateClient() const {
 void HttpConnPoolImpl::tryCreateClients() {
   while (pending_.size() > connecting_.size()) {
     if (!canCreateClient()) {
-      cluster_->stats().upstream_cx_overflow.inc();
+      cluster_->stats().upstream_cx_overflow().inc();
       // As Envoy: a pool with no connection at all still gets one, or its queue would wait on
       // other hosts' connections to close.
       if (!(connecting_.empty() && ready_.empty() && busy_.empty())) {
@@ -506,7 +506,7 @@ void HttpConnPoolImpl::moveClient(ActiveClient& client, ActiveClient::State to) 
   if (to == ActiveClient::State::Ready && idle_timeout.count() > 0) {
     if (client.idle_timer_ == nullptr) {
       client.idle_timer_ = dispatcher_.createTimer([this, &client] {
-        cluster_->stats().upstream_cx_idle_timeout.inc();
+        cluster_->stats().upstream_cx_idle_timeout().inc();
         client.close();
       });
     }
@@ -533,7 +533,7 @@ void HttpConnPoolImpl::onClientIdle(ActiveClient& client) {
 bool HttpConnPoolImpl::attachOrFail(ActiveClient& client, Http::ResponseDecoder& decoder,
                                     HttpPoolCallbacks& callbacks) {
   if (cluster_->resources().requests.load(std::memory_order_relaxed) >= cluster_->maxRequests()) {
-    cluster_->stats().upstream_rq_pending_overflow.inc();
+    cluster_->stats().upstream_rq_pending_overflow().inc();
     callbacks.onPoolFailure(PoolFailureReason::Overflow, kRequestsOverflow, host_);
     return false;
   }
@@ -550,9 +550,9 @@ void HttpConnPoolImpl::unwindConnectionStats(ActiveClient& client, bool remote) 
   }
   client.accounted_ = false;
   ClusterStats& stats = cluster_->stats();
-  stats.upstream_cx_active.dec();
-  stats.upstream_cx_destroy.inc();
-  (remote ? stats.upstream_cx_destroy_remote : stats.upstream_cx_destroy_local).inc();
+  stats.upstream_cx_active().dec();
+  stats.upstream_cx_destroy().inc();
+  (remote ? stats.upstream_cx_destroy_remote() : stats.upstream_cx_destroy_local()).inc();
   host_->stats().cx_active--;
   cluster_->resources().connections--;
 }
@@ -561,7 +561,7 @@ void HttpConnPoolImpl::onClientClosed(ActiveClient& client, bool was_connecting,
   // Bookkeeping first, so that callers we call below see a consistent pool.
   unwindConnectionStats(client, client.remote_closed_);
   if (was_connecting) {
-    cluster_->stats().upstream_cx_connect_fail.inc();
+    cluster_->stats().upstream_cx_connect_fail().inc();
     host_->stats().cx_connect_fail++;
   }
   if (client.idle_timer_ != nullptr) {
@@ -575,7 +575,7 @@ void HttpConnPoolImpl::onClientClosed(ActiveClient& client, bool was_connecting,
 
   if (had_stream && client.stream_active_) {
     if (client.remote_closed_) {
-      cluster_->stats().upstream_rq_rx_reset.inc();
+      cluster_->stats().upstream_rq_rx_reset().inc();
     }
     client.resetActiveStream(client.close_reset_reason_);
   }
@@ -603,8 +603,8 @@ void HttpConnPoolImpl::onClientClosed(ActiveClient& client, bool was_connecting,
 }
 
 void HttpConnPoolImpl::onPendingCancelled(PendingRequest& request) {
-  cluster_->stats().upstream_rq_cancelled.inc();
-  cluster_->stats().upstream_rq_pending_active.dec();
+  cluster_->stats().upstream_rq_cancelled().inc();
+  cluster_->stats().upstream_rq_pending_active().dec();
   cluster_->resources().pending_requests--;
   // The connection being established for it stays: the next request will want it (Envoy).
   pending_.erase(request.it_);
@@ -614,7 +614,7 @@ void HttpConnPoolImpl::onPendingCancelled(PendingRequest& request) {
 HttpConnPoolImpl::PendingRequestPtr HttpConnPoolImpl::popPending() {
   PendingRequestPtr request = std::move(pending_.front());
   pending_.pop_front();
-  cluster_->stats().upstream_rq_pending_active.dec();
+  cluster_->stats().upstream_rq_pending_active().dec();
   cluster_->resources().pending_requests--;
   return request;
 }

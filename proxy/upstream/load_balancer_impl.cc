@@ -17,7 +17,7 @@ constexpr size_t kPanicSource = 2;
 }  // namespace
 
 LoadBalancerBase::LoadBalancerBase(HostSetConstSharedPtr host_set, uint64_t seed,
-                                   Stats::Counter* panic_counter)
+                                   Stats::CounterRef panic_counter)
     : host_set_(std::move(host_set)), rng_(seed), panic_counter_(panic_counter) {
   ASSERT(host_set_ != nullptr);
   for (const PriorityHosts& priority : host_set_->priorities) {
@@ -105,8 +105,8 @@ const HostVector& LoadBalancerBase::chooseSource(size_t& source) {
     }
   }
   if (source % 3 == kPanicSource) {
-    if (panic_counter_ != nullptr) {
-      panic_counter_->inc();
+    if (panic_counter_) {
+      panic_counter_.inc();
     }
   } else if (!host_set_->priorities[source / 3].localities.empty()) {
     source = chooseLocality(source);
@@ -131,7 +131,7 @@ bool LoadBalancerBase::equalWeights(size_t source, const HostVector& hosts) {
 // ---- RoundRobin ----
 
 RoundRobinLoadBalancer::RoundRobinLoadBalancer(HostSetConstSharedPtr host_set, uint64_t seed,
-                                               Stats::Counter* panic_counter)
+                                               Stats::CounterRef panic_counter)
     : LoadBalancerBase(std::move(host_set), seed, panic_counter), states_(sourceCount()) {}
 
 void RoundRobinLoadBalancer::initialize(State& state, size_t source, const HostVector& hosts) {
@@ -178,7 +178,7 @@ HostConstSharedPtr RoundRobinLoadBalancer::chooseHost() {
 
 LeastRequestLoadBalancer::LeastRequestLoadBalancer(HostSetConstSharedPtr host_set, uint64_t seed,
                                                    uint32_t choice_count,
-                                                   Stats::Counter* panic_counter)
+                                                   Stats::CounterRef panic_counter)
     : LoadBalancerBase(std::move(host_set), seed, panic_counter),
       choice_count_(std::max(choice_count, 2u)) {}
 
@@ -223,7 +223,7 @@ HostConstSharedPtr LeastRequestLoadBalancer::chooseHost() {
 // ---- Random ----
 
 RandomLoadBalancer::RandomLoadBalancer(HostSetConstSharedPtr host_set, uint64_t seed,
-                                       Stats::Counter* panic_counter)
+                                       Stats::CounterRef panic_counter)
     : LoadBalancerBase(std::move(host_set), seed, panic_counter),
       cumulative_weights_(sourceCount()) {}
 
@@ -252,7 +252,7 @@ HostConstSharedPtr RandomLoadBalancer::chooseHost() {
 
 LoadBalancerPtr createLoadBalancer(LbPolicy policy, uint32_t least_request_choice_count,
                                    HostSetConstSharedPtr host_set, uint64_t seed,
-                                   Stats::Counter* panic_counter) {
+                                   Stats::CounterRef panic_counter) {
   switch (policy) {
     case LbPolicy::RoundRobin:
       return std::make_unique<RoundRobinLoadBalancer>(std::move(host_set), seed, panic_counter);

@@ -45,7 +45,7 @@ class LbRandom {
 class LoadBalancerBase : public LoadBalancer {
  protected:
   // `panic_counter` (the cluster's lb_healthy_panic; may be null) counts picks made in panic.
-  LoadBalancerBase(HostSetConstSharedPtr host_set, uint64_t seed, Stats::Counter* panic_counter);
+  LoadBalancerBase(HostSetConstSharedPtr host_set, uint64_t seed, Stats::CounterRef panic_counter);
 
   // The list for this request (possibly empty) and its source index in [0, sourceCount()).
   // With locality-weighted balancing, a healthy or degraded list is one locality's (Envoy's
@@ -72,7 +72,7 @@ class LoadBalancerBase : public LoadBalancer {
   std::vector<size_t> locality_base_;
   // Per priority and list (2p healthy, 2p+1 degraded): the locality scheduler, on first use.
   std::vector<std::optional<LocalityScheduler>> locality_schedulers_;
-  Stats::Counter* const panic_counter_;
+  const Stats::CounterRef panic_counter_;
   int fixed_source_ = -1;              // the only list with load, when there is one
   std::vector<int8_t> equal_weights_;  // per source: -1 unknown, 0 no, 1 yes
 };
@@ -84,7 +84,7 @@ class LoadBalancerBase : public LoadBalancer {
 class RoundRobinLoadBalancer : public LoadBalancerBase {
  public:
   RoundRobinLoadBalancer(HostSetConstSharedPtr host_set, uint64_t seed,
-                         Stats::Counter* panic_counter = nullptr);
+                         Stats::CounterRef panic_counter = {});
   HostConstSharedPtr chooseHost() override;
 
  private:
@@ -113,7 +113,7 @@ class RoundRobinLoadBalancer : public LoadBalancerBase {
 class LeastRequestLoadBalancer : public LoadBalancerBase {
  public:
   LeastRequestLoadBalancer(HostSetConstSharedPtr host_set, uint64_t seed, uint32_t choice_count,
-                           Stats::Counter* panic_counter = nullptr);
+                           Stats::CounterRef panic_counter = {});
   HostConstSharedPtr chooseHost() override;
 
  private:
@@ -124,7 +124,7 @@ class LeastRequestLoadBalancer : public LoadBalancerBase {
 class RandomLoadBalancer : public LoadBalancerBase {
  public:
   RandomLoadBalancer(HostSetConstSharedPtr host_set, uint64_t seed,
-                     Stats::Counter* panic_counter = nullptr);
+                     Stats::CounterRef panic_counter = {});
   HostConstSharedPtr chooseHost() override;
 
  private:
@@ -136,6 +136,6 @@ using LoadBalancerPtr = std::unique_ptr<LoadBalancer>;
 // The balancer `policy` names, over `host_set`.
 LoadBalancerPtr createLoadBalancer(LbPolicy policy, uint32_t least_request_choice_count,
                                    HostSetConstSharedPtr host_set, uint64_t seed,
-                                   Stats::Counter* panic_counter = nullptr);
+                                   Stats::CounterRef panic_counter = {});
 
 }  // namespace Proxy::Upstream

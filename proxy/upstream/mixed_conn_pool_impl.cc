@@ -79,15 +79,15 @@ class MixedConnPoolImpl::Probe : public Network::ConnectionCallbacks,
     connection_->setReadFilter(this);
     connect_timer_ = parent_.dispatcher_.createTimer([this]() {
       timed_out_ = true;
-      parent_.cluster_->stats().upstream_cx_connect_timeout.inc();
+      parent_.cluster_->stats().upstream_cx_connect_timeout().inc();
       connection_->close(Network::ConnectionCloseType::NoFlush);
     });
     connect_timer_->enableTimer(cluster.connectTimeout());
     // Counted as the pools count a connection being established; the chosen pool takes these
     // over with the connection.
     ClusterStats& stats = cluster.stats();
-    stats.upstream_cx_total.inc();
-    stats.upstream_cx_active.inc();
+    stats.upstream_cx_total().inc();
+    stats.upstream_cx_active().inc();
     parent_.host_->stats().cx_total++;
     parent_.host_->stats().cx_active++;
     cluster.resources().connections++;
@@ -115,9 +115,9 @@ class MixedConnPoolImpl::Probe : public Network::ConnectionCallbacks,
   void unwindStats(bool remote) {
     const ClusterInfo& cluster = *parent_.cluster_;
     ClusterStats& stats = cluster.stats();
-    stats.upstream_cx_active.dec();
-    stats.upstream_cx_destroy.inc();
-    (remote ? stats.upstream_cx_destroy_remote : stats.upstream_cx_destroy_local).inc();
+    stats.upstream_cx_active().dec();
+    stats.upstream_cx_destroy().inc();
+    (remote ? stats.upstream_cx_destroy_remote() : stats.upstream_cx_destroy_local()).inc();
     parent_.host_->stats().cx_active--;
     cluster.resources().connections--;
   }
@@ -171,7 +171,7 @@ Cancellable* MixedConnPoolImpl::newStream(Http::ResponseDecoder& response_decode
   ClusterResources& resources = cluster_->resources();
   if (resources.pending_requests.load(std::memory_order_relaxed) >=
       cluster_->maxPendingRequests()) {
-    stats.upstream_rq_pending_overflow.inc();
+    stats.upstream_rq_pending_overflow().inc();
     callbacks.onPoolFailure(PoolFailureReason::Overflow, kPendingOverflow, host_);
     return nullptr;
   }
@@ -179,8 +179,8 @@ Cancellable* MixedConnPoolImpl::newStream(Http::ResponseDecoder& response_decode
   PendingRequest* raw = request.get();
   waiting_.push_back(std::move(request));
   raw->it_ = std::prev(waiting_.end());
-  stats.upstream_rq_pending_total.inc();
-  stats.upstream_rq_pending_active.inc();
+  stats.upstream_rq_pending_total().inc();
+  stats.upstream_rq_pending_active().inc();
   resources.pending_requests++;
   if (probe_ == nullptr) {
     // One connection for every request until the protocol is known, as Envoy's mixed pool
@@ -230,7 +230,7 @@ void MixedConnPoolImpl::onProbeConnected() {
 }
 
 void MixedConnPoolImpl::onProbeFailed(bool timed_out) {
-  cluster_->stats().upstream_cx_connect_fail.inc();
+  cluster_->stats().upstream_cx_connect_fail().inc();
   host_->stats().cx_connect_fail++;
   const PoolFailureReason reason =
       timed_out ? PoolFailureReason::Timeout : PoolFailureReason::ConnectionFailure;
@@ -255,7 +255,7 @@ void MixedConnPoolImpl::onProbeFailed(bool timed_out) {
 }
 
 void MixedConnPoolImpl::onPendingCancelled(PendingRequest& request) {
-  cluster_->stats().upstream_rq_cancelled.inc();
+  cluster_->stats().upstream_rq_cancelled().inc();
   unwindPendingStats();
   request.done_ = true;
   std::unique_ptr<PendingRequest> owned = std::move(*request.it_);
@@ -279,7 +279,7 @@ void MixedConnPoolImpl::onForwardedDone(PendingRequest& request) {
 }
 
 void MixedConnPoolImpl::unwindPendingStats() {
-  cluster_->stats().upstream_rq_pending_active.dec();
+  cluster_->stats().upstream_rq_pending_active().dec();
   cluster_->resources().pending_requests--;
 }
 

@@ -62,7 +62,7 @@ void buildHashingLoadBalancers(HostSet& set, LbPolicy policy, const HashLbConfig
 }
 
 ThreadAwareLoadBalancer::ThreadAwareLoadBalancer(HostSetConstSharedPtr host_set, uint64_t seed,
-                                                 Stats::Counter* panic_counter)
+                                                 Stats::CounterRef panic_counter)
     : host_set_(std::move(host_set)), rng_(seed), panic_counter_(panic_counter) {}
 
 HostConstSharedPtr ThreadAwareLoadBalancer::chooseHost() {
@@ -100,8 +100,8 @@ HostConstSharedPtr ThreadAwareLoadBalancer::pick(uint64_t hash, uint32_t attempt
       found = true;
     }
   }
-  if (priorities[chosen].panic && panic_counter_ != nullptr) {
-    panic_counter_->inc();
+  if (priorities[chosen].panic && panic_counter_) {
+    panic_counter_.inc();
   }
   return host_set_->hashing[chosen]->chooseHost(hash, attempt);
 }

@@ -42,7 +42,7 @@ void buildHashingLoadBalancers(HostSet& set, LbPolicy policy, const HashLbConfig
 class ThreadAwareLoadBalancer : public LoadBalancer {
  public:
   ThreadAwareLoadBalancer(HostSetConstSharedPtr host_set, uint64_t seed,
-                          Stats::Counter* panic_counter);
+                          Stats::CounterRef panic_counter);
   HostConstSharedPtr chooseHost() override;
   HostConstSharedPtr chooseHostFor(LoadBalancerContext& context, uint32_t attempt) override;
 
@@ -51,7 +51,7 @@ class ThreadAwareLoadBalancer : public LoadBalancer {
 
   const HostSetConstSharedPtr host_set_;  // keeps the snapshot (and its structures) alive
   LbRandom rng_;
-  Stats::Counter* const panic_counter_;
+  const Stats::CounterRef panic_counter_;
 };
 
 }  // namespace Proxy::Upstream

@@ -214,50 +214,65 @@ inline constexpr std::string_view kAutoAlpnFallback = "h2,http/1.1";
 // success/error), upstream_rq_pending_*, upstream_rq_cancelled and upstream_rq_rx_reset/
 // tx_reset; the cluster manager keeps membership_*; the router keeps upstream_rq_<N>xx,
 // upstream_rq_timeout and upstream_cx_none_healthy.
-struct ClusterStats {
+#define PROXY_ALL_CLUSTER_STATS(COUNTER, GAUGE)                                                \
+  COUNTER(upstream_cx_total)                                                                   \
+  GAUGE(upstream_cx_active)                                                                    \
+  COUNTER(upstream_cx_connect_fail)                                                            \
+  COUNTER(upstream_cx_connect_timeout)                                                         \
+  COUNTER(upstream_cx_destroy)                                                                 \
+  COUNTER(upstream_cx_destroy_remote)                                                          \
+  COUNTER(upstream_cx_destroy_local)                                                           \
+  COUNTER(upstream_rq_total)                                                                   \
+  GAUGE(upstream_rq_active)                                                                    \
+  COUNTER(upstream_rq_pending_total)                                                           \
+  GAUGE(upstream_rq_pending_active)                                                            \
+  COUNTER(upstream_rq_pending_overflow)                                                        \
+  COUNTER(upstream_rq_timeout)                                                                 \
+  COUNTER(upstream_rq_rx_reset)                                                                \
+  COUNTER(upstream_rq_tx_reset)                                                                \
+  COUNTER(upstream_rq_2xx)                                                                     \
+  COUNTER(upstream_rq_3xx)                                                                     \
+  COUNTER(upstream_rq_4xx)                                                                     \
+  COUNTER(upstream_rq_5xx)                                                                     \
+  COUNTER(upstream_cx_none_healthy)                                                            \
+  GAUGE(membership_total)                                                                      \
+  GAUGE(membership_healthy)                                                                    \
+  GAUGE(membership_degraded)                                                                   \
+  COUNTER(membership_change) /* a published host set added or removed hosts */                 \
+  COUNTER(lb_healthy_panic)  /* a host was picked from all hosts: too few healthy ones */      \
+  /* Added by the upstream component (Envoy names). */                                         \
+  COUNTER(upstream_cx_overflow)     /* a new connection was refused by max_connections */      \
+  COUNTER(upstream_rq_cancelled)    /* a pending request was cancelled before a connection */  \
+  COUNTER(upstream_cx_max_requests) /* closed after max_requests_per_connection */             \
+  COUNTER(upstream_cx_http1_total)  /* HTTP/1.1 connections opened */                          \
+  COUNTER(upstream_cx_http2_total)  /* HTTP/2 connections opened */                            \
+  COUNTER(upstream_cx_close_notify) /* the upstream said it closes (HTTP/2 GOAWAY) */          \
+  /* Added for timeouts and retries (Envoy names). The pool keeps upstream_cx_idle_timeout; */ \
+  /* the router the rest. */                                                                   \
+  COUNTER(upstream_cx_idle_timeout) /* an idle pooled connection closed */                     \
+  COUNTER(upstream_rq_per_try_timeout)                                                         \
+  COUNTER(upstream_rq_retry)                /* a retry was started */                          \
+  COUNTER(upstream_rq_retry_success)        /* a retried request ended with a good response */ \
+  COUNTER(upstream_rq_retry_overflow)       /* not retried: circuit breaker max_retries */     \
+  COUNTER(upstream_rq_retry_limit_exceeded) /* not retried: num_retries used up */             \
+  COUNTER(upstream_rq_retry_backoff_exponential)                                               \
+  COUNTER(retry_or_shadow_abandoned) /* not retried: the body outgrew the buffer limit */
+
+class ClusterStats {
+ public:
+  // The block of "cluster.<name>." (the scope's prefix) in the scope's Store: a cluster
+  // updated or re-added under the same stat name gets the same block and keeps counting.
   explicit ClusterStats(Stats::Scope scope);
-  Stats::Counter& upstream_cx_total;
-  Stats::Gauge& upstream_cx_active;
-  Stats::Counter& upstream_cx_connect_fail;
-  Stats::Counter& upstream_cx_connect_timeout;
-  Stats::Counter& upstream_cx_destroy;
-  Stats::Counter& upstream_cx_destroy_remote;
-  Stats::Counter& upstream_cx_destroy_local;
-  Stats::Counter& upstream_rq_total;
-  Stats::Gauge& upstream_rq_active;
-  Stats::Counter& upstream_rq_pending_total;
-  Stats::Gauge& upstream_rq_pending_active;
-  Stats::Counter& upstream_rq_pending_overflow;
-  Stats::Counter& upstream_rq_timeout;
-  Stats::Counter& upstream_rq_rx_reset;
-  Stats::Counter& upstream_rq_tx_reset;
-  Stats::Counter& upstream_rq_2xx;
-  Stats::Counter& upstream_rq_3xx;
-  Stats::Counter& upstream_rq_4xx;
-  Stats::Counter& upstream_rq_5xx;
-  Stats::Counter& upstream_cx_none_healthy;
-  Stats::Gauge& membership_total;
-  Stats::Gauge& membership_healthy;
-  Stats::Gauge& membership_degraded;
-  Stats::Counter& membership_change;  // a published host set added or removed hosts
-  Stats::Counter& lb_healthy_panic;   // a host was picked from all hosts: too few healthy ones
-  // Added by the upstream component (Envoy names).
-  Stats::Counter& upstream_cx_overflow;      // a new connection was refused by max_connections
-  Stats::Counter& upstream_rq_cancelled;     // a pending request was cancelled before a connection
-  Stats::Counter& upstream_cx_max_requests;  // closed after max_requests_per_connection
-  Stats::Counter& upstream_cx_http1_total;   // HTTP/1.1 connections opened
-  Stats::Counter& upstream_cx_http2_total;   // HTTP/2 connections opened
-  Stats::Counter& upstream_cx_close_notify;  // the upstream said it closes (HTTP/2 GOAWAY)
-  // Added for timeouts and retries (Envoy names). The pool keeps upstream_cx_idle_timeout; the
-  // router the rest.
-  Stats::Counter& upstream_cx_idle_timeout;  // an idle pooled connection closed
-  Stats::Counter& upstream_rq_per_try_timeout;
-  Stats::Counter& upstream_rq_retry;                 // a retry was started
-  Stats::Counter& upstream_rq_retry_success;         // a retried request ended with a good response
-  Stats::Counter& upstream_rq_retry_overflow;        // not retried: circuit breaker max_retries
-  Stats::Counter& upstream_rq_retry_limit_exceeded;  // not retried: num_retries used up
-  Stats::Counter& upstream_rq_retry_backoff_exponential;
-  Stats::Counter& retry_or_shadow_abandoned;  // not retried: the body outgrew the buffer limit
+  // The names and kinds, in PROXY_ALL_CLUSTER_STATS order: one table for every cluster.
+  static const Stats::StatTable& table();
+
+  PROXY_ALL_CLUSTER_STATS(PROXY_STAT_COUNTER_ACCESSOR, PROXY_STAT_GAUGE_ACCESSOR)
+
+ private:
+  enum : size_t { PROXY_ALL_CLUSTER_STATS(PROXY_STAT_INDEX, PROXY_STAT_INDEX) };
+  // The Store's block: 8 bytes here and one cell per stat there, instead of a reference here
+  // and a 32-byte Store object per stat (issue 14). Hot paths update a cell, no lookup.
+  Stats::StatCell* const cells_;
 };
 
 // Circuit-breaker accounting, cluster-wide across every worker's pools (Envoy's semantics:

@@ -175,20 +175,20 @@ TEST_F(RetryStateTest, BudgetAndStats) {
   // A second request's retry finds the cluster's only max_retries slot taken.
   RetryStatePtr other = create(RetryPolicy::k5xx, 2, info);
   EXPECT_EQ(other->shouldRetry(true), RetryStatus::NoOverflow);
-  EXPECT_EQ(stats.upstream_rq_retry_overflow.value(), 1u);
+  EXPECT_EQ(stats.upstream_rq_retry_overflow().value(), 1u);
   // The first retry's outcome is retried again: the slot is released and taken anew.
   EXPECT_EQ(state->shouldRetry(true), RetryStatus::Yes);
   EXPECT_EQ(info->resources().retries.load(), 1u);
   EXPECT_EQ(state->shouldRetry(false), RetryStatus::No);
   EXPECT_EQ(info->resources().retries.load(), 0u);
-  EXPECT_EQ(stats.upstream_rq_retry.value(), 2u);
-  EXPECT_EQ(stats.upstream_rq_retry_success.value(), 1u);
+  EXPECT_EQ(stats.upstream_rq_retry().value(), 2u);
+  EXPECT_EQ(stats.upstream_rq_retry_success().value(), 1u);
 
   // num_retries used up: the limit, counted.
   RetryStatePtr once = create(RetryPolicy::k5xx, 1, info);
   EXPECT_EQ(once->shouldRetry(true), RetryStatus::Yes);
   EXPECT_EQ(once->shouldRetry(true), RetryStatus::NoRetryLimitExceeded);
-  EXPECT_EQ(stats.upstream_rq_retry_limit_exceeded.value(), 1u);
+  EXPECT_EQ(stats.upstream_rq_retry_limit_exceeded().value(), 1u);
   EXPECT_EQ(info->resources().retries.load(), 0u);
 
   // A state destroyed while its retry runs gives the slot back.

@@ -222,6 +222,46 @@ TEST_F(ClusterManagerTest, RemovedClusterIsGoneFromEveryWorker) {
   EXPECT_EQ(1u, counter("cluster_manager.cluster_removed"));
 }
 
+TEST_F(ClusterManagerTest, ClusterStatsPersistByNameAcrossUpdateRemovalAndReAdd) {
+  // A cluster counts a connection through its stats (one block of cells in the Store).
+  ASSERT_TRUE(cm_->addOrUpdateCluster(staticCluster("backend", {{.port = 8001}}),
+                                      /*version_info=*/"1")
+                  .ok());
+  ClusterInfoImplConstSharedPtr first = cm_->getClusterInfo("backend");
+  first->stats().upstream_cx_total().add(3);
+  EXPECT_EQ(3u, counter("cluster.backend.upstream_cx_total"));
+
+  // An update builds a new ClusterInfo: it counts on in the same stats, and so does the old one
+  // (a request still holding it).
+  Cluster changed = staticCluster("backend", {{.port = 8001}});
+  changed.mutable_connect_timeout()->set_seconds(7);
+  ASSERT_TRUE(cm_->addOrUpdateCluster(changed, /*version_info=*/"2").ok());
+  ClusterInfoImplConstSharedPtr second = cm_->getClusterInfo("backend");
+  ASSERT_NE(first, second);
+  EXPECT_EQ(3u, second->stats().upstream_cx_total().value());
+  first->stats().upstream_cx_total().inc();
+  second->stats().upstream_cx_total().inc();
+  EXPECT_EQ(5u, counter("cluster.backend.upstream_cx_total"));
+
+  // Removed, its stats stay listed with their values; added again, it counts on from there.
+  EXPECT_TRUE(cm_->removeCluster("backend"));
+  EXPECT_NE(std::string::npos, store_.renderText().find("cluster.backend.upstream_cx_total: 5\n"));
+  ASSERT_TRUE(cm_->addOrUpdateCluster(staticCluster("backend", {{.port = 8001}}),
+                                      /*version_info=*/"3")
+                  .ok());
+  ClusterInfoImplConstSharedPtr again = cm_->getClusterInfo("backend");
+  EXPECT_EQ(5u, again->stats().upstream_cx_total().value());
+  again->stats().upstream_cx_total().inc();
+  EXPECT_EQ(6u, counter("cluster.backend.upstream_cx_total"));
+  EXPECT_EQ(1, gauge("cluster.backend.membership_total"));
+  // Listed once, under its one name.
+  int listed = 0;
+  store_.forEachCounter([&](const Stats::Counter& c) {
+    listed += c.name() == "cluster.backend.upstream_cx_total" ? 1 : 0;
+  });
+  EXPECT_EQ(1, listed);
+}
+
 TEST_F(ClusterManagerTest, StaticClustersCannotBeReplacedOrRemovedByTheApi) {
   ASSERT_TRUE(cm_->addOrUpdateCluster(staticCluster("bootstrap", {{.port = 8001}}),
                                       /*version_info=*/"", /*added_via_api=*/false)

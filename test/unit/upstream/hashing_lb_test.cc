@@ -95,7 +95,7 @@ TEST(RingHashTableTest, SixHostsMinimumRingTwelveIsEnvoysRing) {
 
   // Envoy's picks: 0 and the largest hash wrap to the first entry (:94); an entry's own hash is
   // that entry's host, one more is the next entry's.
-  ThreadAwareLoadBalancer lb(set, /*seed=*/1, nullptr);
+  ThreadAwareLoadBalancer lb(set, /*seed=*/1, Stats::CounterRef());
   EXPECT_EQ(94u, portFor(lb, 0));
   EXPECT_EQ(94u, portFor(lb, UINT64_MAX));
   EXPECT_EQ(95u, portFor(lb, 3551244743356806947ULL));
@@ -115,7 +115,7 @@ TEST(RingHashTableTest, Murmur2IsEnvoysRing) {
   const auto& ring = static_cast<const RingHashTable&>(*set->hashing[0]).entries();
   ASSERT_EQ(12u, ring.size());
   EXPECT_EQ(1358027074129602068ULL, ring[0].hash);
-  ThreadAwareLoadBalancer lb(set, 1, nullptr);
+  ThreadAwareLoadBalancer lb(set, 1, Stats::CounterRef());
   EXPECT_EQ(85u, portFor(lb, 0));
   EXPECT_EQ(85u, portFor(lb, UINT64_MAX));
   EXPECT_EQ(85u, portFor(lb, 1358027074129602068ULL));
@@ -154,7 +154,7 @@ TEST(MaglevTableTest, SixHostsTableSevenIsEnvoysTable) {
   HashLbConfig config;
   config.maglev_table_size = 7;
   HostSetConstSharedPtr set = hashedSet(hostsOnPorts(90, 6), LbPolicy::Maglev, config, &stats);
-  ThreadAwareLoadBalancer lb(set, 1, nullptr);
+  ThreadAwareLoadBalancer lb(set, 1, Stats::CounterRef());
   const std::vector<uint32_t> expected = {92, 94, 90, 91, 95, 90, 93};
   for (uint64_t h = 0; h < 3 * expected.size(); h++) {
     EXPECT_EQ(expected[h % expected.size()], portFor(lb, h)) << h;
@@ -169,7 +169,8 @@ TEST(MaglevTableTest, SixHostsTableSevenIsEnvoysTable) {
   // The host order of the list does not matter (Envoy sorts by address first).
   HostVector reversed = hostsOnPorts(90, 6);
   std::reverse(reversed.begin(), reversed.end());
-  ThreadAwareLoadBalancer lb2(hashedSet(reversed, LbPolicy::Maglev, config), 1, nullptr);
+  ThreadAwareLoadBalancer lb2(hashedSet(reversed, LbPolicy::Maglev, config), 1,
+                              Stats::CounterRef());
   for (uint64_t h = 0; h < expected.size(); h++) {
     EXPECT_EQ(expected[h], portFor(lb2, h)) << h;
   }
@@ -184,7 +185,7 @@ TEST(MaglevTableTest, WeightedIsEnvoysTable) {
   const auto& table = static_cast<const MaglevTable&>(*set->hashing[0]);
   EXPECT_EQ(6u, table.minEntriesPerHost());
   EXPECT_EQ(11u, table.maxEntriesPerHost());
-  ThreadAwareLoadBalancer lb(set, 1, nullptr);
+  ThreadAwareLoadBalancer lb(set, 1, Stats::CounterRef());
   const std::vector<uint32_t> expected = {91, 90, 90, 91, 90, 91, 91, 90, 91,
                                           91, 91, 91, 91, 90, 91, 90, 91};
   for (uint64_t h = 0; h < expected.size(); h++) {
@@ -205,10 +206,10 @@ void expectRemovalMovesOnlyTheRemovedHostsKeys(LbPolicy policy) {
   constexpr uint32_t kHosts = 8;
   constexpr int kKeys = 4000;
   HostVector hosts = hostsOnPorts(2000, kHosts);
-  ThreadAwareLoadBalancer before(hashedSet(hosts, policy, HashLbConfig{}), 1, nullptr);
+  ThreadAwareLoadBalancer before(hashedSet(hosts, policy, HashLbConfig{}), 1, Stats::CounterRef());
   const HostConstSharedPtr removed = hosts[3];
   hosts.erase(hosts.begin() + 3);
-  ThreadAwareLoadBalancer after(hashedSet(hosts, policy, HashLbConfig{}), 1, nullptr);
+  ThreadAwareLoadBalancer after(hashedSet(hosts, policy, HashLbConfig{}), 1, Stats::CounterRef());
 
   int moved = 0;
   int on_removed = 0;
@@ -245,7 +246,7 @@ TEST(HashingLoadBalancerTest, SpreadsKeysEvenly) {
   // 4 hosts, 8000 keys: each host gets its quarter within 15%.
   for (LbPolicy policy : {LbPolicy::RingHash, LbPolicy::Maglev}) {
     ThreadAwareLoadBalancer lb(hashedSet(hostsOnPorts(3000, 4), policy, HashLbConfig{}), 1,
-                               nullptr);
+                               Stats::CounterRef());
     std::map<uint32_t, int> counts;
     for (int k = 0; k < 8000; k++) {
       counts[portFor(lb, HashUtil::xxHash64(absl::StrCat("k", k)))]++;
@@ -261,7 +262,7 @@ TEST(HashingLoadBalancerTest, NoHashKeyPicksAtRandom) {
   // Without a hash (no policy, or none found its input) a random value is hashed instead, as in
   // Envoy: picks spread over every host, and chooseHost() does the same.
   ThreadAwareLoadBalancer lb(hashedSet(hostsOnPorts(4000, 3), LbPolicy::RingHash, HashLbConfig{}),
-                             /*seed=*/5, nullptr);
+                             /*seed=*/5, Stats::CounterRef());
   std::set<uint32_t> seen;
   FixedHashContext none(std::nullopt);
   for (int i = 0; i < 200; i++) {
@@ -276,7 +277,7 @@ TEST(HashingLoadBalancerTest, UnhealthyHostsLeaveTheRingUntilPanic) {
   // Two healthy hosts of three: the ring is over the healthy ones only.
   HostVector hosts = {makeHost(5000), makeHost(5001), makeHost(5002, 1, HealthStatus::Unhealthy)};
   Stats::Counter panic("lb_healthy_panic");
-  ThreadAwareLoadBalancer lb(hashedSet(hosts, LbPolicy::Maglev, HashLbConfig{}), 1, &panic);
+  ThreadAwareLoadBalancer lb(hashedSet(hosts, LbPolicy::Maglev, HashLbConfig{}), 1, panic);
   std::set<uint32_t> seen;
   for (uint64_t h = 0; h < 500; h++) {
     seen.insert(portFor(lb, h * 7919));
@@ -287,7 +288,7 @@ TEST(HashingLoadBalancerTest, UnhealthyHostsLeaveTheRingUntilPanic) {
   // One healthy of three is below the 50% panic threshold: the table is over all three, and
   // each pick counts as a panic pick.
   hosts[1] = makeHost(5001, 1, HealthStatus::Unhealthy);
-  ThreadAwareLoadBalancer in_panic(hashedSet(hosts, LbPolicy::Maglev, HashLbConfig{}), 1, &panic);
+  ThreadAwareLoadBalancer in_panic(hashedSet(hosts, LbPolicy::Maglev, HashLbConfig{}), 1, panic);
   seen.clear();
   for (uint64_t h = 0; h < 500; h++) {
     seen.insert(portFor(in_panic, h * 7919));
@@ -302,7 +303,8 @@ TEST(HashingLoadBalancerTest, PriorityChosenByTheHash) {
   HostVector hosts = {makeHost(6000, 1, HealthStatus::Healthy, 0),
                       makeHost(6001, 1, HealthStatus::Unhealthy, 0),
                       makeHost(7000, 1, HealthStatus::Healthy, 1)};
-  ThreadAwareLoadBalancer lb(hashedSet(hosts, LbPolicy::RingHash, HashLbConfig{}), 1, nullptr);
+  ThreadAwareLoadBalancer lb(hashedSet(hosts, LbPolicy::RingHash, HashLbConfig{}), 1,
+                             Stats::CounterRef());
   EXPECT_EQ(6000u, portFor(lb, 69));   // 70
   EXPECT_EQ(7000u, portFor(lb, 70));   // 71
   EXPECT_EQ(6000u, portFor(lb, 100));  // 1
@@ -313,7 +315,8 @@ TEST(HashingLoadBalancerTest, EmptyAndOtherPoliciesHaveNoStructure) {
   LoadBalancerPtr lb =
       createLoadBalancer(LbPolicy::Maglev, 2, hashedSet({}, LbPolicy::Maglev, HashLbConfig{}), 1);
   EXPECT_EQ(nullptr, lb->chooseHost());
-  ThreadAwareLoadBalancer empty(hashedSet({}, LbPolicy::RingHash, HashLbConfig{}), 1, nullptr);
+  ThreadAwareLoadBalancer empty(hashedSet({}, LbPolicy::RingHash, HashLbConfig{}), 1,
+                                Stats::CounterRef());
   EXPECT_EQ(0u, portFor(empty, 1));
   // Other policies carry no ring or table in their snapshots.
   EXPECT_TRUE(hashedSet(hostsOnPorts(1, 2), LbPolicy::RoundRobin, HashLbConfig{})->hashing.empty());

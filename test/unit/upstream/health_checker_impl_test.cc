@@ -127,7 +127,7 @@ TEST_F(HealthCheckerTest, FirstRoundThenThresholdsAndIntervals) {
   EXPECT_EQ(2, checker_->session(1001).checks_sent);
 
   // With traffic, interval (10 s) applies from the next result on.
-  info_->stats().upstream_cx_total.inc();
+  info_->stats().upstream_cx_total().inc();
   checker_->session(1001).fail(HealthCheckerImplBase::FailureType::Network);
   EXPECT_FALSE(failed(a));  // 1 of unhealthy_threshold 2: pending
   dispatcher_.advanceTimeAndRun(10s);

@@ -171,7 +171,7 @@ TEST(LoadBalancerTest, PanicBalancesOverEveryHostAndCountsIt) {
                    makeHost(1003, /*weight=*/1, HealthStatus::Unhealthy),
                    makeHost(1004, /*weight=*/1, HealthStatus::Draining)});
   Stats::Counter panic("lb_healthy_panic");
-  RoundRobinLoadBalancer lb(hosts, /*seed=*/1, &panic);
+  RoundRobinLoadBalancer lb(hosts, /*seed=*/1, panic);
   std::map<uint32_t, int> counts = countPicks(lb, 30);
   EXPECT_EQ(10, counts[1001]);
   EXPECT_EQ(10, counts[1002]);
