@@ -1,6 +1,6 @@
 // The cluster manager: the main thread's ClusterManagerImpl (clusters added, updated, removed,
 // their host sets published) and what each worker keeps of it (ThreadLocalClusterManagerImpl,
-// ThreadLocalClusterImpl: load balancer and connection pools per cluster). ~845 lines in one
+// ThreadLocalClusterImpl: load balancer and connection pools per cluster). ~865 lines in one
 // file because the two halves are the two ends of one protocol (snapshots posted from one, taken
 // by the other) and share its private types; the seam to split along, when it grows, is the
 // worker half (thread_local_cluster_manager_impl.cc).
