@@ -60,7 +60,12 @@ class ReactorShim : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteB
     }
     grpc::Slice slice;
     bool read_next;
-    if (read_buffer_.DumpToSingleSlice(&slice).ok()) {
+    const bool dumped = read_buffer_.DumpToSingleSlice(&slice).ok();
+    // The message's slices go now, not at the next read: that read starts only after the main
+    // thread applied the response, and a large response (10,000 assignments) would keep
+    // megabytes alive meanwhile (issue 14).
+    read_buffer_.Clear();
+    if (dumped) {
       read_next = reactions_->onRead(
           true, std::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()));
     } else {
