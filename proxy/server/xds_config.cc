@@ -6,6 +6,7 @@
 #include <optional>
 #include <set>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
@@ -29,12 +30,18 @@ std::string message(const absl::Status& status) {
 }
 }  // namespace
 
-// Envoy's initial_fetch_timeout for what XdsConfig subscribes to by name (RDS, EDS): a name gets
-// a timer when it enters the subscription, with the timeout of the config source that asked for
-// it (0: none). If its resource has not been accepted when the timer fires, `give_up(name)` runs
-// (the listener or cluster waiting for it stops warming). A name that leaves the subscription
-// loses its timer; one that comes back gets a new one. The one give-up mechanism for both types:
-// their watches in the xDS client have no initial fetch timeout of their own.
+// Envoy's initial_fetch_timeout for what XdsConfig subscribes to by name (RDS, EDS, SDS): a name
+// starts waiting when it enters the subscription, with the timeout of the config source that
+// asked for it (0: none). If its resource has not been accepted when the timeout passes,
+// `give_up(name)` runs (the listener or cluster waiting for it stops warming). A name that
+// leaves the subscription stops waiting; one that comes back waits again. The one give-up
+// mechanism for all three types: their watches in the xDS client have no initial fetch timeout
+// of their own.
+//
+// The names that enter in one update with the same timeout share one timer: a CDS response of
+// 10,000 EDS clusters arms one timer, not 10,000 (~330 bytes each with their map entries, alive
+// until each assignment arrives, which is when the proxy's memory peaks; issue 14). Only the
+// names still waiting are kept: none once every resource has come.
 class XdsConfig::InitialFetchTimers {
  public:
   using TimeoutFn = std::function<std::chrono::milliseconds(const std::string& name)>;
@@ -47,47 +54,107 @@ class XdsConfig::InitialFetchTimers {
         update_attempt_(scope.counter("update_attempt")),
         give_up_(std::move(give_up)) {}
 
-  // The subscription is now `names`. `timeout(name)` is asked only for names new to it.
-  void update(const std::vector<std::string>& names, const TimeoutFn& timeout) {
-    const std::set<std::string> wanted(names.begin(), names.end());
-    for (auto it = timers_.begin(); it != timers_.end();) {
-      it = wanted.count(it->first) > 0 ? std::next(it) : timers_.erase(it);
-    }
-    for (const std::string& name : wanted) {
-      if (timers_.count(name) > 0) {
+  // The subscription went from `before` to `after` (each sorted, without duplicates).
+  // `timeout(name)` is asked only for the names new to it.
+  void update(const std::vector<std::string>& before, const std::vector<std::string>& after,
+              const TimeoutFn& timeout) {
+    ASSERT(std::is_sorted(before.begin(), before.end()) &&
+           std::is_sorted(after.begin(), after.end()));
+    std::map<std::chrono::milliseconds, Group*> new_groups;  // by timeout, for this update
+    auto old_it = before.begin();
+    for (const std::string& name : after) {
+      while (old_it != before.end() && *old_it < name) {
+        stopWaiting(*old_it++);  // left the subscription
+      }
+      if (old_it != before.end() && *old_it == name) {
+        ++old_it;  // was there already
         continue;
       }
-      Event::TimerPtr& timer = timers_[name];  // stays null when the timeout is 0
-      if (const std::chrono::milliseconds ms = timeout(name); ms.count() > 0) {
-        timer = main_.createTimer([this, name] { onTimeout(name); });
-        timer->enableTimer(ms);
+      const std::chrono::milliseconds ms = timeout(name);
+      if (ms.count() <= 0) {
+        continue;
       }
+      Group*& group = new_groups[ms];
+      if (group == nullptr) {
+        auto owned = std::make_unique<Group>();
+        group = owned.get();
+        groups_.emplace(group, std::move(owned));
+        group->timer = main_.createTimer([this, group] { onTimeout(*group); });
+        group->timer->enableTimer(ms);
+      }
+      group->names.push_back(name);
+      ++group->waiting;
+      waiting_[name] = group;
+    }
+    while (old_it != before.end()) {
+      stopWaiting(*old_it++);
     }
   }
 
-  // `name`'s resource was accepted: nothing to give up on. The timer goes (a disabled timer
-  // per EDS name is ~200 bytes per cluster; issue 14); arrived() never runs inside it.
-  void arrived(const std::string& name) {
-    auto it = timers_.find(name);
-    if (it != timers_.end()) {
-      it->second.reset();
-    }
-  }
+  // `name`'s resource was accepted: nothing to give up on. arrived() never runs inside
+  // onTimeout().
+  void arrived(const std::string& name) { stopWaiting(name); }
 
  private:
-  // (The timer stays in timers_ until its name leaves: it must not die in its own callback.)
-  void onTimeout(std::string name) {
-    init_fetch_timeout_.inc();
-    update_attempt_.inc();
-    give_up_(name);
+  // The names that entered in one update with one timeout. `names` keeps them all; those still
+  // in waiting_ with this group are the ones it gives up on.
+  struct Group {
+    Event::TimerPtr timer;
+    std::vector<std::string> names;
+    size_t waiting = 0;
+    bool fired = false;
+  };
+
+  void stopWaiting(const std::string& name) {
+    auto it = waiting_.find(name);
+    if (it == waiting_.end()) {
+      return;
+    }
+    Group* group = it->second;
+    waiting_.erase(it);
+    if (waiting_.empty()) {
+      waiting_ = {};  // an emptied hash map keeps its slots (10,000 names: 0.6 MB)
+    }
+    if (--group->waiting == 0 && !group->fired) {
+      groups_.erase(group);  // its timer with it: nobody left to give up on
+    }
   }
+
+  void onTimeout(Group& group) {
+    group.fired = true;
+    // give_up_ may change the subscription (a cluster given up on may go): each name is looked
+    // up again before it is given up on.
+    for (const std::string& name : group.names) {
+      auto it = waiting_.find(name);
+      if (it == waiting_.end() || it->second != &group) {
+        continue;
+      }
+      waiting_.erase(it);
+      if (waiting_.empty()) {
+        waiting_ = {};
+      }
+      init_fetch_timeout_.inc();
+      update_attempt_.inc();
+      give_up_(name);
+    }
+    // The group must not die inside its own timer's callback.
+    auto owned = groups_.find(&group);
+    main_.deferredDelete(std::make_unique<DeferredGroup>(std::move(owned->second)));
+    groups_.erase(owned);
+  }
+
+  struct DeferredGroup : Event::DeferredDeletable {
+    explicit DeferredGroup(std::unique_ptr<Group> group) : group(std::move(group)) {}
+    std::unique_ptr<Group> group;
+  };
 
   Event::Dispatcher& main_;
   Stats::Counter& init_fetch_timeout_;
   Stats::Counter& update_attempt_;
   std::function<void(const std::string&)> give_up_;
-  // Every subscribed name; the timer is disabled once it fired or the resource arrived.
-  std::map<std::string, Event::TimerPtr> timers_;
+  // The names still waiting for their first resource, and their group.
+  absl::flat_hash_map<std::string, Group*> waiting_;
+  absl::flat_hash_map<Group*, std::unique_ptr<Group>> groups_;
 };
 
 // LDS: every listener of the server (wildcard).
@@ -422,7 +489,7 @@ void XdsConfig::updateRdsNames(const std::vector<std::string>& names) {
     return;
   }
   // Each new name waits at most the initial_fetch_timeout of the listener that named it.
-  rds_timers_->update(names, [this](const std::string& name) {
+  rds_timers_->update(rds_names_, names, [this](const std::string& name) {
     auto provider = routes_.find(name);
     return provider != nullptr ? Xds::initialFetchTimeout(provider->configSource())
                                : Xds::kDefaultInitialFetchTimeout;
@@ -462,7 +529,7 @@ void XdsConfig::updateEdsNames() {
   // several do, the longest (0, wait forever, is longest): a cluster is never given up on
   // sooner than it asked. One pass over the clusters, only when some name is new.
   std::optional<std::map<std::string, std::chrono::milliseconds>> timeouts;
-  eds_timers_->update(names, [&](const std::string& name) {
+  eds_timers_->update(eds_names_, names, [&](const std::string& name) {
     if (!timeouts.has_value()) {
       timeouts.emplace();
       clusters_.forEachCluster([&](const Upstream::ClusterManagerImpl::ClusterView& cluster) {
@@ -576,7 +643,7 @@ void XdsConfig::updateSdsNames() {
     return;
   }
   // Each new name waits at most the initial_fetch_timeout of the first sds_config naming it.
-  sds_timers_->update(names, [this](const std::string& name) {
+  sds_timers_->update(sds_names_, names, [this](const std::string& name) {
     auto secret = secrets_->findDynamicSecret(name);
     return secret != nullptr ? Xds::initialFetchTimeout(secret->source())
                              : Xds::kDefaultInitialFetchTimeout;

@@ -444,6 +444,44 @@ TEST_F(XdsConfigTest, EndpointsThatArriveInTimeAreNotGivenUpOn) {
   EXPECT_EQ(counter("cluster_manager.eds.init_fetch_timeout"), 0u);
 }
 
+TEST_F(XdsConfigTest, ClustersAddedTogetherAreGivenUpOnOneByOneByTheirOwnTimeouts) {
+  startWith({}, {});
+  // Four clusters in one response: c2 and c3 wait 3 s (one timer), c4 5 s, c5 forever.
+  respond(Xds::kClusterTypeUrl, "2",
+          {packed(edsCluster("c2", "initial_fetch_timeout: 3s")),
+           packed(edsCluster("c3", "initial_fetch_timeout: 3s")),
+           packed(edsCluster("c4", "initial_fetch_timeout: 5s")),
+           packed(edsCluster("c5", "initial_fetch_timeout: 0s"))});
+  // c2's endpoints come in time; c3 leaves before its timeout and comes back at 2 s with a
+  // new one (3 s more).
+  dispatcher_.advanceTimeAndRun(std::chrono::seconds(1));
+  respond(Xds::kClusterLoadAssignmentTypeUrl, "1", {packed(endpoints("c2", 8080))});
+  respond(Xds::kClusterTypeUrl, "3",
+          {packed(edsCluster("c2", "initial_fetch_timeout: 3s")),
+           packed(edsCluster("c4", "initial_fetch_timeout: 5s")),
+           packed(edsCluster("c5", "initial_fetch_timeout: 0s"))});
+  dispatcher_.advanceTimeAndRun(std::chrono::seconds(1));
+  respond(Xds::kClusterTypeUrl, "4",
+          {packed(edsCluster("c2", "initial_fetch_timeout: 3s")),
+           packed(edsCluster("c3", "initial_fetch_timeout: 3s")),
+           packed(edsCluster("c4", "initial_fetch_timeout: 5s")),
+           packed(edsCluster("c5", "initial_fetch_timeout: 0s"))});
+
+  // 3 s: the first timer fires with nobody left to give up on.
+  dispatcher_.advanceTimeAndRun(std::chrono::milliseconds(1500));
+  EXPECT_EQ(counter("cluster_manager.eds.init_fetch_timeout"), 0u);
+  EXPECT_TRUE(clusters_->isWarming("c3"));
+  // 5 s: c3 (its second wait ends) and c4 are given up on, each counted.
+  dispatcher_.advanceTimeAndRun(std::chrono::milliseconds(1500));
+  EXPECT_FALSE(clusters_->isWarming("c3"));
+  EXPECT_FALSE(clusters_->isWarming("c4"));
+  EXPECT_EQ(counter("cluster_manager.eds.init_fetch_timeout"), 2u);
+  EXPECT_EQ(activeHosts("c2"), 1u);
+  dispatcher_.advanceTimeAndRun(std::chrono::hours(1));
+  EXPECT_TRUE(clusters_->isWarming("c5"));
+  EXPECT_EQ(counter("cluster_manager.eds.init_fetch_timeout"), 2u);
+}
+
 TEST_F(XdsConfigTest, ANameSubscribedAgainGetsANewTimer) {
   startWith({httpListener("l1", "r1")}, {"r1"});
 
