@@ -96,6 +96,13 @@ HostImpl::HostImpl(Network::Address address, std::string hostname, uint32_t weig
                    uint32_t priority, HealthStatus health, std::shared_ptr<HostStats> stats,
                    std::shared_ptr<HostHealthState> health_state,
                    std::shared_ptr<const HostLocality> locality)
+    : Host(address, std::move(hostname), weight, priority, health, std::move(stats),
+           std::move(health_state), std::move(locality)) {}
+
+Host::Host(Network::Address address, std::string hostname, uint32_t weight, uint32_t priority,
+           HealthStatus health, std::shared_ptr<HostStats> stats,
+           std::shared_ptr<HostHealthState> health_state,
+           std::shared_ptr<const HostLocality> locality)
     : address_(address),
       weight_(weight),
       priority_(priority),
@@ -124,7 +131,7 @@ HostImpl::HostImpl(Network::Address address, std::string hostname, uint32_t weig
   }
 }
 
-const std::string& HostImpl::hostname() const {
+const std::string& Host::hostname() const {
   static const std::string* const empty = new std::string();
   return hostname_ != nullptr ? *hostname_ : *empty;
 }

@@ -12,23 +12,11 @@
 
 namespace Proxy::Upstream {
 
-// An endpoint's LocalityLbEndpoints as its host keeps it (Host::locality(), localityWeight()),
-// with its cluster's name (Host::clusterName()): one object shared by the hosts of one
-// LocalityLbEndpoints, so a host holds one pointer for both (config memory, issue 14).
-struct HostLocality {
-  std::string key;      // region, zone, sub_zone joined by NULs; empty parts for none
-  uint32_t weight = 0;  // load_balancing_weight; 0 when unset
-  std::shared_ptr<const std::string> cluster_name;  // shared by every host of the cluster
-  // The endpoint's attributes: the cluster name is not one.
-  bool operator==(const HostLocality& other) const {
-    return key == other.key && weight == other.weight;
-  }
-};
-
 // The key of an envoy.config.core.v3.Locality.
 std::string localityKey(const envoy::config::core::v3::Locality& locality);
 
-class HostImpl : public Host {
+// How hosts are made (Host has no other kind).
+class HostImpl final : public Host {
  public:
   // `stats` may be shared with an earlier Host for the same address (see buildHostSet()), so
   // that an endpoint whose weight or health changed keeps its counters and its rq_active.
@@ -38,38 +26,12 @@ class HostImpl : public Host {
            std::shared_ptr<HostStats> stats = nullptr,
            std::shared_ptr<HostHealthState> health_state = nullptr, HostLocality locality = {});
   // The compact form buildHostSet() uses: the locality, with the cluster name (set), is shared
-  // by every host of one LocalityLbEndpoints (config memory: a host is 112 bytes plus its
+  // by every host of one LocalityLbEndpoints (config memory: a host is 104 bytes plus its
   // stats, issue 14).
   HostImpl(Network::Address address, std::string hostname, uint32_t weight, uint32_t priority,
            HealthStatus health, std::shared_ptr<HostStats> stats,
            std::shared_ptr<HostHealthState> health_state,
            std::shared_ptr<const HostLocality> locality);
-
-  const Network::Address& address() const override { return address_; }
-  const std::string& hostname() const override;
-  const std::string& clusterName() const override { return *locality_->cluster_name; }
-  uint32_t weight() const override { return weight_; }
-  uint32_t priority() const override { return priority_; }
-  HealthStatus health() const override { return health_; }
-  const std::string& locality() const override { return locality_->key; }
-  uint32_t localityWeight() const override { return locality_->weight; }
-  const HostLocality& hostLocality() const { return *locality_; }
-  HostStats& stats() const override { return *stats_; }
-  HostHealthState& healthState() const override { return *health_state_; }
-
-  const std::shared_ptr<HostStats>& sharedStats() const { return stats_; }
-  const std::shared_ptr<HostHealthState>& sharedHealthState() const { return health_state_; }
-  const std::shared_ptr<const HostLocality>& sharedLocality() const { return locality_; }
-
- private:
-  const Network::Address address_;
-  const uint32_t weight_;
-  const uint32_t priority_;
-  const HealthStatus health_;
-  const std::unique_ptr<const std::string> hostname_;  // null when empty (most endpoints)
-  const std::shared_ptr<const HostLocality> locality_;
-  std::shared_ptr<HostStats> stats_;               // set once, in the constructor
-  std::shared_ptr<HostHealthState> health_state_;  // set once, in the constructor
 };
 
 // An endpoint's LbEndpoint.health_status as the proxy keeps it (TIMEOUT is UNHEALTHY, as Envoy).

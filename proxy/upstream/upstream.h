@@ -70,25 +70,66 @@ struct HostStats {
   std::atomic<int64_t> cx_active{0};
 };
 
+// An endpoint's LocalityLbEndpoints as its host keeps it (Host::locality(), localityWeight()),
+// with its cluster's name (Host::clusterName()): one object shared by the hosts of one
+// LocalityLbEndpoints, so a host holds one pointer for both (config memory, issue 14).
+struct HostLocality {
+  std::string key;      // region, zone, sub_zone joined by NULs; empty parts for none
+  uint32_t weight = 0;  // load_balancing_weight; 0 when unset
+  std::shared_ptr<const std::string> cluster_name;  // shared by every host of the cluster
+  // The endpoint's attributes: the cluster name is not one.
+  bool operator==(const HostLocality& other) const {
+    return key == other.key && weight == other.weight;
+  }
+};
+
 // One endpoint. Immutable after creation except for stats; shared across workers and across
 // host-set snapshots, so an endpoint that stays in an update keeps its identity (and the
-// workers keep their pooled connections to it).
+// workers keep their pooled connections to it). A concrete class without virtual functions:
+// HostImpl (host_impl.h) is its only kind and only constructs it, so a host is 104 bytes with
+// no vtable pointer (120 with make_shared's control block: one 128-byte malloc chunk instead
+// of 144; config memory, issue 14) and the load balancers' reads are not virtual calls.
 class Host {
  public:
-  virtual ~Host() = default;
-  virtual const Network::Address& address() const = 0;
-  virtual const std::string& hostname() const = 0;
-  virtual const std::string& clusterName() const = 0;
-  virtual uint32_t weight() const = 0;
-  virtual uint32_t priority() const = 0;
-  virtual HealthStatus health() const = 0;  // from EDS
+  Host(const Host&) = delete;
+  Host& operator=(const Host&) = delete;
+
+  const Network::Address& address() const { return address_; }
+  const std::string& hostname() const;
+  const std::string& clusterName() const { return *locality_->cluster_name; }
+  uint32_t weight() const { return weight_; }
+  uint32_t priority() const { return priority_; }
+  HealthStatus health() const { return health_; }  // from EDS
   // The endpoint's LocalityLbEndpoints: its locality (region, zone, sub_zone joined by NULs, so
   // that keys sort as Envoy orders localities) and load_balancing_weight (0 when unset), for
   // locality-weighted balancing.
-  virtual const std::string& locality() const = 0;
-  virtual uint32_t localityWeight() const = 0;
-  virtual HostStats& stats() const = 0;
-  virtual HostHealthState& healthState() const = 0;
+  const std::string& locality() const { return locality_->key; }
+  uint32_t localityWeight() const { return locality_->weight; }
+  const HostLocality& hostLocality() const { return *locality_; }
+  HostStats& stats() const { return *stats_; }
+  HostHealthState& healthState() const { return *health_state_; }
+
+  const std::shared_ptr<HostStats>& sharedStats() const { return stats_; }
+  const std::shared_ptr<HostHealthState>& sharedHealthState() const { return health_state_; }
+  const std::shared_ptr<const HostLocality>& sharedLocality() const { return locality_; }
+
+ protected:
+  // host_impl.cc. Null `stats` / `health_state`: new ones (see HostImpl).
+  Host(Network::Address address, std::string hostname, uint32_t weight, uint32_t priority,
+       HealthStatus health, std::shared_ptr<HostStats> stats,
+       std::shared_ptr<HostHealthState> health_state, std::shared_ptr<const HostLocality> locality);
+  // Not virtual: a host is owned through a shared_ptr made for its HostImpl.
+  ~Host() = default;
+
+ private:
+  const Network::Address address_;
+  const uint32_t weight_;
+  const uint32_t priority_;
+  const HealthStatus health_;
+  const std::unique_ptr<const std::string> hostname_;  // null when empty (most endpoints)
+  const std::shared_ptr<const HostLocality> locality_;
+  std::shared_ptr<HostStats> stats_;               // set once, in the constructor
+  std::shared_ptr<HostHealthState> health_state_;  // set once, in the constructor
 };
 
 using HostConstSharedPtr = std::shared_ptr<const Host>;
