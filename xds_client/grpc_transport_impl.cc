@@ -1,5 +1,6 @@
 #include "xds_client/grpc_transport_impl.h"
 
+#include <malloc.h>
 #include <openssl/x509v3.h>
 
 #include <algorithm>
@@ -35,6 +36,9 @@
 
 namespace Proxy::Xds {
 namespace {
+
+// A received message at least this large has what its decode freed returned to the kernel.
+constexpr size_t kTrimAfterBytes = 1 << 20;
 
 // What the reactor (gRPC threads) and the transport (main thread) share. Outlives both.
 class StreamShared {
@@ -169,6 +173,15 @@ class StreamCore : public StreamReactions {
       reportConnected();
       // Decoded here so that the main thread only does the bookkeeping.
       std::shared_ptr<DecodedResponse> response = decodeResponse(bytes, delta_);
+      // glibc gives this thread its own malloc arena, and what a large message freed here
+      // (gRPC's receive slices, the parse's temporaries: ~3x the message) would stay resident
+      // in it, out of reach of the main thread, which is about to build hosts and clusters
+      // from the response. Returned now, before the main thread takes it: 10,000 clusters
+      // with 100,000 endpoints (2.5 MB) peak ~2.5 MiB lower; the trim takes ~0.8 ms against
+      // the tens of milliseconds the decode took (issue 14).
+      if (bytes.size() >= kTrimAfterBytes) {
+        ::malloc_trim(0);
+      }
       // The next read starts once the main thread has taken this response: at most one
       // decoded response waits for it, and a management server that sends faster than the
       // main thread applies is held back by the stream's HTTP/2 flow control (as when Envoy
