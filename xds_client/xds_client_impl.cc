@@ -301,8 +301,8 @@ void XdsClientImpl::deliverCached(const CachedDelivery& delivery) {
     }
     DecodedResource resource;
     resource.name = name;
-    resource.version = cached.version;
-    resource.hash = cached.hash;
+    resource.version = *cached.version;
+    resource.hash = hashResourceBytes(*cached.bytes);
     resource.message = std::move(message);
     resource.bytes = cached.bytes;
     resources.push_back(std::move(resource));
