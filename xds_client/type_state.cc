@@ -7,25 +7,33 @@
 
 namespace Proxy::Xds {
 
-void TypeState::addNames(uint64_t watch_id, const std::set<std::string>& names) {
+void TypeState::addNames(uint64_t watch_id, const std::vector<std::string>& names) {
   for (const auto& name : names) {
     auto [it, inserted] = name_watches.try_emplace(name);
-    it->second.insert(watch_id);
+    WatchIds& ids = it->second;
+    auto at = std::lower_bound(ids.begin(), ids.end(), watch_id);
+    if (at == ids.end() || *at != watch_id) {
+      ids.insert(at, watch_id);
+    }
     if (inserted) {
       ++names_generation;
     }
   }
 }
 
-void TypeState::removeNames(uint64_t watch_id, const std::set<std::string>& names) {
+void TypeState::removeNames(uint64_t watch_id, const std::vector<std::string>& names) {
   std::vector<const std::string*> unsubscribed;
   for (const auto& name : names) {
     auto it = name_watches.find(name);
     if (it == name_watches.end()) {
       continue;
     }
-    it->second.erase(watch_id);
-    if (it->second.empty()) {
+    WatchIds& ids = it->second;
+    auto at = std::lower_bound(ids.begin(), ids.end(), watch_id);
+    if (at != ids.end() && *at == watch_id) {
+      ids.erase(at);
+    }
+    if (ids.empty()) {
       name_watches.erase(it);
       ++names_generation;
       unsubscribed.push_back(&name);
@@ -63,6 +71,10 @@ bool TypeState::namesAsSent() const {
   return sent_names.size() == name_watches.size() &&
          std::equal(sent_names.begin(), sent_names.end(), name_watches.begin(),
                     [](const std::string& a, const auto& b) { return a == b.first; });
+}
+
+bool TypeState::sentName(std::string_view name) const {
+  return std::binary_search(sent_names.begin(), sent_names.end(), name, std::less<>());
 }
 
 UpdateErrors TypeState::subscribedErrors(const DecodedResponse& response) const {

@@ -14,6 +14,20 @@
 #include "spdlog/spdlog.h"
 
 namespace Proxy::Xds {
+namespace {
+
+// A watch's names as it keeps them: sorted, without duplicates nor "".
+std::vector<std::string> sortedNames(const std::vector<std::string>& resource_names) {
+  std::vector<std::string> names(resource_names.begin(), resource_names.end());
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  if (!names.empty() && names.front().empty()) {
+    names.erase(names.begin());
+  }
+  return names;
+}
+
+}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // WatchImpl: one watch handle. The client keeps a raw pointer to it (TypeState::watches) while
@@ -58,7 +72,13 @@ class WatchImpl : public Watch {
   TypeState* type_;
   const uint64_t id_;
   Watcher& watcher_;
-  std::set<std::string> names_;  // empty = wildcard
+  // Sorted, without duplicates; empty = wildcard. A vector: 32 bytes a name where a std::set
+  // node took 80 (the proxy's one EDS watch names every EDS cluster).
+  std::vector<std::string> names_;
+
+  bool watches(const std::string& name) const {
+    return std::binary_search(names_.begin(), names_.end(), name);
+  }
   Stats stats_;
   Event::TimerPtr init_timer_;
 };
@@ -120,8 +140,7 @@ absl::StatusOr<WatchHandle> XdsClientImpl::watch(std::string_view type_url,
   }
   TypeState* type = *found;
 
-  std::set<std::string> names(resource_names.begin(), resource_names.end());
-  names.erase("");
+  std::vector<std::string> names = sortedNames(resource_names);
   const uint64_t id = next_watch_id_++;
   Stats::Scope& scope =
       options.stats_scope.has_value() ? *options.stats_scope : defaultScope(*type);
@@ -227,31 +246,31 @@ void XdsClientImpl::removeWatch(WatchImpl& watch) {
 void XdsClientImpl::updateWatchNames(WatchImpl& watch,
                                      const std::vector<std::string>& resource_names) {
   ASSERT(main_.isThreadSafe());
-  std::set<std::string> names(resource_names.begin(), resource_names.end());
-  names.erase("");
+  std::vector<std::string> names = sortedNames(resource_names);
   if (names == watch.names_) {
     return;
   }
   TypeState& type = *watch.type_;
-  std::set<std::string> added;
-  std::set<std::string> removed;
+  std::vector<std::string> added;
+  std::vector<std::string> removed;
   std::set_difference(names.begin(), names.end(), watch.names_.begin(), watch.names_.end(),
-                      std::inserter(added, added.end()));
+                      std::back_inserter(added));
   std::set_difference(watch.names_.begin(), watch.names_.end(), names.begin(), names.end(),
-                      std::inserter(removed, removed.end()));
+                      std::back_inserter(removed));
   const bool was_wildcard = watch.names_.empty();
-  watch.names_ = names;
-  if (names.empty()) {
+  const bool wildcard = names.empty();
+  watch.names_ = std::move(names);
+  if (wildcard) {
     type.wildcard_watches.insert(watch.id_);
   } else if (was_wildcard) {
     type.wildcard_watches.erase(watch.id_);
   }
   type.addNames(watch.id_, added);
   type.removeNames(watch.id_, removed);
-  if (type.has_response && (!added.empty() || names.empty())) {
+  if (type.has_response && (!added.empty() || wildcard)) {
     cached_deliveries_.push_back(CachedDelivery{
         watch.id_, &type,
-        names.empty() ? std::nullopt : std::optional<std::set<std::string>>(std::move(added))});
+        wildcard ? std::nullopt : std::optional<std::vector<std::string>>(std::move(added))});
   }
   type.pending = true;
   scheduleFlush();
@@ -313,11 +332,11 @@ void XdsClientImpl::deliverCached(const CachedDelivery& delivery) {
     }
   } else {
     // The names still watched among those to deliver.
-    const std::set<std::string>& names =
+    const std::vector<std::string>& names =
         delivery.names.has_value() ? *delivery.names : watch->names_;
     for (const auto& name : names) {
       auto cached = type.cache.find(name);
-      if (cached != type.cache.end() && watch->names_.count(name) > 0) {
+      if (cached != type.cache.end() && watch->watches(name)) {
         add(name, cached->second);
       }
     }

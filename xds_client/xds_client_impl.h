@@ -74,7 +74,7 @@ class XdsClientImpl : public XdsClient, private XdsStream::Callbacks {
   struct CachedDelivery {
     uint64_t watch_id;
     TypeState* type;
-    std::optional<std::set<std::string>> names;  // nullopt: every name the watch has
+    std::optional<std::vector<std::string>> names;  // sorted; nullopt: every name the watch has
   };
   void deliverCached(const CachedDelivery& delivery);
 

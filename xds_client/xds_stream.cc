@@ -202,8 +202,12 @@ void noteSentNames(TypeState& type) {
     return;
   }
   type.sent_names.clear();
+  if (type.sent_names.capacity() > 2 * type.name_watches.size()) {
+    type.sent_names.shrink_to_fit();  // the subscription shrank a lot
+  }
+  type.sent_names.reserve(type.name_watches.size());
   for (const auto& [name, watches] : type.name_watches) {
-    type.sent_names.emplace_hint(type.sent_names.end(), name);
+    type.sent_names.push_back(name);
   }
   type.sent_generation = type.names_generation;
 }
@@ -288,7 +292,7 @@ void XdsStream::sendDelta(TypeState& type) {
   } else if (type.sent_generation != type.names_generation) {
     // The subscription changed since the last request (an ACK alone skips this).
     for (const auto& [name, watches] : type.name_watches) {
-      if (type.sent_names.count(name) == 0) {
+      if (!type.sentName(name)) {
         subscribe.push_back(name);
       }
     }
