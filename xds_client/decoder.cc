@@ -188,8 +188,8 @@ class Decoder {
     resource.hash = hashResourceBytes(bytes);
     resource.index = index;
     resource.message = std::move(message);
-    resource.bytes = std::make_shared<const std::string>(bytes);
     out_.resources.push_back(std::move(resource));
+    views_.push_back(bytes);
   }
 
   void fail(size_t index, const std::string& name, std::string reason) {
@@ -203,21 +203,44 @@ class Decoder {
     out_.errors.push_back(ResourceError{index, name, std::move(reason)});
   }
 
-  // A duplicated name is ambiguous: no copy is applied, the last good version stays.
+  // A duplicated name is ambiguous: no copy is applied, the last good version stays. Then the
+  // bytes of the resources kept go into one buffer (the views point into the response being
+  // decoded, which must still be alive).
   void finish() {
-    if (duplicates_.empty()) {
+    if (!duplicates_.empty()) {
+      std::vector<DecodedResource> kept;
+      std::vector<std::string_view> kept_views;
+      kept.reserve(out_.resources.size());
+      kept_views.reserve(out_.resources.size());
+      for (size_t i = 0; i < out_.resources.size(); ++i) {
+        if (duplicates_.count(out_.resources[i].name) > 0) {
+          out_.kept_names.push_back(out_.resources[i].name);
+        } else {
+          kept.push_back(std::move(out_.resources[i]));
+          kept_views.push_back(views_[i]);
+        }
+      }
+      out_.resources = std::move(kept);
+      views_ = std::move(kept_views);
+    }
+    if (views_.empty()) {
       return;
     }
-    std::vector<DecodedResource> kept;
-    kept.reserve(out_.resources.size());
-    for (auto& resource : out_.resources) {
-      if (duplicates_.count(resource.name) > 0) {
-        out_.kept_names.push_back(resource.name);
-      } else {
-        kept.push_back(std::move(resource));
-      }
+    size_t total = 0;
+    for (std::string_view view : views_) {
+      total += view.size();
     }
-    out_.resources = std::move(kept);
+    auto buffer = std::make_shared<std::string>();
+    buffer->reserve(total);
+    for (std::string_view view : views_) {
+      buffer->append(view);
+    }
+    std::shared_ptr<const std::string> shared = std::move(buffer);
+    size_t offset = 0;
+    for (size_t i = 0; i < out_.resources.size(); ++i) {
+      out_.resources[i].bytes = ResourceBytes(shared, offset, views_[i].size());
+      offset += views_[i].size();
+    }
   }
 
  private:
@@ -226,6 +249,8 @@ class Decoder {
   // ("outbound|8080||service-1.ns.svc.cluster.local"), which makes ordered compares slow.
   absl::flat_hash_map<std::string, size_t> first_index_;
   absl::flat_hash_set<std::string> duplicates_;
+  // The bytes of out_.resources[i], in the response being decoded.
+  std::vector<std::string_view> views_;
 };
 
 void decodeSotw(std::string_view bytes, DecodedResponse& out) {

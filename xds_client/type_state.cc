@@ -6,6 +6,14 @@
 #include "spdlog/spdlog.h"
 
 namespace Proxy::Xds {
+namespace {
+
+// Only the bytes that share their buffer with other resources are tracked.
+bool sharesBuffer(const ResourceBytes& bytes) {
+  return bytes.size() != bytes.buffer()->size();
+}
+
+}  // namespace
 
 void TypeState::addNames(uint64_t watch_id, const std::vector<std::string>& names) {
   for (const auto& name : names) {
@@ -44,27 +52,27 @@ void TypeState::removeNames(uint64_t watch_id, const std::vector<std::string>& n
     cache_has_unnamed = cache_has_unnamed || !unsubscribed.empty();
     return;
   }
-  auto forget = [this](const std::string& name) {
-    if (cache.erase(name) > 0) {
-      delta_versions.erase(name);
-    }
-  };
   if (cache_has_unnamed) {
     // The last wildcard watch left: what only it wanted goes too.
     for (auto it = cache.begin(); it != cache.end();) {
       if (name_watches.count(it->first) == 0) {
         delta_versions.erase(it->first);
-        cache.erase(it++);
+        cacheErase(it++);
       } else {
         ++it;
       }
     }
     cache_has_unnamed = false;
-    return;
+  } else {
+    for (const std::string* name : unsubscribed) {
+      auto it = cache.find(*name);
+      if (it != cache.end()) {
+        cacheErase(it);
+        delta_versions.erase(*name);
+      }
+    }
   }
-  for (const std::string* name : unsubscribed) {
-    forget(*name);
-  }
+  compactBuffers();
 }
 
 bool TypeState::namesAsSent() const {
@@ -157,20 +165,97 @@ void TypeState::updateCache(const std::vector<DecodedResource>& resources,
   // SotW: one version for the whole response; Delta: consecutive equal versions share one.
   std::shared_ptr<const std::string> version;
   for (const auto& resource : resources) {
-    std::shared_ptr<const std::string> bytes = resource.bytes;
+    ResourceBytes bytes = resource.bytes;
     if (bytes == nullptr) {
       bytes = std::make_shared<const std::string>(resource.message->SerializeAsString());
     }
     if (version == nullptr || *version != resource.version) {
       version = std::make_shared<const std::string>(resource.version);
     }
-    cache[resource.name] = CachedResource{std::move(bytes), version};
+    cachePut(resource.name, CachedResource{std::move(bytes), version});
   }
   for (const auto& name : removed) {
-    cache.erase(name);
+    auto it = cache.find(name);
+    if (it != cache.end()) {
+      cacheErase(it);
+    }
   }
+  compactBuffers();
   has_response = true;
   cache_has_unnamed = cache_has_unnamed || wildcard();
+}
+
+void TypeState::cachePut(const std::string& name, CachedResource resource) {
+  const ResourceBytes& bytes = resource.bytes;
+  if (sharesBuffer(bytes)) {
+    auto [live, first] = buffer_live_bytes.try_emplace(bytes.buffer().get(), 0);
+    live->second += bytes.size();
+    if (first) {
+      sparse_buffers.push_back(live->first);  // a response's resources may not all be cached
+    }
+  }
+  auto [it, inserted] = cache.try_emplace(name);
+  if (!inserted) {
+    releaseBytes(it->second.bytes);
+  }
+  it->second = std::move(resource);
+}
+
+void TypeState::cacheErase(absl::flat_hash_map<std::string, CachedResource>::iterator it) {
+  releaseBytes(it->second.bytes);
+  cache.erase(it);
+}
+
+void TypeState::releaseBytes(const ResourceBytes& bytes) {
+  if (!sharesBuffer(bytes)) {
+    return;
+  }
+  auto live = buffer_live_bytes.find(bytes.buffer().get());
+  ASSERT(live != buffer_live_bytes.end() && live->second >= bytes.size());
+  live->second -= bytes.size();
+  if (live->second == 0) {
+    buffer_live_bytes.erase(live);
+  } else if (2 * live->second < bytes.buffer()->size()) {
+    sparse_buffers.push_back(live->first);
+  }
+}
+
+void TypeState::compactBuffers() {
+  // The buffers to copy out, each with its copy (a candidate may be gone, or still dense).
+  absl::flat_hash_map<const std::string*, std::string> copies;
+  for (const std::string* buffer : sparse_buffers) {
+    auto live = buffer_live_bytes.find(buffer);
+    if (live != buffer_live_bytes.end() && 2 * live->second < buffer->size()) {
+      copies.try_emplace(buffer).first->second.reserve(live->second);
+    }
+  }
+  sparse_buffers.clear();
+  if (copies.empty()) {
+    return;
+  }
+  // One pass over the cache finds their resources. A buffer is copied once at least half of
+  // it was superseded, and its copy is full: the copying is paid for by what was superseded.
+  std::vector<std::pair<CachedResource*, size_t>> moved;  // a resource, its offset in its copy
+  for (auto& [name, cached] : cache) {
+    auto copy = copies.find(cached.bytes.buffer().get());
+    if (copy != copies.end()) {
+      moved.emplace_back(&cached, copy->second.size());
+      copy->second.append(cached.bytes.view());
+    }
+  }
+  absl::flat_hash_map<const std::string*, std::shared_ptr<const std::string>> fresh;
+  for (auto& [buffer, copy] : copies) {
+    buffer_live_bytes.erase(buffer);
+    fresh.emplace(buffer, std::make_shared<const std::string>(std::move(copy)));
+  }
+  for (auto [cached, offset] : moved) {
+    // The old buffer is alive until its last resource moves: its address is still its own.
+    const std::shared_ptr<const std::string>& buffer = fresh.at(cached->bytes.buffer().get());
+    cached->bytes = ResourceBytes(buffer, offset, cached->bytes.size());
+    if (sharesBuffer(cached->bytes)) {
+      buffer_live_bytes[buffer.get()] += cached->bytes.size();
+    }
+  }
 }
 
 std::map<uint64_t, WatchBatch> TypeState::batchesByWatch(

@@ -33,10 +33,11 @@ class XdsStream;
 // A resource as the cache keeps it: its serialized bytes, not the decoded message (a decoded
 // ClusterLoadAssignment takes ~15x its wire size: ~450 bytes per endpoint against ~25). A watch
 // that subscribes later gets it decoded again, and its hash computed again from the bytes.
-// A slot is 64 bytes with its name (10,000 resources: 16,383 slots): the version is shared by
-// the resources of one response (SotW: all of them) rather than a string per resource.
+// A slot is 72 bytes with its name (10,000 resources: 16,383 slots): the version is shared by
+// the resources of one response (SotW: all of them) rather than a string per resource, and
+// the bytes are a part of their response's buffer (see TypeState::buffer_live_bytes).
 struct CachedResource {
-  std::shared_ptr<const std::string> bytes;
+  ResourceBytes bytes;
   std::shared_ptr<const std::string> version;
 };
 
@@ -76,11 +77,27 @@ struct TypeState {
   // The resources as last received (valid ones, of subscribed names): removals, watches
   // that arrive later, and Delta's initial_resource_versions.
   // Hashed: resource names often share long prefixes, which makes ordered compares slow.
+  // Changed through cachePut()/cacheErase() only, which keep buffer_live_bytes.
   absl::flat_hash_map<std::string, CachedResource> cache;
+  // The cached bytes in each buffer shared by several resources (a response's), by buffer.
+  // A buffer lives as long as one of its resources is cached: once less than half of it is
+  // (the others were updated or removed, or never cached), what is left is copied to a buffer
+  // of its own, so superseded bytes never take more than the cached ones. A buffer holding
+  // exactly one resource is not tracked: it goes with it.
+  absl::flat_hash_map<const std::string*, size_t> buffer_live_bytes;
+  // Buffers that may have fallen below half since the last compactBuffers().
+  std::vector<const std::string*> sparse_buffers;
   bool has_response = false;  // the cache reflects at least one response
   // The cache took a response while a wildcard watch existed: it may hold resources no name
   // watch subscribes to, which leave it once no wildcard watch is left.
   bool cache_has_unnamed = false;
+
+  // The cache's only writers (they keep buffer_live_bytes). Then compactBuffers() copies out
+  // what is left of buffers that became mostly superseded.
+  void cachePut(const std::string& name, CachedResource resource);
+  void cacheErase(absl::flat_hash_map<std::string, CachedResource>::iterator it);
+  void compactBuffers();
+  void releaseBytes(const ResourceBytes& bytes);
 
   // ----- Protocol state (what the next request says) -----
   // SotW: last accepted version_info (kept across streams), latest nonce on this stream,

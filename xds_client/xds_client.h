@@ -10,6 +10,7 @@
 // and hands them over with Dispatcher::post().
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -26,6 +27,51 @@
 
 namespace Proxy::Xds {
 
+// The serialized bytes of one resource, as received. The resources of one response share one
+// buffer (one allocation per response rather than two per resource: for 20,000 resources,
+// 1 MB less heap and 40,000 fewer allocations, issue 14), so whoever holds a resource's bytes
+// keeps its response's buffer alive: copy them to keep them long. Reads like the
+// shared_ptr<const std::string> it replaced: `bytes != nullptr`, `std::string_view(*bytes)`.
+class ResourceBytes {
+ public:
+  ResourceBytes() = default;
+  ResourceBytes(std::nullptr_t) {}  // NOLINT(google-explicit-constructor): as a null pointer
+  // Bytes with a buffer of their own.
+  ResourceBytes(std::shared_ptr<const std::string> bytes)  // NOLINT(google-explicit-constructor)
+      : ResourceBytes(bytes, 0, bytes != nullptr ? bytes->size() : 0) {}
+  // `size` bytes at `offset` of `buffer` (at most 4 GiB; a gRPC message is smaller).
+  ResourceBytes(std::shared_ptr<const std::string> buffer, size_t offset, size_t size)
+      : buffer_(std::move(buffer)),
+        offset_(static_cast<uint32_t>(offset)),
+        size_(static_cast<uint32_t>(size)) {
+    ASSERT(buffer_ == nullptr ? offset == 0 && size == 0
+                              : offset <= buffer_->size() && size <= buffer_->size() - offset &&
+                                    buffer_->size() <= UINT32_MAX);
+  }
+
+  std::string_view view() const {
+    return buffer_ == nullptr ? std::string_view()
+                              : std::string_view(buffer_->data() + offset_, size_);
+  }
+  std::string_view operator*() const { return view(); }
+  size_t size() const { return size_; }
+  size_t offset() const { return offset_; }
+  // The buffer the bytes are part of (shared with the other resources of their response).
+  const std::shared_ptr<const std::string>& buffer() const { return buffer_; }
+
+  friend bool operator==(const ResourceBytes& bytes, std::nullptr_t) {
+    return bytes.buffer_ == nullptr;
+  }
+  friend bool operator!=(const ResourceBytes& bytes, std::nullptr_t) {
+    return bytes.buffer_ != nullptr;
+  }
+
+ private:
+  std::shared_ptr<const std::string> buffer_;
+  uint32_t offset_ = 0;
+  uint32_t size_ = 0;
+};
+
 // One resource of an update. Decoded on the transport's thread; immutable afterwards, so the
 // owner may keep `message` as (part of) its snapshot and share it across threads.
 struct DecodedResource {
@@ -38,12 +84,13 @@ struct DecodedResource {
   // Position in the response's resource list, for "resource index N: NAME: reason" messages.
   size_t index = 0;
   // Never null in what watchers receive; always the message type of the watched type URL.
-  // shared_ptr rather than unique_ptr: one decode is shared by every watcher of the resource
-  // and by the client's cache (handed to watchers that subscribe later), without copies.
+  // shared_ptr rather than unique_ptr: one decode is shared by every watcher of the resource,
+  // without copies (the client's cache keeps `bytes`, decoded again for a later watch).
   std::shared_ptr<const google::protobuf::Message> message;
-  // The resource's bytes as received (what the client's cache keeps); null when the resource
-  // was not decoded from the wire (the cache then serializes `message`).
-  std::shared_ptr<const std::string> bytes;
+  // The resource's bytes as received (what the client's cache keeps), part of its response's
+  // buffer; null when the resource was not decoded from the wire (the cache then serializes
+  // `message`).
+  ResourceBytes bytes;
 
   template <class T>
   const T& as() const {

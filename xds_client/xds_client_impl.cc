@@ -315,7 +315,8 @@ void XdsClientImpl::deliverCached(const CachedDelivery& delivery) {
   auto add = [&](const std::string& name, const CachedResource& cached) {
     // Cached resources were valid when they arrived: they parse again.
     std::shared_ptr<google::protobuf::Message> message(type.type->prototype->New());
-    if (!message->ParseFromString(*cached.bytes)) {
+    const std::string_view bytes = cached.bytes.view();
+    if (!message->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
       return;
     }
     DecodedResource resource;

@@ -31,6 +31,7 @@ using fake::routeConfig;
 using fake::sotwResponse;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
+using ::testing::Pair;
 
 // ----- State of the World -----------------------------------------------------------------------
 
@@ -405,6 +406,69 @@ TEST_F(XdsClientTest, AWatchThatAddsANameGetsOnlyThatResourceFromTheCache) {
   EXPECT_THAT(second.take(), IsEmpty());
 }
 
+TEST_F(XdsClientTest, CachedResourcesOfAPartlySupersededResponseKeepTheirBytesAndVersion) {
+  createClient();
+  RecordingWatcher first, late;
+  auto eds = watch(kClusterLoadAssignmentTypeUrl, {"c_a", "c_b", "c_c"}, first);
+  dispatcher_.runUntilIdle();
+  stream(0).takeRequest();
+
+  // Version 1 carries the three assignments: the cache keeps them in the response's buffer.
+  stream(0).respond(sotwResponse(
+      kClusterLoadAssignmentTypeUrl, /*version_info=*/"1", "A",
+      {packed(endpoints("c_a", 1)), packed(endpoints("c_b", 2)), packed(endpoints("c_c", 3))}));
+  // Version 2 changes two of them (EDS: c_c, absent, stays): most of version 1's buffer is
+  // superseded, and c_c is copied out of it.
+  stream(0).respond(sotwResponse(kClusterLoadAssignmentTypeUrl, "2", "B",
+                                 {packed(endpoints("c_a", 11)), packed(endpoints("c_b", 12))}));
+  // Version 3 changes c_b again.
+  stream(0).respond(
+      sotwResponse(kClusterLoadAssignmentTypeUrl, "3", "C", {packed(endpoints("c_b", 22))}));
+  dispatcher_.runUntilIdle();
+  stream(0).takeRequest();  // the ACKs, as one request
+  first.take();
+
+  // A watch that arrives later gets each from the cache: its last bytes, with the version of
+  // the response that brought it, and the hash of its bytes.
+  auto eds_late = watch(kClusterLoadAssignmentTypeUrl, {"c_c", "c_b", "c_a"}, late);
+  dispatcher_.runUntilIdle();
+  EXPECT_THAT(late.take(), ElementsAre("update version='3' added=[c_a, c_b, c_c] removed=[]"));
+  ASSERT_EQ(late.last_resources.size(), 3u);
+  const std::pair<envoy::config::endpoint::v3::ClusterLoadAssignment, std::string> expected[] = {
+      {endpoints("c_a", 11), "2"}, {endpoints("c_b", 22), "3"}, {endpoints("c_c", 3), "1"}};
+  for (size_t i = 0; i < 3; ++i) {
+    const DecodedResource& resource = late.last_resources[i];
+    const std::string bytes = expected[i].first.SerializeAsString();
+    EXPECT_EQ(resource.message->SerializeAsString(), bytes) << resource.name;
+    EXPECT_EQ(*resource.bytes, bytes) << resource.name;
+    EXPECT_EQ(resource.version, expected[i].second) << resource.name;
+    EXPECT_EQ(resource.hash, hashResourceBytes(bytes)) << resource.name;
+  }
+  // c_c was copied out of version 1's buffer: it holds nothing else.
+  EXPECT_EQ(late.last_resources[2].bytes.buffer()->size(),
+            endpoints("c_c", 3).SerializeAsString().size());
+  EXPECT_EQ(stream(0).pendingRequests(), 0u);
+}
+
+TEST_F(XdsClientTest, ResourcesOfOneResponseShareOneBuffer) {
+  const std::string a = routeConfig("route_a", "cluster_a").SerializeAsString();
+  const std::string b = routeConfig("route_b", "cluster_b").SerializeAsString();
+  DecodedResponsePtr response =
+      decodeResponse(sotwResponse(kRouteConfigurationTypeUrl, "1", "A",
+                                  {packed(routeConfig("route_a", "cluster_a")),
+                                   packed(routeConfig("route_b", "cluster_b"))})
+                         .SerializeAsString(),
+                     /*delta=*/false);
+  ASSERT_EQ(response->resources.size(), 2u);
+  const ResourceBytes& bytes_a = response->resources[0].bytes;
+  const ResourceBytes& bytes_b = response->resources[1].bytes;
+  EXPECT_EQ(*bytes_a, a);
+  EXPECT_EQ(*bytes_b, b);
+  // One buffer, holding exactly the resources' bytes.
+  EXPECT_EQ(bytes_a.buffer(), bytes_b.buffer());
+  EXPECT_EQ(*bytes_a.buffer(), a + b);
+}
+
 // A watcher that applies its resources one at a time and frees each once applied: it notes
 // how many references each message had when it got it (1: its own, nobody else keeps the
 // decoded message alive), then drops it.
@@ -722,6 +786,50 @@ TEST_F(XdsClientDeltaTest, ResourceThatDoesNotExistIsReportedRemoved) {
   // It counts as an answer: no initial fetch timeout later.
   dispatcher_.advanceTimeAndRun(std::chrono::seconds(20));
   EXPECT_THAT(watcher.take(), IsEmpty());
+}
+
+TEST_F(XdsClientDeltaTest, LateWatchAndReconnectGetEachResourcesOwnVersion) {
+  createClient();
+  RecordingWatcher first, late;
+  auto eds = watch(kClusterLoadAssignmentTypeUrl, {"c_a", "c_b", "c_c"}, first);
+  dispatcher_.runUntilIdle();
+  stream(0).takeDeltaRequest();
+
+  // One response, three versions; then c_a and c_c change (the first buffer is now mostly
+  // superseded: c_b is copied out of it), and c_c changes again.
+  stream(0).respond(deltaResponse(kClusterLoadAssignmentTypeUrl, "n1",
+                                  {deltaResource("c_a", "e1", endpoints("c_a", 1)),
+                                   deltaResource("c_b", "e1", endpoints("c_b", 2)),
+                                   deltaResource("c_c", "e2", endpoints("c_c", 3))},
+                                  {}));
+  stream(0).respond(deltaResponse(kClusterLoadAssignmentTypeUrl, "n2",
+                                  {deltaResource("c_a", "e5", endpoints("c_a", 11)),
+                                   deltaResource("c_c", "e5", endpoints("c_c", 13))},
+                                  {}));
+  stream(0).respond(deltaResponse(kClusterLoadAssignmentTypeUrl, "n3",
+                                  {deltaResource("c_c", "e7", endpoints("c_c", 23))}, {}));
+  dispatcher_.runUntilIdle();
+  first.take();
+
+  // A later watch gets each resource with its own version and last bytes.
+  auto eds_late = watch(kClusterLoadAssignmentTypeUrl, {"c_a", "c_b", "c_c"}, late);
+  dispatcher_.runUntilIdle();
+  EXPECT_THAT(late.take(), ElementsAre("update version='' added=[c_a, c_b, c_c] removed=[]"));
+  ASSERT_EQ(late.last_resources.size(), 3u);
+  EXPECT_EQ(late.last_resources[0].version, "e5");
+  EXPECT_EQ(*late.last_resources[0].bytes, endpoints("c_a", 11).SerializeAsString());
+  EXPECT_EQ(late.last_resources[1].version, "e1");
+  EXPECT_EQ(*late.last_resources[1].bytes, endpoints("c_b", 2).SerializeAsString());
+  EXPECT_EQ(late.last_resources[2].version, "e7");
+  EXPECT_EQ(*late.last_resources[2].bytes, endpoints("c_c", 23).SerializeAsString());
+
+  // After a reconnect the server hears the same versions.
+  stream(0).close(absl::UnavailableError("connection reset"));
+  dispatcher_.advanceTimeAndRun(std::chrono::milliseconds(250));
+  ASSERT_EQ(streamCount(), 2u);
+  auto request = stream(1).takeDeltaRequest();
+  EXPECT_THAT(fake::takeInitialResourceVersions(request),
+              ElementsAre(Pair("c_a", "e5"), Pair("c_b", "e1"), Pair("c_c", "e7")));
 }
 
 }  // namespace
