@@ -55,6 +55,7 @@ struct UpdateErrors {
 // What one response holds for one watch of named resources (wildcard watches get all of it).
 struct WatchBatch {
   std::vector<DecodedResource> added;
+  size_t added_count = 0;  // how many `added` will hold (batchesByWatch() reserves them)
   std::vector<std::string> removed;
   bool invalid = false;  // one of its names was invalid in this response
 };
