@@ -7,8 +7,9 @@
 //   cmake --build <dir> --target xds_client_memory_bench &&
 //   <dir>/test/unit/xds_client/xds_client_memory_bench [--clusters 10000]
 //
-// Printed for short names ("c<i>": inline in a std::string) and Istio's
-// ("outbound|8080||service-<i>.namespace.svc.cluster.local").
+// Printed for SotW with short names ("c<i>": inline in a std::string) and Istio's
+// ("outbound|8080||service-<i>.namespace.svc.cluster.local"), and for Delta (short names, a
+// 16-hex-digit version per resource).
 
 #include <malloc.h>
 
@@ -74,7 +75,7 @@ size_t heapInUse() {
   return info.uordblks + info.hblkhd;
 }
 
-void measure(int clusters, bool long_names) {
+void measure(int clusters, bool long_names, bool delta) {
   std::vector<std::string> names;
   envoy::service::discovery::v3::DiscoveryResponse cds;
   cds.set_type_url(std::string(kClusterTypeUrl));
@@ -84,24 +85,44 @@ void measure(int clusters, bool long_names) {
   eds.set_type_url(std::string(kClusterLoadAssignmentTypeUrl));
   eds.set_version_info("1");
   eds.set_nonce("eds-1");
+  // Delta: each resource has its own version (16 hex digits, as a hash would give).
+  envoy::service::discovery::v3::DeltaDiscoveryResponse delta_cds;
+  delta_cds.set_type_url(cds.type_url());
+  delta_cds.set_nonce("cds-1");
+  envoy::service::discovery::v3::DeltaDiscoveryResponse delta_eds;
+  delta_eds.set_type_url(eds.type_url());
+  delta_eds.set_nonce("eds-1");
   for (int i = 0; i < clusters; ++i) {
     names.push_back(long_names
                         ? absl::StrCat("outbound|8080||service-", i, ".namespace.svc.cluster.local")
                         : absl::StrCat("c", i));
-    cds.add_resources()->PackFrom(cluster(names.back()));
-    eds.add_resources()->PackFrom(assignment(names.back(), i * 10));
+    if (delta) {
+      auto* resource = delta_cds.add_resources();
+      resource->set_name(names.back());
+      resource->set_version(absl::StrFormat("%016x", 2 * i + 1));
+      resource->mutable_resource()->PackFrom(cluster(names.back()));
+      resource = delta_eds.add_resources();
+      resource->set_name(names.back());
+      resource->set_version(absl::StrFormat("%016x", 2 * i + 2));
+      resource->mutable_resource()->PackFrom(assignment(names.back(), i * 10));
+    } else {
+      cds.add_resources()->PackFrom(cluster(names.back()));
+      eds.add_resources()->PackFrom(assignment(names.back(), i * 10));
+    }
   }
-  const std::string cds_bytes = cds.SerializeAsString();
-  const std::string eds_bytes = eds.SerializeAsString();
+  const std::string cds_bytes = delta ? delta_cds.SerializeAsString() : cds.SerializeAsString();
+  const std::string eds_bytes = delta ? delta_eds.SerializeAsString() : eds.SerializeAsString();
   cds.Clear();
   eds.Clear();
+  delta_cds.Clear();
+  delta_eds.Clear();
 
   Test::SimulatedDispatcher dispatcher;
   Stats::Store store;
   auto streams = std::make_shared<Test::FakeTransportFactory::Streams>();
   XdsClientConfig config;
   config.node.set_id("bench");
-  config.ads = XdsStreamConfig{"bench", false, RateLimitSettings{/*enabled=*/false, 0, 0}};
+  config.ads = XdsStreamConfig{"bench", delta, RateLimitSettings{/*enabled=*/false, 0, 0}};
   XdsTypeConfig ads;
   ads.ads = true;
   config.types[std::string(kClusterTypeUrl)] = ads;
@@ -133,9 +154,9 @@ void measure(int clusters, bool long_names) {
       std::exit(1);
     }
     std::cout << absl::StrFormat(
-        "%d clusters + %d assignments, %s names (wire: %.0f bytes per cluster + assignment): "
-        "%.2f MB retained, %.0f bytes per cluster + assignment\n",
-        clusters, clusters, long_names ? "long" : "short",
+        "%s, %d clusters + %d assignments, %s names (wire: %.0f bytes per cluster + "
+        "assignment): %.2f MB retained, %.0f bytes per cluster + assignment\n",
+        delta ? "Delta" : "SotW", clusters, clusters, long_names ? "long" : "short",
         static_cast<double>(cds_bytes.size() + eds_bytes.size()) / clusters,
         static_cast<double>(after - before) / (1 << 20),
         static_cast<double>(after - before) / clusters);
@@ -153,7 +174,8 @@ int main(int argc, char** argv) {
       clusters = std::atoi(argv[i + 1]);
     }
   }
-  Proxy::Xds::measure(clusters, /*long_names=*/false);
-  Proxy::Xds::measure(clusters, /*long_names=*/true);
+  Proxy::Xds::measure(clusters, /*long_names=*/false, /*delta=*/false);
+  Proxy::Xds::measure(clusters, /*long_names=*/true, /*delta=*/false);
+  Proxy::Xds::measure(clusters, /*long_names=*/false, /*delta=*/true);
   return 0;
 }
