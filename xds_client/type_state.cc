@@ -310,7 +310,12 @@ void TypeState::acceptVersions(const DecodedResponse& response,
   accepted_version = response.version;
   if (response.delta) {
     for (const auto& resource : response.resources) {
-      delta_versions[resource.name] = resource.version;
+      // The cache took the same version when it took the resource: share its string.
+      auto cached = cache.find(resource.name);
+      delta_versions[resource.name] =
+          cached != cache.end() && *cached->second.version == resource.version
+              ? cached->second.version
+              : std::make_shared<const std::string>(resource.version);
     }
     for (const auto& name : removed) {
       delta_versions.erase(name);

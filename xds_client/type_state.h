@@ -133,7 +133,8 @@ struct TypeState {
   // Delta: ACKs/NACKs still to send (each response gets its own) and the per-resource
   // versions of accepted resources.
   std::deque<std::pair<std::string, std::optional<std::string>>> delta_acks;
-  std::map<std::string, std::string, std::less<>> delta_versions;
+  // The version strings are the cache's (shared), and the entries sit several to a B-tree node.
+  absl::btree_map<std::string, std::shared_ptr<const std::string>, std::less<>> delta_versions;
 
   bool wildcard() const { return !wildcard_watches.empty(); }
   bool subscribed(const std::string& name) const {

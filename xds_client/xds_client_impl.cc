@@ -51,6 +51,10 @@ class WatchImpl : public Watch {
     }
   }
 
+  bool watches(const std::string& name) const {
+    return std::binary_search(names_.begin(), names_.end(), name);
+  }
+
   struct Stats {
     explicit Stats(Proxy::Stats::Scope& scope)
         : update_attempt(scope.counter("update_attempt")),
@@ -75,10 +79,6 @@ class WatchImpl : public Watch {
   // Sorted, without duplicates; empty = wildcard. A vector: 32 bytes a name where a std::set
   // node took 80 (the proxy's one EDS watch names every EDS cluster).
   std::vector<std::string> names_;
-
-  bool watches(const std::string& name) const {
-    return std::binary_search(names_.begin(), names_.end(), name);
-  }
   Stats stats_;
   Event::TimerPtr init_timer_;
 };

@@ -286,7 +286,7 @@ void XdsStream::sendDelta(TypeState& type) {
     auto& versions = *request.mutable_initial_resource_versions();
     for (const auto& [name, version] : type.delta_versions) {
       if (wildcard || type.name_watches.count(name) > 0) {
-        versions[name] = version;
+        versions[name] = *version;
       }
     }
   } else if (type.sent_generation != type.names_generation) {
