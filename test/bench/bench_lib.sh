@@ -142,6 +142,11 @@ cpu_ticks() {
   awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
+# The same, user and system apart: "USER SYSTEM".
+cpu_ticks_split() {
+  awk '{ print $14, $15 }' "/proc/$1/stat"
+}
+
 # wait_until CMD...: CMD succeeds within 20 s, or the run stops with CMD in the message.
 wait_until() {
   for _ in $(seq 1 400); do
@@ -247,20 +252,25 @@ CONF
 # bench_round SCENARIO TARGET PARSER CMD...: one round. CMD (the load generator, run on the load
 # CPU; a shell function pins its own processes) writes to $RUN_DIR/load.out; PARSER (a function)
 # reads that and prints "rate p99_ms" (p99 -1: not measured). Appends "rate cpu_seconds p99" to
-# $RUN_DIR/SCENARIO.TARGET.rounds.
+# $RUN_DIR/SCENARIO.TARGET.rounds, then the user and system parts of cpu_seconds.
 bench_round() {
   local scenario=$1 target=$2 parser=$3
   shift 3
-  local before after result cpu
+  local before after result cpu split_before split_after
   before=$(cpu_ticks "${CPU_PID[$target]}")
+  split_before=$(cpu_ticks_split "${CPU_PID[$target]}")
   local pin=("${LOAD_CPU[@]}")
   declare -F "$1" >/dev/null && pin=()
   "${pin[@]}" "$@" >"$RUN_DIR/load.out" 2>&1 ||
     { echo "$BENCH_NAME: $target: $1 failed:" >&2; tail -n5 "$RUN_DIR/load.out" >&2; exit 1; }
   after=$(cpu_ticks "${CPU_PID[$target]}")
+  split_after=$(cpu_ticks_split "${CPU_PID[$target]}")
   result=$("$parser" "$target")
   cpu=$(awk -v a="$before" -v b="$after" -v t="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / t }')
-  echo "${result%% *} $cpu ${result##* }" >>"$RUN_DIR/$scenario.$target.rounds"
+  # rate, CPU s, p99, then user and system CPU s
+  echo "${result%% *} $cpu ${result##* } $(echo "$split_before $split_after" |
+    awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f %.2f", ($3 - $1) / t, ($4 - $2) / t }')" \
+    >>"$RUN_DIR/$scenario.$target.rounds"
 }
 
 # parse_wrk TARGET: wrk --latency's requests/s and p99 (ms); complains about errors.
@@ -279,12 +289,15 @@ parse_wrk() {
 }
 
 # bench_report SCENARIO UNIT TARGET...: the medians of SCENARIO's rounds as a table; UNIT names
-# what the rate counts (requests, handshakes). Rate per CPU-second: rate × DURATION / CPU s.
+# what the rate counts (requests, handshakes). Rate per CPU-second: rate × DURATION / CPU s;
+# "user us" and "sys us": the server's user-space and kernel CPU time per unit, in microseconds
+# (where the difference between servers is: the kernel's share is mostly the same sockets'
+# work for all of them).
 bench_report() {
   local scenario=$1 unit=$2 target column
   shift 2
   for target in "$@"; do
-    for column in 1 2 3; do
+    for column in 1 2 3 4 5; do
       awk -v c="$column" '{ print $c }' "$RUN_DIR/$scenario.$target.rounds" | sort -g |
         awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
     done | paste -sd' ' | sed "s/^/$target /"
@@ -292,13 +305,16 @@ bench_report() {
   awk -v s="${DURATION%s}" -v unit="$unit" '
     { name[NR] = $1; rate[NR] = $2; cpu[NR] = $3; p99[NR] = $4
       per[NR] = ($3 > 0) ? $2 * s / $3 : 0
+      done_units = $2 * s
+      user[NR] = (done_units > 0) ? $5 / done_units * 1e6 : 0
+      sys[NR] = (done_units > 0) ? $6 / done_units * 1e6 : 0
       if ($1 == "nginx") nginx = per[NR] }
     END {
-      printf "%-8s %13s %9s %17s %9s %9s\n", "target", unit "/s", "CPU s", unit "/CPU-s", "x nginx", "p99 ms"
+      printf "%-8s %13s %9s %17s %9s %9s %8s %8s\n", "target", unit "/s", "CPU s", unit "/CPU-s", "x nginx", "p99 ms", "user us", "sys us"
       for (i = 1; i <= NR; i++) {
         ratio = (nginx > 0 && name[i] != "direct") ? sprintf("%.2f", per[i] / nginx) : "-"
         p = (p99[i] < 0) ? "-" : sprintf("%.2f", p99[i])
-        printf "%-8s %13.0f %9.2f %17.0f %9s %9s\n", name[i], rate[i], cpu[i], per[i], ratio, p
+        printf "%-8s %13.0f %9.2f %17.0f %9s %9s %8.2f %8.2f\n", name[i], rate[i], cpu[i], per[i], ratio, p, user[i], sys[i]
       }
     }' "$RUN_DIR/$scenario.medians"
 }
