@@ -20,10 +20,14 @@
 #   bash test/bench/run_wrk.sh
 #   TARGETS="proxy nginx" ROUNDS=5 DURATION=10s bash test/bench/run_wrk.sh
 #   RESPONSE_BYTES=16384 bash test/bench/run_wrk.sh     # a 16 KiB body instead of the greeting
+#   ENVOY_HEADERS=0 bash test/bench/run_wrk.sh          # our proxy and Envoy without the headers
+#       Envoy adds by default (HCM generate_request_id: false, router suppress_envoy_headers:
+#       true): no x-request-id, x-envoy-expected-rq-timeout-ms, x-envoy-upstream-service-time,
+#       what those bytes cost each of them (nginx and haproxy add none of them)
 #
 # Environment: BUILD_DIR (default build-release, a Release tree of its own), DURATION (5s),
 # CONNECTIONS (50), THREADS (1), ROUNDS (3), PIN (1), TARGETS ("proxy envoy nginx haproxy"),
-# RESPONSE_BYTES (unset: the upstream's ~40-byte greeting; N: an N-byte body).
+# RESPONSE_BYTES (unset: the upstream's ~40-byte greeting; N: an N-byte body), ENVOY_HEADERS (1).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -35,6 +39,7 @@ THREADS=${THREADS:-1}
 ROUNDS=${ROUNDS:-3}
 PIN=${PIN:-1}
 RESPONSE_BYTES=${RESPONSE_BYTES:-}
+ENVOY_HEADERS=${ENVOY_HEADERS:-1}
 TARGETS=${TARGETS:-"proxy envoy nginx haproxy"}
 source "$ROOT/test/bench/bench_lib.sh"
 bench_init run_wrk.sh
@@ -56,6 +61,14 @@ sed -e "s/port_value: 8081 } # demo-upstream-1/port_value: ${PORT[direct]} } # d
   -e "s/port_value: 10000 }/port_value: 0 }/" \
   -e "s/port_value: 9901 }/port_value: 0 }/" \
   deploy/examples/static-demo.yaml >"$RUN_DIR/bootstrap.yaml"
+if [[ $ENVOY_HEADERS == 0 ]]; then
+  sed -i -e 's/^\( *\)stat_prefix: ingress_http$/&\n\1generate_request_id: false/' \
+    -e 's/^\( *\)"@type": type.googleapis.com\/envoy.extensions.filters.http.router.v3.Router$/&\n\1suppress_envoy_headers: true/' \
+    "$RUN_DIR/bootstrap.yaml"
+  grep -q "suppress_envoy_headers: true" "$RUN_DIR/bootstrap.yaml" &&
+    grep -q "generate_request_id: false" "$RUN_DIR/bootstrap.yaml" ||
+    { echo "run_wrk.sh: ENVOY_HEADERS=0 could not edit the demo bootstrap" >&2; exit 1; }
+fi
 
 nginx_http() {
   cat <<CONF
