@@ -45,10 +45,17 @@ uint64_t IoHandle::readLength(uint64_t max_length) {
 }
 
 Buffer::IoResult IoHandle::read(Buffer::Instance& buffer, uint64_t max_length) {
-  // The tail slice's free space, then standard slices from the thread's cache; readv() fills
-  // them in order and only the bytes that arrived are committed (the untouched slices go back
-  // to the cache).
-  Buffer::Reservation reservation = buffer.reserveForRead(readLength(max_length));
+  // The tail slice's free space, then standard slices from the thread's cache, filled in order;
+  // only the bytes that arrived are committed (the untouched slices go back to the cache).
+  // One slice where one suffices: recv() into one buffer costs the kernel ~150 ns less than
+  // readv() (its vectored path; loopback TCP, 400-byte messages), 0.3 us of a proxied
+  // request's two reads (issue 14). So a read asks for one slice until a read fills it, then
+  // for a whole chunk in several slices until a read returns less than a slice again.
+  last_read_length_ = readLength(max_length);
+  if (!vectored_reads_) {
+    last_read_length_ = std::min<uint64_t>(last_read_length_, Buffer::Instance::kSliceSize);
+  }
+  Buffer::Reservation reservation = buffer.reserveForRead(last_read_length_);
   iovec iov[Buffer::Reservation::kMaxSlices];
   const size_t n_iov = reservation.numSlices();
   for (size_t i = 0; i < n_iov; i++) {
@@ -57,10 +64,14 @@ Buffer::IoResult IoHandle::read(Buffer::Instance& buffer, uint64_t max_length) {
   }
   ssize_t rc;
   do {
-    rc = ::readv(fd_, iov, static_cast<int>(n_iov));
+    rc = n_iov == 1 ? ::recv(fd_, iov[0].iov_base, iov[0].iov_len, 0)
+                    : ::readv(fd_, iov, static_cast<int>(n_iov));
   } while (rc < 0 && errno == EINTR);
   const int error = rc < 0 ? errno : 0;
   reservation.commit(rc > 0 ? static_cast<uint64_t>(rc) : 0);
+  if (rc >= 0) {
+    vectored_reads_ = static_cast<uint64_t>(rc) >= Buffer::Instance::kSliceSize;
+  }
   return Buffer::IoResult{rc, error};
 }
 
@@ -80,7 +91,10 @@ Buffer::IoResult IoHandle::write(Buffer::Instance& buffer) {
   msg.msg_iovlen = used;
   ssize_t rc;
   do {
-    rc = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    // One slice (most responses and requests): send() skips sendmsg()'s msghdr and iovec copy
+    // (~80 ns less in the kernel).
+    rc = used == 1 ? ::send(fd_, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT)
+                   : ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
   } while (rc < 0 && errno == EINTR);
   if (rc < 0) {
     return Buffer::IoResult{rc, errno};

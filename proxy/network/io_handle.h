@@ -2,7 +2,7 @@
 
 // An owned socket file descriptor: closed on destruction, movable, never copied. Also the one
 // place where bytes cross between a socket and a Buffer::Instance, so the syscall details
-// (readv into reserved buffer space, sendmsg with MSG_NOSIGNAL) live in one file.
+// (recv/readv into reserved buffer space, send/sendmsg with MSG_NOSIGNAL) live in one file.
 
 #include <cstdint>
 #include <string>
@@ -29,18 +29,24 @@ class IoHandle {
   void close();
 
   // Read up to `max_length` bytes (0 = no cap beyond one chunk) into `buffer`. rc 0 is EOF.
-  // Reads up to 64 KiB per syscall straight into the buffer's reserved space (its tail slice's
-  // free space, then up to 4 standard slices).
+  // Reads straight into the buffer's reserved space (its tail slice's free space, then
+  // standard slices): one slice (16 KiB) with recv(), or, after a read that filled a slice, up
+  // to 64 KiB with readv().
   Buffer::IoResult read(Buffer::Instance& buffer, uint64_t max_length);
-  // How many bytes read(buffer, max_length) asks the kernel for: a read that returns fewer
-  // took everything the socket held.
-  static uint64_t readLength(uint64_t max_length);
-  // Write as much of `buffer` as the socket takes with one sendmsg() over its slices and drain
-  // what was written. MSG_NOSIGNAL: a peer that went away is an EPIPE error, never a SIGPIPE.
+  // How many bytes the last read() asked the kernel for: a read that returned fewer took
+  // everything the socket held.
+  uint64_t lastReadLength() const { return last_read_length_; }
+  // Write as much of `buffer` as the socket takes with one send() (one slice) or sendmsg()
+  // over its slices, and drain what was written. MSG_NOSIGNAL: a peer that went away is an
+  // EPIPE error, never a SIGPIPE.
   Buffer::IoResult write(Buffer::Instance& buffer);
 
  private:
+  static uint64_t readLength(uint64_t max_length);
+
   int fd_ = -1;
+  uint64_t last_read_length_ = 0;
+  bool vectored_reads_ = false;  // the last read filled a slice: ask for more than one
 };
 
 // strerror() as a string, safe to call from any thread.

@@ -19,7 +19,7 @@ TransportIoResult RawBufferSocket::doRead(Buffer::Instance& buffer, uint64_t max
       // A short read drained the socket: stop here rather than read again for EAGAIN (half of
       // all reads on a keep-alive connection), when the connection says the event loop will
       // report what comes next.
-      if (static_cast<uint64_t>(io.rc) < IoHandle::readLength(max_length) &&
+      if (static_cast<uint64_t>(io.rc) < socket.lastReadLength() &&
           callbacks_->shortReadDrainsSocket()) {
         break;
       }
