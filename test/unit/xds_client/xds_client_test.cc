@@ -2,6 +2,10 @@
 // each test is a conversation with a management server, told step by step. Subscriptions,
 // updates, removals, ACK/NACK and the cache; the stream itself (opening, reconnecting, backoff,
 // rate limit) is in xds_stream_test.cc.
+//
+// ~840 lines on purpose: one concept, the client's side of one conversation; the SotW and Delta
+// fixtures, RecordingWatcher and the resource builders are shared by every test, and a split
+// would move them to a header for two files that read the same way.
 
 #include "xds_client/xds_client_impl.h"
 
